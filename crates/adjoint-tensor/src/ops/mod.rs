@@ -1,0 +1,22 @@
+//! CPU kernels. Each file holds one family of kernels as inherent methods on [`Array`](crate::Array).
+//!
+//! Kernels read any strided layout and write fresh contiguous output. Contiguous inputs take a
+//! slice fast path (no per-element index arithmetic); large ones are split across `rayon`.
+
+pub mod binary;
+pub mod cast;
+pub mod compare;
+pub mod concat;
+pub mod conv;
+pub mod cumulative;
+pub mod index;
+pub mod matmul;
+pub mod pad;
+pub mod pool;
+pub mod reduce;
+pub mod select;
+pub mod sort;
+pub mod unary;
+
+/// Element count above which elementwise kernels and reductions go parallel.
+pub const PAR_THRESHOLD: usize = 1 << 16;
