@@ -196,6 +196,9 @@ impl Array {
     /// The elements as a slice when the array is contiguous and of type `T`.
     #[inline]
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
+        if self.numel() == 0 {
+            return T::slice(&self.storage).map(|_| &[][..]);
+        }
         let r = self.layout.contiguous_range()?;
         T::slice(&self.storage).map(|s| &s[r])
     }
@@ -388,7 +391,9 @@ impl Array {
     /// `len` elements from `start` along `axis`.
     #[track_caller]
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Array {
-        self.try_slice(axis, start, start + len, 1).map_err(|e| TensorError::new("narrow", e.message)).or_fail()
+        self.try_slice(axis, start, start + len, 1)
+            .map_err(|e| TensorError::new("narrow", e.message))
+            .or_fail()
     }
 
     /// Elements `start, start+step, …` below `end` along `axis` (a view).

@@ -1,11 +1,34 @@
 //! # adjoint
 //!
-//! The facade crate: `use adjoint::prelude::*` brings in the public API.
+//! Differentiable programming for Rust. Write ordinary Rust over [`Tensor`]s — loops,
+//! branches, recursion, your own structs — and differentiate it: gradients, Jacobians and
+//! Hessians to any order, in reverse and forward mode, with custom rules and checkpointing.
+//!
+//! ```
+//! use adjoint::prelude::*;
+//!
+//! #[derive(Clone, Params)]
+//! struct Model { w: Tensor, b: Tensor }
+//!
+//! let m = Model { w: Tensor::from_vec(vec![0.5f64, -0.5], &[2]), b: Tensor::scalar(0.1f64) };
+//! let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]);
+//! let loss = |m: &Model| ((x.matmul(&m.w) + &m.b).tanh() * 2.0).sum();
+//! let g = grad(loss)(&m);               // a Model-shaped gradient
+//! assert_eq!(g.w.shape(), &[2]);
+//! ```
+//!
+//! The layers underneath: `adjoint-tensor` (arrays and kernels, re-exported as [`tensor`]) and
+//! `adjoint-core` (primitives and transforms). See each crate's documentation for the design.
 
+pub use adjoint_core::*;
 pub use adjoint_tensor as tensor;
-pub use adjoint_tensor::{Array, DType};
 
-/// Everything a typical program needs.
+/// Everything a typical program needs: `use adjoint::prelude::*`.
 pub mod prelude {
-    pub use adjoint_tensor::{Array, DType};
+    pub use adjoint_core::testing::{check_grads, Mode};
+    pub use adjoint_core::{
+        checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient,
+        value_and_grad, value_and_grad_with_aux, vjp, Conv1dParams, Conv2dParams, DType, Params,
+        Pool2dParams, Tensor,
+    };
 }

@@ -1,1 +1,287 @@
-//! TODO: kernels (index).
+//! Gather and scatter along an axis: [`gather`](Array::gather),
+//! [`index_select`](Array::index_select) and their transposes
+//! [`scatter_add`](Array::scatter_add) and [`index_add`](Array::index_add).
+//!
+//! ## Design choices
+//! - **Indices are `I64` and checked before any element is read.** An index outside
+//!   `0..size` (negative ones included) is a [`TensorError`] naming the op, the index, the axis
+//!   and the shapes, never an out-of-bounds read. Negative indices do not wrap: wrapping hides
+//!   off-by-one bugs and has no natural gradient story.
+//! - **One kernel per direction.** `index_select` is `gather` with its 1-D index broadcast
+//!   (stride 0) over the other dimensions, and `index_add` is `scatter_add` with the same
+//!   broadcast view, so the index array is never copied or expanded.
+//! - **Scatter accumulates serially in row-major index order**, so results with repeated
+//!   indices are deterministic (float addition is not associative).
+//! - `scatter_add`/`index_add` are out of place: the output is a fresh contiguous copy of
+//!   `self` with `src` added in; they are the exact transposes (VJPs) of `gather`/`index_select`.
+
+use std::ops::AddAssign;
+use std::sync::Arc;
+
+use crate::array::Array;
+use crate::dtype::{DType, Element};
+use crate::ensure;
+use crate::error::{OrFail, Result, TensorError};
+use crate::layout::{contiguous_strides, Layout};
+
+/// Refuse index arrays that are not `I64`.
+fn check_index_dtype(op: &'static str, index: &Array) -> Result<()> {
+    ensure!(index.dtype() == DType::I64, op, "index must have dtype int64, got {}", index.dtype());
+    Ok(())
+}
+
+/// Check every index value lies in `0..size`; `ctx` describes the shapes for the message.
+fn check_index_range(
+    op: &'static str,
+    index: &Array,
+    axis: usize,
+    size: usize,
+    ctx: impl Fn() -> String,
+) -> Result<()> {
+    let data = index.storage_slice::<i64>();
+    let mut bad: Option<i64> = None;
+    index.layout().for_each_offset(|o| {
+        let v = data[o];
+        if bad.is_none() && (v < 0 || v as u64 >= size as u64) {
+            bad = Some(v);
+        }
+    });
+    match bad {
+        None => Ok(()),
+        Some(v) => Err(TensorError::new(
+            op,
+            format!("index {v} is out of range 0..{size} for axis {axis} ({})", ctx()),
+        )),
+    }
+}
+
+fn check_axis(op: &'static str, x: &Array, axis: usize) -> Result<()> {
+    ensure!(axis < x.rank(), op, "axis {axis} out of range for input of shape {:?}", x.shape());
+    Ok(())
+}
+
+/// A view of a 1-D index (`[n]`) broadcast to `shape`, varying only along `axis`.
+fn broadcast_index_layout(index: &Array, shape: &[usize], axis: usize) -> Layout {
+    let mut strides: crate::layout::Strides = shape.iter().map(|_| 0isize).collect();
+    strides[axis] = index.layout().strides[0];
+    Layout { shape: shape.into(), strides, offset: index.layout().offset }
+}
+
+fn wrap<T: Element>(v: Vec<T>, shape: &[usize]) -> Array {
+    Array::from_parts(Arc::new(T::into_storage(v)), Layout::contiguous(shape))
+}
+
+/// `out[i] = src[i with axis replaced by idx[i]]` for `i` over `idx_layout.shape`.
+fn gather_kernel<T: Element>(src: &Array, axis: usize, idx_layout: &Layout, idx: &[i64]) -> Array {
+    let data = src.storage_slice::<T>();
+    let mut base = Layout {
+        shape: idx_layout.shape.clone(),
+        strides: src.layout().strides.clone(),
+        offset: src.layout().offset,
+    };
+    base.strides[axis] = 0;
+    let step = src.layout().strides[axis];
+    let mut out = Vec::with_capacity(idx_layout.numel());
+    Layout::for_each_offset2(&base, idx_layout, |b, io| {
+        out.push(data[(b as isize + idx[io] as isize * step) as usize]);
+    });
+    wrap(out, &idx_layout.shape)
+}
+
+fn gather_dispatch(src: &Array, axis: usize, idx_layout: &Layout, idx: &[i64]) -> Array {
+    match src.dtype() {
+        DType::F32 => gather_kernel::<f32>(src, axis, idx_layout, idx),
+        DType::F64 => gather_kernel::<f64>(src, axis, idx_layout, idx),
+        DType::I64 => gather_kernel::<i64>(src, axis, idx_layout, idx),
+        DType::Bool => gather_kernel::<bool>(src, axis, idx_layout, idx),
+    }
+}
+
+/// A contiguous copy of `base` with `out[i with axis replaced by idx[i]] += src[i]`.
+fn scatter_add_kernel<T: Element + AddAssign>(
+    base: &Array,
+    axis: usize,
+    idx_layout: &Layout,
+    idx: &[i64],
+    src: &Array,
+) -> Array {
+    // (An empty view may carry an offset past its empty storage: never read it.)
+    let mut out: Vec<T> = if base.numel() == 0 { Vec::new() } else { base.to_vec() };
+    let cs = contiguous_strides(base.shape());
+    let step = cs[axis] as usize;
+    let mut dst = Layout { shape: idx_layout.shape.clone(), strides: cs, offset: 0 };
+    dst.strides[axis] = 0;
+    let s = src.storage_slice::<T>();
+    Layout::for_each_offset3(&dst, idx_layout, src.layout(), |d, io, so| {
+        out[d + idx[io] as usize * step] += s[so];
+    });
+    wrap(out, base.shape())
+}
+
+fn scatter_add_dispatch(
+    op: &'static str,
+    base: &Array,
+    axis: usize,
+    idx_layout: &Layout,
+    idx: &[i64],
+    src: &Array,
+) -> Result<Array> {
+    Ok(match base.dtype() {
+        DType::F32 => scatter_add_kernel::<f32>(base, axis, idx_layout, idx, src),
+        DType::F64 => scatter_add_kernel::<f64>(base, axis, idx_layout, idx, src),
+        DType::I64 => scatter_add_kernel::<i64>(base, axis, idx_layout, idx, src),
+        DType::Bool => return Err(TensorError::new(op, "cannot add arrays of dtype bool")),
+    })
+}
+
+impl Array {
+    /// Pick elements along `axis` at the positions in `index` (PyTorch's `torch.gather`).
+    ///
+    /// `index` is `I64` with the same rank as `self`; the output has `index`'s shape and, for
+    /// `axis == 0`, `out[i][j][k] = self[index[i][j][k]][j][k]`. Along the other axes `index`
+    /// may be shorter than `self` (never longer).
+    ///
+    /// ```
+    /// use adjoint_tensor::Array;
+    /// let x = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
+    /// let i = Array::from_vec(vec![0i64, 0, 1, 0], &[2, 2]);
+    /// assert_eq!(x.gather(1, &i).to_vec::<f32>(), vec![1.0, 1.0, 4.0, 3.0]);
+    /// ```
+    #[track_caller]
+    pub fn gather(&self, axis: usize, index: &Array) -> Array {
+        self.try_gather(axis, index).or_fail()
+    }
+
+    /// Fallible [`gather`](Self::gather).
+    pub fn try_gather(&self, axis: usize, index: &Array) -> Result<Array> {
+        const OP: &str = "gather";
+        check_axis(OP, self, axis)?;
+        check_index_dtype(OP, index)?;
+        let (xs, is) = (self.shape(), index.shape());
+        ensure!(
+            is.len() == xs.len() && is.iter().zip(xs).enumerate().all(|(d, (&i, &x))| d == axis || i <= x),
+            OP,
+            "index shape {is:?} must have the rank of input shape {xs:?} and be no larger off axis {axis}"
+        );
+        check_index_range(OP, index, axis, xs[axis], || format!("input shape {xs:?}, index shape {is:?}"))?;
+        Ok(gather_dispatch(self, axis, index.layout(), index.storage_slice::<i64>()))
+    }
+
+    /// The slices at positions `index` (1-D, `I64`) along `axis`, in that order
+    /// (PyTorch's `index_select`, NumPy's `take` with an axis).
+    ///
+    /// ```
+    /// use adjoint_tensor::Array;
+    /// let x = Array::from_vec(vec![1i64, 2, 3, 4, 5, 6], &[3, 2]);
+    /// let i = Array::from_vec(vec![2i64, 0, 2], &[3]);
+    /// let y = x.index_select(0, &i);
+    /// assert_eq!(y.shape(), &[3, 2]);
+    /// assert_eq!(y.to_vec::<i64>(), vec![5, 6, 1, 2, 5, 6]);
+    /// ```
+    #[track_caller]
+    pub fn index_select(&self, axis: usize, index: &Array) -> Array {
+        self.try_index_select(axis, index).or_fail()
+    }
+
+    /// Fallible [`index_select`](Self::index_select).
+    pub fn try_index_select(&self, axis: usize, index: &Array) -> Result<Array> {
+        const OP: &str = "index_select";
+        check_axis(OP, self, axis)?;
+        check_index_dtype(OP, index)?;
+        let (xs, is) = (self.shape(), index.shape());
+        ensure!(is.len() == 1, OP, "index must be 1-D, got shape {is:?} (input shape {xs:?})");
+        check_index_range(OP, index, axis, xs[axis], || format!("input shape {xs:?}, index shape {is:?}"))?;
+        let mut out_shape = self.shape_vec();
+        out_shape[axis] = is[0];
+        let view = broadcast_index_layout(index, &out_shape, axis);
+        Ok(gather_dispatch(self, axis, &view, index.storage_slice::<i64>()))
+    }
+
+    /// `self` with `src` added at the positions `index` along `axis` (out-of-place
+    /// `torch.Tensor.scatter_add`): for `axis == 0`, `out[index[i][j]][j] += src[i][j]`.
+    ///
+    /// `index` (`I64`) and `src` have the same shape, of `self`'s rank, no larger than `self`
+    /// off `axis`. Repeated indices accumulate. This is the transpose of [`gather`](Self::gather).
+    ///
+    /// ```
+    /// use adjoint_tensor::{Array, DType};
+    /// let z = Array::zeros(&[3], DType::F64);
+    /// let i = Array::from_vec(vec![0i64, 2, 0], &[3]);
+    /// let s = Array::from_vec(vec![1.0f64, 2.0, 3.0], &[3]);
+    /// assert_eq!(z.scatter_add(0, &i, &s).to_vec::<f64>(), vec![4.0, 0.0, 2.0]);
+    /// ```
+    #[track_caller]
+    pub fn scatter_add(&self, axis: usize, index: &Array, src: &Array) -> Array {
+        self.try_scatter_add(axis, index, src).or_fail()
+    }
+
+    /// Fallible [`scatter_add`](Self::scatter_add).
+    pub fn try_scatter_add(&self, axis: usize, index: &Array, src: &Array) -> Result<Array> {
+        const OP: &str = "scatter_add";
+        check_axis(OP, self, axis)?;
+        check_index_dtype(OP, index)?;
+        let (xs, is, ss) = (self.shape(), index.shape(), src.shape());
+        ensure!(
+            src.dtype() == self.dtype(),
+            OP,
+            "src dtype {} differs from input dtype {}",
+            src.dtype(),
+            self.dtype()
+        );
+        ensure!(is == ss, OP, "index shape {is:?} and src shape {ss:?} must be equal (input shape {xs:?})");
+        ensure!(
+            is.len() == xs.len() && is.iter().zip(xs).enumerate().all(|(d, (&i, &x))| d == axis || i <= x),
+            OP,
+            "index shape {is:?} must have the rank of input shape {xs:?} and be no larger off axis {axis}"
+        );
+        check_index_range(OP, index, axis, xs[axis], || format!("input shape {xs:?}, index shape {is:?}"))?;
+        scatter_add_dispatch(OP, self, axis, index.layout(), index.storage_slice::<i64>(), src)
+    }
+
+    /// `self` with the slices of `src` along `axis` added at positions `index` (1-D, `I64`)
+    /// (out-of-place `torch.index_add`). Repeated indices accumulate. This is the transpose of
+    /// [`index_select`](Self::index_select).
+    ///
+    /// ```
+    /// use adjoint_tensor::{Array, DType};
+    /// let z = Array::zeros(&[2, 2], DType::F32);
+    /// let i = Array::from_vec(vec![1i64, 1, 0], &[3]);
+    /// let s = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    /// assert_eq!(z.index_add(1, &i, &s).to_vec::<f32>(), vec![3.0, 3.0, 6.0, 9.0]);
+    /// ```
+    #[track_caller]
+    pub fn index_add(&self, axis: usize, index: &Array, src: &Array) -> Array {
+        self.try_index_add(axis, index, src).or_fail()
+    }
+
+    /// Fallible [`index_add`](Self::index_add).
+    pub fn try_index_add(&self, axis: usize, index: &Array, src: &Array) -> Result<Array> {
+        const OP: &str = "index_add";
+        check_axis(OP, self, axis)?;
+        check_index_dtype(OP, index)?;
+        let (xs, is, ss) = (self.shape(), index.shape(), src.shape());
+        ensure!(
+            src.dtype() == self.dtype(),
+            OP,
+            "src dtype {} differs from input dtype {}",
+            src.dtype(),
+            self.dtype()
+        );
+        ensure!(is.len() == 1, OP, "index must be 1-D, got shape {is:?} (input shape {xs:?})");
+        ensure!(
+            ss.len() == xs.len()
+                && ss.iter().zip(xs).enumerate().all(|(d, (&s, &x))| if d == axis {
+                    s == is[0]
+                } else {
+                    s == x
+                }),
+            OP,
+            "src shape {ss:?} must equal input shape {xs:?} except on axis {axis}, where it must be the \
+             index length {}",
+            is[0]
+        );
+        check_index_range(OP, index, axis, xs[axis], || format!("input shape {xs:?}, index shape {is:?}"))?;
+        let view = broadcast_index_layout(index, ss, axis);
+        scatter_add_dispatch(OP, self, axis, &view, index.storage_slice::<i64>(), src)
+    }
+}

@@ -1,1 +1,315 @@
-//! TODO: kernels (matmul).
+//! Matrix products with NumPy's `matmul` semantics.
+//!
+//! ## Design choices
+//! - **`gemm` does the work for `f32`/`f64`.** It takes a row and a column stride for each operand,
+//!   so a transposed or sliced view (any positive strides) is multiplied in place, without the
+//!   copy that a BLAS interface restricted to `N`/`T` layouts would need. Only matrix strides that
+//!   are negative (flips) or zero (broadcast inside a matrix) make us copy the operand first.
+//! - **Batch dimensions broadcast by offsets, not copies.** A broadcast batch dimension has
+//!   stride 0, so every batch entry just starts at the same storage offset.
+//! - **Parallelism goes where the work is.** One large product (`m·n·k ≥ 64³`) lets `gemm` split
+//!   it across the rayon pool; many small products run one per rayon task with a single-threaded
+//!   `gemm`, which avoids `gemm`'s per-call threading overhead.
+//! - **`i64` uses a plain loop** with wrapping arithmetic (as NumPy): integer products are for
+//!   indices and counting, not for speed.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+use smallvec::SmallVec;
+
+use crate::array::Array;
+use crate::dtype::{DType, FloatElement};
+use crate::ensure;
+use crate::error::{OrFail, Result, TensorError};
+use crate::layout::{broadcast_shapes, Layout, Shape};
+
+/// Work (`m·n·k` multiply-adds) from which one product is worth splitting across threads.
+pub(crate) const GEMM_PAR_WORK: usize = 64 * 64 * 64;
+
+/// A read-only matrix inside a slice: element `(i, j)` is `data[offset + i*rs + j*cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub offset: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// A mutable matrix filling a slice from its start: element `(i, j)` is `data[i*rs + j*cs]`.
+pub(crate) struct MatMut<'a, T> {
+    pub data: &'a mut [T],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// The parallelism `gemm` should use for one `m×k · k×n` product.
+pub(crate) fn gemm_parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= GEMM_PAR_WORK {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    }
+}
+
+fn last_index(rows: usize, cols: usize, offset: usize, rs: usize, cs: usize) -> usize {
+    offset + (rows - 1) * rs + (cols - 1) * cs
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), for `m×k · k×n`.
+///
+/// Bounds are checked once here, so callers stay safe code.
+pub(crate) fn gemm_into<T: FloatElement>(
+    (m, n, k): (usize, usize, usize),
+    dst: MatMut<'_, T>,
+    accumulate: bool,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst.data[i * dst.rs + j * dst.cs] = T::zero();
+                }
+            }
+        }
+        return;
+    }
+    assert!(last_index(m, n, 0, dst.rs, dst.cs) < dst.data.len(), "gemm_into: dst out of bounds");
+    assert!(last_index(m, k, lhs.offset, lhs.rs, lhs.cs) < lhs.data.len(), "gemm_into: lhs out of bounds");
+    assert!(last_index(k, n, rhs.offset, rhs.rs, rhs.cs) < rhs.data.len(), "gemm_into: rhs out of bounds");
+    // SAFETY: every element gemm touches lies inside the slices (checked above, strides are
+    // non-negative); `dst` is borrowed mutably so it aliases neither input; `T` is f32 or f64,
+    // both supported by gemm.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.data.as_mut_ptr(),
+            dst.cs as isize,
+            dst.rs as isize,
+            accumulate,
+            lhs.data.as_ptr().add(lhs.offset),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr().add(rhs.offset),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// The matrix strides of the last two dims, or `None` when they need a copy first (negative, or
+/// zero along a dim longer than 1). Size-1 dims get a harmless stride.
+fn matrix_strides(l: &Layout) -> Option<(usize, usize)> {
+    let r = l.rank();
+    let (rows, cols) = (l.shape[r - 2], l.shape[r - 1]);
+    let (rs, cs) = (l.strides[r - 2], l.strides[r - 1]);
+    let fix = |d: usize, s: isize, other: usize| -> Option<usize> {
+        if d <= 1 {
+            Some(other.max(1))
+        } else if s > 0 {
+            Some(s as usize)
+        } else {
+            None
+        }
+    };
+    let cs2 = fix(cols, cs, 1)?;
+    let rs2 = fix(rows, rs, cols.max(1) * cs2)?;
+    Some((rs2, cs2))
+}
+
+/// Everything the kernels need about one broadcast batched product.
+struct Plan {
+    m: usize,
+    n: usize,
+    k: usize,
+    /// Storage offsets of each batch entry's lhs and rhs matrix.
+    offsets: Vec<(usize, usize)>,
+    lhs_strides: (usize, usize),
+    rhs_strides: (usize, usize),
+}
+
+impl Array {
+    /// Matrix product with NumPy's `matmul` semantics.
+    ///
+    /// - both 2-D: the ordinary product `[m, k] · [k, n] → [m, n]`;
+    /// - a 1-D operand is promoted to a matrix (`[k]` → `[1, k]` on the left, `[k, 1]` on the
+    ///   right) and the added dim is removed from the result, so vector · vector is a scalar;
+    /// - leading (batch) dims broadcast: `[b, 1, m, k] · [c, k, n] → [b, c, m, n]`.
+    ///
+    /// `f32` and `f64` go through `gemm` (transposed and strided views are not copied); `i64`
+    /// uses a plain loop with wrapping arithmetic. Panics, naming both shapes and the caller's
+    /// line, on a dtype mismatch, a bool operand, a rank-0 operand, mismatched inner dims or
+    /// batch dims that do not broadcast.
+    ///
+    /// ```
+    /// use adjoint_tensor::Array;
+    /// let a = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    /// let b = Array::from_vec(vec![1.0f32, 0.0, 1.0], &[3]);
+    /// assert_eq!(a.matmul(&b).to_vec::<f32>(), vec![4.0, 10.0]);
+    /// // Aᵀ·A without copying the transpose.
+    /// let ata = a.transpose(0, 1).matmul(&a);
+    /// assert_eq!(ata.shape(), &[3, 3]);
+    /// assert_eq!(ata.to_vec::<f32>()[0], 17.0);
+    /// ```
+    #[track_caller]
+    pub fn matmul(&self, rhs: &Array) -> Array {
+        self.try_matmul(rhs).or_fail()
+    }
+
+    /// Fallible [`matmul`](Self::matmul).
+    ///
+    /// ```
+    /// use adjoint_tensor::Array;
+    /// let a = Array::zeros(&[2, 3], adjoint_tensor::DType::F64);
+    /// let err = a.try_matmul(&a).unwrap_err();
+    /// assert_eq!(err.op, "matmul");
+    /// assert!(err.message.contains("[2, 3]"));
+    /// ```
+    pub fn try_matmul(&self, rhs: &Array) -> Result<Array> {
+        const OP: &str = "matmul";
+        let (sa, sb) = (self.shape(), rhs.shape());
+        ensure!(
+            self.dtype() == rhs.dtype(),
+            OP,
+            "dtypes differ: lhs {sa:?} is {}, rhs {sb:?} is {}",
+            self.dtype(),
+            rhs.dtype()
+        );
+        ensure!(
+            self.dtype() != DType::Bool,
+            OP,
+            "bool arrays cannot be multiplied (lhs {sa:?}, rhs {sb:?}); cast them first"
+        );
+        ensure!(
+            self.rank() >= 1 && rhs.rank() >= 1,
+            OP,
+            "operands must have at least one dim, got lhs {sa:?} and rhs {sb:?}"
+        );
+        let mut a = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
+        let mut b = if rhs.rank() == 1 { rhs.unsqueeze(1) } else { rhs.clone() };
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+        let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+        ensure!(k == k2, OP, "inner dims differ: lhs {sa:?} has {k} columns but rhs {sb:?} has {k2} rows");
+        let batch = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2]).ok_or_else(|| {
+            TensorError::new(OP, format!("batch dims of lhs {sa:?} and rhs {sb:?} do not broadcast"))
+        })?;
+
+        let mut out_shape: Shape = batch.clone();
+        if self.rank() > 1 {
+            out_shape.push(m);
+        }
+        if rhs.rank() > 1 {
+            out_shape.push(n);
+        }
+
+        if matrix_strides(a.layout()).is_none() {
+            a = a.contiguous();
+        }
+        if matrix_strides(b.layout()).is_none() {
+            b = b.contiguous();
+        }
+        let full = |bat: &Shape, r: usize, c: usize| -> Shape {
+            let mut s = bat.clone();
+            s.extend([r, c]);
+            s
+        };
+        let la = a.layout().broadcast_to(&full(&batch, m, k)).expect("batch dims broadcast");
+        let lb = b.layout().broadcast_to(&full(&batch, k, n)).expect("batch dims broadcast");
+        let nb = batch.len();
+        let batch_layout = |l: &Layout| Layout {
+            shape: batch.clone(),
+            strides: SmallVec::from_slice(&l.strides[..nb]),
+            offset: l.offset,
+        };
+        let mut offsets = Vec::with_capacity(crate::layout::numel(&batch));
+        Layout::for_each_offset2(&batch_layout(&la), &batch_layout(&lb), |oa, ob| offsets.push((oa, ob)));
+        let plan = Plan {
+            m,
+            n,
+            k,
+            offsets,
+            lhs_strides: matrix_strides(&la).expect("checked"),
+            rhs_strides: matrix_strides(&lb).expect("checked"),
+        };
+        let out = match self.dtype() {
+            DType::F32 => Array::from_vec(matmul_float::<f32>(&a, &b, &plan), &out_shape),
+            DType::F64 => Array::from_vec(matmul_float::<f64>(&a, &b, &plan), &out_shape),
+            DType::I64 => Array::from_vec(matmul_int(&a, &b, &plan), &out_shape),
+            DType::Bool => unreachable!("rejected above"),
+        };
+        Ok(out)
+    }
+}
+
+fn matmul_float<T: FloatElement>(a: &Array, b: &Array, p: &Plan) -> Vec<T> {
+    let (m, n, k) = (p.m, p.n, p.k);
+    let mn = m * n;
+    let mut out = vec![T::zero(); p.offsets.len() * mn];
+    if mn == 0 || k == 0 {
+        return out;
+    }
+    let (ad, bd) = (a.storage_slice::<T>(), b.storage_slice::<T>());
+    let one = |dst: &mut [T], (oa, ob): (usize, usize), par: Parallelism| {
+        gemm_into(
+            (m, n, k),
+            MatMut { data: dst, rs: n, cs: 1 },
+            false,
+            MatRef { data: ad, offset: oa, rs: p.lhs_strides.0, cs: p.lhs_strides.1 },
+            MatRef { data: bd, offset: ob, rs: p.rhs_strides.0, cs: p.rhs_strides.1 },
+            par,
+        )
+    };
+    let work = mn * k;
+    let threads = rayon::current_num_threads();
+    if work >= GEMM_PAR_WORK || p.offsets.len() == 1 {
+        let par = gemm_parallelism(m, n, k);
+        for (dst, &o) in out.chunks_mut(mn).zip(&p.offsets) {
+            one(dst, o, par);
+        }
+    } else if threads > 1 && work * p.offsets.len() >= GEMM_PAR_WORK {
+        out.par_chunks_mut(mn).zip(&p.offsets).for_each(|(dst, &o)| one(dst, o, Parallelism::None));
+    } else {
+        for (dst, &o) in out.chunks_mut(mn).zip(&p.offsets) {
+            one(dst, o, Parallelism::None);
+        }
+    }
+    out
+}
+
+fn matmul_int(a: &Array, b: &Array, p: &Plan) -> Vec<i64> {
+    let (m, n, k) = (p.m, p.n, p.k);
+    let mut out = vec![0i64; p.offsets.len() * m * n];
+    if m * n == 0 {
+        return out;
+    }
+    let (ad, bd) = (a.storage_slice::<i64>(), b.storage_slice::<i64>());
+    let ((ars, acs), (brs, bcs)) = (p.lhs_strides, p.rhs_strides);
+    for (dst, &(oa, ob)) in out.chunks_mut(m * n).zip(&p.offsets) {
+        for i in 0..m {
+            let row = &mut dst[i * n..(i + 1) * n];
+            for l in 0..k {
+                let x = ad[oa + i * ars + l * acs];
+                let brow = ob + l * brs;
+                for (j, d) in row.iter_mut().enumerate() {
+                    *d = d.wrapping_add(x.wrapping_mul(bd[brow + j * bcs]));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,1 +1,882 @@
-//! TODO: kernels (unary).
+//! Elementwise functions of one array, and the elementwise engine the binary, comparison and
+//! select kernels share.
+//!
+//! ## Design choices
+//! - **One engine, three shapes of input.** A contiguous input is mapped slice to slice with a
+//!   zipped iterator (no index arithmetic, so LLVM vectorizes it). Any other layout goes through
+//!   [`Walk`], which merges dimensions that are contiguous with each other, then hands the
+//!   kernel runs of the innermost dimension: a run with stride 1 takes the same slice kernel, a
+//!   run with stride 0 (a broadcast) is a fill, anything else is a plain strided loop.
+//! - **Output is written once.** The result buffer is allocated uninitialised and every element
+//!   written exactly once, so large outputs are not zeroed first.
+//! - **Parallel work is cut into fixed chunks** ([`CHUNK`] elements) above
+//!   [`PAR_THRESHOLD`](crate::ops::PAR_THRESHOLD), so results never depend on the thread count.
+//! - **Runtime SIMD dispatch.** The slice kernels are compiled twice, for the baseline target
+//!   and with AVX2 enabled, and pick one at run time (the check is a cached atomic load). Both
+//!   versions compute bit-identical results: no FMA contraction, no reassociation.
+//! - **`exp` is a polynomial, not a libm call**, so it vectorizes: Cody–Waite range reduction
+//!   and Cephes' minimax polynomial (f32) or Padé form (f64), within 1–2 ulp of the correctly
+//!   rounded result over the whole range, with exact overflow, underflow, ±inf and NaN handling.
+//!   `exp2`, `sigmoid` and `tanh` are built on it; the rest use `std`.
+//! - **`into_unary` reuses the buffer** when the handle is the storage's only owner and the
+//!   array is contiguous, as PyTorch's in-place ops would, without their aliasing hazards.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+use smallvec::SmallVec;
+
+use crate::array::Array;
+use crate::dtype::{DType, Element, FloatElement};
+use crate::error::{OrFail, Result, TensorError};
+use crate::layout::Layout;
+use crate::ops::PAR_THRESHOLD;
+
+/// Elements per parallel task. Fixed (never derived from the thread count) so that every
+/// result is identical whatever the size of the thread pool.
+pub(crate) const CHUNK: usize = 1 << 15;
+
+// ------------------------------------------------------------------------------------------
+// The engine
+// ------------------------------------------------------------------------------------------
+
+/// A fresh vector of `n` elements, each written by `fill(start, chunk)`, which must write every
+/// element of `chunk` (the elements `start..start + chunk.len()` of the output). Chunks go to
+/// `rayon` above [`PAR_THRESHOLD`].
+pub(crate) fn build<U: Element>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
+    let mut v: Vec<U> = Vec::with_capacity(n);
+    let spare = &mut v.spare_capacity_mut()[..n];
+    if n >= PAR_THRESHOLD {
+        spare.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| fill(i * CHUNK, c));
+    } else {
+        fill(0, spare);
+    }
+    // SAFETY: `fill` wrote every element of every chunk (its contract, kept by every caller in
+    // this crate), and the chunks cover `0..n`. `U: Copy`, so nothing needs dropping if `fill`
+    // panics before this point.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// `K` layouts of one shape, with their dimensions merged wherever all `K` are contiguous
+/// across them, walked as runs of the innermost dimension.
+pub(crate) struct Walk<const K: usize> {
+    shape: SmallVec<[usize; 6]>,
+    strides: [SmallVec<[isize; 6]>; K],
+    offsets: [isize; K],
+}
+
+impl<const K: usize> Walk<K> {
+    /// Walk `layouts`, which must all have the same shape.
+    pub(crate) fn new(layouts: [&Layout; K]) -> Self {
+        let shape = &layouts[0].shape;
+        debug_assert!(layouts.iter().all(|l| &l.shape == shape));
+        // Innermost first; size-1 dims vanish.
+        let mut dims: SmallVec<[usize; 6]> = SmallVec::new();
+        let mut strides: [SmallVec<[isize; 6]>; K] = std::array::from_fn(|_| SmallVec::new());
+        for d in (0..shape.len()).rev() {
+            if shape[d] == 1 {
+                continue;
+            }
+            if let Some(last) = dims.len().checked_sub(1) {
+                let mergeable =
+                    (0..K).all(|k| layouts[k].strides[d] == strides[k][last] * dims[last] as isize);
+                if mergeable {
+                    dims[last] *= shape[d];
+                    continue;
+                }
+            }
+            dims.push(shape[d]);
+            for k in 0..K {
+                strides[k].push(layouts[k].strides[d]);
+            }
+        }
+        if dims.is_empty() {
+            dims.push(1);
+            for s in strides.iter_mut() {
+                s.push(0);
+            }
+        }
+        dims.reverse();
+        for s in strides.iter_mut() {
+            s.reverse();
+        }
+        Walk { shape: dims, strides, offsets: std::array::from_fn(|k| layouts[k].offset as isize) }
+    }
+
+    /// Stride of the innermost (merged) dimension of each layout.
+    pub(crate) fn inner_strides(&self) -> [isize; K] {
+        std::array::from_fn(|k| *self.strides[k].last().expect("rank >= 1"))
+    }
+
+    /// Call `f(pos, offsets, len)` for each run of the flat (row-major) element range
+    /// `start..end` that lies within one innermost row: element `pos + i` of the walk is at
+    /// `offsets[k] + i * inner_strides()[k]` in operand `k`.
+    pub(crate) fn segments(&self, start: usize, end: usize, mut f: impl FnMut(usize, [isize; K], usize)) {
+        if start >= end {
+            return;
+        }
+        let nd = self.shape.len();
+        let inner = self.shape[nd - 1];
+        let mut idx: SmallVec<[usize; 6]> = SmallVec::from_elem(0, nd);
+        let mut rem = start;
+        for d in (0..nd).rev() {
+            idx[d] = rem % self.shape[d];
+            rem /= self.shape[d];
+        }
+        let mut base = self.offsets;
+        for (k, b) in base.iter_mut().enumerate() {
+            for d in 0..nd - 1 {
+                *b += idx[d] as isize * self.strides[k][d];
+            }
+        }
+        let mut col = idx[nd - 1];
+        let mut pos = start;
+        loop {
+            let len = (inner - col).min(end - pos);
+            let offs: [isize; K] = std::array::from_fn(|k| base[k] + col as isize * self.strides[k][nd - 1]);
+            f(pos, offs, len);
+            pos += len;
+            if pos >= end {
+                return;
+            }
+            col = 0;
+            let mut d = nd - 1;
+            loop {
+                d -= 1;
+                idx[d] += 1;
+                for (k, b) in base.iter_mut().enumerate() {
+                    *b += self.strides[k][d];
+                }
+                if idx[d] < self.shape[d] {
+                    break;
+                }
+                for (k, b) in base.iter_mut().enumerate() {
+                    *b -= self.strides[k][d] * self.shape[d] as isize;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
+/// Side of the square tiles of [`Walk::build_tiled`].
+const TILE: usize = 32;
+
+impl<const K: usize> Walk<K> {
+    /// True when walking row by row would stride through memory for some operand (it moves by
+    /// more than one element along the innermost dimension but by one along the next, as a
+    /// transposed view does): tiles then keep its cache lines in use.
+    pub(crate) fn wants_tiles(&self) -> bool {
+        let nd = self.shape.len();
+        nd >= 2
+            && self.shape[nd - 1] >= TILE
+            && self.shape[nd - 2] >= TILE
+            && (0..K).any(|k| self.strides[k][nd - 1].abs() > 1 && self.strides[k][nd - 2].abs() == 1)
+    }
+
+    /// A fresh vector of the walk's elements in row-major order, filled in `TILE × TILE` tiles
+    /// of the two innermost dimensions: `run(out, offsets)` fills `out` from the run of
+    /// `out.len()` elements starting at `offsets` (as for [`segments`](Self::segments)).
+    pub(crate) fn build_tiled<U: Element>(
+        &self,
+        run: impl Fn(&mut [MaybeUninit<U>], [isize; K]) + Sync,
+    ) -> Vec<U> {
+        let nd = self.shape.len();
+        let (rows, width) = (self.shape[nd - 2], self.shape[nd - 1]);
+        let n: usize = self.shape.iter().product();
+        let mut v: Vec<U> = Vec::with_capacity(n);
+        if n == 0 {
+            return v;
+        }
+        let spare = &mut v.spare_capacity_mut()[..n];
+        // Rows `rb*TILE ..` of matrix `mi` (a flat index over the outer dimensions).
+        let block = |mi: usize, rb: usize, out: &mut [MaybeUninit<U>]| {
+            let mut base = self.offsets;
+            let mut rem = mi;
+            for d in (0..nd - 2).rev() {
+                let i = (rem % self.shape[d]) as isize;
+                rem /= self.shape[d];
+                for (k, b) in base.iter_mut().enumerate() {
+                    *b += i * self.strides[k][d];
+                }
+            }
+            let r0 = rb * TILE;
+            for c0 in (0..width).step_by(TILE) {
+                let len = TILE.min(width - c0);
+                for (r, row) in out.chunks_mut(width).enumerate() {
+                    let offs: [isize; K] = std::array::from_fn(|k| {
+                        base[k]
+                            + (r0 + r) as isize * self.strides[k][nd - 2]
+                            + c0 as isize * self.strides[k][nd - 1]
+                    });
+                    run(&mut row[c0..c0 + len], offs);
+                }
+            }
+        };
+        if n >= PAR_THRESHOLD {
+            spare.par_chunks_mut(rows * width).enumerate().for_each(|(mi, m)| {
+                m.par_chunks_mut(TILE * width).enumerate().for_each(|(rb, out)| block(mi, rb, out))
+            });
+        } else {
+            for (mi, m) in spare.chunks_mut(rows * width).enumerate() {
+                for (rb, out) in m.chunks_mut(TILE * width).enumerate() {
+                    block(mi, rb, out);
+                }
+            }
+        }
+        // SAFETY: the tiles cover every element of every row of every matrix, and `run` writes
+        // every element it is given; `U: Copy` needs no drop on unwinding.
+        unsafe { v.set_len(n) };
+        v
+    }
+
+    /// The walk's elements in row-major order: `run(out, offsets)` fills each run (see
+    /// [`segments`](Self::segments)); tiled when [`wants_tiles`](Self::wants_tiles).
+    pub(crate) fn build_with<U: Element>(
+        &self,
+        run: impl Fn(&mut [MaybeUninit<U>], [isize; K]) + Sync,
+    ) -> Vec<U> {
+        if self.wants_tiles() {
+            return self.build_tiled(run);
+        }
+        let n: usize = self.shape.iter().product();
+        build(n, |start, o| {
+            self.segments(start, start + o.len(), |pos, offs, len| {
+                run(&mut o[pos - start..pos - start + len], offs)
+            })
+        })
+    }
+}
+
+/// Call the AVX2 build of a kernel when the CPU has it, else the baseline build.
+macro_rules! dispatch_avx2 {
+    ($generic:expr, $avx2:expr, ($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { $avx2($($arg),*) };
+            }
+        }
+        $generic($($arg),*)
+    }};
+}
+pub(crate) use dispatch_avx2;
+
+#[inline(always)]
+fn map_slice_generic<T: Copy, U, F: Fn(T) -> U>(out: &mut [MaybeUninit<U>], src: &[T], f: &F) {
+    for (o, &x) in out.iter_mut().zip(src) {
+        o.write(f(x));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_slice_avx2<T: Copy, U, F: Fn(T) -> U>(out: &mut [MaybeUninit<U>], src: &[T], f: &F) {
+    map_slice_generic(out, src, f)
+}
+
+/// `out[i] = f(src[i])`, vectorized. `out` and `src` have equal lengths.
+#[inline]
+pub(crate) fn map_slice<T: Copy, U, F: Fn(T) -> U>(out: &mut [MaybeUninit<U>], src: &[T], f: &F) {
+    debug_assert_eq!(out.len(), src.len());
+    dispatch_avx2!(map_slice_generic, map_slice_avx2, (out, src, f))
+}
+
+#[inline(always)]
+fn map_inplace_generic<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
+    for x in xs.iter_mut() {
+        *x = f(*x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_inplace_avx2<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
+    map_inplace_generic(xs, f)
+}
+
+fn map_inplace<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
+    dispatch_avx2!(map_inplace_generic, map_inplace_avx2, (xs, f))
+}
+
+/// `f` applied to every element of `a`, as a fresh contiguous array of `a`'s shape.
+pub(crate) fn map1<T: Element, U: Element>(a: &Array, f: impl Fn(T) -> U + Sync) -> Array {
+    let n = a.numel();
+    let out = if let Some(src) = a.as_slice::<T>() {
+        build(n, |start, o| map_slice(o, &src[start..start + o.len()], &f))
+    } else {
+        let src = a.storage_slice::<T>();
+        let walk = Walk::new([a.layout()]);
+        let [s] = walk.inner_strides();
+        walk.build_with(|o: &mut [MaybeUninit<U>], [b]| match s {
+            1 => map_slice(o, &src[b as usize..b as usize + o.len()], &f),
+            0 => o.fill(MaybeUninit::new(f(src[b as usize]))),
+            _ => {
+                for (i, y) in o.iter_mut().enumerate() {
+                    y.write(f(src[(b + i as isize * s) as usize]));
+                }
+            }
+        })
+    };
+    Array::from_vec(out, a.shape())
+}
+
+/// Where a unary function sends its results: a fresh array, or the input's own buffer.
+trait Apply<T> {
+    fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> Array;
+}
+
+struct Fresh<'a>(&'a Array);
+
+impl<T: Element> Apply<T> for Fresh<'_> {
+    fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> Array {
+        map1(self.0, f)
+    }
+}
+
+struct InPlace(Array);
+
+impl<T: Element> Apply<T> for InPlace {
+    fn apply<F: Fn(T) -> T + Sync>(mut self, f: F) -> Array {
+        match self.0.try_unique_slice_mut::<T>() {
+            Some(xs) if xs.len() >= PAR_THRESHOLD => {
+                xs.par_chunks_mut(CHUNK).for_each(|c| map_inplace(c, &f));
+            }
+            Some(xs) => map_inplace(xs, &f),
+            None => return map1(&self.0, f),
+        }
+        self.0
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Vectorizable transcendental functions
+// ------------------------------------------------------------------------------------------
+
+/// Float operations with a vectorizable implementation of our own.
+pub(crate) trait FastFloat: FloatElement {
+    /// `e^x`, within 1–2 ulp, written to vectorize.
+    fn exp_fast(self) -> Self;
+    /// `2^x`, within 1–2 ulp, written to vectorize.
+    fn exp2_fast(self) -> Self;
+    /// Round half to even.
+    fn round_even(self) -> Self;
+    /// Hyperbolic tangent within a few ulp, written to vectorize (Cephes: an odd polynomial
+    /// below 0.625, `1 - 2 / (e^2|x| + 1)` above, both computed and one selected).
+    fn tanh_fast(self) -> Self;
+
+    /// `1 / (1 + e^-x)` without overflow: `e^-|x|` never exceeds 1.
+    #[inline(always)]
+    fn sigmoid_fast(self) -> Self {
+        let e = (-self.abs()).exp_fast();
+        let s = Self::one() / (Self::one() + e);
+        if self >= Self::zero() {
+            s
+        } else {
+            e * s
+        }
+    }
+}
+
+/// `y * 2^n` for `n` within ±300 of the exponent range, as two exact power-of-two scalings
+/// (one would overflow the exponent field near the ends of the range).
+#[inline(always)]
+fn scale_f32(y: f32, n: i32) -> f32 {
+    let n1 = n >> 1;
+    let n2 = n.wrapping_sub(n1);
+    let p1 = f32::from_bits((n1.wrapping_add(127) as u32).wrapping_shl(23));
+    let p2 = f32::from_bits((n2.wrapping_add(127) as u32).wrapping_shl(23));
+    y * p1 * p2
+}
+
+#[inline(always)]
+fn scale_f64(y: f64, n: i64) -> f64 {
+    let n1 = n >> 1;
+    let n2 = n.wrapping_sub(n1);
+    let p1 = f64::from_bits((n1.wrapping_add(1023) as u64).wrapping_shl(52));
+    let p2 = f64::from_bits((n2.wrapping_add(1023) as u64).wrapping_shl(52));
+    y * p1 * p2
+}
+
+/// `e^r` for `|r| <= ln2/2` (Cephes `expf` polynomial).
+#[inline(always)]
+fn exp_poly_f32(r: f32) -> f32 {
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    p * r * r + r + 1.0
+}
+
+/// `e^r` for `|r| <= ln2/2` (Cephes `exp` Padé form).
+#[inline(always)]
+fn exp_poly_f64(r: f64) -> f64 {
+    let xx = r * r;
+    let px = r * ((1.261_771_930_748_105_9e-4 * xx + 3.029_944_077_074_419_6e-2) * xx + 1.0);
+    let qx = ((3.001_985_051_386_644_6e-6 * xx + 2.524_483_403_496_841e-3) * xx + 2.272_655_482_081_550_3e-1)
+        * xx
+        + 2.0;
+    1.0 + 2.0 * px / (qx - px)
+}
+
+// Adding 1.5·2^(mantissa bits) rounds to an integer (ties to even) and leaves it in the low
+// mantissa bits, so the integer part needs no float→int conversion.
+const ROUND_F32: f32 = 12_582_912.0;
+const ROUND_F64: f64 = 6_755_399_441_055_744.0;
+
+impl FastFloat for f32 {
+    #[inline(always)]
+    fn exp_fast(self) -> f32 {
+        // Outside [-104, 89] the result is 0 or inf anyway; clamping keeps n in range.
+        let x = self.clamp(-104.0, 89.0);
+        let t = x * std::f32::consts::LOG2_E + ROUND_F32;
+        let n = t - ROUND_F32;
+        let ni = (t.to_bits() as i32).wrapping_sub(ROUND_F32.to_bits() as i32);
+        // ln 2 split in a short head (exact products) and a tail (Cody–Waite).
+        let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+        scale_f32(exp_poly_f32(r), ni)
+    }
+
+    #[inline(always)]
+    fn exp2_fast(self) -> f32 {
+        let x = self.clamp(-151.0, 129.0);
+        let t = x + ROUND_F32;
+        let n = t - ROUND_F32;
+        let ni = (t.to_bits() as i32).wrapping_sub(ROUND_F32.to_bits() as i32);
+        scale_f32(exp_poly_f32((x - n) * std::f32::consts::LN_2), ni)
+    }
+
+    #[inline(always)]
+    fn round_even(self) -> f32 {
+        self.round_ties_even()
+    }
+
+    #[inline(always)]
+    fn tanh_fast(self) -> f32 {
+        let a = self.abs();
+        let big = 1.0 - 2.0 / ((2.0 * a).exp_fast() + 1.0);
+        let z = self * self;
+        let mut p = -5.704_988_7e-3f32;
+        p = p * z + 2.063_908_9e-2;
+        p = p * z - 5.373_971_6e-2;
+        p = p * z + 1.333_144_2e-1;
+        p = p * z - 3.333_328_2e-1;
+        let small = p * z * self + self;
+        if a >= 0.625 {
+            big.copysign(self)
+        } else {
+            small
+        }
+    }
+}
+
+impl FastFloat for f64 {
+    #[inline(always)]
+    fn exp_fast(self) -> f64 {
+        let x = self.clamp(-746.0, 710.0);
+        let t = x * std::f64::consts::LOG2_E + ROUND_F64;
+        let n = t - ROUND_F64;
+        let ni = (t.to_bits() as i64).wrapping_sub(ROUND_F64.to_bits() as i64);
+        let r = x - n * 6.931_457_519_531_25e-1 - n * 1.428_606_820_309_417_2e-6;
+        scale_f64(exp_poly_f64(r), ni)
+    }
+
+    #[inline(always)]
+    fn exp2_fast(self) -> f64 {
+        let x = self.clamp(-1076.0, 1025.0);
+        let t = x + ROUND_F64;
+        let n = t - ROUND_F64;
+        let ni = (t.to_bits() as i64).wrapping_sub(ROUND_F64.to_bits() as i64);
+        // (x - n) is exact; multiplying by ln 2 in two parts keeps the reduced argument exact
+        // enough for 1-ulp results.
+        let f = x - n;
+        let r = f * 6.931_457_519_531_25e-1 + f * 1.428_606_820_309_417_2e-6;
+        scale_f64(exp_poly_f64(r), ni)
+    }
+
+    #[inline(always)]
+    fn round_even(self) -> f64 {
+        self.round_ties_even()
+    }
+
+    #[inline(always)]
+    fn tanh_fast(self) -> f64 {
+        let a = self.abs();
+        let big = 1.0 - 2.0 / ((2.0 * a).exp_fast() + 1.0);
+        let z = self * self;
+        let p = (-9.643_991_794_250_523e-1 * z - 9.928_772_310_019_185e1) * z - 1.614_687_684_417_079_5e3;
+        let q =
+            ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z + 4.844_063_053_251_255e3;
+        let small = self + self * z * p / q;
+        if a >= 0.625 {
+            big.copysign(self)
+        } else {
+            small
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The ops
+// ------------------------------------------------------------------------------------------
+
+/// An elementwise function of one array; see [`Array::unary`].
+///
+/// ```
+/// use adjoint_tensor::{Array, ops::unary::UnaryOp};
+/// let a = Array::from_vec(vec![-2.0f32, 0.5], &[2]);
+/// assert_eq!(a.unary(UnaryOp::Abs).to_vec::<f32>(), vec![2.0, 0.5]);
+/// assert_eq!(UnaryOp::Sigmoid.name(), "sigmoid");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `-x` (float, int64; int64 wraps).
+    Neg,
+    /// `|x|` (float, int64; int64 wraps at `i64::MIN`).
+    Abs,
+    /// `-1`, `0` or `1`; NaN stays NaN and `±0` stays `±0` (float, int64).
+    Sign,
+    /// `e^x`.
+    Exp,
+    /// `2^x`.
+    Exp2,
+    /// Natural logarithm.
+    Log,
+    /// `ln(1 + x)`, accurate near 0.
+    Log1p,
+    /// `e^x - 1`, accurate near 0.
+    Expm1,
+    /// Square root.
+    Sqrt,
+    /// `1 / sqrt(x)`.
+    Rsqrt,
+    /// Sine.
+    Sin,
+    /// Cosine.
+    Cos,
+    /// Tangent.
+    Tan,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic function `1 / (1 + e^-x)`, computed without overflow for any `x`.
+    Sigmoid,
+    /// Error function.
+    Erf,
+    /// Round toward -inf.
+    Floor,
+    /// Round toward +inf.
+    Ceil,
+    /// Round half to even, as NumPy's `round` (`0.5 → 0`, `1.5 → 2`).
+    Round,
+    /// `1 / x`.
+    Recip,
+    /// `x * x` (float, int64; int64 wraps).
+    Square,
+    /// `max(x, 0)`; NaN stays NaN (float, int64).
+    Relu,
+}
+
+impl UnaryOp {
+    /// Every op, in declaration order.
+    pub const ALL: [UnaryOp; 22] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+        UnaryOp::Exp,
+        UnaryOp::Exp2,
+        UnaryOp::Log,
+        UnaryOp::Log1p,
+        UnaryOp::Expm1,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Tan,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Erf,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Round,
+        UnaryOp::Recip,
+        UnaryOp::Square,
+        UnaryOp::Relu,
+    ];
+
+    /// The op's name in error messages (the method name: `"exp"`, `"sigmoid"`, …).
+    pub fn name(self) -> &'static str {
+        use UnaryOp::*;
+        match self {
+            Neg => "neg",
+            Abs => "abs",
+            Sign => "sign",
+            Exp => "exp",
+            Exp2 => "exp2",
+            Log => "log",
+            Log1p => "log1p",
+            Expm1 => "expm1",
+            Sqrt => "sqrt",
+            Rsqrt => "rsqrt",
+            Sin => "sin",
+            Cos => "cos",
+            Tan => "tan",
+            Tanh => "tanh",
+            Sigmoid => "sigmoid",
+            Erf => "erf",
+            Floor => "floor",
+            Ceil => "ceil",
+            Round => "round",
+            Recip => "recip",
+            Square => "square",
+            Relu => "relu",
+        }
+    }
+
+    /// True for the ops defined on int64 as well as floats.
+    pub fn supports_int(self) -> bool {
+        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square | UnaryOp::Relu)
+    }
+}
+
+fn float_unary<T: FastFloat, A: Apply<T>>(op: UnaryOp, a: A) -> Array {
+    use UnaryOp::*;
+    let (zero, one) = (T::zero(), T::one());
+    match op {
+        Neg => a.apply(|x: T| -x),
+        Abs => a.apply(|x: T| x.abs()),
+        Sign => a.apply(move |x: T| {
+            if x > zero {
+                one
+            } else if x < zero {
+                -one
+            } else {
+                x
+            }
+        }),
+        Exp => a.apply(T::exp_fast),
+        Exp2 => a.apply(T::exp2_fast),
+        Log => a.apply(|x: T| x.ln()),
+        Log1p => a.apply(|x: T| x.ln_1p()),
+        Expm1 => a.apply(|x: T| x.exp_m1()),
+        Sqrt => a.apply(|x: T| x.sqrt()),
+        Rsqrt => a.apply(move |x: T| one / x.sqrt()),
+        Sin => a.apply(|x: T| x.sin()),
+        Cos => a.apply(|x: T| x.cos()),
+        Tan => a.apply(|x: T| x.tan()),
+        Tanh => a.apply(T::tanh_fast),
+        Sigmoid => a.apply(T::sigmoid_fast),
+        Erf => a.apply(FloatElement::erf),
+        Floor => a.apply(|x: T| x.floor()),
+        Ceil => a.apply(|x: T| x.ceil()),
+        Round => a.apply(T::round_even),
+        Recip => a.apply(move |x: T| one / x),
+        Square => a.apply(|x: T| x * x),
+        // NaN <= 0 is false, so NaN passes through; -0 becomes +0.
+        Relu => a.apply(move |x: T| if x <= zero { zero } else { x }),
+    }
+}
+
+fn int_unary<A: Apply<i64>>(op: UnaryOp, a: A) -> Array {
+    use UnaryOp::*;
+    match op {
+        Neg => a.apply(|x: i64| x.wrapping_neg()),
+        Abs => a.apply(|x: i64| x.wrapping_abs()),
+        Sign => a.apply(|x: i64| x.signum()),
+        Square => a.apply(|x: i64| x.wrapping_mul(x)),
+        Relu => a.apply(|x: i64| x.max(0)),
+        _ => unreachable!("checked by check_unary"),
+    }
+}
+
+fn check_unary(a: &Array, op: UnaryOp) -> Result<()> {
+    let ok = match a.dtype() {
+        DType::F32 | DType::F64 => true,
+        DType::I64 => op.supports_int(),
+        DType::Bool => false,
+    };
+    crate::ensure!(
+        ok,
+        op.name(),
+        "needs a {} array, got {} of shape {:?}",
+        if op.supports_int() { "float or int64" } else { "float" },
+        a.dtype(),
+        a.shape()
+    );
+    Ok(())
+}
+
+macro_rules! unary_methods {
+    ($($(#[$doc:meta])* $name:ident => $op:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[track_caller]
+            pub fn $name(&self) -> Array {
+                self.unary(UnaryOp::$op)
+            }
+        )*
+    };
+}
+
+impl Array {
+    /// Apply `op` to every element, into a fresh contiguous array of the same shape and dtype.
+    ///
+    /// Panics (naming the op, the dtype and the caller's line) for a float-only op on an
+    /// `int64` or `bool` array; see [`try_unary`](Self::try_unary).
+    ///
+    /// ```
+    /// use adjoint_tensor::{Array, ops::unary::UnaryOp};
+    /// let a = Array::from_vec(vec![0.0f64, 1.0], &[2]);
+    /// let e = a.unary(UnaryOp::Exp).to_vec::<f64>();
+    /// assert_eq!(e[0], 1.0);
+    /// assert!((e[1] - std::f64::consts::E).abs() < 1e-15);
+    /// ```
+    #[track_caller]
+    pub fn unary(&self, op: UnaryOp) -> Array {
+        self.try_unary(op).or_fail()
+    }
+
+    /// Fallible [`unary`](Self::unary).
+    ///
+    /// ```
+    /// use adjoint_tensor::{Array, ops::unary::UnaryOp};
+    /// let i = Array::from_vec(vec![-3i64, 4], &[2]);
+    /// assert_eq!(i.try_unary(UnaryOp::Abs).unwrap().to_vec::<i64>(), vec![3, 4]);
+    /// let e = i.try_unary(UnaryOp::Exp).unwrap_err();
+    /// assert_eq!(e.op, "exp");
+    /// assert!(e.message.contains("int64"));
+    /// ```
+    pub fn try_unary(&self, op: UnaryOp) -> Result<Array> {
+        check_unary(self, op)?;
+        Ok(match self.dtype() {
+            DType::F32 => float_unary::<f32, _>(op, Fresh(self)),
+            DType::F64 => float_unary::<f64, _>(op, Fresh(self)),
+            DType::I64 => int_unary(op, Fresh(self)),
+            DType::Bool => unreachable!("checked by check_unary"),
+        })
+    }
+
+    /// Like [`unary`](Self::unary), but writes into this array's own buffer when this handle
+    /// is its only owner and the array is contiguous (no allocation); otherwise allocates.
+    ///
+    /// ```
+    /// use adjoint_tensor::{Array, ops::unary::UnaryOp};
+    /// let a = Array::from_vec(vec![1.0f32, 4.0, 9.0], &[3]);
+    /// let p = a.storage().as_ref() as *const _;
+    /// let r = a.into_unary(UnaryOp::Sqrt);
+    /// assert_eq!(r.to_vec::<f32>(), vec![1.0, 2.0, 3.0]);
+    /// assert_eq!(r.storage().as_ref() as *const _, p); // same buffer
+    /// ```
+    #[track_caller]
+    pub fn into_unary(self, op: UnaryOp) -> Array {
+        check_unary(&self, op).or_fail();
+        match self.dtype() {
+            DType::F32 => float_unary::<f32, _>(op, InPlace(self)),
+            DType::F64 => float_unary::<f64, _>(op, InPlace(self)),
+            DType::I64 => int_unary(op, InPlace(self)),
+            DType::Bool => unreachable!("checked by check_unary"),
+        }
+    }
+
+    /// Logical negation of a `bool` array.
+    ///
+    /// ```
+    /// use adjoint_tensor::Array;
+    /// let m = Array::from_vec(vec![true, false], &[2]);
+    /// assert_eq!(m.logical_not().to_vec::<bool>(), vec![false, true]);
+    /// ```
+    #[track_caller]
+    pub fn logical_not(&self) -> Array {
+        self.try_logical_not().or_fail()
+    }
+
+    /// Fallible [`logical_not`](Self::logical_not).
+    pub fn try_logical_not(&self) -> Result<Array> {
+        if self.dtype() != DType::Bool {
+            return Err(TensorError::new(
+                "logical_not",
+                format!("needs a bool array, got {} of shape {:?}", self.dtype(), self.shape()),
+            ));
+        }
+        Ok(map1(self, |x: bool| !x))
+    }
+
+    unary_methods! {
+        /// `-x`; see [`UnaryOp::Neg`].
+        ///
+        /// ```
+        /// use adjoint_tensor::Array;
+        /// assert_eq!(Array::from_vec(vec![1i64, -2], &[2]).neg().to_vec::<i64>(), vec![-1, 2]);
+        /// ```
+        neg => Neg;
+        /// `|x|`; see [`UnaryOp::Abs`].
+        abs => Abs;
+        /// Sign of each element; see [`UnaryOp::Sign`].
+        ///
+        /// ```
+        /// use adjoint_tensor::Array;
+        /// let a = Array::from_vec(vec![-3.0f32, 0.0, 2.0], &[3]);
+        /// assert_eq!(a.sign().to_vec::<f32>(), vec![-1.0, 0.0, 1.0]);
+        /// ```
+        sign => Sign;
+        /// `e^x`; see [`UnaryOp::Exp`].
+        ///
+        /// ```
+        /// use adjoint_tensor::Array;
+        /// let a = Array::from_vec(vec![0.0f32, f32::NEG_INFINITY, 100.0], &[3]);
+        /// assert_eq!(a.exp().to_vec::<f32>(), vec![1.0, 0.0, f32::INFINITY]);
+        /// ```
+        exp => Exp;
+        /// `2^x`; see [`UnaryOp::Exp2`].
+        exp2 => Exp2;
+        /// Natural logarithm; see [`UnaryOp::Log`].
+        log => Log;
+        /// `ln(1 + x)`; see [`UnaryOp::Log1p`].
+        log1p => Log1p;
+        /// `e^x - 1`; see [`UnaryOp::Expm1`].
+        expm1 => Expm1;
+        /// Square root; see [`UnaryOp::Sqrt`].
+        sqrt => Sqrt;
+        /// `1 / sqrt(x)`; see [`UnaryOp::Rsqrt`].
+        rsqrt => Rsqrt;
+        /// Sine; see [`UnaryOp::Sin`].
+        sin => Sin;
+        /// Cosine; see [`UnaryOp::Cos`].
+        cos => Cos;
+        /// Tangent; see [`UnaryOp::Tan`].
+        tan => Tan;
+        /// Hyperbolic tangent; see [`UnaryOp::Tanh`].
+        tanh => Tanh;
+        /// Logistic sigmoid, finite for any input; see [`UnaryOp::Sigmoid`].
+        ///
+        /// ```
+        /// use adjoint_tensor::Array;
+        /// let a = Array::from_vec(vec![-1e4f32, 0.0, 1e4], &[3]);
+        /// assert_eq!(a.sigmoid().to_vec::<f32>(), vec![0.0, 0.5, 1.0]);
+        /// ```
+        sigmoid => Sigmoid;
+        /// Error function; see [`UnaryOp::Erf`].
+        erf => Erf;
+        /// Round toward -inf; see [`UnaryOp::Floor`].
+        floor => Floor;
+        /// Round toward +inf; see [`UnaryOp::Ceil`].
+        ceil => Ceil;
+        /// Round half to even; see [`UnaryOp::Round`].
+        ///
+        /// ```
+        /// use adjoint_tensor::Array;
+        /// let a = Array::from_vec(vec![0.5f64, 1.5, 2.5, -0.5], &[4]);
+        /// assert_eq!(a.round().to_vec::<f64>(), vec![0.0, 2.0, 2.0, -0.0]);
+        /// ```
+        round => Round;
+        /// `1 / x`; see [`UnaryOp::Recip`].
+        recip => Recip;
+        /// `x * x`; see [`UnaryOp::Square`].
+        square => Square;
+        /// `max(x, 0)`; see [`UnaryOp::Relu`].
+        relu => Relu;
+    }
+}

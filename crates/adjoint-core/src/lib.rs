@@ -1,0 +1,47 @@
+//! # adjoint-core
+//!
+//! Primitives with all their rules, and the composable transforms that interpret them:
+//! `grad`, `value_and_grad`, `vjp`, `jvp`, `jacfwd`, `jacrev`, `hessian`, `hvp`, custom rules
+//! and `checkpoint`. The `adjoint` facade re-exports everything here.
+//!
+//! ## Design (after JAX's, with a tape for reverse mode)
+//! - [`Tensor`] is a cheap handle: a concrete array, or a tracer of an active transform.
+//! - Every op `bind`s a [`Primitive`](primitive::Primitive). With no transform active, `bind`
+//!   goes straight to the kernel (one thread-local read). Otherwise the transform owning the
+//!   highest-level argument unpacks its tracers and applies the primitive's rule using ops that
+//!   bind again one level down — so transforms nest to any depth and never confuse their
+//!   perturbations.
+//! - Each primitive lives in one file under `prims/` with its kernel call, JVP rule and VJP
+//!   rule; rules use differentiable ops only, which is what gives higher-order derivatives.
+//!   The set is small; softmax, logsumexp, norms, pooling and the like are composites.
+//! - Reverse mode records a tape per `grad`/`vjp` call; a node keeps exactly the residuals its
+//!   rule asked for, and a single-use reverse pass frees them as soon as the node is done
+//!   ([`memory`] measures this). Zero tangents and cotangents are symbolic (`None`): never
+//!   allocated, never multiplied.
+//! - [`Params`] (derivable with `#[derive(Params)]`) lets transforms take and return any
+//!   structure of tensors: the gradient of a model is a model-shaped value.
+//! - Transforms are interpreters on a thread-local stack; `vmap` (batching rules beside each
+//!   primitive's other rules) and `jit` (a staging interpreter) slot in as further levels.
+
+extern crate self as adjoint;
+
+pub mod custom;
+pub mod memory;
+mod ops;
+pub mod params;
+pub mod primitive;
+pub mod prims;
+pub mod tensor;
+pub mod testing;
+pub mod trace;
+pub mod transforms;
+
+pub use adjoint_derive::Params;
+pub use adjoint_tensor::{Array, DType};
+pub use custom::{checkpoint, custom_jvp, custom_vjp};
+pub use ops::{Conv1dParams, Conv2dParams, Pool2dParams};
+pub use params::Params;
+pub use tensor::Tensor;
+pub use transforms::{
+    grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, value_and_grad_with_aux, vjp,
+};

@@ -1,0 +1,45 @@
+//! Methods on [`Tensor`](crate::Tensor): thin, checked front ends that `bind` primitives,
+//! and composites built from them.
+//!
+//! Argument checks happen here, before anything runs, and panic with the op, the shapes and
+//! the caller's line (`#[track_caller]`), so a mistake deep in a model points at the user's
+//! code, not at a kernel.
+
+mod activations;
+mod elementwise;
+mod linalg;
+mod operators;
+mod reduce;
+mod shape;
+
+pub use linalg::{Conv1dParams, Conv2dParams, Pool2dParams};
+
+/// Panic for a misused op, naming it and the caller's location.
+#[cold]
+#[track_caller]
+pub(crate) fn fail(op: &str, msg: String) -> ! {
+    let loc = std::panic::Location::caller();
+    panic!("adjoint: {op}: {msg} (at {}:{}:{})", loc.file(), loc.line(), loc.column())
+}
+
+/// Check that an axis is in range.
+#[track_caller]
+pub(crate) fn check_axis(op: &str, axis: usize, shape: &[usize]) {
+    if axis >= shape.len() {
+        fail(op, format!("axis {axis} is out of range for shape {shape:?}"));
+    }
+}
+
+/// Check axes and return them sorted, rejecting duplicates.
+#[track_caller]
+pub(crate) fn norm_axes(op: &str, axes: &[usize], shape: &[usize]) -> Vec<usize> {
+    let mut v = axes.to_vec();
+    for &a in &v {
+        check_axis(op, a, shape);
+    }
+    v.sort_unstable();
+    if v.windows(2).any(|w| w[0] == w[1]) {
+        fail(op, format!("axes {axes:?} repeat an axis (shape {shape:?})"));
+    }
+    v
+}

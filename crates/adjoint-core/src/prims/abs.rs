@@ -1,0 +1,31 @@
+//! `abs`: absolute value; derivative `sign(x)`, so the subgradient chosen at 0 is 0 (as PyTorch and JAX).
+
+use adjoint_tensor::ops::unary::UnaryOp;
+
+use super::prelude::*;
+
+/// The `abs` primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Abs;
+
+impl Primitive for Abs {
+    fn name(&self) -> &'static str {
+        "abs"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].unary(UnaryOp::Abs)
+    }
+    #[allow(unused_variables)]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let (x, t) = (p[0], t[0]?);
+        Some(t * x.sign())
+    }
+    #[allow(unused_variables)]
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
+        let x = p[0];
+        Pullback::new(x.clone(), |r, c| {
+            let r = r.clone();
+            grads![Some(c * r.sign())]
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! `argmax` / `argmin` along one axis, giving `i64` indices: no derivative.
+
+use super::prelude::*;
+
+/// The `argmax` (or, with `min`, `argmin`) primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgMinMax {
+    /// Axis searched.
+    pub axis: usize,
+    /// Keep the axis with size 1.
+    pub keepdim: bool,
+    /// `argmin` instead of `argmax`.
+    pub min: bool,
+}
+
+impl Primitive for ArgMinMax {
+    fn name(&self) -> &'static str {
+        if self.min {
+            "argmin"
+        } else {
+            "argmax"
+        }
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        if self.min {
+            a[0].argmin(self.axis, self.keepdim)
+        } else {
+            a[0].argmax(self.axis, self.keepdim)
+        }
+    }
+    fn jvp(&self, _p: &[&Tensor], _t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        None
+    }
+    fn vjp(&self, _p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        Pullback::new((), |_, _| grads![None])
+    }
+}

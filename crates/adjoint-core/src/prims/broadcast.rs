@@ -1,0 +1,24 @@
+//! `broadcast_to`: repeat along new leading axes and size-1 axes, as a stride-0 view.
+//! Its transpose sums over the repeated axes.
+
+use super::prelude::*;
+
+/// The `broadcast_to` primitive.
+#[derive(Debug, Clone)]
+pub struct BroadcastTo(pub Vec<usize>);
+
+impl Primitive for BroadcastTo {
+    fn name(&self) -> &'static str {
+        "broadcast_to"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].broadcast_to(&self.0)
+    }
+    fn jvp(&self, _p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        t[0].map(|t| t.broadcast_to(&self.0))
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        let shape = p[0].shape().to_vec();
+        Pullback::new((), move |_, c| grads![Some(unbroadcast(c.clone(), &shape))])
+    }
+}

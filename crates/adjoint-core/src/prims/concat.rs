@@ -1,0 +1,39 @@
+//! `concat` along an axis (any number of operands). Its transpose slices the cotangent.
+
+use super::prelude::*;
+
+/// The `concat` primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Concat(pub usize);
+
+impl Primitive for Concat {
+    fn name(&self) -> &'static str {
+        "concat"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        Array::concat(a, self.0)
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        if t.iter().all(|t| t.is_none()) {
+            return None;
+        }
+        let parts: Vec<Tensor> =
+            p.iter().zip(t).map(|(p, t)| t.cloned().unwrap_or_else(|| p.zeros_like())).collect();
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        Some(Tensor::concat(&refs, self.0))
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
+        let axis = self.0;
+        let sizes: Vec<usize> = p.iter().map(|t| t.shape()[axis]).collect();
+        let wants = wants.to_vec();
+        Pullback::new((), move |_, c| {
+            let mut start = 0;
+            let mut g = Grads::new();
+            for (&n, &w) in sizes.iter().zip(&wants) {
+                g.push(w.then(|| c.narrow(axis, start, n)));
+                start += n;
+            }
+            g
+        })
+    }
+}

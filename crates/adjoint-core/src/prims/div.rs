@@ -1,0 +1,36 @@
+//! `div`: division; `d(a/b) = da/b - (a/b) db/b`.
+
+use adjoint_tensor::ops::binary::BinaryOp;
+
+use super::prelude::*;
+
+/// The `div` primitive (NumPy broadcasting).
+#[derive(Debug, Clone, Copy)]
+pub struct Div;
+
+impl Primitive for Div {
+    fn name(&self) -> &'static str {
+        "div"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].binary(a[1], BinaryOp::Div)
+    }
+    #[allow(unused_variables)]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let (a, b) = (p[0], p[1]);
+        let s = out.shape();
+        let ta = t[0].map(|x| x / b);
+        let tb = t[1].map(|y| -(y * out / b));
+        sum_tangents(ta, tb, s)
+    }
+    #[allow(unused_variables)]
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+        let (a, b) = (p[0], p[1]);
+        let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+        let (wa, wb) = (wants[0], wants[1]);
+        Pullback::new((b.clone(), wb.then(|| out.clone())), move |r, c| {
+            let (b, out) = r;
+            grads![wa.then(|| unbroadcast(c / b, &sa)), out.as_ref().map(|o| unbroadcast(-(c * o / b), &sb))]
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! `erf`: error function; `d erf x = 2/√π e^{-x²} dx`.
+
+use adjoint_tensor::ops::unary::UnaryOp;
+
+use super::prelude::*;
+
+/// The `erf` primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Erf;
+
+impl Primitive for Erf {
+    fn name(&self) -> &'static str {
+        "erf"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].unary(UnaryOp::Erf)
+    }
+    #[allow(unused_variables)]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let (x, t) = (p[0], t[0]?);
+        Some(t * (-(x * x)).exp() * std::f64::consts::FRAC_2_SQRT_PI)
+    }
+    #[allow(unused_variables)]
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
+        let x = p[0];
+        Pullback::new(x.clone(), |r, c| {
+            let r = r.clone();
+            grads![Some(c * (-(&r * &r)).exp() * std::f64::consts::FRAC_2_SQRT_PI)]
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! `flip`: reverse one axis (a negative-stride view). Its own transpose.
+
+use super::prelude::*;
+
+/// The `flip` primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Flip(pub usize);
+
+impl Primitive for Flip {
+    fn name(&self) -> &'static str {
+        "flip"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].flip(self.0)
+    }
+    fn jvp(&self, _p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        t[0].map(|t| t.flip(self.0))
+    }
+    fn vjp(&self, _p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        let axis = self.0;
+        Pullback::new((), move |_, c| grads![Some(c.flip(axis))])
+    }
+}

@@ -1,0 +1,26 @@
+//! `gather` along an axis with an `i64` index tensor (`torch.gather`). Linear in the source;
+//! its transpose is `scatter_add` into zeros. The index gets no derivative.
+
+use super::prelude::*;
+
+/// The `gather` primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Gather(pub usize);
+
+impl Primitive for Gather {
+    fn name(&self) -> &'static str {
+        "gather"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].gather(self.0, a[1])
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        t[0].map(|t| t.gather(self.0, p[1]))
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        let (axis, shape, dtype) = (self.0, p[0].shape().to_vec(), p[0].dtype());
+        Pullback::new(p[1].clone(), move |idx, c| {
+            grads![Some(Tensor::full_of(&shape, 0.0, dtype).scatter_add(axis, idx, c)), None]
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! `index_add(base, axis, index, src)`: adds slices of `src` at positions `index` along
+//! `axis`. Linear in `base` and `src`; the source's cotangent is `index_select`ed back.
+
+use super::prelude::*;
+
+/// The `index_add` primitive; operands are `(base, index, src)`.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexAdd(pub usize);
+
+impl Primitive for IndexAdd {
+    fn name(&self) -> &'static str {
+        "index_add"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].index_add(self.0, a[1], a[2])
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        if t[0].is_none() && t[2].is_none() {
+            return None;
+        }
+        let base = t[0].cloned().unwrap_or_else(|| out.zeros_like());
+        let src = t[2].cloned().unwrap_or_else(|| p[2].zeros_like());
+        Some(base.index_add(self.0, p[1], &src))
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
+        let (axis, wb, ws) = (self.0, wants[0], wants[2]);
+        Pullback::new(p[1].clone(), move |idx, c| {
+            grads![wb.then(|| c.clone()), None, ws.then(|| c.index_select(axis, idx))]
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! `index_select` along an axis with a 1-D `i64` index (rows of an embedding table, say).
+//! Its transpose is `index_add` into zeros, which accumulates repeated indices correctly.
+
+use super::prelude::*;
+
+/// The `index_select` primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexSelect(pub usize);
+
+impl Primitive for IndexSelect {
+    fn name(&self) -> &'static str {
+        "index_select"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].index_select(self.0, a[1])
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        t[0].map(|t| t.index_select(self.0, p[1]))
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        let (axis, shape, dtype) = (self.0, p[0].shape().to_vec(), p[0].dtype());
+        Pullback::new(p[1].clone(), move |idx, c| {
+            grads![Some(Tensor::full_of(&shape, 0.0, dtype).index_add(axis, idx, c)), None]
+        })
+    }
+}

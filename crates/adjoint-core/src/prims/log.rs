@@ -1,0 +1,31 @@
+//! `log`: natural logarithm; `d log x = dx / x` (infinite at 0, as in every framework).
+
+use adjoint_tensor::ops::unary::UnaryOp;
+
+use super::prelude::*;
+
+/// The `log` primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Log;
+
+impl Primitive for Log {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].unary(UnaryOp::Log)
+    }
+    #[allow(unused_variables)]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let (x, t) = (p[0], t[0]?);
+        Some(t / x)
+    }
+    #[allow(unused_variables)]
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
+        let x = p[0];
+        Pullback::new(x.clone(), |r, c| {
+            let r = r.clone();
+            grads![Some(c / &r)]
+        })
+    }
+}

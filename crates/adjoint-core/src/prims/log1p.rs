@@ -1,0 +1,31 @@
+//! `log1p`: `log(1 + x)`, accurate near 0; `d = dx / (1 + x)`.
+
+use adjoint_tensor::ops::unary::UnaryOp;
+
+use super::prelude::*;
+
+/// The `log1p` primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Log1p;
+
+impl Primitive for Log1p {
+    fn name(&self) -> &'static str {
+        "log1p"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].unary(UnaryOp::Log1p)
+    }
+    #[allow(unused_variables)]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let (x, t) = (p[0], t[0]?);
+        Some(t / (x + 1.0))
+    }
+    #[allow(unused_variables)]
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
+        let x = p[0];
+        Pullback::new(x.clone(), |r, c| {
+            let r = r.clone();
+            grads![Some(c / (&r + 1.0))]
+        })
+    }
+}

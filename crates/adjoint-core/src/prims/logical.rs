@@ -1,0 +1,41 @@
+//! Logical `and`, `or`, `not` on `bool` tensors: no derivative.
+
+use super::prelude::*;
+
+/// Which logical operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogicalOp {
+    /// Elementwise and.
+    And,
+    /// Elementwise or.
+    Or,
+    /// Elementwise not (one operand).
+    Not,
+}
+
+/// A logical primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Logical(pub LogicalOp);
+
+impl Primitive for Logical {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            LogicalOp::And => "logical_and",
+            LogicalOp::Or => "logical_or",
+            LogicalOp::Not => "logical_not",
+        }
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        match self.0 {
+            LogicalOp::And => a[0].logical_and(a[1]),
+            LogicalOp::Or => a[0].logical_or(a[1]),
+            LogicalOp::Not => a[0].logical_not(),
+        }
+    }
+    fn jvp(&self, _p: &[&Tensor], _t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        None
+    }
+    fn vjp(&self, _p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        Pullback::new((), |_, _| grads![None, None])
+    }
+}

@@ -1,0 +1,40 @@
+//! `max` (elementwise maximum, NaN-propagating): the derivative goes to the operand that is
+//! selected; on a **tie** it is split equally (½ each), the choice of JAX, which keeps
+//! `max(x, x) = x` with derivative 1.
+
+use adjoint_tensor::ops::binary::BinaryOp;
+
+use super::prelude::*;
+
+/// The `max` primitive (NumPy broadcasting).
+#[derive(Debug, Clone, Copy)]
+pub struct Max;
+
+/// Weight of the first operand: 1 where it wins, ½ on ties, 0 where it loses.
+fn weight(a: &Tensor, b: &Tensor) -> Tensor {
+    let wins = a.greater(b).cast(a.dtype());
+    let ties = a.equal(b).cast(a.dtype());
+    wins + ties * 0.5
+}
+
+impl Primitive for Max {
+    fn name(&self) -> &'static str {
+        "max"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].binary(a[1], BinaryOp::Max)
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let w = weight(p[0], p[1]);
+        let ta = t[0].map(|x| x * &w);
+        let tb = t[1].map(|y| y * (1.0 - &w));
+        sum_tangents(ta, tb, out.shape())
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
+        let (sa, sb) = (p[0].shape().to_vec(), p[1].shape().to_vec());
+        let (wa, wb) = (wants[0], wants[1]);
+        Pullback::new(weight(p[0], p[1]), move |w, c| {
+            grads![wa.then(|| unbroadcast(c * w, &sa)), wb.then(|| unbroadcast(c * (1.0 - w), &sb))]
+        })
+    }
+}

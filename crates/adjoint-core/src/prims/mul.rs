@@ -1,0 +1,36 @@
+//! `mul`: multiplication; `d(ab) = b da + a db`; keeps only the operands the reverse pass needs.
+
+use adjoint_tensor::ops::binary::BinaryOp;
+
+use super::prelude::*;
+
+/// The `mul` primitive (NumPy broadcasting).
+#[derive(Debug, Clone, Copy)]
+pub struct Mul;
+
+impl Primitive for Mul {
+    fn name(&self) -> &'static str {
+        "mul"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].binary(a[1], BinaryOp::Mul)
+    }
+    #[allow(unused_variables)]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let (a, b) = (p[0], p[1]);
+        let s = out.shape();
+        let ta = t[0].map(|x| x * b);
+        let tb = t[1].map(|y| a * y);
+        sum_tangents(ta, tb, s)
+    }
+    #[allow(unused_variables)]
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+        let (a, b) = (p[0], p[1]);
+        let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+        let (wa, wb) = (wants[0], wants[1]);
+        Pullback::new((wb.then(|| a.clone()), wa.then(|| b.clone())), move |r, c| {
+            let (ra, rb) = r;
+            grads![rb.as_ref().map(|b| unbroadcast(c * b, &sa)), ra.as_ref().map(|a| unbroadcast(c * a, &sb))]
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! `pad` with a constant: linear in the input; its transpose slices the padding off.
+//! Reflect and replicate padding are composites (slices, flips and concatenation).
+
+use adjoint_tensor::ops::pad::PadMode;
+
+use super::prelude::*;
+
+/// The constant-`pad` primitive.
+#[derive(Debug, Clone)]
+pub struct Pad {
+    /// `(before, after)` for every axis.
+    pub pads: Vec<(usize, usize)>,
+    /// Fill value.
+    pub value: f64,
+}
+
+impl Primitive for Pad {
+    fn name(&self) -> &'static str {
+        "pad"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].pad(&self.pads, PadMode::Constant(self.value))
+    }
+    fn jvp(&self, _p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        t[0].map(|t| t.pad(&self.pads, 0.0))
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        let (shape, pads) = (p[0].shape().to_vec(), self.pads.clone());
+        Pullback::new((), move |_, c| {
+            let mut g = c.clone();
+            for (axis, (&(before, _), &d)) in pads.iter().zip(&shape).enumerate() {
+                if g.shape()[axis] != d {
+                    g = g.narrow(axis, before, d);
+                }
+            }
+            grads![Some(g)]
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! `permute`: reorder axes (a view). Its transpose is the inverse permutation.
+
+use super::prelude::*;
+
+/// The `permute` primitive: output axis `i` is input axis `perm[i]`.
+#[derive(Debug, Clone)]
+pub struct Permute(pub Vec<usize>);
+
+impl Primitive for Permute {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].permute(&self.0)
+    }
+    fn jvp(&self, _p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        t[0].map(|t| t.permute(&self.0))
+    }
+    fn vjp(&self, _p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        let mut inv = vec![0; self.0.len()];
+        for (i, &p) in self.0.iter().enumerate() {
+            inv[p] = i;
+        }
+        Pullback::new((), move |_, c| grads![Some(c.permute(&inv))])
+    }
+}

@@ -1,0 +1,44 @@
+//! `reduce_max` over a set of axes. The derivative goes to the maximal elements; with **ties**
+//! it is shared equally among them (as JAX), so it is well defined and sums to the right total.
+//! `reduce_min` is the composite `-reduce_max(-x)`.
+
+use adjoint_tensor::ops::reduce::ReduceOp;
+
+use super::prelude::*;
+
+/// The `reduce_max` primitive.
+#[derive(Debug, Clone)]
+pub struct ReduceMax {
+    /// Axes reduced over (sorted, distinct).
+    pub axes: Vec<usize>,
+    /// Keep reduced axes with size 1.
+    pub keepdim: bool,
+}
+
+impl ReduceMax {
+    /// Weights: 1/(number of maxima) at each maximum, 0 elsewhere. Built from the values only,
+    /// so it is a constant to every transform.
+    fn weights(&self, x: &Tensor, out: &Tensor) -> Tensor {
+        let outk = expand_reduced(&crate::stop_gradient(out), x.shape(), &self.axes);
+        let mask = crate::stop_gradient(x).equal(&outk).cast(x.dtype());
+        let count = mask.sum_axes(&self.axes, true);
+        mask / count
+    }
+}
+
+impl Primitive for ReduceMax {
+    fn name(&self) -> &'static str {
+        "reduce_max"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].reduce(ReduceOp::Max, &self.axes, self.keepdim)
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let w = self.weights(p[0], out);
+        t[0].map(|t| (t * w).sum_axes(&self.axes, self.keepdim))
+    }
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
+        let (shape, axes) = (p[0].shape().to_vec(), self.axes.clone());
+        Pullback::new(self.weights(p[0], out), move |w, c| grads![Some(expand_reduced(c, &shape, &axes) * w)])
+    }
+}

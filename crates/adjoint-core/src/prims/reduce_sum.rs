@@ -1,0 +1,30 @@
+//! `reduce_sum` over a set of axes: linear; the cotangent is broadcast back.
+
+use adjoint_tensor::ops::reduce::ReduceOp;
+
+use super::prelude::*;
+
+/// The `reduce_sum` primitive.
+#[derive(Debug, Clone)]
+pub struct ReduceSum {
+    /// Axes summed over (sorted, distinct).
+    pub axes: Vec<usize>,
+    /// Keep reduced axes with size 1.
+    pub keepdim: bool,
+}
+
+impl Primitive for ReduceSum {
+    fn name(&self) -> &'static str {
+        "reduce_sum"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].reduce(ReduceOp::Sum, &self.axes, self.keepdim)
+    }
+    fn jvp(&self, _p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        t[0].map(|t| t.sum_axes(&self.axes, self.keepdim))
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        let (shape, axes) = (p[0].shape().to_vec(), self.axes.clone());
+        Pullback::new((), move |_, c| grads![Some(expand_reduced(c, &shape, &axes))])
+    }
+}

@@ -1,0 +1,39 @@
+//! `rem`: remainder with the sign of the dividend (C `fmod`, `torch.fmod`): `∂/∂a = 1`, `∂/∂b = -trunc(a/b)`.
+
+use adjoint_tensor::ops::binary::BinaryOp;
+
+use super::prelude::*;
+
+/// The `rem` primitive (NumPy broadcasting).
+#[derive(Debug, Clone, Copy)]
+pub struct Rem;
+
+impl Primitive for Rem {
+    fn name(&self) -> &'static str {
+        "rem"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].binary(a[1], BinaryOp::Rem)
+    }
+    #[allow(unused_variables)]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let (a, b) = (p[0], p[1]);
+        let s = out.shape();
+        let ta = t[0].map(|x| bcast(x, s));
+        let tb = t[1].map(|y| -(y * (a / b).trunc()));
+        sum_tangents(ta, tb, s)
+    }
+    #[allow(unused_variables)]
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+        let (a, b) = (p[0], p[1]);
+        let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+        let (wa, wb) = (wants[0], wants[1]);
+        Pullback::new((a.clone(), b.clone()), move |r, c| {
+            let (a, b) = r;
+            grads![
+                wa.then(|| unbroadcast(c.clone(), &sa)),
+                wb.then(|| unbroadcast(-(c * (a / b).trunc()), &sb))
+            ]
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! `scatter_add(base, axis, index, src)`: `base` with `src` added at `index` along `axis`
+//! (`torch.scatter_add`). Linear in `base` and `src`: the base's cotangent passes through,
+//! the source's is gathered back.
+
+use super::prelude::*;
+
+/// The `scatter_add` primitive; operands are `(base, index, src)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ScatterAdd(pub usize);
+
+impl Primitive for ScatterAdd {
+    fn name(&self) -> &'static str {
+        "scatter_add"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].scatter_add(self.0, a[1], a[2])
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        if t[0].is_none() && t[2].is_none() {
+            return None;
+        }
+        let base = t[0].cloned().unwrap_or_else(|| out.zeros_like());
+        let src = t[2].cloned().unwrap_or_else(|| p[2].zeros_like());
+        Some(base.scatter_add(self.0, p[1], &src))
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
+        let (axis, wb, ws) = (self.0, wants[0], wants[2]);
+        Pullback::new(p[1].clone(), move |idx, c| {
+            grads![wb.then(|| c.clone()), None, ws.then(|| c.gather(axis, idx))]
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! `select(cond, a, b)` (NumPy's `where`): picks `a` where `cond` holds, else `b`. The
+//! derivative is routed the same way, so the unselected branch gets exactly zero — the basis of
+//! the "where-safe" pattern for masked computations (make the unselected input safe too, or
+//! its NaN derivative times 0 still becomes NaN in the other branch's rule).
+
+use super::prelude::*;
+
+/// The `select` primitive (broadcasting over all three operands).
+#[derive(Debug, Clone, Copy)]
+pub struct Select;
+
+impl Primitive for Select {
+    fn name(&self) -> &'static str {
+        "select"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        Array::select(a[0], a[1], a[2])
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        if t[1].is_none() && t[2].is_none() {
+            return None;
+        }
+        let z = Tensor::scalar_of(0.0, out.dtype());
+        let ta = t[1].unwrap_or(&z);
+        let tb = t[2].unwrap_or(&z);
+        Some(bcast(&Tensor::select(p[0], ta, tb), out.shape()))
+    }
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+        let (sa, sb) = (p[1].shape().to_vec(), p[2].shape().to_vec());
+        let (wa, wb) = (wants[1], wants[2]);
+        let zero = Tensor::scalar_of(0.0, out.dtype());
+        Pullback::new(p[0].clone(), move |cond, c| {
+            grads![
+                None,
+                wa.then(|| unbroadcast(Tensor::select(cond, c, &zero), &sa)),
+                wb.then(|| unbroadcast(Tensor::select(cond, &zero, c), &sb))
+            ]
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! `sub`: subtraction; linear.
+
+use adjoint_tensor::ops::binary::BinaryOp;
+
+use super::prelude::*;
+
+/// The `sub` primitive (NumPy broadcasting).
+#[derive(Debug, Clone, Copy)]
+pub struct Sub;
+
+impl Primitive for Sub {
+    fn name(&self) -> &'static str {
+        "sub"
+    }
+    fn eval(&self, a: &[&Array]) -> Array {
+        a[0].binary(a[1], BinaryOp::Sub)
+    }
+    #[allow(unused_variables)]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let (a, b) = (p[0], p[1]);
+        let s = out.shape();
+        match (t[0], t[1]) {
+            (Some(x), Some(y)) => Some(x - y),
+            (Some(x), None) => Some(bcast(x, s)),
+            (None, Some(y)) => Some(bcast(&-y, s)),
+            (None, None) => None,
+        }
+    }
+    #[allow(unused_variables)]
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+        let (a, b) = (p[0], p[1]);
+        let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+        let (wa, wb) = (wants[0], wants[1]);
+        Pullback::new((), move |r, c| {
+            grads![wa.then(|| unbroadcast(c.clone(), &sa)), wb.then(|| unbroadcast(-c, &sb))]
+        })
+    }
+}

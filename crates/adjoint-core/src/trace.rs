@@ -1,0 +1,347 @@
+//! The transform stack and `bind`, the one entry point every primitive goes through.
+//!
+//! Transforms are interpreters on a thread-local stack. A frame's index is its *level*. A
+//! tracer records its level and the id of the frame that made it. `bind` finds the highest
+//! live level among the arguments (none: run the kernel), lets that frame's interpreter unpack
+//! its own tracers — lower-level arguments are constants to it — and apply the primitive's rule
+//! with the unpacked values, whose ops bind again one level down. That recursion is what makes
+//! `grad(grad(f))`, `jvp(grad(f))` and `grad(jvp(f))` work without special cases, and why
+//! nested transforms never confuse their perturbations.
+
+use std::cell::{Cell, RefCell};
+
+use adjoint_tensor::Array;
+use smallvec::SmallVec;
+
+use crate::primitive::{Grads, Primitive, Pullback};
+use crate::tensor::{Payload, Repr, Tensor, Tracer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Jvp,
+    Vjp,
+}
+
+pub(crate) struct Frame {
+    pub(crate) id: u64,
+    pub(crate) tape: Tape,
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+}
+
+/// Number of transforms active on this thread.
+#[inline]
+pub(crate) fn depth() -> usize {
+    DEPTH.with(|d| d.get())
+}
+
+/// A pushed frame; pops itself on drop (also when the user's function panics).
+pub(crate) struct FrameGuard {
+    pub(crate) level: usize,
+    pub(crate) id: u64,
+    popped: bool,
+}
+
+pub(crate) fn push_frame(kind: Kind) -> FrameGuard {
+    let id = NEXT_ID.with(|n| {
+        let v = n.get();
+        n.set(v + 1);
+        v
+    });
+    let level = STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        let _ = kind;
+        s.push(Frame { id, tape: Tape::default() });
+        s.len() - 1
+    });
+    DEPTH.with(|d| d.set(level + 1));
+    FrameGuard { level, id, popped: false }
+}
+
+impl FrameGuard {
+    /// Pop this frame and return its tape.
+    pub(crate) fn pop(mut self) -> Tape {
+        self.popped = true;
+        self.pop_inner()
+    }
+
+    fn pop_inner(&self) -> Tape {
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let f = s.pop().expect("adjoint: transform stack underflow");
+            assert_eq!(f.id, self.id, "adjoint: transforms popped out of order");
+            DEPTH.with(|d| d.set(s.len()));
+            f.tape
+        })
+    }
+
+    /// Register a new leaf value on this frame's tape.
+    pub(crate) fn new_leaf(&self) -> usize {
+        with_tape(self.level, |t| t.push(SmallVec::new(), 1, None))
+    }
+
+    /// Wrap `primal` as this frame's tracer.
+    pub(crate) fn tracer(&self, payload: Payload) -> Tensor {
+        Tensor::tracer(self.level, self.id, payload)
+    }
+
+    /// If `t` is this frame's tracer, its payload.
+    pub(crate) fn own<'a>(&self, t: &'a Tensor) -> Option<&'a Payload> {
+        match &t.0 {
+            Repr::Tracer(tr) if tr.level == self.level && tr.frame == self.id => Some(&tr.payload),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        if !self.popped {
+            // Unwinding out of a transform: drop the frame (and its tape) quietly.
+            let _ = STACK.try_with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut() {
+                    if s.last().map(|f| f.id) == Some(self.id) {
+                        s.pop();
+                    }
+                    DEPTH.with(|d| d.set(s.len()));
+                }
+            });
+        }
+    }
+}
+
+fn with_tape<R>(level: usize, f: impl FnOnce(&mut Tape) -> R) -> R {
+    STACK.with(|s| f(&mut s.borrow_mut()[level].tape))
+}
+
+#[cold]
+#[track_caller]
+fn dead_tracer(t: &Tracer) -> ! {
+    panic!(
+        "adjoint: a tracer of `{}` (level {}) was used after its transform returned; values \
+         computed inside a transform must be returned from the function, not kept in a capture \
+         or a static (use `stop_gradient` or `.to_array()` to keep a plain value) (at {})",
+        t.payload.transform_name(),
+        t.level,
+        std::panic::Location::caller()
+    )
+}
+
+/// The live frame owning the highest-level tracer among `args`, if any.
+#[track_caller]
+fn top_frame(args: &[&Tensor]) -> Option<(usize, u64, Kind)> {
+    let mut best: Option<(usize, u64, Kind)> = None;
+    for a in args {
+        if let Repr::Tracer(t) = &a.0 {
+            if best.is_some_and(|b| b.0 >= t.level) {
+                continue;
+            }
+            let live = STACK.with(|s| s.borrow().get(t.level).is_some_and(|f| f.id == t.frame));
+            if !live {
+                dead_tracer(t);
+            }
+            let kind = match t.payload {
+                Payload::Jvp { .. } => Kind::Jvp,
+                Payload::Vjp { .. } => Kind::Vjp,
+            };
+            best = Some((t.level, t.frame, kind));
+        }
+    }
+    best
+}
+
+/// Apply a primitive to tensors: the heart of every op.
+#[track_caller]
+#[inline]
+pub fn bind<P: Primitive>(p: &P, args: &[&Tensor]) -> Tensor {
+    if depth() == 0 {
+        return eval_concrete(p, args);
+    }
+    match top_frame(args) {
+        None => eval_concrete(p, args),
+        Some((level, id, Kind::Jvp)) => jvp_bind(p, args, level, id),
+        Some((level, id, Kind::Vjp)) => vjp_bind(p, args, level, id),
+    }
+}
+
+#[track_caller]
+#[inline]
+fn eval_concrete<P: Primitive>(p: &P, args: &[&Tensor]) -> Tensor {
+    let mut arrs: SmallVec<[&Array; 4]> = SmallVec::new();
+    for a in args {
+        match &a.0 {
+            Repr::Concrete(x) => arrs.push(x),
+            Repr::Tracer(t) => dead_tracer(t),
+        }
+    }
+    Tensor::from_array(p.eval(&arrs))
+}
+
+pub(crate) fn own_payload<'a>(t: &'a Tensor, level: usize, id: u64) -> Option<&'a Payload> {
+    match &t.0 {
+        Repr::Tracer(tr) if tr.level == level && tr.frame == id => Some(&tr.payload),
+        _ => None,
+    }
+}
+
+fn jvp_bind<P: Primitive>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Tensor {
+    let mut primals: SmallVec<[Tensor; 4]> = SmallVec::new();
+    let mut tangents: SmallVec<[Option<Tensor>; 4]> = SmallVec::new();
+    for a in args {
+        match own_payload(a, level, id) {
+            Some(Payload::Jvp { primal, tangent }) => {
+                primals.push(primal.clone());
+                tangents.push(Some(tangent.clone()));
+            }
+            _ => {
+                primals.push((*a).clone());
+                tangents.push(None);
+            }
+        }
+    }
+    let prefs: SmallVec<[&Tensor; 4]> = primals.iter().collect();
+    let out = bind(p, &prefs);
+    if !out.dtype().is_float() {
+        return out;
+    }
+    let trefs: SmallVec<[Option<&Tensor>; 4]> = tangents.iter().map(|t| t.as_ref()).collect();
+    match p.jvp(&prefs, &trefs, &out) {
+        Some(tangent) => {
+            debug_assert_eq!(tangent.shape(), out.shape(), "jvp rule of {} gave a wrong shape", p.name());
+            Tensor::tracer(level, id, Payload::Jvp { primal: out, tangent })
+        }
+        None => out,
+    }
+}
+
+fn vjp_bind<P: Primitive>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Tensor {
+    let mut primals: SmallVec<[Tensor; 4]> = SmallVec::new();
+    let mut parents: SmallVec<[Option<usize>; 3]> = SmallVec::new();
+    for a in args {
+        match own_payload(a, level, id) {
+            Some(Payload::Vjp { primal, value }) => {
+                primals.push(primal.clone());
+                parents.push(Some(*value));
+            }
+            _ => {
+                primals.push((*a).clone());
+                parents.push(None);
+            }
+        }
+    }
+    let prefs: SmallVec<[&Tensor; 4]> = primals.iter().collect();
+    let out = bind(p, &prefs);
+    if !out.dtype().is_float() {
+        return out;
+    }
+    let wants: SmallVec<[bool; 4]> = parents.iter().map(|p| p.is_some()).collect();
+    let pb = p.vjp(&prefs, &out, &wants);
+    let value = with_tape(level, |t| t.push(parents, 1, Some(pb)));
+    Tensor::tracer(level, id, Payload::Vjp { primal: out, value })
+}
+
+/// Record a multi-output node on the tape of frame (`level`, `id`); returns the first value id.
+pub(crate) fn record(
+    level: usize,
+    parents: SmallVec<[Option<usize>; 3]>,
+    n_out: usize,
+    pb: Pullback,
+) -> usize {
+    with_tape(level, |t| t.push(parents, n_out, Some(pb)))
+}
+
+/// The highest live frame among the tensors (for calls that are not single primitives:
+/// custom rules and checkpoints).
+#[track_caller]
+pub(crate) fn top_of(args: &[&Tensor]) -> Option<(usize, u64, Kind)> {
+    if depth() == 0 {
+        for a in args {
+            if let Repr::Tracer(t) = &a.0 {
+                dead_tracer(t);
+            }
+        }
+        return None;
+    }
+    top_frame(args)
+}
+
+pub(crate) use own_payload as payload_at;
+
+// -------------------------------------------------------------------- tape
+
+struct Node {
+    parents: SmallVec<[Option<usize>; 3]>,
+    first_out: usize,
+    n_out: usize,
+    pullback: Option<Pullback>,
+}
+
+/// A reverse-mode tape: nodes in execution order; each output is a numbered *value*.
+#[derive(Default)]
+pub(crate) struct Tape {
+    nodes: Vec<Node>,
+    n_values: usize,
+}
+
+impl Tape {
+    fn push(
+        &mut self,
+        parents: SmallVec<[Option<usize>; 3]>,
+        n_out: usize,
+        pullback: Option<Pullback>,
+    ) -> usize {
+        let first_out = self.n_values;
+        self.n_values += n_out;
+        self.nodes.push(Node { parents, first_out, n_out, pullback });
+        first_out
+    }
+
+    /// The reverse sweep: seed cotangents of some values, run pullbacks in reverse order with
+    /// ordinary (differentiable) ops, and return the cotangent of every value (leaves keep
+    /// theirs). With `consume`, each node's pullback — and so its residuals — is dropped as
+    /// soon as it has run.
+    pub(crate) fn backward(&mut self, seeds: Vec<(usize, Tensor)>, consume: bool) -> Vec<Option<Tensor>> {
+        let mut cts: Vec<Option<Tensor>> = vec![None; self.n_values];
+        for (v, c) in seeds {
+            accumulate(&mut cts[v], c);
+        }
+        for i in (0..self.nodes.len()).rev() {
+            let node = &mut self.nodes[i];
+            let Some(pb) = node.pullback.as_ref() else { continue };
+            let range = node.first_out..node.first_out + node.n_out;
+            if cts[range.clone()].iter().all(|c| c.is_none()) {
+                if consume {
+                    node.pullback = None;
+                }
+                continue;
+            }
+            let out_cts: SmallVec<[Option<Tensor>; 2]> = if consume {
+                cts[range].iter_mut().map(|c| c.take()).collect()
+            } else {
+                cts[range].iter().cloned().collect()
+            };
+            let grads: Grads = (pb.f)(&out_cts);
+            drop(out_cts);
+            if consume {
+                node.pullback = None;
+            }
+            for (parent, g) in node.parents.iter().zip(grads) {
+                if let (Some(p), Some(g)) = (parent, g) {
+                    accumulate(&mut cts[*p], g);
+                }
+            }
+        }
+        cts
+    }
+}
+
+fn accumulate(slot: &mut Option<Tensor>, g: Tensor) {
+    *slot = Some(match slot.take() {
+        None => g,
+        Some(prev) => &prev + &g,
+    });
+}

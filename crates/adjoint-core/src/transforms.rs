@@ -1,0 +1,362 @@
+//! The user-facing transforms: `grad`, `value_and_grad`, `vjp`, `jvp`, `jacfwd`, `jacrev`,
+//! `hessian`, `hvp` and `stop_gradient`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use adjoint_tensor::DType;
+
+use crate::params::Params;
+use crate::tensor::{Payload, Repr, Tensor};
+use crate::trace::{push_frame, FrameGuard, Kind};
+
+#[track_caller]
+fn check_float(t: &Tensor, what: &str) {
+    if !t.dtype().is_float() {
+        panic!(
+            "adjoint: {what}: cannot differentiate with respect to a {} tensor of shape {:?}; only \
+             f32/f64 inputs have derivatives (mark integer fields #[params(skip)] or pass them as \
+             captured constants) (at {})",
+            t.dtype(),
+            t.shape(),
+            std::panic::Location::caller()
+        );
+    }
+}
+
+/// Strip this frame's tracers from a value (their primal stays).
+fn strip<P: Params>(g: &FrameGuard, p: &P) -> P {
+    p.map_tensors(&mut |t| match g.own(t) {
+        Some(pl) => pl.primal().clone(),
+        None => t.clone(),
+    })
+}
+
+/// Run `f` under a new reverse-mode frame. Returns the outputs (primal), the value ids of the
+/// outputs on the tape, the leaf value ids and the tape.
+#[track_caller]
+fn trace_vjp<P: Params, O: Params>(
+    f: impl FnOnce(&P) -> O,
+    primals: &P,
+    what: &str,
+) -> (O, Vec<Option<usize>>, Vec<usize>, crate::trace::Tape) {
+    let guard = push_frame(Kind::Vjp);
+    let mut leaf_ids = Vec::new();
+    let traced = primals.map_tensors(&mut |t| {
+        check_float(t, what);
+        let v = guard.new_leaf();
+        leaf_ids.push(v);
+        guard.tracer(Payload::Vjp { primal: t.clone(), value: v })
+    });
+    let out = f(&traced);
+    drop(traced);
+    let mut out_ids = Vec::new();
+    let out_primal = out.map_tensors(&mut |t| match guard.own(t) {
+        Some(Payload::Vjp { primal, value }) => {
+            out_ids.push(Some(*value));
+            primal.clone()
+        }
+        _ => {
+            out_ids.push(None);
+            t.clone()
+        }
+    });
+    drop(out);
+    let tape = guard.pop();
+    (out_primal, out_ids, leaf_ids, tape)
+}
+
+#[track_caller]
+fn check_scalar(out: &Tensor, what: &str) {
+    if out.numel() != 1 {
+        panic!(
+            "adjoint: {what} needs a function with a scalar output (one element), but it returned \
+             shape {:?}; use `vjp` or `jacrev` for non-scalar outputs (at {})",
+            out.shape(),
+            std::panic::Location::caller()
+        );
+    }
+    if !out.dtype().is_float() {
+        panic!(
+            "adjoint: {what} needs a float output, but the function returned {} (at {})",
+            out.dtype(),
+            std::panic::Location::caller()
+        );
+    }
+}
+
+fn grads_from(
+    primals: &[(Vec<usize>, DType)],
+    cts: &mut [Option<Tensor>],
+    leaf_ids: &[usize],
+) -> Vec<Tensor> {
+    leaf_ids
+        .iter()
+        .zip(primals)
+        .map(|(&v, (shape, dtype))| cts[v].take().unwrap_or_else(|| Tensor::full_of(shape, 0.0, *dtype)))
+        .collect()
+}
+
+fn shapes_of<P: Params>(p: &P) -> Vec<(Vec<usize>, DType)> {
+    let mut v = Vec::new();
+    p.for_each_tensor(&mut |t| v.push((t.shape().to_vec(), t.dtype())));
+    v
+}
+
+#[track_caller]
+fn value_and_grad_impl<P: Params, A: Params>(
+    f: impl FnOnce(&P) -> (Tensor, A),
+    p: &P,
+    what: &str,
+) -> (Tensor, A, P) {
+    let ((out, aux), out_ids, leaf_ids, mut tape) = trace_vjp(f, p, what);
+    check_scalar(&out, what);
+    let mut cts = match out_ids[0] {
+        Some(v) => tape.backward(vec![(v, out.ones_like())], true),
+        None => Vec::new(),
+    };
+    cts.resize(tape_values(&leaf_ids), None);
+    let grads = grads_from(&shapes_of(p), &mut cts, &leaf_ids);
+    (out, aux, p.with_leaves(&grads))
+}
+
+fn tape_values(leaf_ids: &[usize]) -> usize {
+    leaf_ids.iter().max().map_or(0, |m| m + 1)
+}
+
+/// The gradient of a scalar function: `grad(f)(&p)` has the structure of `p`.
+///
+/// `f` is ordinary Rust: loops, branches on values (`x.item() > 0.0`), recursion and early
+/// returns are differentiated along the path that executed.
+///
+/// ```
+/// use adjoint_core::{grad, Tensor};
+/// let df = grad(|x: &Tensor| (x * x * x).sum());          // 3x²
+/// let ddf = grad(move |x: &Tensor| df(x).sum());          // 6x
+/// assert_eq!(ddf(&Tensor::scalar(2.0f64)).item(), 12.0);
+/// ```
+pub fn grad<P: Params, F: Fn(&P) -> Tensor>(f: F) -> impl Fn(&P) -> P {
+    move |p: &P| value_and_grad_impl(|q| (f(q), ()), p, "grad").2
+}
+
+/// `(f(p), grad(f)(p))` in one pass.
+///
+/// ```
+/// use adjoint_core::{value_and_grad, Tensor};
+/// let (v, g) = value_and_grad(|x: &Tensor| x.exp().sum())(&Tensor::scalar(0.0f64));
+/// assert_eq!((v.item(), g.item()), (1.0, 1.0));
+/// ```
+pub fn value_and_grad<P: Params, F: Fn(&P) -> Tensor>(f: F) -> impl Fn(&P) -> (Tensor, P) {
+    move |p: &P| {
+        let (v, (), g) = value_and_grad_impl(|q| (f(q), ()), p, "value_and_grad");
+        (v, g)
+    }
+}
+
+/// Like [`value_and_grad`] for `f` returning `(loss, aux)`; aux (metrics, predictions, new
+/// state) comes back as plain values: `((loss, aux), grad)`.
+///
+/// ```
+/// use adjoint_core::{value_and_grad_with_aux, Tensor};
+/// let f = |x: &Tensor| { let y = x * 2.0; (y.sum(), y) };
+/// let ((loss, aux), g) = value_and_grad_with_aux(f)(&Tensor::scalar(3.0f64));
+/// assert_eq!((loss.item(), aux.item(), g.item()), (6.0, 6.0, 2.0));
+/// ```
+pub fn value_and_grad_with_aux<P: Params, A: Params, F: Fn(&P) -> (Tensor, A)>(
+    f: F,
+) -> impl Fn(&P) -> ((Tensor, A), P) {
+    move |p: &P| {
+        let (v, aux, g) = value_and_grad_impl(&f, p, "value_and_grad_with_aux");
+        ((v, aux), g)
+    }
+}
+
+/// Reverse mode for any inputs and outputs: `(outputs, pullback)`, where `pullback(&ct)` maps a
+/// cotangent shaped like the outputs to one shaped like the inputs. The pullback can be called
+/// many times (the tape is kept until it is dropped).
+///
+/// ```
+/// use adjoint_core::{vjp, Tensor};
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]);
+/// let (y, pb) = vjp(|x: &Tensor| x * x, &x);
+/// let g = pb(&Tensor::from_vec(vec![1.0f64, 10.0], &[2]));
+/// assert_eq!((y.to_vec::<f64>(), g.to_vec::<f64>()), (vec![1.0, 4.0], vec![2.0, 40.0]));
+/// ```
+#[track_caller]
+pub fn vjp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P) -> (O, impl Fn(&O) -> P) {
+    let (out, out_ids, leaf_ids, tape) = trace_vjp(f, primals, "vjp");
+    let template = primals.map_tensors(&mut |t| t.zeros_like());
+    let shapes = shapes_of(primals);
+    let out_shapes = shapes_of(&out);
+    let tape = Rc::new(RefCell::new(tape));
+    let pullback = move |ct: &O| {
+        let cts_in = ct.leaves();
+        assert_eq!(
+            cts_in.len(),
+            out_ids.len(),
+            "adjoint: vjp pullback: cotangent has a different structure from the outputs"
+        );
+        let mut seeds = Vec::new();
+        for ((id, c), (shape, _)) in out_ids.iter().zip(cts_in).zip(&out_shapes) {
+            assert_eq!(
+                c.shape(),
+                shape.as_slice(),
+                "adjoint: vjp pullback: cotangent shape differs from output shape"
+            );
+            if let Some(v) = id {
+                seeds.push((*v, c));
+            }
+        }
+        let mut cts = if seeds.is_empty() { Vec::new() } else { tape.borrow_mut().backward(seeds, false) };
+        cts.resize(cts.len().max(tape_values(&leaf_ids)), None);
+        template.with_leaves(&grads_from(&shapes, &mut cts, &leaf_ids))
+    };
+    (out, pullback)
+}
+
+/// Forward mode: `(f(primals), J·tangents)` for any inputs and outputs.
+///
+/// ```
+/// use adjoint_core::{jvp, Tensor};
+/// let (y, t) = jvp(|x: &Tensor| x.sin(), &Tensor::scalar(0.0f64), &Tensor::scalar(2.0f64));
+/// assert_eq!((y.item(), t.item()), (0.0, 2.0));
+/// ```
+#[track_caller]
+pub fn jvp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents: &P) -> (O, O) {
+    let guard = push_frame(Kind::Jvp);
+    let tl = tangents.leaves();
+    assert_eq!(
+        tl.len(),
+        primals.num_leaves(),
+        "adjoint: jvp: tangents have a different structure from primals"
+    );
+    let mut i = 0;
+    let traced = primals.map_tensors(&mut |p| {
+        let t = &tl[i];
+        i += 1;
+        check_float(p, "jvp");
+        assert_eq!(
+            p.shape(),
+            t.shape(),
+            "adjoint: jvp: tangent {} has shape {:?} but its primal has shape {:?}",
+            i - 1,
+            t.shape(),
+            p.shape()
+        );
+        let t = if t.dtype() == p.dtype() { t.clone() } else { t.cast(p.dtype()) };
+        guard.tracer(Payload::Jvp { primal: p.clone(), tangent: t })
+    });
+    let out = f(&traced);
+    drop(traced);
+    let out_t = out.map_tensors(&mut |t| match guard.own(t) {
+        Some(Payload::Jvp { tangent, .. }) => tangent.clone(),
+        _ => t.zeros_like(),
+    });
+    let out_p = strip(&guard, &out);
+    drop(out);
+    guard.pop();
+    (out_p, out_t)
+}
+
+/// Jacobian by forward mode, one JVP per input element. Output shape: `out.shape ++ in.shape`.
+///
+/// ```
+/// use adjoint_core::{jacfwd, Tensor};
+/// let j = jacfwd(|x: &Tensor| x * x)(&Tensor::from_vec(vec![1.0f64, 2.0], &[2]));
+/// assert_eq!(j.to_vec::<f64>(), vec![2.0, 0.0, 0.0, 4.0]);
+/// ```
+pub fn jacfwd<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
+    move |x: &Tensor| {
+        let n = x.numel();
+        let mut cols = Vec::with_capacity(n);
+        let mut out_shape = None;
+        for i in 0..n {
+            let e = basis(x.shape(), x.dtype(), i);
+            let (y, t) = jvp(&f, x, &e);
+            out_shape.get_or_insert_with(|| y.shape().to_vec());
+            cols.push(t.reshape(&[y.numel()]));
+        }
+        let out_shape = out_shape.unwrap_or_else(|| f(x).shape().to_vec());
+        let m: usize = out_shape.iter().product();
+        let j = if n == 0 {
+            Tensor::full_of(&[m, 0], 0.0, x.dtype())
+        } else {
+            let refs: Vec<&Tensor> = cols.iter().collect();
+            Tensor::stack(&refs, 1)
+        };
+        let mut shape = out_shape;
+        shape.extend_from_slice(x.shape());
+        j.reshape(&shape)
+    }
+}
+
+/// Jacobian by reverse mode, one VJP per output element. Output shape: `out.shape ++ in.shape`.
+///
+/// ```
+/// use adjoint_core::{jacrev, Tensor};
+/// let j = jacrev(|x: &Tensor| x.sum_axes(&[0], false))(&Tensor::ones(&[2, 3]));
+/// assert_eq!(j.shape(), &[3, 2, 3]);
+/// ```
+pub fn jacrev<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
+    move |x: &Tensor| {
+        let (y, pb) = vjp(&f, x);
+        let m = y.numel();
+        let rows: Vec<Tensor> =
+            (0..m).map(|i| pb(&basis(y.shape(), y.dtype(), i)).reshape(&[x.numel()])).collect();
+        let j = if m == 0 {
+            Tensor::full_of(&[0, x.numel()], 0.0, x.dtype())
+        } else {
+            let refs: Vec<&Tensor> = rows.iter().collect();
+            Tensor::stack(&refs, 0)
+        };
+        let mut shape = y.shape().to_vec();
+        shape.extend_from_slice(x.shape());
+        j.reshape(&shape)
+    }
+}
+
+/// The Hessian of a scalar function, forward-over-reverse: `jacfwd(grad(f))`.
+///
+/// ```
+/// use adjoint_core::{hessian, Tensor};
+/// let h = hessian(|x: &Tensor| (x * x).sum() * 0.5)(&Tensor::ones(&[3]).cast(adjoint_tensor::DType::F64));
+/// assert_eq!(h.to_vec::<f64>(), vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+/// ```
+pub fn hessian<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
+    let g = grad(f);
+    jacfwd(g)
+}
+
+/// Hessian-vector product `∇²f(x)·v` by forward-over-reverse, without forming the Hessian.
+///
+/// ```
+/// use adjoint_core::{hvp, Tensor};
+/// let x = Tensor::scalar(3.0f64);
+/// let hv = hvp(|x: &Tensor| (x * x * x).sum(), &x, &Tensor::scalar(1.0f64));
+/// assert_eq!(hv.item(), 18.0);
+/// ```
+pub fn hvp<P: Params, F: Fn(&P) -> Tensor>(f: F, x: &P, v: &P) -> P {
+    let g = grad(f);
+    jvp(|p: &P| g(p), x, v).1
+}
+
+/// The same value with no derivative: every transform sees a constant.
+///
+/// ```
+/// use adjoint_core::{grad, stop_gradient, Tensor};
+/// let g = grad(|x: &Tensor| (x * stop_gradient(x)).sum())(&Tensor::scalar(3.0f64));
+/// assert_eq!(g.item(), 3.0);
+/// ```
+pub fn stop_gradient(t: &Tensor) -> Tensor {
+    match &t.0 {
+        Repr::Concrete(_) => t.clone(),
+        Repr::Tracer(tr) => stop_gradient(tr.payload.primal()),
+    }
+}
+
+fn basis(shape: &[usize], dtype: DType, i: usize) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut v = vec![0.0f64; n];
+    v[i] = 1.0;
+    Tensor::from_vec(v, shape).cast(dtype)
+}

@@ -1,0 +1,247 @@
+//! The primitive table: every differentiable primitive through `check_grads` (order 2, forward
+//! and reverse) in f64, on random shapes with broadcasting and size-0/size-1 axes (proptest),
+//! plus special points.
+
+use adjoint_core::testing::{check_grads, try_check_grads, BOTH};
+use adjoint_core::{DType, Tensor};
+use adjoint_tensor::random::{uniform, Key};
+use proptest::prelude::*;
+
+fn rand(shape: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
+    Tensor::from_array(uniform(&Key::new(seed), shape, lo, hi, DType::F64))
+}
+
+/// Shapes of rank 0..=3 with dims in 0..=3 (size-0 and size-1 included).
+fn shape() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(0usize..4, 0..4)
+}
+
+/// A shape and a second shape that broadcasts against it (some dims set to 1, some leading
+/// dims dropped).
+fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    (prop::collection::vec(1usize..4, 0..4), prop::collection::vec(any::<bool>(), 4), 0usize..3).prop_map(
+        |(a, ones, drop)| {
+            let mut b: Vec<usize> = a.iter().zip(&ones).map(|(&d, &o)| if o { 1 } else { d }).collect();
+            let drop = drop.min(b.len());
+            b.drain(..drop);
+            (a, b)
+        },
+    )
+}
+
+fn cfg() -> ProptestConfig {
+    ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+macro_rules! unary_row {
+    ($name:ident, $lo:expr, $hi:expr, $f:expr) => {
+        proptest! {
+            #![proptest_config(cfg())]
+            #[test]
+            fn $name(s in shape(), seed in any::<u64>()) {
+                let x = rand(&s, seed, $lo, $hi);
+                if let Err(e) = try_check_grads($f, &x, 2, BOTH, seed) {
+                    return Err(TestCaseError::fail(format!("shape {s:?}: {e}")));
+                }
+            }
+        }
+    };
+}
+
+unary_row!(neg, -2.0, 2.0, |x: &Tensor| -x);
+unary_row!(exp, -2.0, 2.0, |x: &Tensor| x.exp());
+unary_row!(log, 0.5, 3.0, |x: &Tensor| x.log());
+unary_row!(sin, -3.0, 3.0, |x: &Tensor| x.sin());
+unary_row!(cos, -3.0, 3.0, |x: &Tensor| x.cos());
+unary_row!(tan, -1.0, 1.0, |x: &Tensor| x.tan());
+unary_row!(tanh, -2.0, 2.0, |x: &Tensor| x.tanh());
+unary_row!(sqrt, 0.5, 3.0, |x: &Tensor| x.sqrt());
+unary_row!(sigmoid, -4.0, 4.0, |x: &Tensor| x.sigmoid());
+unary_row!(erf, -2.0, 2.0, |x: &Tensor| x.erf());
+unary_row!(log1p, -0.5, 2.0, |x: &Tensor| x.log1p());
+unary_row!(expm1, -2.0, 2.0, |x: &Tensor| x.expm1());
+unary_row!(abs_away_from_zero, 0.2, 2.0, |x: &Tensor| (x * -1.0).abs() + x.abs());
+unary_row!(sign_floor_ceil_round_zero_derivative, 0.1, 0.4, |x: &Tensor| x.sign() * x
+    + x.floor()
+    + x.ceil() * x
+    + x.round());
+unary_row!(reduce_sum_all_axes, -1.0, 1.0, |x: &Tensor| (x * x).sum());
+unary_row!(reduce_sum_keepdim, -1.0, 1.0, |x: &Tensor| {
+    let axes: Vec<usize> = (0..x.rank()).step_by(2).collect();
+    x.sin().sum_axes(&axes, true)
+});
+unary_row!(reduce_prod, 0.5, 1.5, |x: &Tensor| {
+    let axes: Vec<usize> = (0..x.rank()).filter(|a| a % 2 == 1).collect();
+    x.prod_axes(&axes, false)
+});
+unary_row!(reduce_max_distinct, -3.0, 3.0, |x: &Tensor| {
+    if x.numel() == 0 {
+        x.sum()
+    } else {
+        x.max().exp() + x.min_axes(&[0; 0], false).sum()
+    }
+});
+unary_row!(cumsum, -1.0, 1.0, |x: &Tensor| if x.rank() == 0 {
+    x.clone()
+} else {
+    (x * x).cumsum(x.rank() - 1)
+});
+unary_row!(reshape_flatten, -1.0, 1.0, |x: &Tensor| (x.flatten() * x.flatten()).reshape(x.shape()));
+unary_row!(permute_reverse, -1.0, 1.0, |x: &Tensor| {
+    let perm: Vec<usize> = (0..x.rank()).rev().collect();
+    x.permute(&perm).sin()
+});
+unary_row!(flip, -1.0, 1.0, |x: &Tensor| if x.rank() == 0 { x * x } else { x.flip(0) * x });
+unary_row!(slice_step, -1.0, 1.0, |x: &Tensor| {
+    if x.rank() == 0 {
+        return x * x;
+    }
+    let d = x.shape()[0];
+    let end = d.saturating_sub(0);
+    x.slice(0, d.min(1), end, 2).exp()
+});
+unary_row!(pad_constant, -1.0, 1.0, |x: &Tensor| {
+    let pads: Vec<(usize, usize)> = (0..x.rank()).map(|i| (i % 2, 1)).collect();
+    x.pad(&pads, 0.5).sin()
+});
+unary_row!(broadcast_to, -1.0, 1.0, |x: &Tensor| {
+    let mut s = vec![2];
+    s.extend_from_slice(x.shape());
+    x.broadcast_to(&s).exp()
+});
+unary_row!(concat_with_itself, -1.0, 1.0, |x: &Tensor| {
+    if x.rank() == 0 {
+        x.clone()
+    } else {
+        Tensor::concat(&[x, &x.sin(), &(x * x)], 0)
+    }
+});
+unary_row!(logsumexp_softmax, -3.0, 3.0, |x: &Tensor| if x.rank() == 0 {
+    x.exp()
+} else {
+    x.log_softmax(x.rank() - 1) + x.logsumexp(&[0], true)
+});
+unary_row!(softplus_gelu_silu, -3.0, 3.0, |x: &Tensor| x.softplus() + x.gelu() * x.silu());
+
+macro_rules! binary_row {
+    ($name:ident, $lo:expr, $hi:expr, $lo2:expr, $hi2:expr, $f:expr) => {
+        proptest! {
+            #![proptest_config(cfg())]
+            #[test]
+            fn $name((sa, sb) in broadcast_pair(), seed in any::<u64>()) {
+                let a = rand(&sa, seed, $lo, $hi);
+                let b = rand(&sb, seed ^ 0x9e37, $lo2, $hi2);
+                let r1 = try_check_grads(|p: &(Tensor, Tensor)| $f(&p.0, &p.1), &(a.clone(), b.clone()), 2, BOTH, seed);
+                if let Err(e) = r1 {
+                    return Err(TestCaseError::fail(format!("shapes {sa:?}, {sb:?}: {e}")));
+                }
+                // And with the operands swapped (the broadcast one first).
+                let r2 = try_check_grads(|p: &(Tensor, Tensor)| $f(&p.1, &p.0), &(a, b), 2, BOTH, seed);
+                if let Err(e) = r2 {
+                    return Err(TestCaseError::fail(format!("swapped shapes {sb:?}, {sa:?}: {e}")));
+                }
+            }
+        }
+    };
+}
+
+binary_row!(add, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a + b);
+binary_row!(sub, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a - b);
+binary_row!(mul, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a * b);
+binary_row!(div, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a / b);
+binary_row!(pow, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a.pow(b));
+binary_row!(maximum_distinct, -2.0, -0.1, 0.1, 2.0, |a: &Tensor, b: &Tensor| a.maximum(b) * a);
+binary_row!(minimum_distinct, -2.0, -0.1, 0.1, 2.0, |a: &Tensor, b: &Tensor| a.minimum(b) * b);
+binary_row!(atan2, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a.atan2(b));
+binary_row!(rem, 2.1, 2.9, 1.0, 1.01, |a: &Tensor, b: &Tensor| a.rem(&(b * 0.7)) * a);
+binary_row!(select_by_sign, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| {
+    Tensor::select(&a.gt_scalar(0.0), &(a * b), &b.exp())
+});
+
+proptest! {
+    #![proptest_config(cfg())]
+    #[test]
+    fn matmul_batched((m, k, n, batch) in (0usize..4, 0usize..4, 0usize..4, 0usize..3), seed in any::<u64>()) {
+        let a = rand(&[batch, m, k], seed, -1.0, 1.0);
+        let b = rand(&[k, n], seed ^ 7, -1.0, 1.0);
+        let r = try_check_grads(|p: &(Tensor, Tensor)| p.0.matmul(&p.1), &(a, b), 2, BOTH, seed);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+        let v = rand(&[k], seed ^ 9, -1.0, 1.0);
+        let b2 = rand(&[m, k], seed ^ 11, -1.0, 1.0);
+        let r = try_check_grads(|p: &(Tensor, Tensor)| p.1.matmul(&p.0).sin(), &(v, b2), 2, BOTH, seed);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+
+    #[test]
+    fn gather_scatter_index(rows in 1usize..5, cols in 1usize..4, seed in any::<u64>()) {
+        let x = rand(&[rows, cols], seed, -1.0, 1.0);
+        let key = Key::new(seed);
+        let idx: Vec<i64> = key.bits(rows * cols).iter().map(|b| (*b as usize % rows) as i64).collect();
+        let idx = Tensor::from_vec(idx, &[rows, cols]);
+        let sel: Vec<i64> = key.fold_in(1).bits(3).iter().map(|b| (*b as usize % rows) as i64).collect();
+        let sel = Tensor::from_vec(sel, &[3]);
+        let (i1, i2) = (idx.clone(), sel.clone());
+        let r = try_check_grads(move |x: &Tensor| {
+            let g = x.gather(0, &i1);
+            let s = x.scatter_add(0, &i1, &(&g * &g));
+            let t = x.index_select(0, &i2);
+            s.sum() + (&t * &t).sum() + x.index_add(0, &i2, &t.sin()).sum()
+        }, &x, 2, BOTH, seed);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+
+    #[test]
+    fn conv2d_and_pools(n in 1usize..3, c in 1usize..3, hw in 3usize..6, stride in 1usize..3, pad in 0usize..2, seed in any::<u64>()) {
+        let x = rand(&[n, c, hw, hw], seed, -1.0, 1.0);
+        let w = rand(&[2, c, 2, 2], seed ^ 3, -1.0, 1.0);
+        let p = adjoint_core::Conv2dParams { stride: [stride, 1], padding: [pad, 1], dilation: [1, 1], groups: 1 };
+        let r = try_check_grads(move |q: &(Tensor, Tensor)| q.0.conv2d(&q.1, &p).tanh(), &(x.clone(), w), 2, BOTH, seed);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+        let pp = adjoint_core::Pool2dParams { kernel: [2, 2], stride: [stride, stride], padding: [0, 0] };
+        let r = try_check_grads(move |x: &Tensor| x.avg_pool2d(&pp, true).exp() + x.max_pool2d(&pp), &x, 2, BOTH, seed);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+#[test]
+fn cast_between_floats_passes_derivatives_through() {
+    // Finite differences cannot see through f32 rounding, so the rule is checked exactly.
+    use adjoint_core::{grad, jvp};
+    let x = Tensor::from_vec(vec![0.5f64, -2.0], &[2]);
+    let f = |x: &Tensor| (x.cast(DType::F32) * 3.0).cast(DType::F64).sum();
+    assert_eq!(grad(f)(&x).to_vec::<f64>(), vec![3.0, 3.0]);
+    let (_, t) = jvp(|x: &Tensor| x.cast(DType::F32), &x, &Tensor::from_vec(vec![1.0f64, 2.0], &[2]));
+    assert_eq!((t.dtype(), t.to_vec::<f32>()), (DType::F32, vec![1.0, 2.0]));
+    // Second order through the casts.
+    let h = grad(|x: &Tensor| {
+        grad(|y: &Tensor| (y.cast(DType::F32) * y.cast(DType::F32)).cast(DType::F64).sum())(x).sum()
+    })(&x);
+    assert_eq!(h.to_vec::<f64>(), vec![2.0, 2.0]);
+}
+
+#[test]
+fn special_points_have_documented_derivatives() {
+    use adjoint_core::grad;
+    let z = Tensor::scalar(0.0f64);
+    // |x| at 0: subgradient 0.
+    assert_eq!(grad(|x: &Tensor| x.abs())(&z).item(), 0.0);
+    // relu at 0: 0.
+    assert_eq!(grad(|x: &Tensor| x.relu())(&z).item(), 0.0);
+    // sqrt at 0: +inf (documented), norm at 0: 0.
+    assert_eq!(grad(|x: &Tensor| x.sqrt())(&z).item(), f64::INFINITY);
+    assert_eq!(grad(|x: &Tensor| x.norm())(&Tensor::zeros(&[2]).to_f64()).to_vec::<f64>(), vec![0.0, 0.0]);
+    // max with ties: the derivative is shared equally.
+    let t = Tensor::from_vec(vec![1.0f64, 3.0, 3.0], &[3]);
+    assert_eq!(grad(|x: &Tensor| x.max())(&t).to_vec::<f64>(), vec![0.0, 0.5, 0.5]);
+    let g = grad(|p: &(Tensor, Tensor)| p.0.maximum(&p.1).sum())(&(z.clone(), z.clone()));
+    assert_eq!((g.0.item(), g.1.item()), (0.5, 0.5));
+    // pow at a zero base with a positive exponent: finite.
+    let g = grad(|p: &(Tensor, Tensor)| p.0.pow(&p.1))(&(z.clone(), Tensor::scalar(2.0f64)));
+    assert_eq!((g.0.item(), g.1.item()), (0.0, 0.0));
+    // prod with one zero factor: exact derivative.
+    let v = Tensor::from_vec(vec![2.0f64, 0.0, 3.0], &[3]);
+    assert_eq!(grad(|x: &Tensor| x.prod_axes(&[0], false))(&v).to_vec::<f64>(), vec![0.0, 6.0, 0.0]);
+    // Large magnitudes keep finite second derivatives in softplus/logsumexp.
+    let big = Tensor::from_vec(vec![-50.0f64, 50.0], &[2]);
+    check_grads(|x: &Tensor| x.softplus().sum() + x.logsumexp(&[0], false), &big, 2, BOTH);
+}

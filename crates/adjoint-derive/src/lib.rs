@@ -1,0 +1,138 @@
+//! `#[derive(Params)]`: flatten a user struct or enum into its tensors and rebuild it.
+//!
+//! The generated impl visits every field in declaration order. Fields marked
+//! `#[params(skip)]` are configuration: they are not visited and are cloned when the value is
+//! rebuilt (so they must implement `Clone`). Generic type parameters get a `Params` bound.
+//!
+//! The generated code names `::adjoint::Params` and `::adjoint::Tensor`, so it works for users
+//! of the `adjoint` facade; `adjoint-core` aliases itself as `adjoint` for its own tests.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{format_ident, quote};
+use syn::{parse_macro_input, Data, DeriveInput, Fields};
+
+/// Derive `adjoint::Params` for a struct (named, tuple or unit) or an enum.
+#[proc_macro_derive(Params, attributes(params))]
+pub fn derive_params(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    match expand(input) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn is_skipped(attrs: &[syn::Attribute]) -> syn::Result<bool> {
+    let mut skip = false;
+    for a in attrs {
+        if a.path().is_ident("params") {
+            a.parse_nested_meta(|m| {
+                if m.path.is_ident("skip") {
+                    skip = true;
+                    Ok(())
+                } else {
+                    Err(m.error("unknown params attribute; expected `skip`"))
+                }
+            })?;
+        }
+    }
+    Ok(skip)
+}
+
+/// For a set of fields bound to identifiers `bindings`, the visit and rebuild code.
+fn field_code(fields: &Fields, bindings: &[syn::Ident]) -> syn::Result<(TokenStream2, Vec<TokenStream2>)> {
+    let mut visit = TokenStream2::new();
+    let mut rebuilt = Vec::new();
+    for (f, b) in fields.iter().zip(bindings) {
+        if is_skipped(&f.attrs)? {
+            rebuilt.push(quote! { ::core::clone::Clone::clone(#b) });
+        } else {
+            visit.extend(quote! { ::adjoint::Params::for_each_tensor(#b, f); });
+            rebuilt.push(quote! { ::adjoint::Params::map_tensors(#b, f) });
+        }
+    }
+    Ok((visit, rebuilt))
+}
+
+fn bindings_for(fields: &Fields) -> Vec<syn::Ident> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match &f.ident {
+            Some(id) => format_ident!("__f_{}", id),
+            None => format_ident!("__f_{}", i),
+        })
+        .collect()
+}
+
+fn pattern(path: TokenStream2, fields: &Fields, bindings: &[syn::Ident]) -> TokenStream2 {
+    match fields {
+        Fields::Named(_) => {
+            let names = fields.iter().map(|f| f.ident.clone().unwrap());
+            quote! { #path { #(#names: #bindings),* } }
+        }
+        Fields::Unnamed(_) => quote! { #path ( #(#bindings),* ) },
+        Fields::Unit => quote! { #path },
+    }
+}
+
+fn construct(path: TokenStream2, fields: &Fields, values: &[TokenStream2]) -> TokenStream2 {
+    match fields {
+        Fields::Named(_) => {
+            let names = fields.iter().map(|f| f.ident.clone().unwrap());
+            quote! { #path { #(#names: #values),* } }
+        }
+        Fields::Unnamed(_) => quote! { #path ( #(#values),* ) },
+        Fields::Unit => quote! { #path },
+    }
+}
+
+fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
+    let name = &input.ident;
+    let mut generics = input.generics.clone();
+    for tp in generics.type_params_mut() {
+        tp.bounds.push(syn::parse_quote!(::adjoint::Params));
+    }
+    let (impl_g, ty_g, where_c) = generics.split_for_impl();
+    let (visit_body, map_body) = match &input.data {
+        Data::Struct(s) => {
+            let b = bindings_for(&s.fields);
+            let (visit, rebuilt) = field_code(&s.fields, &b)?;
+            let pat = pattern(quote!(Self), &s.fields, &b);
+            let cons = construct(quote!(Self), &s.fields, &rebuilt);
+            (quote! { let #pat = self; #visit }, quote! { let #pat = self; #cons })
+        }
+        Data::Enum(e) => {
+            let mut visit_arms = TokenStream2::new();
+            let mut map_arms = TokenStream2::new();
+            for v in &e.variants {
+                let vn = &v.ident;
+                let b = bindings_for(&v.fields);
+                let (visit, rebuilt) = field_code(&v.fields, &b)?;
+                let pat = pattern(quote!(Self::#vn), &v.fields, &b);
+                let cons = construct(quote!(Self::#vn), &v.fields, &rebuilt);
+                visit_arms.extend(quote! { #pat => { #visit } });
+                map_arms.extend(quote! { #pat => #cons, });
+            }
+            (
+                quote! { #[allow(unreachable_code)] match self { #visit_arms } },
+                quote! { #[allow(unreachable_code)] match self { #map_arms } },
+            )
+        }
+        Data::Union(u) => {
+            return Err(syn::Error::new(u.union_token.span, "Params cannot be derived for unions"))
+        }
+    };
+    Ok(quote! {
+        impl #impl_g ::adjoint::Params for #name #ty_g #where_c {
+            #[allow(unused_variables)]
+            fn for_each_tensor(&self, f: &mut dyn FnMut(&::adjoint::Tensor)) {
+                #visit_body
+            }
+            #[allow(unused_variables)]
+            fn map_tensors(&self, f: &mut dyn FnMut(&::adjoint::Tensor) -> ::adjoint::Tensor) -> Self {
+                #map_body
+            }
+        }
+    })
+}
