@@ -1,0 +1,304 @@
+//! Side-by-side benchmark suite, adjoint's half. Prints one JSON object per line on stdout;
+//! `benches/python/peers.py` prints the same lines for NumPy, PyTorch and JAX and
+//! `benches/report.py` merges both into `BENCHMARKS.md`. Run everything with `benches/run.sh`.
+//!
+//! ```text
+//! cargo run --release -p adjoint --example bench_suite -- [--quick] [--suite tensor|transforms|all]
+//! ```
+//!
+//! Threads: the rayon pool is sized by `RAYON_NUM_THREADS` (the driver sets 1 or 2); each line
+//! reports `rayon::current_num_threads()` so a mis-sized pool shows in the results.
+//!
+//! Timing: each workload is warmed up, then timed in samples of `inner` iterations (chosen so
+//! one sample lasts at least a few milliseconds); the reported `sec` is the median over samples
+//! of the time per iteration. The same procedure is implemented in `peers.py`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use adjoint::prelude::*;
+use adjoint::tensor::random::{normal, uniform, Key};
+use adjoint::tensor::Array;
+
+struct Cfg {
+    quick: bool,
+    suite: String,
+    threads: usize,
+    only: Option<String>,
+}
+
+impl Cfg {
+    fn samples(&self) -> usize {
+        if self.quick {
+            3
+        } else {
+            7
+        }
+    }
+    fn min_sample(&self) -> Duration {
+        Duration::from_millis(if self.quick { 2 } else { 10 })
+    }
+    fn want(&self, name: &str) -> bool {
+        self.only.as_deref().map_or(true, |o| name.contains(o))
+    }
+}
+
+/// Median seconds per call of `f`.
+fn measure<R>(cfg: &Cfg, mut f: impl FnMut() -> R) -> (f64, usize) {
+    // Warm-up, which also estimates the cost of one call.
+    let t0 = Instant::now();
+    black_box(f());
+    let first = t0.elapsed();
+    let t0 = Instant::now();
+    black_box(f());
+    let one = t0.elapsed().min(first).max(Duration::from_nanos(1));
+    let inner = ((cfg.min_sample().as_secs_f64() / one.as_secs_f64()).ceil() as usize).clamp(1, 1_000_000);
+    let mut per = Vec::with_capacity(cfg.samples());
+    for _ in 0..cfg.samples() {
+        let t0 = Instant::now();
+        for _ in 0..inner {
+            black_box(f());
+        }
+        per.push(t0.elapsed().as_secs_f64() / inner as f64);
+    }
+    per.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (per[per.len() / 2], inner * cfg.samples())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit(
+    cfg: &Cfg,
+    suite: &str,
+    name: &str,
+    size: &str,
+    sec: f64,
+    reps: usize,
+    metric: Option<(&str, f64)>,
+    extra: &str,
+) {
+    let (mname, mval) = match metric {
+        Some((m, work)) => (format!("\"{m}\""), format!("{:.6}", work / sec / 1e9)),
+        None => ("null".to_string(), "null".to_string()),
+    };
+    println!(
+        "{{\"lib\":\"adjoint\",\"suite\":\"{suite}\",\"name\":\"{name}\",\"size\":\"{size}\",\"threads\":{},\
+         \"pool_threads\":{},\"sec\":{sec:.9e},\"reps\":{reps},\"metric\":{mname},\"value\":{mval}{extra}}}",
+        cfg.threads,
+        rayon::current_num_threads(),
+    );
+}
+
+fn randn(key: u64, shape: &[usize]) -> Array {
+    normal(&Key::new(key), shape, DType::F32)
+}
+
+fn tensor_suite(cfg: &Cfg) {
+    let q = cfg.quick;
+    // --- matmul -----------------------------------------------------------------------------
+    let sizes: &[usize] = if q { &[256, 1024] } else { &[256, 1024, 2048] };
+    for &n in sizes {
+        if !cfg.want("matmul") {
+            break;
+        }
+        let a = randn(1, &[n, n]);
+        let b = randn(2, &[n, n]);
+        let (s, r) = measure(cfg, || a.matmul(&b));
+        emit(
+            cfg,
+            "tensor",
+            "matmul_f32",
+            &n.to_string(),
+            s,
+            r,
+            Some(("GFLOP/s", 2.0 * (n as f64).powi(3))),
+            "",
+        );
+    }
+    // --- copy bandwidth, add, exp ------------------------------------------------------------
+    let sizes: &[(usize, &str)] =
+        if q { &[(1 << 20, "1M"), (1 << 22, "4M")] } else { &[(1 << 20, "1M"), (1 << 24, "16M")] };
+    for &(n, label) in sizes {
+        let a = uniform(&Key::new(3), &[n], -3.0, 3.0, DType::F32);
+        let b = uniform(&Key::new(4), &[n], -3.0, 3.0, DType::F32);
+        let bytes = 4.0 * n as f64;
+        if cfg.want("copy") {
+            // Machine copy bandwidth: memcpy into a buffer that already exists (no page faults)...
+            let src = a.to_vec::<f32>();
+            let mut dst = vec![0f32; n];
+            let (s, r) = measure(cfg, || {
+                dst.copy_from_slice(black_box(&src));
+                dst[n / 2]
+            });
+            emit(cfg, "tensor", "copy_prealloc_f32", label, s, r, Some(("GB/s", 2.0 * bytes)), "");
+            // ...and into a fresh allocation, as every out-of-place kernel does.
+            let (s, r) = measure(cfg, || black_box(&src).to_vec());
+            emit(cfg, "tensor", "copy_alloc_f32", label, s, r, Some(("GB/s", 2.0 * bytes)), "");
+        }
+        if cfg.want("add") {
+            let (s, r) = measure(cfg, || a.add(&b));
+            emit(cfg, "tensor", "add_f32", label, s, r, Some(("GB/s", 3.0 * bytes)), "");
+        }
+        if cfg.want("exp") {
+            let (s, r) = measure(cfg, || a.exp());
+            emit(cfg, "tensor", "exp_f32", label, s, r, Some(("GB/s", 2.0 * bytes)), "");
+        }
+    }
+    // --- sum over the last axis ----------------------------------------------------------------
+    if cfg.want("sum") {
+        let n = if q { 2048 } else { 4096 };
+        let x = randn(5, &[n, n]);
+        let (s, r) = measure(cfg, || x.sum_axes(&[1], false));
+        emit(
+            cfg,
+            "tensor",
+            "sum_last_axis_f32",
+            &format!("{n}x{n}"),
+            s,
+            r,
+            Some(("GB/s", 4.0 * (n * n) as f64)),
+            "",
+        );
+    }
+    // --- conv2d forward ----------------------------------------------------------------------
+    if cfg.want("conv") {
+        let n = if q { 16 } else { 64 };
+        let x = randn(6, &[n, 32, 28, 28]);
+        let w = randn(7, &[64, 32, 3, 3]);
+        let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+        let (s, r) = measure(cfg, || x.conv2d(&w, &p));
+        let flops = 2.0 * (n * 64 * 28 * 28 * 32 * 9) as f64;
+        emit(
+            cfg,
+            "tensor",
+            "conv2d_f32",
+            &format!("{n}x32x28x28*64x32x3x3"),
+            s,
+            r,
+            Some(("GFLOP/s", flops)),
+            "",
+        );
+    }
+}
+
+const CHAIN: usize = 1000;
+
+/// `CHAIN` scalar-tensor ops: alternating `* 1.0001` and `+ 0.0001`.
+fn chain(x: &Tensor) -> Tensor {
+    let mut y = x.clone();
+    for _ in 0..CHAIN / 2 {
+        y = y * 1.0001 + 0.0001;
+    }
+    y
+}
+
+fn transforms_suite(cfg: &Cfg) {
+    let q = cfg.quick;
+    // --- (a)/(b) per-op overhead on a 1-element f32 tensor ---------------------------------------
+    if cfg.want("chain") {
+        let x = Tensor::from_vec(vec![0.5f32], &[1]);
+        let (s, r) = measure(cfg, || chain(&x));
+        emit(
+            cfg,
+            "transforms",
+            "chain_eager_nograd",
+            "1000 ops",
+            s,
+            r,
+            None,
+            &format!(",\"us_per_op\":{:.6}", s / CHAIN as f64 * 1e6),
+        );
+        // Forward with the tape recording (reverse mode active), no backward pass.
+        let (s, r) = measure(cfg, || {
+            let (y, _pullback) = vjp(|x: &Tensor| chain(x).sum(), &x);
+            y
+        });
+        emit(
+            cfg,
+            "transforms",
+            "chain_fwd_taped",
+            "1000 ops",
+            s,
+            r,
+            None,
+            &format!(",\"us_per_op\":{:.6}", s / CHAIN as f64 * 1e6),
+        );
+        // Forward plus backward.
+        let g = grad(|x: &Tensor| chain(x).sum());
+        let (s, r) = measure(cfg, || g(&x));
+        emit(
+            cfg,
+            "transforms",
+            "chain_fwd_bwd",
+            "1000 ops",
+            s,
+            r,
+            None,
+            &format!(",\"us_per_op\":{:.6}", s / CHAIN as f64 * 1e6),
+        );
+    }
+    // --- (c) gradient of sum(A @ B) w.r.t. A and B ---------------------------------------------
+    if cfg.want("grad_matmul") {
+        let n = if q { 512 } else { 1024 };
+        let a = Tensor::from_array(randn(11, &[n, n]));
+        let b = Tensor::from_array(randn(12, &[n, n]));
+        let g = grad(|p: &(Tensor, Tensor)| p.0.matmul(&p.1).sum());
+        let ab = (a.clone(), b.clone());
+        let (s, r) = measure(cfg, || g(&ab));
+        // forward matmul + two backward matmuls
+        emit(
+            cfg,
+            "transforms",
+            "grad_sum_matmul",
+            &format!("{n}x{n}"),
+            s,
+            r,
+            Some(("GFLOP/s", 6.0 * (n as f64).powi(3))),
+            "",
+        );
+    }
+    // --- (d) Hessian-vector product ----------------------------------------------------------
+    if cfg.want("hvp") {
+        let (m, n) = if q { (1000, 500) } else { (2000, 1000) };
+        let a = Tensor::from_array(randn(13, &[m, n]));
+        let x = Tensor::from_array(randn(14, &[n]));
+        let v = Tensor::from_array(randn(15, &[n]));
+        let f = |x: &Tensor| a.matmul(x).softplus().sum() + (x * x).sum() * 0.5;
+        let size = format!("A {m}x{n}");
+        let (s, r) = measure(cfg, || f(&x));
+        emit(cfg, "transforms", "hvp_f_value", &size, s, r, None, "");
+        let g = grad(f);
+        let (s_grad, r) = measure(cfg, || g(&x));
+        emit(cfg, "transforms", "hvp_f_grad", &size, s_grad, r, None, "");
+        let (s, r) = measure(cfg, || hvp(f, &x, &v));
+        emit(cfg, "transforms", "hvp", &size, s, r, None, &format!(",\"hvp_over_grad\":{:.4}", s / s_grad));
+    }
+}
+
+fn main() {
+    let mut cfg =
+        Cfg { quick: false, suite: "all".into(), threads: rayon::current_num_threads(), only: None };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--quick" => cfg.quick = true,
+            "--suite" => {
+                i += 1;
+                cfg.suite = args[i].clone();
+            }
+            "--only" => {
+                i += 1;
+                cfg.only = Some(args[i].clone());
+            }
+            "--bench" => {} // passed by `cargo bench`
+            other => panic!("unknown argument {other:?}"),
+        }
+        i += 1;
+    }
+    if cfg.suite == "all" || cfg.suite == "tensor" {
+        tensor_suite(&cfg);
+    }
+    if cfg.suite == "all" || cfg.suite == "transforms" {
+        transforms_suite(&cfg);
+    }
+}
