@@ -32,6 +32,7 @@ pub fn erf_f64(x: f64) -> f64 {
 }
 
 fn erfc_cheb(z: f64) -> f64 {
+    #[allow(clippy::excessive_precision)]
     const COF: [f64; 28] = [
         -1.3026537197817094,
         6.4196979235649026e-1,

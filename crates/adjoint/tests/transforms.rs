@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use adjoint::testing::{check_grads, BOTH};
+use adjoint::testing::{check_grads, try_check_grads, Mode, BOTH};
 use adjoint::*;
 
 fn s(x: f64) -> Tensor {
@@ -363,4 +363,35 @@ fn gradient_accumulates_over_reuse_and_zeros_for_unused() {
     // A constant function: all-zero gradient of the right shape.
     let g = grad(|_x: &Tensor| Tensor::scalar(1.0f64))(&v(&[1.0, 2.0]));
     assert_eq!(g.to_vec::<f64>(), vec![0.0, 0.0]);
+}
+
+#[test]
+fn check_grads_catches_wrong_rules_in_each_mode_and_order() {
+    let x = v(&[0.3, 0.7]);
+    // A reverse rule off by 1%: caught in reverse mode, and in forward mode (which goes
+    // through the same rule).
+    let wrong_vjp = custom_vjp(
+        |x: &Tensor| x.sin(),
+        |x: &Tensor| (x.sin(), x.clone()),
+        |x: &Tensor, c: &Tensor| c * x.cos() * 1.01,
+    );
+    let f = std::rc::Rc::new(wrong_vjp);
+    let (f1, f2) = (f.clone(), f.clone());
+    assert!(try_check_grads(move |x: &Tensor| f1(x), &x, 1, &[Mode::Rev], 0).is_err());
+    assert!(try_check_grads(move |x: &Tensor| f2(x), &x, 1, &[Mode::Fwd], 0).is_err());
+    // A forward rule off by 1%: caught in forward mode.
+    let wrong_jvp = custom_jvp(|x: &Tensor| x.exp(), |x: &Tensor, t: &Tensor| (x.exp(), t * x.exp() * 0.99));
+    let err = try_check_grads(move |x: &Tensor| wrong_jvp(x), &x, 1, &[Mode::Fwd], 0).unwrap_err();
+    assert!(err.to_string().contains("finite differences"), "{err}");
+    // Right first derivative, wrong second (the rule hides x from differentiation): order 1
+    // passes, order 2 fails in both modes.
+    let frozen = std::rc::Rc::new(custom_vjp(
+        |x: &Tensor| x.sin(),
+        |x: &Tensor| (x.sin(), x.clone()),
+        |x: &Tensor, c: &Tensor| c * stop_gradient(x).cos(),
+    ));
+    let (a, b, c) = (frozen.clone(), frozen.clone(), frozen.clone());
+    assert!(try_check_grads(move |x: &Tensor| a(x), &x, 1, BOTH, 0).is_ok());
+    assert!(try_check_grads(move |x: &Tensor| b(x), &x, 2, &[Mode::Rev], 0).is_err());
+    assert!(try_check_grads(move |x: &Tensor| c(x), &x, 2, &[Mode::Fwd], 0).is_err());
 }

@@ -212,7 +212,21 @@ impl Combine for MinC {
 #[inline(always)]
 fn fold_generic<T: Num, C: Combine>(x: &[T]) -> T {
     let mut acc = [C::identity::<T>(); LANES];
-    let mut chunks = x.chunks_exact(LANES);
+    // Two levels (16 values per lane, then the partial results) keep rounding errors of long
+    // sums small, like NumPy's blocks of 128.
+    let mut blocks = x.chunks_exact(LANES * 16);
+    for b in &mut blocks {
+        let mut part = [C::identity::<T>(); LANES];
+        for c in b.chunks_exact(LANES) {
+            for i in 0..LANES {
+                part[i] = C::combine(part[i], c[i]);
+            }
+        }
+        for i in 0..LANES {
+            acc[i] = C::combine(acc[i], part[i]);
+        }
+    }
+    let mut chunks = blocks.remainder().chunks_exact(LANES);
     for c in &mut chunks {
         for i in 0..LANES {
             acc[i] = C::combine(acc[i], c[i]);

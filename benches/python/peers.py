@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""Peer half of the side-by-side benchmark suite: the workloads of
+`crates/adjoint/examples/bench_suite.rs` in NumPy, PyTorch and JAX, printing the same JSON
+lines (one object per line on stdout). `benches/run.sh` runs one process per library and thread
+count, with the thread environment (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS,
+XLA_FLAGS, OMP_PROC_BIND, OMP_PLACES, taskset) set before the library is imported.
+
+    python peers.py --lib numpy|torch|jax --threads N [--quick] [--suite tensor|transforms|all]
+
+Timing is the same as the Rust side: two warm-up calls, then `samples` samples of `inner`
+calls each (a sample lasts at least 10 ms, 2 ms in quick mode); the reported `sec` is the
+median over samples of the time per call. Garbage collection is off while timing (as timeit).
+Results of asynchronous libraries (JAX) are waited for inside the timed call.
+"""
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+
+CHAIN = 1000
+
+
+class Cfg:
+    def __init__(self, args):
+        self.quick = args.quick
+        self.threads = args.threads
+        self.suite = args.suite
+        self.only = args.only
+        self.lib = args.lib
+        self.samples = 3 if args.quick else 7
+        self.min_sample = 0.002 if args.quick else 0.010
+
+    def want(self, name):
+        return self.only is None or self.only in name
+
+
+def measure(cfg, f):
+    """Median seconds per call of f, and the number of timed calls."""
+    t0 = time.perf_counter()
+    f()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    f()
+    one = max(min(time.perf_counter() - t0, first), 1e-9)
+    inner = int(min(max(-(-cfg.min_sample // one), 1), 1_000_000))
+    per = []
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(cfg.samples):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                f()
+            per.append((time.perf_counter() - t0) / inner)
+    finally:
+        if gc_was:
+            gc.enable()
+    per.sort()
+    return per[len(per) // 2], inner * cfg.samples
+
+
+def emit(cfg, suite, name, size, sec, reps, metric=None, work=None, lib=None, **extra):
+    d = {
+        "lib": lib or cfg.lib,
+        "suite": suite,
+        "name": name,
+        "size": size,
+        "threads": cfg.threads,
+        "sec": sec,
+        "reps": reps,
+        "metric": metric,
+        "value": (work / sec / 1e9) if metric else None,
+    }
+    d.update(extra)
+    print(json.dumps(d), flush=True)
+
+
+def sizes_elementwise(cfg):
+    return [(1 << 20, "1M"), (1 << 22, "4M")] if cfg.quick else [(1 << 20, "1M"), (1 << 24, "16M")]
+
+
+def sizes_matmul(cfg):
+    return [256, 1024] if cfg.quick else [256, 1024, 2048]
+
+
+# ----------------------------------------------------------------------------------------------
+# NumPy
+# ----------------------------------------------------------------------------------------------
+def numpy_meta(cfg):
+    import numpy as np
+
+    info = {"lib": "numpy", "meta": True, "threads": cfg.threads, "version": np.__version__}
+    try:
+        import threadpoolctl
+
+        info["threadpools"] = [
+            {k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture", "threading_layer")}
+            for p in threadpoolctl.threadpool_info()
+        ]
+    except Exception as e:  # noqa: BLE001
+        info["threadpools"] = f"threadpoolctl unavailable: {e}"
+    try:
+        cfgd = np.show_config(mode="dicts")
+        info["blas"] = cfgd.get("Build Dependencies", {}).get("blas", {})
+    except Exception:  # noqa: BLE001
+        pass
+    info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE")
+    info["OPENBLAS_L2_SIZE"] = os.environ.get("OPENBLAS_L2_SIZE")
+    print(json.dumps(info), flush=True)
+
+
+def numpy_tensor(cfg):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if cfg.want("matmul"):
+        for n in sizes_matmul(cfg):
+            a = rng.standard_normal((n, n), dtype=np.float32)
+            b = rng.standard_normal((n, n), dtype=np.float32)
+            s, r = measure(cfg, lambda: a @ b)
+            emit(cfg, "tensor", "matmul_f32", str(n), s, r, "GFLOP/s", 2.0 * n**3)
+    for n, label in sizes_elementwise(cfg):
+        a = rng.uniform(-3, 3, n).astype(np.float32)
+        b = rng.uniform(-3, 3, n).astype(np.float32)
+        byt = 4.0 * n
+        if cfg.want("copy"):
+            dst = np.empty_like(a)
+            s, r = measure(cfg, lambda: np.copyto(dst, a))
+            emit(cfg, "tensor", "copy_prealloc_f32", label, s, r, "GB/s", 2 * byt)
+            s, r = measure(cfg, lambda: a.copy())
+            emit(cfg, "tensor", "copy_alloc_f32", label, s, r, "GB/s", 2 * byt)
+        if cfg.want("add"):
+            s, r = measure(cfg, lambda: a + b)
+            emit(cfg, "tensor", "add_f32", label, s, r, "GB/s", 3 * byt)
+        if cfg.want("exp"):
+            s, r = measure(cfg, lambda: np.exp(a))
+            emit(cfg, "tensor", "exp_f32", label, s, r, "GB/s", 2 * byt)
+    if cfg.want("sum"):
+        n = 2048 if cfg.quick else 4096
+        x = rng.standard_normal((n, n), dtype=np.float32)
+        s, r = measure(cfg, lambda: x.sum(axis=1))
+        emit(cfg, "tensor", "sum_last_axis_f32", f"{n}x{n}", s, r, "GB/s", 4.0 * n * n)
+
+
+def numpy_transforms(cfg):
+    import numpy as np
+
+    if cfg.want("chain"):
+        x = np.array([0.5], dtype=np.float32)
+
+        def chain():
+            y = x
+            for _ in range(CHAIN // 2):
+                y = y * np.float32(1.0001) + np.float32(0.0001)
+            return y
+
+        s, r = measure(cfg, chain)
+        emit(cfg, "transforms", "chain_eager_nograd", "1000 ops", s, r, us_per_op=s / CHAIN * 1e6)
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch
+# ----------------------------------------------------------------------------------------------
+def torch_setup(cfg):
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    info = {
+        "lib": "torch",
+        "meta": True,
+        "threads": cfg.threads,
+        "version": torch.__version__,
+        "num_threads": torch.get_num_threads(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "mkl": torch.backends.mkl.is_available(),
+        "parallel_info": torch.__config__.parallel_info().strip().splitlines()[:6],
+    }
+    print(json.dumps(info), flush=True)
+    return torch
+
+
+def torch_tensor(cfg):
+    import torch
+
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        if cfg.want("matmul"):
+            for n in sizes_matmul(cfg):
+                a = torch.randn(n, n)
+                b = torch.randn(n, n)
+                s, r = measure(cfg, lambda: a @ b)
+                emit(cfg, "tensor", "matmul_f32", str(n), s, r, "GFLOP/s", 2.0 * n**3)
+        for n, label in sizes_elementwise(cfg):
+            a = torch.empty(n).uniform_(-3, 3)
+            b = torch.empty(n).uniform_(-3, 3)
+            byt = 4.0 * n
+            if cfg.want("copy"):
+                dst = torch.empty_like(a)
+                s, r = measure(cfg, lambda: dst.copy_(a))
+                emit(cfg, "tensor", "copy_prealloc_f32", label, s, r, "GB/s", 2 * byt)
+                s, r = measure(cfg, lambda: a.clone())
+                emit(cfg, "tensor", "copy_alloc_f32", label, s, r, "GB/s", 2 * byt)
+            if cfg.want("add"):
+                s, r = measure(cfg, lambda: a + b)
+                emit(cfg, "tensor", "add_f32", label, s, r, "GB/s", 3 * byt)
+            if cfg.want("exp"):
+                s, r = measure(cfg, lambda: torch.exp(a))
+                emit(cfg, "tensor", "exp_f32", label, s, r, "GB/s", 2 * byt)
+        if cfg.want("sum"):
+            n = 2048 if cfg.quick else 4096
+            x = torch.randn(n, n)
+            s, r = measure(cfg, lambda: x.sum(dim=1))
+            emit(cfg, "tensor", "sum_last_axis_f32", f"{n}x{n}", s, r, "GB/s", 4.0 * n * n)
+        if cfg.want("conv"):
+            nb = 16 if cfg.quick else 64
+            x = torch.randn(nb, 32, 28, 28)
+            w = torch.randn(64, 32, 3, 3)
+            f = torch.nn.functional.conv2d
+            s, r = measure(cfg, lambda: f(x, w, padding=1))
+            flops = 2.0 * nb * 64 * 28 * 28 * 32 * 9
+            emit(cfg, "tensor", "conv2d_f32", f"{nb}x32x28x28*64x32x3x3", s, r, "GFLOP/s", flops)
+
+
+def torch_transforms(cfg):
+    import torch
+
+    torch.manual_seed(0)
+    if cfg.want("chain"):
+
+        def chain(x):
+            y = x
+            for _ in range(CHAIN // 2):
+                y = y * 1.0001 + 0.0001
+            return y
+
+        x = torch.tensor([0.5], dtype=torch.float32)
+        s, r = measure(cfg, lambda: chain(x))
+        emit(cfg, "transforms", "chain_eager_nograd", "1000 ops", s, r, us_per_op=s / CHAIN * 1e6)
+        xg = torch.tensor([0.5], dtype=torch.float32, requires_grad=True)
+        s, r = measure(cfg, lambda: chain(xg).sum())
+        emit(cfg, "transforms", "chain_fwd_taped", "1000 ops", s, r, us_per_op=s / CHAIN * 1e6)
+        s, r = measure(cfg, lambda: torch.autograd.grad(chain(xg).sum(), xg))
+        emit(cfg, "transforms", "chain_fwd_bwd", "1000 ops", s, r, us_per_op=s / CHAIN * 1e6)
+    if cfg.want("grad_matmul"):
+        n = 512 if cfg.quick else 1024
+        a = torch.randn(n, n, requires_grad=True)
+        b = torch.randn(n, n, requires_grad=True)
+        s, r = measure(cfg, lambda: torch.autograd.grad((a @ b).sum(), (a, b)))
+        emit(cfg, "transforms", "grad_sum_matmul", f"{n}x{n}", s, r, "GFLOP/s", 6.0 * n**3)
+    if cfg.want("hvp"):
+        m, n = (1000, 500) if cfg.quick else (2000, 1000)
+        size = f"A {m}x{n}"
+        A = torch.randn(m, n)
+        x0 = torch.randn(n)
+        v = torch.randn(n)
+        softplus = torch.nn.functional.softplus
+
+        def f(x):
+            return softplus(A @ x).sum() + 0.5 * (x * x).sum()
+
+        with torch.no_grad():
+            s, r = measure(cfg, lambda: f(x0))
+        emit(cfg, "transforms", "hvp_f_value", size, s, r)
+        x = x0.clone().requires_grad_(True)
+        s_grad, r = measure(cfg, lambda: torch.autograd.grad(f(x), x))
+        emit(cfg, "transforms", "hvp_f_grad", size, s_grad, r)
+
+        def hvp():
+            (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+            return torch.autograd.grad(g @ v, x)
+
+        s, r = measure(cfg, hvp)
+        emit(cfg, "transforms", "hvp", size, s, r, hvp_over_grad=s / s_grad, method="double backward")
+
+
+# ----------------------------------------------------------------------------------------------
+# JAX
+# ----------------------------------------------------------------------------------------------
+def jax_setup(cfg):
+    import jax
+
+    jax.config.update("jax_platforms", "cpu")
+    info = {
+        "lib": "jax",
+        "meta": True,
+        "threads": cfg.threads,
+        "version": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
+    }
+    print(json.dumps(info), flush=True)
+    return jax
+
+
+def jax_tensor(cfg):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def timed(fn, *args):
+        jf = jax.jit(fn)
+        return lambda: jf(*args).block_until_ready()
+
+    if cfg.want("matmul"):
+        for n in sizes_matmul(cfg):
+            a = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+            b = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+            s, r = measure(cfg, timed(jnp.matmul, a, b))
+            emit(cfg, "tensor", "matmul_f32", str(n), s, r, "GFLOP/s", 2.0 * n**3)
+    for n, label in sizes_elementwise(cfg):
+        a = jnp.asarray(rng.uniform(-3, 3, n).astype(np.float32))
+        b = jnp.asarray(rng.uniform(-3, 3, n).astype(np.float32))
+        byt = 4.0 * n
+        if cfg.want("add"):
+            s, r = measure(cfg, timed(jnp.add, a, b))
+            emit(cfg, "tensor", "add_f32", label, s, r, "GB/s", 3 * byt)
+        if cfg.want("exp"):
+            s, r = measure(cfg, timed(jnp.exp, a))
+            emit(cfg, "tensor", "exp_f32", label, s, r, "GB/s", 2 * byt)
+    if cfg.want("sum"):
+        n = 2048 if cfg.quick else 4096
+        x = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+        s, r = measure(cfg, timed(lambda x: x.sum(axis=1), x))
+        emit(cfg, "tensor", "sum_last_axis_f32", f"{n}x{n}", s, r, "GB/s", 4.0 * n * n)
+    if cfg.want("conv"):
+        nb = 16 if cfg.quick else 64
+        x = jnp.asarray(rng.standard_normal((nb, 32, 28, 28), dtype=np.float32))
+        w = jnp.asarray(rng.standard_normal((64, 32, 3, 3), dtype=np.float32))
+
+        def conv(x, w):
+            return jax.lax.conv_general_dilated(
+                x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW")
+            )
+
+        s, r = measure(cfg, timed(conv, x, w))
+        flops = 2.0 * nb * 64 * 28 * 28 * 32 * 9
+        emit(cfg, "tensor", "conv2d_f32", f"{nb}x32x28x28*64x32x3x3", s, r, "GFLOP/s", flops)
+
+
+def jax_transforms(cfg):
+    """Each workload twice: eager (op-by-op dispatch; `jax.grad` traces on every call) as lib
+    `jax`, and under `jax.jit` (compiled once, XLA fuses the whole function) as lib `jax_jit`."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def both(name, size, fn, *args, work=None, metric=None, **extra):
+        jf = jax.jit(fn)
+        out = {}
+        for lib, g in (("jax", fn), ("jax_jit", jf)):
+            s, r = measure(cfg, lambda: jax.block_until_ready(g(*args)))
+            ex = dict(extra)
+            if name.startswith("chain"):
+                ex["us_per_op"] = s / CHAIN * 1e6
+            emit(cfg, "transforms", name, size, s, r, metric, work, lib=lib, **ex)
+            out[lib] = s
+        return out
+
+    if cfg.want("chain"):
+
+        def chain(x):
+            y = x
+            for _ in range(CHAIN // 2):
+                y = y * 1.0001 + 0.0001
+            return y
+
+        x = jnp.asarray(np.array([0.5], dtype=np.float32))
+        both("chain_eager_nograd", "1000 ops", chain, x)
+        both("chain_fwd_bwd", "1000 ops", jax.grad(lambda x: chain(x).sum()), x)
+    if cfg.want("grad_matmul"):
+        n = 512 if cfg.quick else 1024
+        a = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+        b = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+        g = jax.grad(lambda a, b: (a @ b).sum(), argnums=(0, 1))
+        both("grad_sum_matmul", f"{n}x{n}", g, a, b, metric="GFLOP/s", work=6.0 * n**3)
+    if cfg.want("hvp"):
+        m, n = (1000, 500) if cfg.quick else (2000, 1000)
+        size = f"A {m}x{n}"
+        A = jnp.asarray(rng.standard_normal((m, n), dtype=np.float32))
+        x = jnp.asarray(rng.standard_normal(n, dtype=np.float32))
+        v = jnp.asarray(rng.standard_normal(n, dtype=np.float32))
+
+        def f(x):
+            return jax.nn.softplus(A @ x).sum() + 0.5 * (x * x).sum()
+
+        both("hvp_f_value", size, f, x)
+        sg = both("hvp_f_grad", size, jax.grad(f), x)
+
+        def hvp(x, v):
+            return jax.jvp(jax.grad(f), (x,), (v,))[1]
+
+        jf = jax.jit(hvp)
+        for lib, g in (("jax", hvp), ("jax_jit", jf)):
+            s, r = measure(cfg, lambda: jax.block_until_ready(g(x, v)))
+            emit(cfg, "transforms", "hvp", size, s, r, lib=lib, hvp_over_grad=s / sg[lib], method="jvp(grad)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", required=True, choices=["numpy", "torch", "jax"])
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--suite", default="all", choices=["all", "tensor", "transforms"])
+    ap.add_argument("--only", default=None)
+    cfg = Cfg(ap.parse_args())
+    tensor = cfg.suite in ("all", "tensor")
+    transforms = cfg.suite in ("all", "transforms")
+    if cfg.lib == "numpy":
+        numpy_meta(cfg)
+        if tensor:
+            numpy_tensor(cfg)
+        if transforms:
+            numpy_transforms(cfg)
+    elif cfg.lib == "torch":
+        torch_setup(cfg)
+        if tensor:
+            torch_tensor(cfg)
+        if transforms:
+            torch_transforms(cfg)
+    else:
+        jax_setup(cfg)
+        if tensor:
+            jax_tensor(cfg)
+        if transforms:
+            jax_transforms(cfg)
+    print(json.dumps({"lib": cfg.lib, "meta": True, "python": platform.python_version(), "done": True}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

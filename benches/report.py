@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Merge the JSON lines of one side-by-side run (adjoint + peers) into BENCHMARKS.md.
+
+    python3 benches/report.py RESULTS.jsonl --machine MACHINE.txt --command "..." --out BENCHMARKS.md
+
+Standard library only. Every number in the output comes from RESULTS.jsonl; targets are those of
+the issues "tensors and kernels" and "transforms" and are judged here, mechanically.
+"""
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+
+PEERS = ["numpy", "torch", "jax"]
+NAMES = {"adjoint": "adjoint", "numpy": "NumPy", "torch": "PyTorch", "jax": "JAX", "jax_jit": "JAX (jit)"}
+
+
+def fmt_time(s):
+    if s is None:
+        return "—"
+    if s < 1e-6:
+        return f"{s * 1e9:.0f} ns"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def load(path):
+    rows, meta, bad = [], defaultdict(list), 0
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if d.get("meta"):
+                meta[d["lib"]].append(d)
+            else:
+                rows.append(d)
+    return rows, meta, bad
+
+
+class Results:
+    def __init__(self, rows):
+        self.r = {}
+        for d in rows:
+            self.r[(d["lib"], d["suite"], d["name"], d["size"], int(d["threads"]))] = d
+
+    def get(self, lib, suite, name, size, threads):
+        return self.r.get((lib, suite, name, size, threads))
+
+    def keys(self, suite):
+        """(name, size, threads) in first-seen order."""
+        seen = []
+        for (lib, s, name, size, t) in self.r:
+            k = (name, size, t)
+            if s == suite and k not in seen:
+                seen.append(k)
+        return seen
+
+
+def cell(d, per_op=False):
+    if d is None:
+        return "—"
+    txt = fmt_time(d["sec"])
+    if per_op and d.get("us_per_op") is not None:
+        txt = f"{d['us_per_op']:.3f} µs/op ({fmt_time(d['sec'])})"
+    if d.get("metric") and d.get("value") is not None:
+        txt += f" · {d['value']:.1f} {d['metric']}"
+    if d.get("hvp_over_grad") is not None:
+        txt += f" · {d['hvp_over_grad']:.2f}× its grad"
+    return txt
+
+
+def best_peer(res, suite, name, size, t, peers=PEERS):
+    best = None
+    for p in peers:
+        d = res.get(p, suite, name, size, t)
+        if d is not None and (best is None or d["sec"] < best[1]["sec"]):
+            best = (p, d)
+    return best
+
+
+def ratio_text(adj, best):
+    if adj is None or best is None:
+        return "—"
+    r = adj["sec"] / best[1]["sec"]
+    who = NAMES[best[0]]
+    if r <= 1:
+        return f"{r:.2f} (adjoint {1 / r:.2f}× faster than {who})"
+    return f"{r:.2f} ({who} {r:.2f}× faster)"
+
+
+def met(ok):
+    return "—" if ok is None else ("**met**" if ok else "**MISSED**")
+
+
+def copy_bandwidth(res, size, t):
+    """Machine copy bandwidth for `size` at `t` threads: best of the no-allocation copies."""
+    best = None
+    for lib in ["adjoint"] + PEERS:
+        d = res.get(lib, "tensor", "copy_prealloc_f32", size, t)
+        if d is not None and (best is None or d["value"] > best[1]):
+            best = (lib, d["value"])
+    return best
+
+
+def tensor_target(res, name, size, t, adj):
+    """(target text, met?, detail) for one tensor-suite row."""
+    if adj is None:
+        return "—", None
+    if name == "matmul_f32" and size in ("1024", "2048"):
+        np_ = res.get("numpy", "tensor", name, size, t)
+        if np_ is None:
+            return "≥ 0.9× NumPy GFLOP/s (NumPy missing)", None
+        r = adj["value"] / np_["value"]
+        return f"≥ 0.9× NumPy GFLOP/s: {r:.2f}×", r >= 0.9
+    if name in ("add_f32", "exp_f32") and size in ("16M", "4M"):
+        bw = copy_bandwidth(res, size, t)
+        if bw is None:
+            return "≥ 80% of copy bandwidth (no copy measured)", None
+        frac = adj["value"] / bw[1]
+        return f"≥ 80% of copy bandwidth ({bw[1]:.1f} GB/s, {NAMES[bw[0]]}): {frac * 100:.0f}%", frac >= 0.8
+    if name in ("add_f32", "exp_f32") and size == "1M":
+        np_ = res.get("numpy", "tensor", name, size, t)
+        if np_ is None:
+            return "≥ NumPy (NumPy missing)", None
+        r = np_["sec"] / adj["sec"]
+        return f"≥ NumPy: {r:.2f}× NumPy's speed", r >= 1.0
+    if name == "conv2d_f32":
+        pt = res.get("torch", "tensor", name, size, t)
+        if pt is None:
+            return "≥ PyTorch (PyTorch missing)", None
+        r = pt["sec"] / adj["sec"]
+        return f"≥ PyTorch: {r:.2f}× PyTorch's speed", r >= 1.0
+    if name.startswith("copy"):
+        return "(machine bandwidth reference)", None
+    return "(no target)", None
+
+
+def transforms_target(res, name, size, t, adj):
+    if adj is None:
+        return "—", None
+    pt = res.get("torch", "transforms", name, size, t)
+    if name == "chain_eager_nograd":
+        return f"≤ 0.3 µs/op: {adj['us_per_op']:.3f}", adj["us_per_op"] <= 0.3
+    if name == "chain_fwd_taped":
+        return "(reference: forward only, tape kept for reuse)", None
+    if name == "chain_fwd_bwd":
+        out = [(f"(a) ≤ 1 µs/op under grad: {adj['us_per_op']:.3f}", adj["us_per_op"] <= 1.0)]
+        if pt is None:
+            out.append(("(b) ≥ 10× faster than PyTorch eager (PyTorch missing)", None))
+        else:
+            r = pt["sec"] / adj["sec"]
+            out.append((f"(b) ≥ 10× faster than PyTorch eager: {r:.1f}×", r >= 10))
+        return out
+    if name == "grad_sum_matmul":
+        if pt is None:
+            return "≤ 1.1× PyTorch time (PyTorch missing)", None
+        r = adj["sec"] / pt["sec"]
+        return f"≤ 1.1× PyTorch time: {r:.2f}×", r <= 1.1
+    if name == "hvp":
+        ratio = adj.get("hvp_over_grad")
+        parts, oks = [], []
+        if ratio is not None:
+            parts.append(f"≤ 5× adjoint grad: {ratio:.2f}×")
+            oks.append(ratio <= 5)
+        if pt is not None:
+            r = adj["sec"] / pt["sec"]
+            parts.append(f"≤ PyTorch double backward: {r:.2f}×")
+            oks.append(r <= 1.0)
+        else:
+            parts.append("≤ PyTorch double backward (PyTorch missing)")
+        return [(p_, o_) for p_, o_ in zip(parts, oks + [None] * (len(parts) - len(oks)))]
+    return "(reference)", None
+
+
+LABELS = {
+    "matmul_f32": "matmul f32 {size}²",
+    "copy_prealloc_f32": "copy f32 {size} into existing buffer",
+    "copy_alloc_f32": "copy f32 {size} into new buffer",
+    "add_f32": "add f32 {size}",
+    "exp_f32": "exp f32 {size}",
+    "sum_last_axis_f32": "sum last axis f32 [{size}]",
+    "conv2d_f32": "conv2d fwd f32 {size}, pad 1",
+    "chain_eager_nograd": "(a) chain of 1000 scalar ops, eager, no grad",
+    "chain_fwd_taped": "same chain, forward only under `vjp` (tape kept)",
+    "chain_fwd_bwd": "(a)/(b) same chain under grad: forward + backward",
+    "grad_sum_matmul": "(c) grad of sum(A @ B) w.r.t. A, B, {size}",
+    "hvp_f_value": "(d) f(x) = Σ softplus(Ax) + ½‖x‖², {size}: value",
+    "hvp_f_grad": "(d) same f: gradient",
+    "hvp": "(d) same f: Hessian-vector product",
+}
+
+
+def label(name, size):
+    return LABELS.get(name, name + " {size}").format(size=size)
+
+
+def table(res, suite, judge, jit_col, per_op, summary):
+    cols = ["workload", "threads", "adjoint", "NumPy", "PyTorch", "JAX"]
+    if jit_col:
+        cols.append("JAX (jit, reference)")
+    cols += ["ratio vs best peer (adjoint time / peer time)", "target", "met?"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for name, size, t in res.keys(suite):
+        adj = res.get("adjoint", suite, name, size, t)
+        cells = [label(name, size), str(t), cell(adj, per_op)]
+        for p in PEERS:
+            cells.append(cell(res.get(p, suite, name, size, t), per_op))
+        if jit_col:
+            cells.append(cell(res.get("jax_jit", suite, name, size, t), per_op))
+        cells.append(ratio_text(adj, best_peer(res, suite, name, size, t)))
+        judged = judge(res, name, size, t, adj)
+        if isinstance(judged, tuple):
+            judged = [judged]
+        cells += ["; ".join(j[0] for j in judged), ", ".join(met(j[1]) for j in judged)]
+        for tgt, ok in judged:
+            if ok is not None:
+                summary.append((label(name, size), t, tgt, ok))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--machine", required=True, help="text file: machine description")
+    ap.add_argument("--command", required=True)
+    ap.add_argument("--date", required=True)
+    ap.add_argument("--log", default=None, help="path of the raw results, for the record")
+    ap.add_argument("--failures", default="", help="peers that could not be installed or run")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+
+    rows, meta, bad = load(a.results)
+    res = Results(rows)
+    machine = open(a.machine).read().strip()
+    L = []
+    L.append("# Benchmarks: adjoint side by side with NumPy, PyTorch and JAX\n")
+    L.append(
+        "Generated by `benches/run.sh` (do not edit by hand: rerun it). "
+        + ("**Quick mode: a reduced subset with smaller sizes and fewer samples.** " if a.quick else "")
+        + "\n"
+    )
+    L.append("## Method\n")
+    L.append(
+        "- One invocation of `benches/run.sh` builds adjoint in release mode, installs the peers from PyPI into "
+        "`benches/python/.venv` and runs every side in turn on the same machine, minutes apart: "
+        "`crates/adjoint/examples/bench_suite.rs` for adjoint, `benches/python/peers.py` for the peers "
+        "(one process per library and thread count), with the same workloads, sizes, dtypes (f32) and timing loop.\n"
+        "- Timing: two warm-up calls, then 7 samples (3 in quick mode) of `k` back-to-back calls each, `k` chosen so a "
+        "sample lasts ≥ 10 ms (2 ms quick); the figure is the **median over samples of the time per call**. "
+        "Python's garbage collector is off while timing (as `timeit`); JAX results are waited for "
+        "(`block_until_ready`) inside the timed call. Outputs are freshly allocated on every side, as users call them.\n"
+        "- Threads: adjoint's rayon pool is sized with `RAYON_NUM_THREADS` (each result records the pool size it saw); "
+        "the peers run with `OMP_PROC_BIND=true OMP_PLACES=cores`, `OMP_NUM_THREADS`/`MKL_NUM_THREADS`/"
+        "`OPENBLAS_NUM_THREADS` = threads, `torch.set_num_threads(threads)`, and for JAX "
+        "`XLA_FLAGS=\"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1\"` at 1 thread. "
+        "1-thread runs of every side are also pinned to core 0 with `taskset -c 0`. "
+        "NumPy runs with `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` unset.\n"
+        "- JAX: kernels of the tensor table are single `jax.jit`-compiled functions. In the transforms table the "
+        "`JAX` column is eager (op-by-op dispatch; `jax.grad` retraces on each call) and `JAX (jit)` is the whole "
+        "function compiled once by XLA (which fuses or constant-folds chains): a reference, not a like-for-like peer, "
+        "and not counted in \"best peer\".\n"
+        "- Bandwidth (GB/s) counts bytes read + written once (add: 12 B/element, exp and copy: 8 B/element; "
+        "sum: 4 B/element read). GFLOP/s counts 2·m·n·k per matmul (grad of sum(A@B): three matmuls) and "
+        "2·N·O·H·W·C·3·3 for the convolution.\n"
+        "- The machine is shared and noisy (other builds and tests run on it); the load average before and after "
+        "the run is recorded below. Ratios from one run are meaningful; absolute times drift between runs.\n"
+    )
+    L.append("## Run\n")
+    L.append(f"- Date (UTC): {a.date}")
+    L.append(f"- Command: `{a.command}`")
+    if a.log:
+        L.append(f"- Raw results (JSON lines, git-ignored): `{a.log}`")
+    if a.failures.strip():
+        L.append(f"- **Peers that failed to install or run: {a.failures.strip()}** (their columns show —)")
+    if bad:
+        L.append(f"- {bad} unparsable result lines were skipped")
+    L.append("\n### Machine\n")
+    L.append("```text\n" + machine + "\n```\n")
+    L.append("### Peer versions and threading\n")
+    for lib in ["numpy", "torch", "jax"]:
+        ms = meta.get(lib, [])
+        if not ms:
+            L.append(f"- {NAMES[lib]}: not run")
+            continue
+        for m in ms:
+            m = {k: v for k, v in m.items() if k not in ("meta", "lib")}
+            L.append(f"- {NAMES[lib]}: `{json.dumps(m, ensure_ascii=False)}`")
+    pools = sorted({(d["threads"], d.get("pool_threads")) for d in rows if d["lib"] == "adjoint"})
+    L.append(f"- adjoint: rayon pool sizes seen (requested, actual): {pools}")
+    scal = []
+    for size in ("2048", "1024"):
+        one = res.get("adjoint", "tensor", "matmul_f32", size, 1)
+        two = res.get("adjoint", "tensor", "matmul_f32", size, 2)
+        if one and two:
+            scal.append(
+                f"adjoint matmul {size}: 2 threads are {one['sec'] / two['sec']:.2f}× faster than 1 thread"
+            )
+            np1 = res.get("numpy", "tensor", "matmul_f32", size, 1)
+            np2 = res.get("numpy", "tensor", "matmul_f32", size, 2)
+            if np1 and np2:
+                scal.append(f"(NumPy: {np1['sec'] / np2['sec']:.2f}×)")
+            break
+    if scal:
+        L.append("- Thread scaling check: " + " ".join(scal))
+    noise = meta.get("noise", [])
+    if noise:
+        L.append("\n### Machine noise during each side\n")
+        L.append(
+            "CPU time used by *other* processes while each side ran, as a share of the machine "
+            "(2 cores = 100%). Above ~10%, that side's times (2-thread ones above all) are inflated.\n"
+        )
+        L.append("| side | threads | suite | wall | other processes |")
+        L.append("|---|---|---|---|---|")
+        for m in noise:
+            frac = m.get("others_cpu_frac")
+            L.append(
+                f"| {NAMES.get(m['side'], m['side'])} | {m['threads']} | {m['suite']} | {m['wall_s']:.1f} s | "
+                + ("—" if frac is None else f"{frac * 100:.0f}%")
+                + " |"
+            )
+    L.append("")
+
+    summary = []
+    L.append("## Issue \"tensors and kernels\"\n")
+    L.append(table(res, "tensor", tensor_target, False, False, summary) + "\n")
+    L.append("## Issue \"transforms\"\n")
+    L.append(
+        "The chain is `y = y * 1.0001 + 0.0001` repeated 500 times (1000 ops) on a 1-element f32 tensor. "
+        "\"Under grad\" is the whole `grad(f)(&x)` call (record the tape, then backward), divided by 1000 ops, "
+        "against PyTorch's `requires_grad=True` forward plus `torch.autograd.grad`; the row \"forward only under "
+        "`vjp`\" is adjoint's `vjp` forward pass (tape kept for repeated pullbacks) against PyTorch's forward with "
+        "`requires_grad=True`, for reference. "
+        "(d) uses `torch.nn.functional.softplus` / `jax.nn.softplus`, adjoint's `Tensor::softplus`; the PyTorch "
+        "HVP is double backward (`autograd.grad(..., create_graph=True)` then the grad of `g·v`), JAX's is "
+        "`jvp(grad(f))`, adjoint's is `hvp` (forward over reverse).\n"
+    )
+    L.append(table(res, "transforms", transforms_target, True, True, summary) + "\n")
+    L.append("## Targets at a glance\n")
+    n_met = sum(1 for s in summary if s[3])
+    L.append(f"{n_met} of {len(summary)} judged targets met.\n")
+    for lab, t, tgt, ok in summary:
+        L.append(f"- {'met' if ok else '**MISSED**'}: {lab} ({t} thread{'s' if t > 1 else ''}) — {tgt}")
+    L.append("")
+    with open(a.out, "w") as f:
+        f.write("\n".join(L))
+    print(f"wrote {a.out}: {len(rows)} results, {n_met}/{len(summary)} targets met", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
