@@ -99,14 +99,12 @@ type FlatFn = Rc<dyn Fn(&Vec<Tensor>) -> Vec<Tensor>>;
 /// check_grads(|x: &Tensor| (x.sin() * x).exp(), &x, 2, BOTH);
 /// ```
 #[track_caller]
-pub fn check_grads<P: Params, O: Params, F: Fn(&P) -> O + 'static>(
+pub fn check_grads<P: Params + 'static, O: Params, F: Fn(&P) -> O + 'static>(
     f: F,
     args: &P,
     order: usize,
     modes: &[Mode],
-) where
-    P: 'static,
-{
+) {
     if let Err(e) = try_check_grads(f, args, order, modes, 0) {
         panic!("{e}");
     }

@@ -181,7 +181,7 @@ fn eval_concrete<P: Primitive>(p: &P, args: &[&Tensor]) -> Tensor {
     Tensor::from_array(p.eval(&arrs))
 }
 
-pub(crate) fn own_payload<'a>(t: &'a Tensor, level: usize, id: u64) -> Option<&'a Payload> {
+pub(crate) fn own_payload(t: &Tensor, level: usize, id: u64) -> Option<&Payload> {
     match &t.0 {
         Repr::Tracer(tr) if tr.level == level && tr.frame == id => Some(&tr.payload),
         _ => None,

@@ -58,7 +58,7 @@ fn native_control_flow_differentiates_along_the_taken_path() {
             return Tensor::scalar(1.0f64);
         }
         let h = power(x, n / 2);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             &h * &h
         } else {
             &h * &h * x
