@@ -57,7 +57,7 @@ impl Primitive for Conv2d {
         sum_tangents(tx, tw, out.shape())
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
-        let (xs, ws, prm) = (p[0].shape().to_vec(), p[1].shape().to_vec(), self.0);
+        let (xs, ws, prm) = (adjoint_tensor::Shape::from_slice(p[0].shape()), adjoint_tensor::Shape::from_slice(p[1].shape()), self.0);
         let (wx, ww) = (wants[0], wants[1]);
         Pullback::new((ww.then(|| p[0].clone()), wx.then(|| p[1].clone())), move |(x, w), c| {
             grads![
@@ -81,7 +81,7 @@ impl Primitive for Conv2dInputGrad {
         sum_tangents(tg, tw, out.shape())
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
-        let (ws, prm) = (p[1].shape().to_vec(), self.params);
+        let (ws, prm) = (adjoint_tensor::Shape::from_slice(p[1].shape()), self.params);
         let (wg, ww) = (wants[0], wants[1]);
         Pullback::new((ww.then(|| p[0].clone()), wg.then(|| p[1].clone())), move |(g, w), c| {
             grads![w.as_ref().map(|w| conv2d(c, w, prm)), g.as_ref().map(|g| weight_grad(c, g, prm, &ws))]
@@ -102,7 +102,7 @@ impl Primitive for Conv2dWeightGrad {
         sum_tangents(tx, tg, out.shape())
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
-        let (xs, prm) = (p[0].shape().to_vec(), self.params);
+        let (xs, prm) = (adjoint_tensor::Shape::from_slice(p[0].shape()), self.params);
         let (wx, wg) = (wants[0], wants[1]);
         Pullback::new((wg.then(|| p[0].clone()), wx.then(|| p[1].clone())), move |(x, g), c| {
             grads![g.as_ref().map(|g| input_grad(g, c, prm, &xs)), x.as_ref().map(|x| conv2d(x, c, prm))]

@@ -18,7 +18,7 @@ impl Primitive for IndexSelect {
         t[0].map(|t| t.index_select(self.0, p[1]))
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
-        let (axis, shape, dtype) = (self.0, p[0].shape().to_vec(), p[0].dtype());
+        let (axis, shape, dtype) = (self.0, adjoint_tensor::Shape::from_slice(p[0].shape()), p[0].dtype());
         Pullback::new(p[1].clone(), move |idx, c| {
             grads![Some(Tensor::full_of(&shape, 0.0, dtype).index_add(axis, idx, c)), None]
         })

@@ -25,7 +25,7 @@ impl Primitive for Pad {
         t[0].map(|t| t.pad(&self.pads, 0.0))
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
-        let (shape, pads) = (p[0].shape().to_vec(), self.pads.clone());
+        let (shape, pads) = (adjoint_tensor::Shape::from_slice(p[0].shape()), self.pads.clone());
         Pullback::new((), move |_, c| {
             let mut g = c.clone();
             for (axis, (&(before, _), &d)) in pads.iter().zip(&shape).enumerate() {

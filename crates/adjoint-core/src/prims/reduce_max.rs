@@ -38,7 +38,7 @@ impl Primitive for ReduceMax {
         t[0].map(|t| (t * w).sum_axes(&self.axes, self.keepdim))
     }
     fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
-        let (shape, axes) = (p[0].shape().to_vec(), self.axes.clone());
+        let (shape, axes) = (adjoint_tensor::Shape::from_slice(p[0].shape()), self.axes.clone());
         Pullback::new(self.weights(p[0], out), move |w, c| grads![Some(expand_reduced(c, &shape, &axes) * w)])
     }
 }

@@ -44,7 +44,7 @@ impl Primitive for ReduceProd {
         t[0].map(|t| (t * self.others(p[0])).sum_axes(&self.axes, self.keepdim))
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
-        let (shape, axes) = (p[0].shape().to_vec(), self.axes.clone());
+        let (shape, axes) = (adjoint_tensor::Shape::from_slice(p[0].shape()), self.axes.clone());
         Pullback::new(self.others(p[0]), move |o, c| grads![Some(expand_reduced(c, &shape, &axes) * o)])
     }
 }

@@ -24,7 +24,7 @@ impl Primitive for ReduceSum {
         t[0].map(|t| t.sum_axes(&self.axes, self.keepdim))
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
-        let (shape, axes) = (p[0].shape().to_vec(), self.axes.clone());
+        let (shape, axes) = (adjoint_tensor::Shape::from_slice(p[0].shape()), self.axes.clone());
         Pullback::new((), move |_, c| grads![Some(expand_reduced(c, &shape, &axes))])
     }
 }

@@ -17,7 +17,7 @@ impl Primitive for Reshape {
         t[0].map(|t| t.reshape(&self.0))
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
-        let shape = p[0].shape().to_vec();
+        let shape = adjoint_tensor::Shape::from_slice(p[0].shape());
         Pullback::new((), move |_, c| grads![Some(c.reshape(&shape))])
     }
 }

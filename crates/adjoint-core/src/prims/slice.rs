@@ -50,7 +50,7 @@ impl Primitive for Slice {
         t[0].map(|t| t.slice(self.axis, self.start, self.end, self.step))
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
-        let (shape, s) = (p[0].shape().to_vec(), *self);
+        let (shape, s) = (adjoint_tensor::Shape::from_slice(p[0].shape()), *self);
         Pullback::new((), move |_, c| grads![Some(unslice(c, &shape, &s))])
     }
 }
