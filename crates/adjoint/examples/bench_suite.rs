@@ -39,7 +39,7 @@ impl Cfg {
         Duration::from_millis(if self.quick { 2 } else { 10 })
     }
     fn want(&self, name: &str) -> bool {
-        self.only.as_deref().map_or(true, |o| name.contains(o))
+        self.only.as_deref().is_none_or(|o| name.contains(o))
     }
 }
 
