@@ -41,8 +41,11 @@ pub trait Primitive: Debug + 'static {
 /// single-use reverse pass.
 pub struct Pullback {
     pub(crate) bytes: usize,
-    pub(crate) f: Box<dyn Fn(&[Option<Tensor>]) -> Grads>,
+    pub(crate) f: PullbackFn,
 }
+
+/// The boxed closure of a [`Pullback`]: output cotangents (`None` = zero) to input cotangents.
+pub(crate) type PullbackFn = Box<dyn Fn(&[Option<Tensor>]) -> Grads>;
 
 /// Values a pullback keeps for the reverse pass.
 pub trait Residuals: 'static {

@@ -388,10 +388,19 @@ mod tests {
 
     #[test]
     fn reshape_splits_and_merges_in_place() {
-        let base = Layout::contiguous(&[4, 6]).slice(1, 0, 6, 2); // [4,3] strides [6,2]
-        let r = base.reshape(&[2, 2, 3]).unwrap();
+        // Every other column of [4, 6] is a uniform stride-2 run: even the flat reshape is a view.
+        let even = Layout::contiguous(&[4, 6]).slice(1, 0, 6, 2); // [4,3] strides [6,2]
+        let flat = even.reshape(&[12]).unwrap();
+        assert_eq!(flat.strides.as_slice(), &[2]);
+        assert_eq!(offsets(&flat), offsets(&even));
+        // Every other column of [4, 7]: rows are 7 apart, not 8, so only splits are views.
+        let base = Layout::contiguous(&[4, 7]).slice(1, 0, 7, 2); // [4,4] strides [7,2]
+        let r = base.reshape(&[2, 2, 4]).unwrap();
         assert_eq!(offsets(&r), offsets(&base));
-        assert!(base.reshape(&[12]).is_none());
+        let r = base.reshape(&[4, 2, 2]).unwrap();
+        assert_eq!(offsets(&r), offsets(&base));
+        assert!(base.reshape(&[16]).is_none());
+        assert!(base.reshape(&[8, 2]).is_none());
     }
 
     #[test]

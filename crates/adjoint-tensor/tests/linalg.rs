@@ -487,12 +487,11 @@ struct PoolCase {
     seed: u64,
 }
 
+/// Max values, argmax indices, averages (padding counted / not counted) and output shape.
+type NaivePool = (Vec<f64>, Vec<i64>, Vec<f64>, Vec<f64>, [usize; 4]);
+
 /// Naive pooling: per window, max (first on ties, flat index) and average with both divisors.
-fn naive_pool(
-    x: &[f64],
-    xs: [usize; 4],
-    p: &Pool2dParams,
-) -> (Vec<f64>, Vec<i64>, Vec<f64>, Vec<f64>, [usize; 4]) {
+fn naive_pool(x: &[f64], xs: [usize; 4], p: &Pool2dParams) -> NaivePool {
     let [n, c, h, w] = xs;
     let oh = (h + 2 * p.padding[0] - p.kernel[0]) / p.stride[0] + 1;
     let ow = (w + 2 * p.padding[1] - p.kernel[1]) / p.stride[1] + 1;

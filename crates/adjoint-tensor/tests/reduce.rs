@@ -310,7 +310,7 @@ proptest! {
             prop_assert_eq!(got.dtype(), out_dtype);
             let vals = a.to_vec::<f64>();
             let got_v = got.to_vec::<f64>();
-            for i in 0..vals.len() {
+            for (i, &g) in got_v.iter().enumerate() {
                 let idx = unravel(i, &shape);
                 let mut want = if prod { 1.0 } else { 0.0 };
                 for j in 0..=idx[axis] {
@@ -320,7 +320,8 @@ proptest! {
                     want = if prod { want * v } else { want + v };
                 }
                 let tol = if out_dtype == DType::F32 { 1e-5 * want.abs().max(1.0) } else { 1e-12 * want.abs().max(1.0) };
-                prop_assert!(close(got_v[i], want, tol), "{} at {:?}: got {} want {}", if prod { "cumprod" } else { "cumsum" }, idx, got_v[i], want);
+                let name = if prod { "cumprod" } else { "cumsum" };
+                prop_assert!(close(g, want, tol), "{} at {:?}: got {} want {}", name, idx, g, want);
             }
         }
     }

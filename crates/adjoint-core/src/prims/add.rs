@@ -29,7 +29,8 @@ impl Primitive for Add {
     #[allow(unused_variables)]
     fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
-        let (sa, sb) = (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
+        let (sa, sb) =
+            (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
         let (wa, wb) = (wants[0], wants[1]);
         Pullback::new((), move |r, c| {
             grads![wa.then(|| unbroadcast(c.clone(), &sa)), wb.then(|| unbroadcast(c.clone(), &sb))]

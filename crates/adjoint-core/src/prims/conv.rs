@@ -57,7 +57,11 @@ impl Primitive for Conv2d {
         sum_tangents(tx, tw, out.shape())
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
-        let (xs, ws, prm) = (adjoint_tensor::Shape::from_slice(p[0].shape()), adjoint_tensor::Shape::from_slice(p[1].shape()), self.0);
+        let (xs, ws, prm) = (
+            adjoint_tensor::Shape::from_slice(p[0].shape()),
+            adjoint_tensor::Shape::from_slice(p[1].shape()),
+            self.0,
+        );
         let (wx, ww) = (wants[0], wants[1]);
         Pullback::new((ww.then(|| p[0].clone()), wx.then(|| p[1].clone())), move |(x, w), c| {
             grads![

@@ -31,7 +31,10 @@ impl Primitive for Min {
         sum_tangents(ta, tb, out.shape())
     }
     fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
-        let (sa, sb) = (adjoint_tensor::Shape::from_slice(p[0].shape()), adjoint_tensor::Shape::from_slice(p[1].shape()));
+        let (sa, sb) = (
+            adjoint_tensor::Shape::from_slice(p[0].shape()),
+            adjoint_tensor::Shape::from_slice(p[1].shape()),
+        );
         let (wa, wb) = (wants[0], wants[1]);
         Pullback::new(weight(p[0], p[1]), move |w, c| {
             grads![wa.then(|| unbroadcast(c * w, &sa)), wb.then(|| unbroadcast(c * (1.0 - w), &sb))]

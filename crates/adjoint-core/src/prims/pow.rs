@@ -36,7 +36,8 @@ impl Primitive for Pow {
     }
     fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0].clone(), p[1].clone());
-        let (sa, sb) = (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
+        let (sa, sb) =
+            (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
         let (wa, wb) = (wants[0], wants[1]);
         Pullback::new((a, b, wb.then(|| out.clone())), move |(a, b, out), c| {
             grads![

@@ -26,7 +26,10 @@ impl Primitive for Select {
         Some(bcast(&Tensor::select(p[0], ta, tb), out.shape()))
     }
     fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
-        let (sa, sb) = (adjoint_tensor::Shape::from_slice(p[1].shape()), adjoint_tensor::Shape::from_slice(p[2].shape()));
+        let (sa, sb) = (
+            adjoint_tensor::Shape::from_slice(p[1].shape()),
+            adjoint_tensor::Shape::from_slice(p[2].shape()),
+        );
         let (wa, wb) = (wants[1], wants[2]);
         let zero = Tensor::scalar_of(0.0, out.dtype());
         Pullback::new(p[0].clone(), move |cond, c| {

@@ -418,12 +418,11 @@ impl ReduceOp {
     }
 }
 
+/// Axis numbers, inline for up to 6.
+type Axes = SmallVec<[usize; 6]>;
+
 /// Check `axes` against `shape`; return the kept and the reduced axes, each sorted.
-pub(crate) fn split_axes(
-    op: &'static str,
-    shape: &[usize],
-    axes: &[usize],
-) -> Result<(SmallVec<[usize; 6]>, SmallVec<[usize; 6]>)> {
+pub(crate) fn split_axes(op: &'static str, shape: &[usize], axes: &[usize]) -> Result<(Axes, Axes)> {
     let mut is_red: SmallVec<[bool; 6]> = SmallVec::from_elem(false, shape.len());
     for &ax in axes {
         crate::ensure!(ax < shape.len(), op, "axis {ax} out of range for shape {shape:?} (axes {axes:?})");

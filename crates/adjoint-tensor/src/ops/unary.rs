@@ -408,7 +408,7 @@ fn exp_poly_f32(r: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     p * r * r + r + 1.0
 }
 
@@ -461,10 +461,10 @@ impl FastFloat for f32 {
         let big = 1.0 - 2.0 / ((2.0 * a).exp_fast() + 1.0);
         let z = self * self;
         let mut p = -5.704_988_7e-3f32;
-        p = p * z + 2.063_908_9e-2;
+        p = p * z + 2.063_909e-2;
         p = p * z - 5.373_971_6e-2;
         p = p * z + 1.333_144_2e-1;
-        p = p * z - 3.333_328_2e-1;
+        p = p * z - 3.333_328e-1;
         let small = p * z * self + self;
         if a >= 0.625 {
             big.copysign(self)
@@ -669,7 +669,8 @@ fn float_unary<T: FastFloat, A: Apply<T>>(op: UnaryOp, a: A) -> Array {
         Tan => a.apply(|x: T| x.tan()),
         Tanh => a.apply(T::tanh_fast),
         Sigmoid => a.apply(T::sigmoid_fast),
-        Erf => a.apply(FloatElement::erf),
+        // erf(±0) = ±0 exactly (and `special::erf_f64` does not terminate at 0: reported).
+        Erf => a.apply(move |x: T| if x == zero { x } else { x.erf() }),
         Floor => a.apply(|x: T| x.floor()),
         Ceil => a.apply(|x: T| x.ceil()),
         Round => a.apply(T::round_even),
