@@ -9,6 +9,7 @@ pub mod compare;
 pub mod concat;
 pub mod conv;
 pub mod cumulative;
+mod fastmath;
 pub mod index;
 pub mod matmul;
 pub mod pad;
