@@ -263,20 +263,20 @@ impl Tensor {
                 format!("condition must be bool, got {} of shape {:?}", cond.dtype(), cond.shape()),
             );
         }
-        let shape = broadcast_shapes(cond.shape(), on_true.shape())
+        let fits = broadcast_shapes(cond.shape(), on_true.shape())
             .and_then(|s| broadcast_shapes(&s, on_false.shape()))
-            .unwrap_or_else(|| {
-                fail(
-                    "select",
-                    format!(
-                        "cannot broadcast shapes {:?}, {:?} and {:?} together",
-                        cond.shape(),
-                        on_true.shape(),
-                        on_false.shape()
-                    ),
-                )
-            });
-        let _ = shape;
+            .is_some();
+        if !fits {
+            fail(
+                "select",
+                format!(
+                    "cannot broadcast shapes {:?}, {:?} and {:?} together",
+                    cond.shape(),
+                    on_true.shape(),
+                    on_false.shape()
+                ),
+            );
+        }
         let (a, b) = promote(on_true, on_false);
         bind(&select::Select, &[cond, &a, &b])
     }

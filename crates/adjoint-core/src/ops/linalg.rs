@@ -1,8 +1,10 @@
 //! Matrix products, convolutions and pooling.
 
+use adjoint_tensor::broadcast_shapes;
+use adjoint_tensor::ops::conv::conv2d_output_shape;
 pub use adjoint_tensor::ops::conv::{Conv1dParams, Conv2dParams};
+use adjoint_tensor::ops::pool::pool2d_output_shape;
 pub use adjoint_tensor::ops::pool::Pool2dParams;
-use adjoint_tensor::{broadcast_shapes, Array};
 
 use super::fail;
 use crate::prims::{conv, matmul::Matmul};
@@ -76,9 +78,13 @@ impl Tensor {
     /// 2-D convolution (cross-correlation, no bias) of `[N, C, H, W]` with `[O, C/groups, KH, KW]`.
     #[track_caller]
     pub fn conv2d(&self, weight: &Tensor, p: &Conv2dParams) -> Tensor {
-        if let Err(e) = Array::zeros(self.shape(), self.dtype())
-            .try_conv2d(&Array::zeros(weight.shape(), weight.dtype()), p)
-        {
+        if self.dtype() != weight.dtype() || !self.dtype().is_float() {
+            fail(
+                "conv2d",
+                format!("needs float operands of one dtype, got {} and {}", self.dtype(), weight.dtype()),
+            );
+        }
+        if let Err(e) = conv2d_output_shape(self.shape(), weight.shape(), p) {
             fail("conv2d", e.message);
         }
         conv::conv2d(self, weight, *p)
@@ -134,7 +140,7 @@ impl Tensor {
         if self.rank() != 4 {
             fail("avg_pool2d", format!("needs [N, C, H, W], got {:?}", self.shape()));
         }
-        if let Err(e) = Array::zeros(self.shape(), self.dtype()).try_avg_pool2d(p, count_include_pad) {
+        if let Err(e) = pool2d_output_shape(self.shape(), p) {
             fail("avg_pool2d", e.message);
         }
         let (n, c, h, w) = (self.shape()[0], self.shape()[1], self.shape()[2], self.shape()[3]);

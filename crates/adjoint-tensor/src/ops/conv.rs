@@ -197,6 +197,19 @@ fn out_len(size: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize>
     (size + 2 * p).checked_sub(eff).map(|r| r / s + 1)
 }
 
+/// The output shape of `conv2d` for these input and weight shapes, checking them without
+/// running the kernel (the autodiff layer validates calls this way before tracing).
+///
+/// ```
+/// use adjoint_tensor::ops::conv::{conv2d_output_shape, Conv2dParams};
+/// let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+/// assert_eq!(conv2d_output_shape(&[2, 3, 8, 8], &[4, 3, 3, 3], &p).unwrap(), vec![2, 4, 8, 8]);
+/// assert!(conv2d_output_shape(&[2, 3, 8, 8], &[4, 2, 3, 3], &p).is_err());
+/// ```
+pub fn conv2d_output_shape(input: &[usize], weight: &[usize], p: &Conv2dParams) -> Result<Vec<usize>> {
+    geometry("conv2d", input, weight, p, p, false).map(|g| g.out_shape())
+}
+
 /// Validate a convolution given the caller's shapes (`[N, C, L]`/`[O, C/g, K]` when `one_d`)
 /// and work out its sizes. `shown` is the caller's params, for messages.
 fn geometry(

@@ -125,6 +125,17 @@ impl Geom {
     }
 }
 
+/// The output shape of 2-D pooling for this input shape, checking it without running a kernel.
+///
+/// ```
+/// use adjoint_tensor::ops::pool::{pool2d_output_shape, Pool2dParams};
+/// assert_eq!(pool2d_output_shape(&[1, 2, 4, 4], &Pool2dParams::new([2, 2])).unwrap(), vec![1, 2, 2, 2]);
+/// assert!(pool2d_output_shape(&[1, 2, 4], &Pool2dParams::new([2, 2])).is_err());
+/// ```
+pub fn pool2d_output_shape(input: &[usize], p: &Pool2dParams) -> Result<Vec<usize>> {
+    geometry("pool2d", input, p, p, false).map(|g| g.out_shape())
+}
+
 fn geometry(op: &'static str, x: &[usize], p: &Pool2dParams, shown: &dyn Debug, one_d: bool) -> Result<Geom> {
     let (rank, layout) = if one_d { (3, "[N, C, L]") } else { (4, "[N, C, H, W]") };
     ensure!(x.len() == rank, op, "input must be {layout}, got shape {x:?}");
