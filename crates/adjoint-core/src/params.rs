@@ -30,6 +30,43 @@ pub trait Params: Sized {
     /// Non-tensor parts (skipped fields) are cloned.
     fn map_tensors(&self, f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self;
 
+    /// Visit every leaf with a dotted path name (`encoder.layers.0.weight`), in the same order
+    /// as [`for_each_tensor`](Self::for_each_tensor). Struct fields contribute their names,
+    /// `Vec`s, arrays and tuples their indices, `BTreeMap`s their keys; `Option` and `Box` add
+    /// nothing. The default, for hand-written impls, numbers the leaves.
+    fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        let mut i = 0usize;
+        self.for_each_tensor(&mut |t| {
+            f(&join_name(prefix, &i.to_string()), t);
+            i += 1;
+        })
+    }
+
+    /// Visit every [`Buffer`] (non-differentiated state such as batch-norm running statistics)
+    /// with its dotted name. Buffers are not leaves: transforms and optimizers never see them,
+    /// but checkpoints save and load them.
+    fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        let _ = (prefix, f);
+    }
+
+    /// The leaves with their dotted names (see [`for_each_named`](Self::for_each_named)).
+    ///
+    /// ```
+    /// # extern crate adjoint_core as adjoint;
+    /// use adjoint_core::{Params, Tensor};
+    /// #[derive(Clone, Params)]
+    /// struct Layer { weight: Tensor, bias: Option<Tensor> }
+    /// let net = vec![Layer { weight: Tensor::scalar(1.0f32), bias: None },
+    ///                Layer { weight: Tensor::scalar(2.0f32), bias: Some(Tensor::scalar(0.0f32)) }];
+    /// let names: Vec<String> = net.named_leaves().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["0.weight", "1.weight", "1.bias"]);
+    /// ```
+    fn named_leaves(&self) -> Vec<(String, Tensor)> {
+        let mut v = Vec::new();
+        self.for_each_named("", &mut |n, t| v.push((n.to_string(), t.clone())));
+        v
+    }
+
     /// The leaves, flattened.
     fn leaves(&self) -> Vec<Tensor> {
         let mut v = Vec::new();
@@ -59,9 +96,80 @@ pub trait Params: Sized {
     }
 }
 
+/// Mutable state that lives in a model but is not differentiated: batch-norm running
+/// statistics, step counters (PyTorch's "buffers").
+///
+/// A `Buffer` is a shared cell: cloning a model, or rebuilding it with
+/// [`Params::map_tensors`] (as optimizers do), keeps pointing at the same state, so running
+/// statistics survive parameter updates. Use [`Buffer::deep_clone`] for an independent copy.
+///
+/// ```
+/// # extern crate adjoint_core as adjoint;
+/// use adjoint_core::{params::Buffer, Params, Tensor};
+/// #[derive(Clone, Params)]
+/// struct Norm { weight: Tensor, running_mean: Buffer }
+/// let n = Norm { weight: Tensor::scalar(1.0f32), running_mean: Buffer::new(Tensor::scalar(0.0f32)) };
+/// n.running_mean.set(Tensor::scalar(0.5f32));
+/// assert_eq!(n.num_leaves(), 1);
+/// let mut names = vec![];
+/// n.for_each_buffer("bn", &mut |name, b| names.push((name.to_string(), b.get().item())));
+/// assert_eq!(names, [("bn.running_mean".to_string(), 0.5)]);
+/// ```
+#[derive(Clone)]
+pub struct Buffer(std::sync::Arc<std::sync::Mutex<Tensor>>);
+
+impl Buffer {
+    /// A buffer holding `value` (a concrete tensor; tracers are stripped on [`set`](Self::set)).
+    pub fn new(value: Tensor) -> Buffer {
+        Buffer(std::sync::Arc::new(std::sync::Mutex::new(value)))
+    }
+    /// The current value.
+    pub fn get(&self) -> Tensor {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Replace the value. Only the concrete value is kept: a buffer never carries derivatives.
+    pub fn set(&self, value: Tensor) {
+        let v = Tensor::from_array(value.value().clone());
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+    /// An independent buffer with the same current value.
+    pub fn deep_clone(&self) -> Buffer {
+        Buffer::new(self.get())
+    }
+}
+
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Buffer({:?})", self.get().shape())
+    }
+}
+
+impl Params for Buffer {
+    fn for_each_tensor(&self, _f: &mut dyn FnMut(&Tensor)) {}
+    fn for_each_named(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+    fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        f(prefix, self)
+    }
+    fn map_tensors(&self, _f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {
+        self.clone()
+    }
+}
+
+/// `prefix.name`, or `name` alone when `prefix` is empty (used by [`Params::for_each_named`]).
+pub fn join_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
 impl Params for Tensor {
     fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
         f(self)
+    }
+    fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        f(prefix, self)
     }
     fn map_tensors(&self, f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {
         f(self)
@@ -70,12 +178,19 @@ impl Params for Tensor {
 
 impl Params for () {
     fn for_each_tensor(&self, _f: &mut dyn FnMut(&Tensor)) {}
+    fn for_each_named(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
     fn map_tensors(&self, _f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {}
 }
 
 impl<T: Params> Params for Vec<T> {
+    fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        self.iter().enumerate().for_each(|(i, x)| x.for_each_buffer(&join_name(prefix, &i.to_string()), f))
+    }
     fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
         self.iter().for_each(|x| x.for_each_tensor(f))
+    }
+    fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.iter().enumerate().for_each(|(i, x)| x.for_each_named(&join_name(prefix, &i.to_string()), f))
     }
     fn map_tensors(&self, f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {
         self.iter().map(|x| x.map_tensors(f)).collect()
@@ -83,8 +198,14 @@ impl<T: Params> Params for Vec<T> {
 }
 
 impl<T: Params, const N: usize> Params for [T; N] {
+    fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        self.iter().enumerate().for_each(|(i, x)| x.for_each_buffer(&join_name(prefix, &i.to_string()), f))
+    }
     fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
         self.iter().for_each(|x| x.for_each_tensor(f))
+    }
+    fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.iter().enumerate().for_each(|(i, x)| x.for_each_named(&join_name(prefix, &i.to_string()), f))
     }
     fn map_tensors(&self, f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {
         let mut i = 0;
@@ -97,9 +218,19 @@ impl<T: Params, const N: usize> Params for [T; N] {
 }
 
 impl<T: Params> Params for Option<T> {
+    fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        if let Some(x) = self {
+            x.for_each_buffer(prefix, f)
+        }
+    }
     fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
         if let Some(x) = self {
             x.for_each_tensor(f)
+        }
+    }
+    fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        if let Some(x) = self {
+            x.for_each_named(prefix, f)
         }
     }
     fn map_tensors(&self, f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {
@@ -108,8 +239,14 @@ impl<T: Params> Params for Option<T> {
 }
 
 impl<T: Params> Params for Box<T> {
+    fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        (**self).for_each_buffer(prefix, f)
+    }
     fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
         (**self).for_each_tensor(f)
+    }
+    fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        (**self).for_each_named(prefix, f)
     }
     fn map_tensors(&self, f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {
         Box::new((**self).map_tensors(f))
@@ -117,8 +254,14 @@ impl<T: Params> Params for Box<T> {
 }
 
 impl<T: Params> Params for BTreeMap<String, T> {
+    fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        self.iter().for_each(|(k, x)| x.for_each_buffer(&join_name(prefix, k), f))
+    }
     fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
         self.values().for_each(|x| x.for_each_tensor(f))
+    }
+    fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.iter().for_each(|(k, x)| x.for_each_named(&join_name(prefix, k), f))
     }
     fn map_tensors(&self, f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {
         self.iter().map(|(k, v)| (k.clone(), v.map_tensors(f))).collect()
@@ -130,6 +273,12 @@ macro_rules! tuple_params {
         impl<$($n: Params),+> Params for ($($n,)+) {
             fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
                 $(self.$i.for_each_tensor(f);)+
+            }
+            fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+                $(self.$i.for_each_named(&join_name(prefix, stringify!($i)), f);)+
+            }
+            fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+                $(self.$i.for_each_buffer(&join_name(prefix, stringify!($i)), f);)+
             }
             fn map_tensors(&self, f: &mut dyn FnMut(&Tensor) -> Tensor) -> Self {
                 ($(self.$i.map_tensors(f),)+)

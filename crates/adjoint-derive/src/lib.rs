@@ -40,18 +40,39 @@ fn is_skipped(attrs: &[syn::Attribute]) -> syn::Result<bool> {
 }
 
 /// For a set of fields bound to identifiers `bindings`, the visit and rebuild code.
-fn field_code(fields: &Fields, bindings: &[syn::Ident]) -> syn::Result<(TokenStream2, Vec<TokenStream2>)> {
-    let mut visit = TokenStream2::new();
-    let mut rebuilt = Vec::new();
-    for (f, b) in fields.iter().zip(bindings) {
+struct FieldCode {
+    visit: TokenStream2,
+    named: TokenStream2,
+    buffers: TokenStream2,
+    rebuilt: Vec<TokenStream2>,
+}
+
+fn field_code(fields: &Fields, bindings: &[syn::Ident]) -> syn::Result<FieldCode> {
+    let mut code = FieldCode {
+        visit: TokenStream2::new(),
+        named: TokenStream2::new(),
+        buffers: TokenStream2::new(),
+        rebuilt: Vec::new(),
+    };
+    for (i, (f, b)) in fields.iter().zip(bindings).enumerate() {
         if is_skipped(&f.attrs)? {
-            rebuilt.push(quote! { ::core::clone::Clone::clone(#b) });
+            code.rebuilt.push(quote! { ::core::clone::Clone::clone(#b) });
         } else {
-            visit.extend(quote! { ::adjoint::Params::for_each_tensor(#b, f); });
-            rebuilt.push(quote! { ::adjoint::Params::map_tensors(#b, f) });
+            let name = match &f.ident {
+                Some(id) => id.to_string().trim_start_matches("r#").to_string(),
+                None => i.to_string(),
+            };
+            code.visit.extend(quote! { ::adjoint::Params::for_each_tensor(#b, f); });
+            code.named.extend(quote! {
+                ::adjoint::Params::for_each_named(#b, &::adjoint::params::join_name(prefix, #name), f);
+            });
+            code.buffers.extend(quote! {
+                ::adjoint::Params::for_each_buffer(#b, &::adjoint::params::join_name(prefix, #name), f);
+            });
+            code.rebuilt.push(quote! { ::adjoint::Params::map_tensors(#b, f) });
         }
     }
-    Ok((visit, rebuilt))
+    Ok(code)
 }
 
 fn bindings_for(fields: &Fields) -> Vec<syn::Ident> {
@@ -94,28 +115,41 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
         tp.bounds.push(syn::parse_quote!(::adjoint::Params));
     }
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
-    let (visit_body, map_body) = match &input.data {
+    let (visit_body, named_body, buffer_body, map_body) = match &input.data {
         Data::Struct(s) => {
             let b = bindings_for(&s.fields);
-            let (visit, rebuilt) = field_code(&s.fields, &b)?;
+            let c = field_code(&s.fields, &b)?;
             let pat = pattern(quote!(Self), &s.fields, &b);
-            let cons = construct(quote!(Self), &s.fields, &rebuilt);
-            (quote! { let #pat = self; #visit }, quote! { let #pat = self; #cons })
+            let cons = construct(quote!(Self), &s.fields, &c.rebuilt);
+            let (visit, named, buffers) = (c.visit, c.named, c.buffers);
+            (
+                quote! { let #pat = self; #visit },
+                quote! { let #pat = self; #named },
+                quote! { let #pat = self; #buffers },
+                quote! { let #pat = self; #cons },
+            )
         }
         Data::Enum(e) => {
             let mut visit_arms = TokenStream2::new();
+            let mut named_arms = TokenStream2::new();
+            let mut buffer_arms = TokenStream2::new();
             let mut map_arms = TokenStream2::new();
             for v in &e.variants {
                 let vn = &v.ident;
                 let b = bindings_for(&v.fields);
-                let (visit, rebuilt) = field_code(&v.fields, &b)?;
+                let c = field_code(&v.fields, &b)?;
                 let pat = pattern(quote!(Self::#vn), &v.fields, &b);
-                let cons = construct(quote!(Self::#vn), &v.fields, &rebuilt);
+                let cons = construct(quote!(Self::#vn), &v.fields, &c.rebuilt);
+                let (visit, named, buffers) = (c.visit, c.named, c.buffers);
                 visit_arms.extend(quote! { #pat => { #visit } });
+                named_arms.extend(quote! { #pat => { #named } });
+                buffer_arms.extend(quote! { #pat => { #buffers } });
                 map_arms.extend(quote! { #pat => #cons, });
             }
             (
                 quote! { #[allow(unreachable_code)] match self { #visit_arms } },
+                quote! { #[allow(unreachable_code)] match self { #named_arms } },
+                quote! { #[allow(unreachable_code)] match self { #buffer_arms } },
                 quote! { #[allow(unreachable_code)] match self { #map_arms } },
             )
         }
@@ -128,6 +162,14 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
             #[allow(unused_variables)]
             fn for_each_tensor(&self, f: &mut dyn FnMut(&::adjoint::Tensor)) {
                 #visit_body
+            }
+            #[allow(unused_variables)]
+            fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &::adjoint::Tensor)) {
+                #named_body
+            }
+            #[allow(unused_variables)]
+            fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &::adjoint::params::Buffer)) {
+                #buffer_body
             }
             #[allow(unused_variables)]
             fn map_tensors(&self, f: &mut dyn FnMut(&::adjoint::Tensor) -> ::adjoint::Tensor) -> Self {

@@ -1,0 +1,1 @@
+//! Scalar tier (being built).
