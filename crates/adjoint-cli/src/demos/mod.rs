@@ -1,0 +1,3 @@
+//! The three end-to-end demos and what they share.
+
+pub mod robot_sim;

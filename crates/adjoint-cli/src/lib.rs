@@ -1,0 +1,12 @@
+//! # adjoint-cli
+//!
+//! The `adjoint` command. `adjoint demo [forecast|robot|imaging]` runs the end-to-end demos on
+//! the real data in `data/`; each writes a run folder `runs/<name>-<timestamp>/` with its
+//! configuration, metrics log, final checkpoint and plots.
+//!
+//! The demos live in this library (not only in the binary) so that integration tests and
+//! benchmarks can call their pieces — the robot simulator, the baselines — directly.
+
+extern crate adjoint_core as adjoint;
+
+pub mod demos;
