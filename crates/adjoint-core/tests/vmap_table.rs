@@ -2,6 +2,7 @@
 //! each example and stacking the results. Each row runs several cases; in each case the batch
 //! size, which arguments are batched (the others are shared, `in_axes = None`), the batch axis
 //! of every batched argument and the output axis are drawn at random from the case's seed.
+//! Every case is then nested in a second `vmap` (two batch axes) with its own random axes.
 
 use adjoint_core::vmap::Axes;
 use adjoint_core::{vmap_axes, Conv2dParams, DType, Pool2dParams, Tensor};
@@ -58,15 +59,18 @@ fn check_row(
             let j = rng.below(nargs);
             axes[j] = Some(rng.below(examples[0][j].rank() + 1));
         }
-        let inputs: Vec<Tensor> = (0..nargs)
-            .map(|j| match axes[j] {
-                Some(a) => {
-                    let parts: Vec<&Tensor> = examples.iter().map(|ex| &ex[j]).collect();
-                    Tensor::stack(&parts, a)
-                }
-                None => examples[0][j].clone(),
-            })
-            .collect();
+        let stack_inputs = |examples: &[Vec<Tensor>]| -> Vec<Tensor> {
+            (0..nargs)
+                .map(|j| match axes[j] {
+                    Some(a) => {
+                        let parts: Vec<&Tensor> = examples.iter().map(|ex| &ex[j]).collect();
+                        Tensor::stack(&parts, a)
+                    }
+                    None => examples[0][j].clone(),
+                })
+                .collect()
+        };
+        let inputs = stack_inputs(&examples);
         let per: Vec<Tensor> = (0..size)
             .map(|e| {
                 let args: Vec<Tensor> = (0..nargs)
@@ -78,19 +82,59 @@ fn check_row(
         let out_axis = rng.below(per[0].rank() + 1);
         let refs: Vec<&Tensor> = per.iter().collect();
         let expected = Tensor::stack(&refs, out_axis);
-        let got = vmap_axes(|a: &Vec<Tensor>| f(a), Axes::Leaves(axes.clone()), out_axis)(&inputs);
+        let inner = vmap_axes(|a: &Vec<Tensor>| f(a), Axes::Leaves(axes.clone()), out_axis);
+        let got = inner(&inputs);
         let ctx = format!(
             "row {name}, case {case}: {size} examples, in_axes {axes:?}, out_axis {out_axis}, \
              example shapes {:?}",
             examples[0].iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
         );
-        assert_eq!(got.shape(), expected.shape(), "{ctx}: shape");
-        assert_eq!(got.dtype(), expected.dtype(), "{ctx}: dtype");
-        let (g, e) = (as_f64(&got), as_f64(&expected));
-        for (i, (a, b)) in g.iter().zip(&e).enumerate() {
-            let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol * (1.0 + b.abs());
-            assert!(ok, "{ctx}: element {i}: vmap gave {a}, the loop {b}");
+        assert_close(&got, &expected, tol, &ctx);
+
+        // Nested: an outer vmap (2 examples, its own random axes; shared args stay shared)
+        // over the inner one, against stacking the inner vmap's results.
+        let second: Vec<Vec<Tensor>> = (0..size).map(|e| gen(seed, seed * 31 + e as u64 + 1001)).collect();
+        let inputs2 = stack_inputs(&second);
+        let outer_axes: Vec<Option<usize>> = (0..nargs)
+            .map(|j| {
+                if axes[j].is_some() && rng.below(4) != 0 {
+                    Some(rng.below(inputs[j].rank() + 1))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if outer_axes.iter().any(|a| a.is_some()) {
+            let outer_in: Vec<Tensor> = (0..nargs)
+                .map(|j| match outer_axes[j] {
+                    Some(a) => Tensor::stack(&[&inputs[j], &inputs2[j]], a),
+                    None => inputs[j].clone(),
+                })
+                .collect();
+            let second_in: Vec<Tensor> = (0..nargs)
+                .map(|j| if outer_axes[j].is_some() { inputs2[j].clone() } else { inputs[j].clone() })
+                .collect();
+            let oo = rng.below(expected.rank() + 1);
+            let expected2 = Tensor::stack(&[&got, &inner(&second_in)], oo);
+            let got2 = vmap_axes(&inner, Axes::Leaves(outer_axes.clone()), oo)(&outer_in);
+            assert_close(
+                &got2,
+                &expected2,
+                tol,
+                &format!("{ctx}; nested in vmap over {outer_axes:?} → {oo}"),
+            );
         }
+    }
+}
+
+#[track_caller]
+fn assert_close(got: &Tensor, expected: &Tensor, tol: f64, ctx: &str) {
+    assert_eq!(got.shape(), expected.shape(), "{ctx}: shape");
+    assert_eq!(got.dtype(), expected.dtype(), "{ctx}: dtype");
+    let (g, e) = (as_f64(got), as_f64(expected));
+    for (i, (a, b)) in g.iter().zip(&e).enumerate() {
+        let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol * (1.0 + b.abs());
+        assert!(ok, "{ctx}: element {i}: vmap gave {a}, the reference {b}");
     }
 }
 
