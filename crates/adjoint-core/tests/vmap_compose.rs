@@ -335,3 +335,37 @@ fn unbatched_outputs_are_broadcast_and_shared_inputs_stay_shared() {
     let c = vmap_axes(|p: &(Tensor, Tensor)| p.1.sin(), [Some(0), None], None)(&(xs, w.clone()));
     close(&c, &w.sin(), 0.0);
 }
+
+/// A user-defined primitive without a batching rule: `vmap` falls back to one call per example.
+#[derive(Debug)]
+struct Cube;
+
+impl adjoint_core::primitive::Primitive for Cube {
+    fn name(&self) -> &'static str {
+        "cube"
+    }
+    fn eval(&self, a: &[&adjoint_core::Array]) -> adjoint_core::Array {
+        use adjoint_tensor::ops::binary::BinaryOp;
+        a[0].binary(a[0], BinaryOp::Mul).binary(a[0], BinaryOp::Mul)
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        t[0].map(|t| t * p[0] * p[0] * 3.0)
+    }
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> adjoint_core::primitive::Pullback {
+        adjoint_core::primitive::Pullback::new(p[0].clone(), |x, c| {
+            let mut g = adjoint_core::primitive::Grads::new();
+            g.push(Some(c * x * x * 3.0));
+            g
+        })
+    }
+}
+
+#[test]
+fn primitives_without_a_batching_rule_fall_back_to_a_loop() {
+    let cube = |x: &Tensor| adjoint_core::trace::bind(&Cube, &[x]);
+    let xs = rand(&[3, 4], 27);
+    let ys = vmap_axes(cube, 1, 0)(&xs);
+    close(&ys, &(&xs * &xs * &xs).t(), 1e-12);
+    let g = vmap(grad(|x: &Tensor| cube(x).sum()))(&xs);
+    close(&g, &(&xs * &xs * 3.0), 1e-12);
+}

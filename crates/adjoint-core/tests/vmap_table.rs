@@ -2,10 +2,12 @@
 //! each example and stacking the results. Each row runs several cases; in each case the batch
 //! size, which arguments are batched (the others are shared, `in_axes = None`), the batch axis
 //! of every batched argument and the output axis are drawn at random from the case's seed.
-//! Every case is then nested in a second `vmap` (two batch axes) with its own random axes.
+//! Every case also checks `vmap(grad(sum ∘ f))` against per-example gradients (so every
+//! derivative rule is batched too), and is nested in a second `vmap` (two batch axes) with its
+//! own random axes.
 
 use adjoint_core::vmap::Axes;
-use adjoint_core::{vmap_axes, Conv2dParams, DType, Pool2dParams, Tensor};
+use adjoint_core::{grad, vmap_axes, Conv2dParams, DType, Pool2dParams, Tensor};
 use adjoint_tensor::random::{uniform, Key};
 
 /// A small deterministic generator for the case parameters.
@@ -91,6 +93,37 @@ fn check_row(
         );
         assert_close(&got, &expected, tol, &ctx);
 
+        // vmap∘grad: the derivative rules of the row, batched, against per-example gradients
+        // (with respect to the float arguments).
+        if expected.dtype().is_float() {
+            let g = |a: &Vec<Tensor>| grads_of(&f, a);
+            let per_g: Vec<Vec<Tensor>> = (0..size)
+                .map(|e| {
+                    let args: Vec<Tensor> =
+                        (0..nargs)
+                            .map(|j| {
+                                if axes[j].is_some() {
+                                    examples[e][j].clone()
+                                } else {
+                                    examples[0][j].clone()
+                                }
+                            })
+                            .collect();
+                    g(&args)
+                })
+                .collect();
+            let got_g = vmap_axes(g, Axes::Leaves(axes.clone()), 0)(&inputs);
+            for (k, gk) in got_g.iter().enumerate() {
+                let parts: Vec<&Tensor> = per_g.iter().map(|v| &v[k]).collect();
+                assert_close(
+                    gk,
+                    &Tensor::stack(&parts, 0),
+                    tol.max(1e-12),
+                    &format!("{ctx}; vmap(grad), input {k}"),
+                );
+            }
+        }
+
         // Nested: an outer vmap (2 examples, its own random axes; shared args stay shared)
         // over the inner one, against stacking the inner vmap's results.
         let second: Vec<Vec<Tensor>> = (0..size).map(|e| gen(seed, seed * 31 + e as u64 + 1001)).collect();
@@ -125,6 +158,19 @@ fn check_row(
             );
         }
     }
+}
+
+/// Gradient of `sum(f(args))` with respect to the float arguments.
+fn grads_of(f: &impl Fn(&[Tensor]) -> Tensor, args: &[Tensor]) -> Vec<Tensor> {
+    let floats: Vec<Tensor> = args.iter().filter(|t| t.dtype().is_float()).cloned().collect();
+    grad(|fl: &Vec<Tensor>| {
+        let mut it = fl.iter();
+        let full: Vec<Tensor> = args
+            .iter()
+            .map(|t| if t.dtype().is_float() { it.next().expect("float").clone() } else { t.clone() })
+            .collect();
+        f(&full).sum()
+    })(&floats)
 }
 
 #[track_caller]
