@@ -369,3 +369,14 @@ fn primitives_without_a_batching_rule_fall_back_to_a_loop() {
     let g = vmap(grad(|x: &Tensor| cube(x).sum()))(&xs);
     close(&g, &(&xs * &xs * 3.0), 1e-12);
 }
+
+#[test]
+fn an_empty_batch_gives_empty_results() {
+    let xs = Tensor::zeros(&[0, 3]).to_f64();
+    let y = vmap(|x: &Tensor| {
+        (x.exp() * 2.0).sum_axes(&[0], false) + x.matmul(&Tensor::ones(&[3, 2]).to_f64()).sum()
+    })(&xs);
+    assert_eq!(y.shape(), &[0]);
+    let g = vmap(grad(|x: &Tensor| (x * x).sum()))(&xs);
+    assert_eq!(g.shape(), &[0, 3]);
+}
