@@ -76,6 +76,10 @@ def cell(d, per_op=False):
         txt += f" · {d['value']:.1f} {d['metric']}"
     if d.get("hvp_over_grad") is not None:
         txt += f" · {d['hvp_over_grad']:.2f}× its grad"
+    if d.get("over_batched_grad") is not None:
+        txt += f" · {d['over_batched_grad']:.2f}× its batched grad"
+    if d.get("loop_over_batched") is not None:
+        txt += f" · {d['loop_over_batched']:.1f}× its batched jacrev"
     return txt
 
 
@@ -182,7 +186,35 @@ def transforms_target(res, name, size, t, adj):
     return "(reference)", None
 
 
+def vmap_target(res, name, size, t, adj):
+    if adj is None:
+        return "—", None
+    if name == "mlp_per_example_grads":
+        out = []
+        ratio = adj.get("over_batched_grad")
+        if ratio is not None:
+            out.append((f"≤ 3× one batched gradient: {ratio:.2f}×", ratio <= 3))
+        pt = res.get("torch", "vmap", name, size, t)
+        if pt is None:
+            out.append(("faster than torch.func.vmap(grad) (PyTorch missing)", None))
+        else:
+            r = adj["sec"] / pt["sec"]
+            out.append((f"faster than torch.func.vmap(grad): {r:.2f}× its time", r < 1))
+        return out
+    if name == "jacrev_loop":
+        r = adj.get("loop_over_batched")
+        if r is None:
+            return "—", None
+        return f"batched jacrev ≥ 10× faster than this loop: {r:.1f}×", r >= 10
+    return "(reference)", None
+
+
 LABELS = {
+    "mlp_grad_batched": "one batched gradient (mean loss), MLP {size}",
+    "mlp_per_example_grads": "per-example gradients `vmap(grad)`, MLP {size}",
+    "jacrev_batched": "Jacobian `jacrev` (one batched pass), f(x) = W₂ tanh(W₁x + b), {size}",
+    "jacrev_loop": "same Jacobian, loop of one VJP per row",
+    "jacfwd_batched": "same Jacobian, `jacfwd` (one batched pass)",
     "matmul_f32": "matmul f32 {size}²",
     "copy_prealloc_f32": "copy f32 {size} into existing buffer",
     "copy_alloc_f32": "copy f32 {size} into new buffer",
@@ -347,6 +379,17 @@ def main():
         "`jvp(grad(f))`, adjoint's is `hvp` (forward over reverse).\n"
     )
     L.append(table(res, "transforms", transforms_target, True, True, summary) + "\n")
+    if res.keys("vmap"):
+        L.append("## Issue \"vmap\"\n")
+        L.append(
+            "Per-example gradients: adjoint's `vmap_axes(grad(loss_one), [None, Some(0), Some(0)], 0)`, "
+            "PyTorch's `torch.func.vmap(torch.func.grad(loss_one), in_dims=(None, 0, 0))`, JAX's "
+            "`jax.vmap(jax.grad(loss_one), in_axes=(None, 0, 0))`; the loss is the cross-entropy of one example "
+            "with a one-hot label, the batched gradient the mean of the same loss over the batch. The Jacobian "
+            "rows compare the batched `jacrev` (one VJP pass batched over the 100 basis cotangents) with a loop of "
+            "100 pullbacks of one `vjp`.\n"
+        )
+        L.append(table(res, "vmap", vmap_target, True, False, summary) + "\n")
     L.append("## Targets at a glance\n")
     n_met = sum(1 for s in summary if s[3])
     L.append(f"{n_met} of {len(summary)} judged targets met.\n")

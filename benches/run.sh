@@ -182,6 +182,7 @@ else
         for lib in adjoint numpy torch jax; do run_side "$lib" "$t" tensor; done
     done
     for lib in adjoint numpy torch jax; do run_side "$lib" 2 transforms; done
+    for lib in adjoint torch jax; do run_side "$lib" 2 vmap; done
 fi
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$MACHINE"
 echo "suite wall time: $(( $(date +%s) - START )) s" >>"$MACHINE"

@@ -5,7 +5,7 @@ lines (one object per line on stdout). `benches/run.sh` runs one process per lib
 count, with the thread environment (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS,
 XLA_FLAGS, OMP_PROC_BIND, OMP_PLACES, taskset) set before the library is imported.
 
-    python peers.py --lib numpy|torch|jax --threads N [--quick] [--suite tensor|transforms|all]
+    python peers.py --lib numpy|torch|jax --threads N [--quick] [--suite tensor|transforms|vmap|all]
 
 Timing is the same as the Rust side: two warm-up calls, then `samples` samples of `inner`
 calls each (a sample lasts at least 10 ms, 2 ms in quick mode); the reported `sec` is the
@@ -281,6 +281,78 @@ def torch_transforms(cfg):
         emit(cfg, "transforms", "hvp", size, s, r, hvp_over_grad=s / s_grad, method="double backward")
 
 
+def mlp_init(rng, np):
+    """The MLP 784-512-512-10 of the vmap suite (He-scaled normal weights, zero biases), a batch of
+    128 inputs and one-hot labels `(7 i) mod 10`."""
+    dims = [784, 512, 512, 10]
+    params = []
+    for i in range(3):
+        params.append((rng.standard_normal((dims[i], dims[i + 1])) * np.sqrt(2.0 / dims[i])).astype(np.float32))
+        params.append(np.zeros(dims[i + 1], dtype=np.float32))
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    y = np.zeros((128, 10), dtype=np.float32)
+    y[np.arange(128), (np.arange(128) * 7) % 10] = 1.0
+    return params, x, y
+
+
+MLP_SIZE = "784-512-512-10, batch 128"
+
+
+def torch_vmap(cfg):
+    """Per-example gradients with torch.func.vmap(grad), and Jacobians with torch.func."""
+    import numpy as np
+    import torch
+    from torch.func import grad, jacfwd, jacrev, vjp, vmap
+
+    rng = np.random.default_rng(0)
+    if cfg.want("mlp"):
+        params, x, y = mlp_init(rng, np)
+        params = [torch.from_numpy(p) for p in params]
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+
+        def mlp(p, x):
+            h = torch.relu(x @ p[0] + p[1])
+            h = torch.relu(h @ p[2] + p[3])
+            return h @ p[4] + p[5]
+
+        def loss_one(p, x, y):
+            return -(torch.log_softmax(mlp(p, x), 0) * y).sum()
+
+        def loss_batch(p, x, y):
+            return -(torch.log_softmax(mlp(p, x), 1) * y).sum() / x.shape[0]
+
+        ps = [p.clone().requires_grad_(True) for p in params]
+        s_b, r = measure(cfg, lambda: torch.autograd.grad(loss_batch(ps, x, y), ps))
+        emit(cfg, "vmap", "mlp_grad_batched", MLP_SIZE, s_b, r)
+        pe = vmap(grad(loss_one), in_dims=(None, 0, 0))
+        s, r = measure(cfg, lambda: pe(params, x, y))
+        emit(cfg, "vmap", "mlp_per_example_grads", MLP_SIZE, s, r, over_batched_grad=s / s_b,
+             method="torch.func.vmap(grad)")
+    if cfg.want("jac"):
+        n = 100
+        w1 = torch.from_numpy(rng.standard_normal((n, n)).astype(np.float32)) * 0.1
+        b1 = torch.from_numpy(rng.standard_normal(n).astype(np.float32))
+        w2 = torch.from_numpy(rng.standard_normal((n, n)).astype(np.float32)) * 0.1
+        x = torch.from_numpy(rng.standard_normal(n).astype(np.float32))
+
+        def f(x):
+            return w2 @ torch.tanh(w1 @ x + b1)
+
+        jr = jacrev(f)
+        s_b, r = measure(cfg, lambda: jr(x))
+        emit(cfg, "vmap", "jacrev_batched", "100->100", s_b, r, method="torch.func.jacrev")
+
+        def loop():
+            y, pb = vjp(f, x)
+            return torch.stack([pb(e)[0] for e in torch.eye(n)])
+
+        s, r = measure(cfg, loop)
+        emit(cfg, "vmap", "jacrev_loop", "100->100", s, r, loop_over_batched=s / s_b, method="torch.func.vjp per row")
+        jf = jacfwd(f)
+        s, r = measure(cfg, lambda: jf(x))
+        emit(cfg, "vmap", "jacfwd_batched", "100->100", s, r, method="torch.func.jacfwd")
+
+
 # ----------------------------------------------------------------------------------------------
 # JAX
 # ----------------------------------------------------------------------------------------------
@@ -407,16 +479,78 @@ def jax_transforms(cfg):
             emit(cfg, "transforms", "hvp", size, s, r, lib=lib, hvp_over_grad=s / sg[lib], method="jvp(grad)")
 
 
+def jax_vmap(cfg):
+    """Per-example gradients with jax.vmap(jax.grad) and Jacobians with jax.jacrev/jacfwd, eager
+    (lib `jax`) and under jax.jit (lib `jax_jit`)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def both(name, size, fn, *args, **extra):
+        out = {}
+        for lib, g in (("jax", fn), ("jax_jit", jax.jit(fn))):
+            s, r = measure(cfg, lambda: jax.block_until_ready(g(*args)))
+            ex = {k: (v(s, lib) if callable(v) else v) for k, v in extra.items()}
+            emit(cfg, "vmap", name, size, s, r, lib=lib, **ex)
+            out[lib] = s
+        return out
+
+    if cfg.want("mlp"):
+        params, x, y = mlp_init(rng, np)
+        params = [jnp.asarray(p) for p in params]
+        x, y = jnp.asarray(x), jnp.asarray(y)
+
+        def mlp(p, x):
+            h = jax.nn.relu(x @ p[0] + p[1])
+            h = jax.nn.relu(h @ p[2] + p[3])
+            return h @ p[4] + p[5]
+
+        def loss_one(p, x, y):
+            return -(jax.nn.log_softmax(mlp(p, x), axis=0) * y).sum()
+
+        def loss_batch(p, x, y):
+            return -(jax.nn.log_softmax(mlp(p, x), axis=1) * y).sum() / x.shape[0]
+
+        sb = both("mlp_grad_batched", MLP_SIZE, jax.grad(loss_batch), params, x, y)
+        pe = jax.vmap(jax.grad(loss_one), in_axes=(None, 0, 0))
+        both("mlp_per_example_grads", MLP_SIZE, pe, params, x, y,
+             over_batched_grad=lambda s, lib: s / sb[lib], method="jax.vmap(jax.grad)")
+    if cfg.want("jac"):
+        n = 100
+        w1 = jnp.asarray(rng.standard_normal((n, n)).astype(np.float32)) * 0.1
+        b1 = jnp.asarray(rng.standard_normal(n).astype(np.float32))
+        w2 = jnp.asarray(rng.standard_normal((n, n)).astype(np.float32)) * 0.1
+        x = jnp.asarray(rng.standard_normal(n).astype(np.float32))
+
+        def f(x):
+            return w2 @ jnp.tanh(w1 @ x + b1)
+
+        sb = both("jacrev_batched", "100->100", jax.jacrev(f), x, method="jax.jacrev")
+        eye = jnp.eye(n, dtype=jnp.float32)
+
+        def loop(x):
+            y, pb = jax.vjp(f, x)
+            return jnp.stack([pb(eye[i])[0] for i in range(n)])
+
+        s, r = measure(cfg, lambda: jax.block_until_ready(loop(x)))
+        emit(cfg, "vmap", "jacrev_loop", "100->100", s, r, lib="jax", loop_over_batched=s / sb["jax"],
+             method="jax.vjp per row, eager")
+        both("jacfwd_batched", "100->100", jax.jacfwd(f), x, method="jax.jacfwd")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", required=True, choices=["numpy", "torch", "jax"])
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--suite", default="all", choices=["all", "tensor", "transforms"])
+    ap.add_argument("--suite", default="all", choices=["all", "tensor", "transforms", "vmap"])
     ap.add_argument("--only", default=None)
     cfg = Cfg(ap.parse_args())
     tensor = cfg.suite in ("all", "tensor")
     transforms = cfg.suite in ("all", "transforms")
+    vm = cfg.suite in ("all", "vmap")
     if cfg.lib == "numpy":
         numpy_meta(cfg)
         if tensor:
@@ -429,12 +563,16 @@ def main():
             torch_tensor(cfg)
         if transforms:
             torch_transforms(cfg)
+        if vm:
+            torch_vmap(cfg)
     else:
         jax_setup(cfg)
         if tensor:
             jax_tensor(cfg)
         if transforms:
             jax_transforms(cfg)
+        if vm:
+            jax_vmap(cfg)
     print(json.dumps({"lib": cfg.lib, "meta": True, "python": platform.python_version(), "done": True}), file=sys.stderr)
 
 

@@ -11,17 +11,93 @@
 //! user's `bwd`. So `jvp`, `hessian` and `hvp` work on custom-VJP functions as long as `bwd` is
 //! written with adjoint ops. Symmetrically, reverse mode through a **custom JVP** takes the
 //! gradient in `t` of `⟨jvp(x, t), c⟩`.
+//!
+//! **Under `vmap`** the custom rule is kept: the batch level peels its batch axis off the inputs
+//! and records the mapped axes in a *context*; the user's functions (`f`, `fwd`, `bwd`, the JVP
+//! rule, the checkpointed block) are then called through `vmap` with that context, so the
+//! levels below still see the custom call, now on whole batches. A cotangent for an input that
+//! was shared by every example is summed over the batch.
 
 use std::marker::PhantomData;
 use std::rc::Rc;
 
 use smallvec::SmallVec;
 
+use crate::batching::move_axis;
 use crate::params::Params;
 use crate::primitive::{Grads, Pullback, Residuals};
 use crate::tensor::{Payload, Tensor};
-use crate::trace::{payload_at, record, top_of, Kind};
+use crate::trace::{batch_tracer, payload_at, record, top_of, Kind};
 use crate::transforms::{grad, vjp};
+use crate::vmap::vmap_leaves;
+
+/// The batch levels peeled so far, outermost first: for each, the batch axis (0 or none) of
+/// every input leaf.
+type Ctx = [Vec<Option<usize>>];
+
+/// Call `f` on values that carry the batch dimensions of `ctx` explicitly.
+fn batched<A: Params, O: Params>(f: &dyn Fn(&A) -> O, ctx: &Ctx, x: &A) -> O {
+    match ctx.split_last() {
+        None => f(x),
+        Some((axes, rest)) => vmap_leaves(|y: &A| batched(f, rest, y), x, axes),
+    }
+}
+
+/// The context for a function of `(P, P)` (primals and tangents batched alike).
+fn pair_ctx(ctx: &Ctx) -> Vec<Vec<Option<usize>>> {
+    ctx.iter().map(|a| [a.as_slice(), a.as_slice()].concat()).collect()
+}
+
+fn clone_params<P: Params>(p: &P) -> P {
+    p.map_tensors(&mut |t| t.clone())
+}
+
+/// A user's backward function under the batch levels of `ctx`: residuals and cotangent are
+/// batched on axis 0 at every level; the cotangent of an input shared by every example of a
+/// level is summed over that level's batch.
+fn batched_bwd<P: Params, R: Params>(bwd: &dyn Fn(&R, &Tensor) -> P, ctx: &Ctx, r: &R, c: &Tensor) -> P {
+    match ctx.split_last() {
+        None => bwd(r, c),
+        Some((axes, rest)) => {
+            let rc = (clone_params(r), c.clone());
+            let all = vec![Some(0); r.num_leaves() + 1];
+            let g: P = vmap_leaves(|q: &(R, Tensor)| batched_bwd(bwd, rest, &q.0, &q.1), &rc, &all);
+            let mut i = 0;
+            g.map_tensors(&mut |t| {
+                let shared = axes[i].is_none();
+                i += 1;
+                if shared {
+                    t.sum_axes(&[0], false)
+                } else {
+                    t.clone()
+                }
+            })
+        }
+    }
+}
+
+/// Peel the batch level (`level`, `id`) off `p`: each batched leaf with its batch axis moved to
+/// 0, and the axes (`Some(0)` or `None`) for the context.
+fn unpack_batch<P: Params>(p: &P, level: usize, id: u64) -> (P, Vec<Option<usize>>) {
+    let mut axes = Vec::new();
+    let low = p.map_tensors(&mut |t| match payload_at(t, level, id) {
+        Some(Payload::Batch { value, axis, .. }) => {
+            axes.push(Some(0));
+            move_axis(value, *axis, 0)
+        }
+        _ => {
+            axes.push(None);
+            t.clone()
+        }
+    });
+    (low, axes)
+}
+
+fn push_ctx(ctx: &Ctx, axes: Vec<Option<usize>>) -> Vec<Vec<Option<usize>>> {
+    let mut c = ctx.to_vec();
+    c.push(axes);
+    c
+}
 
 /// Residuals held as a whole `Params` value.
 struct Res<P>(P);
@@ -65,6 +141,7 @@ fn unpack<P: Params>(p: &P, level: usize, id: u64) -> (P, Vec<Option<usize>>, Ve
             tans.push(Some(tangent.clone()));
             primal.clone()
         }
+        Some(Payload::Batch { .. }) => unreachable!("batch levels are peeled by unpack_batch"),
         None => {
             ids.push(None);
             tans.push(None);
@@ -96,17 +173,22 @@ where
     Fwd: Fn(&P) -> (Tensor, R),
     Bwd: Fn(&R, &Tensor) -> P + 'static,
 {
-    fn apply(&self, p: &P) -> Tensor {
+    fn apply(&self, p: &P, ctx: &Ctx) -> Tensor {
         let leaves = p.leaves();
         let refs: Vec<&Tensor> = leaves.iter().collect();
-        let Some((level, id, kind)) = top_of(&refs) else { return (self.f)(p) };
+        let Some((level, id, kind)) = top_of(&refs) else { return batched(&self.f, ctx, p) };
+        if kind == Kind::Batch {
+            let (low, axes) = unpack_batch(p, level, id);
+            let out = self.apply(&low, &push_ctx(ctx, axes));
+            return batch_tracer(level, id, out, 0);
+        }
         let (low, ids, tans) = unpack(p, level, id);
         let low_leaves = low.leaves();
         let low_refs: Vec<&Tensor> = low_leaves.iter().collect();
         let (out, res) = if top_of(&low_refs).is_none() {
-            (self.fwd)(&low)
+            batched(&self.fwd, ctx, &low)
         } else {
-            (self.apply(&low), (self.fwd)(&low).1)
+            (self.apply(&low, ctx), batched(&self.fwd, ctx, &low).1)
         };
         match kind {
             Kind::Vjp => {
@@ -114,9 +196,10 @@ where
                     return out;
                 }
                 let bwd = self.bwd.clone();
+                let ctx = ctx.to_vec();
                 let pb = Pullback::multi(Res(res), move |r, cts| {
                     let c = cts[0].as_ref().expect("pullback runs only with a cotangent");
-                    let g: Grads = bwd(&r.0, c).leaves().into_iter().map(Some).collect();
+                    let g: Grads = batched_bwd(&*bwd, &ctx, &r.0, c).leaves().into_iter().map(Some).collect();
                     g
                 });
                 let parents: SmallVec<[Option<usize>; 3]> = ids.into_iter().collect();
@@ -129,9 +212,11 @@ where
                 }
                 let t = materialise(&low, tans);
                 let bwd = &self.bwd;
-                let tangent = grad(|c: &Tensor| inner(&bwd(&res, c), &t))(&out.zeros_like());
+                let tangent =
+                    grad(|c: &Tensor| inner(&batched_bwd(&**bwd, ctx, &res, c), &t))(&out.zeros_like());
                 Tensor::tracer(level, id, Payload::Jvp { primal: out, tangent })
             }
+            Kind::Batch => unreachable!("handled above"),
         }
     }
 }
@@ -163,7 +248,7 @@ where
     Bwd: Fn(&R, &Tensor) -> P + 'static,
 {
     let c = CustomVjp { f, fwd, bwd: Rc::new(bwd), _types: PhantomData };
-    move |p: &P| c.apply(p)
+    move |p: &P| c.apply(p, &[])
 }
 
 // ------------------------------------------------------------------------ custom_jvp
@@ -180,42 +265,55 @@ where
     F: Fn(&P) -> Tensor,
     J: Fn(&P, &P) -> (Tensor, Tensor) + 'static,
 {
-    fn apply(&self, p: &P) -> Tensor {
+    fn apply(&self, p: &P, ctx: &Ctx) -> Tensor {
         let leaves = p.leaves();
         let refs: Vec<&Tensor> = leaves.iter().collect();
-        let Some((level, id, kind)) = top_of(&refs) else { return (self.f)(p) };
+        let Some((level, id, kind)) = top_of(&refs) else { return batched(&self.f, ctx, p) };
+        if kind == Kind::Batch {
+            let (low, axes) = unpack_batch(p, level, id);
+            let out = self.apply(&low, &push_ctx(ctx, axes));
+            return batch_tracer(level, id, out, 0);
+        }
         let (low, ids, tans) = unpack(p, level, id);
         match kind {
             Kind::Jvp => {
                 if tans.iter().all(|t| t.is_none()) {
-                    return self.apply(&low);
+                    return self.apply(&low, ctx);
                 }
                 let t = materialise(&low, tans);
                 let low_leaves = low.leaves();
                 let low_refs: Vec<&Tensor> = low_leaves.iter().collect();
+                let rule = |q: &(P, P)| (self.rule)(&q.0, &q.1);
+                let pctx = pair_ctx(ctx);
+                let pair = (clone_params(&low), t);
                 let (out, tangent) = if top_of(&low_refs).is_none() {
-                    (self.rule)(&low, &t)
+                    batched(&rule, &pctx, &pair)
                 } else {
-                    (self.apply(&low), (self.rule)(&low, &t).1)
+                    (self.apply(&low, ctx), batched(&rule, &pctx, &pair).1)
                 };
                 Tensor::tracer(level, id, Payload::Jvp { primal: out, tangent })
             }
             Kind::Vjp => {
-                let out = self.apply(&low);
+                let out = self.apply(&low, ctx);
                 if ids.iter().all(|i| i.is_none()) {
                     return out;
                 }
                 let rule = self.rule.clone();
+                let pctx = pair_ctx(ctx);
                 let pb = Pullback::multi(Res(low), move |r, cts| {
                     let c = cts[0].as_ref().expect("pullback runs only with a cotangent");
                     let zeros = crate::params::zeros_like(&r.0);
-                    let g = grad(|t: &P| (rule(&r.0, t).1 * c).sum())(&zeros);
+                    let rule = |q: &(P, P)| rule(&q.0, &q.1);
+                    let g = grad(|t: &P| {
+                        (batched(&rule, &pctx, &(clone_params(&r.0), clone_params(t))).1 * c).sum()
+                    })(&zeros);
                     g.leaves().into_iter().map(Some).collect()
                 });
                 let parents: SmallVec<[Option<usize>; 3]> = ids.into_iter().collect();
                 let value = record(level, parents, 1, pb);
                 Tensor::tracer(level, id, Payload::Vjp { primal: out, value })
             }
+            Kind::Batch => unreachable!("handled above"),
         }
     }
 }
@@ -237,7 +335,7 @@ where
     J: Fn(&P, &P) -> (Tensor, Tensor) + 'static,
 {
     let c = CustomJvp { f, rule: Rc::new(rule), _types: PhantomData };
-    move |p: &P| c.apply(p)
+    move |p: &P| c.apply(p, &[])
 }
 
 // ------------------------------------------------------------------------ checkpoint
@@ -253,21 +351,30 @@ where
     O: Params + 'static,
     F: Fn(&P) -> O + 'static,
 {
-    fn apply(&self, p: &P) -> O {
+    fn apply(&self, p: &P, ctx: &Ctx) -> O {
         let leaves = p.leaves();
         let refs: Vec<&Tensor> = leaves.iter().collect();
-        let Some((level, id, Kind::Vjp)) = top_of(&refs) else { return (self.f)(p) };
+        let (level, id) = match top_of(&refs) {
+            Some((level, id, Kind::Vjp)) => (level, id),
+            Some((level, id, Kind::Batch)) => {
+                let (low, axes) = unpack_batch(p, level, id);
+                let out = self.apply(&low, &push_ctx(ctx, axes));
+                return out.map_tensors(&mut |t| batch_tracer(level, id, t.clone(), 0));
+            }
+            _ => return batched(&*self.f, ctx, p),
+        };
         let (low, ids, _) = unpack(p, level, id);
         // The forward pass runs at the levels below only: nothing is recorded on this tape
         // but one node holding the inputs.
-        let out = self.apply(&low);
+        let out = self.apply(&low, ctx);
         if ids.iter().all(|i| i.is_none()) {
             return out;
         }
         let f = self.f.clone();
+        let ctx = ctx.to_vec();
         let out_template = crate::params::zeros_like(&out);
         let pb = Pullback::multi(Res(low), move |r, cts| {
-            let (_, pullback) = vjp(|q: &P| f(q), &r.0);
+            let (_, pullback) = vjp(|q: &P| batched(&*f, &ctx, q), &r.0);
             let mut it = cts.iter();
             let ct =
                 out_template.map_tensors(&mut |z| it.next().cloned().flatten().unwrap_or_else(|| z.clone()));
@@ -305,5 +412,5 @@ where
     F: Fn(&P) -> O + 'static,
 {
     let c = Checkpoint { f: Rc::new(f), _types: PhantomData };
-    move |p: &P| c.apply(p)
+    move |p: &P| c.apply(p, &[])
 }

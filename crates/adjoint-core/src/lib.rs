@@ -1,8 +1,8 @@
 //! # adjoint-core
 //!
 //! Primitives with all their rules, and the composable transforms that interpret them:
-//! `grad`, `value_and_grad`, `vjp`, `jvp`, `jacfwd`, `jacrev`, `hessian`, `hvp`, custom rules
-//! and `checkpoint`. The `adjoint` facade re-exports everything here.
+//! `grad`, `value_and_grad`, `vjp`, `jvp`, `jacfwd`, `jacrev`, `hessian`, `hvp`, `vmap`, custom
+//! rules and `checkpoint`. The `adjoint` facade re-exports everything here.
 //!
 //! ## Design (after JAX's, with a tape for reverse mode)
 //! - [`Tensor`] is a cheap handle: a concrete array, or a tracer of an active transform.
@@ -20,11 +20,13 @@
 //!   allocated, never multiplied.
 //! - [`Params`] (derivable with `#[derive(Params)]`) lets transforms take and return any
 //!   structure of tensors: the gradient of a model is a model-shaped value.
-//! - Transforms are interpreters on a thread-local stack; `vmap` (batching rules beside each
-//!   primitive's other rules) and `jit` (a staging interpreter) slot in as further levels.
+//! - Transforms are interpreters on a thread-local stack; `vmap` is one more level (a batching
+//!   rule beside each primitive's other rules, see [`vmap`](mod@vmap) and [`batching`]), and
+//!   `jit` (a staging interpreter) will slot in the same way.
 
 extern crate self as adjoint;
 
+pub mod batching;
 pub mod custom;
 pub mod memory;
 mod ops;
@@ -35,6 +37,7 @@ pub mod tensor;
 pub mod testing;
 pub mod trace;
 pub mod transforms;
+pub mod vmap;
 
 pub use adjoint_derive::Params;
 pub use adjoint_tensor::{Array, DType};
@@ -45,3 +48,4 @@ pub use tensor::Tensor;
 pub use transforms::{
     grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, value_and_grad_with_aux, vjp,
 };
+pub use vmap::{vmap, vmap_axes, Axes};

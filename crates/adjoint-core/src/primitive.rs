@@ -17,9 +17,10 @@ pub type Grads = SmallVec<[Option<Tensor>; 3]>;
 /// - `jvp`: the output tangent, from input tangents (`None` = zero), written with
 ///   differentiable [`Tensor`] ops so that it can itself be differentiated;
 /// - `vjp`: a [`Pullback`] that keeps exactly the residuals it needs and maps the output
-///   cotangent to input cotangents, again with differentiable ops.
-///
-/// Batching rules for `vmap` will join these as another method.
+///   cotangent to input cotangents, again with differentiable ops;
+/// - `batch`: the batching rule for `vmap`, again with ordinary ops (on the batched values);
+///   the default runs the primitive once per example and stacks the results, a correct but
+///   slow fallback that every primitive of adjoint overrides.
 pub trait Primitive: Debug + 'static {
     /// Name shown in errors and traces, e.g. `"exp"`.
     fn name(&self) -> &'static str;
@@ -32,6 +33,14 @@ pub trait Primitive: Debug + 'static {
 
     /// Reverse-mode rule. `wants[i]` says whether input `i` needs a cotangent.
     fn vjp(&self, primals: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback;
+
+    /// Batching rule. `args` are the values one level down; `axes[i]` is the batch axis of
+    /// argument `i` in them (`None`: the argument is the same for every example), `size` the
+    /// number of examples. Returns the batched output and its batch axis (`None` when the
+    /// output is the same for every example). See [`crate::batching`] for the helpers.
+    fn batch(&self, args: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        crate::batching::by_loop(self, args, axes, size)
+    }
 }
 
 /// The reverse-mode closure of one tape node, with the residuals it keeps alive.

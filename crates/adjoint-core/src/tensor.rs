@@ -3,12 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
+use adjoint_tensor::layout::Shape;
 use adjoint_tensor::{Array, DType, Element};
 
 /// An n-dimensional value that transforms can see through.
 ///
 /// A `Tensor` is a cheap handle: either a concrete [`Array`] (shared storage, strided view) or
-/// a *tracer* created by an active `grad`/`jvp`/`vjp` that carries the primal value plus the
+/// a *tracer* created by an active `grad`/`jvp`/`vjp`/`vmap` that carries the primal value plus the
 /// transform's own payload (a tangent, or a tape position). Code written against `Tensor`
 /// cannot tell which it has, which is what makes transforms compose. Tensors are `Send + Sync`.
 ///
@@ -41,18 +42,25 @@ pub(crate) enum Payload {
     Jvp { primal: Tensor, tangent: Tensor },
     /// Reverse mode: primal and the id of the tape value it is.
     Vjp { primal: Tensor, value: usize },
+    /// Batching (`vmap`): the whole batch one level down, with the batch dimension at `axis`,
+    /// and the shape of one example (what `shape()` reports inside the mapped function).
+    Batch { value: Tensor, axis: usize, shape: Shape },
 }
 
 impl Payload {
+    /// The value one level down of a differentiation tracer (`Jvp`/`Vjp`). Batch tracers have
+    /// no single primal; callers handle them first.
     pub(crate) fn primal(&self) -> &Tensor {
         match self {
             Payload::Jvp { primal, .. } | Payload::Vjp { primal, .. } => primal,
+            Payload::Batch { .. } => unreachable!("adjoint: a batch tracer has no primal"),
         }
     }
     pub(crate) fn transform_name(&self) -> &'static str {
         match self {
             Payload::Jvp { .. } => "jvp",
             Payload::Vjp { .. } => "grad/vjp",
+            Payload::Batch { .. } => "vmap",
         }
     }
 }
@@ -155,7 +163,10 @@ impl Tensor {
     pub fn shape(&self) -> &[usize] {
         match &self.0 {
             Repr::Concrete(a) => a.shape(),
-            Repr::Tracer(t) => t.payload.primal().shape(),
+            Repr::Tracer(t) => match &t.payload {
+                Payload::Batch { shape, .. } => shape,
+                p => p.primal().shape(),
+            },
         }
     }
 
@@ -176,7 +187,10 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         match &self.0 {
             Repr::Concrete(a) => a.dtype(),
-            Repr::Tracer(t) => t.payload.primal().dtype(),
+            Repr::Tracer(t) => match &t.payload {
+                Payload::Batch { value, .. } => value.dtype(),
+                p => p.primal().dtype(),
+            },
         }
     }
 
@@ -187,19 +201,36 @@ impl Tensor {
 
     /// The concrete value underneath every transform (the primal of the primal …).
     /// Reading values is how native control flow branches on tensors inside transforms.
+    ///
+    /// Inside `vmap` a tensor stands for one example of many, so it has no single value: reading
+    /// one panics (branch per example with [`Tensor::select`] instead).
+    #[track_caller]
     pub fn value(&self) -> &Array {
+        match self.try_value() {
+            Some(a) => a,
+            None => batched_value(self),
+        }
+    }
+
+    /// The concrete value, or `None` inside `vmap` (see [`value`](Self::value)).
+    pub fn try_value(&self) -> Option<&Array> {
         match &self.0 {
-            Repr::Concrete(a) => a,
-            Repr::Tracer(t) => t.payload.primal().value(),
+            Repr::Concrete(a) => Some(a),
+            Repr::Tracer(t) => match &t.payload {
+                Payload::Batch { .. } => None,
+                p => p.primal().try_value(),
+            },
         }
     }
 
     /// The concrete array (same as [`value`](Self::value), cloned).
+    #[track_caller]
     pub fn to_array(&self) -> Array {
         self.value().clone()
     }
 
     /// The elements in row-major order converted to `T`.
+    #[track_caller]
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
         self.value().to_vec()
     }
@@ -214,6 +245,19 @@ impl Tensor {
     pub fn item(&self) -> f64 {
         self.value().item::<f64>()
     }
+}
+
+#[cold]
+#[track_caller]
+fn batched_value(t: &Tensor) -> ! {
+    panic!(
+        "adjoint: cannot read the value of a tensor inside `vmap` (one example of shape {:?}, {}): \
+         each example has its own value; branch per example with `Tensor::select`, or read values \
+         outside the mapped function (at {})",
+        t.shape(),
+        t.dtype(),
+        std::panic::Location::caller()
+    )
 }
 
 impl fmt::Debug for Tensor {
@@ -234,7 +278,10 @@ impl fmt::Debug for Tensor {
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.value(), f)
+        match self.try_value() {
+            Some(a) => fmt::Display::fmt(a, f),
+            None => fmt::Debug::fmt(self, f),
+        }
     }
 }
 

@@ -7,6 +7,11 @@
 //! with the unpacked values, whose ops bind again one level down. That recursion is what makes
 //! `grad(grad(f))`, `jvp(grad(f))` and `grad(jvp(f))` work without special cases, and why
 //! nested transforms never confuse their perturbations.
+//!
+//! Three kinds of level exist: `Jvp` (forward mode: primal + tangent), `Vjp` (reverse mode:
+//! primal + tape value) and `Batch` (`vmap`: the whole batch one level down + its batch axis).
+//! A batch level calls the primitive's batching rule, which is written with ordinary ops on the
+//! batched values — so it too nests under and over the differentiation levels.
 
 use std::cell::{Cell, RefCell};
 
@@ -20,6 +25,7 @@ use crate::tensor::{Payload, Repr, Tensor, Tracer};
 pub(crate) enum Kind {
     Jvp,
     Vjp,
+    Batch,
 }
 
 pub(crate) struct Frame {
@@ -147,6 +153,7 @@ fn top_frame(args: &[&Tensor]) -> Option<(usize, u64, Kind)> {
             let kind = match t.payload {
                 Payload::Jvp { .. } => Kind::Jvp,
                 Payload::Vjp { .. } => Kind::Vjp,
+                Payload::Batch { .. } => Kind::Batch,
             };
             best = Some((t.level, t.frame, kind));
         }
@@ -157,7 +164,7 @@ fn top_frame(args: &[&Tensor]) -> Option<(usize, u64, Kind)> {
 /// Apply a primitive to tensors: the heart of every op.
 #[track_caller]
 #[inline]
-pub fn bind<P: Primitive>(p: &P, args: &[&Tensor]) -> Tensor {
+pub fn bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
     if depth() == 0 {
         return eval_concrete(p, args);
     }
@@ -165,12 +172,13 @@ pub fn bind<P: Primitive>(p: &P, args: &[&Tensor]) -> Tensor {
         None => eval_concrete(p, args),
         Some((level, id, Kind::Jvp)) => jvp_bind(p, args, level, id),
         Some((level, id, Kind::Vjp)) => vjp_bind(p, args, level, id),
+        Some((level, id, Kind::Batch)) => batch_bind(p, args, level, id),
     }
 }
 
 #[track_caller]
 #[inline]
-fn eval_concrete<P: Primitive>(p: &P, args: &[&Tensor]) -> Tensor {
+fn eval_concrete<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
     let mut arrs: SmallVec<[&Array; 4]> = SmallVec::new();
     for a in args {
         match &a.0 {
@@ -188,7 +196,7 @@ pub(crate) fn own_payload(t: &Tensor, level: usize, id: u64) -> Option<&Payload>
     }
 }
 
-fn jvp_bind<P: Primitive>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Tensor {
+fn jvp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Tensor {
     let mut primals: SmallVec<[Tensor; 4]> = SmallVec::new();
     let mut tangents: SmallVec<[Option<Tensor>; 4]> = SmallVec::new();
     for a in args {
@@ -218,7 +226,7 @@ fn jvp_bind<P: Primitive>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Ten
     }
 }
 
-fn vjp_bind<P: Primitive>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Tensor {
+fn vjp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Tensor {
     let mut primals: SmallVec<[Tensor; 4]> = SmallVec::new();
     let mut parents: SmallVec<[Option<usize>; 3]> = SmallVec::new();
     for a in args {
@@ -242,6 +250,62 @@ fn vjp_bind<P: Primitive>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Ten
     let pb = p.vjp(&prefs, &out, &wants);
     let value = with_tape(level, |t| t.push(parents, 1, Some(pb)));
     Tensor::tracer(level, id, Payload::Vjp { primal: out, value })
+}
+
+#[track_caller]
+fn batch_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Tensor {
+    let mut vals: SmallVec<[Tensor; 4]> = SmallVec::new();
+    let mut axes: SmallVec<[Option<usize>; 4]> = SmallVec::new();
+    let mut size: Option<usize> = None;
+    for a in args {
+        match own_payload(a, level, id) {
+            Some(Payload::Batch { value, axis, .. }) => {
+                let n = value.shape()[*axis];
+                match size {
+                    Some(s) if s != n => batch_size_mismatch(p.name(), s, n),
+                    _ => size = Some(n),
+                }
+                vals.push(value.clone());
+                axes.push(Some(*axis));
+            }
+            _ => {
+                vals.push((*a).clone());
+                axes.push(None);
+            }
+        }
+    }
+    let size = size.expect("the top frame owns one of the arguments");
+    let refs: SmallVec<[&Tensor; 4]> = vals.iter().collect();
+    let (out, axis) = p.batch(&refs, &axes, size);
+    match axis {
+        Some(ax) => {
+            debug_assert!(
+                out.shape().get(ax) == Some(&size),
+                "adjoint: batching rule of {} gave shape {:?} with batch axis {ax}, batch size {size}",
+                p.name(),
+                out.shape()
+            );
+            batch_tracer(level, id, out, ax)
+        }
+        None => out,
+    }
+}
+
+#[cold]
+#[track_caller]
+fn batch_size_mismatch(op: &str, a: usize, b: usize) -> ! {
+    panic!(
+        "adjoint: {op}: vmap batch sizes disagree: {a} and {b} examples in one batch (at {})",
+        std::panic::Location::caller()
+    )
+}
+
+/// Wrap `value` (one level down, batch dimension at `axis`) as a batch tracer of frame
+/// (`level`, `id`).
+pub(crate) fn batch_tracer(level: usize, id: u64, value: Tensor, axis: usize) -> Tensor {
+    let mut shape = adjoint_tensor::layout::Shape::from_slice(value.shape());
+    shape.remove(axis);
+    Tensor::tracer(level, id, Payload::Batch { value, axis, shape })
 }
 
 /// Record a multi-output node on the tape of frame (`level`, `id`); returns the first value id.

@@ -1,5 +1,6 @@
 //! The user-facing transforms: `grad`, `value_and_grad`, `vjp`, `jvp`, `jacfwd`, `jacrev`,
-//! `hessian`, `hvp` and `stop_gradient`.
+//! `hessian`, `hvp` and `stop_gradient`. The Jacobians are one batched pass each: `vmap` over
+//! the basis vectors rather than a loop.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,6 +10,7 @@ use adjoint_tensor::DType;
 use crate::params::Params;
 use crate::tensor::{Payload, Repr, Tensor};
 use crate::trace::{push_frame, FrameGuard, Kind};
+use crate::vmap::{vmap_call, Axes};
 
 #[track_caller]
 fn check_float(t: &Tensor, what: &str) {
@@ -258,7 +260,8 @@ pub fn jvp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents
     (out_p, out_t)
 }
 
-/// Jacobian by forward mode, one JVP per input element. Output shape: `out.shape ++ in.shape`.
+/// Jacobian by forward mode: one JVP per input element, all in one batched pass (`vmap` over
+/// the basis of tangents). Output shape: `out.shape ++ in.shape`.
 ///
 /// ```
 /// use adjoint_core::{jacfwd, Tensor};
@@ -268,29 +271,34 @@ pub fn jvp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents
 pub fn jacfwd<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
     move |x: &Tensor| {
         let n = x.numel();
-        let mut cols = Vec::with_capacity(n);
-        let mut out_shape = None;
-        for i in 0..n {
-            let e = basis(x.shape(), x.dtype(), i);
-            let (y, t) = jvp(&f, x, &e);
-            out_shape.get_or_insert_with(|| y.shape().to_vec());
-            cols.push(t.reshape(&[y.numel()]));
+        if n == 0 {
+            let y = f(x);
+            let mut shape = y.shape().to_vec();
+            shape.extend_from_slice(x.shape());
+            return Tensor::full_of(&shape, 0.0, y.dtype());
         }
-        let out_shape = out_shape.unwrap_or_else(|| f(x).shape().to_vec());
-        let m: usize = out_shape.iter().product();
-        let j = if n == 0 {
-            Tensor::full_of(&[m, 0], 0.0, x.dtype())
-        } else {
-            let refs: Vec<&Tensor> = cols.iter().collect();
-            Tensor::stack(&refs, 1)
-        };
-        let mut shape = out_shape;
+        // Row i of the identity, shaped like x, is the tangent of example i.
+        let mut bshape = vec![n];
+        bshape.extend_from_slice(x.shape());
+        let basis = Tensor::eye(n, x.dtype()).reshape(&bshape);
+        // The primal output is the same for every tangent (unbatched); the tangents are [n, out...].
+        let (y, cols) = vmap_call(
+            |t: &Tensor| jvp(&f, x, t),
+            &basis,
+            &Axes::All(Some(0)),
+            &Axes::Leaves(vec![None, Some(0)]),
+            std::panic::Location::caller(),
+        );
+        let m = y.numel();
+        let j = cols.reshape(&[n, m]).t();
+        let mut shape = y.shape().to_vec();
         shape.extend_from_slice(x.shape());
         j.reshape(&shape)
     }
 }
 
-/// Jacobian by reverse mode, one VJP per output element. Output shape: `out.shape ++ in.shape`.
+/// Jacobian by reverse mode: one VJP per output element, all in one batched pass (`vmap` of the
+/// pullback over the basis of cotangents). Output shape: `out.shape ++ in.shape`.
 ///
 /// ```
 /// use adjoint_core::{jacrev, Tensor};
@@ -301,17 +309,22 @@ pub fn jacrev<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
     move |x: &Tensor| {
         let (y, pb) = vjp(&f, x);
         let m = y.numel();
-        let rows: Vec<Tensor> =
-            (0..m).map(|i| pb(&basis(y.shape(), y.dtype(), i)).reshape(&[x.numel()])).collect();
-        let j = if m == 0 {
-            Tensor::full_of(&[0, x.numel()], 0.0, x.dtype())
-        } else {
-            let refs: Vec<&Tensor> = rows.iter().collect();
-            Tensor::stack(&refs, 0)
-        };
         let mut shape = y.shape().to_vec();
         shape.extend_from_slice(x.shape());
-        j.reshape(&shape)
+        if m == 0 || x.numel() == 0 {
+            return Tensor::full_of(&shape, 0.0, x.dtype());
+        }
+        let mut bshape = vec![m];
+        bshape.extend_from_slice(y.shape());
+        let basis = Tensor::eye(m, y.dtype()).reshape(&bshape);
+        let rows = vmap_call(
+            |c: &Tensor| pb(c),
+            &basis,
+            &Axes::All(Some(0)),
+            &Axes::All(Some(0)),
+            std::panic::Location::caller(),
+        );
+        rows.reshape(&shape)
     }
 }
 
@@ -340,7 +353,8 @@ pub fn hvp<P: Params, F: Fn(&P) -> Tensor>(f: F, x: &P, v: &P) -> P {
     jvp(|p: &P| g(p), x, v).1
 }
 
-/// The same value with no derivative: every transform sees a constant.
+/// The same value with no derivative: every differentiation transform (`grad`, `vjp`, `jvp`)
+/// sees a constant. Batching is kept: inside `vmap` the value still differs per example.
 ///
 /// ```
 /// use adjoint_core::{grad, stop_gradient, Tensor};
@@ -350,13 +364,13 @@ pub fn hvp<P: Params, F: Fn(&P) -> Tensor>(f: F, x: &P, v: &P) -> P {
 pub fn stop_gradient(t: &Tensor) -> Tensor {
     match &t.0 {
         Repr::Concrete(_) => t.clone(),
-        Repr::Tracer(tr) => stop_gradient(tr.payload.primal()),
+        Repr::Tracer(tr) => match &tr.payload {
+            Payload::Batch { value, axis, shape } => Tensor::tracer(
+                tr.level,
+                tr.frame,
+                Payload::Batch { value: stop_gradient(value), axis: *axis, shape: shape.clone() },
+            ),
+            p => stop_gradient(p.primal()),
+        },
     }
-}
-
-fn basis(shape: &[usize], dtype: DType, i: usize) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut v = vec![0.0f64; n];
-    v[i] = 1.0;
-    Tensor::from_vec(v, shape).cast(dtype)
 }

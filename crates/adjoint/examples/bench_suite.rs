@@ -3,7 +3,7 @@
 //! `benches/report.py` merges both into `BENCHMARKS.md`. Run everything with `benches/run.sh`.
 //!
 //! ```text
-//! cargo run --release -p adjoint --example bench_suite -- [--quick] [--suite tensor|transforms|all]
+//! cargo run --release -p adjoint --example bench_suite -- [--quick] [--suite tensor|transforms|vmap|all]
 //! ```
 //!
 //! Threads: the rayon pool is sized by `RAYON_NUM_THREADS` (the driver sets 1 or 2); each line
@@ -274,6 +274,102 @@ fn transforms_suite(cfg: &Cfg) {
     }
 }
 
+/// One example's loss for the MLP 784-512-512-10: `x` [784], one-hot `y` [10].
+fn mlp_loss_one(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
+    let h = (x.matmul(&p[0]) + &p[1]).relu();
+    let h = (h.matmul(&p[2]) + &p[3]).relu();
+    let o = h.matmul(&p[4]) + &p[5];
+    -(o.log_softmax(0) * y).sum()
+}
+
+/// Mean loss over a batch: `x` [B, 784], `y` [B, 10].
+fn mlp_loss_batch(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
+    let h = (x.matmul(&p[0]) + &p[1]).relu();
+    let h = (h.matmul(&p[2]) + &p[3]).relu();
+    let o = h.matmul(&p[4]) + &p[5];
+    -(o.log_softmax(1) * y).sum() / x.shape()[0] as f64
+}
+
+fn vmap_suite(cfg: &Cfg) {
+    // --- per-example gradients of the MLP 784-512-512-10 over a batch of 128 ---------------------
+    if cfg.want("mlp") {
+        let b = 128;
+        let dims = [784, 512, 512, 10];
+        let mut params = Vec::new();
+        for (i, w) in dims.windows(2).enumerate() {
+            let scale = (2.0 / w[0] as f64).sqrt();
+            params.push(Tensor::from_array(randn(20 + i as u64, &[w[0], w[1]])) * scale);
+            params.push(Tensor::zeros(&[w[1]]));
+        }
+        let x = Tensor::from_array(randn(30, &[b, 784]));
+        let labels: Vec<usize> = (0..b).map(|i| (i * 7) % 10).collect();
+        let mut onehot = vec![0f32; b * 10];
+        for (i, &l) in labels.iter().enumerate() {
+            onehot[i * 10 + l] = 1.0;
+        }
+        let y = Tensor::from_vec(onehot, &[b, 10]);
+        let size = "784-512-512-10, batch 128";
+        let g = grad(|p: &Vec<Tensor>| mlp_loss_batch(p, &x, &y));
+        let (s_batched, r) = measure(cfg, || g(&params));
+        emit(cfg, "vmap", "mlp_grad_batched", size, s_batched, r, None, "");
+        let per_example = vmap_axes(
+            |a: &(Vec<Tensor>, Tensor, Tensor)| grad(|p: &Vec<Tensor>| mlp_loss_one(p, &a.1, &a.2))(&a.0),
+            [None, Some(0), Some(0)],
+            0,
+        );
+        let args = (params.clone(), x.clone(), y.clone());
+        let (s, r) = measure(cfg, || per_example(&args));
+        emit(
+            cfg,
+            "vmap",
+            "mlp_per_example_grads",
+            size,
+            s,
+            r,
+            None,
+            &format!(",\"over_batched_grad\":{:.4}", s / s_batched),
+        );
+    }
+    // --- Jacobian of a 100 -> 100 function: batched jacrev vs the loop over rows ----------------
+    if cfg.want("jac") {
+        let n = 100;
+        let w1 = Tensor::from_array(randn(40, &[n, n])) * 0.1;
+        let b1 = Tensor::from_array(randn(41, &[n]));
+        let w2 = Tensor::from_array(randn(42, &[n, n])) * 0.1;
+        let x = Tensor::from_array(randn(43, &[n]));
+        let f = |x: &Tensor| w2.matmul(&(w1.matmul(x) + &b1).tanh());
+        let size = "100->100";
+        let jr = jacrev(f);
+        let (s_batched, r) = measure(cfg, || jr(&x));
+        emit(cfg, "vmap", "jacrev_batched", size, s_batched, r, None, "");
+        let (s, r) = measure(cfg, || {
+            let (y, pb) = vjp(f, &x);
+            let rows: Vec<Tensor> = (0..y.numel())
+                .map(|i| {
+                    let mut e = vec![0f32; n];
+                    e[i] = 1.0;
+                    pb(&Tensor::from_vec(e, &[n]))
+                })
+                .collect();
+            let refs: Vec<&Tensor> = rows.iter().collect();
+            Tensor::stack(&refs, 0)
+        });
+        emit(
+            cfg,
+            "vmap",
+            "jacrev_loop",
+            size,
+            s,
+            r,
+            None,
+            &format!(",\"loop_over_batched\":{:.4}", s / s_batched),
+        );
+        let jf = jacfwd(f);
+        let (s, r) = measure(cfg, || jf(&x));
+        emit(cfg, "vmap", "jacfwd_batched", size, s, r, None, "");
+    }
+}
+
 fn main() {
     let mut cfg =
         Cfg { quick: false, suite: "all".into(), threads: rayon::current_num_threads(), only: None };
@@ -300,5 +396,8 @@ fn main() {
     }
     if cfg.suite == "all" || cfg.suite == "transforms" {
         transforms_suite(&cfg);
+    }
+    if cfg.suite == "all" || cfg.suite == "vmap" {
+        vmap_suite(&cfg);
     }
 }

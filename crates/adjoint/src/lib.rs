@@ -2,7 +2,8 @@
 //!
 //! Differentiable programming for Rust. Write ordinary Rust over [`Tensor`]s — loops,
 //! branches, recursion, your own structs — and differentiate it: gradients, Jacobians and
-//! Hessians to any order, in reverse and forward mode, with custom rules and checkpointing.
+//! Hessians to any order, in reverse and forward mode, batched with `vmap`, with custom rules and
+//! checkpointing.
 //!
 //! ```
 //! use adjoint::prelude::*;
@@ -28,7 +29,7 @@ pub mod prelude {
     pub use adjoint_core::testing::{check_grads, Mode};
     pub use adjoint_core::{
         checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient,
-        value_and_grad, value_and_grad_with_aux, vjp, Conv1dParams, Conv2dParams, DType, Params,
-        Pool2dParams, Tensor,
+        value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, Axes, Conv1dParams, Conv2dParams,
+        DType, Params, Pool2dParams, Tensor,
     };
 }

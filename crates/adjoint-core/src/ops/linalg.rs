@@ -123,13 +123,21 @@ impl Tensor {
         if self.rank() != 4 {
             fail("max_pool2d", format!("needs [N, C, H, W], got {:?}", self.shape()));
         }
-        let (_, idx) = match stop_gradient(self).value().try_max_pool2d_with_indices(p) {
+        // Under vmap the value is a batch of images: fold every batch dimension into N for the
+        // index computation, and hand the indices back batched.
+        let (x, frames) = crate::batching::peel(&stop_gradient(self));
+        let lead = x.shape()[..frames.len()].to_vec();
+        let nb: usize = lead.iter().product();
+        let (n, c, h, w) = (self.shape()[0], self.shape()[1], self.shape()[2], self.shape()[3]);
+        let x = if frames.is_empty() { x } else { x.reshape(&[nb * n, c, h, w]) };
+        let (_, idx) = match x.try_max_pool2d_with_indices(p) {
             Ok(r) => r,
             Err(e) => fail("max_pool2d", e.message),
         };
-        let (n, c, h, w) = (self.shape()[0], self.shape()[1], self.shape()[2], self.shape()[3]);
         let (oh, ow) = (idx.shape()[2], idx.shape()[3]);
-        let idx = Tensor::from_array(idx.reshape(&[n, c, oh * ow]));
+        let mut ishape = lead.to_vec();
+        ishape.extend([n, c, oh * ow]);
+        let idx = crate::batching::rewrap(idx.reshape(&ishape), &frames);
         self.reshape(&[n, c, h * w]).gather(2, &idx).reshape(&[n, c, oh, ow])
     }
 

@@ -36,4 +36,7 @@ impl Primitive for Add {
             grads![wa.then(|| unbroadcast(c.clone(), &sa)), wb.then(|| unbroadcast(c.clone(), &sb))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

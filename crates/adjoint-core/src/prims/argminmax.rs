@@ -34,4 +34,9 @@ impl Primitive for ArgMinMax {
     fn vjp(&self, _p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
         Pullback::new((), |_, _| grads![None])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let b = axes[0].expect("the only operand is batched");
+        let (ax, out) = reduce_axes(&[self.axis], b, self.keepdim);
+        (bind(&ArgMinMax { axis: ax[0], ..*self }, &[a[0]]), Some(out))
+    }
 }

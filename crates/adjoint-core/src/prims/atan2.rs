@@ -36,4 +36,7 @@ impl Primitive for Atan2 {
             grads![wa.then(|| unbroadcast(c * b / &den, &sa)), wb.then(|| unbroadcast(-(c * a / &den), &sb))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

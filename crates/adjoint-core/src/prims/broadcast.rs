@@ -21,4 +21,13 @@ impl Primitive for BroadcastTo {
         let shape = adjoint_tensor::Shape::from_slice(p[0].shape());
         Pullback::new((), move |_, c| grads![Some(unbroadcast(c.clone(), &shape))])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        // New axes are added on the left, so the batch axis shifts right by their number and
+        // the value broadcasts as it is (still a stride-0 view).
+        let (x, b) = (a[0], axes[0].expect("the only operand is batched"));
+        let lead = self.0.len() + 1 - x.rank();
+        let mut target = self.0.clone();
+        target.insert(b + lead, x.shape()[b]);
+        (bind(&BroadcastTo(target), &[x]), Some(b + lead))
+    }
 }

@@ -21,4 +21,7 @@ impl Primitive for Cast {
         let src = p[0].dtype();
         Pullback::new((), move |_, c| grads![src.is_float().then(|| c.cast(src))])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

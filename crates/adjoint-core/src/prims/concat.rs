@@ -36,4 +36,23 @@ impl Primitive for Concat {
             g
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        // All operands need the batch axis in one place: the first batched operand's. Shared
+        // operands get it as a stride-0 view (the kernel copies each element once anyway).
+        let b = axes.iter().find_map(|a| *a).expect("one operand is batched");
+        let parts: Vec<Tensor> = a
+            .iter()
+            .zip(axes)
+            .map(|(t, ax)| match ax {
+                Some(x) => move_axis(t, *x, b),
+                None => {
+                    let mut s = t.shape().to_vec();
+                    s.insert(b, size);
+                    t.unsqueeze(b).broadcast_to(&s)
+                }
+            })
+            .collect();
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        (bind(&Concat(value_axis(self.0, b)), &refs), Some(b))
+    }
 }

@@ -7,6 +7,11 @@
 //!   `x`) and `conv2d(x, c)` (for `g`).
 //!
 //! 1-D convolution is the composite with a unit height.
+//!
+//! Batching (`vmap`): with a shared weight the batch folds into `N` (one convolution over
+//! `B·N` images). With a batched weight it becomes a grouped convolution: examples are
+//! stacked along channels and each example's weight is its own group (`groups · B`), so the
+//! whole batch is still one kernel call; the transposes batch the same way.
 
 use adjoint_tensor::ops::conv::Conv2dParams;
 
@@ -44,6 +49,51 @@ pub(crate) fn weight_grad(x: &Tensor, g: &Tensor, p: Conv2dParams, weight_shape:
     crate::trace::bind(&Conv2dWeightGrad { params: p, weight_shape: weight_shape.to_vec() }, &[x, g])
 }
 
+/// `[B, N, rest...]` → `[B·N, rest...]`.
+fn fold_front(t: &Tensor) -> Tensor {
+    let s = t.shape();
+    let mut f = vec![s[0] * s[1]];
+    f.extend_from_slice(&s[2..]);
+    t.reshape(&f)
+}
+
+/// `[N, C, ...]` batched at `axis` (or shared) → `[N, B·C, ...]`.
+fn fold_channels(t: &Tensor, axis: Option<usize>, size: usize) -> Tensor {
+    let t = match axis {
+        Some(a) => move_axis(t, a, 1),
+        None => {
+            let mut s = t.shape().to_vec();
+            s.insert(1, size);
+            t.unsqueeze(1).broadcast_to(&s)
+        }
+    };
+    let s = t.shape();
+    let mut f = vec![s[0], s[1] * s[2]];
+    f.extend_from_slice(&s[3..]);
+    t.reshape(&f)
+}
+
+/// `[N, B·C, ...]` → `[N, B, C, ...]`.
+fn unfold_channels(t: &Tensor, size: usize) -> Tensor {
+    let s = t.shape();
+    let mut f = vec![s[0], size, s[1] / size];
+    f.extend_from_slice(&s[2..]);
+    t.reshape(&f)
+}
+
+/// `[B, N, ...]` from `[B·N, ...]`.
+fn unfold_front(t: &Tensor, size: usize) -> Tensor {
+    let s = t.shape();
+    let mut f = vec![size, s[0] / size];
+    f.extend_from_slice(&s[1..]);
+    t.reshape(&f)
+}
+
+#[track_caller]
+fn empty_batch(op: &str) -> ! {
+    panic!("adjoint: {op}: vmap over an empty batch is not supported for convolutions")
+}
+
 impl Primitive for Conv2d {
     fn name(&self) -> &'static str {
         "conv2d"
@@ -70,6 +120,24 @@ impl Primitive for Conv2d {
             ]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        if size == 0 {
+            empty_batch("conv2d");
+        }
+        let p = self.0;
+        match axes[1] {
+            None => {
+                let x = fold_front(&move_axis(a[0], axes[0].expect("batched"), 0));
+                (unfold_front(&conv2d(&x, a[1], p), size), Some(0))
+            }
+            Some(wa) => {
+                let w = fold_front(&move_axis(a[1], wa, 0));
+                let x = fold_channels(a[0], axes[0], size);
+                let q = Conv2dParams { groups: p.groups * size, ..p };
+                (unfold_channels(&conv2d(&x, &w, q), size), Some(1))
+            }
+        }
+    }
 }
 
 impl Primitive for Conv2dInputGrad {
@@ -91,6 +159,26 @@ impl Primitive for Conv2dInputGrad {
             grads![w.as_ref().map(|w| conv2d(c, w, prm)), g.as_ref().map(|g| weight_grad(c, g, prm, &ws))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        if size == 0 {
+            empty_batch("conv2d_input_grad");
+        }
+        let (p, s) = (self.params, &self.input_shape);
+        match axes[1] {
+            None => {
+                let g = fold_front(&move_axis(a[0], axes[0].expect("batched"), 0));
+                let shape = [size * s[0], s[1], s[2], s[3]];
+                (unfold_front(&input_grad(&g, a[1], p, &shape), size), Some(0))
+            }
+            Some(wa) => {
+                let w = fold_front(&move_axis(a[1], wa, 0));
+                let g = fold_channels(a[0], axes[0], size);
+                let q = Conv2dParams { groups: p.groups * size, ..p };
+                let shape = [s[0], size * s[1], s[2], s[3]];
+                (unfold_channels(&input_grad(&g, &w, q, &shape), size), Some(1))
+            }
+        }
+    }
 }
 
 impl Primitive for Conv2dWeightGrad {
@@ -111,5 +199,17 @@ impl Primitive for Conv2dWeightGrad {
         Pullback::new((wg.then(|| p[0].clone()), wx.then(|| p[1].clone())), move |(x, g), c| {
             grads![g.as_ref().map(|g| input_grad(g, c, prm, &xs)), x.as_ref().map(|x| conv2d(x, c, prm))]
         })
+    }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        // The weight gradient sums over N, so the batch cannot fold into N: group it.
+        if size == 0 {
+            empty_batch("conv2d_weight_grad");
+        }
+        let (p, s) = (self.params, &self.weight_shape);
+        let x = fold_channels(a[0], axes[0], size);
+        let g = fold_channels(a[1], axes[1], size);
+        let q = Conv2dParams { groups: p.groups * size, ..p };
+        let shape = [size * s[0], s[1], s[2], s[3]];
+        (unfold_front(&weight_grad(&x, &g, q, &shape), size), Some(0))
     }
 }

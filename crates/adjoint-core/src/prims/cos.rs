@@ -28,4 +28,7 @@ impl Primitive for Cos {
             grads![Some(-(c * r.sin()))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

@@ -23,4 +23,8 @@ impl Primitive for Cumsum {
         let axis = self.axis;
         Pullback::new((), move |_, c| grads![Some(c.flip(axis).cumsum(axis).flip(axis))])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let b = axes[0].expect("the only operand is batched");
+        (bind(&Cumsum { axis: value_axis(self.axis, b) }, &[a[0]]), Some(b))
+    }
 }

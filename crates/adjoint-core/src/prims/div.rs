@@ -34,4 +34,7 @@ impl Primitive for Div {
             grads![wa.then(|| unbroadcast(c / b, &sa)), out.as_ref().map(|o| unbroadcast(-(c * o / b), &sb))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

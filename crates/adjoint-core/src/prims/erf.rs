@@ -28,4 +28,7 @@ impl Primitive for Erf {
             grads![Some(c * (-(&r * &r)).exp() * std::f64::consts::FRAC_2_SQRT_PI)]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

@@ -28,4 +28,7 @@ impl Primitive for Expm1 {
             grads![Some(c * (&r + 1.0))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

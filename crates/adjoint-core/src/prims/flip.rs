@@ -20,4 +20,8 @@ impl Primitive for Flip {
         let axis = self.0;
         Pullback::new((), move |_, c| grads![Some(c.flip(axis))])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let b = axes[0].expect("the only operand is batched");
+        (bind(&Flip(value_axis(self.0, b)), &[a[0]]), Some(b))
+    }
 }

@@ -23,4 +23,9 @@ impl Primitive for Gather {
             grads![Some(Tensor::full_of(&shape, 0.0, dtype).scatter_add(axis, idx, c)), None]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let x = to_front(a[0], axes[0], size);
+        let i = to_front(a[1], axes[1], size);
+        (bind(&Gather(self.0 + 1), &[&x, &i]), Some(0))
+    }
 }

@@ -28,4 +28,21 @@ impl Primitive for IndexAdd {
             grads![wb.then(|| c.clone()), None, ws.then(|| c.index_select(axis, idx))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let base = to_front(a[0], axes[0], size);
+        let src = to_front(a[2], axes[2], size);
+        match axes[1] {
+            None => (bind(&IndexAdd(self.0 + 1), &[&base, a[1], &src]), Some(0)),
+            Some(ib) => {
+                // A different index per example: a scatter_add with the index broadcast (stride
+                // 0) to the source's shape.
+                let idx = move_axis(a[1], ib, 0);
+                let mut lined = vec![1; src.rank()];
+                lined[0] = size;
+                lined[self.0 + 1] = idx.shape()[1];
+                let idx = idx.reshape(&lined).broadcast_to(src.shape());
+                (bind(&super::scatter_add::ScatterAdd(self.0 + 1), &[&base, &idx, &src]), Some(0))
+            }
+        }
+    }
 }

@@ -23,4 +23,23 @@ impl Primitive for IndexSelect {
             grads![Some(Tensor::full_of(&shape, 0.0, dtype).index_add(axis, idx, c)), None]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        match (axes[0], axes[1]) {
+            (Some(b), None) => (bind(&IndexSelect(value_axis(self.0, b)), a), Some(b)),
+            _ => {
+                // A different index per example: a gather with the index broadcast (stride 0)
+                // along the other axes.
+                let x = to_front(a[0], axes[0], size);
+                let idx = to_front(a[1], axes[1], size);
+                let k = idx.shape()[1];
+                let mut lined = vec![1; x.rank()];
+                lined[0] = size;
+                lined[self.0 + 1] = k;
+                let mut full = x.shape().to_vec();
+                full[self.0 + 1] = k;
+                let idx = idx.reshape(&lined).broadcast_to(&full);
+                (bind(&super::gather::Gather(self.0 + 1), &[&x, &idx]), Some(0))
+            }
+        }
+    }
 }

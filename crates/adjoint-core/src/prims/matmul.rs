@@ -32,4 +32,33 @@ impl Primitive for Matmul {
             grads![b.as_ref().map(|b| c.matmul(&mt(b))), a.as_ref().map(|a| mt(a).matmul(c))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let (x, y) = (a[0], a[1]);
+        match (axes[0], axes[1]) {
+            // One shared matrix: fold the batch into the rows (or columns) of the other and
+            // run one large product instead of `size` small ones.
+            (Some(b), None) if x.rank() == 3 => {
+                let (x, b) = if b == 2 { (move_axis(x, 2, 0), 0) } else { (x.clone(), b) };
+                let (s0, s1, k) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+                let out = bind(self, &[&x.reshape(&[s0 * s1, k]), y]);
+                (out.reshape(&[s0, s1, y.shape()[1]]), Some(b))
+            }
+            (None, Some(b)) if y.rank() == 3 => {
+                let (y, b) = if b == 0 { (move_axis(y, 0, 1), 1) } else { (y.clone(), b) };
+                let (k, s1, s2) = (y.shape()[0], y.shape()[1], y.shape()[2]);
+                let out = bind(self, &[x, &y.reshape(&[k, s1 * s2])]);
+                (out.reshape(&[x.shape()[0], s1, s2]), Some(b))
+            }
+            _ => {
+                let x = to_front(x, axes[0], size);
+                let y = to_front(y, axes[1], size);
+                if x.rank() == 3 && x.shape()[2] == 1 {
+                    // Outer products per example (k = 1): one broadcast multiply, not `size`
+                    // rank-1 gemms.
+                    return (&x * &y, Some(0));
+                }
+                (bind(self, &[&x, &y]), Some(0))
+            }
+        }
+    }
 }

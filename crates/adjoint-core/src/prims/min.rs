@@ -40,4 +40,7 @@ impl Primitive for Min {
             grads![wa.then(|| unbroadcast(c * w, &sa)), wb.then(|| unbroadcast(c * (1.0 - w), &sb))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

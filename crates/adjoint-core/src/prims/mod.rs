@@ -1,4 +1,5 @@
-//! The primitives: one file each, holding the kernel call and every derivative rule.
+//! The primitives: one file each, holding the kernel call, every derivative rule and the
+//! batching rule for `vmap`.
 //!
 //! Rules are written with ordinary [`Tensor`](crate::Tensor) ops so that they are themselves
 //! differentiable (that is what gives every order of derivative). Binary primitives accept
@@ -9,9 +10,11 @@ pub(crate) mod prelude {
     pub use adjoint_tensor::{Array, DType};
 
     pub use super::{bcast, expand_reduced, sum_tangents, unbroadcast};
+    pub use crate::batching::{elementwise, move_axis, reduce_axes, to_front, value_axis};
     pub use crate::grads;
     pub use crate::primitive::{Grads, Primitive, Pullback};
     pub use crate::tensor::Tensor;
+    pub use crate::trace::bind;
 }
 
 use crate::tensor::Tensor;

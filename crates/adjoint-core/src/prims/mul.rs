@@ -34,4 +34,7 @@ impl Primitive for Mul {
             grads![rb.as_ref().map(|b| unbroadcast(c * b, &sa)), ra.as_ref().map(|a| unbroadcast(c * a, &sb))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

@@ -25,4 +25,7 @@ impl Primitive for Neg {
         let x = p[0];
         Pullback::new((), |r, c| grads![Some(-c)])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

@@ -36,4 +36,10 @@ impl Primitive for Pad {
             grads![Some(g)]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let b = axes[0].expect("the only operand is batched");
+        let mut pads = self.pads.clone();
+        pads.insert(b, (0, 0));
+        (bind(&Pad { pads, value: self.value }, &[a[0]]), Some(b))
+    }
 }

@@ -23,4 +23,11 @@ impl Primitive for Permute {
         }
         Pullback::new((), move |_, c| grads![Some(c.permute(&inv))])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        // The batch axis keeps its position; the example axes are permuted around it.
+        let b = axes[0].expect("the only operand is batched");
+        let mut perm: Vec<usize> = self.0.iter().map(|&p| value_axis(p, b)).collect();
+        perm.insert(b, b);
+        (bind(&Permute(perm), &[a[0]]), Some(b))
+    }
 }

@@ -46,4 +46,7 @@ impl Primitive for Pow {
             ]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

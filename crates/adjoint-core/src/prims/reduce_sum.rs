@@ -27,4 +27,9 @@ impl Primitive for ReduceSum {
         let (shape, axes) = (adjoint_tensor::Shape::from_slice(p[0].shape()), self.axes.clone());
         Pullback::new((), move |_, c| grads![Some(expand_reduced(c, &shape, &axes))])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let b = axes[0].expect("the only operand is batched");
+        let (ax, out) = reduce_axes(&self.axes, b, self.keepdim);
+        (bind(&ReduceSum { axes: ax, keepdim: self.keepdim }, &[a[0]]), Some(out))
+    }
 }

@@ -20,4 +20,28 @@ impl Primitive for Reshape {
         let shape = adjoint_tensor::Shape::from_slice(p[0].shape());
         Pullback::new((), move |_, c| grads![Some(c.reshape(&shape))])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        // Keep the batch axis in place when the dims before it are a prefix (by element count)
+        // of the new shape — then the reshape is still a view; otherwise move it to the front.
+        let (x, b) = (a[0], axes[0].expect("the only operand is batched"));
+        let prefix: usize = x.shape()[..b].iter().product();
+        let mut acc = 1;
+        let mut pos = None;
+        for i in 0..=self.0.len() {
+            if acc == prefix {
+                pos = Some(i);
+                break;
+            }
+            if i < self.0.len() {
+                acc *= self.0[i];
+            }
+        }
+        let (x, pos) = match pos {
+            Some(p) => (x.clone(), p),
+            None => (move_axis(x, b, 0), 0),
+        };
+        let mut target = self.0.clone();
+        target.insert(pos, size);
+        (bind(&Reshape(target), &[&x]), Some(pos))
+    }
 }

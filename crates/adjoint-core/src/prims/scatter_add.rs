@@ -29,4 +29,10 @@ impl Primitive for ScatterAdd {
             grads![wb.then(|| c.clone()), None, ws.then(|| c.gather(axis, idx))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let base = to_front(a[0], axes[0], size);
+        let i = to_front(a[1], axes[1], size);
+        let src = to_front(a[2], axes[2], size);
+        (bind(&ScatterAdd(self.0 + 1), &[&base, &i, &src]), Some(0))
+    }
 }

@@ -28,4 +28,7 @@ impl Primitive for Sin {
             grads![Some(c * r.cos())]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

@@ -53,4 +53,8 @@ impl Primitive for Slice {
         let (shape, s) = (adjoint_tensor::Shape::from_slice(p[0].shape()), *self);
         Pullback::new((), move |_, c| grads![Some(unslice(c, &shape, &s))])
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let b = axes[0].expect("the only operand is batched");
+        (bind(&Slice { axis: value_axis(self.axis, b), ..*self }, &[a[0]]), Some(b))
+    }
 }

@@ -28,4 +28,7 @@ impl Primitive for Sqrt {
             grads![Some(c / (&r * 2.0))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

@@ -28,4 +28,7 @@ impl Primitive for Tan {
             grads![Some(c * (&r * &r + 1.0))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }

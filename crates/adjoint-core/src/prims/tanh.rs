@@ -28,4 +28,7 @@ impl Primitive for Tanh {
             grads![Some(c * (1.0 - &r * &r))]
         })
     }
+    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        elementwise(self, a, axes)
+    }
 }
