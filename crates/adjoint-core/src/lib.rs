@@ -28,7 +28,9 @@ extern crate self as adjoint;
 
 pub mod batching;
 pub mod custom;
+pub mod debug;
 pub mod memory;
+pub mod numerics;
 mod ops;
 pub mod params;
 pub mod primitive;

@@ -14,10 +14,12 @@
 //! batched values — so it too nests under and over the differentiation levels.
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use adjoint_tensor::Array;
 use smallvec::SmallVec;
 
+use crate::debug;
 use crate::primitive::{Grads, Primitive, Pullback};
 use crate::tensor::{Payload, Repr, Tensor, Tracer};
 
@@ -36,8 +38,12 @@ pub(crate) struct Frame {
 thread_local! {
     static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
     static DEPTH: Cell<usize> = const { Cell::new(0) };
-    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
 }
+
+/// Frame ids are unique across threads (not only within one), so a tracer taken to another
+/// thread can never match a frame there — it is reported as dead instead of being confused
+/// with that thread's own tracers of the same level.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Number of transforms active on this thread.
 #[inline]
@@ -53,11 +59,7 @@ pub(crate) struct FrameGuard {
 }
 
 pub(crate) fn push_frame(kind: Kind) -> FrameGuard {
-    let id = NEXT_ID.with(|n| {
-        let v = n.get();
-        n.set(v + 1);
-        v
-    });
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let level = STACK.with(|s| {
         let mut s = s.borrow_mut();
         let _ = kind;
@@ -128,9 +130,10 @@ fn with_tape<R>(level: usize, f: impl FnOnce(&mut Tape) -> R) -> R {
 #[track_caller]
 fn dead_tracer(t: &Tracer) -> ! {
     panic!(
-        "adjoint: a tracer of `{}` (level {}) was used after its transform returned; values \
-         computed inside a transform must be returned from the function, not kept in a capture \
-         or a static (use `stop_gradient` or `.to_array()` to keep a plain value) (at {})",
+        "adjoint: a tracer of `{}` (level {}) was used after its transform returned, or on \
+         another thread than the one running the transform; values computed inside a transform \
+         must be returned from the function, not kept in a capture, a static or sent to another \
+         thread (use `stop_gradient` or `.to_array()` to keep a plain value) (at {})",
         t.payload.transform_name(),
         t.level,
         std::panic::Location::caller()
@@ -165,6 +168,15 @@ fn top_frame(args: &[&Tensor]) -> Option<(usize, u64, Kind)> {
 #[track_caller]
 #[inline]
 pub fn bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
+    if debug::requested() {
+        return bind_checked(p, args, std::panic::Location::caller());
+    }
+    bind_plain(p, args)
+}
+
+#[track_caller]
+#[inline(always)]
+fn bind_plain<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
     if depth() == 0 {
         return eval_concrete(p, args);
     }
@@ -174,6 +186,40 @@ pub fn bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
         Some((level, id, Kind::Vjp)) => vjp_bind(p, args, level, id),
         Some((level, id, Kind::Batch)) => batch_bind(p, args, level, id),
     }
+}
+
+/// `bind` in anomaly mode (see [`crate::debug`]): records the op's call site and checks every
+/// concrete output for new NaNs and infinities.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn bind_checked<P: Primitive + ?Sized>(
+    p: &P,
+    args: &[&Tensor],
+    at: &'static std::panic::Location<'static>,
+) -> Tensor {
+    if !debug::active() {
+        return bind_plain(p, args);
+    }
+    let _site = debug::SiteGuard::enter(at);
+    let top = if depth() == 0 { None } else { top_frame(args) };
+    match top {
+        None => {
+            let out = eval_concrete(p, args);
+            let arrs: SmallVec<[&Array; 4]> = args.iter().map(|a| a.value()).collect();
+            debug::check(p.name(), &arrs, out.value());
+            out
+        }
+        Some((level, id, Kind::Jvp)) => jvp_bind(p, args, level, id),
+        Some((level, id, Kind::Vjp)) => vjp_bind(p, args, level, id),
+        Some((level, id, Kind::Batch)) => batch_bind(p, args, level, id),
+    }
+}
+
+/// The forward op being bound, when anomaly mode wants it remembered.
+#[inline]
+fn anomaly_origin<P: Primitive + ?Sized>(p: &P) -> Option<debug::Origin> {
+    (debug::requested() && debug::active()).then(|| debug::origin(p.name()))
 }
 
 #[track_caller]
@@ -217,7 +263,10 @@ fn jvp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u6
         return out;
     }
     let trefs: SmallVec<[Option<&Tensor>; 4]> = tangents.iter().map(|t| t.as_ref()).collect();
-    match p.jvp(&prefs, &trefs, &out) {
+    let rule = anomaly_origin(p).map(|o| debug::RuleGuard::enter(debug::RuleKind::Jvp, o));
+    let tangent = p.jvp(&prefs, &trefs, &out);
+    drop(rule);
+    match tangent {
         Some(tangent) => {
             debug_assert_eq!(tangent.shape(), out.shape(), "jvp rule of {} gave a wrong shape", p.name());
             Tensor::tracer(level, id, Payload::Jvp { primal: out, tangent })
@@ -248,7 +297,8 @@ fn vjp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u6
     }
     let wants: SmallVec<[bool; 4]> = parents.iter().map(|p| p.is_some()).collect();
     let pb = p.vjp(&prefs, &out, &wants);
-    let value = with_tape(level, |t| t.push(parents, 1, Some(pb)));
+    let origin = anomaly_origin(p);
+    let value = with_tape(level, |t| t.push_node(parents, 1, Some(pb), origin));
     Tensor::tracer(level, id, Payload::Vjp { primal: out, value })
 }
 
@@ -276,7 +326,9 @@ fn batch_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: 
     }
     let size = size.expect("the top frame owns one of the arguments");
     let refs: SmallVec<[&Tensor; 4]> = vals.iter().collect();
+    let rule = anomaly_origin(p).map(|o| debug::RuleGuard::enter(debug::RuleKind::Batch, o));
     let (out, axis) = p.batch(&refs, &axes, size);
+    drop(rule);
     match axis {
         Some(ax) => {
             debug_assert!(
@@ -342,6 +394,8 @@ struct Node {
     first_out: usize,
     n_out: usize,
     pullback: Option<Pullback>,
+    /// The forward op and its call site, recorded in anomaly mode only.
+    origin: Option<debug::Origin>,
 }
 
 /// A reverse-mode tape: nodes in execution order; each output is a numbered *value*.
@@ -358,9 +412,19 @@ impl Tape {
         n_out: usize,
         pullback: Option<Pullback>,
     ) -> usize {
+        self.push_node(parents, n_out, pullback, None)
+    }
+
+    fn push_node(
+        &mut self,
+        parents: SmallVec<[Option<usize>; 3]>,
+        n_out: usize,
+        pullback: Option<Pullback>,
+        origin: Option<debug::Origin>,
+    ) -> usize {
         let first_out = self.n_values;
         self.n_values += n_out;
-        self.nodes.push(Node { parents, first_out, n_out, pullback });
+        self.nodes.push(Node { parents, first_out, n_out, pullback, origin });
         first_out
     }
 
@@ -388,7 +452,9 @@ impl Tape {
             } else {
                 cts[range].iter().cloned().collect()
             };
+            let rule = node.origin.map(|o| debug::RuleGuard::enter(debug::RuleKind::Vjp, o));
             let grads: Grads = (pb.f)(&out_cts);
+            drop(rule);
             drop(out_cts);
             if consume {
                 node.pullback = None;

@@ -261,9 +261,13 @@ impl Arm {
 
     /// Joint accelerations for torques `tau: [B, n]`.
     pub fn acceleration(&self, q: &Tensor, qd: &Tensor, tau: &Tensor) -> Tensor {
-        let k = self.kinematics(q);
-        let m = self.mass_matrix(&k);
-        let mut rhs = tau - &self.bias(&k, qd);
+        self.acceleration_at(&self.kinematics(q), qd, tau)
+    }
+
+    /// [`acceleration`](Self::acceleration) with the kinematics of `q` already computed.
+    pub fn acceleration_at(&self, k: &Kinematics, qd: &Tensor, tau: &Tensor) -> Tensor {
+        let m = self.mass_matrix(k);
+        let mut rhs = tau - &self.bias(k, qd);
         if self.friction {
             rhs = rhs - self.friction_torque(qd);
         }

@@ -1,0 +1,177 @@
+//! What the demos share: run folders, configuration and metrics files, progress bars, tables.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Options every demo takes (the `adjoint demo` flags).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Common {
+    /// Root folder of run folders.
+    pub out: PathBuf,
+    /// Random seed: the same seed gives the same results.
+    pub seed: u64,
+    /// Override of the demo's number of epochs / iterations.
+    pub epochs: Option<usize>,
+    /// Override of the demo's learning rate.
+    pub lr: Option<f64>,
+    /// A few steps only (tests, smoke runs).
+    pub quick: bool,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+/// A demo's output folder `runs/<name>-<UTC timestamp>/`.
+pub struct RunDir {
+    /// The folder.
+    pub path: PathBuf,
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC for a Unix time.
+pub fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+impl RunDir {
+    /// Create a fresh run folder under `root` (a suffix keeps two runs in one second apart).
+    pub fn create(root: &Path, name: &str) -> Result<RunDir, String> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let base = format!("{name}-{}", utc_stamp(now));
+        std::fs::create_dir_all(root).map_err(|e| format!("{}: cannot create: {e}", root.display()))?;
+        for i in 0..1000 {
+            let p = if i == 0 { root.join(&base) } else { root.join(format!("{base}-{i}")) };
+            match std::fs::create_dir(&p) {
+                Ok(()) => return Ok(RunDir { path: p }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("{}: cannot create: {e}", p.display())),
+            }
+        }
+        Err(format!("{}: too many runs named {base}", root.display()))
+    }
+
+    /// `path/name`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Write `text` to `name` atomically (temp file, fsync, rename).
+    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf, String> {
+        let p = self.file(name);
+        let tmp = self.file(&format!(".{name}.tmp"));
+        let res = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &p)
+        })();
+        res.map_err(|e| format!("{}: cannot write: {e}", p.display()))?;
+        Ok(p)
+    }
+
+    /// Write a value as pretty JSON.
+    pub fn write_json(&self, name: &str, value: &impl serde::Serialize) -> Result<PathBuf, String> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| format!("{name}: {e}"))?;
+        self.write(name, &(text + "\n"))
+    }
+}
+
+/// Appends one JSON object per line to `metrics.jsonl`.
+pub struct MetricsLog {
+    file: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+}
+
+impl MetricsLog {
+    /// Open (create) `dir/metrics.jsonl`.
+    pub fn create(dir: &RunDir) -> Result<MetricsLog, String> {
+        let path = dir.file("metrics.jsonl");
+        let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(MetricsLog { file: std::io::BufWriter::new(f), path })
+    }
+
+    /// Log one record.
+    pub fn log(&mut self, value: serde_json::Value) -> Result<(), String> {
+        writeln!(self.file, "{value}").map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    /// Flush to disk.
+    pub fn finish(mut self) -> Result<(), String> {
+        self.file.flush().and_then(|_| self.file.get_ref().sync_all()).map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}
+
+/// A progress bar with a message slot, hidden when `quiet` or when stderr is not a terminal.
+pub fn progress(len: u64, prefix: &str, quiet: bool) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if quiet {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(prefix.to_string());
+    pb
+}
+
+/// A plain-text table with aligned columns (also valid Markdown).
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> =
+            cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = w[i])).collect();
+        format!("| {} |\n", parts.join(" | "))
+    };
+    let mut s = line(headers.iter().map(|h| h.to_string()).collect());
+    s += &line(w.iter().map(|n| "-".repeat(*n)).collect());
+    for r in rows {
+        s += &line(r.clone());
+    }
+    s
+}
+
+/// The repository's `data/` folder: `$ADJOINT_DATA` if set, else `data/` under the current
+/// directory, else the one next to this crate's sources (so `cargo run` works from anywhere in
+/// the checkout).
+pub fn data_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("ADJOINT_DATA") {
+        return PathBuf::from(d);
+    }
+    let cwd = PathBuf::from("data");
+    if cwd.is_dir() {
+        return cwd;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_matches_known_dates() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+        assert_eq!(utc_stamp(1_798_761_599), "20261231-235959");
+    }
+}

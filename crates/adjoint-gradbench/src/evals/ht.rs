@@ -1,0 +1,10 @@
+//! `ht`: not implemented yet.
+
+use serde_json::Value;
+
+use crate::Evaluated;
+
+/// Not implemented yet: the module is not offered in `define`.
+pub fn evaluate(_function: &str, _input: &Value) -> Option<Result<Evaluated, String>> {
+    Some(Err("ht: not implemented".into()))
+}

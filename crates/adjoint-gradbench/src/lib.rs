@@ -1,0 +1,188 @@
+//! # adjoint-gradbench
+//!
+//! adjoint as a [GradBench](https://github.com/gradbench/gradbench) tool. The binary
+//! `adjoint-gradbench` reads one JSON message per line on stdin and answers each with one
+//! flushed JSON line on stdout, until EOF, following GradBench's protocol (`start`, `define`,
+//! `evaluate`, `analysis`; see its `CONTRIBUTING.md`).
+//!
+//! ## Timing
+//!
+//! An `evaluate` input is parsed into plain Rust data (and, for tensor-tier evals, into
+//! concrete tensors) before the clock starts — the same split as GradBench's C++ tools, whose
+//! `prepare` step converts the JSON input. Each run of the function is then timed on its own
+//! and reported as one `{"name": "evaluate", "nanoseconds": …}` entry; the function is run at
+//! least `min_runs` times and until the runs add up to `min_seconds`. The output of the last
+//! run is returned.
+//!
+//! ## Which tier for which eval
+//!
+//! Every derivative comes from adjoint's automatic differentiation; none is written by hand.
+//! Each eval uses whichever tier is faster for its shape of work:
+//!
+//! | eval | tier | why |
+//! |---|---|---|
+//! | hello | scalar ([`adjoint_scalar::derivative`], `Dual`) | one scalar |
+//! | lse, llsq, ode, kmeans, gmm | tensor (`adjoint_core::grad`, `hvp`) | a few large array ops; the scalar tape would record millions of nodes |
+//! | det | scalar (`Var` tape) | recursive, scalar-by-scalar; tensors would pay per-op overhead on 1×1 work |
+//! | lstm | scalar (`Var` tape) | a long sequential loop over vectors of ~7 elements |
+//! | ba | scalar (`DualVec<f64, 15>`) | 15 inputs → 2 outputs per observation: one forward pass gives a block of the sparse Jacobian |
+//! | ht | scalar (`DualVec`) | small per-point Jacobian blocks |
+//! | particle, saddle | tensor (nested `grad`/`jvp`) | nested AD in all four orders; the `Var` tape is `f64`-only, so reverse-over-reverse needs the tensor tier |
+//!
+//! ## Errors
+//!
+//! A message that cannot be understood, an unknown module or function, or an input of the
+//! wrong shape is answered with `"success": false` and an `"error"` string; the tool never
+//! exits on bad input. A panic inside an eval (a bug) is caught and reported the same way.
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+pub mod evals;
+
+/// The modules this tool implements, in the order GradBench lists its evals.
+pub const MODULES: &[&str] =
+    &["hello", "llsq", "lse", "det", "ode", "gmm", "kmeans", "lstm", "ba", "particle", "saddle"];
+
+/// The result of one `evaluate`: the output of the last run and the time of every run.
+#[derive(Debug, Clone)]
+pub struct Evaluated {
+    /// The function's output, as GradBench's eval expects it.
+    pub output: Value,
+    /// Nanoseconds taken by each run of the function.
+    pub timings: Vec<u64>,
+}
+
+/// `min_runs` / `min_seconds` from an input (GradBench's `Runs`), defaulting to one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Runs {
+    /// Run at least this many times.
+    pub min_runs: usize,
+    /// Keep running until the runs add up to at least this many seconds.
+    pub min_seconds: f64,
+}
+
+impl Runs {
+    /// Read the fields from an input object; absent fields mean one run.
+    ///
+    /// ```
+    /// let r = adjoint_gradbench::Runs::from_input(&serde_json::json!({"min_runs": 3, "min_seconds": 0.5}));
+    /// assert_eq!((r.min_runs, r.min_seconds), (3, 0.5));
+    /// ```
+    pub fn from_input(input: &Value) -> Runs {
+        let min_runs = input.get("min_runs").and_then(Value::as_u64).unwrap_or(1).max(1) as usize;
+        let min_seconds = input.get("min_seconds").and_then(Value::as_f64).unwrap_or(0.0);
+        Runs { min_runs, min_seconds }
+    }
+
+    /// Run `f` as often as asked, timing each run on its own; returns the last result.
+    ///
+    /// ```
+    /// use adjoint_gradbench::Runs;
+    /// let (v, t) = Runs { min_runs: 3, min_seconds: 0.0 }.repeat(|| 2 + 2);
+    /// assert_eq!((v, t.len()), (4, 3));
+    /// ```
+    pub fn repeat<T>(self, mut f: impl FnMut() -> T) -> (T, Vec<u64>) {
+        let mut timings = Vec::new();
+        let mut total = 0.0;
+        loop {
+            let start = Instant::now();
+            let out = std::hint::black_box(f());
+            let ns = start.elapsed().as_nanos() as u64;
+            timings.push(ns);
+            total += ns as f64 * 1e-9;
+            if timings.len() >= self.min_runs && total >= self.min_seconds {
+                return (out, timings);
+            }
+        }
+    }
+}
+
+/// Time `f` per [`Runs`] read from `input` and package the output.
+pub fn timed<T>(input: &Value, f: impl FnMut() -> T, to_json: impl FnOnce(T) -> Value) -> Evaluated {
+    let (out, timings) = Runs::from_input(input).repeat(f);
+    Evaluated { output: to_json(out), timings }
+}
+
+/// Deserialize an eval's input, with a message naming the module on failure.
+pub fn parse<T: serde::de::DeserializeOwned>(module: &str, input: &Value) -> Result<T, String> {
+    T::deserialize(input).map_err(|e| format!("{module}: malformed input: {e}"))
+}
+
+/// Evaluate `function` of `module` on `input`.
+pub fn evaluate(module: &str, function: &str, input: &Value) -> Result<Evaluated, String> {
+    use evals::*;
+    let unknown = || Err(format!("module {module} has no function {function:?}"));
+    match module {
+        "hello" => hello::evaluate(function, input).unwrap_or_else(unknown),
+        "llsq" => llsq::evaluate(function, input).unwrap_or_else(unknown),
+        "lse" => lse::evaluate(function, input).unwrap_or_else(unknown),
+        "det" => det::evaluate(function, input).unwrap_or_else(unknown),
+        "ode" => ode::evaluate(function, input).unwrap_or_else(unknown),
+        "gmm" => gmm::evaluate(function, input).unwrap_or_else(unknown),
+        "kmeans" => kmeans::evaluate(function, input).unwrap_or_else(unknown),
+        "lstm" => lstm::evaluate(function, input).unwrap_or_else(unknown),
+        "ba" => ba::evaluate(function, input).unwrap_or_else(unknown),
+        "ht" => ht::evaluate(function, input).unwrap_or_else(unknown),
+        "particle" => particle::evaluate(function, input).unwrap_or_else(unknown),
+        "saddle" => saddle::evaluate(function, input).unwrap_or_else(unknown),
+        _ => Err(format!("unknown module {module:?}")),
+    }
+}
+
+/// The response to one protocol message (one line of input).
+///
+/// ```
+/// use adjoint_gradbench::respond;
+/// let r = respond(r#"{"id": 0, "kind": "start", "eval": "hello"}"#);
+/// assert_eq!(r["id"], 0);
+/// let r = respond(r#"{"id": 1, "kind": "define", "module": "hello"}"#);
+/// assert_eq!(r["success"], true);
+/// let r = respond(r#"{"id": 2, "kind": "evaluate", "module": "hello", "function": "double", "input": 3.0}"#);
+/// assert_eq!(r["output"], 6.0);
+/// ```
+pub fn respond(line: &str) -> Value {
+    let msg: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return json!({"id": null, "success": false, "error": format!("invalid JSON message: {e}")}),
+    };
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    match msg.get("kind").and_then(Value::as_str) {
+        Some("start") => json!({"id": id, "tool": "adjoint"}),
+        Some("define") => {
+            let module = msg.get("module").and_then(Value::as_str).unwrap_or("");
+            if MODULES.contains(&module) {
+                json!({"id": id, "success": true})
+            } else {
+                json!({"id": id, "success": false, "error": format!("adjoint has no module {module:?}")})
+            }
+        }
+        Some("evaluate") => {
+            let module = msg.get("module").and_then(Value::as_str).unwrap_or("");
+            let function = msg.get("function").and_then(Value::as_str).unwrap_or("");
+            let input = msg.get("input").cloned().unwrap_or(Value::Null);
+            let result = std::panic::catch_unwind(|| evaluate(module, function, &input))
+                .unwrap_or_else(|p| Err(format!("{module}.{function} panicked: {}", panic_message(&p))));
+            match result {
+                Ok(ev) => {
+                    let timings: Vec<Value> =
+                        ev.timings.iter().map(|&ns| json!({"name": "evaluate", "nanoseconds": ns})).collect();
+                    json!({"id": id, "success": true, "output": ev.output, "timings": timings})
+                }
+                Err(e) => json!({"id": id, "success": false, "error": e}),
+            }
+        }
+        _ => json!({"id": id}),
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}

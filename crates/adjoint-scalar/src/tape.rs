@@ -1,0 +1,355 @@
+//! Reverse mode: [`Var`] on a thread-local arena tape, in the style of Stan Math.
+//!
+//! ## Layout
+//!
+//! The tape is one `Vec<Node>` per thread. A node is 24 bytes — two parent ids and the two
+//! partial derivatives of the operation that made it — and is pushed by value, so recording an
+//! operation is one bounds check and one store into memory the `Vec` already owns: no per-node
+//! allocation, no `Rc`, no closure. A [`Var`] is `Copy`: its primal `f64` and a `u32` node id.
+//!
+//! Id `0` means "constant": constants record nothing. Node `k ≥ 1` lives at `nodes[k - 1]`.
+//! Unary operations name parent `0` with partial `0`; inputs name no parents at all.
+//!
+//! ## The sweep
+//!
+//! Adjoints live in a separate, reused `Vec<f64>` indexed by `id - mark`, where `mark` is the
+//! number of nodes that existed when the [`Tape`] scope opened. Slot `0` is a sink: parent ids
+//! at or below `mark` (constants, or variables of an enclosing scope) map to it through one
+//! branch-free `saturating_sub`, so the inner loop is `adj[a] += da·g; adj[b] += db·g` with no
+//! tests. One backward pass over the scope's nodes gives the whole gradient.
+//!
+//! ## Scopes and nesting
+//!
+//! [`Tape::new`] opens a scope; dropping it truncates the node `Vec` back to where the scope
+//! began, keeping its capacity, so the next gradient reuses the same memory (Stan's
+//! `start_nested`/`recover_memory_nested`). Scopes nest: an inner scope can compute a gradient
+//! (an inner optimisation loop, say) while an outer computation is being recorded; the inner
+//! sweep only touches inner nodes and treats outer variables as constants.
+//!
+//! Second order uses forward-over-reverse's mirror, `Dual<Var>` (a forward tangent whose
+//! arithmetic is recorded): the tangent output `∇f·v` is a `Var`, and one reverse sweep from it
+//! gives `H·v`. That keeps the tape `f64`-only (24-byte nodes) rather than generic.
+//!
+//! ## Safety
+//!
+//! There is no `unsafe` here: the tape is a `RefCell` in a `thread_local!`, and ids are checked
+//! indices. `Var` is neither `Send` nor `Sync`, so it cannot reach another thread's tape. A
+//! `Var` kept past the end of its scope is a logic error (its id may name a later node); it is
+//! caught in debug builds when the id is beyond the tape, not when it has been reused.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use crate::chain::{impl_real, Chain};
+use crate::real::Real;
+
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    a: u32,
+    b: u32,
+    da: f64,
+    db: f64,
+}
+
+struct TapeData {
+    nodes: Vec<Node>,
+    marks: Vec<usize>,
+    adj: Vec<f64>,
+}
+
+thread_local! {
+    static TAPE: RefCell<TapeData> =
+        const { RefCell::new(TapeData { nodes: Vec::new(), marks: Vec::new(), adj: Vec::new() }) };
+}
+
+#[inline]
+fn push(node: Node) -> u32 {
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        let id = t.nodes.len() + 1;
+        debug_assert!(node.a < id as u32 && node.b < id as u32, "Var used after its Tape scope ended");
+        if id >= u32::MAX as usize {
+            panic!("Var tape full: more than {} nodes on this thread", u32::MAX - 1);
+        }
+        t.nodes.push(node);
+        id as u32
+    })
+}
+
+/// A reverse-mode variable: an `f64` value and the id of the tape node that computed it.
+///
+/// Arithmetic on `Var`s records nodes on the current thread's tape; [`Tape::gradient`] then
+/// sweeps them backwards. Usually you do not touch the tape: the drivers
+/// ([`gradient`](crate::gradient), [`hessian`](crate::hessian), …) open a scope, call your
+/// function and clean up.
+///
+/// ```
+/// use adjoint_scalar::prelude::*;
+/// let tape = Tape::new();
+/// let x = tape.var(3.0);
+/// let y = tape.var(2.0);
+/// let f = x * x * y + y.sin();
+/// let g = tape.gradient(f);
+/// assert_eq!(g.wrt(x), 12.0);
+/// assert_eq!(g.wrt(y), 9.0 + 2.0f64.cos());
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Var {
+    val: f64,
+    id: u32,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Var {
+    #[inline]
+    fn node(val: f64, id: u32) -> Var {
+        Var { val, id, _not_send: PhantomData }
+    }
+    /// A constant: no node is recorded and no derivative flows into it.
+    #[inline]
+    pub fn constant(val: f64) -> Var {
+        Var::node(val, 0)
+    }
+    /// A new independent variable on the current tape (prefer [`Tape::var`], which ties it to
+    /// a scope).
+    #[inline]
+    pub fn input(val: f64) -> Var {
+        Var::node(val, push(Node { a: 0, b: 0, da: 0.0, db: 0.0 }))
+    }
+    /// The primal value.
+    #[inline]
+    pub fn value(self) -> f64 {
+        self.val
+    }
+    /// Whether this is a constant (records nothing).
+    #[inline]
+    pub fn is_constant(self) -> bool {
+        self.id == 0
+    }
+}
+
+impl Chain for Var {
+    type S = f64;
+    #[inline]
+    fn re(&self) -> f64 {
+        self.val
+    }
+    #[inline]
+    fn cst(v: f64) -> Var {
+        Var::constant(v)
+    }
+    #[inline]
+    fn chain(self, v: f64, d: f64) -> Var {
+        if self.id == 0 {
+            return Var::constant(v);
+        }
+        Var::node(v, push(Node { a: self.id, b: 0, da: d, db: 0.0 }))
+    }
+    #[inline]
+    fn chain2(self, o: Var, v: f64, da: f64, db: f64) -> Var {
+        if (self.id | o.id) == 0 {
+            return Var::constant(v);
+        }
+        Var::node(v, push(Node { a: self.id, b: o.id, da, db }))
+    }
+}
+
+impl_real!([] Var);
+
+macro_rules! var_scalar_ops {
+    ($($s:ty),*) => {$(
+        impl ::std::ops::Add<$s> for Var {
+            type Output = Var;
+            #[inline]
+            fn add(self, o: $s) -> Var { self.chain(self.val + o as f64, 1.0) }
+        }
+        impl ::std::ops::Sub<$s> for Var {
+            type Output = Var;
+            #[inline]
+            fn sub(self, o: $s) -> Var { self.chain(self.val - o as f64, 1.0) }
+        }
+        impl ::std::ops::Mul<$s> for Var {
+            type Output = Var;
+            #[inline]
+            fn mul(self, o: $s) -> Var { self.chain(self.val * o as f64, o as f64) }
+        }
+        impl ::std::ops::Div<$s> for Var {
+            type Output = Var;
+            #[inline]
+            fn div(self, o: $s) -> Var { let r = 1.0 / o as f64; self.chain(self.val * r, r) }
+        }
+        impl ::std::ops::Add<Var> for $s {
+            type Output = Var;
+            #[inline]
+            fn add(self, o: Var) -> Var { o + self }
+        }
+        impl ::std::ops::Sub<Var> for $s {
+            type Output = Var;
+            #[inline]
+            fn sub(self, o: Var) -> Var { o.chain(self as f64 - o.val, -1.0) }
+        }
+        impl ::std::ops::Mul<Var> for $s {
+            type Output = Var;
+            #[inline]
+            fn mul(self, o: Var) -> Var { o * self }
+        }
+        impl ::std::ops::Div<Var> for $s {
+            type Output = Var;
+            #[inline]
+            fn div(self, o: Var) -> Var { Var::constant(self as f64) / o }
+        }
+    )*};
+}
+var_scalar_ops!(f64);
+
+/// A tape scope: variables made in it, and everything computed from them, are recorded until
+/// it is dropped, which reclaims their memory (keeping the capacity for the next scope).
+///
+/// Scopes nest; see the module docs. A `Tape` is tied to its thread.
+///
+/// ```
+/// use adjoint_scalar::prelude::*;
+/// // An inner scope computes a gradient while the outer one stays open.
+/// let outer = Tape::new();
+/// let a = outer.var(1.5);
+/// let inner_grad = {
+///     let inner = Tape::new();
+///     let x = inner.var(2.0);
+///     inner.gradient(x.powi(3)).wrt(x)
+/// };
+/// let y = a * inner_grad;
+/// assert_eq!(outer.gradient(y).wrt(a), 12.0);
+/// ```
+pub struct Tape {
+    mark: usize,
+    depth: usize,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape::new()
+    }
+}
+
+impl Tape {
+    /// Open a scope on this thread's tape.
+    pub fn new() -> Tape {
+        TAPE.with(|t| {
+            let mut t = t.borrow_mut();
+            let mark = t.nodes.len();
+            t.marks.push(mark);
+            Tape { mark, depth: t.marks.len(), _not_send: PhantomData }
+        })
+    }
+
+    /// A new independent variable.
+    #[inline]
+    pub fn var(&self, x: f64) -> Var {
+        Var::input(x)
+    }
+
+    /// New independent variables, one per value.
+    pub fn vars(&self, xs: &[f64]) -> Vec<Var> {
+        xs.iter().map(|&x| Var::input(x)).collect()
+    }
+
+    /// Number of nodes recorded in this scope so far.
+    pub fn len(&self) -> usize {
+        TAPE.with(|t| t.borrow().nodes.len().saturating_sub(self.mark))
+    }
+
+    /// Whether nothing has been recorded in this scope.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reverse sweep from `y`: the adjoints `∂y/∂v` of every variable of this scope.
+    pub fn gradient(&self, y: Var) -> Adjoints {
+        let mut adj = Vec::new();
+        self.sweep_into(y, &mut adj);
+        Adjoints { mark: self.mark, adj }
+    }
+
+    /// Reverse sweep from `y`, writing `∂y/∂xs[i]` into `out[i]`, with the tape's own reused
+    /// adjoint buffer (no allocation once warm).
+    ///
+    /// Panics if `xs` and `out` differ in length.
+    #[track_caller]
+    pub fn gradient_into(&self, y: Var, xs: &[Var], out: &mut [f64]) {
+        assert_eq!(xs.len(), out.len(), "Tape::gradient_into: {} inputs but {} outputs", xs.len(), out.len());
+        TAPE.with(|t| {
+            let mut t = t.borrow_mut();
+            let mut adj = std::mem::take(&mut t.adj);
+            drop(t);
+            self.sweep_into(y, &mut adj);
+            for (o, x) in out.iter_mut().zip(xs) {
+                *o = read_adjoint(&adj, self.mark, *x);
+            }
+            TAPE.with(|t| t.borrow_mut().adj = adj);
+        })
+    }
+
+    fn sweep_into(&self, y: Var, adj: &mut Vec<f64>) {
+        let m = self.mark;
+        TAPE.with(|t| {
+            let t = t.borrow();
+            adj.clear();
+            let top = t.nodes.len() - m;
+            adj.resize(top + 1, 0.0);
+            if (y.id as usize) <= m {
+                return;
+            }
+            let start = y.id as usize - m;
+            adj[start] = 1.0;
+            let nodes = &t.nodes[m..];
+            for k in (1..=start).rev() {
+                let g = adj[k];
+                if g == 0.0 {
+                    continue;
+                }
+                let n = nodes[k - 1];
+                adj[(n.a as usize).saturating_sub(m)] += n.da * g;
+                adj[(n.b as usize).saturating_sub(m)] += n.db * g;
+            }
+            adj[0] = 0.0;
+        })
+    }
+}
+
+impl Drop for Tape {
+    fn drop(&mut self) {
+        TAPE.with(|t| {
+            let mut t = t.borrow_mut();
+            // Dropping an outer scope first also closes the inner ones (never panics in drop).
+            let depth = self.depth - 1;
+            if t.marks.len() > depth {
+                t.marks.truncate(depth);
+            }
+            let mark = self.mark.min(t.nodes.len());
+            t.nodes.truncate(mark);
+        })
+    }
+}
+
+/// The result of a reverse sweep: adjoints of every variable of one scope.
+#[derive(Clone, Debug)]
+pub struct Adjoints {
+    mark: usize,
+    adj: Vec<f64>,
+}
+
+impl Adjoints {
+    /// `∂y/∂x`: zero for constants and for variables of enclosing scopes.
+    pub fn wrt(&self, x: Var) -> f64 {
+        read_adjoint(&self.adj, self.mark, x)
+    }
+}
+
+fn read_adjoint(adj: &[f64], mark: usize, x: Var) -> f64 {
+    let id = x.id as usize;
+    if id <= mark {
+        return 0.0;
+    }
+    adj.get(id - mark).copied().unwrap_or(0.0)
+}

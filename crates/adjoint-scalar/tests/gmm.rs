@@ -1,0 +1,70 @@
+//! ADBench's GMM objective, written once over `Real`: value against ADBench's golden number,
+//! gradient in reverse mode against forward mode and against finite differences.
+
+#[path = "../benches/common/gmm.rs"]
+mod gmm;
+
+use adjoint_scalar::jacobian_forward;
+use adjoint_scalar::prelude::*;
+use gmm::{data_path, gmm_objective, read_gmm, GmmInput};
+
+struct Objective<'a>(&'a GmmInput);
+impl VectorFn for Objective<'_> {
+    fn eval<T: Real>(&self, p: &[T]) -> Vec<T> {
+        vec![gmm_objective(self.0, p)]
+    }
+}
+
+#[test]
+fn golden_value_on_adbench_unit_test_input() {
+    let inp = read_gmm(&data_path("test.txt")).unwrap();
+    let v = gmm_objective(&inp, &inp.params());
+    // ADBench test/cpp/modules/common/GmmTests.cpp (SPEC.md §5).
+    assert!((v - 8.07380408004975791).abs() < 1e-8, "objective {v}");
+}
+
+#[test]
+fn gradient_on_test_input_matches_forward_and_finite_differences() {
+    let inp = read_gmm(&data_path("test.txt")).unwrap();
+    let p = inp.params();
+    let (v, g) = value_and_gradient(|x: &[Var]| gmm_objective(&inp, x), &p);
+    assert_eq!(v, gmm_objective(&inp, &p));
+    let fwd = jacobian_forward(&Objective(&inp), &p);
+    for i in 0..p.len() {
+        assert!(
+            (g[i] - fwd.data[i]).abs() <= 1e-12 * (1.0 + g[i].abs()),
+            "entry {i}: {} vs {}",
+            g[i],
+            fwd.data[i]
+        );
+        let h = 1e-6;
+        let (mut a, mut b) = (p.clone(), p.clone());
+        a[i] += h;
+        b[i] -= h;
+        let fd = (gmm_objective(&inp, &a) - gmm_objective(&inp, &b)) / (2.0 * h);
+        assert!((g[i] - fd).abs() <= 1e-6 * (1.0 + fd.abs()), "entry {i}: {} vs fd {fd}", g[i]);
+    }
+}
+
+#[test]
+fn gradient_on_1k_d10_k5_spot_checks() {
+    let inp = read_gmm(&data_path("1k/gmm_d10_K5.txt")).unwrap();
+    assert_eq!((inp.d, inp.k, inp.n), (10, 5, 1000));
+    let p = inp.params();
+    assert_eq!(p.len(), 5 * 11 * 12 / 2);
+    let g = gradient(|x: &[Var]| gmm_objective(&inp, x), &p);
+    for i in [0, 4, 5, 30, 54, 55, 60, 70, 200, p.len() - 1] {
+        let h = 1e-5;
+        let (mut a, mut b) = (p.clone(), p.clone());
+        a[i] += h;
+        b[i] -= h;
+        let fd = (gmm_objective(&inp, &a) - gmm_objective(&inp, &b)) / (2.0 * h);
+        assert!((g[i] - fd).abs() <= 1e-5 * (1.0 + fd.abs()), "entry {i}: {} vs fd {fd}", g[i]);
+    }
+}
+
+#[test]
+fn missing_file_is_an_error_not_a_panic() {
+    let e = read_gmm(&data_path("no_such_file.txt")).err().unwrap();
+    assert!(e.contains("no_such_file.txt"), "{e}");
+}
