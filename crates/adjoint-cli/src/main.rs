@@ -3,26 +3,37 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use adjoint_cli::demos::{self, common::Common};
+use adjoint_cli::demos::{self, common::Common, common::Outcome};
+use adjoint_store::cli::{self as store_cli, KeysCommand, RunsCommand, StoreArgs};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// adjoint: differentiable programming for Rust — demos on real data and the run registry.
 #[derive(Parser)]
 #[command(name = "adjoint", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run an end-to-end demo (all three when no name is given) and write runs/<name>-<time>/.
+    /// Run an end-to-end demo (all three when no name is given) and write runs/<name>-<time>/;
+    /// each run is recorded, signed, in the registry.
     Demo(DemoArgs),
+    /// The run registry: list, show, diff, lineage, promote, rollback, verify, gc, export,
+    /// reproduce.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Signing keys and the registry's trust policy.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum DemoName {
-    /// Stock log-returns forecast with online (walk-forward) learning.
+    /// Stock volatility forecast with online (walk-forward) learning.
     Forecast,
     /// Puma 560 reaching controller trained through a differentiable simulator.
     Robot,
@@ -30,11 +41,21 @@ enum DemoName {
     Imaging,
 }
 
+impl DemoName {
+    fn name(self) -> &'static str {
+        match self {
+            DemoName::Forecast => "forecast",
+            DemoName::Robot => "robot",
+            DemoName::Imaging => "imaging",
+        }
+    }
+}
+
 #[derive(Args)]
 struct DemoArgs {
     /// Which demo; all three when left out.
     name: Option<DemoName>,
-    /// Folder that receives the run folders.
+    /// Folder that receives the run folders ($ADJOINT_OUT overrides it).
     #[arg(long, default_value = "runs")]
     out: PathBuf,
     /// Random seed; a given seed gives the same results.
@@ -52,19 +73,71 @@ struct DemoArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Do not record the run in the registry.
+    #[arg(long)]
+    no_record: bool,
 }
 
-fn run_demo(a: DemoArgs) -> Result<(), String> {
-    let common = Common { out: a.out, seed: a.seed, epochs: a.epochs, lr: a.lr, quick: a.quick, quiet: a.quiet };
-    let all = a.name.is_none();
-    if all || matches!(a.name, Some(DemoName::Forecast)) {
-        demos::forecast::run(&common)?;
+/// Run one demo and record it (configuration, data fingerprints, metrics, checkpoints) in the
+/// registry, signed.
+fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> Result<(), String> {
+    let (config, run): (serde_json::Value, fn(&Common) -> Result<Outcome, String>) = match name {
+        DemoName::Forecast => (demos::forecast::config(common), demos::forecast::run),
+        DemoName::Robot => (demos::robot::config(common), demos::robot::run),
+        DemoName::Imaging => (demos::imaging::config(common), demos::imaging::run),
+    };
+    if !record {
+        return run(common).map(|_| ());
     }
-    if all || matches!(a.name, Some(DemoName::Robot)) {
-        demos::robot::run(&common)?;
+    let e = |e: adjoint_store::StoreError| e.to_string();
+    let reg = store.open_registry().map_err(e)?;
+    let signer = store.recording_signer().map_err(e)?;
+    let mut rec = reg.start_run(&signer, name.name(), config, common.seed).map_err(e)?;
+    rec.set_code_version("adjoint-cli", env!("CARGO_PKG_VERSION")).map_err(e)?;
+    let mut argv: Vec<String> =
+        vec!["demo".into(), name.name().into(), "--seed".into(), common.seed.to_string()];
+    if let Some(n) = common.epochs {
+        argv.extend(["--epochs".into(), n.to_string()]);
     }
-    if all || matches!(a.name, Some(DemoName::Imaging)) {
-        demos::imaging::run(&common)?;
+    if let Some(lr) = common.lr {
+        argv.extend(["--lr".into(), lr.to_string()]);
+    }
+    if common.quick {
+        argv.push("--quick".into());
+    }
+    argv.push("--quiet".into());
+    rec.set_command(argv).map_err(e)?;
+    match run(common) {
+        Ok(out) => {
+            for f in &out.data_files {
+                rec.record_data_file(f).map_err(e)?;
+            }
+            for (epoch, m) in out.epochs {
+                rec.log_epoch_metrics(epoch, m).map_err(e)?;
+            }
+            for (path, label) in &out.checkpoints {
+                rec.add_checkpoint(path, label).map_err(e)?;
+            }
+            let m = rec.finish(out.final_metrics).map_err(e)?;
+            println!("{}: recorded as run {} in {}", name.name(), m.run_id, store.registry.display());
+            Ok(())
+        }
+        Err(err) => {
+            let _ = rec.fail(Default::default());
+            Err(err)
+        }
+    }
+}
+
+fn run_demo(a: DemoArgs, store: &StoreArgs) -> Result<(), String> {
+    let out = std::env::var_os(adjoint_store::ENV_OUT).map(PathBuf::from).unwrap_or(a.out);
+    let common = Common { out, seed: a.seed, epochs: a.epochs, lr: a.lr, quick: a.quick, quiet: a.quiet };
+    let names = match a.name {
+        Some(n) => vec![n],
+        None => vec![DemoName::Forecast, DemoName::Robot, DemoName::Imaging],
+    };
+    for n in names {
+        run_one(n, &common, store, !a.no_record)?;
     }
     Ok(())
 }
@@ -89,11 +162,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut stdout = std::io::stdout();
+    let res = match &cli.command {
+        Command::Demo(_) => Ok(0),
+        Command::Runs(cmd) => store_cli::run_runs(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string()),
+        Command::Keys(cmd) => store_cli::run_keys(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string()),
+    };
     let res = match cli.command {
-        Command::Demo(a) => run_demo(a),
+        Command::Demo(a) => run_demo(a, &cli.store).map(|_| 0),
+        _ => res,
     };
     match res {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

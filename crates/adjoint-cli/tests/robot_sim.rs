@@ -7,8 +7,11 @@ use adjoint_core::testing::{check_grads, BOTH};
 use adjoint_core::{DType, Tensor};
 
 fn arm(joints: usize) -> Arm {
-    Arm::puma560(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/robot_arm_dynamics_params.json"), joints)
-        .unwrap()
+    Arm::puma560(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/robot_arm_dynamics_params.json"),
+        joints,
+    )
+    .unwrap()
 }
 
 fn t(v: Vec<f64>, shape: &[usize]) -> Tensor {

@@ -1,5 +1,6 @@
 //! What the demos share: run folders, configuration and metrics files, progress bars, tables.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,6 +22,25 @@ pub struct Common {
     pub quick: bool,
     /// No progress bars.
     pub quiet: bool,
+}
+
+/// What a finished demo hands to the run registry.
+pub struct Outcome {
+    /// Its run folder.
+    pub dir: RunDir,
+    /// Data files it read.
+    pub data_files: Vec<PathBuf>,
+    /// Per-epoch (or per-evaluation) metrics.
+    pub epochs: Vec<(u64, BTreeMap<String, f64>)>,
+    /// Final metrics (deterministic for a given seed: no wall-clock times).
+    pub final_metrics: BTreeMap<String, f64>,
+    /// Checkpoints written, with a label.
+    pub checkpoints: Vec<(PathBuf, String)>,
+}
+
+/// `[(name, value)]` as a metrics map.
+pub fn metrics<const N: usize>(pairs: [(&str, f64); N]) -> BTreeMap<String, f64> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// A demo's output folder `runs/<name>-<UTC timestamp>/`.
@@ -110,7 +130,10 @@ impl MetricsLog {
 
     /// Flush to disk.
     pub fn finish(mut self) -> Result<(), String> {
-        self.file.flush().and_then(|_| self.file.get_ref().sync_all()).map_err(|e| format!("{}: {e}", self.path.display()))
+        self.file
+            .flush()
+            .and_then(|_| self.file.get_ref().sync_all())
+            .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 }
 

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use adjoint_core::{value_and_grad, DType, Params, Tensor};
+use adjoint_core::{value_and_grad, DType, Tensor};
 use adjoint_nn::layers::{Linear, LinearConfig, Lstm, Module, RnnConfig};
 use adjoint_nn::loss::{mse, Reduction};
 use adjoint_nn::optim::{clip_grad_norm, Adam, AdamConfig, Optimizer};
@@ -24,7 +24,7 @@ use adjoint_tensor::random::{self, Key};
 use serde::Serialize;
 use serde_json::json;
 
-use super::common::{self, Common, MetricsLog, RunDir};
+use super::common::{self, metrics, Common, MetricsLog, Outcome, RunDir};
 
 const TICKERS: [&str; 3] = ["AAPL", "IBM", "MSFT"];
 
@@ -95,7 +95,9 @@ pub fn load_prices(path: &Path) -> Result<(Vec<String>, Vec<[f64; 3]>), String> 
     let header = lines.next().map(|l| l.1).unwrap_or("");
     let cols: Vec<&str> = header.split(',').collect();
     let find = |name: &str| {
-        cols.iter().position(|c| c.trim() == name).ok_or_else(|| format!("{}:1: no `{name}` column", path.display()))
+        cols.iter()
+            .position(|c| c.trim() == name)
+            .ok_or_else(|| format!("{}:1: no `{name}` column", path.display()))
     };
     let (ct, cd, ca) = (find("Ticker")?, find("Date")?, find("Adj Close")?);
     let mut series: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
@@ -119,11 +121,16 @@ pub fn load_prices(path: &Path) -> Result<(Vec<String>, Vec<[f64; 3]>), String> 
     }
     let get = |t: &str| series.get(t).ok_or_else(|| format!("{}: no rows for {t}", path.display()));
     let (a, b, c) = (get(TICKERS[0])?, get(TICKERS[1])?, get(TICKERS[2])?);
-    if a.len() != b.len() || a.len() != c.len() || a.iter().zip(b).zip(c).any(|((x, y), z)| x.0 != y.0 || x.0 != z.0)
+    if a.len() != b.len()
+        || a.len() != c.len()
+        || a.iter().zip(b).zip(c).any(|((x, y), z)| x.0 != y.0 || x.0 != z.0)
     {
         return Err(format!("{}: the three tickers do not share the same dates", path.display()));
     }
-    Ok((a.iter().map(|x| x.0.clone()).collect(), a.iter().zip(b).zip(c).map(|((x, y), z)| [x.1, y.1, z.1]).collect()))
+    Ok((
+        a.iter().map(|x| x.0.clone()).collect(),
+        a.iter().zip(b).zip(c).map(|((x, y), z)| [x.1, y.1, z.1]).collect(),
+    ))
 }
 
 /// The model: an LSTM over the window, a linear head on its last hidden state.
@@ -136,7 +143,10 @@ pub struct Forecaster {
 impl Forecaster {
     fn new(key: &Key, hidden: usize) -> Forecaster {
         let (k1, k2) = key.split2();
-        Forecaster { lstm: RnnConfig::new(6, hidden).init_lstm(&k1), head: LinearConfig::new(hidden, 3).init(&k2) }
+        Forecaster {
+            lstm: RnnConfig::new(6, hidden).init_lstm(&k1),
+            head: LinearConfig::new(hidden, 3).init(&k2),
+        }
     }
     /// `x: [B, window, 6]` → `[B, 3]`.
     fn forward(&self, x: &Tensor) -> Tensor {
@@ -225,8 +235,13 @@ pub struct ForecastReport {
     pub rows: Vec<(String, f64, f64)>,
 }
 
-/// Run the demo; returns the run folder and the report.
-pub fn run(common: &Common) -> Result<(RunDir, ForecastReport), String> {
+/// The configuration this demo runs with, as recorded.
+pub fn config(common: &Common) -> serde_json::Value {
+    json!(ForecastConfig::from_common(common))
+}
+
+/// Run the demo.
+pub fn run(common: &Common) -> Result<Outcome, String> {
     let cfg = ForecastConfig::from_common(common);
     let data_file = common::data_dir().join("finance_stocks_daily_2000_2013.csv");
     let (dates, prices) = load_prices(&data_file)?;
@@ -244,7 +259,8 @@ pub fn run(common: &Common) -> Result<(RunDir, ForecastReport), String> {
     let raw = |t: usize, j: usize| if j < 3 { r[t][j] } else { r[t][j - 3].abs() };
     for j in 0..6 {
         mean[j] = (0..train_end).map(|t| raw(t, j)).sum::<f64>() / train_end as f64;
-        sd[j] = ((0..train_end).map(|t| (raw(t, j) - mean[j]).powi(2)).sum::<f64>() / train_end as f64).sqrt();
+        sd[j] =
+            ((0..train_end).map(|t| (raw(t, j) - mean[j]).powi(2)).sum::<f64>() / train_end as f64).sqrt();
     }
     let win = Windows {
         feat: (0..days).map(|t| [0, 1, 2, 3, 4, 5].map(|j| ((raw(t, j) - mean[j]) / sd[j]) as f32)).collect(),
@@ -262,6 +278,7 @@ pub fn run(common: &Common) -> Result<(RunDir, ForecastReport), String> {
     let pb = common::progress((cfg.epochs * steps_per_epoch) as u64, "train", common.quiet);
     let loss_fn = |m: &Forecaster, x: &Tensor, y: &Tensor| mse(&m.forward(x), y, Reduction::Mean);
     let mut step = 0;
+    let mut epochs = Vec::new();
     for epoch in 0..cfg.epochs {
         let perm = random::permutation(&key.fold_in(100 + epoch as u64), ends.len()).to_vec::<i64>();
         let mut total = 0.0;
@@ -278,6 +295,7 @@ pub fn run(common: &Common) -> Result<(RunDir, ForecastReport), String> {
             log.log(json!({"phase": "train", "step": step, "epoch": epoch + 1, "loss": loss.item()}))?;
         }
         log.log(json!({"phase": "train_epoch", "epoch": epoch + 1, "loss": total / ends.len() as f64}))?;
+        epochs.push(((epoch + 1) as u64, metrics([("train_loss", total / ends.len() as f64)])));
     }
     pb.finish_and_clear();
     let frozen = model.clone();
@@ -319,9 +337,8 @@ pub fn run(common: &Common) -> Result<(RunDir, ForecastReport), String> {
     let ar_pred: Vec<[f64; 3]> = walk
         .iter()
         .map(|&t| {
-            [0, 1, 2].map(|s| {
-                coef[s][0] + (1..=cfg.ar_order).map(|k| coef[s][k] * truth(t - k)[s]).sum::<f64>()
-            })
+            [0, 1, 2]
+                .map(|s| coef[s][0] + (1..=cfg.ar_order).map(|k| coef[s][k] * truth(t - k)[s]).sum::<f64>())
         })
         .collect();
     let methods: Vec<(&str, &Vec<[f64; 3]>)> = vec![
@@ -341,7 +358,11 @@ pub fn run(common: &Common) -> Result<(RunDir, ForecastReport), String> {
     let report = ForecastReport { days: walk.len(), rows };
     let table = common::table(
         &["method", "MAE", "RMSE"],
-        &report.rows.iter().map(|r| vec![r.0.clone(), format!("{:.4}", r.1), format!("{:.4}", r.2)]).collect::<Vec<_>>(),
+        &report
+            .rows
+            .iter()
+            .map(|r| vec![r.0.clone(), format!("{:.4}", r.1), format!("{:.4}", r.2)])
+            .collect::<Vec<_>>(),
     );
     let best = report.rows.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("rows");
     let online = report.rows.last().expect("rows");
@@ -383,15 +404,27 @@ pub fn run(common: &Common) -> Result<(RunDir, ForecastReport), String> {
         .series(Series::new("AR(10)", roll(&col(&ar_pred, 0), k)))
         .save(dir.file("forecast_vs_truth"))
         .map_err(|e| e.to_string())?;
-    let mut chart = Chart::new("Rolling 60-day MAE, mean over AAPL, IBM, MSFT").x_label("walk-forward day").y_label("MAE (%)");
+    let mut chart = Chart::new("Rolling 60-day MAE, mean over AAPL, IBM, MSFT")
+        .x_label("walk-forward day")
+        .y_label("MAE (%)");
     let k = 60.min(walk.len());
     for (name, p) in &methods {
-        let ae: Vec<f64> = p.iter().zip(&truth_rows).map(|(a, b)| (0..3).map(|s| (a[s] - b[s]).abs()).sum::<f64>() / 3.0).collect();
+        let ae: Vec<f64> = p
+            .iter()
+            .zip(&truth_rows)
+            .map(|(a, b)| (0..3).map(|s| (a[s] - b[s]).abs()).sum::<f64>() / 3.0)
+            .collect();
         chart = chart.series(Series::new(*name, roll(&ae, k)));
     }
     chart.save(dir.file("rolling_error")).map_err(|e| e.to_string())?;
     println!("forecast: {summary}");
     println!("forecast: run folder {}", dir.path.display());
-    let _ = model.num_leaves();
-    Ok((dir, report))
+    let keys = ["persistence", "train_mean", "ar", "lstm_frozen", "lstm_online"];
+    let mut final_metrics = BTreeMap::new();
+    for (k, r) in keys.iter().zip(&report.rows) {
+        final_metrics.insert(format!("{k}_mae"), r.1);
+        final_metrics.insert(format!("{k}_rmse"), r.2);
+    }
+    let checkpoints = vec![(dir.file("model.safetensors"), "online-model".to_string())];
+    Ok(Outcome { dir, data_files: vec![data_file], epochs, final_metrics, checkpoints })
 }

@@ -25,7 +25,7 @@ use adjoint_tensor::random::{self, Key};
 use serde::Serialize;
 use serde_json::json;
 
-use super::common::{self, Common, MetricsLog, RunDir};
+use super::common::{self, metrics, Common, MetricsLog, Outcome, RunDir};
 
 const TILE: usize = 64;
 const RADIUS: usize = 6;
@@ -50,7 +50,8 @@ pub struct ImagingConfig {
 impl ImagingConfig {
     /// The defaults, adjusted by the common flags.
     pub fn from_common(c: &Common) -> ImagingConfig {
-        let mut cfg = ImagingConfig { epochs: 60, lr: 1e-2, batch: 8, width: 16, digits_epochs: 30, seed: c.seed };
+        let mut cfg =
+            ImagingConfig { epochs: 60, lr: 1e-2, batch: 8, width: 16, digits_epochs: 30, seed: c.seed };
         if let Some(e) = c.epochs {
             cfg.epochs = e;
         }
@@ -122,7 +123,12 @@ fn offsets() -> Tensor {
 impl Filters {
     fn new() -> Filters {
         let s = |v: f32| Tensor::from_vec(vec![v], &[1]);
-        Filters { log_sigma_blur: s(1.0f32.ln()), log_sigma_log: s(3.0f32.ln()), threshold: s(0.3), log_temperature: s(0.1f32.ln()) }
+        Filters {
+            log_sigma_blur: s(1.0f32.ln()),
+            log_sigma_log: s(3.0f32.ln()),
+            threshold: s(0.3),
+            log_temperature: s(0.1f32.ln()),
+        }
     }
 
     /// Separable Gaussian blur of `x: [N, 1, H, W]` with scale `exp(log_sigma)`.
@@ -264,8 +270,11 @@ fn overlay_png(path: &Path, img: &[f32], logits: &[f32], truth: &[f32], size: us
             for (panel, c) in [(0, RGBColor(g, g, g)), (1, over)] {
                 let x0 = (panel * (size + 4) + x) * scale;
                 let y0 = y * scale;
-                root.draw(&Rectangle::new([(x0 as i32, y0 as i32), ((x0 + scale) as i32, (y0 + scale) as i32)], c.filled()))
-                    .map_err(|e| e.to_string())?;
+                root.draw(&Rectangle::new(
+                    [(x0 as i32, y0 as i32), ((x0 + scale) as i32, (y0 + scale) as i32)],
+                    c.filled(),
+                ))
+                .map_err(|e| e.to_string())?;
             }
         }
     }
@@ -337,8 +346,13 @@ fn train_segmenter<M: Params + Clone>(
     Ok((model, curve))
 }
 
-/// Run the demo; returns the run folder and the report.
-pub fn run(common: &Common) -> Result<(RunDir, ImagingReport), String> {
+/// The configuration this demo runs with, as recorded.
+pub fn config(common: &Common) -> serde_json::Value {
+    json!(ImagingConfig::from_common(common))
+}
+
+/// Run the demo.
+pub fn run(common: &Common) -> Result<Outcome, String> {
     let cfg = ImagingConfig::from_common(common);
     let data = common::data_dir();
     let img_file = data.join("imaging_nuclei_dsb2018_512x512.pgm");
@@ -347,7 +361,9 @@ pub fn run(common: &Common) -> Result<(RunDir, ImagingReport), String> {
     let (w, h, img) = read_pgm(&img_file)?;
     let (mw, mh, mask) = read_pgm(&mask_file)?;
     if (w, h) != (mw, mh) || w % TILE != 0 || h % TILE != 0 {
-        return Err(format!("image {w}×{h} and mask {mw}×{mh} must agree and divide into {TILE}-pixel tiles"));
+        return Err(format!(
+            "image {w}×{h} and mask {mw}×{mh} must agree and divide into {TILE}-pixel tiles"
+        ));
     }
     let dir = RunDir::create(&common.out, "imaging")?;
     dir.write_json(
@@ -375,7 +391,9 @@ pub fn run(common: &Common) -> Result<(RunDir, ImagingReport), String> {
         train_segmenter("pipeline", pipeline, fwd_pipe, (&xt, &yt), &cfg, common, &mut log, &key.fold_in(2))?;
     let cnn = Head::new(&key.fold_in(1), 1, cfg.width);
     let fwd_cnn = |m: &Head, x: &Tensor| m.forward(x);
-    let (cnn, curve_cnn) = train_segmenter("cnn", cnn, fwd_cnn, (&xt, &yt), &cfg, common, &mut log, &key.fold_in(2))?;
+    let (cnn, curve_cnn) =
+        train_segmenter("cnn", cnn, fwd_cnn, (&xt, &yt), &cfg, common, &mut log, &key.fold_in(2))?;
+    let curve_pipe_epochs = curve_pipe.clone();
     let pipe_logits = fwd_pipe(&pipeline, &xv);
     let pipe_scores = dice_iou(confusion(&pipe_logits, &yv));
     let cnn_scores = dice_iou(confusion(&cnn.forward(&xv), &yv));
@@ -395,7 +413,11 @@ pub fn run(common: &Common) -> Result<(RunDir, ImagingReport), String> {
     };
     let table = common::table(
         &["method", "Dice", "IoU"],
-        &report.segmentation.iter().map(|r| vec![r.0.clone(), format!("{:.4}", r.1), format!("{:.4}", r.2)]).collect::<Vec<_>>(),
+        &report
+            .segmentation
+            .iter()
+            .map(|r| vec![r.0.clone(), format!("{:.4}", r.1), format!("{:.4}", r.2)])
+            .collect::<Vec<_>>(),
     );
     let summary = format!(
         "Nuclei segmentation, {} held-out 64×64 tiles of the single 512×512 image ({} training tiles)\n\n{table}\nLearned filters: {}\n\nDigits 8×8 CNN: test accuracy {:.2}%\n",
@@ -410,7 +432,8 @@ pub fn run(common: &Common) -> Result<(RunDir, ImagingReport), String> {
     let mut meta = BTreeMap::new();
     meta.insert("demo".to_string(), "imaging".to_string());
     meta.insert("seed".to_string(), cfg.seed.to_string());
-    adjoint_nn::checkpoint::save(dir.file("pipeline.safetensors"), &pipeline, &meta).map_err(|e| e.to_string())?;
+    adjoint_nn::checkpoint::save(dir.file("pipeline.safetensors"), &pipeline, &meta)
+        .map_err(|e| e.to_string())?;
 
     let tile = 5.min(val_idx.len() - 1);
     let n = TILE * TILE;
@@ -431,7 +454,29 @@ pub fn run(common: &Common) -> Result<(RunDir, ImagingReport), String> {
         .map_err(|e| e.to_string())?;
     println!("imaging: {summary}");
     println!("imaging: run folder {}", dir.path.display());
-    Ok((dir, report))
+    let s = &report.segmentation;
+    let final_metrics = metrics([
+        ("otsu_dice", s[0].1),
+        ("otsu_iou", s[0].2),
+        ("cnn_dice", s[1].1),
+        ("cnn_iou", s[1].2),
+        ("pipeline_dice", s[2].1),
+        ("pipeline_iou", s[2].2),
+        ("digits_test_accuracy", acc),
+    ]);
+    let epochs =
+        curve_pipe_epochs.iter().map(|&(e, l)| (e as u64, metrics([("pipeline_loss", l)]))).collect();
+    let checkpoints = vec![
+        (dir.file("pipeline.safetensors"), "segmentation-pipeline".to_string()),
+        (dir.file("digits.safetensors"), "digits-cnn".to_string()),
+    ];
+    Ok(Outcome {
+        dir,
+        data_files: vec![img_file, mask_file, digits_file],
+        epochs,
+        final_metrics,
+        checkpoints,
+    })
 }
 
 /// Read the digits CSV (`p0..p63,label`) as `[N, 1, 8, 8]` in [0, 1] and labels.
@@ -448,7 +493,10 @@ pub fn read_digits(path: &Path) -> Result<(Tensor, Vec<i64>), String> {
             return Err(format!("{}:{}: {} fields, expected 65", path.display(), i + 1, f.len()));
         }
         for (j, v) in f.iter().enumerate() {
-            let x: f64 = v.trim().parse().map_err(|_| format!("{}:{}:{}: `{v}` is not a number", path.display(), i + 1, j + 1))?;
+            let x: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}:{}:{}: `{v}` is not a number", path.display(), i + 1, j + 1))?;
             if j < 64 {
                 px.push((x / 16.0) as f32);
             } else if (0.0..10.0).contains(&x) && x.fract() == 0.0 {
@@ -462,14 +510,25 @@ pub fn read_digits(path: &Path) -> Result<(Tensor, Vec<i64>), String> {
     Ok((Tensor::from_vec(px, &[n, 1, 8, 8]), labels))
 }
 
-fn digits(path: &Path, cfg: &ImagingConfig, common: &Common, log: &mut MetricsLog, key: &Key, dir: &RunDir) -> Result<f64, String> {
+fn digits(
+    path: &Path,
+    cfg: &ImagingConfig,
+    common: &Common,
+    log: &mut MetricsLog,
+    key: &Key,
+    dir: &RunDir,
+) -> Result<f64, String> {
     let (x, y) = read_digits(path)?;
     let n = y.len();
-    let perm: Vec<usize> = random::permutation(&key.fold_in(0), n).to_vec::<i64>().iter().map(|&i| i as usize).collect();
+    let perm: Vec<usize> =
+        random::permutation(&key.fold_in(0), n).to_vec::<i64>().iter().map(|&i| i as usize).collect();
     let n_test = n / 5;
     let pick = |ids: &[usize]| {
         let idx = Tensor::from_vec(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), &[ids.len()]);
-        (x.index_select(0, &idx), Tensor::from_vec(ids.iter().map(|&i| y[i]).collect::<Vec<_>>(), &[ids.len()]))
+        (
+            x.index_select(0, &idx),
+            Tensor::from_vec(ids.iter().map(|&i| y[i]).collect::<Vec<_>>(), &[ids.len()]),
+        )
     };
     let (xte, yte) = pick(&perm[..n_test]);
     let (xtr, ytr) = pick(&perm[n_test..]);
@@ -498,8 +557,9 @@ fn digits(path: &Path, cfg: &ImagingConfig, common: &Common, log: &mut MetricsLo
         for s in 0..steps {
             let len = batch.min(ntr - s * batch);
             let (xb, yb) = (xs.narrow(0, s * batch, len), ys.narrow(0, s * batch, len));
-            let (loss, g) =
-                value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &xb), &yb, &CrossEntropy::default()))(&model);
+            let (loss, g) = value_and_grad(|m: &_| {
+                cross_entropy(&Module::forward(m, &xb), &yb, &CrossEntropy::default())
+            })(&model);
             model = opt.step(&model, &g);
             total += loss.item() * len as f64;
             pb.inc(1);

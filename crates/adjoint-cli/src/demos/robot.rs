@@ -17,7 +17,7 @@ use adjoint_tensor::random::{self, Key};
 use serde::Serialize;
 use serde_json::json;
 
-use super::common::{self, Common, MetricsLog, RunDir};
+use super::common::{self, metrics, Common, MetricsLog, Outcome, RunDir};
 use super::robot_sim::{Arm, SIM_DTYPE};
 
 /// Settings of the robot demo (saved as `config.json`).
@@ -241,8 +241,13 @@ fn unflatten(template: &Controller, rows: &[Vec<f64>]) -> Controller {
     })
 }
 
-/// Run the demo; returns the run folder and the report.
-pub fn run(common: &Common) -> Result<(RunDir, RobotReport), String> {
+/// The configuration this demo runs with, as recorded.
+pub fn config(common: &Common) -> serde_json::Value {
+    json!(RobotConfig::from_common(common))
+}
+
+/// Run the demo.
+pub fn run(common: &Common) -> Result<Outcome, String> {
     let cfg = RobotConfig::from_common(common);
     let data_file = common::data_dir().join("robot_arm_dynamics_params.json");
     let arm = Arm::puma560(&data_file, cfg.joints)?;
@@ -259,11 +264,13 @@ pub fn run(common: &Common) -> Result<(RunDir, RobotReport), String> {
     let mut opt = Adam::new(&ctrl, AdamConfig { lr: cfg.lr, ..Default::default() });
     let pb = common::progress(cfg.iters as u64, "bptt", common.quiet);
     let mut bptt_curve = vec![(0.0, eval_loss(&ctrl))];
+    let mut epochs = Vec::new();
     let start = Instant::now();
     let mut eval_time = 0.0;
     for it in 0..cfg.iters {
         let tasks = sample_tasks(&arm, &key.fold_in(1000 + it as u64), cfg.batch);
-        let (loss, g) = value_and_grad(|c: &Controller| rollout(&arm, c, &tasks, &cfg, false).loss.sum())(&ctrl);
+        let (loss, g) =
+            value_and_grad(|c: &Controller| rollout(&arm, c, &tasks, &cfg, false).loss.sum())(&ctrl);
         let (g, norm) = adjoint_nn::optim::clip_grad_norm(&g, 10.0);
         ctrl = opt.step(&ctrl, &g);
         pb.inc(1);
@@ -274,6 +281,10 @@ pub fn run(common: &Common) -> Result<(RunDir, RobotReport), String> {
             eval_time += t0.elapsed().as_secs_f64();
             let t = start.elapsed().as_secs_f64() - eval_time;
             bptt_curve.push((t, e));
+            epochs.push((
+                (it + 1) as u64,
+                metrics([("train_loss", loss.item()), ("eval_loss", e), ("grad_norm", norm)]),
+            ));
             log.log(json!({"method": "bptt", "iter": it + 1, "time_s": t, "train_loss": loss.item(),
                 "grad_norm": norm, "eval_loss": e}))?;
         }
@@ -324,10 +335,17 @@ pub fn run(common: &Common) -> Result<(RunDir, RobotReport), String> {
     log.finish()?;
 
     let mut rows = Vec::new();
-    for (name, c, t) in [("untrained", &init, 0.0), ("BPTT (adjoint grad)", &ctrl, bptt_time), ("CEM", &best, cem_time)]
+    for (name, c, t) in
+        [("untrained", &init, 0.0), ("BPTT (adjoint grad)", &ctrl, bptt_time), ("CEM", &best, cem_time)]
     {
         let r = rollout(&arm, c, &eval, &cfg, false);
-        rows.push((name.to_string(), r.loss.item(), final_distance_cm(&arm, c, &eval, &cfg), r.effort.item(), t));
+        rows.push((
+            name.to_string(),
+            r.loss.item(),
+            final_distance_cm(&arm, c, &eval, &cfg),
+            r.effort.item(),
+            t,
+        ));
         let _ = r.distance;
     }
     let report = RobotReport { rows };
@@ -336,7 +354,15 @@ pub fn run(common: &Common) -> Result<(RunDir, RobotReport), String> {
         &report
             .rows
             .iter()
-            .map(|r| vec![r.0.clone(), format!("{:.5}", r.1), format!("{:.2}", r.2), format!("{:.4}", r.3), format!("{:.1}", r.4)])
+            .map(|r| {
+                vec![
+                    r.0.clone(),
+                    format!("{:.5}", r.1),
+                    format!("{:.2}", r.2),
+                    format!("{:.4}", r.3),
+                    format!("{:.1}", r.4),
+                ]
+            })
             .collect::<Vec<_>>(),
     );
     dir.write("results.md", &table)?;
@@ -345,7 +371,8 @@ pub fn run(common: &Common) -> Result<(RunDir, RobotReport), String> {
     let mut meta = std::collections::BTreeMap::new();
     meta.insert("demo".to_string(), "robot".to_string());
     meta.insert("seed".to_string(), cfg.seed.to_string());
-    adjoint_nn::checkpoint::save(dir.file("controller.safetensors"), &ctrl, &meta).map_err(|e| e.to_string())?;
+    adjoint_nn::checkpoint::save(dir.file("controller.safetensors"), &ctrl, &meta)
+        .map_err(|e| e.to_string())?;
 
     Chart::new("Robot reaching: held-out loss vs training time")
         .x_label("wall-clock seconds (evaluation excluded)")
@@ -357,7 +384,9 @@ pub fn run(common: &Common) -> Result<(RunDir, RobotReport), String> {
         .map_err(|e| e.to_string())?;
     let paths = rollout(&arm, &ctrl, &eval, &cfg, true).path.expect("recorded");
     let targets = eval.target.to_vec::<f64>();
-    for (plane, (a, b), stem) in [("top view (x, y)", (0, 1), "trajectory_xy"), ("side view (x, z)", (0, 2), "trajectory_xz")] {
+    for (plane, (a, b), stem) in
+        [("top view (x, y)", (0, 1), "trajectory_xy"), ("side view (x, z)", (0, 2), "trajectory_xz")]
+    {
         let mut chart = Chart::new(format!("Wrist paths of the trained controller, {plane}"))
             .x_label(if a == 0 { "x (m)" } else { "" })
             .y_label(if b == 1 { "y (m)" } else { "z (m)" });
@@ -379,7 +408,21 @@ pub fn run(common: &Common) -> Result<(RunDir, RobotReport), String> {
         }
         chart.save(dir.file(stem)).map_err(|e| e.to_string())?;
     }
-    println!("robot: reaching with a Puma 560 ({} joints, {} steps of {} s)\n{table}", cfg.joints, cfg.steps, cfg.dt);
+    println!(
+        "robot: reaching with a Puma 560 ({} joints, {} steps of {} s)\n{table}",
+        cfg.joints, cfg.steps, cfg.dt
+    );
     println!("robot: run folder {}", dir.path.display());
-    Ok((dir, report))
+    let r = &report.rows;
+    let final_metrics = metrics([
+        ("untrained_eval_loss", r[0].1),
+        ("bptt_eval_loss", r[1].1),
+        ("bptt_final_distance_cm", r[1].2),
+        ("bptt_effort", r[1].3),
+        ("cem_eval_loss", r[2].1),
+        ("cem_final_distance_cm", r[2].2),
+        ("cem_effort", r[2].3),
+    ]);
+    let checkpoints = vec![(dir.file("controller.safetensors"), "controller".to_string())];
+    Ok(Outcome { dir, data_files: vec![data_file], epochs, final_metrics, checkpoints })
 }

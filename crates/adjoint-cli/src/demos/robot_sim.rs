@@ -76,7 +76,8 @@ fn field(v: &serde_json::Value, key: &str, link: usize) -> Result<f64, String> {
 }
 
 fn array(v: &serde_json::Value, key: &str, n: usize, link: usize) -> Result<Vec<f64>, String> {
-    let a = v.get(key).and_then(|x| x.as_array()).ok_or_else(|| format!("link {link}: missing array `{key}`"))?;
+    let a =
+        v.get(key).and_then(|x| x.as_array()).ok_or_else(|| format!("link {link}: missing array `{key}`"))?;
     if a.len() != n {
         return Err(format!("link {link}: `{key}` has {} entries, expected {n}", a.len()));
     }
@@ -94,7 +95,11 @@ impl Arm {
             .and_then(|l| l.as_array())
             .ok_or_else(|| format!("{}: no `puma560.links` array", path.display()))?;
         if joints == 0 || joints > links.len() {
-            return Err(format!("{}: asked for {joints} joints, the file has {}", path.display(), links.len()));
+            return Err(format!(
+                "{}: asked for {joints} joints, the file has {}",
+                path.display(),
+                links.len()
+            ));
         }
         let mut out = Vec::new();
         for (i, l) in links.iter().take(joints).enumerate() {
@@ -220,7 +225,8 @@ impl Arm {
                 (Some(wd), None) => wd.clone(),
                 (None, None) => Tensor::full_of(&[b, 3], 0.0, dt),
             };
-            let rigid = |base: &Tensor, d: &Tensor| base + &cross(&wd_new, d) + cross(&w_new, &cross(&w_new, d));
+            let rigid =
+                |base: &Tensor, d: &Tensor| base + &cross(&wd_new, d) + cross(&w_new, &cross(&w_new, d));
             acc = rigid(&acc, &(&k.origin[j + 1] - &k.origin[j]));
             let acc_c = rigid(&acc, &(&k.com[j] - &k.origin[j + 1]));
             forces.push(acc_c * self.links[j].m);

@@ -1,0 +1,95 @@
+//! The `adjoint` binary end to end: each demo in its shortened mode writes a complete run
+//! folder and a signed registry record; the command line reports misuse in one line, exit 2.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn adjoint(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adjoint"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("ADJOINT_KEY")
+        .env_remove("ADJOINT_OUT")
+        .env("ADJOINT_DATA", Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
+        .output()
+        .expect("run adjoint")
+}
+
+fn run_folder(root: &Path, name: &str) -> PathBuf {
+    let found: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{name}-")))
+        .collect();
+    assert_eq!(found.len(), 1, "one {name} run folder in {}", root.display());
+    found[0].clone()
+}
+
+#[test]
+fn every_demo_writes_its_run_folder_and_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("runs");
+    let reg = tmp.path().join("registry");
+    let o = adjoint(
+        tmp.path(),
+        &["demo", "--quick", "--quiet", "--out", out.to_str().unwrap(), "--registry", reg.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
+    let expect: [(&str, &[&str]); 3] = [
+        ("forecast", &["model.safetensors", "forecast_vs_truth.png", "rolling_error.png"]),
+        (
+            "robot",
+            &["controller.safetensors", "learning_curves.png", "trajectory_xy.png", "trajectory_xz.png"],
+        ),
+        (
+            "imaging",
+            &[
+                "pipeline.safetensors",
+                "overlay.png",
+                "digits.safetensors",
+                "filters.json",
+                "training_loss.png",
+            ],
+        ),
+    ];
+    for (name, files) in expect {
+        let dir = run_folder(&out, name);
+        for f in ["config.json", "metrics.jsonl", "results.md", "results.json"].iter().chain(files) {
+            let p = dir.join(f);
+            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 0, "{} missing or empty", p.display());
+        }
+        let png = std::fs::read(dir.join(files[1])).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}: {} is a PNG", files[1]);
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["demo"], name);
+        assert!(stdout.contains(&format!("{name}: recorded as run")), "{name} recorded:\n{stdout}");
+    }
+    let list = adjoint(tmp.path(), &["runs", "list", "--registry", reg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    for name in ["forecast", "robot", "imaging"] {
+        assert!(text.contains(name), "runs list shows {name}:\n{text}");
+    }
+    let verify = adjoint(tmp.path(), &["runs", "verify", "--registry", reg.to_str().unwrap()]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[test]
+fn misuse_gets_one_line_and_exit_code_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&["frobnicate"][..], &["demo", "--bogus"], &["demo", "weather"], &["demo", "--seed", "x"]] {
+        let o = adjoint(tmp.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error:"), "{err}");
+    }
+    let help = adjoint(tmp.path(), &["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for cmd in ["demo", "runs", "keys"] {
+        assert!(text.contains(cmd), "--help lists {cmd}:\n{text}");
+    }
+}
