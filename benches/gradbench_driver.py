@@ -46,6 +46,11 @@ def main():
             error = "tool exited"
             break
         resp = json.loads(rline)
+        try:
+            ev.stdin.write(rline if rline.endswith("\n") else rline + "\n")
+            ev.stdin.flush()
+        except BrokenPipeError:
+            pass
         if log:
             log.write(json.dumps({"response": resp}) + "\n")
         if msg["kind"] == "define" and not resp.get("success"):

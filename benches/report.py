@@ -209,6 +209,57 @@ def vmap_target(res, name, size, t, adj):
     return "(reference)", None
 
 
+TRAIN_TARGET = {"mlp_adam": 1.0, "cnn_sgd_momentum": 1.0, "lstm_adam": 0.7}
+TRAIN_LABELS = {
+    "mlp_adam": "MLP {size}, cross-entropy, Adam",
+    "cnn_sgd_momentum": "CNN {size}, cross-entropy, SGD momentum 0.9",
+    "lstm_adam": "LSTM {size}, linear head on h_T, MSE, Adam",
+}
+
+
+def fmt_mb(v):
+    return "—" if v is None else f"{v:.1f} MB"
+
+
+def train_table(res, summary):
+    """Training steps (issue "nn" performance): adjoint against PyTorch eager, step time, CPU use and
+    peak memory; targets judged on time (each ≤ 1.0× PyTorch, LSTM ≤ 0.7×) and CNN peak memory."""
+    cols = ["workload", "threads", "adjoint step", "PyTorch step", "ratio (adjoint / PyTorch)", "target", "met?",
+            "CPU use adjoint / PyTorch (cores)", "peak RSS growth adjoint / PyTorch",
+            "step transient adjoint / PyTorch"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for name, size, t in res.keys("train"):
+        adj = res.get("adjoint", "train", name, size, t)
+        pt = res.get("torch", "train", name, size, t)
+        lab = TRAIN_LABELS.get(name, name + " {size}").format(size=size)
+        judged = []
+        limit = TRAIN_TARGET.get(name)
+        ratio = "—"
+        if adj and pt:
+            r = adj["sec"] / pt["sec"]
+            ratio = f"{r:.2f}"
+            if limit is not None:
+                judged.append((f"step time ≤ {limit:.1f}× PyTorch's: {r:.2f}×", r <= limit))
+        elif limit is not None:
+            judged.append((f"step time ≤ {limit:.1f}× PyTorch's (a side is missing)", None))
+        if name == "cnn_sgd_momentum":
+            a_mb, p_mb = (adj or {}).get("peak_mb"), (pt or {}).get("peak_mb")
+            if a_mb is not None and p_mb is not None:
+                judged.append((f"peak memory ≤ PyTorch's: {a_mb:.0f} MB vs {p_mb:.0f} MB", a_mb <= p_mb))
+            else:
+                judged.append(("peak memory ≤ PyTorch's (not measured)", None))
+        util = " / ".join("—" if d is None or d.get("cpu_util") is None else f"{d['cpu_util']:.2f}" for d in (adj, pt))
+        peak = " / ".join(fmt_mb((d or {}).get("peak_mb")) for d in (adj, pt))
+        trans = " / ".join(fmt_mb((d or {}).get("step_peak_mb")) for d in (adj, pt))
+        cells = [lab, str(t), cell(adj), cell(pt), ratio, "; ".join(j[0] for j in judged) or "—",
+                 ", ".join(met(j[1]) for j in judged) or "—", util, peak, trans]
+        for tgt, ok in judged:
+            if ok is not None:
+                summary.append((lab, t, tgt, ok))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 LABELS = {
     "mlp_grad_batched": "one batched gradient (mean loss), MLP {size}",
     "mlp_per_example_grads": "per-example gradients `vmap(grad)`, MLP {size}",
@@ -390,6 +441,23 @@ def main():
             "100 pullbacks of one `vjp`.\n"
         )
         L.append(table(res, "vmap", vmap_target, True, False, summary) + "\n")
+    if res.keys("train"):
+        L.append("## Issue \"nn\": training steps\n")
+        L.append(
+            "One full training step — forward, loss, gradient, optimizer update — in f32: adjoint-nn's "
+            "`value_and_grad(loss)(&model)` then `opt.step(&model, &grads)` "
+            "(`crates/adjoint-nn/examples/train_bench.rs`) against PyTorch eager's `zero_grad(set_to_none=True)`, "
+            "forward, `loss.backward()`, `opt.step()` (`peers.py --suite train`, `torch.optim` defaults otherwise). "
+            "Each workload runs in its own process; three warm-up steps, then 7 samples (3 quick) of ≥ 100 ms "
+            "(30 ms quick), median time per step. CPU use is process CPU time / wall time over the timed steps "
+            "(`/proc/self/stat`, `time.process_time`): about 2 means both cores were busy. Memory from "
+            "`/proc/self/status` on both sides: *peak RSS growth* is `VmHWM` at the end minus `VmRSS` just before "
+            "the model and data were built (after the thread pool / `import torch`): parameters, optimizer "
+            "state, data and the largest step's temporaries, allocator caches included as in real use; *step "
+            "transient* is the peak during the timed steps (reset with `/proc/self/clear_refs`) minus the RSS "
+            "when they began.\n"
+        )
+        L.append(train_table(res, summary) + "\n")
     L.append("## Targets at a glance\n")
     n_met = sum(1 for s in summary if s[3])
     L.append(f"{n_met} of {len(summary)} judged targets met.\n")

@@ -3,6 +3,8 @@
 #
 #   benches/run.sh            full suite (about 5-10 minutes on 2 cores, plus the first install)
 #   benches/run.sh --quick    reduced sizes and samples (under 2 minutes once installed)
+#   benches/run.sh --train-only [--quick]
+#                             only the training-step table (adjoint-nn vs PyTorch eager, ~1 minute)
 #
 # Environment: PYTHON (interpreter for the venv, default python3), BENCH_OUT (output markdown,
 # default BENCHMARKS.md), BENCH_SKIP_INSTALL=1 (use the venv as it is).
@@ -12,10 +14,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 QUICK=""
+TRAIN_ONLY=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK="--quick" ;;
-        *) echo "usage: benches/run.sh [--quick]" >&2; exit 2 ;;
+        --train-only) TRAIN_ONLY=1 ;;
+        *) echo "usage: benches/run.sh [--quick] [--train-only]" >&2; exit 2 ;;
     esac
 done
 
@@ -83,8 +87,14 @@ if ! cargo build --release -p adjoint --example bench_suite >&2; then
     loud "BUILD FAILED for adjoint's bench_suite: nothing to compare"
     exit 1
 fi
+echo "== cargo build --release -p adjoint-nn --example train_bench" >&2
+if ! cargo build --release -p adjoint-nn --example train_bench >&2; then
+    loud "BUILD FAILED for adjoint-nn's train_bench: the training table will be missing"
+    FAILED+=("adjoint (build: train_bench)")
+fi
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 BIN="$TARGET_DIR/release/examples/bench_suite"
+TRAIN_BIN="$TARGET_DIR/release/examples/train_bench"
 
 cpu_jiffies() { # "busy idle" jiffies of the whole machine
     local _c u n sy i w irq sirq st _rest
@@ -139,14 +149,16 @@ xla_flags() { # threads -> XLA_FLAGS value
 run_side() { # lib threads suite [extra args...]
     local lib="$1" t="$2" suite="$3"; shift 3
     local pin=(); [[ "$t" == 1 ]] && pin=("${PIN1[@]}")
-    local log="$RUN_DIR/$lib-t$t-$suite.err" tfile="$RUN_DIR/$lib-t$t-$suite.time"
+    local tag="$suite${*:+-$(printf '%s' "$*" | tr -c 'A-Za-z0-9' _)}"
+    local log="$RUN_DIR/$lib-t$t-$tag.err" tfile="$RUN_DIR/$lib-t$t-$tag.time"
     [[ "$lib" == adjoint || ${OK[$lib]} == 1 ]] || return 0
     echo "== $lib, $t thread(s), suite $suite $*" >&2
     local b0 i0 b1 i1
     read -r b0 i0 < <(cpu_jiffies)
     local timer=(); [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -f "%e %U %S" -o "$tfile")
     if [[ "$lib" == adjoint ]]; then
-        env RAYON_NUM_THREADS="$t" "${timer[@]}" "${pin[@]}" "$BIN" --suite "$suite" $QUICK "$@" >>"$RESULTS" 2>"$log"
+        local bin="$BIN"; [[ "$suite" == train ]] && bin="$TRAIN_BIN"
+        env RAYON_NUM_THREADS="$t" "${timer[@]}" "${pin[@]}" "$bin" --suite "$suite" $QUICK "$@" >>"$RESULTS" 2>"$log"
     else
         local unset=()
         [[ "$lib" == numpy ]] && unset=(-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
@@ -173,7 +185,9 @@ run_side() { # lib threads suite [extra args...]
 
 # ---- 4. The runs -------------------------------------------------------------------------------
 START=$(date +%s)
-if [[ -n "$QUICK" ]]; then
+if [[ $TRAIN_ONLY == 1 ]]; then
+    :
+elif [[ -n "$QUICK" ]]; then
     # 1 thread: matmul only (checks that the rayon pool scales); 2 threads: everything, smaller.
     for lib in adjoint numpy torch jax; do run_side "$lib" 1 tensor --only matmul; done
     for lib in adjoint numpy torch jax; do run_side "$lib" 2 all; done
@@ -184,11 +198,16 @@ else
     for lib in adjoint numpy torch jax; do run_side "$lib" 2 transforms; done
     for lib in adjoint torch jax; do run_side "$lib" 2 vmap; done
 fi
+# Training steps (adjoint-nn vs PyTorch eager), 2 threads, one process per workload so that the
+# peak-RSS figures do not mix; the two sides alternate per workload.
+for w in mlp cnn lstm; do
+    for lib in adjoint torch; do run_side "$lib" 2 train --only "$w"; done
+done
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$MACHINE"
 echo "suite wall time: $(( $(date +%s) - START )) s" >>"$MACHINE"
 
 # ---- 5. Report ---------------------------------------------------------------------------------
-CMD="benches/run.sh${QUICK:+ --quick}"
+CMD="benches/run.sh${QUICK:+ --quick}"; [[ $TRAIN_ONLY == 1 ]] && CMD="$CMD --train-only"
 "$PYTHON" benches/report.py "$RESULTS" --machine "$MACHINE" --command "$CMD" \
     --date "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" --log "$RESULTS" \
     --failures "$(printf '%s; ' "${FAILED[@]}" | sed 's/; $//')" ${QUICK:+--quick} --out "$OUT_MD"

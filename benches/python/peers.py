@@ -5,7 +5,11 @@ lines (one object per line on stdout). `benches/run.sh` runs one process per lib
 count, with the thread environment (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS,
 XLA_FLAGS, OMP_PROC_BIND, OMP_PLACES, taskset) set before the library is imported.
 
-    python peers.py --lib numpy|torch|jax --threads N [--quick] [--suite tensor|transforms|vmap|all]
+    python peers.py --lib numpy|torch|jax --threads N [--quick] [--suite tensor|transforms|vmap|all|train]
+
+`--suite train` (PyTorch only, not part of `all`: it runs one workload per process, chosen with
+`--only mlp|cnn|lstm`, so that peak-RSS figures do not mix) times full training steps; see
+`torch_train` and `crates/adjoint-nn/examples/train_bench.rs`.
 
 Timing is the same as the Rust side: two warm-up calls, then `samples` samples of `inner`
 calls each (a sample lasts at least 10 ms, 2 ms in quick mode); the reported `sec` is the
@@ -354,6 +358,126 @@ def torch_vmap(cfg):
 
 
 # ----------------------------------------------------------------------------------------------
+# Training steps (PyTorch eager), the workloads of crates/adjoint-nn/examples/train_bench.rs
+# ----------------------------------------------------------------------------------------------
+def _status_kb(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _mb(kb):
+    return None if kb is None else round(kb / 1024.0, 1)
+
+
+def torch_train(cfg):
+    """Same timing and memory procedure as train_bench.rs: three warm-up steps, samples of at
+    least 100 ms (30 ms quick), median time per step; peak RSS (VmHWM) minus the RSS before the
+    model was built, and the peak during the timed steps minus the RSS when they started."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    def run(name, size, base_kb, step):
+        samples, min_sample = (3, 0.030) if cfg.quick else (7, 0.100)
+        one, loss = float("inf"), 0.0
+        for _ in range(3):
+            t0 = time.perf_counter()
+            loss = step()
+            one = min(one, time.perf_counter() - t0)
+        inner = int(min(max(-(-min_sample // max(one, 1e-9)), 1), 100_000))
+        steady = _status_kb("VmRSS:")
+        reset = _reset_peak()
+        gc_was = gc.isenabled()
+        gc.disable()
+        per = []
+        c0, w0 = time.process_time(), time.perf_counter()
+        try:
+            for _ in range(samples):
+                t0 = time.perf_counter()
+                for _ in range(inner):
+                    loss = step()
+                per.append((time.perf_counter() - t0) / inner)
+        finally:
+            if gc_was:
+                gc.enable()
+        util = (time.process_time() - c0) / (time.perf_counter() - w0)
+        per.sort()
+        hwm = _status_kb("VmHWM:")
+        emit(cfg, "train", name, size, per[len(per) // 2], inner * samples,
+             cpu_util=round(util, 3),
+             peak_mb=_mb(hwm - base_kb) if hwm is not None and base_kb is not None else None,
+             step_peak_mb=_mb(hwm - steady) if hwm is not None and steady is not None and reset else None,
+             rss_mb=_mb(hwm), loss=loss, num_threads=torch.get_num_threads())
+
+    def labels(n):
+        return (torch.arange(n) * 7) % 10
+
+    def train_loop(model, opt, x, loss_fn):
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x))
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        return step
+
+    torch.zeros(1).sum()  # thread pools up before the baseline RSS, as on the Rust side
+    if cfg.want("mlp"):
+        base = _status_kb("VmRSS:")
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+        x, y = torch.randn(128, 784), labels(128)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        run("mlp_adam", "784-512-512-10, batch 128", base, train_loop(model, opt, x, lambda o: F.cross_entropy(o, y)))
+    if cfg.want("cnn"):
+        base = _status_kb("VmRSS:")
+        torch.manual_seed(1)
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
+        x, y = torch.randn(64, 1, 28, 28), labels(64)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        run("cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear", base,
+            train_loop(model, opt, x, lambda o: F.cross_entropy(o, y)))
+    if cfg.want("lstm"):
+        base = _status_kb("VmRSS:")
+        torch.manual_seed(2)
+
+        class LstmHead(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(8, 128, batch_first=True)
+                self.head = nn.Linear(128, 1)
+
+            def forward(self, x):
+                _, (h, _) = self.lstm(x)
+                return self.head(h[-1])
+
+        model = LstmHead()
+        x, y = torch.randn(32, 64, 8), torch.randn(32, 1)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        run("lstm_adam", "in 8, hidden 128, seq 64, batch 32", base, train_loop(model, opt, x, lambda o: F.mse_loss(o, y)))
+
+
+# ----------------------------------------------------------------------------------------------
 # JAX
 # ----------------------------------------------------------------------------------------------
 def jax_setup(cfg):
@@ -545,7 +669,7 @@ def main():
     ap.add_argument("--lib", required=True, choices=["numpy", "torch", "jax"])
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--suite", default="all", choices=["all", "tensor", "transforms", "vmap"])
+    ap.add_argument("--suite", default="all", choices=["all", "tensor", "transforms", "vmap", "train"])
     ap.add_argument("--only", default=None)
     cfg = Cfg(ap.parse_args())
     tensor = cfg.suite in ("all", "tensor")
@@ -565,6 +689,8 @@ def main():
             torch_transforms(cfg)
         if vm:
             torch_vmap(cfg)
+        if cfg.suite == "train":
+            torch_train(cfg)
     else:
         jax_setup(cfg)
         if tensor:

@@ -23,8 +23,8 @@ fn forward_nan_names_primitive_shapes_stats_and_line() {
     let msg = a.to_string();
     assert!(msg.starts_with("adjoint anomaly: `sqrt` produced NaN in the forward pass"), "{msg}");
     assert!(msg.contains(&format!("{}:{line}:", file!())), "{msg}");
-    assert!(msg.contains("input 0: shape [3], f32, finite min -2e0, max 8e0, 0 NaN, 0 +inf, 0 -inf"), "{msg}");
-    assert!(msg.contains("output: shape [3], f32, finite min"), "{msg}");
+    assert!(msg.contains("input 0: shape [3], float32, finite min -2e0, max 8e0, 0 NaN, 0 +inf, 0 -inf"), "{msg}");
+    assert!(msg.contains("output: shape [3], float32, finite min"), "{msg}");
 }
 
 #[test]

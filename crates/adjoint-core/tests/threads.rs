@@ -30,7 +30,7 @@ fn job(seed: u64) -> Job {
 fn loss(p: &Vec<Tensor>, x: &Tensor, y: &Tensor) -> Tensor {
     let h = (x.matmul(&p[0]) + &p[1]).tanh();
     let o = h.matmul(&p[2]) + &p[3];
-    let d = o - y;
+    let d = &o - y;
     (&d * &d).mean() + o.log_softmax(1).sum() * 0.01
 }
 

@@ -210,6 +210,7 @@ macro_rules! scalar_ops {
         impl<$($gen)*> ::std::ops::Div<$s> for $ty {
             type Output = Self;
             #[inline]
+            #[allow(clippy::suspicious_arithmetic_impl)]
             fn div(self, o: $s) -> Self { let r = o.recip(); self.chain(self.re() * r, r) }
         }
     };

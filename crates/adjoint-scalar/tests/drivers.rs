@@ -48,8 +48,8 @@ fn ring_jacobian(m: usize, x: &[f64]) -> Matrix {
         j.data[i * n + i] += x[(i + 1) % n];
         j.data[i * n + (i + 1) % n] += x[i];
     }
-    for k in 0..n {
-        j.data[(rows - 1) * n + k] = x[k].cos();
+    for (k, v) in x.iter().enumerate() {
+        j.data[(rows - 1) * n + k] = v.cos();
     }
     j
 }

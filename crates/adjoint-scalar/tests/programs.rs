@@ -34,7 +34,7 @@ fn bisect<T: Real>(a: T) -> T {
 fn rpow<T: Real>(x: T, n: u32) -> T {
     match n {
         0 => T::one(),
-        _ if n % 2 == 0 => {
+        _ if n.is_multiple_of(2) => {
             let h = rpow(x, n / 2);
             h * h
         }

@@ -8,7 +8,7 @@ use crate::dtype::{DType, Element};
 use crate::ensure;
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::{numel, Layout, Shape};
-use crate::storage::Storage;
+use crate::storage::{filled, Storage};
 
 /// An n-dimensional array: a shared [`Storage`] plus a [`Layout`].
 ///
@@ -76,10 +76,10 @@ impl Array {
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Array {
         let n = numel(shape);
         let storage = match dtype {
-            DType::F32 => Storage::F32(vec![value as f32; n]),
-            DType::F64 => Storage::F64(vec![value; n]),
-            DType::I64 => Storage::I64(vec![value as i64; n]),
-            DType::Bool => Storage::Bool(vec![value != 0.0; n]),
+            DType::F32 => Storage::F32(filled(n, value as f32)),
+            DType::F64 => Storage::F64(filled(n, value)),
+            DType::I64 => Storage::I64(filled(n, value as i64)),
+            DType::Bool => Storage::Bool(filled(n, value != 0.0)),
         };
         Array { storage: Arc::new(storage), layout: Layout::contiguous(shape) }
     }

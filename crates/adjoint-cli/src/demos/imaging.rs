@@ -435,7 +435,9 @@ pub fn run(common: &Common) -> Result<Outcome, String> {
     adjoint_nn::checkpoint::save(dir.file("pipeline.safetensors"), &pipeline, &meta)
         .map_err(|e| e.to_string())?;
 
-    let tile = 5.min(val_idx.len() - 1);
+    // Show the validation tile with the most nuclei.
+    let fg_per_tile = yv.sum_axes(&[1, 2, 3], false).to_vec::<f32>();
+    let tile = (0..fg_per_tile.len()).max_by(|&a, &b| fg_per_tile[a].total_cmp(&fg_per_tile[b])).unwrap_or(0);
     let n = TILE * TILE;
     overlay_png(
         &dir.file("overlay.png"),

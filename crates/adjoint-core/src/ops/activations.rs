@@ -3,7 +3,8 @@
 //! Stable formulations used (each tested at ±1e4 in f32):
 //! - `softplus(x) = x + log1p(exp(-x))` for `x > 0`, `log1p(exp(x))` otherwise (double where):
 //!   no overflow, linear branch for large `x`, derivative `σ(x)` (½ at 0);
-//! - `log_softmax(x) = x - logsumexp(x)` with a stopped max (see [`Tensor::logsumexp`]);
+//! - `log_softmax(x) = (x - m) - log Σ exp(x - m)` and `softmax = exp(x - m) / Σ exp(x - m)`
+//!   with `m` the stopped max (as in [`Tensor::logsumexp`]);
 //! - `sigmoid` is a primitive evaluated as `1/(1+e^{-x})` or `e^x/(1+e^x)` by sign;
 //! - `xlogy(x, y) = 0` where `x = 0`, via the where-safe pattern (both branches safe);
 //! - `norm(x)` has subgradient 0 at 0, again where-safe.
@@ -11,6 +12,7 @@
 use adjoint_tensor::DType;
 
 use crate::tensor::Tensor;
+use crate::transforms::stop_gradient;
 
 impl Tensor {
     /// `max(x, 0)`; derivative 0 at 0 (as PyTorch).
@@ -66,16 +68,34 @@ impl Tensor {
         self * (inner.tanh() + 1.0) * 0.5
     }
 
-    /// Softmax along `axis`.
+    /// Softmax along `axis`: `exp(x − m) / Σ exp(x − m)` with `m` the stopped max.
     #[track_caller]
     pub fn softmax(&self, axis: usize) -> Tensor {
-        self.log_softmax(axis).exp()
+        let e = self.max_shifted(axis).exp();
+        &e / e.sum_axes(&[axis], true)
     }
 
-    /// Log-softmax along `axis`, stable.
+    /// Log-softmax along `axis`, stable: `(x − m) − log Σ exp(x − m)` with `m` the stopped max.
+    /// (Not `x − logsumexp(x)`: in `f32` that loses the digits of the result to the magnitude of
+    /// `x`, e.g. 2e-4 at `x = 1e4`; subtracting the max first keeps it exact.)
     #[track_caller]
     pub fn log_softmax(&self, axis: usize) -> Tensor {
-        self - self.logsumexp(&[axis], true)
+        let z = self.max_shifted(axis);
+        &z - z.exp().sum_axes(&[axis], true).log()
+    }
+
+    /// `x − stop_gradient(max x)` along `axis` (0 where the max is not finite): the shift that
+    /// keeps `exp` from overflowing. Softmax is invariant to it, so stopping its gradient is
+    /// exact and keeps the max's tie-breaking out of the derivative.
+    #[track_caller]
+    fn max_shifted(&self, axis: usize) -> Tensor {
+        if self.shape().get(axis) == Some(&0) {
+            return self.clone();
+        }
+        let m = stop_gradient(&self.max_axes(&[axis], true));
+        let finite = m.abs().lt_scalar(f64::INFINITY);
+        let m = Tensor::select(&finite, &m, &Tensor::scalar_of(0.0, m.dtype()));
+        self - m
     }
 
     /// `x·log(y)`, defined as 0 where `x = 0` (also its derivative stays finite there).

@@ -5,7 +5,7 @@
 //! `i, k` is one matrix product `X · [Q₁ᵀ … Q_Kᵀ]` minus `μₖ Qₖᵀ` — an `n·K·d²` GEMM instead
 //! of `n·K` small triangular products. Reverse mode differentiates it (two more GEMMs).
 
-use adjoint_core::{value_and_grad, Tensor};
+use adjoint_core::{value_and_grad, DType, Tensor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -89,7 +89,7 @@ pub fn objective(c: &Consts, params: &(Tensor, Tensor, Tensor, Tensor)) -> Tenso
     let (d, k, n) = (c.d, c.k, c.n);
     let qdiag = q.exp();
     let sum_q = q.sum_axes(&[1], false);
-    let packed = Tensor::concat(&[&qdiag, l, &Tensor::zeros(&[k, 1])], 1);
+    let packed = Tensor::concat(&[&qdiag, l, &Tensor::full_of(&[k, 1], 0.0, DType::F64)], 1);
     let qmat = packed.index_select(1, &c.q_index).reshape(&[k, d, d]);
     // (x_i - mu_k) Q_k^T for all i, k: [n, k*d]
     let w = qmat.reshape(&[k * d, d]).t();
@@ -134,7 +134,7 @@ fn prepare(inp: &Input) -> Result<Prepared, String> {
     let x = rows_to_tensor(&inp.x, n, d, "x")?;
     let mu = rows_to_tensor(&inp.mu, k, d, "mu")?;
     let q = rows_to_tensor(&inp.q, k, d, "q")?;
-    let l = if ld == 0 { Tensor::zeros(&[k, 0]) } else { rows_to_tensor(&inp.l, k, ld, "l")? };
+    let l = if ld == 0 { Tensor::full_of(&[k, 0], 0.0, DType::F64) } else { rows_to_tensor(&inp.l, k, ld, "l")? };
     let alpha = tensor(&inp.alpha, &[k]);
     Ok((Consts::new(d, k, n, inp.m as f64, inp.gamma, x), (alpha, mu, q, l)))
 }

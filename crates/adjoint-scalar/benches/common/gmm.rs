@@ -87,6 +87,7 @@ fn ln_gamma(x: f64) -> f64 {
 }
 
 /// ADBench's π constant (defs.h), deliberately not the exact value.
+#[allow(clippy::approx_constant)]
 const PI_ADBENCH: f64 = 3.14159265359;
 
 fn log_sum_exp<T: Real>(v: &[T]) -> T {
@@ -134,6 +135,7 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
                 lx[j] = qd[j] * xc[j];
             }
             let mut idx = 0;
+            #[allow(clippy::needless_range_loop)]
             for col in 0..d {
                 for row in col + 1..d {
                     lx[row] += l[idx] * xc[col];

@@ -29,6 +29,7 @@ use crate::dtype::{DType, FloatElement};
 use crate::ensure;
 use crate::error::{OrFail, Result};
 use crate::ops::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef, GEMM_PAR_WORK};
+use crate::storage::filled;
 
 /// Hyper-parameters of [`Array::conv2d`], as PyTorch's `conv2d` (`[height, width]` order).
 ///
@@ -402,7 +403,7 @@ fn for_each_image<T: FloatElement>(
 
 fn forward<T: FloatElement>(g: &Geom, x: &[T], wt: &[T]) -> Vec<T> {
     let (og, ck, l, cghw) = (g.og(), g.ck(), g.l(), g.cg() * g.hw());
-    let mut out = vec![T::zero(); g.n * g.o * l];
+    let mut out = filled(g.n * g.o * l, T::zero());
     for_each_image(g, &mut out, g.o * l, |col, i, out_i, par| {
         let x_i = &x[i * g.c * g.hw()..(i + 1) * g.c * g.hw()];
         for gi in 0..g.groups {
@@ -428,7 +429,7 @@ fn forward<T: FloatElement>(g: &Geom, x: &[T], wt: &[T]) -> Vec<T> {
 
 fn input_grad<T: FloatElement>(g: &Geom, gout: &[T], wt: &[T]) -> Vec<T> {
     let (og, ck, l, cghw) = (g.og(), g.ck(), g.l(), g.cg() * g.hw());
-    let mut dx = vec![T::zero(); g.n * g.c * g.hw()];
+    let mut dx = filled(g.n * g.c * g.hw(), T::zero());
     for_each_image(g, &mut dx, g.c * g.hw(), |col, i, dx_i, par| {
         for gi in 0..g.groups {
             let dx_g = &mut dx_i[gi * cghw..(gi + 1) * cghw];

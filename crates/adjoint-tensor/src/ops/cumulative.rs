@@ -16,6 +16,7 @@ use crate::dtype::DType;
 use crate::error::{OrFail, Result};
 use crate::ops::reduce::{Combine, Num, ProdC, SumC};
 use crate::ops::PAR_THRESHOLD;
+use crate::storage::filled;
 
 fn scan_block<T: Num, C: Combine>(out: &mut [T], src: &[T], k: usize, q: usize) {
     if q == 1 {
@@ -43,7 +44,7 @@ fn scan_typed<T: Num, C: Combine>(a: &Array, axis: usize) -> Array {
     let src = a.as_slice::<T>().expect("contiguous");
     let (k, q) = (shape[axis], shape[axis + 1..].iter().product::<usize>());
     let block = k * q;
-    let mut out = vec![C::identity::<T>(); n];
+    let mut out = filled(n, C::identity::<T>());
     if n > 0 {
         if n >= PAR_THRESHOLD {
             out.par_chunks_mut(block)

@@ -22,6 +22,7 @@ use crate::dtype::{DType, FloatElement};
 use crate::ensure;
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::{broadcast_shapes, Layout, Shape};
+use crate::storage::filled;
 
 /// Work (`m·n·k` multiply-adds) from which one product is worth splitting across threads.
 pub(crate) const GEMM_PAR_WORK: usize = 64 * 64 * 64;
@@ -259,7 +260,7 @@ impl Array {
 fn matmul_float<T: FloatElement>(a: &Array, b: &Array, p: &Plan) -> Vec<T> {
     let (m, n, k) = (p.m, p.n, p.k);
     let mn = m * n;
-    let mut out = vec![T::zero(); p.offsets.len() * mn];
+    let mut out = filled(p.offsets.len() * mn, T::zero());
     if mn == 0 || k == 0 {
         return out;
     }
@@ -293,7 +294,7 @@ fn matmul_float<T: FloatElement>(a: &Array, b: &Array, p: &Plan) -> Vec<T> {
 
 fn matmul_int(a: &Array, b: &Array, p: &Plan) -> Vec<i64> {
     let (m, n, k) = (p.m, p.n, p.k);
-    let mut out = vec![0i64; p.offsets.len() * m * n];
+    let mut out = filled(p.offsets.len() * m * n, 0i64);
     if m * n == 0 {
         return out;
     }

@@ -23,6 +23,7 @@ use crate::dtype::{DType, FloatElement};
 use crate::ensure;
 use crate::error::{OrFail, Result, TensorError};
 use crate::ops::PAR_THRESHOLD;
+use crate::storage::filled;
 
 /// Window of a 2-D pooling (`[height, width]` order), as PyTorch's `max_pool2d`/`avg_pool2d`.
 ///
@@ -182,8 +183,8 @@ fn planes<T: Send>(out: &mut [T], plane: usize, parallel: bool, f: impl Fn(usize
 
 fn max_kernel<T: FloatElement>(g: &Geom, x: &[T]) -> (Vec<T>, Vec<i64>) {
     let (ip, op) = (g.in_plane(), g.out_plane());
-    let mut out = vec![T::zero(); g.n * g.c * op];
-    let mut idx = vec![0i64; out.len()];
+    let mut out = filled(g.n * g.c * op, T::zero());
+    let mut idx = filled(out.len(), 0i64);
     let body = |i: usize, (o, ix): (&mut [T], &mut [i64])| {
         let plane = &x[i * ip..(i + 1) * ip];
         for oh in 0..g.oh {
@@ -218,7 +219,7 @@ fn max_kernel<T: FloatElement>(g: &Geom, x: &[T]) -> (Vec<T>, Vec<i64>) {
 
 fn avg_kernel<T: FloatElement>(g: &Geom, x: &[T], include_pad: bool) -> Vec<T> {
     let (ip, op) = (g.in_plane(), g.out_plane());
-    let mut out = vec![T::zero(); g.n * g.c * op];
+    let mut out = filled(g.n * g.c * op, T::zero());
     planes(&mut out, op, g.parallel(), |i, o| {
         let plane = &x[i * ip..(i + 1) * ip];
         for oh in 0..g.oh {
@@ -240,7 +241,7 @@ fn avg_kernel<T: FloatElement>(g: &Geom, x: &[T], include_pad: bool) -> Vec<T> {
 
 fn avg_backward_kernel<T: FloatElement>(g: &Geom, gout: &[T], include_pad: bool) -> Vec<T> {
     let (ip, op) = (g.in_plane(), g.out_plane());
-    let mut dx = vec![T::zero(); g.n * g.c * ip];
+    let mut dx = filled(g.n * g.c * ip, T::zero());
     planes(&mut dx, ip, g.parallel(), |i, d| {
         let go = &gout[i * op..(i + 1) * op];
         for oh in 0..g.oh {
@@ -260,7 +261,7 @@ fn avg_backward_kernel<T: FloatElement>(g: &Geom, gout: &[T], include_pad: bool)
 }
 
 fn max_backward_kernel<T: FloatElement>(gout: &[T], idx: &[i64], planes_n: usize, ip: usize) -> Vec<T> {
-    let mut dx = vec![T::zero(); planes_n * ip];
+    let mut dx = filled(planes_n * ip, T::zero());
     let op = gout.len().checked_div(planes_n).unwrap_or(0);
     planes(&mut dx, ip, gout.len() >= PAR_THRESHOLD, |i, d| {
         for (&gv, &j) in gout[i * op..(i + 1) * op].iter().zip(&idx[i * op..(i + 1) * op]) {

@@ -31,6 +31,7 @@ use crate::layout::Layout;
 use crate::ops::binary::{max_nan, min_nan};
 use crate::ops::unary::{dispatch_avx2, map1};
 use crate::ops::PAR_THRESHOLD;
+use crate::storage::filled;
 
 /// Columns accumulated by one task of a column reduction (a multiple of the SIMD width).
 pub(crate) const COL_BLOCK: usize = 2048;
@@ -320,7 +321,7 @@ fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
             }
         }
         Plan::Cols { off, p, sp, k, sk, q } => {
-            let mut out = vec![C::identity::<T>(); p * q];
+            let mut out = filled(p * q, C::identity::<T>());
             if out.is_empty() {
                 return out;
             }

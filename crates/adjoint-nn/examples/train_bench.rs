@@ -1,0 +1,228 @@
+//! Training-step benchmarks, adjoint's half (issue 5, "Performance"). Prints one JSON object per
+//! line on stdout; `benches/python/peers.py --suite train` prints the same lines for PyTorch
+//! eager and `benches/report.py` puts both side by side in `BENCHMARKS.md`. Run everything with
+//! `benches/run.sh` (or `benches/run.sh --train-only`).
+//!
+//! ```text
+//! RAYON_NUM_THREADS=2 cargo run --release -p adjoint-nn --example train_bench -- [--quick] [--only mlp|cnn|lstm]
+//! ```
+//!
+//! Workloads (f32), each a full step — forward, loss, gradient, optimizer update:
+//! - `mlp`: 784-512-512-10, ReLU, batch 128, cross-entropy, Adam (lr 1e-3).
+//! - `cnn`: `[64, 1, 28, 28]` → conv3x3 1→32 (padding 1), ReLU, maxpool 2 → conv3x3 32→64
+//!   (padding 1), ReLU, maxpool 2 → flatten 3136 → linear 128, ReLU → linear 10;
+//!   cross-entropy, SGD momentum 0.9 (lr 0.01).
+//! - `lstm`: LSTM input 8, hidden 128, sequence 64, batch 32, linear head on the last hidden
+//!   state, MSE, Adam (lr 1e-3).
+//!
+//! Timing: three warm-up steps, then `samples` samples of `inner` steps (a sample lasts at least
+//! 100 ms, 30 ms with `--quick`); `sec` is the median over samples of the time per step — the
+//! procedure `peers.py` uses too.
+//!
+//! Memory, measured the same way on both sides from the kernel's view of the process
+//! (`/proc/self/status`), so allocator caches count as they would in production:
+//! - `peak_mb`: peak RSS (`VmHWM`) over the whole run minus the RSS just before the model and
+//!   data were built (after the thread pool — or `import torch` — was up): parameters,
+//!   optimizer state, data, and the largest step's temporaries.
+//! - `step_peak_mb`: after warm-up the peak is reset (`echo 5 > /proc/self/clear_refs`); the
+//!   peak RSS during the timed steps minus the RSS at that moment: a step's transient memory
+//!   beyond what the process already holds.
+//!
+//! CPU use: `cpu_util` is (user + system CPU time of the process) / wall time over the timed
+//! steps, from `/proc/self/stat`; with 2 threads a pool that really runs on both cores shows
+//! close to 2.0.
+
+use std::fs;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use adjoint_core::{value_and_grad, Tensor};
+use adjoint_nn::layers::{Conv2d, Flatten, Linear, Lstm, MaxPool2d, Module, Relu};
+use adjoint_nn::loss::{cross_entropy, mse, CrossEntropy, Reduction};
+use adjoint_nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use adjoint_tensor::random::{normal, Key};
+use adjoint_tensor::DType;
+
+struct Cfg {
+    quick: bool,
+    only: Option<String>,
+}
+
+impl Cfg {
+    fn want(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| name.contains(o))
+    }
+}
+
+/// A field of `/proc/self/status` in kB (`None` off Linux).
+fn status_kb(field: &str) -> Option<f64> {
+    let s = fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reset the peak-RSS counter to the current RSS (Linux ≥ 4.0).
+fn reset_peak() -> bool {
+    fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// User + system CPU seconds of the whole process (all threads), from `/proc/self/stat`
+/// (clock ticks of 1/100 s, the value of `CLK_TCK` on Linux).
+fn cpu_seconds() -> Option<f64> {
+    let s = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (u, sy): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    Some((u + sy) / 100.0)
+}
+
+fn mb(kb: Option<f64>) -> String {
+    kb.map_or("null".into(), |v| format!("{:.1}", v / 1024.0))
+}
+
+/// Time `step` and print one result line. `base_kb` is the RSS before the model was built.
+fn run(cfg: &Cfg, name: &str, size: &str, base_kb: Option<f64>, mut step: impl FnMut() -> f64) {
+    let (samples, min_sample) =
+        if cfg.quick { (3, Duration::from_millis(30)) } else { (7, Duration::from_millis(100)) };
+    let mut one = Duration::MAX;
+    let mut loss = 0.0;
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        loss = black_box(step());
+        one = one.min(t0.elapsed());
+    }
+    let inner = ((min_sample.as_secs_f64() / one.as_secs_f64().max(1e-9)).ceil() as usize).clamp(1, 100_000);
+    let steady_kb = status_kb("VmRSS:");
+    let reset = reset_peak();
+    let (c0, w0) = (cpu_seconds(), Instant::now());
+    let mut per = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t0 = Instant::now();
+        for _ in 0..inner {
+            loss = black_box(step());
+        }
+        per.push(t0.elapsed().as_secs_f64() / inner as f64);
+    }
+    let wall = w0.elapsed().as_secs_f64();
+    let util = match (c0, cpu_seconds()) {
+        (Some(a), Some(b)) => format!("{:.3}", (b - a) / wall),
+        _ => "null".into(),
+    };
+    per.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let hwm = status_kb("VmHWM:");
+    let peak = match (hwm, base_kb) {
+        (Some(h), Some(b)) => Some(h - b),
+        _ => None,
+    };
+    let step_peak = match (hwm, steady_kb, reset) {
+        (Some(h), Some(s), true) => Some(h - s),
+        _ => None,
+    };
+    println!(
+        "{{\"lib\":\"adjoint\",\"suite\":\"train\",\"name\":\"{name}\",\"size\":\"{size}\",\"threads\":{},\
+         \"pool_threads\":{},\"sec\":{:.9e},\"reps\":{},\"metric\":null,\"value\":null,\"cpu_util\":{util},\
+         \"peak_mb\":{},\"step_peak_mb\":{},\"rss_mb\":{},\"loss\":{loss:.6}}}",
+        std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0),
+        rayon::current_num_threads(),
+        per[per.len() / 2],
+        inner * samples,
+        mb(peak),
+        mb(step_peak),
+        mb(hwm),
+    );
+}
+
+fn randn(key: &Key, shape: &[usize]) -> Tensor {
+    Tensor::from_array(normal(key, shape, DType::F32))
+}
+
+/// Class labels `(7 i) mod 10`, as the vmap suite uses.
+fn labels(n: usize) -> Tensor {
+    Tensor::from_vec((0..n as i64).map(|i| (7 * i) % 10).collect::<Vec<i64>>(), &[n])
+}
+
+fn mlp(cfg: &Cfg) {
+    let base = status_kb("VmRSS:");
+    let k = Key::new(0).split(4);
+    let mut model =
+        (Linear::new(784, 512, &k[0]), Relu, Linear::new(512, 512, &k[1]), Relu, Linear::new(512, 10, &k[2]));
+    let x = randn(&k[3], &[128, 784]);
+    let y = labels(128);
+    let ce = CrossEntropy::default();
+    let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
+    run(cfg, "mlp_adam", "784-512-512-10, batch 128", base, || {
+        let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
+        model = opt.step(&model, &g);
+        loss.item()
+    });
+}
+
+fn cnn(cfg: &Cfg) {
+    let base = status_kb("VmRSS:");
+    let k = Key::new(1).split(5);
+    let conv = |i, o, key| Conv2d::config(i, o, [3, 3]).padding([1, 1]).init(key);
+    let mut model = (
+        (conv(1, 32, &k[0]), Relu, MaxPool2d::new([2, 2])),
+        (conv(32, 64, &k[1]), Relu, MaxPool2d::new([2, 2])),
+        Flatten::default(),
+        (Linear::new(3136, 128, &k[2]), Relu, Linear::new(128, 10, &k[3])),
+    );
+    let x = randn(&k[4], &[64, 1, 28, 28]);
+    let y = labels(64);
+    let ce = CrossEntropy::default();
+    let mut opt = Sgd::new(&model, SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() });
+    run(cfg, "cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear", base, || {
+        let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
+        model = opt.step(&model, &g);
+        loss.item()
+    });
+}
+
+fn lstm(cfg: &Cfg) {
+    let base = status_kb("VmRSS:");
+    let k = Key::new(2).split(4);
+    let mut model = (Lstm::new(8, 128, &k[0]), Linear::new(128, 1, &k[1]));
+    let x = randn(&k[2], &[32, 64, 8]);
+    let y = randn(&k[3], &[32, 1]);
+    let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
+    let loss_fn = |m: &(Lstm, Linear)| {
+        let (_, (h, _)) = m.0.forward_state(&x, None);
+        mse(&m.1.forward(&h.reshape(&[32, 128])), &y, Reduction::Mean)
+    };
+    run(cfg, "lstm_adam", "in 8, hidden 128, seq 64, batch 32", base, || {
+        let (loss, g) = value_and_grad(loss_fn)(&model);
+        model = opt.step(&model, &g);
+        loss.item()
+    });
+}
+
+fn main() {
+    let mut cfg = Cfg { quick: false, only: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => cfg.quick = true,
+            "--only" => cfg.only = args.next(),
+            // Accepted for symmetry with bench_suite / peers.py.
+            "--suite" => {
+                args.next();
+            }
+            other => {
+                eprintln!("train_bench: unknown argument {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+    // Bring the rayon pool up before the baseline RSS is read (as `import torch` precedes it).
+    rayon::broadcast(|_| ());
+    if cfg.want("mlp") {
+        mlp(&cfg);
+    }
+    if cfg.want("cnn") {
+        cnn(&cfg);
+    }
+    if cfg.want("lstm") {
+        lstm(&cfg);
+    }
+}
