@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let limits = PgmLimits { max_pixels: 1 << 20, max_bytes: 1 << 24 };
     if let Ok(img) = decode_pgm(data, "fuzz.pgm", &limits) {
-        let again = decode_pgm(&encode_pgm(&img), "re-encoded.pgm", &limits).expect("re-encoded image decodes");
+        let again =
+            decode_pgm(&encode_pgm(&img), "re-encoded.pgm", &limits).expect("re-encoded image decodes");
         assert_eq!(again, img);
         let _ = img.to_tensor();
     }

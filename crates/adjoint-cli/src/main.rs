@@ -78,10 +78,13 @@ struct DemoArgs {
     no_record: bool,
 }
 
+/// A demo's entry point.
+type DemoFn = fn(&Common) -> Result<Outcome, String>;
+
 /// Run one demo and record it (configuration, data fingerprints, metrics, checkpoints) in the
 /// registry, signed.
 fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> Result<(), String> {
-    let (config, run): (serde_json::Value, fn(&Common) -> Result<Outcome, String>) = match name {
+    let (config, run): (serde_json::Value, DemoFn) = match name {
         DemoName::Forecast => (demos::forecast::config(common), demos::forecast::run),
         DemoName::Robot => (demos::robot::config(common), demos::robot::run),
         DemoName::Imaging => (demos::imaging::config(common), demos::imaging::run),

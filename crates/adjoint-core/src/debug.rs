@@ -125,6 +125,8 @@ pub fn anomaly_enabled() -> bool {
 /// assert_eq!(report.primitive, "mul");
 /// assert_eq!(report.output.pos_inf, 2);
 /// ```
+// The report is large, but it is returned once, on the way to a diagnosis: no need to box it.
+#[allow(clippy::result_large_err)]
 pub fn detect_anomaly<R>(f: impl FnOnce() -> R) -> Result<R, Anomaly> {
     struct Scope;
     impl Drop for Scope {

@@ -1,6 +1,8 @@
 //! Anomaly mode: each kind of report (forward, backward rule, JVP rule, vmap), its source line,
 //! its statistics, what is *not* reported, clean unwinding, and the environment variable.
 
+#![allow(clippy::result_large_err)] // `Anomaly` reports are returned by value on purpose
+
 use adjoint_core::debug::{self, Phase};
 use adjoint_core::{grad, jvp, vmap, Tensor};
 
@@ -23,7 +25,10 @@ fn forward_nan_names_primitive_shapes_stats_and_line() {
     let msg = a.to_string();
     assert!(msg.starts_with("adjoint anomaly: `sqrt` produced NaN in the forward pass"), "{msg}");
     assert!(msg.contains(&format!("{}:{line}:", file!())), "{msg}");
-    assert!(msg.contains("input 0: shape [3], float32, finite min -2e0, max 8e0, 0 NaN, 0 +inf, 0 -inf"), "{msg}");
+    assert!(
+        msg.contains("input 0: shape [3], float32, finite min -2e0, max 8e0, 0 NaN, 0 +inf, 0 -inf"),
+        "{msg}"
+    );
     assert!(msg.contains("output: shape [3], float32, finite min"), "{msg}");
 }
 

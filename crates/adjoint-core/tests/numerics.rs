@@ -47,7 +47,8 @@ fn sigmoid64(x: f64) -> f64 {
 fn softplus_linear_branch_and_derivative_at_zero() {
     let xs = extremes();
     let (v, g, h) = value_grad_hess(Tensor::softplus, &t(&xs));
-    let want_v: Vec<f64> = xs.iter().map(|&x| (x as f64).max(0.0) + (-(x as f64).abs()).exp().ln_1p()).collect();
+    let want_v: Vec<f64> =
+        xs.iter().map(|&x| (x as f64).max(0.0) + (-(x as f64).abs()).exp().ln_1p()).collect();
     let want_g: Vec<f64> = xs.iter().map(|&x| sigmoid64(x as f64)).collect();
     let want_h: Vec<f64> = xs.iter().map(|&x| sigmoid64(x as f64) * (1.0 - sigmoid64(x as f64))).collect();
     assert_close(&v, &want_v, 1e-6, "softplus");
@@ -82,7 +83,12 @@ fn log1p_and_expm1_keep_tiny_values() {
     let (v, g, h) = value_grad_hess(Tensor::log1p, &t(&xs));
     assert_close(&v, &xs.iter().map(|&x| (x as f64).ln_1p()).collect::<Vec<_>>(), 1e-6, "log1p");
     assert_close(&g, &xs.iter().map(|&x| 1.0 / (1.0 + x as f64)).collect::<Vec<_>>(), 1e-6, "log1p'");
-    assert_close(&h, &xs.iter().map(|&x| -1.0 / (1.0 + x as f64).powi(2)).collect::<Vec<_>>(), 1e-6, "log1p''");
+    assert_close(
+        &h,
+        &xs.iter().map(|&x| -1.0 / (1.0 + x as f64).powi(2)).collect::<Vec<_>>(),
+        1e-6,
+        "log1p''",
+    );
     assert_eq!(v[3], DENORMAL, "log1p keeps a denormal (log(1 + x) would give 0)");
     // log(1 + 1e-7) in f32 would be 1.19e-7 (1 + 1e-7 rounds to 1 + 2^-23); log1p is exact to
     // the last bit.
@@ -99,7 +105,10 @@ fn log1p_and_expm1_keep_tiny_values() {
 
 #[test]
 fn logsumexp_and_log_softmax_at_1e4() {
-    let rows: Vec<f32> = vec![1e4, 1e4, -1e4, 0.0, /* row 2 */ -1e4, -1e4, -1e4, -1e4, /* row 3 */ 0.0, DENORMAL, -DENORMAL, 88.0];
+    let rows: Vec<f32> = vec![
+        1e4, 1e4, -1e4, 0.0, /* row 2 */ -1e4, -1e4, -1e4, -1e4, /* row 3 */ 0.0, DENORMAL,
+        -DENORMAL, 88.0,
+    ];
     let x = Tensor::from_vec(rows.clone(), &[3, 4]);
     let lse = |x: &Tensor| x.logsumexp(&[1], false);
     let (v, g, h) = debug::detect_anomaly(|| {
@@ -154,7 +163,8 @@ fn xlogy_is_zero_at_x_zero_with_finite_gradients() {
     .unwrap_or_else(|a| panic!("{a}"));
     let xs = [0.0f64, 0.0, DENORMAL as f64, 1e4, 2.0];
     let ys = [0.0f64, 1e4, DENORMAL as f64, 1e4, 0.5];
-    let want_v: Vec<f64> = xs.iter().zip(&ys).map(|(&x, &y)| if x == 0.0 { 0.0 } else { x * y.ln() }).collect();
+    let want_v: Vec<f64> =
+        xs.iter().zip(&ys).map(|(&x, &y)| if x == 0.0 { 0.0 } else { x * y.ln() }).collect();
     let want_gx: Vec<f64> = xs.iter().zip(&ys).map(|(&x, &y)| if x == 0.0 { 0.0 } else { y.ln() }).collect();
     let want_gy: Vec<f64> = xs.iter().zip(&ys).map(|(&x, &y)| if x == 0.0 { 0.0 } else { x / y }).collect();
     assert_close(&v, &want_v, 1e-5, "xlogy");

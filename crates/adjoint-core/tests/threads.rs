@@ -2,6 +2,8 @@
 //! several threads give exactly the single-threaded results; a tracer taken to another thread
 //! is a clear error, never a silent mix-up of two threads' tapes; anomaly mode is per thread.
 
+#![allow(clippy::result_large_err)] // `Anomaly` reports are returned by value on purpose
+
 use std::sync::{mpsc, Arc, Barrier};
 
 use adjoint_core::{debug, grad, hessian, jvp, vmap, Tensor};
@@ -23,16 +25,23 @@ struct Job {
 }
 
 fn job(seed: u64) -> Job {
-    let n = |s: u64, shape: &[usize]| Tensor::from_array(normal(&Key::new(seed * 100 + s), shape, DType::F64));
-    Job { params: vec![n(1, &[5, 8]), n(2, &[8]), n(3, &[8, 3]), n(4, &[3])], x: n(5, &[6, 5]), y: n(6, &[6, 3]) }
+    let n =
+        |s: u64, shape: &[usize]| Tensor::from_array(normal(&Key::new(seed * 100 + s), shape, DType::F64));
+    Job {
+        params: vec![n(1, &[5, 8]), n(2, &[8]), n(3, &[8, 3]), n(4, &[3])],
+        x: n(5, &[6, 5]),
+        y: n(6, &[6, 3]),
+    }
 }
 
-fn loss(p: &Vec<Tensor>, x: &Tensor, y: &Tensor) -> Tensor {
+fn loss(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
     let h = (x.matmul(&p[0]) + &p[1]).tanh();
     let o = h.matmul(&p[2]) + &p[3];
     let d = &o - y;
     (&d * &d).mean() + o.log_softmax(1).sum() * 0.01
 }
+
+type Outputs = Vec<Vec<f64>>;
 
 /// Everything one worker computes: gradient, a Hessian, a JVP and per-example gradients.
 fn work(j: &Job) -> Vec<Vec<f64>> {
@@ -60,7 +69,7 @@ fn independent_gradients_on_threads_match_single_threaded() {
     let expected: Vec<Vec<Vec<f64>>> = jobs.iter().map(|j| work(j)).collect();
     // Different jobs on different threads, twice each, all at once; plus every thread also works
     // on job 0 through the *same* shared tensors.
-    let results: Vec<(usize, Vec<Vec<f64>>, Vec<Vec<f64>>)> = std::thread::scope(|s| {
+    let results: Vec<(usize, Outputs, Outputs)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..12)
             .map(|i| {
                 let j = jobs[i % jobs.len()].clone();
@@ -77,7 +86,10 @@ fn independent_gradients_on_threads_match_single_threaded() {
 }
 
 fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
-    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
 
 #[test]

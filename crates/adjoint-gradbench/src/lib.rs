@@ -26,7 +26,7 @@
 //! | det | scalar (`Var` tape) | recursive, scalar-by-scalar; tensors would pay per-op overhead on 1×1 work |
 //! | lstm | scalar (`Var` tape) | a long sequential loop over vectors of ~7 elements |
 //! | ba | scalar (`DualVec<f64, 15>`) | 15 inputs → 2 outputs per observation: one forward pass gives a block of the sparse Jacobian |
-//! | ht | scalar (`DualVec`) | small per-point Jacobian blocks |
+//! | ht | — | not implemented yet: `define` answers `success: false` |
 //! | particle, saddle | tensor (nested `grad`/`jvp`) | nested AD in all four orders; the `Var` tape is `f64`-only, so reverse-over-reverse needs the tensor tier |
 //!
 //! ## Errors
@@ -163,7 +163,7 @@ pub fn respond(line: &str) -> Value {
             let function = msg.get("function").and_then(Value::as_str).unwrap_or("");
             let input = msg.get("input").cloned().unwrap_or(Value::Null);
             let result = std::panic::catch_unwind(|| evaluate(module, function, &input))
-                .unwrap_or_else(|p| Err(format!("{module}.{function} panicked: {}", panic_message(&p))));
+                .unwrap_or_else(|p| Err(format!("{module}.{function} panicked: {}", panic_message(&*p))));
             match result {
                 Ok(ev) => {
                     let timings: Vec<Value> =
@@ -177,7 +177,7 @@ pub fn respond(line: &str) -> Value {
     }
 }
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -32,7 +32,8 @@ fn generation(g: u64) -> (Model, BTreeMap<String, String>) {
 /// Load the checkpoint and check it is one whole generation; returns it.
 fn check_intact(path: &Path) -> u64 {
     let template = generation(0).0;
-    let (a, b) = checkpoint::load(path, &template).unwrap_or_else(|e| panic!("checkpoint does not load: {e}"));
+    let (a, b) =
+        checkpoint::load(path, &template).unwrap_or_else(|e| panic!("checkpoint does not load: {e}"));
     let meta = checkpoint::read_metadata(path).unwrap();
     let g: u64 = meta["generation"].parse().unwrap();
     assert!(a.to_vec::<f32>().iter().all(|&x| x == g as f32), "tensor 0 is not all {g}");
@@ -59,7 +60,7 @@ fn kill_writer_during_saves() {
     let path = dir.join("model.safetensors");
     let (m, meta) = generation(1);
     checkpoint::save(&path, &m, &meta).unwrap();
-    let delays = uniform(&Key::new(2026), &[40], DType::F64).to_vec::<f64>();
+    let delays = uniform(&Key::new(2026), &[40], 0.0, 1.0, DType::F64).to_vec::<f64>();
     let mut last = check_intact(&path);
     let mut advanced = 0;
     for (round, u) in delays.iter().enumerate() {
@@ -91,6 +92,9 @@ fn kill_writer_during_saves() {
     // left by killed writers never replaced the checkpoint.
     assert!(advanced > 0, "no save ever completed: the kill test did not exercise saving");
     let leftovers = std::fs::read_dir(&dir).unwrap().count() - 1;
-    eprintln!("{} rounds, {advanced} advanced the checkpoint, {leftovers} temporary files left", delays.len());
+    eprintln!(
+        "{} rounds, {advanced} advanced the checkpoint, {leftovers} temporary files left",
+        delays.len()
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

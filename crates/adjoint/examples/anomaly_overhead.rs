@@ -71,16 +71,22 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let on = args.iter().any(|a| a == "on");
     let quick = args.iter().any(|a| a == "--quick");
-    for (name, dims, batch) in [("mlp_small", vec![16, 32, 32, 4], 8), ("mlp_784", vec![784, 512, 512, 10], 128)] {
+    for (name, dims, batch) in
+        [("mlp_small", vec![16, 32, 32, 4], 8), ("mlp_784", vec![784, 512, 512, 10], 128)]
+    {
         let p = mlp(&dims, 1);
         let x = Tensor::from_array(normal(&Key::new(99), &[batch, dims[0]], DType::F32));
-        let labels: Vec<f32> =
-            (0..batch * dims[dims.len() - 1]).map(|i| if i % dims[dims.len() - 1] == 0 { 1.0 } else { 0.0 }).collect();
+        let labels: Vec<f32> = (0..batch * dims[dims.len() - 1])
+            .map(|i| if i % dims[dims.len() - 1] == 0 { 1.0 } else { 0.0 })
+            .collect();
         let y = Tensor::from_vec(labels, &[batch, dims[dims.len() - 1]]);
         let sec = measure(quick, || {
             black_box(run(on, &p, &x, &y));
         });
-        println!("{{\"name\":\"{name}\",\"anomaly\":\"{}\",\"sec\":{sec:.9}}}", if on { "on" } else { "off" });
+        println!(
+            "{{\"name\":\"{name}\",\"anomaly\":\"{}\",\"sec\":{sec:.9}}}",
+            if on { "on" } else { "off" }
+        );
     }
 }
 

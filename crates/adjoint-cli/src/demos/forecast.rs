@@ -180,6 +180,8 @@ impl Windows {
     }
 }
 
+// Index loops read like the linear algebra they implement.
+#[allow(clippy::needless_range_loop)]
 fn ar_fit(y: &[[f32; 3]], stock: usize, p: usize, end: usize) -> Vec<f64> {
     // Normal equations of y_t = c + Σ a_k y_{t-k}, solved by Gaussian elimination.
     let n = p + 1;

@@ -303,6 +303,7 @@ fn tiles(img: &[f32], width: usize, idx: &[(usize, usize)]) -> Tensor {
     Tensor::from_vec(v, &[idx.len(), 1, TILE, TILE])
 }
 
+#[allow(clippy::too_many_arguments)]
 fn train_segmenter<M: Params + Clone>(
     name: &str,
     model: M,

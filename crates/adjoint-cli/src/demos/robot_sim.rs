@@ -173,6 +173,7 @@ impl Arm {
     }
 
     /// The joint-space inertia matrix `[B, n, n]`, including the motor armature.
+    #[allow(clippy::needless_range_loop)] // joint indices, as in the equations
     pub fn mass_matrix(&self, k: &Kinematics) -> Tensor {
         let n = self.dof();
         let b = k.origin[0].shape()[0];
@@ -316,6 +317,7 @@ pub fn cross(a: &Tensor, b: &Tensor) -> Tensor {
 
 /// Solve `M x = r` for symmetric positive-definite `M: [B, n, n]`, `r: [B, n]`, by Cholesky on
 /// the entries (n is small, so each entry is a `[B]` tensor and the solve is O(n³) ops).
+#[allow(clippy::needless_range_loop)] // the textbook recurrences, index for index
 pub fn cholesky_solve(m: &Tensor, r: &Tensor) -> Tensor {
     let n = r.shape()[1];
     let e = |i: usize, j: usize| m.narrow(1, i, 1).narrow(2, j, 1).squeeze(2).squeeze(1);

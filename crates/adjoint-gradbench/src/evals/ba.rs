@@ -80,7 +80,12 @@ pub fn reproj_error<T: Real>(cam: &[T], x: &[T], w: T, feat: &[f64]) -> [T; 2] {
 pub fn objective(pb: &Problem) -> (Vec<f64>, Vec<f64>) {
     let mut reproj = Vec::with_capacity(2 * pb.p);
     for (i, &(c, pt)) in pb.obs.iter().enumerate() {
-        let e = reproj_error(&pb.cams[c * NCAM..(c + 1) * NCAM], &pb.x[pt * 3..pt * 3 + 3], pb.w[i], &pb.feats[2 * i..2 * i + 2]);
+        let e = reproj_error(
+            &pb.cams[c * NCAM..(c + 1) * NCAM],
+            &pb.x[pt * 3..pt * 3 + 3],
+            pb.w[i],
+            &pb.feats[2 * i..2 * i + 2],
+        );
         reproj.extend_from_slice(&e);
     }
     let w_err = pb.w.iter().map(|&w| 1.0 - w * w).collect();
@@ -99,7 +104,11 @@ type D15 = DualVec<f64, 15>;
 /// The Jacobian of [`objective`], one forward pass per observation.
 pub fn jacobian(pb: &Problem) -> Sparse {
     let nnz = 31 * pb.p;
-    let mut sp = Sparse { rows: Vec::with_capacity(3 * pb.p + 1), cols: Vec::with_capacity(nnz), vals: Vec::with_capacity(nnz) };
+    let mut sp = Sparse {
+        rows: Vec::with_capacity(3 * pb.p + 1),
+        cols: Vec::with_capacity(nnz),
+        vals: Vec::with_capacity(nnz),
+    };
     sp.rows.push(0);
     let col_pt = NCAM * pb.n;
     let col_w = col_pt + 3 * pb.m;

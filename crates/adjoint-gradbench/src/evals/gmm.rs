@@ -134,7 +134,8 @@ fn prepare(inp: &Input) -> Result<Prepared, String> {
     let x = rows_to_tensor(&inp.x, n, d, "x")?;
     let mu = rows_to_tensor(&inp.mu, k, d, "mu")?;
     let q = rows_to_tensor(&inp.q, k, d, "q")?;
-    let l = if ld == 0 { Tensor::full_of(&[k, 0], 0.0, DType::F64) } else { rows_to_tensor(&inp.l, k, ld, "l")? };
+    let l =
+        if ld == 0 { Tensor::full_of(&[k, 0], 0.0, DType::F64) } else { rows_to_tensor(&inp.l, k, ld, "l")? };
     let alpha = tensor(&inp.alpha, &[k]);
     Ok((Consts::new(d, k, n, inp.m as f64, inp.gamma, x), (alpha, mu, q, l)))
 }
@@ -156,9 +157,7 @@ pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, Strin
         "jacobian" => timed(
             input,
             || value_and_grad(|p: &(Tensor, Tensor, Tensor, Tensor)| objective(&consts, p))(&params).1,
-            |(a, mu, q, l)| {
-                json!({"alpha": a.to_vec::<f64>(), "mu": rows(&mu), "q": rows(&q), "l": rows(&l)})
-            },
+            |(a, mu, q, l)| json!({"alpha": a.to_vec::<f64>(), "mu": rows(&mu), "q": rows(&q), "l": rows(&l)}),
         ),
         _ => return None,
     }))

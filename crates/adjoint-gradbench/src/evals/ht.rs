@@ -1,4 +1,5 @@
-//! `ht`: not implemented yet.
+//! `ht`: not implemented yet; `ht` is not in [`MODULES`](crate::MODULES), so `define` refuses it
+//! and this is only reached by an `evaluate` sent without a successful `define`.
 
 use serde_json::Value;
 

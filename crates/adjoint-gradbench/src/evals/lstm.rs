@@ -5,6 +5,10 @@
 //! character width, ~7), so the `Var` tape — a few nanoseconds per node, one reverse sweep —
 //! beats tensor ops, whose per-op cost would dominate such tiny vectors.
 
+// The model indexes several parallel slices (weights, biases, state) with one index; an
+// index loop says that more plainly than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use adjoint_scalar::{Real, Tape, Var};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -29,8 +29,8 @@
 
 mod csv;
 mod loader;
-mod prep;
 pub mod pgm;
+mod prep;
 
 use adjoint_core::{Params, Tensor};
 

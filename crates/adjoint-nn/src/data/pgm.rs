@@ -83,7 +83,11 @@ impl Pgm {
     pub fn from_tensor(t: &Tensor, maxval: u16) -> Result<Pgm> {
         let bad = |m: String| Err(NnError::Other(format!("Pgm::from_tensor: {m}")));
         if t.rank() != 2 || t.numel() == 0 || !t.dtype().is_float() {
-            return bad(format!("expected a non-empty 2-D float image, got shape {:?} {}", t.shape(), t.dtype()));
+            return bad(format!(
+                "expected a non-empty 2-D float image, got shape {:?} {}",
+                t.shape(),
+                t.dtype()
+            ));
         }
         if maxval == 0 {
             return bad("maxval must be at least 1".into());
@@ -184,7 +188,10 @@ pub fn decode_pgm(bytes: &[u8], source: impl AsRef<Path>, limits: &PgmLimits) ->
         _ => {
             return Err(fail(
                 pos,
-                format!("{width}x{height} pixels is over the limit of {} (PgmLimits::max_pixels)", limits.max_pixels),
+                format!(
+                    "{width}x{height} pixels is over the limit of {} (PgmLimits::max_pixels)",
+                    limits.max_pixels
+                ),
             ))
         }
     };
