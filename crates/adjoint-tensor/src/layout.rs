@@ -14,6 +14,11 @@ pub type Strides = SmallVec<[isize; 6]>;
 /// Number of elements of a shape (1 for a scalar).
 #[inline]
 pub fn numel(shape: &[usize]) -> usize {
+    // A zero anywhere makes the product 0 even when the other dimensions would overflow (a
+    // shape read from a file may be absurd but still describe no data).
+    if shape.contains(&0) {
+        return 0;
+    }
     shape.iter().product()
 }
 
@@ -23,7 +28,9 @@ pub fn contiguous_strides(shape: &[usize]) -> Strides {
     let mut acc = 1isize;
     for i in (0..shape.len()).rev() {
         s[i] = acc;
-        acc *= shape[i].max(1) as isize;
+        // Saturating: only an empty array's shape can overflow here (its strides are never
+        // used to address data), and a reader must not panic on one.
+        acc = acc.saturating_mul(shape[i].max(1).min(isize::MAX as usize) as isize);
     }
     s
 }
