@@ -66,45 +66,13 @@ impl ImagingConfig {
     }
 }
 
-/// Read a binary 8-bit PGM (`P5`) as `(width, height, bytes)`.
+/// Read a binary 8-bit PGM (`P5`) as `(width, height, bytes)` with adjoint-nn's reader.
 pub fn read_pgm(path: &Path) -> Result<(usize, usize, Vec<u8>), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let err = |m: &str| format!("{}: not a binary 8-bit PGM: {m}", path.display());
-    let mut pos = 0;
-    let mut fields = Vec::new();
-    while fields.len() < 4 {
-        while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
-            pos += 1;
-        }
-        if pos < bytes.len() && bytes[pos] == b'#' {
-            while pos < bytes.len() && bytes[pos] != b'\n' {
-                pos += 1;
-            }
-            continue;
-        }
-        let start = pos;
-        while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() {
-            pos += 1;
-        }
-        if start == pos {
-            return Err(err("truncated header"));
-        }
-        fields.push(String::from_utf8_lossy(&bytes[start..pos]).to_string());
+    let img = adjoint_nn::data::pgm::read_pgm(path).map_err(|e| e.to_string())?;
+    if img.maxval > 255 {
+        return Err(format!("{}: maxval {} (only 8-bit images are supported)", path.display(), img.maxval));
     }
-    pos += 1;
-    if fields[0] != "P5" {
-        return Err(err(&format!("magic `{}`", fields[0])));
-    }
-    let num = |s: &str| s.parse::<usize>().map_err(|_| err(&format!("`{s}` is not a size")));
-    let (w, h, maxv) = (num(&fields[1])?, num(&fields[2])?, num(&fields[3])?);
-    if maxv == 0 || maxv > 255 {
-        return Err(err(&format!("maxval {maxv} (only 8-bit images are supported)")));
-    }
-    let n = w.checked_mul(h).ok_or_else(|| err("size overflows"))?;
-    if bytes.len() < pos + n {
-        return Err(err(&format!("{} pixel bytes, expected {n}", bytes.len().saturating_sub(pos))));
-    }
-    Ok((w, h, bytes[pos..pos + n].to_vec()))
+    Ok((img.width, img.height, img.pixels.iter().map(|&v| v as u8).collect()))
 }
 
 /// The learnable classical stage.

@@ -160,7 +160,6 @@ fn sample_tasks(arm: &Arm, key: &Key, b: usize) -> Tasks {
 /// when asked.
 struct Rollout {
     loss: Tensor,
-    distance: Tensor,
     effort: Tensor,
     path: Option<Vec<Tensor>>,
 }
@@ -201,7 +200,7 @@ fn rollout(arm: &Arm, ctrl: &Controller, tasks: &Tasks, cfg: &RobotConfig, recor
     let dist = (dist / (cfg.steps - settle) as f64).reshape(&[p, b]).mean_axes(&[1], false);
     let effort = (effort / cfg.steps as f64).reshape(&[p, b]).mean_axes(&[1], false);
     let loss = &dist + &(&effort * cfg.torque_weight);
-    Rollout { loss, distance: dist, effort, path }
+    Rollout { loss, effort, path }
 }
 
 /// Distance (cm) from the wrist to the target at the final step, averaged over the tasks.
@@ -346,7 +345,6 @@ pub fn run(common: &Common) -> Result<Outcome, String> {
             r.effort.item(),
             t,
         ));
-        let _ = r.distance;
     }
     let report = RobotReport { rows };
     let table = common::table(
