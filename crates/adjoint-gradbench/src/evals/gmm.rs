@@ -39,7 +39,8 @@ pub struct Consts {
 }
 
 impl Consts {
-    fn new(d: usize, k: usize, n: usize, m: f64, gamma: f64, x: Tensor) -> Consts {
+    /// Constants for `n` points `x` (`[n, d]`, f64), `k` components, Wishart `m` and `gamma`.
+    pub fn new(d: usize, k: usize, n: usize, m: f64, gamma: f64, x: Tensor) -> Consts {
         let ld = d * (d - 1) / 2;
         let mut idx = vec![(d + ld) as i64; d * d];
         for r in 0..d {

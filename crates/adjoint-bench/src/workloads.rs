@@ -1,0 +1,220 @@
+//! The workloads of `benches/WORKLOADS.md`, adjoint's implementations. Each function prints its
+//! result lines; the definitions (sizes, distributions, optimizers) follow the table there and
+//! must stay identical to `benches/python/workloads.py`.
+
+use std::hint::black_box;
+
+use adjoint_core::{grad, hvp, value_and_grad, DType, Tensor};
+use adjoint_gradbench::evals::gmm;
+use adjoint_nn::layers::{Conv2d, Flatten, Linear, Lstm, MaxPool2d, Module, Relu};
+use adjoint_nn::loss::{cross_entropy, mse, CrossEntropy, Reduction};
+use adjoint_nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use adjoint_scalar::{value_and_gradient, value_and_gradient_into};
+use adjoint_tensor::random::{normal, Key};
+use serde_json::json;
+
+use crate::arm;
+use crate::measure::{measure, Line, Plan};
+
+fn randn(key: &Key, shape: &[usize], dtype: DType) -> Tensor {
+    Tensor::from_array(normal(key, shape, dtype))
+}
+
+/// Class labels `(7 i) mod 10`.
+fn labels(n: usize) -> Tensor {
+    Tensor::from_vec((0..n as i64).map(|i| (7 * i) % 10).collect::<Vec<i64>>(), &[n])
+}
+
+/// `W1_add` (eager and under an active gradient) and `W1_chain_fwd_bwd`.
+pub fn w1(plan: Plan, which: &dyn Fn(&str) -> bool) {
+    let x = Tensor::full_of(&[1], 1.0, DType::F32);
+    if which("W1_add") {
+        let s = measure(plan, 1.0, || &x + 1.0);
+        Line::new("W1_add", "eager", s, "y = x + 1 on a concrete 1-element f32 tensor").print();
+        const OPS: usize = 1000;
+        let g = grad(|x: &Tensor| {
+            let mut y = x.clone();
+            for _ in 0..OPS {
+                y = black_box(x + 1.0);
+            }
+            y.sum()
+        });
+        let s = measure(plan, OPS as f64, || g(&x));
+        Line::new(
+            "W1_add",
+            "grad",
+            s,
+            format!("{OPS} adds recorded inside grad's trace, then one backward; time / {OPS}"),
+        )
+        .print();
+    }
+    if which("W1_chain_fwd_bwd") {
+        const LEN: usize = 1000;
+        let g = grad(|x: &Tensor| {
+            let mut y = x.clone();
+            for _ in 0..LEN {
+                y = &y * 1.0001 + 0.0001;
+            }
+            y.sum()
+        });
+        let s = measure(plan, (2 * LEN) as f64, || g(&x));
+        Line::new("W1_chain_fwd_bwd", "eager", s, "grad of 1000 × (x·1.0001 + 0.0001); time / 2000 ops")
+            .print();
+    }
+}
+
+/// `W2_mlp_step`, `W3_cnn_step`, `W4_lstm_step`: full training steps (adjoint-nn).
+pub fn w2_w4(plan: Plan, which: &dyn Fn(&str) -> bool) {
+    if which("W2_mlp_step") {
+        let k = Key::new(0).split(4);
+        let mut model = (
+            Linear::new(784, 512, &k[0]),
+            Relu,
+            Linear::new(512, 512, &k[1]),
+            Relu,
+            Linear::new(512, 10, &k[2]),
+        );
+        let x = randn(&k[3], &[128, 784], DType::F32);
+        let y = labels(128);
+        let ce = CrossEntropy::default();
+        let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
+        let s = measure(plan, 1.0, || {
+            let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
+            model = opt.step(&model, &g);
+            loss.item()
+        });
+        Line::new("W2_mlp_step", "nn", s, "adjoint-nn: value_and_grad + Adam::step").print();
+    }
+    if which("W3_cnn_step") {
+        let k = Key::new(1).split(5);
+        let conv = |i, o, key| Conv2d::config(i, o, [3, 3]).padding([1, 1]).init(key);
+        let mut model = (
+            (conv(1, 32, &k[0]), Relu, MaxPool2d::new([2, 2])),
+            (conv(32, 64, &k[1]), Relu, MaxPool2d::new([2, 2])),
+            Flatten::default(),
+            (Linear::new(3136, 128, &k[2]), Relu, Linear::new(128, 10, &k[3])),
+        );
+        let x = randn(&k[4], &[64, 1, 28, 28], DType::F32);
+        let y = labels(64);
+        let ce = CrossEntropy::default();
+        let mut opt = Sgd::new(&model, SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() });
+        let s = measure(plan, 1.0, || {
+            let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
+            model = opt.step(&model, &g);
+            loss.item()
+        });
+        Line::new("W3_cnn_step", "nn", s, "adjoint-nn: value_and_grad + Sgd::step (momentum 0.9)").print();
+    }
+    if which("W4_lstm_step") {
+        let k = Key::new(2).split(4);
+        let mut model = (Lstm::new(8, 128, &k[0]), Linear::new(128, 1, &k[1]));
+        let x = randn(&k[2], &[32, 64, 8], DType::F32);
+        let y = randn(&k[3], &[32, 1], DType::F32);
+        let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
+        let loss_fn = |m: &(Lstm, Linear)| {
+            let (_, (h, _)) = m.0.forward_state(&x, None);
+            mse(&m.1.forward(&h.reshape(&[32, 128])), &y, Reduction::Mean)
+        };
+        let s = measure(plan, 1.0, || {
+            let (loss, g) = value_and_grad(loss_fn)(&model);
+            model = opt.step(&model, &g);
+            loss.item()
+        });
+        Line::new("W4_lstm_step", "nn", s, "adjoint-nn: Lstm + Linear head, value_and_grad + Adam::step")
+            .print();
+    }
+}
+
+/// `W5_arm_bptt` on both tiers, with the f64 check at τ = 0.
+pub fn w5(plan: Plan) {
+    let zeros = vec![0.0f64; 2 * arm::STEPS];
+    let tau64: Vec<f64> = normal(&Key::new(5), &[arm::STEPS, 2], DType::F64).to_vec::<f64>();
+    let tau64: Vec<f64> = tau64.iter().map(|t| 0.1 * t).collect();
+
+    // Tensor tier: check in f64 at τ = 0, time in f32.
+    let vg = value_and_grad(arm::loss_tensor);
+    let (l, g) = vg(&Tensor::from_slice(&zeros, &[arm::STEPS, 2]));
+    let check = json!({"loss": l.item(), "grad_norm": norm(&g.to_vec::<f64>())});
+    let tau32 = Tensor::from_slice(&tau64, &[arm::STEPS, 2]).cast(DType::F32);
+    let s = measure(plan, 1.0, || vg(&tau32));
+    Line::new(
+        "W5_arm_bptt",
+        "tensor",
+        s,
+        "f32; every scalar op of the rollout is a traced op on a [1] tensor",
+    )
+    .with("check", check)
+    .print();
+
+    // Scalar tier: the Var tape is f64-only, so this variant runs in f64 (more work, not less).
+    let (l, g) = value_and_gradient(|x| arm::loss_real(x), &zeros);
+    let check = json!({"loss": l, "grad_norm": norm(&g)});
+    let mut out = vec![0.0; 2 * arm::STEPS];
+    let s = measure(plan, 1.0, || value_and_gradient_into(|x| arm::loss_real(x), &tau64, &mut out));
+    Line::new(
+        "W5_arm_bptt",
+        "scalar",
+        s,
+        "f64 (the Var tape is f64-only); generic Real code, one tape sweep",
+    )
+    .with("check", check)
+    .print();
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// `W6_grad`, `W6_hvp`: f(x) = Σ softplus(A x) + ½‖x‖².
+pub fn w6(plan: Plan, which: &dyn Fn(&str) -> bool) {
+    let k = Key::new(6).split(3);
+    let a = randn(&k[0], &[2000, 1000], DType::F32) * (1.0 / 1000f64.sqrt());
+    let x = randn(&k[1], &[1000], DType::F32);
+    let v = randn(&k[2], &[1000], DType::F32);
+    let f = |x: &Tensor| a.matmul(x).softplus().sum() + (x * x).sum() * 0.5;
+    if which("W6_grad") {
+        let vg = value_and_grad(f);
+        let s = measure(plan, 1.0, || vg(&x));
+        Line::new("W6_grad", "tensor", s, "value_and_grad; A [2000,1000] f32").print();
+    }
+    if which("W6_hvp") {
+        let s = measure(plan, 1.0, || hvp(f, &x, &v));
+        Line::new("W6_hvp", "tensor", s, "hvp (forward-over-reverse)").print();
+    }
+}
+
+/// `W7_gmm_obj`, `W7_gmm_obj_grad`: the ADBench GMM objective, d = 10, K = 25, n = 10,000, f64.
+/// The tensor-tier objective is adjoint-gradbench's gmm eval (one GEMM for all points and
+/// components).
+pub fn w7(plan: Plan, which: &dyn Fn(&str) -> bool) {
+    let (d, kk, n) = (10, 25, 10_000);
+    let k = Key::new(7).split(5);
+    let x = randn(&k[0], &[n, d], DType::F64);
+    let consts = gmm::Consts::new(d, kk, n, 0.0, 1.0, x);
+    let params = (
+        randn(&k[1], &[kk], DType::F64) * 0.1,
+        randn(&k[2], &[kk, d], DType::F64),
+        randn(&k[3], &[kk, d], DType::F64) * 0.1,
+        randn(&k[4], &[kk, d * (d - 1) / 2], DType::F64) * 0.1,
+    );
+    if which("W7_gmm_obj") {
+        let s = measure(plan, 1.0, || gmm::objective(&consts, &params).item());
+        Line::new("W7_gmm_obj", "tensor", s, "f64; icf split into q [K,d] and l [K,d(d-1)/2]").print();
+    }
+    if which("W7_gmm_obj_grad") {
+        let vg = value_and_grad(|p: &(Tensor, Tensor, Tensor, Tensor)| gmm::objective(&consts, p));
+        let s = measure(plan, 1.0, || vg(&params));
+        Line::new("W7_gmm_obj_grad", "tensor", s, "f64; value_and_grad over (alphas, means, q, l)").print();
+    }
+}
+
+/// `W8_matmul_grad`: loss = Σ(A @ B), gradients for A and B.
+pub fn w8(plan: Plan) {
+    let k = Key::new(8).split(2);
+    let a = randn(&k[0], &[1024, 1024], DType::F32);
+    let b = randn(&k[1], &[1024, 1024], DType::F32);
+    let vg = value_and_grad(|p: &(Tensor, Tensor)| p.0.matmul(&p.1).sum());
+    let p = (a, b);
+    let s = measure(plan, 1.0, || vg(&p));
+    Line::new("W8_matmul_grad", "tensor", s, "value_and_grad over (A, B)").print();
+}
