@@ -37,6 +37,8 @@ pub struct Stats {
     pub p90_s: f64,
     /// Iterations per sample.
     pub batch: usize,
+    /// Timed samples.
+    pub samples: usize,
 }
 
 /// The `q`-quantile of sorted values, interpolated linearly (NumPy's default).
@@ -65,7 +67,13 @@ pub fn measure<R>(plan: Plan, units: f64, mut f: impl FnMut() -> R) -> Stats {
         })
         .collect();
     per.sort_by(f64::total_cmp);
-    Stats { median_s: quantile(&per, 0.5), p10_s: quantile(&per, 0.1), p90_s: quantile(&per, 0.9), batch }
+    Stats {
+        median_s: quantile(&per, 0.5),
+        p10_s: quantile(&per, 0.1),
+        p90_s: quantile(&per, 0.9),
+        batch,
+        samples: per.len(),
+    }
 }
 
 /// One result line of the suite's output format.
@@ -107,6 +115,7 @@ impl Line {
         });
         let obj = v.as_object_mut().expect("a JSON object");
         obj.insert("batch".into(), json!(self.stats.batch));
+        obj.insert("samples".into(), json!(self.stats.samples));
         obj.extend(self.extra);
         println!("{v}");
     }
