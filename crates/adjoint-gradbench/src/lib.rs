@@ -26,7 +26,7 @@
 //! | det | scalar (`Var` tape) | recursive, scalar-by-scalar; tensors would pay per-op overhead on 1×1 work |
 //! | lstm | scalar (`Var` tape) | a long sequential loop over vectors of ~7 elements |
 //! | ba | scalar (`DualVec<f64, 15>`) | 15 inputs → 2 outputs per observation: one forward pass gives a block of the sparse Jacobian |
-//! | ht | — | not implemented yet: `define` answers `success: false` |
+//! | ht | scalar (`DualVec<f64, 26>`, and `DualVec<f64, 2>` per point for `us`) | 26 inputs shared by every residual: one forward pass gives the whole dense block; the `us` block is block-diagonal |
 //! | particle, saddle | tensor (nested `grad`/`jvp`) | nested AD in all four orders; the `Var` tape is `f64`-only, so reverse-over-reverse needs the tensor tier |
 //!
 //! ## Errors
@@ -43,7 +43,7 @@ pub mod evals;
 
 /// The modules this tool implements, in the order GradBench lists its evals.
 pub const MODULES: &[&str] =
-    &["hello", "llsq", "lse", "det", "ode", "gmm", "kmeans", "lstm", "ba", "particle", "saddle"];
+    &["hello", "llsq", "lse", "det", "ode", "gmm", "kmeans", "lstm", "ba", "ht", "particle", "saddle"];
 
 /// The result of one `evaluate`: the output of the last run and the time of every run.
 #[derive(Debug, Clone)]

@@ -291,3 +291,120 @@ fn saddle_all_four_modes_find_the_saddle_point() {
         assert_close("saddle modes agree", o, &outs[0], 1e-9);
     }
 }
+
+/// A small made-up hand: 22 bones in a wrist + five four-bone fingers + forearm tree, random
+/// affine rest transforms, `nv` vertices each skinned to two or three bones, and triangles
+/// over consecutive vertices.
+fn ht_model(nv: usize) -> Value {
+    let nb = 22;
+    let r = rand(31, 40 * nb + 10 * nv);
+    let mut k = 0;
+    let mut next = |scale: f64| {
+        k += 1;
+        scale * (r[k - 1] - 0.5)
+    };
+    fn affine(next: &mut impl FnMut(f64) -> f64) -> Vec<Vec<f64>> {
+        let id = |i: usize, j: usize| if i == j { 1.0 } else { 0.0 };
+        (0..4)
+            .map(|i| (0..4).map(|j| if i == 3 { id(i, j) } else { id(i, j) + next(0.6) }).collect())
+            .collect()
+    }
+    let parents: Vec<i64> = (0..nb as i64)
+        .map(|b| {
+            if b == 0 || b == 21 {
+                -1
+            } else if (b - 1) % 4 == 0 {
+                0
+            } else {
+                b - 1
+            }
+        })
+        .collect();
+    let base_relatives: Vec<_> = (0..nb).map(|_| affine(&mut next)).collect();
+    let inverse_base_absolutes: Vec<_> = (0..nb).map(|_| affine(&mut next)).collect();
+    let base_positions: Vec<Vec<f64>> = (0..nv).map(|_| vec![next(2.0), next(2.0), next(2.0), 1.0]).collect();
+    let weights: Vec<Vec<f64>> = (0..nv)
+        .map(|v| {
+            let mut w = vec![0.0; nb];
+            w[v % nb] = 0.5;
+            w[(3 * v + 1) % nb] += 0.3;
+            w[(5 * v + 7) % nb] += 0.2;
+            w
+        })
+        .collect();
+    let triangles: Vec<[usize; 3]> = (0..nv - 2).map(|t| [t, t + 1, t + 2]).collect();
+    json!({
+        "bone_count": nb,
+        "bone_names": (0..nb).map(|b| format!("bone{b}")).collect::<Vec<_>>(),
+        "parents": parents,
+        "base_relatives": base_relatives,
+        "inverse_base_absolutes": inverse_base_absolutes,
+        "base_positions": base_positions,
+        "weights": weights,
+        "triangles": triangles,
+        "is_mirrored": false,
+    })
+}
+
+#[test]
+fn ht_jacobians_match_finite_differences() {
+    let mut t = Tool::start();
+    t.define("ht");
+    let nv = 12;
+    let model = ht_model(nv);
+    let theta: Vec<f64> = rand(5, 26).iter().map(|x| x - 0.5).collect();
+    let npts = 5;
+    let points: Vec<Vec<f64>> =
+        rand(6, 3 * npts).chunks(3).map(|p| p.iter().map(|x| 4.0 * x - 2.0).collect()).collect();
+    let us: Vec<Vec<f64>> = rand(7, 2 * npts).chunks(2).map(|u| vec![0.6 * u[0], 0.4 * u[1]]).collect();
+    for complicated in [false, true] {
+        let corr: Vec<usize> = (0..npts).map(|i| (3 * i + 1) % (nv - 2)).collect();
+        let input = |theta: &[f64], us: &[Vec<f64>]| {
+            json!({
+                "theta": theta,
+                "data": {"model": model, "correspondences": corr, "points": points},
+                "us": if complicated { json!(us) } else { json!([]) },
+            })
+        };
+        let jac: Vec<Vec<f64>> =
+            t.eval("ht", "jacobian", input(&theta, &us)).as_array().unwrap().iter().map(f64s).collect();
+        let extra = if complicated { 2 } else { 0 };
+        assert_eq!(jac.len(), 3 * npts, "rows");
+        assert!(jac.iter().all(|r| r.len() == 26 + extra), "columns");
+        let h = 1e-6;
+        let mut obj = |theta: &[f64], us: &[Vec<f64>]| f64s(&t.eval("ht", "objective", input(theta, us)));
+        assert_eq!(obj(&theta, &us).len(), 3 * npts);
+        for k in 0..26 {
+            let (mut tp, mut tm) = (theta.clone(), theta.clone());
+            tp[k] += h;
+            tm[k] -= h;
+            let (fp, fm) = (obj(&tp, &us), obj(&tm, &us));
+            let want: Vec<f64> = fp.iter().zip(&fm).map(|(p, m)| (p - m) / (2.0 * h)).collect();
+            let got: Vec<f64> = jac.iter().map(|r| r[extra + k]).collect();
+            assert_close(&format!("ht (complicated: {complicated}) d/dtheta[{k}]"), &got, &want, 1e-5);
+        }
+        if complicated {
+            for i in 0..npts {
+                for k in 0..2 {
+                    let (mut up, mut um) = (us.clone(), us.clone());
+                    up[i][k] += h;
+                    um[i][k] -= h;
+                    let (fp, fm) = (obj(&theta, &up), obj(&theta, &um));
+                    for (row, r) in jac.iter().enumerate() {
+                        // Only point i's own rows depend on us[i]; the Jacobian stores that block.
+                        if row / 3 == i {
+                            let want = (fp[row] - fm[row]) / (2.0 * h);
+                            assert!(
+                                close(r[k], want, 1e-5),
+                                "ht d/dus[{i}][{k}] row {row}: {} vs {want}",
+                                r[k]
+                            );
+                        } else {
+                            assert_eq!(fp[row], fm[row], "row {row} must not depend on us[{i}]");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
