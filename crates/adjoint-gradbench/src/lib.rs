@@ -39,6 +39,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+pub mod adbench;
 pub mod evals;
 
 /// The modules this tool implements, in the order GradBench lists its evals.

@@ -99,7 +99,21 @@ impl Signer {
         }
         #[cfg(not(unix))]
         let _ = meta;
-        let text = fs::read_to_string(path).map_err(|e| StoreError::io("read key file", path, e))?;
+        let text = read_key_text(path, "read key file")?;
+        Signer::from_key_file_text(&text, path)
+    }
+
+    /// Parses the content of a secret key file (`adjoint-ed25519-secret-v1 <64 hex digits>`);
+    /// `path` names it in errors. [`Signer::load`] = permission check + read + this.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let text = format!("adjoint-ed25519-secret-v1 {}\n", "11".repeat(32));
+    /// assert!(adjoint_store::Signer::from_key_file_text(&text, Path::new("k")).is_ok());
+    /// assert!(adjoint_store::Signer::from_key_file_text("adjoint-ed25519-secret-v1 zz", Path::new("k")).is_err());
+    /// ```
+    pub fn from_key_file_text(text: &str, path: &Path) -> Result<Signer> {
+        let bad = |detail: String| StoreError::KeyFile { path: path.into(), detail };
         let hexseed = text
             .trim()
             .strip_prefix(SECRET_TAG)
@@ -147,7 +161,47 @@ pub fn read_public_key(spec: &str) -> Result<String> {
         return Ok(spec.to_ascii_lowercase());
     }
     let path = Path::new(spec);
-    let text = fs::read_to_string(path).map_err(|e| StoreError::io("read public key", path, e))?;
+    let text = read_key_text(path, "read public key")?;
+    if text.trim().starts_with(SECRET_TAG) {
+        Ok(Signer::load(path)?.key_id())
+    } else {
+        parse_public_key_file(&text, path)
+    }
+}
+
+/// Key files are one short line; anything longer than this is refused unread.
+pub const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+/// Reads a key file, refusing one over [`MAX_KEY_FILE_BYTES`] (`/dev/zero` given as a key file
+/// is an error, not an endless read).
+fn read_key_text(path: &Path, action: &'static str) -> Result<String> {
+    use std::io::Read;
+    let file = fs::File::open(path).map_err(|e| StoreError::io(action, path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| StoreError::io(action, path, e))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(StoreError::KeyFile {
+            path: path.into(),
+            detail: format!("longer than {MAX_KEY_FILE_BYTES} bytes; not a key file"),
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| StoreError::KeyFile {
+        path: path.into(),
+        detail: "not UTF-8 text; not a key file".into(),
+    })
+}
+
+/// Parses the content of a public key file (`adjoint-ed25519-public-v1 <64 hex digits>`),
+/// returning the key id; `path` names it in errors.
+///
+/// ```
+/// use std::path::Path;
+/// let signer = adjoint_store::Signer::from_seed([7; 32]);
+/// let text = format!("adjoint-ed25519-public-v1 {}\n", signer.key_id());
+/// assert_eq!(adjoint_store::keys::parse_public_key_file(&text, Path::new("k.pub")).unwrap(), signer.key_id());
+/// assert!(adjoint_store::keys::parse_public_key_file("ssh-ed25519 AAAA", Path::new("k.pub")).is_err());
+/// ```
+pub fn parse_public_key_file(text: &str, path: &Path) -> Result<String> {
     let text = text.trim();
     if let Some(h) = text.strip_prefix(PUBLIC_TAG) {
         let id = h.trim().to_ascii_lowercase();
@@ -156,8 +210,6 @@ pub fn read_public_key(spec: &str) -> Result<String> {
             detail: "public key is not a valid 64-hex-digit Ed25519 key".into(),
         })?;
         Ok(id)
-    } else if text.starts_with(SECRET_TAG) {
-        Ok(Signer::load(path)?.key_id())
     } else {
         Err(StoreError::KeyFile {
             path: path.into(),
@@ -186,8 +238,15 @@ pub fn verify_hex(key_id: &str, msg: &[u8], sig_hex: &str) -> std::result::Resul
 }
 
 /// First 16 hex digits of a key id, for display.
+///
+/// Safe on any string (an id read from a hostile file may not be hex):
+///
+/// ```
+/// assert_eq!(adjoint_store::keys::short_id("0123456789abcdef0123"), "0123456789abcdef");
+/// assert_eq!(adjoint_store::keys::short_id("aéééééééééé"), "aéééééééééé");
+/// ```
 pub fn short_id(id: &str) -> &str {
-    &id[..id.len().min(16)]
+    id.char_indices().nth(16).map_or(id, |(i, _)| &id[..i])
 }
 
 #[cfg(test)]
