@@ -4,6 +4,7 @@
 
 use std::hint::black_box;
 
+use adjoint_core::debug::detect_anomaly;
 use adjoint_core::{grad, hvp, value_and_grad, DType, Tensor};
 use adjoint_gradbench::evals::gmm;
 use adjoint_nn::layers::{Conv2d, Flatten, Linear, Lstm, MaxPool2d, Module, Relu};
@@ -78,12 +79,23 @@ pub fn w2_w4(plan: Plan, which: &dyn Fn(&str) -> bool) {
         let y = labels(128);
         let ce = CrossEntropy::default();
         let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
-        let s = measure(plan, 1.0, || {
+        let mut step = || {
             let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
             model = opt.step(&model, &g);
             loss.item()
-        });
+        };
+        let s = measure(plan, 1.0, &mut step);
         Line::new("W2_mlp_step", "nn", s, "adjoint-nn: value_and_grad + Adam::step").print();
+        // The same step in anomaly mode (issue 7 asks for its cost on this step): every
+        // primitive's output scanned for NaN/inf and every call site recorded.
+        let s = measure(plan, 1.0, || detect_anomaly(&mut step).expect("no NaN in the MLP step"));
+        Line::new(
+            "W2_mlp_step",
+            "nn_anomaly_on",
+            s,
+            "the nn step inside adjoint::debug::detect_anomaly (a debugging mode)",
+        )
+        .print();
     }
     if which("W3_cnn_step") {
         let k = Key::new(1).split(5);
