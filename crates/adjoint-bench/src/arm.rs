@@ -101,7 +101,7 @@ mod tests {
     fn tiers_agree_with_each_other_and_with_finite_differences() {
         let steps = 40;
         let tau = some_tau(steps);
-        let (l_s, g_s) = value_and_gradient(|x| loss_real(x), &tau);
+        let (l_s, g_s) = value_and_gradient(loss_real, &tau);
         let t = Tensor::from_slice(&tau, &[steps, 2]);
         let (l_t, g_t) = value_and_grad(loss_tensor)(&t);
         let g_t = g_t.to_vec::<f64>();

@@ -159,10 +159,10 @@ pub fn w5(plan: Plan) {
     .print();
 
     // Scalar tier: the Var tape is f64-only, so this variant runs in f64 (more work, not less).
-    let (l, g) = value_and_gradient(|x| arm::loss_real(x), &zeros);
+    let (l, g) = value_and_gradient(arm::loss_real, &zeros);
     let check = json!({"loss": l, "grad_norm": norm(&g)});
     let mut out = vec![0.0; 2 * arm::STEPS];
-    let s = measure(plan, 1.0, || value_and_gradient_into(|x| arm::loss_real(x), &tau64, &mut out));
+    let s = measure(plan, 1.0, || value_and_gradient_into(arm::loss_real, &tau64, &mut out));
     Line::new(
         "W5_arm_bptt",
         "scalar",
