@@ -102,16 +102,32 @@ fn run<T: Element, F>(ps: &[T], gs: &[T], out: &mut [T], st: &mut [&mut [T]], f:
 where
     F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64,
 {
+    // One monomorphic loop per state count: with `K` known and every slice cut to `n`, the
+    // bounds checks go and the loop vectorises (a loop over `st.len()` slices did neither).
+    match st {
+        [] => run_k::<T, F, 0>(ps, gs, out, [], f),
+        [a] => run_k::<T, F, 1>(ps, gs, out, [a], f),
+        [a, b] => run_k::<T, F, 2>(ps, gs, out, [a, b], f),
+        [a, b, c] => run_k::<T, F, 3>(ps, gs, out, [a, b, c], f),
+        [a, b, c, d] => run_k::<T, F, 4>(ps, gs, out, [a, b, c, d], f),
+        _ => unreachable!("at most MAX_STATE state buffers"),
+    }
+}
+
+fn run_k<T: Element, F, const K: usize>(ps: &[T], gs: &[T], out: &mut [T], st: [&mut &mut [T]; K], f: &F)
+where
+    F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64,
+{
     let n = out.len();
     let (ps, gs) = (&ps[..n], &gs[..n]);
-    let k = st.len();
+    let st: [&mut [T]; K] = st.map(|s| &mut s[..n]);
     for i in 0..n {
         let mut s = [0.0f64; MAX_STATE];
-        for j in 0..k {
+        for j in 0..K {
             s[j] = st[j][i].to_f64();
         }
         out[i] = T::from_f64(f(ps[i].to_f64(), gs[i].to_f64(), &mut s));
-        for j in 0..k {
+        for j in 0..K {
             st[j][i] = T::from_f64(s[j]);
         }
     }
