@@ -232,6 +232,9 @@ impl Array {
                 return s.to_vec();
             }
             let src = T::slice(&self.storage).expect("dtype checked");
+            if self.layout.rank() == 2 && self.layout.strides[1] != 1 && self.numel() >= 1024 {
+                return gather_2d(src, &self.layout);
+            }
             let mut out = Vec::with_capacity(self.numel());
             self.layout.for_each_offset(|o| out.push(src[o]));
             return out;
@@ -433,6 +436,29 @@ impl Array {
     }
 }
 
+/// Row-major copy of a strided 2-D view (a transpose, typically) in 32 × 32 tiles, so each
+/// tile's source cache lines are reused across its rows instead of being fetched once per
+/// element as a column-order walk does.
+fn gather_2d<T: Element>(src: &[T], l: &Layout) -> Vec<T> {
+    const B: usize = 32;
+    let (r, c) = (l.shape[0], l.shape[1]);
+    let (s0, s1) = (l.strides[0], l.strides[1]);
+    let off = l.offset as isize;
+    let mut out = vec![T::default(); r * c];
+    for ib in (0..r).step_by(B) {
+        for jb in (0..c).step_by(B) {
+            for i in ib..(ib + B).min(r) {
+                let row = off + i as isize * s0;
+                let dst = &mut out[i * c..(i + 1) * c];
+                for (j, d) in dst.iter_mut().enumerate().take((jb + B).min(c)).skip(jb) {
+                    *d = src[(row + j as isize * s1) as usize];
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +477,29 @@ mod tests {
         assert_eq!(Array::eye(2, DType::I64).to_vec::<i64>(), vec![1, 0, 0, 1]);
         assert_eq!(Array::arange(5.0, 0.0, -2.0, DType::I64).to_vec::<i64>(), vec![5, 3, 1]);
         assert_eq!(Array::scalar(3.5f64).item::<f64>(), 3.5);
+    }
+
+    #[test]
+    fn strided_2d_views_copy_in_row_major_order() {
+        // Large enough for the tiled path; sizes not multiples of the tile; transposed, with a
+        // step, flipped and offset views. Expected values computed from the indices.
+        let (r, c) = (45usize, 70usize);
+        let a = Array::arange(0.0, (r * c) as f64, 1.0, DType::F64).reshape(&[r, c]);
+        let t = a.transpose(0, 1);
+        let got = t.to_vec::<f64>();
+        for j in 0..c {
+            for i in 0..r {
+                assert_eq!(got[j * r + i], (i * c + j) as f64);
+            }
+        }
+        let v = a.slice(1, 3, 70, 2).flip(0).transpose(0, 1); // [34, 45]
+        let got = v.to_vec::<f32>();
+        assert_eq!(got.len(), 34 * 45);
+        for jj in 0..34 {
+            for ii in 0..45 {
+                assert_eq!(got[jj * 45 + ii], ((44 - ii) * c + 3 + 2 * jj) as f32);
+            }
+        }
     }
 
     #[test]
