@@ -434,30 +434,9 @@ fn model_structure_errors() {
 // ---------------------------------------------------------------------------------------------
 // Fuzz corpus
 
-/// What the `adbench` fuzz target does with one input (keep in step with
-/// `fuzz/fuzz_targets/adbench.rs`): the first byte picks the format; for the hand model, the rest
-/// is split at NUL bytes into bones, vertices, triangles and the input file.
-fn adbench_as_fuzzed(data: &[u8]) {
-    let Some((&sel, rest)) = data.split_first() else { return };
-    match sel % 6 {
-        0 => drop(parse_gmm(rest, "fuzz", false)),
-        1 => drop(parse_gmm(rest, "fuzz", true)),
-        2 => drop(parse_ba(rest, "fuzz")),
-        3 => drop(parse_lstm(rest, "fuzz")),
-        4 => drop(parse_hand_input(rest, "fuzz", sel & 8 != 0)),
-        _ => {
-            let mut parts = rest.splitn(4, |&b| b == 0);
-            let (b, v, t) =
-                (parts.next().unwrap_or(b""), parts.next().unwrap_or(b""), parts.next().unwrap_or(b""));
-            let i = parts.next().unwrap_or(b"");
-            if let (Ok(model), Ok(input)) =
-                (parse_hand_model(b, v, t), parse_hand_input(i, "fuzz", sel & 8 != 0))
-            {
-                let _ = check_hand(&model, &input, "fuzz");
-            }
-        }
-    }
-}
+/// The `adbench` fuzz target's body, shared with `fuzz/fuzz_targets/adbench.rs`.
+#[path = "../../../fuzz/harness/adbench.rs"]
+mod fuzz_adbench;
 
 #[test]
 fn fuzz_corpus_replays_without_panics() {
@@ -466,7 +445,7 @@ fn fuzz_corpus_replays_without_panics() {
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
         let b = std::fs::read(&path).unwrap();
-        if std::panic::catch_unwind(|| adbench_as_fuzzed(&b)).is_err() {
+        if std::panic::catch_unwind(|| fuzz_adbench::run(&b)).is_err() {
             panic!("{} panicked", path.display());
         }
         n += 1;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use adjoint_core::Tensor;
 use adjoint_nn::checkpoint::{self, LoadOptions};
 use adjoint_nn::data::pgm::{decode_pgm, encode_pgm, read_pgm, read_pgm_with, write_pgm, Pgm, PgmLimits};
-use adjoint_nn::data::{parse_csv, read_csv, CsvOptions, Missing};
+use adjoint_nn::data::{parse_csv, read_csv, CsvOptions};
 use adjoint_nn::train::History;
 use adjoint_tensor::random::{uniform, Key};
 use adjoint_tensor::DType;
@@ -381,34 +381,14 @@ fn broken_training_logs_are_clear_errors() {
 
 // ------------------------------------------------------------------ fuzz corpus replay
 
-/// Exactly what `fuzz/fuzz_targets/csv.rs` does: the first byte selects the options.
-fn csv_as_fuzzed(data: &[u8]) {
-    let Some((&sel, rest)) = data.split_first() else { return };
-    let text = String::from_utf8_lossy(rest);
-    let mut opts = CsvOptions::default();
-    if sel & 1 != 0 {
-        opts = opts.has_header(false);
-    }
-    if sel & 2 != 0 {
-        opts = opts.delimiter(';');
-    }
-    opts = opts.missing(match (sel >> 2) & 3 {
-        0 => Missing::Error,
-        1 => Missing::Nan,
-        _ => Missing::DropRow,
-    });
-    if sel & 16 != 0 {
-        opts = opts.columns(&["a", "b"]);
-    }
-    if sel & 32 != 0 {
-        opts = opts.filter_eq("a", "1");
-    }
-    if let Ok(t) = parse_csv(&text, "fuzz.csv", &opts) {
-        let _ = t.rows();
-        let _ = t.column("a");
-        let _ = t.select(&["b", "a"]);
-    }
-}
+// The fuzz targets' bodies, shared with `fuzz/fuzz_targets/` so the replay runs exactly what was
+// fuzzed.
+#[path = "../../../fuzz/harness/checkpoint.rs"]
+mod fuzz_checkpoint;
+#[path = "../../../fuzz/harness/csv.rs"]
+mod fuzz_csv;
+#[path = "../../../fuzz/harness/pgm.rs"]
+mod fuzz_pgm;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions").join(target);
@@ -427,16 +407,11 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn fuzz_corpus_replays_without_panics() {
-    let limits = PgmLimits { max_pixels: 1 << 20, max_bytes: 1 << 24 };
-    for (path, b) in corpus("checkpoint") {
-        let _ = no_panic(&path.display().to_string(), &b, read_checkpoint);
-    }
-    for (path, b) in corpus("csv") {
-        no_panic(&path.display().to_string(), &b, csv_as_fuzzed);
-    }
-    for (path, b) in corpus("pgm") {
-        if let Ok(img) = no_panic(&path.display().to_string(), &b, |b| decode_pgm(b, "corpus.pgm", &limits)) {
-            assert_eq!(decode_pgm(&encode_pgm(&img), "re.pgm", &limits).unwrap(), img);
+    let targets: [(&str, fn(&[u8])); 3] =
+        [("checkpoint", fuzz_checkpoint::run), ("csv", fuzz_csv::run), ("pgm", fuzz_pgm::run)];
+    for (target, run) in targets {
+        for (path, b) in corpus(target) {
+            no_panic(&path.display().to_string(), &b, run);
         }
     }
 }

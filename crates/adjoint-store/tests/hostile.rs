@@ -148,30 +148,9 @@ fn oversized_and_non_text_key_files_are_refused_unread() {
     }
 }
 
-/// What the `manifest` fuzz target does with one input (keep in step with
-/// `fuzz/fuzz_targets/manifest.rs`).
-fn manifest_as_fuzzed(data: &[u8]) {
-    let Some((&sel, rest)) = data.split_first() else { return };
-    let text = String::from_utf8_lossy(rest);
-    if sel % 2 == 0 {
-        if let Ok(m) = SignedManifest::from_json(&text, "fuzz") {
-            let _ = m.check_signature();
-            let _ = keys::short_id(&m.signer);
-            let json = m.to_json_pretty();
-            let back = SignedManifest::from_json(&json, "re-serialised").expect("a written manifest parses");
-            assert_eq!(back.to_json_pretty(), json);
-            assert_eq!(back.manifest.signing_bytes(), m.manifest.signing_bytes());
-        }
-    } else {
-        let path = Path::new("fuzz.key");
-        if let Ok(s) = Signer::from_key_file_text(&text, path) {
-            let _ = keys::short_id(&s.key_id());
-        }
-        if let Ok(id) = keys::parse_public_key_file(&text, path) {
-            let _ = keys::verify_hex(&id, b"m", &"0".repeat(128));
-        }
-    }
-}
+/// The `manifest` fuzz target's body, shared with `fuzz/fuzz_targets/manifest.rs`.
+#[path = "../../../fuzz/harness/manifest.rs"]
+mod fuzz_manifest;
 
 #[test]
 fn fuzz_corpus_replays_without_panics() {
@@ -180,7 +159,7 @@ fn fuzz_corpus_replays_without_panics() {
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
         let b = std::fs::read(&path).unwrap();
-        if std::panic::catch_unwind(|| manifest_as_fuzzed(&b)).is_err() {
+        if std::panic::catch_unwind(|| fuzz_manifest::run(&b)).is_err() {
             panic!("{} panicked", path.display());
         }
         n += 1;
