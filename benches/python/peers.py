@@ -389,8 +389,6 @@ def torch_train(cfg):
     least 100 ms (30 ms quick), median time per step; peak RSS (VmHWM) minus the RSS before the
     model was built, and the peak during the timed steps minus the RSS when they started."""
     import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
 
     def run(name, size, base_kb, step):
         samples, min_sample = (3, 0.030) if cfg.quick else (7, 0.100)
@@ -424,8 +422,9 @@ def torch_train(cfg):
              step_peak_mb=_mb(hwm - steady) if hwm is not None and steady is not None and reset else None,
              rss_mb=_mb(hwm), loss=loss, num_threads=torch.get_num_threads())
 
-    def labels(n):
-        return (torch.arange(n) * 7) % 10
+    # The models, data and optimizers are W2–W4 of the workload suite, defined once in
+    # workloads.py (same directory).
+    from workloads import torch_train_setup
 
     def train_loop(model, opt, x, loss_fn):
         def step():
@@ -438,43 +437,15 @@ def torch_train(cfg):
         return step
 
     torch.zeros(1).sum()  # thread pools up before the baseline RSS, as on the Rust side
-    if cfg.want("mlp"):
-        base = _status_kb("VmRSS:")
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
-        x, y = torch.randn(128, 784), labels(128)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        run("mlp_adam", "784-512-512-10, batch 128", base, train_loop(model, opt, x, lambda o: F.cross_entropy(o, y)))
-    if cfg.want("cnn"):
-        base = _status_kb("VmRSS:")
-        torch.manual_seed(1)
-        model = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10),
-        )
-        x, y = torch.randn(64, 1, 28, 28), labels(64)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        run("cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear", base,
-            train_loop(model, opt, x, lambda o: F.cross_entropy(o, y)))
-    if cfg.want("lstm"):
-        base = _status_kb("VmRSS:")
-        torch.manual_seed(2)
-
-        class LstmHead(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.lstm = nn.LSTM(8, 128, batch_first=True)
-                self.head = nn.Linear(128, 1)
-
-            def forward(self, x):
-                _, (h, _) = self.lstm(x)
-                return self.head(h[-1])
-
-        model = LstmHead()
-        x, y = torch.randn(32, 64, 8), torch.randn(32, 1)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        run("lstm_adam", "in 8, hidden 128, seq 64, batch 32", base, train_loop(model, opt, x, lambda o: F.mse_loss(o, y)))
+    for key, workload, name, size in [
+        ("mlp", "W2", "mlp_adam", "784-512-512-10, batch 128"),
+        ("cnn", "W3", "cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear"),
+        ("lstm", "W4", "lstm_adam", "in 8, hidden 128, seq 64, batch 32"),
+    ]:
+        if cfg.want(key):
+            base = _status_kb("VmRSS:")
+            model, opt, x, loss_fn, _ = torch_train_setup(workload)
+            run(name, size, base, train_loop(model, opt, x, loss_fn))
 
 
 # ----------------------------------------------------------------------------------------------

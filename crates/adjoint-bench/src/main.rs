@@ -22,6 +22,7 @@
 
 mod arm;
 mod measure;
+mod steps;
 mod workloads;
 
 use measure::Plan;

@@ -7,24 +7,13 @@ use std::hint::black_box;
 use adjoint_core::debug::detect_anomaly;
 use adjoint_core::{grad, hvp, value_and_grad, DType, Tensor};
 use adjoint_gradbench::evals::gmm;
-use adjoint_nn::layers::{Conv2d, Flatten, Linear, Lstm, MaxPool2d, Module, Relu};
-use adjoint_nn::loss::{cross_entropy, mse, CrossEntropy, Reduction};
-use adjoint_nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use adjoint_scalar::{value_and_gradient, value_and_gradient_into};
 use adjoint_tensor::random::{normal, Key};
 use serde_json::json;
 
 use crate::arm;
 use crate::measure::{measure, Line, Plan};
-
-fn randn(key: &Key, shape: &[usize], dtype: DType) -> Tensor {
-    Tensor::from_array(normal(key, shape, dtype))
-}
-
-/// Class labels `(7 i) mod 10`.
-fn labels(n: usize) -> Tensor {
-    Tensor::from_vec((0..n as i64).map(|i| (7 * i) % 10).collect::<Vec<i64>>(), &[n])
-}
+use crate::steps::{self, randn};
 
 /// `W1_add` (eager and under an active gradient) and `W1_chain_fwd_bwd`.
 pub fn w1(plan: Plan, which: &dyn Fn(&str) -> bool) {
@@ -64,26 +53,11 @@ pub fn w1(plan: Plan, which: &dyn Fn(&str) -> bool) {
     }
 }
 
-/// `W2_mlp_step`, `W3_cnn_step`, `W4_lstm_step`: full training steps (adjoint-nn).
+/// `W2_mlp_step`, `W3_cnn_step`, `W4_lstm_step`: full training steps (adjoint-nn), defined in
+/// [`steps`].
 pub fn w2_w4(plan: Plan, which: &dyn Fn(&str) -> bool) {
     if which("W2_mlp_step") {
-        let k = Key::new(0).split(4);
-        let mut model = (
-            Linear::new(784, 512, &k[0]),
-            Relu,
-            Linear::new(512, 512, &k[1]),
-            Relu,
-            Linear::new(512, 10, &k[2]),
-        );
-        let x = randn(&k[3], &[128, 784], DType::F32);
-        let y = labels(128);
-        let ce = CrossEntropy::default();
-        let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
-        let mut step = || {
-            let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
-            model = opt.step(&model, &g);
-            loss.item()
-        };
+        let mut step = steps::mlp();
         let s = measure(plan, 1.0, &mut step);
         Line::new("W2_mlp_step", "nn", s, "adjoint-nn: value_and_grad + Adam::step").print();
         // The same step in anomaly mode (issue 7 asks for its cost on this step): every
@@ -98,40 +72,11 @@ pub fn w2_w4(plan: Plan, which: &dyn Fn(&str) -> bool) {
         .print();
     }
     if which("W3_cnn_step") {
-        let k = Key::new(1).split(5);
-        let conv = |i, o, key| Conv2d::config(i, o, [3, 3]).padding([1, 1]).init(key);
-        let mut model = (
-            (conv(1, 32, &k[0]), Relu, MaxPool2d::new([2, 2])),
-            (conv(32, 64, &k[1]), Relu, MaxPool2d::new([2, 2])),
-            Flatten::default(),
-            (Linear::new(3136, 128, &k[2]), Relu, Linear::new(128, 10, &k[3])),
-        );
-        let x = randn(&k[4], &[64, 1, 28, 28], DType::F32);
-        let y = labels(64);
-        let ce = CrossEntropy::default();
-        let mut opt = Sgd::new(&model, SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() });
-        let s = measure(plan, 1.0, || {
-            let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
-            model = opt.step(&model, &g);
-            loss.item()
-        });
+        let s = measure(plan, 1.0, steps::cnn());
         Line::new("W3_cnn_step", "nn", s, "adjoint-nn: value_and_grad + Sgd::step (momentum 0.9)").print();
     }
     if which("W4_lstm_step") {
-        let k = Key::new(2).split(4);
-        let mut model = (Lstm::new(8, 128, &k[0]), Linear::new(128, 1, &k[1]));
-        let x = randn(&k[2], &[32, 64, 8], DType::F32);
-        let y = randn(&k[3], &[32, 1], DType::F32);
-        let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
-        let loss_fn = |m: &(Lstm, Linear)| {
-            let (_, (h, _)) = m.0.forward_state(&x, None);
-            mse(&m.1.forward(&h.reshape(&[32, 128])), &y, Reduction::Mean)
-        };
-        let s = measure(plan, 1.0, || {
-            let (loss, g) = value_and_grad(loss_fn)(&model);
-            model = opt.step(&model, &g);
-            loss.item()
-        });
+        let s = measure(plan, 1.0, steps::lstm());
         Line::new("W4_lstm_step", "nn", s, "adjoint-nn: Lstm + Linear head, value_and_grad + Adam::step")
             .print();
     }

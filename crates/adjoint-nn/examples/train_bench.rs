@@ -36,13 +36,6 @@ use std::fs;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use adjoint_core::{value_and_grad, Tensor};
-use adjoint_nn::layers::{Conv2d, Flatten, Linear, Lstm, MaxPool2d, Module, Relu};
-use adjoint_nn::loss::{cross_entropy, mse, CrossEntropy, Reduction};
-use adjoint_nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-use adjoint_tensor::random::{normal, Key};
-use adjoint_tensor::DType;
-
 struct Cfg {
     quick: bool,
     only: Option<String>,
@@ -133,68 +126,14 @@ fn run(cfg: &Cfg, name: &str, size: &str, base_kb: Option<f64>, mut step: impl F
     );
 }
 
-fn randn(key: &Key, shape: &[usize]) -> Tensor {
-    Tensor::from_array(normal(key, shape, DType::F32))
-}
+// The three steps are defined once, in the workload suite (W2–W4 of `benches/WORKLOADS.md`).
+#[path = "../../adjoint-bench/src/steps.rs"]
+mod steps;
 
-/// Class labels `(7 i) mod 10`, as the vmap suite uses.
-fn labels(n: usize) -> Tensor {
-    Tensor::from_vec((0..n as i64).map(|i| (7 * i) % 10).collect::<Vec<i64>>(), &[n])
-}
-
-fn mlp(cfg: &Cfg) {
+/// Build one step (after reading the baseline RSS) and time it.
+fn bench<S: FnMut() -> f64>(cfg: &Cfg, name: &str, size: &str, build: impl FnOnce() -> S) {
     let base = status_kb("VmRSS:");
-    let k = Key::new(0).split(4);
-    let mut model =
-        (Linear::new(784, 512, &k[0]), Relu, Linear::new(512, 512, &k[1]), Relu, Linear::new(512, 10, &k[2]));
-    let x = randn(&k[3], &[128, 784]);
-    let y = labels(128);
-    let ce = CrossEntropy::default();
-    let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
-    run(cfg, "mlp_adam", "784-512-512-10, batch 128", base, || {
-        let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
-        model = opt.step(&model, &g);
-        loss.item()
-    });
-}
-
-fn cnn(cfg: &Cfg) {
-    let base = status_kb("VmRSS:");
-    let k = Key::new(1).split(5);
-    let conv = |i, o, key| Conv2d::config(i, o, [3, 3]).padding([1, 1]).init(key);
-    let mut model = (
-        (conv(1, 32, &k[0]), Relu, MaxPool2d::new([2, 2])),
-        (conv(32, 64, &k[1]), Relu, MaxPool2d::new([2, 2])),
-        Flatten::default(),
-        (Linear::new(3136, 128, &k[2]), Relu, Linear::new(128, 10, &k[3])),
-    );
-    let x = randn(&k[4], &[64, 1, 28, 28]);
-    let y = labels(64);
-    let ce = CrossEntropy::default();
-    let mut opt = Sgd::new(&model, SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() });
-    run(cfg, "cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear", base, || {
-        let (loss, g) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&model);
-        model = opt.step(&model, &g);
-        loss.item()
-    });
-}
-
-fn lstm(cfg: &Cfg) {
-    let base = status_kb("VmRSS:");
-    let k = Key::new(2).split(4);
-    let mut model = (Lstm::new(8, 128, &k[0]), Linear::new(128, 1, &k[1]));
-    let x = randn(&k[2], &[32, 64, 8]);
-    let y = randn(&k[3], &[32, 1]);
-    let mut opt = Adam::new(&model, AdamConfig { lr: 1e-3, ..Default::default() });
-    let loss_fn = |m: &(Lstm, Linear)| {
-        let (_, (h, _)) = m.0.forward_state(&x, None);
-        mse(&m.1.forward(&h.reshape(&[32, 128])), &y, Reduction::Mean)
-    };
-    run(cfg, "lstm_adam", "in 8, hidden 128, seq 64, batch 32", base, || {
-        let (loss, g) = value_and_grad(loss_fn)(&model);
-        model = opt.step(&model, &g);
-        loss.item()
-    });
+    run(cfg, name, size, base, build());
 }
 
 fn main() {
@@ -217,12 +156,12 @@ fn main() {
     // Bring the rayon pool up before the baseline RSS is read (as `import torch` precedes it).
     rayon::broadcast(|_| ());
     if cfg.want("mlp") {
-        mlp(&cfg);
+        bench(&cfg, "mlp_adam", "784-512-512-10, batch 128", steps::mlp);
     }
     if cfg.want("cnn") {
-        cnn(&cfg);
+        bench(&cfg, "cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear", steps::cnn);
     }
     if cfg.want("lstm") {
-        lstm(&cfg);
+        bench(&cfg, "lstm_adam", "in 8, hidden 128, seq 64, batch 32", steps::lstm);
     }
 }

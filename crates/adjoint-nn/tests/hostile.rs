@@ -407,7 +407,8 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn fuzz_corpus_replays_without_panics() {
-    let targets: [(&str, fn(&[u8])); 3] =
+    type Body = fn(&[u8]);
+    let targets: [(&str, Body); 3] =
         [("checkpoint", fuzz_checkpoint::run), ("csv", fuzz_csv::run), ("pgm", fuzz_pgm::run)];
     for (target, run) in targets {
         for (path, b) in corpus(target) {
