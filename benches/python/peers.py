@@ -424,17 +424,7 @@ def torch_train(cfg):
 
     # The models, data and optimizers are W2–W4 of the workload suite, defined once in
     # workloads.py (same directory).
-    from workloads import torch_train_setup
-
-    def train_loop(model, opt, x, loss_fn):
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x))
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-        return step
+    from workloads import torch_train_setup, torch_train_step
 
     torch.zeros(1).sum()  # thread pools up before the baseline RSS, as on the Rust side
     for key, workload, name, size in [
@@ -444,8 +434,8 @@ def torch_train(cfg):
     ]:
         if cfg.want(key):
             base = _status_kb("VmRSS:")
-            model, opt, x, loss_fn, _ = torch_train_setup(workload)
-            run(name, size, base, train_loop(model, opt, x, loss_fn))
+            step = torch_train_step(*torch_train_setup(workload)[:4])
+            run(name, size, base, lambda: step().item())
 
 
 # ----------------------------------------------------------------------------------------------
