@@ -17,9 +17,9 @@
 
 use smallvec::SmallVec;
 
-use crate::primitive::Primitive;
+use crate::primitive::{Aval, Outs, Primitive};
 use crate::tensor::Tensor;
-use crate::trace::bind;
+use crate::trace::{bind, bind_multi};
 
 /// Move axis `from` of `t` to position `to` (a view).
 ///
@@ -122,14 +122,37 @@ pub fn elementwise<P: Primitive + ?Sized>(
 }
 
 /// The fallback batching rule: run the primitive once per example and stack the results along
-/// axis 0. Correct for any primitive, but pays the per-op cost `size` times.
+/// axis 0. Correct for any primitive, but pays the per-op cost `size` times. An empty batch
+/// runs nothing: the outputs' shapes come from the primitive's shape rule.
 pub fn by_loop<P: Primitive + ?Sized>(
     p: &P,
     args: &[&Tensor],
     axes: &[Option<usize>],
     size: usize,
-) -> (Tensor, Option<usize>) {
-    let mut outs = Vec::with_capacity(size);
+) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    if size == 0 {
+        let avals: SmallVec<[Aval; 4]> = args
+            .iter()
+            .zip(axes)
+            .map(|(t, a)| {
+                let mut shape = adjoint_tensor::layout::Shape::from_slice(t.shape());
+                if let Some(a) = a {
+                    shape.remove(*a);
+                }
+                Aval { shape, dtype: t.dtype() }
+            })
+            .collect();
+        return p
+            .shape(&avals)
+            .into_iter()
+            .map(|o| {
+                let mut shape = vec![0];
+                shape.extend_from_slice(&o.shape);
+                (Tensor::full_of(&shape, 0.0, o.dtype), Some(0))
+            })
+            .unzip();
+    }
+    let mut per_out: Vec<Vec<Tensor>> = Vec::new();
     for i in 0..size {
         let ex: SmallVec<[Tensor; 4]> = args
             .iter()
@@ -140,44 +163,24 @@ pub fn by_loop<P: Primitive + ?Sized>(
             })
             .collect();
         let refs: SmallVec<[&Tensor; 4]> = ex.iter().collect();
-        outs.push(bind(p, &refs));
+        let outs = bind_multi(p, &refs);
+        per_out.resize_with(outs.len(), Vec::new);
+        for (k, o) in outs.into_iter().enumerate() {
+            per_out[k].push(o);
+        }
     }
-    if outs.is_empty() {
-        // No example to run: the output shape is unknown without a shape rule; run on the
-        // first example of an empty batch is impossible, so report it.
-        panic!("adjoint: {}: vmap over an empty batch needs a batching rule for this primitive", p.name());
-    }
-    let refs: Vec<&Tensor> = outs.iter().collect();
-    (Tensor::stack(&refs, 0), Some(0))
+    per_out
+        .iter()
+        .map(|outs| {
+            let refs: Vec<&Tensor> = outs.iter().collect();
+            (Tensor::stack(&refs, 0), Some(0))
+        })
+        .unzip()
 }
 
-/// For computations on values that no primitive covers (the argmax indices of max pooling):
-/// the concrete array under `t`'s batch levels with every batch dimension in front (lowest
-/// level first), and those levels. `t` must carry no differentiation level
-/// (pass it through [`stop_gradient`](crate::stop_gradient) first).
-pub(crate) fn peel(t: &Tensor) -> (adjoint_tensor::Array, Vec<(usize, u64)>) {
-    use crate::tensor::{Payload, Repr};
-    match &t.0 {
-        Repr::Concrete(a) => (a.clone(), Vec::new()),
-        Repr::Tracer(tr) => match &tr.payload {
-            Payload::Batch { value, axis, .. } => {
-                let (a, mut frames) = peel(value);
-                let lead = frames.len();
-                let mut perm: Vec<usize> = (0..a.rank()).filter(|&i| i != lead + axis).collect();
-                perm.insert(lead, lead + axis);
-                frames.push((tr.level, tr.frame));
-                (a.permute(&perm), frames)
-            }
-            p => peel(p.primal()),
-        },
-    }
-}
-
-/// The inverse of [`peel`]: wrap an array whose leading dimensions are the batches of `frames`.
-pub(crate) fn rewrap(a: adjoint_tensor::Array, frames: &[(usize, u64)]) -> Tensor {
-    let mut t = Tensor::from_array(a);
-    for &(level, id) in frames {
-        t = crate::trace::batch_tracer(level, id, t, 0);
-    }
-    t
+/// [`by_loop`] for an empty batch of a one-output primitive: the output comes from the shape
+/// rule (rules whose batching trick needs at least one example use this for `size == 0`).
+pub fn by_loop1<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], axes: &[Option<usize>]) -> (Tensor, Option<usize>) {
+    let (mut o, mut a) = by_loop(p, args, axes, 0);
+    (o.swap_remove(0), a.swap_remove(0))
 }

@@ -27,7 +27,7 @@ use crate::batching::move_axis;
 use crate::params::Params;
 use crate::primitive::{Grads, Pullback, Residuals};
 use crate::tensor::{Payload, Tensor};
-use crate::trace::{batch_tracer, payload_at, record, top_of, Kind};
+use crate::trace::{batch_tracer, own_payload, record, top_of, Kind};
 use crate::transforms::{grad, vjp};
 use crate::vmap::vmap_leaves;
 
@@ -80,7 +80,7 @@ fn batched_bwd<P: Params, R: Params>(bwd: &dyn Fn(&R, &Tensor) -> P, ctx: &Ctx, 
 /// 0, and the axes (`Some(0)` or `None`) for the context.
 fn unpack_batch<P: Params>(p: &P, level: usize, id: u64) -> (P, Vec<Option<usize>>) {
     let mut axes = Vec::new();
-    let low = p.map_tensors(&mut |t| match payload_at(t, level, id) {
+    let low = p.map_tensors(&mut |t| match own_payload(t, level, id) {
         Some(Payload::Batch { value, axis, .. }) => {
             axes.push(Some(0));
             move_axis(value, *axis, 0)
@@ -130,7 +130,7 @@ fn inner<P: Params>(a: &P, b: &P) -> Tensor {
 fn unpack<P: Params>(p: &P, level: usize, id: u64) -> (P, Vec<Option<usize>>, Vec<Option<Tensor>>) {
     let mut ids = Vec::new();
     let mut tans = Vec::new();
-    let low = p.map_tensors(&mut |t| match payload_at(t, level, id) {
+    let low = p.map_tensors(&mut |t| match own_payload(t, level, id) {
         Some(Payload::Vjp { primal, value }) => {
             ids.push(Some(*value));
             tans.push(None);

@@ -2,7 +2,8 @@
 
 use std::fmt::Debug;
 
-use adjoint_tensor::Array;
+use adjoint_tensor::layout::Shape;
+use adjoint_tensor::{Array, DType};
 use smallvec::SmallVec;
 
 use crate::tensor::Tensor;
@@ -10,20 +11,116 @@ use crate::tensor::Tensor;
 /// Cotangents or tangents for a primitive's inputs; `None` is a symbolic zero.
 pub type Grads = SmallVec<[Option<Tensor>; 3]>;
 
-/// A primitive operation: the unit the transforms interpret.
+/// One entry per output of a primitive (most have one, so it is stored inline).
+pub type Outs<T> = SmallVec<[T; 1]>;
+
+/// An *abstract value*: the shape and dtype of a tensor without its data — what a shape rule
+/// sees, and what a staging level (jit) will know before anything runs.
 ///
-/// Each implementation lives in its own file under `prims/` with every rule it has:
-/// - `eval`: the CPU kernel call on concrete arrays (shapes were checked by the caller);
-/// - `jvp`: the output tangent, from input tangents (`None` = zero), written with
-///   differentiable [`Tensor`] ops so that it can itself be differentiated;
-/// - `vjp`: a [`Pullback`] that keeps exactly the residuals it needs and maps the output
-///   cotangent to input cotangents, again with differentiable ops;
+/// ```
+/// use adjoint_core::primitive::Aval;
+/// use adjoint_core::{DType, Tensor};
+/// let a = Aval::of(&Tensor::zeros(&[2, 3]));
+/// assert_eq!((a.shape.as_slice(), a.dtype), (&[2usize, 3][..], DType::F32));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Aval {
+    /// Dimensions.
+    pub shape: Shape,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl Aval {
+    /// An abstract value of `shape` and `dtype`.
+    pub fn new(shape: &[usize], dtype: DType) -> Aval {
+        Aval { shape: Shape::from_slice(shape), dtype }
+    }
+    /// The abstract value of a tensor (for a `vmap` tracer: of one example).
+    pub fn of(t: &Tensor) -> Aval {
+        Aval::new(t.shape(), t.dtype())
+    }
+    /// The abstract value of a concrete array.
+    pub fn of_array(a: &Array) -> Aval {
+        Aval::new(a.shape(), a.dtype())
+    }
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+impl std::fmt::Display for Aval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{:?}", self.dtype, self.shape.as_slice())
+    }
+}
+
+/// Panic for a misused primitive, naming it and the caller's location. Shape rules call this:
+/// through `#[track_caller]` on the rule, `bind` and the op's front end, the location is the
+/// user's line.
+#[cold]
+#[track_caller]
+pub fn misuse(op: &str, msg: String) -> ! {
+    let loc = std::panic::Location::caller();
+    panic!("adjoint: {op}: {msg} (at {}:{}:{})", loc.file(), loc.line(), loc.column())
+}
+
+/// A primitive operation: the unit the transforms interpret; `bind` is its only entry point.
+///
+/// This is the general form, with any number of outputs (`split` has several, `max_pool2d`
+/// returns values and indices). Most primitives have one output and implement
+/// [`SimplePrimitive`] instead, which provides this trait. Each implementation lives in its
+/// own file under `prims/` with every rule it has:
+/// - `shape`: output shapes and dtypes from the inputs' [`Aval`]s and the parameters,
+///   panicking through [`misuse`] on a caller bug. `bind` calls it at every level before
+///   anything runs, so a direct `bind` is checked like the op's method, and `vmap` of an empty
+///   batch and staging know the outputs without running a kernel;
+/// - `eval`: the CPU kernel call on concrete arrays (already checked by `shape`);
+/// - `jvp`: output tangents from input tangents (`None` = zero), written with differentiable
+///   [`Tensor`] ops so that they can themselves be differentiated;
+/// - `vjp`: a [`Pullback`] that keeps exactly the residuals it needs and maps output
+///   cotangents to input cotangents, again with differentiable ops;
 /// - `batch`: the batching rule for `vmap`, again with ordinary ops (on the batched values);
 ///   the default runs the primitive once per example and stacks the results, a correct but
 ///   slow fallback that every primitive of adjoint overrides.
-pub trait Primitive: Debug + 'static {
+pub trait Primitive: Debug {
     /// Name shown in errors and traces, e.g. `"exp"`.
     fn name(&self) -> &'static str;
+
+    /// The shape rule: one [`Aval`] per output.
+    #[track_caller]
+    fn shape(&self, args: &[Aval]) -> Outs<Aval>;
+
+    /// Evaluate on concrete arrays: one array per output.
+    fn eval(&self, args: &[&Array]) -> Outs<Array>;
+
+    /// Forward-mode rule: one tangent per output (`None` = zero). `outs` are the primal
+    /// outputs, already computed.
+    fn jvp(&self, primals: &[&Tensor], tangents: &[Option<&Tensor>], outs: &[Tensor]) -> Outs<Option<Tensor>>;
+
+    /// Reverse-mode rule. `wants[i]` says whether input `i` needs a cotangent. The pullback
+    /// receives one cotangent per output (`None` = zero).
+    fn vjp(&self, primals: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback;
+
+    /// Batching rule. `args` are the values one level down; `axes[i]` is the batch axis of
+    /// argument `i` in them (`None`: the argument is the same for every example), `size` the
+    /// number of examples. Returns the batched outputs and the batch axis of each (`None` when
+    /// an output is the same for every example). See [`crate::batching`] for the helpers.
+    fn batch(&self, args: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        crate::batching::by_loop(self, args, axes, size)
+    }
+}
+
+/// A primitive with one output: the same rules as [`Primitive`] with single values instead of
+/// lists. Implementing it provides [`Primitive`].
+pub trait SimplePrimitive: Debug + 'static {
+    /// Name shown in errors and traces, e.g. `"exp"`.
+    fn name(&self) -> &'static str;
+
+    /// The shape rule (see [`Primitive::shape`]).
+    #[track_caller]
+    fn shape(&self, args: &[Aval]) -> Aval;
 
     /// Evaluate on concrete arrays.
     fn eval(&self, args: &[&Array]) -> Array;
@@ -34,12 +131,68 @@ pub trait Primitive: Debug + 'static {
     /// Reverse-mode rule. `wants[i]` says whether input `i` needs a cotangent.
     fn vjp(&self, primals: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback;
 
-    /// Batching rule. `args` are the values one level down; `axes[i]` is the batch axis of
-    /// argument `i` in them (`None`: the argument is the same for every example), `size` the
-    /// number of examples. Returns the batched output and its batch axis (`None` when the
-    /// output is the same for every example). See [`crate::batching`] for the helpers.
+    /// Batching rule (see [`Primitive::batch`]).
     fn batch(&self, args: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        crate::batching::by_loop(self, args, axes, size)
+        let (mut o, mut a) = crate::batching::by_loop(&One(self), args, axes, size);
+        (o.swap_remove(0), a.swap_remove(0))
+    }
+}
+
+/// Adapter for the default batching rule of a [`SimplePrimitive`] (which is not `Sized`
+/// inside a default method).
+#[derive(Debug)]
+struct One<'a, P: ?Sized>(&'a P);
+
+impl<P: SimplePrimitive + ?Sized> One<'_, P> {
+    fn prim(&self) -> &P {
+        self.0
+    }
+}
+
+impl<T: SimplePrimitive> Primitive for T {
+    #[inline]
+    fn name(&self) -> &'static str {
+        SimplePrimitive::name(self)
+    }
+    #[inline]
+    #[track_caller]
+    fn shape(&self, args: &[Aval]) -> Outs<Aval> {
+        smallvec::smallvec![SimplePrimitive::shape(self, args)]
+    }
+    #[inline]
+    fn eval(&self, args: &[&Array]) -> Outs<Array> {
+        smallvec::smallvec![SimplePrimitive::eval(self, args)]
+    }
+    #[inline]
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], outs: &[Tensor]) -> Outs<Option<Tensor>> {
+        smallvec::smallvec![SimplePrimitive::jvp(self, p, t, &outs[0])]
+    }
+    #[inline]
+    fn vjp(&self, p: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback {
+        SimplePrimitive::vjp(self, p, &outs[0], wants)
+    }
+    fn batch(&self, args: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        let (o, a) = SimplePrimitive::batch(self, args, axes, size);
+        (smallvec::smallvec![o], smallvec::smallvec![a])
+    }
+}
+
+impl<P: SimplePrimitive + ?Sized> Primitive for One<'_, P> {
+    fn name(&self) -> &'static str {
+        SimplePrimitive::name(self.prim())
+    }
+    #[track_caller]
+    fn shape(&self, args: &[Aval]) -> Outs<Aval> {
+        smallvec::smallvec![SimplePrimitive::shape(self.prim(), args)]
+    }
+    fn eval(&self, args: &[&Array]) -> Outs<Array> {
+        smallvec::smallvec![SimplePrimitive::eval(self.prim(), args)]
+    }
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], outs: &[Tensor]) -> Outs<Option<Tensor>> {
+        smallvec::smallvec![SimplePrimitive::jvp(self.prim(), p, t, &outs[0])]
+    }
+    fn vjp(&self, p: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback {
+        SimplePrimitive::vjp(self.prim(), p, &outs[0], wants)
     }
 }
 

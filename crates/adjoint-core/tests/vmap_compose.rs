@@ -340,9 +340,12 @@ fn unbatched_outputs_are_broadcast_and_shared_inputs_stay_shared() {
 #[derive(Debug)]
 struct Cube;
 
-impl adjoint_core::primitive::Primitive for Cube {
+impl adjoint_core::primitive::SimplePrimitive for Cube {
     fn name(&self) -> &'static str {
         "cube"
+    }
+    fn shape(&self, a: &[adjoint_core::primitive::Aval]) -> adjoint_core::primitive::Aval {
+        a[0].clone()
     }
     fn eval(&self, a: &[&adjoint_core::Array]) -> adjoint_core::Array {
         use adjoint_tensor::ops::binary::BinaryOp;
@@ -368,6 +371,9 @@ fn primitives_without_a_batching_rule_fall_back_to_a_loop() {
     close(&ys, &(&xs * &xs * &xs).t(), 1e-12);
     let g = vmap(grad(|x: &Tensor| cube(x).sum()))(&xs);
     close(&g, &(&xs * &xs * 3.0), 1e-12);
+    // An empty batch runs nothing: the output's shape comes from the shape rule.
+    let empty = vmap(cube)(&Tensor::zeros(&[0, 4]).to_f64());
+    assert_eq!((empty.shape(), empty.dtype()), (&[0, 4][..], adjoint_core::DType::F64));
 }
 
 #[test]

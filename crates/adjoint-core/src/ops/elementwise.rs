@@ -3,31 +3,20 @@
 
 use adjoint_tensor::ops::compare::CompareOp;
 use adjoint_tensor::ops::unary::UnaryOp;
-use adjoint_tensor::{broadcast_shapes, DType};
+use adjoint_tensor::DType;
 
-use super::fail;
 use crate::prims::logical::{Logical, LogicalOp};
 use crate::prims::*;
 use crate::tensor::Tensor;
 use crate::trace::bind;
 
-#[track_caller]
-fn float_only(op: &str, t: &Tensor) {
-    if !t.dtype().is_float() {
-        fail(op, format!("needs a float tensor, got {} of shape {:?}", t.dtype(), t.shape()));
-    }
-}
-
 macro_rules! unary_methods {
-    ($($(#[$doc:meta])* $name:ident => $prim:expr, $float:expr;)*) => {
+    ($($(#[$doc:meta])* $name:ident => $prim:expr;)*) => {
         impl Tensor {
             $(
                 $(#[$doc])*
                 #[track_caller]
                 pub fn $name(&self) -> Tensor {
-                    if $float {
-                        float_only(stringify!($name), self);
-                    }
                     bind(&$prim, &[self])
                 }
             )*
@@ -37,37 +26,37 @@ macro_rules! unary_methods {
 
 unary_methods! {
     /// `eˣ`.
-    exp => exp::Exp, true;
+    exp => exp::Exp;
     /// Natural logarithm.
-    log => log::Log, true;
+    log => log::Log;
     /// Sine.
-    sin => sin::Sin, true;
+    sin => sin::Sin;
     /// Cosine.
-    cos => cos::Cos, true;
+    cos => cos::Cos;
     /// Tangent.
-    tan => tan::Tan, true;
+    tan => tan::Tan;
     /// Hyperbolic tangent.
-    tanh => tanh::Tanh, true;
+    tanh => tanh::Tanh;
     /// Square root (derivative +∞ at 0; see [`Tensor::norm`] for a safe norm).
-    sqrt => sqrt::Sqrt, true;
+    sqrt => sqrt::Sqrt;
     /// Logistic sigmoid `1/(1+e^{-x})`, stable for large |x|.
-    sigmoid => sigmoid::Sigmoid, true;
+    sigmoid => sigmoid::Sigmoid;
     /// Error function.
-    erf => erf::Erf, true;
+    erf => erf::Erf;
     /// `log(1+x)`, accurate near 0.
-    log1p => log1p::Log1p, true;
+    log1p => log1p::Log1p;
     /// `eˣ-1`, accurate near 0.
-    expm1 => expm1::Expm1, true;
+    expm1 => expm1::Expm1;
     /// Absolute value (subgradient 0 at 0).
-    abs => abs::Abs, false;
+    abs => abs::Abs;
     /// −1, 0 or 1 (derivative 0).
-    sign => sign::Sign, false;
+    sign => sign::Sign;
     /// Round down (derivative 0).
-    floor => rounding::Rounding(UnaryOp::Floor), true;
+    floor => rounding::Rounding(UnaryOp::Floor);
     /// Round up (derivative 0).
-    ceil => rounding::Rounding(UnaryOp::Ceil), true;
+    ceil => rounding::Rounding(UnaryOp::Ceil);
     /// Round half to even (derivative 0).
-    round => rounding::Rounding(UnaryOp::Round), true;
+    round => rounding::Rounding(UnaryOp::Round);
 }
 
 impl Tensor {
@@ -121,55 +110,55 @@ impl Tensor {
     /// `x^y` elementwise (broadcasting).
     #[track_caller]
     pub fn pow(&self, y: &Tensor) -> Tensor {
-        binary_op("pow", &pow::Pow, self, y, true)
+        binary_op(&pow::Pow, self, y)
     }
 
     /// Elementwise maximum (ties split the derivative equally).
     #[track_caller]
     pub fn maximum(&self, y: &Tensor) -> Tensor {
-        binary_op("maximum", &max::Max, self, y, false)
+        binary_op(&max_min::MaxMin { min: false }, self, y)
     }
 
     /// Elementwise minimum (ties split the derivative equally).
     #[track_caller]
     pub fn minimum(&self, y: &Tensor) -> Tensor {
-        binary_op("minimum", &min::Min, self, y, false)
+        binary_op(&max_min::MaxMin { min: true }, self, y)
     }
 
     /// `atan2(self, x)`: the angle of the point `(x, self)`.
     #[track_caller]
     pub fn atan2(&self, x: &Tensor) -> Tensor {
-        binary_op("atan2", &atan2::Atan2, self, x, true)
+        binary_op(&atan2::Atan2, self, x)
     }
 
     /// Remainder with the sign of the dividend (`fmod`).
     #[track_caller]
     pub fn rem(&self, y: &Tensor) -> Tensor {
-        binary_op("rem", &rem::Rem, self, y, false)
+        binary_op(&rem::Rem, self, y)
     }
 
     /// Elementwise sum (broadcasting); also the `+` operator.
     #[track_caller]
     pub fn add(&self, y: &Tensor) -> Tensor {
-        binary_op("add", &add::Add, self, y, false)
+        binary_op(&add::Add, self, y)
     }
 
     /// Elementwise difference; also `-`.
     #[track_caller]
     pub fn sub(&self, y: &Tensor) -> Tensor {
-        binary_op("sub", &sub::Sub, self, y, false)
+        binary_op(&sub::Sub, self, y)
     }
 
     /// Elementwise product; also `*`.
     #[track_caller]
     pub fn mul(&self, y: &Tensor) -> Tensor {
-        binary_op("mul", &mul::Mul, self, y, false)
+        binary_op(&mul::Mul, self, y)
     }
 
     /// Elementwise quotient; also `/`.
     #[track_caller]
     pub fn div(&self, y: &Tensor) -> Tensor {
-        binary_op("div", &div::Div, self, y, false)
+        binary_op(&div::Div, self, y)
     }
 
     /// The same values as `dtype`.
@@ -184,32 +173,32 @@ impl Tensor {
     /// Elementwise `==` (bool result).
     #[track_caller]
     pub fn equal(&self, y: &Tensor) -> Tensor {
-        compare_op("equal", CompareOp::Eq, self, y)
+        compare_op(CompareOp::Eq, self, y)
     }
     /// Elementwise `!=`.
     #[track_caller]
     pub fn not_equal(&self, y: &Tensor) -> Tensor {
-        compare_op("not_equal", CompareOp::Ne, self, y)
+        compare_op(CompareOp::Ne, self, y)
     }
     /// Elementwise `<`.
     #[track_caller]
     pub fn less(&self, y: &Tensor) -> Tensor {
-        compare_op("less", CompareOp::Lt, self, y)
+        compare_op(CompareOp::Lt, self, y)
     }
     /// Elementwise `<=`.
     #[track_caller]
     pub fn less_equal(&self, y: &Tensor) -> Tensor {
-        compare_op("less_equal", CompareOp::Le, self, y)
+        compare_op(CompareOp::Le, self, y)
     }
     /// Elementwise `>`.
     #[track_caller]
     pub fn greater(&self, y: &Tensor) -> Tensor {
-        compare_op("greater", CompareOp::Gt, self, y)
+        compare_op(CompareOp::Gt, self, y)
     }
     /// Elementwise `>=`.
     #[track_caller]
     pub fn greater_equal(&self, y: &Tensor) -> Tensor {
-        compare_op("greater_equal", CompareOp::Ge, self, y)
+        compare_op(CompareOp::Ge, self, y)
     }
     /// Elementwise `== value`.
     #[track_caller]
@@ -230,19 +219,16 @@ impl Tensor {
     /// Elementwise logical and of bool tensors.
     #[track_caller]
     pub fn logical_and(&self, y: &Tensor) -> Tensor {
-        check_bool("logical_and", self, y);
         bind(&Logical(LogicalOp::And), &[self, y])
     }
     /// Elementwise logical or of bool tensors.
     #[track_caller]
     pub fn logical_or(&self, y: &Tensor) -> Tensor {
-        check_bool("logical_or", self, y);
         bind(&Logical(LogicalOp::Or), &[self, y])
     }
     /// Elementwise logical not of a bool tensor.
     #[track_caller]
     pub fn logical_not(&self) -> Tensor {
-        check_bool("logical_not", self, self);
         bind(&Logical(LogicalOp::Not), &[self])
     }
 
@@ -257,38 +243,8 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn select(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Tensor {
-        if cond.dtype() != DType::Bool {
-            fail(
-                "select",
-                format!("condition must be bool, got {} of shape {:?}", cond.dtype(), cond.shape()),
-            );
-        }
-        let fits = broadcast_shapes(cond.shape(), on_true.shape())
-            .and_then(|s| broadcast_shapes(&s, on_false.shape()))
-            .is_some();
-        if !fits {
-            fail(
-                "select",
-                format!(
-                    "cannot broadcast shapes {:?}, {:?} and {:?} together",
-                    cond.shape(),
-                    on_true.shape(),
-                    on_false.shape()
-                ),
-            );
-        }
         let (a, b) = promote(on_true, on_false);
         bind(&select::Select, &[cond, &a, &b])
-    }
-}
-
-#[track_caller]
-fn check_bool(op: &str, a: &Tensor, b: &Tensor) {
-    if a.dtype() != DType::Bool || b.dtype() != DType::Bool {
-        fail(op, format!("needs bool tensors, got {} and {}", a.dtype(), b.dtype()));
-    }
-    if broadcast_shapes(a.shape(), b.shape()).is_none() {
-        fail(op, format!("cannot broadcast shapes {:?} and {:?}", a.shape(), b.shape()));
     }
 }
 
@@ -308,29 +264,18 @@ pub(crate) fn promote(a: &Tensor, b: &Tensor) -> (Tensor, Tensor) {
     (a.cast(target), b.cast(target))
 }
 
+/// Promote, then bind: the primitive's shape rule checks broadcasting and dtypes.
 #[track_caller]
-fn binary_op<P: crate::primitive::Primitive>(op: &str, p: &P, a: &Tensor, b: &Tensor, float: bool) -> Tensor {
-    if broadcast_shapes(a.shape(), b.shape()).is_none() {
-        fail(op, format!("cannot broadcast shapes {:?} and {:?}", a.shape(), b.shape()));
-    }
+fn binary_op<P: crate::primitive::Primitive>(p: &P, a: &Tensor, b: &Tensor) -> Tensor {
     if a.dtype() == b.dtype() {
-        if float {
-            float_only(op, a);
-        }
         return bind(p, &[a, b]);
     }
     let (a, b) = promote(a, b);
-    if float {
-        float_only(op, &a);
-    }
     bind(p, &[&a, &b])
 }
 
 #[track_caller]
-fn compare_op(op: &str, c: CompareOp, a: &Tensor, b: &Tensor) -> Tensor {
-    if broadcast_shapes(a.shape(), b.shape()).is_none() {
-        fail(op, format!("cannot broadcast shapes {:?} and {:?}", a.shape(), b.shape()));
-    }
+fn compare_op(c: CompareOp, a: &Tensor, b: &Tensor) -> Tensor {
     let (a, b) = promote(a, b);
     bind(&compare::Compare(c), &[&a, &b])
 }

@@ -1,16 +1,14 @@
 //! Matrix products, convolutions and pooling.
 
 use adjoint_tensor::broadcast_shapes;
-use adjoint_tensor::ops::conv::conv2d_output_shape;
 pub use adjoint_tensor::ops::conv::{Conv1dParams, Conv2dParams};
 use adjoint_tensor::ops::pool::pool2d_output_shape;
 pub use adjoint_tensor::ops::pool::Pool2dParams;
 
 use super::fail;
-use crate::prims::{conv, matmul::Matmul};
+use crate::prims::{conv, matmul::Matmul, max_pool2d::MaxPool2d};
 use crate::tensor::Tensor;
-use crate::trace::bind;
-use crate::transforms::stop_gradient;
+use crate::trace::{bind, bind_multi};
 
 impl Tensor {
     /// Matrix product with NumPy semantics: 1-D operands are promoted (and the added axis
@@ -29,18 +27,6 @@ impl Tensor {
             fail(
                 "matmul",
                 format!("needs operands of rank ≥ 1, got {:?} and {:?}", self.shape(), rhs.shape()),
-            );
-        }
-        if self.dtype() != rhs.dtype() {
-            fail(
-                "matmul",
-                format!(
-                    "dtypes differ: {} {:?} and {} {:?}",
-                    self.dtype(),
-                    self.shape(),
-                    rhs.dtype(),
-                    rhs.shape()
-                ),
             );
         }
         let a = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
@@ -78,15 +64,6 @@ impl Tensor {
     /// 2-D convolution (cross-correlation, no bias) of `[N, C, H, W]` with `[O, C/groups, KH, KW]`.
     #[track_caller]
     pub fn conv2d(&self, weight: &Tensor, p: &Conv2dParams) -> Tensor {
-        if self.dtype() != weight.dtype() || !self.dtype().is_float() {
-            fail(
-                "conv2d",
-                format!("needs float operands of one dtype, got {} and {}", self.dtype(), weight.dtype()),
-            );
-        }
-        if let Err(e) = conv2d_output_shape(self.shape(), weight.shape(), p) {
-            fail("conv2d", e.message);
-        }
         conv::conv2d(self, weight, *p)
     }
 
@@ -117,28 +94,26 @@ impl Tensor {
     }
 
     /// 2-D max pooling over `[N, C, H, W]`. The derivative flows to the first maximum of each
-    /// window (as PyTorch): indices come from the kernel, values from a differentiable gather.
+    /// window (as PyTorch); see [`max_pool2d_with_indices`](Self::max_pool2d_with_indices).
     #[track_caller]
     pub fn max_pool2d(&self, p: &Pool2dParams) -> Tensor {
-        if self.rank() != 4 {
-            fail("max_pool2d", format!("needs [N, C, H, W], got {:?}", self.shape()));
-        }
-        // Under vmap the value is a batch of images: fold every batch dimension into N for the
-        // index computation, and hand the indices back batched.
-        let (x, frames) = crate::batching::peel(&stop_gradient(self));
-        let lead = x.shape()[..frames.len()].to_vec();
-        let nb: usize = lead.iter().product();
-        let (n, c, h, w) = (self.shape()[0], self.shape()[1], self.shape()[2], self.shape()[3]);
-        let x = if frames.is_empty() { x } else { x.reshape(&[nb * n, c, h, w]) };
-        let (_, idx) = match x.try_max_pool2d_with_indices(p) {
-            Ok(r) => r,
-            Err(e) => fail("max_pool2d", e.message),
-        };
-        let (oh, ow) = (idx.shape()[2], idx.shape()[3]);
-        let mut ishape = lead.to_vec();
-        ishape.extend([n, c, oh * ow]);
-        let idx = crate::batching::rewrap(idx.reshape(&ishape), &frames);
-        self.reshape(&[n, c, h * w]).gather(2, &idx).reshape(&[n, c, oh, ow])
+        self.max_pool2d_with_indices(p).0
+    }
+
+    /// 2-D max pooling returning the maxima and the `i64` position of each within its `H·W`
+    /// plane (one primitive with two outputs).
+    ///
+    /// ```
+    /// use adjoint_core::{Pool2dParams, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f32, 4.0, 3.0, 2.0], &[1, 1, 2, 2]);
+    /// let (v, i) = x.max_pool2d_with_indices(&Pool2dParams::new([2, 2]));
+    /// assert_eq!((v.to_vec::<f32>(), i.to_vec::<i64>()), (vec![4.0], vec![1]));
+    /// ```
+    #[track_caller]
+    pub fn max_pool2d_with_indices(&self, p: &Pool2dParams) -> (Tensor, Tensor) {
+        let mut outs = bind_multi(&MaxPool2d(*p), &[self]);
+        let idx = outs.pop().expect("two outputs");
+        (outs.pop().expect("two outputs"), idx)
     }
 
     /// 2-D average pooling over `[N, C, H, W]` (zero padding counted in the average when

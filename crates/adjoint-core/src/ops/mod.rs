@@ -14,13 +14,7 @@ mod shape;
 
 pub use linalg::{Conv1dParams, Conv2dParams, Pool2dParams};
 
-/// Panic for a misused op, naming it and the caller's location.
-#[cold]
-#[track_caller]
-pub(crate) fn fail(op: &str, msg: String) -> ! {
-    let loc = std::panic::Location::caller();
-    panic!("adjoint: {op}: {msg} (at {}:{}:{})", loc.file(), loc.line(), loc.column())
-}
+pub(crate) use crate::primitive::misuse as fail;
 
 /// Check that an axis is in range.
 #[track_caller]

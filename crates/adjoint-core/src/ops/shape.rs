@@ -1,25 +1,16 @@
 //! Shape methods: views (reshape, permute, broadcast, slice, flip), padding, concatenation and
 //! indexing. Views cost no copy in eager mode; their derivatives are views or their transposes.
 
-use adjoint_tensor::layout::numel;
 use adjoint_tensor::ops::pad::PadMode;
-use adjoint_tensor::DType;
 
 use super::{check_axis, fail};
 use crate::prims::{
     broadcast::BroadcastTo, concat::Concat, flip::Flip, gather::Gather, index_add::IndexAdd,
     index_select::IndexSelect, pad::Pad, permute::Permute, reshape::Reshape, scatter_add::ScatterAdd,
-    slice::Slice,
+    slice::Slice, split::Split,
 };
 use crate::tensor::Tensor;
 use crate::trace::bind;
-
-#[track_caller]
-fn check_index(op: &str, index: &Tensor) {
-    if index.dtype() != DType::I64 {
-        fail(op, format!("index must be i64, got {} of shape {:?}", index.dtype(), index.shape()));
-    }
-}
 
 impl Tensor {
     /// Same elements in a new shape (a view when the layout allows).
@@ -30,18 +21,6 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
-        if numel(shape) != self.numel() {
-            fail(
-                "reshape",
-                format!(
-                    "cannot reshape {:?} ({} elements) to {:?} ({} elements)",
-                    self.shape(),
-                    self.numel(),
-                    shape,
-                    numel(shape)
-                ),
-            );
-        }
         if shape == self.shape() {
             return self.clone();
         }
@@ -57,13 +36,7 @@ impl Tensor {
     /// Reorder axes: output axis `i` is input axis `perm[i]`.
     #[track_caller]
     pub fn permute(&self, perm: &[usize]) -> Tensor {
-        let mut seen = vec![false; self.rank()];
-        let ok = perm.len() == self.rank()
-            && perm.iter().all(|&p| p < self.rank() && !std::mem::replace(&mut seen[p], true));
-        if !ok {
-            fail("permute", format!("{perm:?} is not a permutation of the axes of shape {:?}", self.shape()));
-        }
-        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+        if perm.len() == self.rank() && perm.iter().enumerate().all(|(i, &p)| i == p) {
             return self.clone();
         }
         bind(&Permute(perm.to_vec()), &[self])
@@ -96,11 +69,6 @@ impl Tensor {
     /// Broadcast to `shape` (NumPy rules; a stride-0 view).
     #[track_caller]
     pub fn broadcast_to(&self, shape: &[usize]) -> Tensor {
-        let ok = shape.len() >= self.rank()
-            && self.shape().iter().zip(&shape[shape.len() - self.rank()..]).all(|(&d, &t)| d == t || d == 1);
-        if !ok {
-            fail("broadcast_to", format!("cannot broadcast shape {:?} to {:?}", self.shape(), shape));
-        }
         if shape == self.shape() {
             return self.clone();
         }
@@ -139,21 +107,33 @@ impl Tensor {
     /// Elements `start, start+step, …` below `end` along `axis`.
     #[track_caller]
     pub fn slice(&self, axis: usize, start: usize, end: usize, step: usize) -> Tensor {
-        check_axis("slice", axis, self.shape());
-        let d = self.shape()[axis];
-        if start > end || end > d || step == 0 {
-            fail(
-                "slice",
-                format!(
-                    "range {start}..{end} step {step} is invalid for axis {axis} of shape {:?}",
-                    self.shape()
-                ),
-            );
-        }
-        if start == 0 && end == d && step == 1 {
+        if start == 0 && step == 1 && self.shape().get(axis) == Some(&end) {
             return self.clone();
         }
         bind(&Slice { axis, start, end, step }, &[self])
+    }
+
+    /// Cut along `axis` into consecutive parts of the given sizes (one primitive: views, and
+    /// one `concat` for the derivative however many parts there are).
+    ///
+    /// ```
+    /// use adjoint_core::Tensor;
+    /// let parts = Tensor::arange(6).reshape(&[2, 3]).split(1, &[1, 2]);
+    /// assert_eq!((parts[0].shape(), parts[1].shape()), (&[2, 1][..], &[2, 2][..]));
+    /// ```
+    #[track_caller]
+    pub fn split(&self, axis: usize, sizes: &[usize]) -> Vec<Tensor> {
+        crate::trace::bind_multi(&Split { axis, sizes: sizes.to_vec() }, &[self]).into_vec()
+    }
+
+    /// `n` equal parts along `axis` (see [`split`](Self::split)).
+    #[track_caller]
+    pub fn chunk(&self, n: usize, axis: usize) -> Vec<Tensor> {
+        let d = self.shape().get(axis).copied().unwrap_or(0);
+        if n == 0 || d % n != 0 {
+            fail("chunk", format!("cannot cut axis {axis} of shape {:?} into {n} equal parts", self.shape()));
+        }
+        self.split(axis, &vec![d / n; n])
     }
 
     /// `len` elements from `start` along `axis`.
@@ -165,7 +145,6 @@ impl Tensor {
     /// Reverse the order along `axis`.
     #[track_caller]
     pub fn flip(&self, axis: usize) -> Tensor {
-        check_axis("flip", axis, self.shape());
         bind(&Flip(axis), &[self])
     }
 
@@ -178,17 +157,7 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn pad(&self, pads: &[(usize, usize)], value: f64) -> Tensor {
-        if pads.len() != self.rank() {
-            fail(
-                "pad",
-                format!(
-                    "needs one (before, after) pair per axis: {} given for shape {:?}",
-                    pads.len(),
-                    self.shape()
-                ),
-            );
-        }
-        if pads.iter().all(|&(a, b)| a == 0 && b == 0) {
+        if pads.len() == self.rank() && pads.iter().all(|&(a, b)| a == 0 && b == 0) {
             return self.clone();
         }
         bind(&Pad { pads: pads.to_vec(), value }, &[self])
@@ -275,21 +244,10 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn concat(tensors: &[&Tensor], axis: usize) -> Tensor {
-        let Some(first) = tensors.first() else { fail("concat", "needs at least one tensor".into()) };
-        check_axis("concat", axis, first.shape());
-        for t in tensors {
-            let ok = t.rank() == first.rank()
-                && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (a, b))| i == axis || a == b);
-            if !ok {
-                let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
-                fail("concat", format!("shapes {shapes:?} differ outside axis {axis}"));
+        if let [only] = tensors {
+            if axis < only.rank() {
+                return (*only).clone();
             }
-            if t.dtype() != first.dtype() {
-                fail("concat", format!("dtypes differ: {} and {}", first.dtype(), t.dtype()));
-            }
-        }
-        if tensors.len() == 1 {
-            return (*first).clone();
         }
         bind(&Concat(axis), tensors)
     }
@@ -315,67 +273,24 @@ impl Tensor {
     /// `torch.gather`: `out[i][j] = self[index[i][j]][j]` for `axis = 0`.
     #[track_caller]
     pub fn gather(&self, axis: usize, index: &Tensor) -> Tensor {
-        check_axis("gather", axis, self.shape());
-        check_index("gather", index);
-        if index.rank() != self.rank() {
-            fail(
-                "gather",
-                format!("index shape {:?} must have the rank of shape {:?}", index.shape(), self.shape()),
-            );
-        }
         bind(&Gather(axis), &[self, index])
     }
 
     /// Rows (or slices along `axis`) picked by a 1-D `i64` index.
     #[track_caller]
     pub fn index_select(&self, axis: usize, index: &Tensor) -> Tensor {
-        check_axis("index_select", axis, self.shape());
-        check_index("index_select", index);
-        if index.rank() != 1 {
-            fail("index_select", format!("index must be 1-D, got shape {:?}", index.shape()));
-        }
         bind(&IndexSelect(axis), &[self, index])
     }
 
     /// `self` with `src` added at `index` along `axis` (`torch.scatter_add`, out of place).
     #[track_caller]
     pub fn scatter_add(&self, axis: usize, index: &Tensor, src: &Tensor) -> Tensor {
-        check_axis("scatter_add", axis, self.shape());
-        check_index("scatter_add", index);
-        if index.shape() != src.shape() || index.rank() != self.rank() {
-            fail(
-                "scatter_add",
-                format!(
-                    "index {:?} and src {:?} must have one shape, of the rank of {:?}",
-                    index.shape(),
-                    src.shape(),
-                    self.shape()
-                ),
-            );
-        }
         bind(&ScatterAdd(axis), &[self, index, src])
     }
 
     /// `self` with slices of `src` added at positions `index` (1-D) along `axis`.
     #[track_caller]
     pub fn index_add(&self, axis: usize, index: &Tensor, src: &Tensor) -> Tensor {
-        check_axis("index_add", axis, self.shape());
-        check_index("index_add", index);
-        let mut expect = self.shape().to_vec();
-        if index.rank() == 1 {
-            expect[axis] = index.shape()[0];
-        }
-        if index.rank() != 1 || src.shape() != expect.as_slice() {
-            fail(
-                "index_add",
-                format!(
-                    "src {:?} and index {:?} do not fit {:?} along axis {axis}",
-                    src.shape(),
-                    index.shape(),
-                    self.shape()
-                ),
-            );
-        }
         bind(&IndexAdd(axis), &[self, index, src])
     }
 }

@@ -8,20 +8,21 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Abs;
 
-impl Primitive for Abs {
+impl SimplePrimitive for Abs {
     fn name(&self) -> &'static str {
         "abs"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::unary(SimplePrimitive::name(self), &a[0], false)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].unary(UnaryOp::Abs)
     }
-    #[allow(unused_variables)]
-    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
         let (x, t) = (p[0], t[0]?);
         Some(t * x.sign())
     }
-    #[allow(unused_variables)]
-    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
         let x = p[0];
         Pullback::new(x.clone(), |r, c| {
             let r = r.clone();

@@ -13,13 +13,21 @@ pub struct ArgMinMax {
     pub min: bool,
 }
 
-impl Primitive for ArgMinMax {
+impl SimplePrimitive for ArgMinMax {
     fn name(&self) -> &'static str {
         if self.min {
             "argmin"
         } else {
             "argmax"
         }
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let op = SimplePrimitive::name(self);
+        rules::axis(op, self.axis, &a[0]);
+        if a[0].shape[self.axis] == 0 {
+            misuse(op, format!("axis {} of shape {:?} is empty", self.axis, a[0].shape.as_slice()));
+        }
+        Aval { shape: rules::reduce(op, &[self.axis], self.keepdim, &a[0]), dtype: DType::I64 }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         if self.min {

@@ -8,14 +8,16 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Atan2;
 
-impl Primitive for Atan2 {
+impl SimplePrimitive for Atan2 {
     fn name(&self) -> &'static str {
         "atan2"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::binary(SimplePrimitive::name(self), &a[0], &a[1], true)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].binary(a[1], BinaryOp::Atan2)
     }
-    #[allow(unused_variables)]
     fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
         let (a, b) = (p[0], p[1]);
         let s = out.shape();
@@ -24,8 +26,7 @@ impl Primitive for Atan2 {
         let tb = t[1].map(|x| -(x * a / &den));
         sum_tangents(ta, tb, s)
     }
-    #[allow(unused_variables)]
-    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
         let (sa, sb) =
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));

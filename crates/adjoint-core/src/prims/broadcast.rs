@@ -7,9 +7,17 @@ use super::prelude::*;
 #[derive(Debug, Clone)]
 pub struct BroadcastTo(pub Vec<usize>);
 
-impl Primitive for BroadcastTo {
+impl SimplePrimitive for BroadcastTo {
     fn name(&self) -> &'static str {
         "broadcast_to"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let (s, t) = (&a[0].shape, &self.0);
+        let ok = t.len() >= s.len() && s.iter().zip(&t[t.len() - s.len()..]).all(|(&d, &e)| d == e || d == 1);
+        if !ok {
+            misuse("broadcast_to", format!("cannot broadcast shape {:?} to {:?}", s.as_slice(), t));
+        }
+        Aval::new(t, a[0].dtype)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].broadcast_to(&self.0)

@@ -7,9 +7,12 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Cast(pub DType);
 
-impl Primitive for Cast {
+impl SimplePrimitive for Cast {
     fn name(&self) -> &'static str {
         "cast"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        Aval { shape: a[0].shape.clone(), dtype: self.0 }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].cast(self.0)

@@ -9,7 +9,7 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Compare(pub CompareOp);
 
-impl Primitive for Compare {
+impl SimplePrimitive for Compare {
     fn name(&self) -> &'static str {
         match self.0 {
             CompareOp::Eq => "equal",
@@ -19,6 +19,12 @@ impl Primitive for Compare {
             CompareOp::Gt => "greater",
             CompareOp::Ge => "greater_equal",
         }
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let op = SimplePrimitive::name(self);
+        let shape = rules::broadcast(op, &a[0], &a[1]);
+        rules::same_dtype(op, &a[0], &a[1]);
+        Aval { shape, dtype: DType::Bool }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].compare(a[1], self.0)

@@ -6,9 +6,28 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Concat(pub usize);
 
-impl Primitive for Concat {
+impl SimplePrimitive for Concat {
     fn name(&self) -> &'static str {
         "concat"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let Some(first) = a.first() else { misuse("concat", "needs at least one tensor".into()) };
+        let axis = self.0;
+        rules::axis("concat", axis, first);
+        for t in a {
+            let ok = t.rank() == first.rank()
+                && t.shape.iter().zip(&first.shape).enumerate().all(|(i, (x, y))| i == axis || x == y);
+            if !ok {
+                let shapes: Vec<&[usize]> = a.iter().map(|t| t.shape.as_slice()).collect();
+                misuse("concat", format!("shapes {shapes:?} differ outside axis {axis}"));
+            }
+            if t.dtype != first.dtype {
+                misuse("concat", format!("dtypes differ: {} and {}", first.dtype, t.dtype));
+            }
+        }
+        let mut shape = first.shape.clone();
+        shape[axis] = a.iter().map(|t| t.shape[axis]).sum();
+        Aval { shape, dtype: first.dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         Array::concat(a, self.0)

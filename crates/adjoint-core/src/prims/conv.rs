@@ -13,7 +13,9 @@
 //! stacked along channels and each example's weight is its own group (`groups · B`), so the
 //! whole batch is still one kernel call; the transposes batch the same way.
 
-use adjoint_tensor::ops::conv::Conv2dParams;
+use adjoint_tensor::ops::conv::{conv2d_output_shape, Conv2dParams};
+
+use crate::batching::by_loop1;
 
 use super::prelude::*;
 
@@ -89,14 +91,32 @@ fn unfold_front(t: &Tensor, size: usize) -> Tensor {
     t.reshape(&f)
 }
 
+/// Float operands of one dtype, each of rank 4.
 #[track_caller]
-fn empty_batch(op: &str) -> ! {
-    panic!("adjoint: {op}: vmap over an empty batch is not supported for convolutions")
+fn check_operands(op: &str, a: &Aval, b: &Aval) {
+    if a.dtype != b.dtype || !a.dtype.is_float() {
+        misuse(op, format!("needs float operands of one dtype, got {} and {}", a.dtype, b.dtype));
+    }
+    if a.rank() != 4 || b.rank() != 4 {
+        misuse(op, format!("needs operands of rank 4, got {:?} and {:?}", a.shape.as_slice(), b.shape.as_slice()));
+    }
 }
 
-impl Primitive for Conv2d {
+/// The output shape of `conv2d(input, weight)`, or the op's misuse message.
+#[track_caller]
+fn conv_out(op: &str, input: &[usize], weight: &[usize], p: &Conv2dParams) -> Vec<usize> {
+    conv2d_output_shape(input, weight, p).unwrap_or_else(|e| misuse(op, e.message))
+}
+
+impl SimplePrimitive for Conv2d {
     fn name(&self) -> &'static str {
         "conv2d"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        if a[0].dtype != a[1].dtype || !a[0].dtype.is_float() {
+            misuse("conv2d", format!("needs float operands of one dtype, got {} and {}", a[0].dtype, a[1].dtype));
+        }
+        Aval::new(&conv_out("conv2d", &a[0].shape, &a[1].shape, &self.0), a[0].dtype)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].conv2d(a[1], &self.0)
@@ -122,7 +142,7 @@ impl Primitive for Conv2d {
     }
     fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         if size == 0 {
-            empty_batch("conv2d");
+            return by_loop1(self, a, axes);
         }
         let p = self.0;
         match axes[1] {
@@ -140,9 +160,26 @@ impl Primitive for Conv2d {
     }
 }
 
-impl Primitive for Conv2dInputGrad {
+impl SimplePrimitive for Conv2dInputGrad {
     fn name(&self) -> &'static str {
         "conv2d_input_grad"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let op = "conv2d_input_grad";
+        check_operands(op, &a[0], &a[1]);
+        let expect = conv_out(op, &self.input_shape, &a[1].shape, &self.params);
+        if a[0].shape.as_slice() != expect.as_slice() {
+            misuse(
+                op,
+                format!(
+                    "output gradient {:?} does not fit input {:?} and weight {:?} (expected {expect:?})",
+                    a[0].shape.as_slice(),
+                    self.input_shape,
+                    a[1].shape.as_slice()
+                ),
+            );
+        }
+        Aval::new(&self.input_shape, a[0].dtype)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         Array::conv2d_input_grad(a[0], a[1], &self.input_shape, &self.params)
@@ -161,7 +198,7 @@ impl Primitive for Conv2dInputGrad {
     }
     fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         if size == 0 {
-            empty_batch("conv2d_input_grad");
+            return by_loop1(self, a, axes);
         }
         let (p, s) = (self.params, &self.input_shape);
         match axes[1] {
@@ -181,9 +218,26 @@ impl Primitive for Conv2dInputGrad {
     }
 }
 
-impl Primitive for Conv2dWeightGrad {
+impl SimplePrimitive for Conv2dWeightGrad {
     fn name(&self) -> &'static str {
         "conv2d_weight_grad"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let op = "conv2d_weight_grad";
+        check_operands(op, &a[0], &a[1]);
+        let expect = conv_out(op, &a[0].shape, &self.weight_shape, &self.params);
+        if a[1].shape.as_slice() != expect.as_slice() {
+            misuse(
+                op,
+                format!(
+                    "output gradient {:?} does not fit input {:?} and weight {:?} (expected {expect:?})",
+                    a[1].shape.as_slice(),
+                    a[0].shape.as_slice(),
+                    self.weight_shape
+                ),
+            );
+        }
+        Aval::new(&self.weight_shape, a[0].dtype)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         Array::conv2d_weight_grad(a[0], a[1], &self.weight_shape, &self.params)
@@ -203,7 +257,7 @@ impl Primitive for Conv2dWeightGrad {
     fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         // The weight gradient sums over N, so the batch cannot fold into N: group it.
         if size == 0 {
-            empty_batch("conv2d_weight_grad");
+            return by_loop1(self, a, axes);
         }
         let (p, s) = (self.params, &self.weight_shape);
         let x = fold_channels(a[0], axes[0], size);

@@ -9,9 +9,13 @@ pub struct Cumsum {
     pub axis: usize,
 }
 
-impl Primitive for Cumsum {
+impl SimplePrimitive for Cumsum {
     fn name(&self) -> &'static str {
         "cumsum"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::axis("cumsum", self.axis, &a[0]);
+        a[0].clone()
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].cumsum(self.axis)

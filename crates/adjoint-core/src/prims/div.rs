@@ -8,22 +8,23 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Div;
 
-impl Primitive for Div {
+impl SimplePrimitive for Div {
     fn name(&self) -> &'static str {
         "div"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::binary(SimplePrimitive::name(self), &a[0], &a[1], false)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].binary(a[1], BinaryOp::Div)
     }
-    #[allow(unused_variables)]
     fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
-        let (a, b) = (p[0], p[1]);
+        let b = p[1];
         let s = out.shape();
         let ta = t[0].map(|x| x / b);
         let tb = t[1].map(|y| -(y * out / b));
         sum_tangents(ta, tb, s)
     }
-    #[allow(unused_variables)]
     fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
         let (sa, sb) =

@@ -6,9 +6,13 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Flip(pub usize);
 
-impl Primitive for Flip {
+impl SimplePrimitive for Flip {
     fn name(&self) -> &'static str {
         "flip"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::axis("flip", self.0, &a[0]);
+        a[0].clone()
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].flip(self.0)

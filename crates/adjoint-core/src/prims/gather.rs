@@ -7,9 +7,21 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Gather(pub usize);
 
-impl Primitive for Gather {
+impl SimplePrimitive for Gather {
     fn name(&self) -> &'static str {
         "gather"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let (x, index) = (&a[0], &a[1]);
+        rules::axis("gather", self.0, x);
+        rules::index("gather", index);
+        if index.rank() != x.rank() {
+            misuse(
+                "gather",
+                format!("index shape {:?} must have the rank of shape {:?}", index.shape.as_slice(), x.shape.as_slice()),
+            );
+        }
+        Aval { shape: index.shape.clone(), dtype: x.dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].gather(self.0, a[1])

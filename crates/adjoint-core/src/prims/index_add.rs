@@ -7,9 +7,32 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct IndexAdd(pub usize);
 
-impl Primitive for IndexAdd {
+impl SimplePrimitive for IndexAdd {
     fn name(&self) -> &'static str {
         "index_add"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let (base, index, src) = (&a[0], &a[1], &a[2]);
+        rules::axis("index_add", self.0, base);
+        rules::index("index_add", index);
+        let mut expect = base.shape.clone();
+        if index.rank() == 1 {
+            expect[self.0] = index.shape[0];
+        }
+        if index.rank() != 1 || src.shape != expect {
+            misuse(
+                "index_add",
+                format!(
+                    "src {:?} and index {:?} do not fit {:?} along axis {}",
+                    src.shape.as_slice(),
+                    index.shape.as_slice(),
+                    base.shape.as_slice(),
+                    self.0
+                ),
+            );
+        }
+        rules::same_dtype("index_add", base, src);
+        base.clone()
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].index_add(self.0, a[1], a[2])

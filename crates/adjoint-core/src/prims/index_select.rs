@@ -7,9 +7,20 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct IndexSelect(pub usize);
 
-impl Primitive for IndexSelect {
+impl SimplePrimitive for IndexSelect {
     fn name(&self) -> &'static str {
         "index_select"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let (x, index) = (&a[0], &a[1]);
+        rules::axis("index_select", self.0, x);
+        rules::index("index_select", index);
+        if index.rank() != 1 {
+            misuse("index_select", format!("index must be 1-D, got shape {:?}", index.shape.as_slice()));
+        }
+        let mut shape = x.shape.clone();
+        shape[self.0] = index.shape[0];
+        Aval { shape, dtype: x.dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].index_select(self.0, a[1])

@@ -17,12 +17,24 @@ pub enum LogicalOp {
 #[derive(Debug, Clone, Copy)]
 pub struct Logical(pub LogicalOp);
 
-impl Primitive for Logical {
+impl SimplePrimitive for Logical {
     fn name(&self) -> &'static str {
         match self.0 {
             LogicalOp::And => "logical_and",
             LogicalOp::Or => "logical_or",
             LogicalOp::Not => "logical_not",
+        }
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let op = SimplePrimitive::name(self);
+        let expected = if self.0 == LogicalOp::Not { 1 } else { 2 };
+        if a.len() != expected || a.iter().any(|x| x.dtype != DType::Bool) {
+            let got: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+            misuse(op, format!("needs {expected} bool tensor(s), got [{}]", got.join(", ")));
+        }
+        match a {
+            [x] => x.clone(),
+            _ => Aval { shape: rules::broadcast(op, &a[0], &a[1]), dtype: DType::Bool },
         }
     }
     fn eval(&self, a: &[&Array]) -> Array {

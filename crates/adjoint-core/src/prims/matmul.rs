@@ -14,9 +14,34 @@ fn mt(t: &Tensor) -> Tensor {
     t.transpose(r - 2, r - 1)
 }
 
-impl Primitive for Matmul {
+impl SimplePrimitive for Matmul {
     fn name(&self) -> &'static str {
         "matmul"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let (x, y) = (&a[0], &a[1]);
+        let (r, ry) = (x.rank(), y.rank());
+        if r < 2 || r != ry || x.shape[..r - 2] != y.shape[..r - 2] {
+            misuse(
+                "matmul",
+                format!(
+                    "the primitive needs operands of one rank ≥ 2 with equal batch dimensions, got {:?} and {:?}",
+                    x.shape.as_slice(),
+                    y.shape.as_slice()
+                ),
+            );
+        }
+        rules::same_dtype("matmul", x, y);
+        let (k, k2) = (x.shape[r - 1], y.shape[r - 2]);
+        if k != k2 {
+            misuse(
+                "matmul",
+                format!("inner dimensions differ: {:?} @ {:?} ({k} vs {k2})", x.shape.as_slice(), y.shape.as_slice()),
+            );
+        }
+        let mut shape = x.shape.clone();
+        shape[r - 1] = y.shape[r - 1];
+        Aval { shape, dtype: x.dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].matmul(a[1])

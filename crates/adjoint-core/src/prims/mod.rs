@@ -9,12 +9,93 @@
 pub(crate) mod prelude {
     pub use adjoint_tensor::{Array, DType};
 
+    pub use super::rules;
     pub use super::{bcast, expand_reduced, sum_tangents, unbroadcast};
     pub use crate::batching::{elementwise, move_axis, reduce_axes, to_front, value_axis};
     pub use crate::grads;
-    pub use crate::primitive::{Grads, Primitive, Pullback};
+    pub use crate::primitive::{misuse, Aval, Grads, Pullback, SimplePrimitive};
     pub use crate::tensor::Tensor;
     pub use crate::trace::bind;
+}
+
+/// Checks shared by the shape rules of several primitives. Each panics through
+/// [`misuse`](crate::primitive::misuse) with the op's name and the caller's line.
+pub mod rules {
+    use adjoint_tensor::layout::Shape;
+    use adjoint_tensor::{broadcast_shapes, DType};
+
+    use crate::primitive::{misuse, Aval};
+
+    /// A unary elementwise op: same shape and dtype; `float` ops reject integer and bool input.
+    #[track_caller]
+    pub fn unary(op: &str, a: &Aval, float: bool) -> Aval {
+        if float && !a.dtype.is_float() {
+            misuse(op, format!("needs a float tensor, got {} of shape {:?}", a.dtype, a.shape.as_slice()));
+        }
+        a.clone()
+    }
+
+    /// The broadcast shape of two operands (NumPy rules).
+    #[track_caller]
+    pub fn broadcast(op: &str, a: &Aval, b: &Aval) -> Shape {
+        broadcast_shapes(&a.shape, &b.shape).unwrap_or_else(|| {
+            misuse(op, format!("cannot broadcast shapes {:?} and {:?}", a.shape.as_slice(), b.shape.as_slice()))
+        })
+    }
+
+    /// Operands of one dtype (front ends promote first).
+    #[track_caller]
+    pub fn same_dtype(op: &str, a: &Aval, b: &Aval) {
+        if a.dtype != b.dtype {
+            misuse(op, format!("dtypes differ: {a} and {b} (cast one operand)"));
+        }
+    }
+
+    /// A binary elementwise op with broadcasting: operands of one dtype; `float` ops reject
+    /// integer and bool input.
+    #[track_caller]
+    pub fn binary(op: &str, a: &Aval, b: &Aval, float: bool) -> Aval {
+        let shape = broadcast(op, a, b);
+        same_dtype(op, a, b);
+        unary(op, a, float);
+        Aval { shape, dtype: a.dtype }
+    }
+
+    /// `axis` is a valid axis of `a`.
+    #[track_caller]
+    pub fn axis(op: &str, axis: usize, a: &Aval) {
+        if axis >= a.rank() {
+            misuse(op, format!("axis {axis} is out of range for shape {:?}", a.shape.as_slice()));
+        }
+    }
+
+    /// `axes` are valid, sorted and distinct; the shape after reducing them.
+    #[track_caller]
+    pub fn reduce(op: &str, axes: &[usize], keepdim: bool, a: &Aval) -> Shape {
+        for &x in axes {
+            axis(op, x, a);
+        }
+        if axes.windows(2).any(|w| w[0] >= w[1]) {
+            misuse(op, format!("axes {axes:?} must be sorted and distinct (shape {:?})", a.shape.as_slice()));
+        }
+        let mut out = Shape::new();
+        for (i, &d) in a.shape.iter().enumerate() {
+            if !axes.contains(&i) {
+                out.push(d);
+            } else if keepdim {
+                out.push(1);
+            }
+        }
+        out
+    }
+
+    /// An `i64` index operand.
+    #[track_caller]
+    pub fn index(op: &str, index: &Aval) {
+        if index.dtype != DType::I64 {
+            misuse(op, format!("index must be i64, got {index}"));
+        }
+    }
 }
 
 use crate::tensor::Tensor;
@@ -71,8 +152,8 @@ pub mod log;
 pub mod log1p;
 pub mod logical;
 pub mod matmul;
-pub mod max;
-pub mod min;
+pub mod max_min;
+pub mod max_pool2d;
 pub mod mul;
 pub mod neg;
 pub mod pad;
@@ -90,6 +171,7 @@ pub mod sigmoid;
 pub mod sign;
 pub mod sin;
 pub mod slice;
+pub mod split;
 pub mod sqrt;
 pub mod sub;
 pub mod tan;

@@ -8,14 +8,16 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Mul;
 
-impl Primitive for Mul {
+impl SimplePrimitive for Mul {
     fn name(&self) -> &'static str {
         "mul"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::binary(SimplePrimitive::name(self), &a[0], &a[1], false)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].binary(a[1], BinaryOp::Mul)
     }
-    #[allow(unused_variables)]
     fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
         let (a, b) = (p[0], p[1]);
         let s = out.shape();
@@ -23,8 +25,7 @@ impl Primitive for Mul {
         let tb = t[1].map(|y| a * y);
         sum_tangents(ta, tb, s)
     }
-    #[allow(unused_variables)]
-    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
         let (sa, sb) =
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));

@@ -8,22 +8,22 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Neg;
 
-impl Primitive for Neg {
+impl SimplePrimitive for Neg {
     fn name(&self) -> &'static str {
         "neg"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::unary(SimplePrimitive::name(self), &a[0], false)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].unary(UnaryOp::Neg)
     }
-    #[allow(unused_variables)]
-    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
-        let (x, t) = (p[0], t[0]?);
+    fn jvp(&self, _p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
+        let t = t[0]?;
         Some(-t)
     }
-    #[allow(unused_variables)]
-    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
-        let x = p[0];
-        Pullback::new((), |r, c| grads![Some(-c)])
+    fn vjp(&self, _p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
+        Pullback::new((), |_, c| grads![Some(-c)])
     }
     fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
         elementwise(self, a, axes)

@@ -14,9 +14,23 @@ pub struct Pad {
     pub value: f64,
 }
 
-impl Primitive for Pad {
+impl SimplePrimitive for Pad {
     fn name(&self) -> &'static str {
         "pad"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        if self.pads.len() != a[0].rank() {
+            misuse(
+                "pad",
+                format!(
+                    "needs one (before, after) pair per axis: {} given for shape {:?}",
+                    self.pads.len(),
+                    a[0].shape.as_slice()
+                ),
+            );
+        }
+        let shape = a[0].shape.iter().zip(&self.pads).map(|(&d, &(b, e))| d + b + e).collect();
+        Aval { shape, dtype: a[0].dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].pad(&self.pads, PadMode::Constant(self.value))

@@ -6,9 +6,18 @@ use super::prelude::*;
 #[derive(Debug, Clone)]
 pub struct Permute(pub Vec<usize>);
 
-impl Primitive for Permute {
+impl SimplePrimitive for Permute {
     fn name(&self) -> &'static str {
         "permute"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let r = a[0].rank();
+        let mut seen = vec![false; r];
+        let ok = self.0.len() == r && self.0.iter().all(|&p| p < r && !std::mem::replace(&mut seen[p], true));
+        if !ok {
+            misuse("permute", format!("{:?} is not a permutation of the axes of shape {:?}", self.0, a[0].shape.as_slice()));
+        }
+        Aval { shape: self.0.iter().map(|&p| a[0].shape[p]).collect(), dtype: a[0].dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].permute(&self.0)

@@ -21,9 +21,12 @@ fn db(a: &Tensor, out: &Tensor) -> Tensor {
     Tensor::select(&zero, &Tensor::scalar_of(0.0, out.dtype()), &(out * safe_a.log()))
 }
 
-impl Primitive for Pow {
+impl SimplePrimitive for Pow {
     fn name(&self) -> &'static str {
         "pow"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::binary(SimplePrimitive::name(self), &a[0], &a[1], true)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].binary(a[1], BinaryOp::Pow)

@@ -26,9 +26,19 @@ impl ReduceMax {
     }
 }
 
-impl Primitive for ReduceMax {
+impl SimplePrimitive for ReduceMax {
     fn name(&self) -> &'static str {
         "reduce_max"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let shape = rules::reduce("reduce_max", &self.axes, self.keepdim, &a[0]);
+        if let Some(&ax) = self.axes.iter().find(|&&ax| a[0].shape[ax] == 0) {
+            misuse(
+                "reduce_max",
+                format!("cannot take the maximum over axis {ax} of size 0 (shape {:?})", a[0].shape.as_slice()),
+            );
+        }
+        Aval { shape, dtype: a[0].dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].reduce(ReduceOp::Max, &self.axes, self.keepdim)

@@ -33,9 +33,12 @@ impl ReduceProd {
     }
 }
 
-impl Primitive for ReduceProd {
+impl SimplePrimitive for ReduceProd {
     fn name(&self) -> &'static str {
         "reduce_prod"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        Aval { shape: rules::reduce("reduce_prod", &self.axes, self.keepdim, &a[0]), dtype: a[0].dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].reduce(ReduceOp::Prod, &self.axes, self.keepdim)

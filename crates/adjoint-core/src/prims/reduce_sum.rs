@@ -13,9 +13,15 @@ pub struct ReduceSum {
     pub keepdim: bool,
 }
 
-impl Primitive for ReduceSum {
+impl SimplePrimitive for ReduceSum {
     fn name(&self) -> &'static str {
         "reduce_sum"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        if a[0].dtype == DType::Bool {
+            misuse("reduce_sum", format!("cannot sum a bool tensor {} (cast it first)", a[0]));
+        }
+        Aval { shape: rules::reduce("reduce_sum", &self.axes, self.keepdim, &a[0]), dtype: a[0].dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].reduce(ReduceOp::Sum, &self.axes, self.keepdim)

@@ -8,14 +8,16 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Rem;
 
-impl Primitive for Rem {
+impl SimplePrimitive for Rem {
     fn name(&self) -> &'static str {
         "rem"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::binary(SimplePrimitive::name(self), &a[0], &a[1], false)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].binary(a[1], BinaryOp::Rem)
     }
-    #[allow(unused_variables)]
     fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
         let (a, b) = (p[0], p[1]);
         let s = out.shape();
@@ -23,8 +25,7 @@ impl Primitive for Rem {
         let tb = t[1].map(|y| -(y * (a / b).trunc()));
         sum_tangents(ta, tb, s)
     }
-    #[allow(unused_variables)]
-    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
         let (sa, sb) =
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));

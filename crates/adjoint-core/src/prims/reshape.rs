@@ -6,9 +6,19 @@ use super::prelude::*;
 #[derive(Debug, Clone)]
 pub struct Reshape(pub Vec<usize>);
 
-impl Primitive for Reshape {
+impl SimplePrimitive for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let (from, to) = (adjoint_tensor::layout::numel(&a[0].shape), adjoint_tensor::layout::numel(&self.0));
+        if from != to {
+            misuse(
+                "reshape",
+                format!("cannot reshape {:?} ({from} elements) to {:?} ({to} elements)", a[0].shape.as_slice(), self.0),
+            );
+        }
+        Aval::new(&self.0, a[0].dtype)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].reshape(&self.0)

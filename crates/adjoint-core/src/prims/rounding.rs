@@ -8,13 +8,16 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Rounding(pub UnaryOp);
 
-impl Primitive for Rounding {
+impl SimplePrimitive for Rounding {
     fn name(&self) -> &'static str {
         match self.0 {
             UnaryOp::Floor => "floor",
             UnaryOp::Ceil => "ceil",
             _ => "round",
         }
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::unary(SimplePrimitive::name(self), &a[0], true)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].unary(self.0)

@@ -8,9 +8,27 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct ScatterAdd(pub usize);
 
-impl Primitive for ScatterAdd {
+impl SimplePrimitive for ScatterAdd {
     fn name(&self) -> &'static str {
         "scatter_add"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        let (base, index, src) = (&a[0], &a[1], &a[2]);
+        rules::axis("scatter_add", self.0, base);
+        rules::index("scatter_add", index);
+        if index.shape != src.shape || index.rank() != base.rank() {
+            misuse(
+                "scatter_add",
+                format!(
+                    "index {:?} and src {:?} must have one shape, of the rank of {:?}",
+                    index.shape.as_slice(),
+                    src.shape.as_slice(),
+                    base.shape.as_slice()
+                ),
+            );
+        }
+        rules::same_dtype("scatter_add", base, src);
+        base.clone()
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].scatter_add(self.0, a[1], a[2])

@@ -8,9 +8,12 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Sign;
 
-impl Primitive for Sign {
+impl SimplePrimitive for Sign {
     fn name(&self) -> &'static str {
         "sign"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::unary(SimplePrimitive::name(self), &a[0], false)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].unary(UnaryOp::Sign)

@@ -8,20 +8,21 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Sin;
 
-impl Primitive for Sin {
+impl SimplePrimitive for Sin {
     fn name(&self) -> &'static str {
         "sin"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::unary(SimplePrimitive::name(self), &a[0], true)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].unary(UnaryOp::Sin)
     }
-    #[allow(unused_variables)]
-    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _out: &Tensor) -> Option<Tensor> {
         let (x, t) = (p[0], t[0]?);
         Some(t * x.cos())
     }
-    #[allow(unused_variables)]
-    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, _wants: &[bool]) -> Pullback {
         let x = p[0];
         Pullback::new(x.clone(), |r, c| {
             let r = r.clone();

@@ -39,9 +39,27 @@ pub(crate) fn unslice(c: &Tensor, shape: &[usize], s: &Slice) -> Tensor {
     spread.pad(&pads, 0.0)
 }
 
-impl Primitive for Slice {
+impl SimplePrimitive for Slice {
     fn name(&self) -> &'static str {
         "slice"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::axis("slice", self.axis, &a[0]);
+        let d = a[0].shape[self.axis];
+        let (start, end, step) = (self.start, self.end, self.step);
+        if start > end || end > d || step == 0 {
+            misuse(
+                "slice",
+                format!(
+                    "range {start}..{end} step {step} is invalid for axis {} of shape {:?}",
+                    self.axis,
+                    a[0].shape.as_slice()
+                ),
+            );
+        }
+        let mut shape = a[0].shape.clone();
+        shape[self.axis] = (end - start).div_ceil(step);
+        Aval { shape, dtype: a[0].dtype }
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].slice(self.axis, self.start, self.end, self.step)

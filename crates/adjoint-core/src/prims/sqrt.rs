@@ -8,21 +8,21 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Sqrt;
 
-impl Primitive for Sqrt {
+impl SimplePrimitive for Sqrt {
     fn name(&self) -> &'static str {
         "sqrt"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::unary(SimplePrimitive::name(self), &a[0], true)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].unary(UnaryOp::Sqrt)
     }
-    #[allow(unused_variables)]
-    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
-        let (x, t) = (p[0], t[0]?);
+    fn jvp(&self, _p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
+        let t = t[0]?;
         Some(t / (out * 2.0))
     }
-    #[allow(unused_variables)]
-    fn vjp(&self, p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
-        let x = p[0];
+    fn vjp(&self, _p: &[&Tensor], out: &Tensor, _wants: &[bool]) -> Pullback {
         Pullback::new(out.clone(), |r, c| {
             let r = r.clone();
             grads![Some(c / (&r * 2.0))]

@@ -8,16 +8,17 @@ use super::prelude::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Sub;
 
-impl Primitive for Sub {
+impl SimplePrimitive for Sub {
     fn name(&self) -> &'static str {
         "sub"
+    }
+    fn shape(&self, a: &[Aval]) -> Aval {
+        rules::binary(SimplePrimitive::name(self), &a[0], &a[1], false)
     }
     fn eval(&self, a: &[&Array]) -> Array {
         a[0].binary(a[1], BinaryOp::Sub)
     }
-    #[allow(unused_variables)]
-    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
-        let (a, b) = (p[0], p[1]);
+    fn jvp(&self, _p: &[&Tensor], t: &[Option<&Tensor>], out: &Tensor) -> Option<Tensor> {
         let s = out.shape();
         match (t[0], t[1]) {
             (Some(x), Some(y)) => Some(x - y),
@@ -26,13 +27,12 @@ impl Primitive for Sub {
             (None, None) => None,
         }
     }
-    #[allow(unused_variables)]
-    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
+    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
         let (sa, sb) =
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
         let (wa, wb) = (wants[0], wants[1]);
-        Pullback::new((), move |r, c| {
+        Pullback::new((), move |_, c| {
             grads![wa.then(|| unbroadcast(c.clone(), &sa)), wb.then(|| unbroadcast(-c, &sb))]
         })
     }
