@@ -180,7 +180,11 @@ pub fn by_loop<P: Primitive + ?Sized>(
 
 /// [`by_loop`] for an empty batch of a one-output primitive: the output comes from the shape
 /// rule (rules whose batching trick needs at least one example use this for `size == 0`).
-pub fn by_loop1<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], axes: &[Option<usize>]) -> (Tensor, Option<usize>) {
+pub fn by_loop1<P: Primitive + ?Sized>(
+    p: &P,
+    args: &[&Tensor],
+    axes: &[Option<usize>],
+) -> (Tensor, Option<usize>) {
     let (mut o, mut a) = by_loop(p, args, axes, 0);
     (o.swap_remove(0), a.swap_remove(0))
 }

@@ -97,7 +97,8 @@ pub trait Primitive: Debug {
 
     /// Forward-mode rule: one tangent per output (`None` = zero). `outs` are the primal
     /// outputs, already computed.
-    fn jvp(&self, primals: &[&Tensor], tangents: &[Option<&Tensor>], outs: &[Tensor]) -> Outs<Option<Tensor>>;
+    fn jvp(&self, primals: &[&Tensor], tangents: &[Option<&Tensor>], outs: &[Tensor])
+        -> Outs<Option<Tensor>>;
 
     /// Reverse-mode rule. `wants[i]` says whether input `i` needs a cotangent. The pullback
     /// receives one cotangent per output (`None` = zero).
@@ -107,7 +108,12 @@ pub trait Primitive: Debug {
     /// argument `i` in them (`None`: the argument is the same for every example), `size` the
     /// number of examples. Returns the batched outputs and the batch axis of each (`None` when
     /// an output is the same for every example). See [`crate::batching`] for the helpers.
-    fn batch(&self, args: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    fn batch(
+        &self,
+        args: &[&Tensor],
+        axes: &[Option<usize>],
+        size: usize,
+    ) -> (Outs<Tensor>, Outs<Option<usize>>) {
         crate::batching::by_loop(self, args, axes, size)
     }
 }
@@ -171,7 +177,12 @@ impl<T: SimplePrimitive> Primitive for T {
     fn vjp(&self, p: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback {
         SimplePrimitive::vjp(self, p, &outs[0], wants)
     }
-    fn batch(&self, args: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    fn batch(
+        &self,
+        args: &[&Tensor],
+        axes: &[Option<usize>],
+        size: usize,
+    ) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let (o, a) = SimplePrimitive::batch(self, args, axes, size);
         (smallvec::smallvec![o], smallvec::smallvec![a])
     }

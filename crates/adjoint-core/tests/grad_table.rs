@@ -78,7 +78,8 @@ unary_row!(reduce_max_distinct, -3.0, 3.0, |x: &Tensor| {
     if x.numel() == 0 {
         x.sum()
     } else {
-        x.max().exp() + x.min_axes(&[0; 0], false).sum()
+        let all: Vec<usize> = (0..x.rank()).collect();
+        x.max().exp() + x.min_axes(&all, false).exp() + x.min_axes(&all[..x.rank().min(1)], true).sum()
     }
 });
 unary_row!(cumsum, -1.0, 1.0, |x: &Tensor| if x.rank() == 0 {
@@ -115,6 +116,21 @@ unary_row!(concat_with_itself, -1.0, 1.0, |x: &Tensor| {
     } else {
         Tensor::concat(&[x, &x.sin(), &(x * x)], 0)
     }
+});
+unary_row!(split_parts, -1.0, 1.0, |x: &Tensor| {
+    if x.rank() == 0 {
+        return x * x;
+    }
+    // Parts of sizes d/2 and d - d/2 (one of them size 0 for d ≤ 1); the second part unused
+    // in one term so its cotangent is a symbolic zero.
+    let d = x.shape()[0];
+    let parts = x.split(0, &[d / 2, d - d / 2]);
+    let mut y = parts[1].sin().sum() + parts[0].exp().sum();
+    if d >= 2 {
+        let again = x.split(0, &[1, d - 1]);
+        y = y + again[0].sum() * 3.0;
+    }
+    y
 });
 unary_row!(logsumexp_softmax, -3.0, 3.0, |x: &Tensor| if x.rank() == 0 {
     x.exp()

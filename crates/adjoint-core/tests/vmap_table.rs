@@ -256,6 +256,13 @@ unary!(reshape_split, -1.0, 1.0, |x: &Tensor| {
     s.insert(0, 1);
     x.reshape(&s).reshape(&[x.numel(), 1])
 });
+unary!(split_parts, -1.0, 1.0, |x: &Tensor| if x.rank() == 0 {
+    x.clone()
+} else {
+    let d = x.shape()[x.rank() - 1];
+    let parts = x.split(x.rank() - 1, &[d / 2, d - d / 2]);
+    Tensor::concat(&[&parts[1].exp(), &parts[0]], x.rank() - 1)
+});
 unary!(permute_reverse, -1.0, 1.0, |x: &Tensor| {
     let perm: Vec<usize> = (0..x.rank()).rev().collect();
     x.permute(&perm)

@@ -40,12 +40,12 @@ impl Tensor {
                 format!("inner dimensions differ: {:?} @ {:?} ({k} vs {k2})", self.shape(), rhs.shape()),
             );
         }
-        let batch = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2]).unwrap_or_else(|| {
+        let Some(batch) = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2]) else {
             fail(
                 "matmul",
                 format!("batch dimensions of {:?} and {:?} do not broadcast", self.shape(), rhs.shape()),
             )
-        });
+        };
         let mut sa = batch.to_vec();
         sa.extend([m, k]);
         let mut sb = batch.to_vec();

@@ -98,14 +98,20 @@ fn check_operands(op: &str, a: &Aval, b: &Aval) {
         misuse(op, format!("needs float operands of one dtype, got {} and {}", a.dtype, b.dtype));
     }
     if a.rank() != 4 || b.rank() != 4 {
-        misuse(op, format!("needs operands of rank 4, got {:?} and {:?}", a.shape.as_slice(), b.shape.as_slice()));
+        misuse(
+            op,
+            format!("needs operands of rank 4, got {:?} and {:?}", a.shape.as_slice(), b.shape.as_slice()),
+        );
     }
 }
 
 /// The output shape of `conv2d(input, weight)`, or the op's misuse message.
 #[track_caller]
 fn conv_out(op: &str, input: &[usize], weight: &[usize], p: &Conv2dParams) -> Vec<usize> {
-    conv2d_output_shape(input, weight, p).unwrap_or_else(|e| misuse(op, e.message))
+    match conv2d_output_shape(input, weight, p) {
+        Ok(s) => s,
+        Err(e) => misuse(op, e.message),
+    }
 }
 
 impl SimplePrimitive for Conv2d {
@@ -114,7 +120,10 @@ impl SimplePrimitive for Conv2d {
     }
     fn shape(&self, a: &[Aval]) -> Aval {
         if a[0].dtype != a[1].dtype || !a[0].dtype.is_float() {
-            misuse("conv2d", format!("needs float operands of one dtype, got {} and {}", a[0].dtype, a[1].dtype));
+            misuse(
+                "conv2d",
+                format!("needs float operands of one dtype, got {} and {}", a[0].dtype, a[1].dtype),
+            );
         }
         Aval::new(&conv_out("conv2d", &a[0].shape, &a[1].shape, &self.0), a[0].dtype)
     }

@@ -18,7 +18,11 @@ impl SimplePrimitive for Gather {
         if index.rank() != x.rank() {
             misuse(
                 "gather",
-                format!("index shape {:?} must have the rank of shape {:?}", index.shape.as_slice(), x.shape.as_slice()),
+                format!(
+                    "index shape {:?} must have the rank of shape {:?}",
+                    index.shape.as_slice(),
+                    x.shape.as_slice()
+                ),
             );
         }
         Aval { shape: index.shape.clone(), dtype: x.dtype }

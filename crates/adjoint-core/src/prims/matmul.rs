@@ -36,7 +36,11 @@ impl SimplePrimitive for Matmul {
         if k != k2 {
             misuse(
                 "matmul",
-                format!("inner dimensions differ: {:?} @ {:?} ({k} vs {k2})", x.shape.as_slice(), y.shape.as_slice()),
+                format!(
+                    "inner dimensions differ: {:?} @ {:?} ({k} vs {k2})",
+                    x.shape.as_slice(),
+                    y.shape.as_slice()
+                ),
             );
         }
         let mut shape = x.shape.clone();

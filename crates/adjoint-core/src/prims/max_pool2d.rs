@@ -34,7 +34,10 @@ impl Primitive for MaxPool2d {
         if x.dtype == DType::Bool {
             misuse("max_pool2d", format!("needs a numeric tensor, got {x}"));
         }
-        let out = pool2d_output_shape(&x.shape, &self.0).unwrap_or_else(|e| misuse("max_pool2d", e.message));
+        let out = match pool2d_output_shape(&x.shape, &self.0) {
+            Ok(s) => s,
+            Err(e) => misuse("max_pool2d", e.message),
+        };
         smallvec::smallvec![Aval::new(&out, x.dtype), Aval::new(&out, DType::I64)]
     }
     fn eval(&self, a: &[&Array]) -> Outs<Array> {
@@ -55,7 +58,12 @@ impl Primitive for MaxPool2d {
             grads![Some(zeros.scatter_add(2, &flat_idx, &flat_c).reshape(s))]
         })
     }
-    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    fn batch(
+        &self,
+        a: &[&Tensor],
+        axes: &[Option<usize>],
+        size: usize,
+    ) -> (Outs<Tensor>, Outs<Option<usize>>) {
         if size == 0 {
             return by_loop(self, a, axes, size);
         }

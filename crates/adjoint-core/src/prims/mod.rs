@@ -38,9 +38,13 @@ pub mod rules {
     /// The broadcast shape of two operands (NumPy rules).
     #[track_caller]
     pub fn broadcast(op: &str, a: &Aval, b: &Aval) -> Shape {
-        broadcast_shapes(&a.shape, &b.shape).unwrap_or_else(|| {
-            misuse(op, format!("cannot broadcast shapes {:?} and {:?}", a.shape.as_slice(), b.shape.as_slice()))
-        })
+        match broadcast_shapes(&a.shape, &b.shape) {
+            Some(s) => s,
+            None => misuse(
+                op,
+                format!("cannot broadcast shapes {:?} and {:?}", a.shape.as_slice(), b.shape.as_slice()),
+            ),
+        }
     }
 
     /// Operands of one dtype (front ends promote first).

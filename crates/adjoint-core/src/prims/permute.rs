@@ -15,7 +15,10 @@ impl SimplePrimitive for Permute {
         let mut seen = vec![false; r];
         let ok = self.0.len() == r && self.0.iter().all(|&p| p < r && !std::mem::replace(&mut seen[p], true));
         if !ok {
-            misuse("permute", format!("{:?} is not a permutation of the axes of shape {:?}", self.0, a[0].shape.as_slice()));
+            misuse(
+                "permute",
+                format!("{:?} is not a permutation of the axes of shape {:?}", self.0, a[0].shape.as_slice()),
+            );
         }
         Aval { shape: self.0.iter().map(|&p| a[0].shape[p]).collect(), dtype: a[0].dtype }
     }

@@ -35,7 +35,10 @@ impl SimplePrimitive for ReduceMax {
         if let Some(&ax) = self.axes.iter().find(|&&ax| a[0].shape[ax] == 0) {
             misuse(
                 "reduce_max",
-                format!("cannot take the maximum over axis {ax} of size 0 (shape {:?})", a[0].shape.as_slice()),
+                format!(
+                    "cannot take the maximum over axis {ax} of size 0 (shape {:?})",
+                    a[0].shape.as_slice()
+                ),
             );
         }
         Aval { shape, dtype: a[0].dtype }

@@ -15,7 +15,11 @@ impl SimplePrimitive for Reshape {
         if from != to {
             misuse(
                 "reshape",
-                format!("cannot reshape {:?} ({from} elements) to {:?} ({to} elements)", a[0].shape.as_slice(), self.0),
+                format!(
+                    "cannot reshape {:?} ({from} elements) to {:?} ({to} elements)",
+                    a[0].shape.as_slice(),
+                    self.0
+                ),
             );
         }
         Aval::new(&self.0, a[0].dtype)

@@ -16,21 +16,25 @@ impl SimplePrimitive for Select {
     fn shape(&self, a: &[Aval]) -> Aval {
         let (c, x, y) = (&a[0], &a[1], &a[2]);
         if c.dtype != DType::Bool {
-            misuse("select", format!("condition must be bool, got {} of shape {:?}", c.dtype, c.shape.as_slice()));
+            misuse(
+                "select",
+                format!("condition must be bool, got {} of shape {:?}", c.dtype, c.shape.as_slice()),
+            );
         }
-        let shape = adjoint_tensor::broadcast_shapes(&c.shape, &x.shape)
+        let shape = match adjoint_tensor::broadcast_shapes(&c.shape, &x.shape)
             .and_then(|s| adjoint_tensor::broadcast_shapes(&s, &y.shape))
-            .unwrap_or_else(|| {
-                misuse(
-                    "select",
-                    format!(
-                        "cannot broadcast shapes {:?}, {:?} and {:?} together",
-                        c.shape.as_slice(),
-                        x.shape.as_slice(),
-                        y.shape.as_slice()
-                    ),
-                )
-            });
+        {
+            Some(s) => s,
+            None => misuse(
+                "select",
+                format!(
+                    "cannot broadcast shapes {:?}, {:?} and {:?} together",
+                    c.shape.as_slice(),
+                    x.shape.as_slice(),
+                    y.shape.as_slice()
+                ),
+            ),
+        };
         rules::same_dtype("select", x, y);
         Aval { shape, dtype: x.dtype }
     }

@@ -74,7 +74,12 @@ impl Primitive for Split {
             grads![Some(Tensor::concat(&refs, axis))]
         })
     }
-    fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    fn batch(
+        &self,
+        a: &[&Tensor],
+        axes: &[Option<usize>],
+        _size: usize,
+    ) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let b = axes[0].expect("the only operand is batched");
         let outs = bind_multi(&Split { axis: value_axis(self.axis, b), sizes: self.sizes.clone() }, &[a[0]]);
         let n = outs.len();
