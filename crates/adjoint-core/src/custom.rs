@@ -1,224 +1,416 @@
 //! User-defined derivative rules (`custom_vjp`, `custom_jvp`) and rematerialisation
 //! (`checkpoint`).
 //!
-//! These are calls, not primitives: they see the transform stack directly. At the highest
-//! active level they apply their own rule and recurse for the levels below, so a custom rule
-//! is honoured under every nesting.
+//! Each call is one [`CustomCall`] primitive over the flattened leaves of its inputs and
+//! outputs, bound like every other primitive: the same dispatch path finds the top level,
+//! unpacks its tracers and applies the call's rules (see [`crate::trace`]). What differs from a
+//! built-in primitive is only where the rules come from:
+//! - **custom_vjp**: under reverse mode the forward pass runs the user's `fwd` (through the
+//!   primitive's `vjp_with_forward` hook, as JAX's `process_custom_vjp_call`), keeping its
+//!   residuals for `bwd`. **Forward mode through a custom VJP** (JAX refuses: "can't apply
+//!   forward-mode to a custom_vjp function"): the VJP rule `c ↦ Jᵀc` is linear in `c`, so
+//!   `J·t` is the gradient in `c` of `⟨bwd(c), t⟩`; adjoint computes it that way, with one
+//!   reverse pass through the user's `bwd`. So `jvp`, `hessian` and `hvp` work on custom-VJP
+//!   functions as long as `bwd` is written with adjoint ops.
+//! - **custom_jvp**: forward mode runs the user's rule; reverse mode takes the gradient in `t`
+//!   of `⟨jvp(x, t), c⟩` (the rule is linear in `t`).
+//! - **checkpoint**: forward mode and batching see through it; reverse mode records only the
+//!   inputs and recomputes the block in the backward pass.
 //!
-//! **Forward mode through a custom VJP** (JAX refuses: "can't apply forward-mode to a
-//! custom_vjp function"). The VJP rule `c ↦ Jᵀc` is linear in `c`, so `J·t` is the gradient
-//! in `c` of `⟨bwd(c), t⟩`; adjoint computes it that way, with one reverse pass through the
-//! user's `bwd`. So `jvp`, `hessian` and `hvp` work on custom-VJP functions as long as `bwd` is
-//! written with adjoint ops. Symmetrically, reverse mode through a **custom JVP** takes the
-//! gradient in `t` of `⟨jvp(x, t), c⟩`.
+//! **Under `vmap`** the batching rule binds a new custom call one level down whose functions
+//! are the user's functions under `vmap`, so the levels below still see the custom call, now
+//! on whole batches. A cotangent for an input that was shared by every example is summed over
+//! the batch.
 //!
-//! **Under `vmap`** the custom rule is kept: the batch level peels its batch axis off the inputs
-//! and records the mapped axes in a *context*; the user's functions (`f`, `fwd`, `bwd`, the JVP
-//! rule, the checkpointed block) are then called through `vmap` with that context, so the
-//! levels below still see the custom call, now on whole batches. A cotangent for an input that
-//! was shared by every example is summed over the batch.
+//! **Shapes.** A custom call's output shapes are found once per input signature (shapes and
+//! dtypes) by running the function on example values, and cached with the function; they must
+//! depend only on the inputs' shapes and dtypes (as under JAX's tracing). With no transform
+//! active, or when no input is traced, the function is simply called.
+//!
+//! **Closures.** A custom function that closes over a value traced by the transform that
+//! differentiates it cannot have that dependence follow the custom rule; the dispatch detects
+//! it and panics with a message that says to pass the value as an input.
 
-use std::marker::PhantomData;
+use std::cell::RefCell;
+use std::fmt;
 use std::rc::Rc;
 
+use adjoint_tensor::Array;
 use smallvec::SmallVec;
 
-use crate::batching::move_axis;
+use crate::batching::{by_loop, move_axis};
 use crate::params::Params;
-use crate::primitive::{Grads, Pullback, Residuals};
-use crate::tensor::{Payload, Tensor};
-use crate::trace::{batch_tracer, own_payload, record, top_of, Kind};
-use crate::transforms::{grad, vjp};
+use crate::primitive::{Aval, Grads, Outs, Primitive, Pullback, Residuals};
+use crate::tensor::{Payload, Repr, Tensor};
+use crate::trace::{bind_multi, depth, top_of};
+use crate::transforms::{grad, jvp, vjp};
 use crate::vmap::vmap_leaves;
 
-/// The batch levels peeled so far, outermost first: for each, the batch axis (0 or none) of
-/// every input leaf.
-type Ctx = [Vec<Option<usize>>];
+/// A function of flattened leaves.
+type FlatFn<'a> = Rc<dyn Fn(&[Tensor]) -> Vec<Tensor> + 'a>;
+/// `fwd`: outputs and residuals.
+type FwdFn<'a> = Rc<dyn Fn(&[Tensor]) -> (Vec<Tensor>, Vec<Tensor>) + 'a>;
+/// `bwd(residuals, output cotangents) -> input cotangents`.
+type BwdFn = Rc<dyn Fn(&[Tensor], &[Tensor]) -> Vec<Tensor>>;
+/// `rule(primals, tangents) -> (outputs, output tangents)`.
+type JvpFn = Rc<dyn Fn(&[Tensor], &[Tensor]) -> (Vec<Tensor>, Vec<Tensor>)>;
 
-/// Call `f` on values that carry the batch dimensions of `ctx` explicitly.
-fn batched<A: Params, O: Params>(f: &dyn Fn(&A) -> O, ctx: &Ctx, x: &A) -> O {
-    match ctx.split_last() {
-        None => f(x),
-        Some((axes, rest)) => vmap_leaves(|y: &A| batched(f, rest, y), x, axes),
+#[derive(Clone)]
+enum Rule<'a> {
+    Vjp {
+        fwd: FwdFn<'a>,
+        bwd: BwdFn,
+    },
+    Jvp {
+        rule: JvpFn,
+    },
+    /// The block again, `'static` so the backward pass can recompute it.
+    Remat {
+        block: Rc<dyn Fn(&[Tensor]) -> Vec<Tensor>>,
+    },
+}
+
+/// One call of a function with a custom rule, as a primitive over its flattened leaves.
+#[derive(Clone)]
+pub struct CustomCall<'a> {
+    what: &'static str,
+    f: FlatFn<'a>,
+    rule: Rule<'a>,
+    ins: Vec<Aval>,
+    outs: Outs<Aval>,
+}
+
+impl fmt::Debug for CustomCall<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({:?} -> {:?})", self.what, self.ins, self.outs)
     }
 }
 
-/// The context for a function of `(P, P)` (primals and tangents batched alike).
-fn pair_ctx(ctx: &Ctx) -> Vec<Vec<Option<usize>>> {
-    ctx.iter().map(|a| [a.as_slice(), a.as_slice()].concat()).collect()
-}
-
-fn clone_params<P: Params>(p: &P) -> P {
-    p.map_tensors(&mut |t| t.clone())
-}
-
-/// A user's backward function under the batch levels of `ctx`: residuals and cotangent are
-/// batched on axis 0 at every level; the cotangent of an input shared by every example of a
-/// level is summed over that level's batch.
-fn batched_bwd<P: Params, R: Params>(bwd: &dyn Fn(&R, &Tensor) -> P, ctx: &Ctx, r: &R, c: &Tensor) -> P {
-    match ctx.split_last() {
-        None => bwd(r, c),
-        Some((axes, rest)) => {
-            let rc = (clone_params(r), c.clone());
-            let all = vec![Some(0); r.num_leaves() + 1];
-            let g: P = vmap_leaves(|q: &(R, Tensor)| batched_bwd(bwd, rest, &q.0, &q.1), &rc, &all);
-            let mut i = 0;
-            g.map_tensors(&mut |t| {
-                let shared = axes[i].is_none();
-                i += 1;
-                if shared {
-                    t.sum_axes(&[0], false)
-                } else {
-                    t.clone()
-                }
-            })
-        }
-    }
-}
-
-/// Peel the batch level (`level`, `id`) off `p`: each batched leaf with its batch axis moved to
-/// 0, and the axes (`Some(0)` or `None`) for the context.
-fn unpack_batch<P: Params>(p: &P, level: usize, id: u64) -> (P, Vec<Option<usize>>) {
-    let mut axes = Vec::new();
-    let low = p.map_tensors(&mut |t| match own_payload(t, level, id) {
-        Some(Payload::Batch { value, axis, .. }) => {
-            axes.push(Some(0));
-            move_axis(value, *axis, 0)
-        }
-        _ => {
-            axes.push(None);
-            t.clone()
-        }
-    });
-    (low, axes)
-}
-
-fn push_ctx(ctx: &Ctx, axes: Vec<Option<usize>>) -> Vec<Vec<Option<usize>>> {
-    let mut c = ctx.to_vec();
-    c.push(axes);
-    c
-}
-
-/// Residuals held as a whole `Params` value.
-struct Res<P>(P);
-impl<P: Params + 'static> Residuals for Res<P> {
+/// Residuals held as a list of tensors.
+struct Res(Vec<Tensor>);
+impl Residuals for Res {
     fn residual_bytes(&self) -> usize {
-        let mut b = 0;
-        self.0.for_each_tensor(&mut |t| b += t.residual_bytes());
-        b
+        self.0.iter().map(|t| t.residual_bytes()).sum()
     }
 }
 
-/// `Σ_leaves sum(a ⊙ b)` as a differentiable scalar.
-fn inner<P: Params>(a: &P, b: &P) -> Tensor {
-    let bl = b.leaves();
+fn to_vec(ts: &[&Tensor]) -> Vec<Tensor> {
+    ts.iter().map(|t| (*t).clone()).collect()
+}
+
+/// Output cotangents with symbolic zeros made concrete (user functions take tensors).
+fn materialise(cts: &[Option<Tensor>], avals: &[Aval]) -> Vec<Tensor> {
+    cts.iter()
+        .zip(avals)
+        .map(|(c, a)| c.clone().unwrap_or_else(|| Tensor::full_of(&a.shape, 0.0, a.dtype)))
+        .collect()
+}
+
+/// `Σ_i sum(a_i ⊙ b_i)` over float pairs, as a differentiable scalar.
+fn inner(a: &[Tensor], b: &[Tensor]) -> Tensor {
     let mut acc: Option<Tensor> = None;
-    let mut i = 0;
-    a.for_each_tensor(&mut |x| {
-        let s = (x * &bl[i]).sum();
-        i += 1;
+    for (x, y) in a.iter().zip(b) {
+        if !x.dtype().is_float() {
+            continue;
+        }
+        let s = (x * y).sum();
         acc = Some(match acc.take() {
             None => s,
             Some(p) => p + s,
         });
-    });
+    }
     acc.unwrap_or_else(|| Tensor::scalar(0.0f32))
 }
 
-/// Unpack the leaves of `p` at (`level`, `id`): the lower-level value, plus the tape value id
-/// (reverse) or tangent (forward) of each leaf.
-fn unpack<P: Params>(p: &P, level: usize, id: u64) -> (P, Vec<Option<usize>>, Vec<Option<Tensor>>) {
-    let mut ids = Vec::new();
-    let mut tans = Vec::new();
-    let low = p.map_tensors(&mut |t| match own_payload(t, level, id) {
-        Some(Payload::Vjp { primal, value }) => {
-            ids.push(Some(*value));
-            tans.push(None);
-            primal.clone()
-        }
-        Some(Payload::Jvp { primal, tangent }) => {
-            ids.push(None);
-            tans.push(Some(tangent.clone()));
-            primal.clone()
-        }
-        Some(Payload::Batch { .. }) => unreachable!("batch levels are peeled by unpack_batch"),
-        None => {
-            ids.push(None);
-            tans.push(None);
-            t.clone()
-        }
-    });
-    (low, ids, tans)
+impl<'a> CustomCall<'a> {
+    /// The output avals when `ins` are batched (`size` examples on axis 0).
+    fn batched_avals(avals: &[Aval], size: usize) -> Outs<Aval> {
+        avals
+            .iter()
+            .map(|a| {
+                let mut s = a.shape.clone();
+                s.insert(0, size);
+                Aval { shape: s, dtype: a.dtype }
+            })
+            .collect()
+    }
 }
 
-fn materialise<P: Params>(low: &P, tans: Vec<Option<Tensor>>) -> P {
-    let mut it = tans.into_iter();
-    low.map_tensors(&mut |t| it.next().flatten().unwrap_or_else(|| t.zeros_like()))
-}
+impl Primitive for CustomCall<'_> {
+    fn name(&self) -> &'static str {
+        self.what
+    }
 
-// ------------------------------------------------------------------------ custom_vjp
+    fn shape(&self, args: &[Aval]) -> Outs<Aval> {
+        assert!(
+            args == self.ins.as_slice(),
+            "adjoint: internal error: {} bound on {args:?}, built for {:?}",
+            self.what,
+            self.ins
+        );
+        self.outs.clone()
+    }
 
-struct CustomVjp<P, R, F, Fwd, Bwd> {
-    f: F,
-    fwd: Fwd,
-    bwd: Rc<Bwd>,
-    _types: PhantomData<fn(&P) -> R>,
-}
+    fn eval(&self, args: &[&Array]) -> Outs<Array> {
+        let xs: Vec<Tensor> = args.iter().map(|a| Tensor::from_array((*a).clone())).collect();
+        (self.f)(&xs)
+            .into_iter()
+            .map(|t| match t.0 {
+                Repr::Concrete(a) => a,
+                Repr::Tracer(_) => closes_over_tracer(self.what),
+            })
+            .collect()
+    }
 
-impl<P, R, F, Fwd, Bwd> CustomVjp<P, R, F, Fwd, Bwd>
-where
-    P: Params + 'static,
-    R: Params + 'static,
-    F: Fn(&P) -> Tensor,
-    Fwd: Fn(&P) -> (Tensor, R),
-    Bwd: Fn(&R, &Tensor) -> P + 'static,
-{
-    fn apply(&self, p: &P, ctx: &Ctx) -> Tensor {
-        let leaves = p.leaves();
-        let refs: Vec<&Tensor> = leaves.iter().collect();
-        let Some((level, id, kind)) = top_of(&refs) else { return batched(&self.f, ctx, p) };
-        if kind == Kind::Batch {
-            let (low, axes) = unpack_batch(p, level, id);
-            let out = self.apply(&low, &push_ctx(ctx, axes));
-            return batch_tracer(level, id, out, 0);
-        }
-        let (low, ids, tans) = unpack(p, level, id);
-        let low_leaves = low.leaves();
-        let low_refs: Vec<&Tensor> = low_leaves.iter().collect();
-        let (out, res) = if top_of(&low_refs).is_none() {
-            batched(&self.fwd, ctx, &low)
-        } else {
-            (self.apply(&low, ctx), batched(&self.fwd, ctx, &low).1)
+    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], outs: &[Tensor]) -> Outs<Option<Tensor>> {
+        let primals = to_vec(p);
+        let tangents: Vec<Tensor> =
+            t.iter().zip(p).map(|(t, p)| t.cloned().unwrap_or_else(|| p.zeros_like())).collect();
+        let touts = match &self.rule {
+            Rule::Vjp { fwd, bwd } => {
+                // J·t = ∇_c ⟨bwd(res, c), t⟩ (bwd is linear in c).
+                let res = fwd(&primals).1;
+                let zeros: Vec<Tensor> = outs.iter().map(|o| o.zeros_like()).collect();
+                let g = floats_grad(&zeros, |c| inner(&bwd(&res, c), &tangents));
+                g.into_iter().zip(outs).map(|(g, o)| g.unwrap_or_else(|| o.zeros_like())).collect()
+            }
+            Rule::Jvp { rule } => rule(&primals, &tangents).1,
+            Rule::Remat { .. } => jvp_floats(&*self.f, &primals, &tangents),
         };
-        match kind {
-            Kind::Vjp => {
-                if ids.iter().all(|i| i.is_none()) {
-                    return out;
-                }
-                let bwd = self.bwd.clone();
-                let ctx = ctx.to_vec();
-                let pb = Pullback::multi(Res(res), move |r, cts| {
-                    let c = cts[0].as_ref().expect("pullback runs only with a cotangent");
-                    let g: Grads = batched_bwd(&*bwd, &ctx, &r.0, c).leaves().into_iter().map(Some).collect();
-                    g
-                });
-                let parents: SmallVec<[Option<usize>; 3]> = ids.into_iter().collect();
-                let value = record(level, parents, 1, pb);
-                Tensor::tracer(level, id, Payload::Vjp { primal: out, value })
+        touts.into_iter().zip(outs).map(|(t, o)| o.dtype().is_float().then_some(t)).collect()
+    }
+
+    fn jvp_with_forward(
+        &self,
+        p: &[&Tensor],
+        t: &[Option<&Tensor>],
+    ) -> Option<(Outs<Tensor>, Outs<Option<Tensor>>)> {
+        // A custom JVP rule computes the outputs too: run it once instead of `f`, then the rule.
+        let Rule::Jvp { rule } = &self.rule else { return None };
+        let primals = to_vec(p);
+        let tangents: Vec<Tensor> =
+            t.iter().zip(p).map(|(t, p)| t.cloned().unwrap_or_else(|| p.zeros_like())).collect();
+        let (outs, touts) = rule(&primals, &tangents);
+        let touts = touts.into_iter().zip(&outs).map(|(t, o)| o.dtype().is_float().then_some(t)).collect();
+        Some((outs.into_iter().collect(), touts))
+    }
+
+    fn vjp(&self, p: &[&Tensor], _outs: &[Tensor], _wants: &[bool]) -> Pullback {
+        let primals = to_vec(p);
+        let avals = self.outs.clone();
+        match &self.rule {
+            Rule::Vjp { fwd, bwd } => {
+                let res = fwd(&primals).1;
+                let bwd = bwd.clone();
+                Pullback::multi(Res(res), move |r, cts| {
+                    bwd(&r.0, &materialise(cts, &avals)).into_iter().map(Some).collect()
+                })
             }
-            Kind::Jvp => {
-                if tans.iter().all(|t| t.is_none()) {
-                    return out;
-                }
-                let t = materialise(&low, tans);
-                let bwd = &self.bwd;
-                let tangent =
-                    grad(|c: &Tensor| inner(&batched_bwd(&**bwd, ctx, &res, c), &t))(&out.zeros_like());
-                Tensor::tracer(level, id, Payload::Jvp { primal: out, tangent })
+            Rule::Jvp { rule } => {
+                // ∇_t ⟨jvp(x, t).1, c⟩ (the rule is linear in t); integer inputs get none.
+                let rule = rule.clone();
+                Pullback::multi(Res(primals), move |r, cts| {
+                    let cts = materialise(cts, &avals);
+                    let zeros: Vec<Tensor> = r.0.iter().map(|x| x.zeros_like()).collect();
+                    floats_grad(&zeros, |t| inner(&rule(&r.0, t).1, &cts))
+                })
             }
-            Kind::Batch => unreachable!("handled above"),
+            Rule::Remat { block } => {
+                // Keep only the inputs; recompute the block in the backward pass.
+                let block = block.clone();
+                Pullback::multi(Res(primals), move |r, cts| {
+                    let cts = materialise(cts, &avals);
+                    let floats: Vec<bool> = r.0.iter().map(|x| x.dtype().is_float()).collect();
+                    let xs: Vec<Tensor> = r.0.iter().filter(|x| x.dtype().is_float()).cloned().collect();
+                    let (_, pb) = vjp(|xs: &Vec<Tensor>| block(&merge(&r.0, &floats, xs)), &xs);
+                    let mut gs = pb(&cts).into_iter();
+                    floats.iter().map(|&fl| if fl { gs.next() } else { None }).collect::<Grads>()
+                })
+            }
         }
     }
+
+    fn vjp_with_forward(&self, p: &[&Tensor], _wants: &[bool]) -> Option<(Outs<Tensor>, Pullback)> {
+        // A custom VJP runs the user's `fwd` for the outputs and the residuals, once.
+        let Rule::Vjp { fwd, bwd } = &self.rule else { return None };
+        let (outs, res) = fwd(&to_vec(p));
+        let (bwd, avals) = (bwd.clone(), self.outs.clone());
+        let pb = Pullback::multi(Res(res), move |r, cts| {
+            bwd(&r.0, &materialise(cts, &avals)).into_iter().map(Some).collect()
+        });
+        Some((outs.into_iter().collect(), pb))
+    }
+
+    fn batch(
+        &self,
+        args: &[&Tensor],
+        axes: &[Option<usize>],
+        size: usize,
+    ) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        if size == 0 {
+            return by_loop(self, args, axes, size);
+        }
+        // Batch axes to the front; the functions one level down are the user's under vmap.
+        let xs: Vec<Tensor> =
+            args.iter().zip(axes).map(|(t, a)| a.map_or((*t).clone(), |a| move_axis(t, a, 0))).collect();
+        let in_axes: Vec<Option<usize>> = axes.iter().map(|a| a.map(|_| 0)).collect();
+        let f = self.f.clone();
+        let ia = in_axes.clone();
+        let bf: FlatFn<'_> =
+            Rc::new(move |x: &[Tensor]| vmap_leaves(|y: &Vec<Tensor>| f(y), &x.to_vec(), &ia));
+        let rule = match &self.rule {
+            Rule::Vjp { fwd, bwd } => {
+                let (fwd, ia) = (fwd.clone(), in_axes.clone());
+                let bfwd: FwdFn<'_> =
+                    Rc::new(move |x: &[Tensor]| vmap_leaves(|y: &Vec<Tensor>| fwd(y), &x.to_vec(), &ia));
+                let (bwd, ia) = (bwd.clone(), in_axes.clone());
+                let bbwd: BwdFn = Rc::new(move |r: &[Tensor], c: &[Tensor]| {
+                    let all = vec![Some(0); r.len() + c.len()];
+                    let rc = (r.to_vec(), c.to_vec());
+                    let g: Vec<Tensor> =
+                        vmap_leaves(|q: &(Vec<Tensor>, Vec<Tensor>)| bwd(&q.0, &q.1), &rc, &all);
+                    // An input shared by every example gets the sum over the batch.
+                    g.into_iter()
+                        .zip(&ia)
+                        .map(|(g, a)| if a.is_none() { g.sum_axes(&[0], false) } else { g })
+                        .collect()
+                });
+                Rule::Vjp { fwd: bfwd, bwd: bbwd }
+            }
+            Rule::Jvp { rule } => {
+                let (rule, ia) = (rule.clone(), in_axes.clone());
+                let pair_axes: Vec<Option<usize>> = [ia.as_slice(), ia.as_slice()].concat();
+                Rule::Jvp {
+                    rule: Rc::new(move |x: &[Tensor], t: &[Tensor]| {
+                        let q = (x.to_vec(), t.to_vec());
+                        vmap_leaves(|q: &(Vec<Tensor>, Vec<Tensor>)| rule(&q.0, &q.1), &q, &pair_axes)
+                    }),
+                }
+            }
+            Rule::Remat { block } => {
+                let (block, ia) = (block.clone(), in_axes.clone());
+                Rule::Remat {
+                    block: Rc::new(move |x: &[Tensor]| {
+                        vmap_leaves(|y: &Vec<Tensor>| block(y), &x.to_vec(), &ia)
+                    }),
+                }
+            }
+        };
+        let call = CustomCall {
+            what: self.what,
+            f: bf,
+            rule,
+            ins: xs.iter().map(Aval::of).collect(),
+            outs: CustomCall::batched_avals(&self.outs, size),
+        };
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let outs = bind_multi(&call, &refs);
+        let n = outs.len();
+        (outs, std::iter::repeat_n(Some(0), n).collect())
+    }
+}
+
+/// Forward mode of `f` in its float leaves (integer and bool leaves are constants).
+fn jvp_floats(f: &dyn Fn(&[Tensor]) -> Vec<Tensor>, xs: &[Tensor], ts: &[Tensor]) -> Vec<Tensor> {
+    let floats: Vec<bool> = xs.iter().map(|x| x.dtype().is_float()).collect();
+    let px: Vec<Tensor> = xs.iter().filter(|x| x.dtype().is_float()).cloned().collect();
+    let pt: Vec<Tensor> =
+        xs.iter().zip(ts).filter(|(x, _)| x.dtype().is_float()).map(|(_, t)| t.clone()).collect();
+    jvp(|q: &Vec<Tensor>| f(&merge(xs, &floats, q)), &px, &pt).1
+}
+
+/// `all` with its float leaves replaced by `floats_new`, in order.
+fn merge(all: &[Tensor], floats: &[bool], floats_new: &[Tensor]) -> Vec<Tensor> {
+    let mut it = floats_new.iter();
+    all.iter()
+        .zip(floats)
+        .map(|(x, &fl)| if fl { it.next().cloned().unwrap_or_else(|| x.clone()) } else { x.clone() })
+        .collect()
+}
+
+/// The gradient of `f` in the float entries of `at` (`None` for the others).
+fn floats_grad(at: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor) -> Grads {
+    let floats: Vec<bool> = at.iter().map(|x| x.dtype().is_float()).collect();
+    let xs: Vec<Tensor> = at.iter().filter(|x| x.dtype().is_float()).cloned().collect();
+    let mut gs = grad(|xs: &Vec<Tensor>| f(&merge(at, &floats, xs)))(&xs).into_iter();
+    floats.iter().map(|&fl| if fl { gs.next() } else { None }).collect()
+}
+
+#[cold]
+#[track_caller]
+fn closes_over_tracer(what: &str) -> ! {
+    panic!(
+        "adjoint: {what}: the function returned a value traced by an enclosing transform, so it \
+         closes over a traced value; pass that value as an input of the {what} function instead \
+         (at {})",
+        std::panic::Location::caller()
+    )
+}
+
+// ------------------------------------------------------------------------ the call
+
+/// A concrete stand-in for `t`: its value under every transform (for a `vmap` tracer, the
+/// first example; zeros for an empty batch). Used to find a custom call's output shapes.
+fn stand_in(t: &Tensor) -> Tensor {
+    match &t.0 {
+        Repr::Concrete(_) => t.clone(),
+        Repr::Tracer(tr) => match &tr.payload {
+            Payload::Batch { value, axis, shape } => {
+                if value.shape()[*axis] == 0 {
+                    Tensor::full_of(shape, 0.0, value.dtype())
+                } else {
+                    stand_in(&value.narrow(*axis, 0, 1).squeeze(*axis))
+                }
+            }
+            p => stand_in(p.primal()),
+        },
+    }
+}
+
+/// Output shapes and an output template per input signature, shared by every call of one
+/// custom function.
+struct Cache<O> {
+    entries: RefCell<Vec<(Vec<Aval>, Outs<Aval>, Rc<O>)>>,
+}
+
+impl<O: Params> Cache<O> {
+    fn new() -> Rc<Self> {
+        Rc::new(Cache { entries: RefCell::new(Vec::new()) })
+    }
+
+    fn get(&self, ins: &[Aval], leaves: &[Tensor], f: &dyn Fn(&[Tensor]) -> O) -> (Outs<Aval>, Rc<O>) {
+        if let Some((_, o, t)) = self.entries.borrow().iter().find(|(i, _, _)| i.as_slice() == ins) {
+            return (o.clone(), t.clone());
+        }
+        let examples: Vec<Tensor> = leaves.iter().map(stand_in).collect();
+        let out = f(&examples);
+        let mut avals = Outs::new();
+        out.for_each_tensor(&mut |t| avals.push(Aval::of(t)));
+        let template = Rc::new(out.map_tensors(&mut |_| Tensor::scalar(0.0f32)));
+        self.entries.borrow_mut().push((ins.to_vec(), avals.clone(), template.clone()));
+        (avals, template)
+    }
+}
+
+/// Call `f` on `p` as the custom call built by `make` (or directly when nothing is traced).
+fn call<P: Params, O: Params>(
+    what: &'static str,
+    p: &P,
+    cache: &Cache<O>,
+    f: &dyn Fn(&[Tensor]) -> O,
+    flat: FlatFn<'_>,
+    rule: Rule<'_>,
+) -> O {
+    let leaves = p.leaves();
+    let refs: Vec<&Tensor> = leaves.iter().collect();
+    if depth() == 0 || top_of(&refs).is_none() {
+        return f(&leaves);
+    }
+    let ins: Vec<Aval> = leaves.iter().map(Aval::of).collect();
+    let (outs, template) = cache.get(&ins, &leaves, f);
+    let c = CustomCall { what, f: flat, rule, ins, outs };
+    let out: SmallVec<[Tensor; 1]> = bind_multi(&c, &refs);
+    template.with_leaves(&out)
 }
 
 /// A function with a user-supplied reverse-mode rule.
@@ -247,74 +439,32 @@ where
     Fwd: Fn(&P) -> (Tensor, R),
     Bwd: Fn(&R, &Tensor) -> P + 'static,
 {
-    let c = CustomVjp { f, fwd, bwd: Rc::new(bwd), _types: PhantomData };
-    move |p: &P| c.apply(p, &[])
-}
-
-// ------------------------------------------------------------------------ custom_jvp
-
-struct CustomJvp<P, F, J> {
-    f: F,
-    rule: Rc<J>,
-    _types: PhantomData<fn(&P)>,
-}
-
-impl<P, F, J> CustomJvp<P, F, J>
-where
-    P: Params + 'static,
-    F: Fn(&P) -> Tensor,
-    J: Fn(&P, &P) -> (Tensor, Tensor) + 'static,
-{
-    fn apply(&self, p: &P, ctx: &Ctx) -> Tensor {
-        let leaves = p.leaves();
-        let refs: Vec<&Tensor> = leaves.iter().collect();
-        let Some((level, id, kind)) = top_of(&refs) else { return batched(&self.f, ctx, p) };
-        if kind == Kind::Batch {
-            let (low, axes) = unpack_batch(p, level, id);
-            let out = self.apply(&low, &push_ctx(ctx, axes));
-            return batch_tracer(level, id, out, 0);
-        }
-        let (low, ids, tans) = unpack(p, level, id);
-        match kind {
-            Kind::Jvp => {
-                if tans.iter().all(|t| t.is_none()) {
-                    return self.apply(&low, ctx);
-                }
-                let t = materialise(&low, tans);
-                let low_leaves = low.leaves();
-                let low_refs: Vec<&Tensor> = low_leaves.iter().collect();
-                let rule = |q: &(P, P)| (self.rule)(&q.0, &q.1);
-                let pctx = pair_ctx(ctx);
-                let pair = (clone_params(&low), t);
-                let (out, tangent) = if top_of(&low_refs).is_none() {
-                    batched(&rule, &pctx, &pair)
-                } else {
-                    (self.apply(&low, ctx), batched(&rule, &pctx, &pair).1)
-                };
-                Tensor::tracer(level, id, Payload::Jvp { primal: out, tangent })
-            }
-            Kind::Vjp => {
-                let out = self.apply(&low, ctx);
-                if ids.iter().all(|i| i.is_none()) {
-                    return out;
-                }
-                let rule = self.rule.clone();
-                let pctx = pair_ctx(ctx);
-                let pb = Pullback::multi(Res(low), move |r, cts| {
-                    let c = cts[0].as_ref().expect("pullback runs only with a cotangent");
-                    let zeros = crate::params::zeros_like(&r.0);
-                    let rule = |q: &(P, P)| rule(&q.0, &q.1);
-                    let g = grad(|t: &P| {
-                        (batched(&rule, &pctx, &(clone_params(&r.0), clone_params(t))).1 * c).sum()
-                    })(&zeros);
-                    g.leaves().into_iter().map(Some).collect()
-                });
-                let parents: SmallVec<[Option<usize>; 3]> = ids.into_iter().collect();
-                let value = record(level, parents, 1, pb);
-                Tensor::tracer(level, id, Payload::Vjp { primal: out, value })
-            }
-            Kind::Batch => unreachable!("handled above"),
-        }
+    let (f, fwd, bwd) = (Rc::new(f), Rc::new(fwd), Rc::new(bwd));
+    let cache = Cache::<Tensor>::new();
+    move |p: &P| {
+        let tp = Rc::new(p.map_tensors(&mut |t| t.clone()));
+        let (f1, t1) = (f.clone(), tp.clone());
+        let direct = move |x: &[Tensor]| f1(&t1.with_leaves(x));
+        let (f2, t2) = (f.clone(), tp.clone());
+        let flat: FlatFn<'_> = Rc::new(move |x: &[Tensor]| vec![f2(&t2.with_leaves(x))]);
+        let (fw, t3) = (fwd.clone(), tp.clone());
+        // Residual structure is known once `fwd` has run: keep it for `bwd`.
+        let rtemplate: Rc<RefCell<Option<R>>> = Rc::new(RefCell::new(None));
+        let rt = rtemplate.clone();
+        let flat_fwd: FwdFn<'_> = Rc::new(move |x: &[Tensor]| {
+            let (o, r) = fw(&t3.with_leaves(x));
+            let leaves = r.leaves();
+            *rt.borrow_mut() = Some(r.map_tensors(&mut |_| Tensor::scalar(0.0f32)));
+            (vec![o], leaves)
+        });
+        let (bw, t4) = (bwd.clone(), tp.clone());
+        let flat_bwd: BwdFn = Rc::new(move |r: &[Tensor], c: &[Tensor]| {
+            let rs = rtemplate.borrow().as_ref().expect("fwd ran before bwd").with_leaves(r);
+            let g = bw(&rs, &c[0]);
+            let _ = &t4;
+            g.leaves()
+        });
+        call("custom_vjp", p, &cache, &direct, flat, Rule::Vjp { fwd: flat_fwd, bwd: flat_bwd })
     }
 }
 
@@ -334,65 +484,20 @@ where
     F: Fn(&P) -> Tensor,
     J: Fn(&P, &P) -> (Tensor, Tensor) + 'static,
 {
-    let c = CustomJvp { f, rule: Rc::new(rule), _types: PhantomData };
-    move |p: &P| c.apply(p, &[])
-}
-
-// ------------------------------------------------------------------------ checkpoint
-
-struct Checkpoint<P, O, F> {
-    f: Rc<F>,
-    _types: PhantomData<fn(&P) -> O>,
-}
-
-impl<P, O, F> Checkpoint<P, O, F>
-where
-    P: Params + 'static,
-    O: Params + 'static,
-    F: Fn(&P) -> O + 'static,
-{
-    fn apply(&self, p: &P, ctx: &Ctx) -> O {
-        let leaves = p.leaves();
-        let refs: Vec<&Tensor> = leaves.iter().collect();
-        let (level, id) = match top_of(&refs) {
-            Some((level, id, Kind::Vjp)) => (level, id),
-            Some((level, id, Kind::Batch)) => {
-                let (low, axes) = unpack_batch(p, level, id);
-                let out = self.apply(&low, &push_ctx(ctx, axes));
-                return out.map_tensors(&mut |t| batch_tracer(level, id, t.clone(), 0));
-            }
-            _ => return batched(&*self.f, ctx, p),
-        };
-        let (low, ids, _) = unpack(p, level, id);
-        // The forward pass runs at the levels below only: nothing is recorded on this tape
-        // but one node holding the inputs.
-        let out = self.apply(&low, ctx);
-        if ids.iter().all(|i| i.is_none()) {
-            return out;
-        }
-        let f = self.f.clone();
-        let ctx = ctx.to_vec();
-        let out_template = crate::params::zeros_like(&out);
-        let pb = Pullback::multi(Res(low), move |r, cts| {
-            let (_, pullback) = vjp(|q: &P| batched(&*f, &ctx, q), &r.0);
-            let mut it = cts.iter();
-            let ct =
-                out_template.map_tensors(&mut |z| it.next().cloned().flatten().unwrap_or_else(|| z.clone()));
-            pullback(&ct).leaves().into_iter().map(Some).collect()
+    let (f, rule) = (Rc::new(f), Rc::new(rule));
+    let cache = Cache::<Tensor>::new();
+    move |p: &P| {
+        let tp = Rc::new(p.map_tensors(&mut |t| t.clone()));
+        let (f1, t1) = (f.clone(), tp.clone());
+        let direct = move |x: &[Tensor]| f1(&t1.with_leaves(x));
+        let (f2, t2) = (f.clone(), tp.clone());
+        let flat: FlatFn<'_> = Rc::new(move |x: &[Tensor]| vec![f2(&t2.with_leaves(x))]);
+        let (r, t3) = (rule.clone(), tp.clone());
+        let flat_rule: JvpFn = Rc::new(move |x: &[Tensor], t: &[Tensor]| {
+            let (o, to) = r(&t3.with_leaves(x), &t3.with_leaves(t));
+            (vec![o], vec![to])
         });
-        let parents: SmallVec<[Option<usize>; 3]> = ids.into_iter().collect();
-        let n_out = out.num_leaves();
-        let first = record(level, parents, n_out, pb);
-        let mut k = 0;
-        out.map_tensors(&mut |t| {
-            let v = first + k;
-            k += 1;
-            if t.dtype().is_float() {
-                Tensor::tracer(level, id, Payload::Vjp { primal: t.clone(), value: v })
-            } else {
-                t.clone()
-            }
-        })
+        call("custom_jvp", p, &cache, &direct, flat, Rule::Jvp { rule: flat_rule })
     }
 }
 
@@ -411,6 +516,15 @@ where
     O: Params + 'static,
     F: Fn(&P) -> O + 'static,
 {
-    let c = Checkpoint { f: Rc::new(f), _types: PhantomData };
-    move |p: &P| c.apply(p, &[])
+    let f = Rc::new(f);
+    let cache = Cache::<O>::new();
+    move |p: &P| {
+        let tp = Rc::new(p.map_tensors(&mut |t| t.clone()));
+        let (f1, t1) = (f.clone(), tp.clone());
+        let direct = move |x: &[Tensor]| f1(&t1.with_leaves(x));
+        let (f2, t2) = (f.clone(), tp.clone());
+        let block: Rc<dyn Fn(&[Tensor]) -> Vec<Tensor>> =
+            Rc::new(move |x: &[Tensor]| f2(&t2.with_leaves(x)).leaves());
+        call("checkpoint", p, &cache, &direct, block.clone(), Rule::Remat { block })
+    }
 }

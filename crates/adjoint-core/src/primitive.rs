@@ -104,6 +104,27 @@ pub trait Primitive: Debug {
     /// receives one cotangent per output (`None` = zero).
     fn vjp(&self, primals: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback;
 
+    /// Forward mode with its own forward computation, for a primitive whose tangent rule also
+    /// computes the outputs (a user's custom JVP rule): outputs and their tangents, or `None`
+    /// (the default) to bind the primitive one level down and then apply [`jvp`](Self::jvp).
+    fn jvp_with_forward(
+        &self,
+        primals: &[&Tensor],
+        tangents: &[Option<&Tensor>],
+    ) -> Option<(Outs<Tensor>, Outs<Option<Tensor>>)> {
+        let _ = (primals, tangents);
+        None
+    }
+
+    /// Reverse mode with its own forward computation, for a primitive whose reverse rule needs
+    /// a different forward pass than `eval` (a user's `fwd` returning residuals, as JAX's
+    /// `process_custom_vjp_call`): the outputs and the pullback, or `None` (the default) to
+    /// bind the primitive one level down and then apply [`vjp`](Self::vjp).
+    fn vjp_with_forward(&self, primals: &[&Tensor], wants: &[bool]) -> Option<(Outs<Tensor>, Pullback)> {
+        let _ = (primals, wants);
+        None
+    }
+
     /// Batching rule. `args` are the values one level down; `axes[i]` is the batch axis of
     /// argument `i` in them (`None`: the argument is the same for every example), `size` the
     /// number of examples. Returns the batched outputs and the batch axis of each (`None` when

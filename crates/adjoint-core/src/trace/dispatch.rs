@@ -6,7 +6,7 @@ use smallvec::SmallVec;
 
 use super::frames::{dead_tracer, depth, own_payload, top_of, with_tape, Kind};
 use crate::debug;
-use crate::primitive::{Aval, Outs, Primitive, Pullback};
+use crate::primitive::{Aval, Outs, Primitive};
 use crate::tensor::{Payload, Repr, Tensor};
 
 /// Apply a one-output primitive to tensors: the heart of every op. See [`bind_multi`].
@@ -133,6 +133,27 @@ fn eval_concrete<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor>
     p.eval(&arrs).into_iter().map(Tensor::from_array).collect()
 }
 
+/// A rule's results live one level down: a tracer of this level or above means the
+/// computation closed over a value traced here (possible only in user-supplied functions,
+/// i.e. custom rules) — which would confuse the levels, so it is refused.
+#[inline]
+fn below(op: &str, outs: &[Tensor], level: usize) {
+    for o in outs {
+        if let Repr::Tracer(t) = &o.0 {
+            if t.level >= level {
+                closes_over(op);
+            }
+        }
+    }
+}
+
+#[cold]
+fn closes_over(op: &str) -> ! {
+    panic!(
+        "adjoint: {op}: the function closes over a value traced by the transform that is          differentiating or batching it; pass that value as an input of the {op} function instead"
+    )
+}
+
 fn any_float(outs: &[Tensor]) -> bool {
     outs.iter().any(|o| o.dtype().is_float())
 }
@@ -153,14 +174,21 @@ fn jvp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u6
         }
     }
     let prefs: SmallVec<[&Tensor; 4]> = primals.iter().collect();
-    let outs = bind_multi(p, &prefs);
-    if !any_float(&outs) {
-        return outs;
-    }
     let trefs: SmallVec<[Option<&Tensor>; 4]> = tangents.iter().map(|t| t.as_ref()).collect();
     let rule = anomaly_origin(p).map(|o| debug::RuleGuard::enter(debug::RuleKind::Jvp, o));
-    let touts = p.jvp(&prefs, &trefs, &outs);
+    let (outs, touts) = match p.jvp_with_forward(&prefs, &trefs) {
+        Some(both) => both,
+        None => {
+            let outs = bind_multi(p, &prefs);
+            if !any_float(&outs) {
+                return outs;
+            }
+            let touts = p.jvp(&prefs, &trefs, &outs);
+            (outs, touts)
+        }
+    };
     drop(rule);
+    below(p.name(), &outs, level);
     outs.into_iter()
         .zip(touts)
         .map(|(out, tangent)| match tangent {
@@ -189,12 +217,22 @@ fn vjp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u6
         }
     }
     let prefs: SmallVec<[&Tensor; 4]> = primals.iter().collect();
-    let outs = bind_multi(p, &prefs);
+    let wants: SmallVec<[bool; 4]> = parents.iter().map(|p| p.is_some()).collect();
+    let (outs, pb) = match p.vjp_with_forward(&prefs, &wants) {
+        Some(both) => both,
+        None => {
+            let outs = bind_multi(p, &prefs);
+            if !any_float(&outs) {
+                return outs;
+            }
+            let pb = p.vjp(&prefs, &outs, &wants);
+            (outs, pb)
+        }
+    };
+    below(p.name(), &outs, level);
     if !any_float(&outs) {
         return outs;
     }
-    let wants: SmallVec<[bool; 4]> = parents.iter().map(|p| p.is_some()).collect();
-    let pb = p.vjp(&prefs, &outs, &wants);
     let origin = anomaly_origin(p);
     let first = with_tape(level, |t| t.push(parents, outs.len(), Some(pb), origin));
     outs.into_iter()
@@ -236,6 +274,7 @@ fn batch_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: 
     let rule = anomaly_origin(p).map(|o| debug::RuleGuard::enter(debug::RuleKind::Batch, o));
     let (outs, out_axes) = p.batch(&refs, &axes, size);
     drop(rule);
+    below(p.name(), &outs, level);
     outs.into_iter()
         .zip(out_axes)
         .map(|(out, axis)| match axis {
@@ -268,14 +307,4 @@ pub(crate) fn batch_tracer(level: usize, id: u64, value: Tensor, axis: usize) ->
     let mut shape = adjoint_tensor::layout::Shape::from_slice(value.shape());
     shape.remove(axis);
     Tensor::tracer(level, id, Payload::Batch { value, axis, shape })
-}
-
-/// Record a multi-output node on the tape of frame (`level`, `id`); returns the first value id.
-pub(crate) fn record(
-    level: usize,
-    parents: SmallVec<[Option<usize>; 3]>,
-    n_out: usize,
-    pb: Pullback,
-) -> usize {
-    with_tape(level, |t| t.push(parents, n_out, Some(pb), None))
 }

@@ -23,7 +23,7 @@ mod dispatch;
 mod frames;
 mod tape;
 
-pub(crate) use dispatch::{batch_tracer, record};
+pub(crate) use dispatch::batch_tracer;
 pub use dispatch::{bind, bind_multi};
-pub(crate) use frames::{own_payload, push_frame, top_of, FrameGuard, Kind};
+pub(crate) use frames::{depth, push_frame, top_of, FrameGuard, Kind};
 pub(crate) use tape::Tape;

@@ -135,6 +135,12 @@ macro_rules! rnn_params {
     };
 }
 
+/// The parts of `t` cut along `axis` into the given sizes (one `split` primitive).
+fn gates<const N: usize>(t: &Tensor, axis: usize, sizes: [usize; N]) -> [Tensor; N] {
+    let parts = t.split(axis, &sizes);
+    std::array::from_fn(|k| parts[k].clone())
+}
+
 /// The time steps of a `[B, T, F]` sequence as `T` tensors `[B, F]`.
 fn time_steps(x: &Tensor) -> Vec<Tensor> {
     let (b, t, f) = (x.shape()[0], x.shape()[1], x.shape()[2]);
@@ -246,12 +252,12 @@ impl Lstm {
                 if let Some(bias) = &bias {
                     g = g + bias;
                 }
-                let i_f = g.narrow(1, 0, 2 * h).sigmoid();
-                let (i, f) = (i_f.narrow(1, 0, h), i_f.narrow(1, h, h));
-                let gg = g.narrow(1, 2 * h, h).tanh();
-                let o = g.narrow(1, 3 * h, h).sigmoid();
-                cs = f * &cs + i * gg;
-                hs = o * cs.tanh();
+                // One `split` per cut (its derivative is one concat), not a pad-and-add
+                // `narrow` per gate.
+                let [i_f, gg, o] = gates(&g, 1, [2 * h, h, h]);
+                let [i, f] = gates(&i_f.sigmoid(), 1, [h, h]);
+                cs = f * &cs + i * gg.tanh();
+                hs = o.sigmoid() * cs.tanh();
                 *xt = hs.clone();
             }
             hn.push(hs);
@@ -338,9 +344,10 @@ impl Gru {
                 if let Some(bh) = &w.bias_hh {
                     gh = gh + bh;
                 }
-                let rz = (gi.narrow(1, 0, 2 * h) + gh.narrow(1, 0, 2 * h)).sigmoid();
-                let (r, z) = (rz.narrow(1, 0, h), rz.narrow(1, h, h));
-                let n = (gi.narrow(1, 2 * h, h) + r * gh.narrow(1, 2 * h, h)).tanh();
+                let [gi_rz, gi_n] = gates(&gi, 1, [2 * h, h]);
+                let [gh_rz, gh_n] = gates(&gh, 1, [2 * h, h]);
+                let [r, z] = gates(&(gi_rz + gh_rz).sigmoid(), 1, [h, h]);
+                let n = (gi_n + r * gh_n).tanh();
                 hs = &n + z * (&hs - &n);
                 *xt = hs.clone();
             }
