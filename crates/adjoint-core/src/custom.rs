@@ -66,7 +66,7 @@ enum Rule<'a> {
     },
     /// The block again, `'static` so the backward pass can recompute it.
     Remat {
-        block: Rc<dyn Fn(&[Tensor]) -> Vec<Tensor>>,
+        block: FlatFn<'static>,
     },
 }
 
@@ -367,10 +367,13 @@ fn stand_in(t: &Tensor) -> Tensor {
     }
 }
 
+/// Input avals, output avals and an output template.
+type CacheEntry<O> = (Vec<Aval>, Outs<Aval>, Rc<O>);
+
 /// Output shapes and an output template per input signature, shared by every call of one
 /// custom function.
 struct Cache<O> {
-    entries: RefCell<Vec<(Vec<Aval>, Outs<Aval>, Rc<O>)>>,
+    entries: RefCell<Vec<CacheEntry<O>>>,
 }
 
 impl<O: Params> Cache<O> {
@@ -523,8 +526,7 @@ where
         let (f1, t1) = (f.clone(), tp.clone());
         let direct = move |x: &[Tensor]| f1(&t1.with_leaves(x));
         let (f2, t2) = (f.clone(), tp.clone());
-        let block: Rc<dyn Fn(&[Tensor]) -> Vec<Tensor>> =
-            Rc::new(move |x: &[Tensor]| f2(&t2.with_leaves(x)).leaves());
+        let block: FlatFn<'static> = Rc::new(move |x: &[Tensor]| f2(&t2.with_leaves(x)).leaves());
         call("checkpoint", p, &cache, &direct, block.clone(), Rule::Remat { block })
     }
 }

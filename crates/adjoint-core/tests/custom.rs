@@ -86,9 +86,8 @@ fn checkpoint_keeps_only_its_inputs_and_takes_integer_leaves() {
     let k = Tensor::from_vec(vec![2i64, 0, 1], &[3]);
     let g = grad(|x: &Tensor| shift(&(x.clone(), k.clone())).sum())(&x3());
     let (_, t) = jvp(|x: &Tensor| shift(&(x.clone(), k.clone())), &x3(), &Tensor::ones(&[3]).to_f64());
-    let kv = [2.0, 0.0, 1.0];
-    for i in 0..3 {
-        let e = kv[i] * (x3().to_vec::<f64>()[i] * kv[i]).exp();
+    for (i, k) in [2.0, 0.0, 1.0].into_iter().enumerate() {
+        let e = k * (x3().to_vec::<f64>()[i] * k).exp();
         assert!((g.to_vec::<f64>()[i] - e).abs() < 1e-12 && (t.to_vec::<f64>()[i] - e).abs() < 1e-12);
     }
     let gv = vmap(grad(|x: &Tensor| shift(&(x.clone(), k.clone())).sum()))(&Tensor::ones(&[2, 3]).to_f64());
