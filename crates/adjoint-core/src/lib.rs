@@ -6,14 +6,21 @@
 //!
 //! ## Design (after JAX's, with a tape for reverse mode)
 //! - [`Tensor`] is a cheap handle: a concrete array, or a tracer of an active transform.
-//! - Every op `bind`s a [`Primitive`](primitive::Primitive). With no transform active, `bind`
-//!   goes straight to the kernel (one thread-local read). Otherwise the transform owning the
-//!   highest-level argument unpacks its tracers and applies the primitive's rule using ops that
-//!   bind again one level down — so transforms nest to any depth and never confuse their
-//!   perturbations.
-//! - Each primitive lives in one file under `prims/` with its kernel call, JVP rule and VJP
-//!   rule; rules use differentiable ops only, which is what gives higher-order derivatives.
-//!   The set is small; softmax, logsumexp, norms, pooling and the like are composites.
+//! - Every op `bind`s a [`Primitive`](primitive::Primitive) (or `bind_multi`s one with
+//!   several outputs, such as `split` and `max_pool2d`). `bind` first runs the primitive's
+//!   shape rule on the arguments' abstract values ([`Aval`](primitive::Aval): shape and dtype),
+//!   so misuse is caught with the op and the caller's line at every level, and output types
+//!   are known without running a kernel (what a staging level needs). With no transform
+//!   active, `bind` then goes straight to the kernel (one thread-local read). Otherwise the
+//!   transform owning the highest-level argument unpacks its tracers and applies the
+//!   primitive's rule using ops that bind again one level down — so transforms nest to any
+//!   depth and never confuse their perturbations. There is one such path for every primitive;
+//!   custom rules and `checkpoint` are primitives too ([`custom`]).
+//! - Each primitive lives in one file under `prims/` with all its rules: shape, kernel call,
+//!   JVP, VJP and batching; rules use differentiable ops only, which is what gives
+//!   higher-order derivatives. The set is small; softmax, logsumexp, norms, average pooling
+//!   and the like are composites. `docs/ARCHITECTURE.md` lists the files a new primitive
+//!   touches.
 //! - Reverse mode records a tape per `grad`/`vjp` call; a node keeps exactly the residuals its
 //!   rule asked for, and a single-use reverse pass frees them as soon as the node is done
 //!   ([`memory`] measures this). Zero tangents and cotangents are symbolic (`None`): never
