@@ -49,9 +49,15 @@ pub mod transforms;
 pub mod vmap;
 
 pub use adjoint_derive::Params;
+/// The old names of the convolution and pooling options.
+#[allow(deprecated)]
+pub use adjoint_tensor::ops::{
+    conv::{Conv1dParams, Conv2dParams},
+    pool::Pool2dParams,
+};
 pub use adjoint_tensor::{Array, DType};
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
-pub use ops::{Conv1dParams, Conv2dParams, Pool2dParams};
+pub use ops::{Conv1dOptions, Conv2dOptions, Pool2dOptions};
 pub use params::Params;
 pub use tensor::Tensor;
 pub use transforms::{

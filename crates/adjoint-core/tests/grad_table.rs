@@ -210,10 +210,10 @@ proptest! {
     fn conv2d_and_pools(n in 1usize..3, c in 1usize..3, hw in 3usize..6, stride in 1usize..3, pad in 0usize..2, seed in any::<u64>()) {
         let x = rand(&[n, c, hw, hw], seed, -1.0, 1.0);
         let w = rand(&[2, c, 2, 2], seed ^ 3, -1.0, 1.0);
-        let p = adjoint_core::Conv2dParams { stride: [stride, 1], padding: [pad, 1], dilation: [1, 1], groups: 1 };
+        let p = adjoint_core::Conv2dOptions { stride: [stride, 1], padding: [pad, 1], dilation: [1, 1], groups: 1 };
         let r = try_check_grads(move |q: &(Tensor, Tensor)| q.0.conv2d(&q.1, &p).tanh(), &(x.clone(), w), 2, BOTH, seed);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
-        let pp = adjoint_core::Pool2dParams { kernel: [2, 2], stride: [stride, stride], padding: [0, 0] };
+        let pp = adjoint_core::Pool2dOptions { kernel: [2, 2], stride: [stride, stride], padding: [0, 0] };
         let r = try_check_grads(move |x: &Tensor| x.avg_pool2d(&pp, true).exp() + x.max_pool2d(&pp), &x, 2, BOTH, seed);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }

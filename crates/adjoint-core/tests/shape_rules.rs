@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use adjoint_core::primitive::{Aval, Primitive};
 use adjoint_core::prims::*;
 use adjoint_core::trace::bind;
-use adjoint_core::{Array, Conv2dParams, DType, Pool2dParams, Tensor};
+use adjoint_core::{Array, Conv2dOptions, DType, Pool2dOptions, Tensor};
 use adjoint_tensor::ops::compare::CompareOp;
 use adjoint_tensor::ops::unary::UnaryOp;
 
@@ -40,8 +40,8 @@ fn row(module: &'static str, prim: impl Primitive + 'static, args: Vec<Array>) -
 }
 
 fn rows() -> Vec<Row> {
-    let conv = Conv2dParams { stride: [2, 1], padding: [1, 0], dilation: [1, 2], groups: 2 };
-    let pool = Pool2dParams { kernel: [2, 2], stride: [2, 1], padding: [1, 0] };
+    let conv = Conv2dOptions { stride: [2, 1], padding: [1, 0], dilation: [1, 2], groups: 2 };
+    let pool = Pool2dOptions { kernel: [2, 2], stride: [2, 1], padding: [1, 0] };
     let mut r = Vec::new();
     for s in [&[2, 3][..], &[0, 3], &[]] {
         r.push(row("abs", abs::Abs, vec![f(s)]));

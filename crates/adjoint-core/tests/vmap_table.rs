@@ -7,7 +7,7 @@
 //! own random axes.
 
 use adjoint_core::vmap::Axes;
-use adjoint_core::{grad, vmap_axes, Conv2dParams, DType, Pool2dParams, Tensor};
+use adjoint_core::{grad, vmap_axes, Conv2dOptions, DType, Pool2dOptions, Tensor};
 use adjoint_tensor::random::{uniform, Key};
 
 /// A small deterministic generator for the case parameters.
@@ -442,7 +442,7 @@ fn index_select_and_index_add() {
 #[test]
 fn conv2d_shared_and_batched_weights() {
     for groups in [1, 2] {
-        let p = Conv2dParams { stride: [2, 1], padding: [1, 0], dilation: [1, 1], groups };
+        let p = Conv2dOptions { stride: [2, 1], padding: [1, 0], dilation: [1, 1], groups };
         check_row(
             "conv2d",
             CASES,
@@ -461,7 +461,7 @@ fn conv2d_shared_and_batched_weights() {
 #[test]
 fn conv2d_transposes_through_grad() {
     // The convolution's input- and weight-gradient primitives, batched inside vmap(vjp).
-    let p = Conv2dParams { stride: [1, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };
+    let p = Conv2dOptions { stride: [1, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };
     check_row(
         "conv2d_grads",
         CASES,
@@ -486,7 +486,7 @@ fn conv2d_transposes_through_grad() {
 
 #[test]
 fn pooling() {
-    let pp = Pool2dParams { kernel: [2, 2], stride: [1, 2], padding: [0, 0] };
+    let pp = Pool2dOptions { kernel: [2, 2], stride: [1, 2], padding: [0, 0] };
     check_row(
         "pool",
         CASES,

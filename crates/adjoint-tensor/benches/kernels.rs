@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use adjoint_tensor::ops::conv::Conv2dParams;
+use adjoint_tensor::ops::conv::Conv2dOptions;
 use adjoint_tensor::random::{normal, Key};
 use adjoint_tensor::{Array, DType};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -53,7 +53,7 @@ fn conv(c: &mut Criterion) {
     g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(3));
     let x = randn(6, &[64, 32, 28, 28]);
     let w = randn(7, &[64, 32, 3, 3]);
-    let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+    let p = Conv2dOptions { padding: [1, 1], ..Default::default() };
     g.throughput(Throughput::Elements(2 * 64 * 64 * 28 * 28 * 32 * 9));
     g.bench_function("64x32x28x28_64x32x3x3_pad1", |bch| bch.iter(|| x.conv2d(&w, &p)));
     g.finish();

@@ -3,8 +3,8 @@
 
 use std::panic::{catch_unwind, UnwindSafe};
 
-use adjoint_tensor::ops::conv::{Conv1dParams, Conv2dParams};
-use adjoint_tensor::ops::pool::{Pool1dParams, Pool2dParams};
+use adjoint_tensor::ops::conv::{Conv1dOptions, Conv2dOptions};
+use adjoint_tensor::ops::pool::{Pool1dOptions, Pool2dOptions};
 use adjoint_tensor::{Array, DType};
 use proptest::prelude::*;
 
@@ -221,7 +221,7 @@ fn matmul_misuse_messages() {
 struct ConvCase {
     x: [usize; 4],
     w: [usize; 4],
-    p: Conv2dParams,
+    p: Conv2dOptions,
     seed: u64,
 }
 
@@ -236,7 +236,7 @@ fn naive_conv2d(
     xs: [usize; 4],
     w: &[f64],
     ws: [usize; 4],
-    p: &Conv2dParams,
+    p: &Conv2dOptions,
 ) -> (Vec<f64>, [usize; 4]) {
     let ([n, c, h, wd], [o, cg, kh, kw]) = (xs, ws);
     let og = o / p.groups;
@@ -282,7 +282,7 @@ fn conv2d_case() -> impl Strategy<Value = ConvCase> {
         .prop_map(|((n, g, cg, og, seed), (kh, kw, sh, sw), (ph, pw, dh, dw, eh, ew))| {
             let h = ((kh - 1) * dh + 1 + eh).saturating_sub(2 * ph).max(1);
             let w = ((kw - 1) * dw + 1 + ew).saturating_sub(2 * pw).max(1);
-            let p = Conv2dParams { stride: [sh, sw], padding: [ph, pw], dilation: [dh, dw], groups: g };
+            let p = Conv2dOptions { stride: [sh, sw], padding: [ph, pw], dilation: [dh, dw], groups: g };
             ConvCase { x: [n, g * cg, h, w], w: [g * og, cg, kh, kw], p, seed }
         })
 }
@@ -299,8 +299,8 @@ fn conv1d_case() -> impl Strategy<Value = ConvCase> {
     })
 }
 
-fn to_1d(c: &ConvCase) -> ([usize; 3], [usize; 3], Conv1dParams) {
-    let p = Conv1dParams {
+fn to_1d(c: &ConvCase) -> ([usize; 3], [usize; 3], Conv1dOptions) {
+    let p = Conv1dOptions {
         stride: c.p.stride[1],
         padding: c.p.padding[1],
         dilation: c.p.dilation[1],
@@ -404,20 +404,20 @@ proptest! {
 #[test]
 fn conv2d_batch_parallel_pointwise_and_strided_inputs() {
     // Big enough for the image-parallel path (and the per-thread weight-gradient sums).
-    let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+    let p = Conv2dOptions { padding: [1, 1], ..Default::default() };
     check_conv2d(&ConvCase { x: [5, 8, 12, 12], w: [16, 8, 3, 3], p, seed: 1 });
-    let p = Conv2dParams { stride: [2, 1], padding: [1, 2], dilation: [2, 1], groups: 2 };
+    let p = Conv2dOptions { stride: [2, 1], padding: [1, 2], dilation: [2, 1], groups: 2 };
     check_conv2d(&ConvCase { x: [4, 6, 13, 11], w: [8, 3, 3, 4], p, seed: 2 });
     // A single image large enough for gemm's own threads.
-    check_conv2d(&ConvCase { x: [1, 16, 20, 20], w: [32, 16, 3, 3], p: Conv2dParams::default(), seed: 3 });
+    check_conv2d(&ConvCase { x: [1, 16, 20, 20], w: [32, 16, 3, 3], p: Conv2dOptions::default(), seed: 3 });
     // Pointwise (1×1, stride 1, no padding) skips the unroll, with and without groups.
-    check_conv2d(&ConvCase { x: [3, 6, 5, 7], w: [4, 6, 1, 1], p: Conv2dParams::default(), seed: 4 });
-    let p = Conv2dParams { groups: 3, ..Default::default() };
+    check_conv2d(&ConvCase { x: [3, 6, 5, 7], w: [4, 6, 1, 1], p: Conv2dOptions::default(), seed: 4 });
+    let p = Conv2dOptions { groups: 3, ..Default::default() };
     check_conv2d(&ConvCase { x: [6, 6, 9, 9], w: [9, 2, 1, 1], p, seed: 5 });
     // Non-contiguous input and weight give the same result as contiguous copies.
     let x = rand_arr(6, &[3, 2, 5, 4]).permute(&[0, 1, 3, 2]);
     let w = rand_arr(7, &[4, 2, 2, 3]).flip(3);
-    let p = Conv2dParams { padding: [1, 0], ..Default::default() };
+    let p = Conv2dOptions { padding: [1, 0], ..Default::default() };
     let want = x.contiguous().conv2d(&w.contiguous(), &p);
     assert_close(&x.conv2d(&w, &p).to_vec::<f64>(), &want.to_vec::<f64>(), 0.0, "strided conv2d");
 }
@@ -426,13 +426,13 @@ fn conv2d_batch_parallel_pointwise_and_strided_inputs() {
 fn conv_misuse_messages() {
     let x = Array::zeros(&[2, 4, 8, 8], DType::F32);
     let w = Array::zeros(&[6, 4, 3, 3], DType::F32);
-    let d = Conv2dParams::default();
+    let d = Conv2dOptions::default();
     let msg = panic_message(|| x.conv2d(&Array::zeros(&[6, 3, 3, 3], DType::F32), &d));
     assert_misuse(&msg, "conv2d", &["[2, 4, 8, 8]", "[6, 3, 3, 3]", "channels"]);
-    let g2 = Conv2dParams { groups: 3, ..d };
+    let g2 = Conv2dOptions { groups: 3, ..d };
     let msg = panic_message(|| x.conv2d(&Array::zeros(&[6, 1, 3, 3], DType::F32), &g2));
     assert_misuse(&msg, "conv2d", &["[2, 4, 8, 8]", "[6, 1, 3, 3]", "groups"]);
-    let msg = panic_message(|| x.conv2d(&w, &Conv2dParams { stride: [0, 1], ..d }));
+    let msg = panic_message(|| x.conv2d(&w, &Conv2dOptions { stride: [0, 1], ..d }));
     assert_misuse(&msg, "conv2d", &["[2, 4, 8, 8]", "stride"]);
     let msg = panic_message(|| x.conv2d(&Array::zeros(&[6, 4, 9, 3], DType::F32), &d));
     assert_misuse(&msg, "conv2d", &["[2, 4, 8, 8]", "[6, 4, 9, 3]", "larger"]);
@@ -449,16 +449,16 @@ fn conv_misuse_messages() {
     assert_misuse(&msg, "conv2d_weight_grad", &["[2, 6, 5, 5]", "[6, 4, 3, 3]"]);
     // 1-D messages speak of 1-D shapes.
     let x1 = Array::zeros(&[2, 4, 5], DType::F64);
-    let msg = panic_message(|| x1.conv1d(&Array::zeros(&[3, 4, 7], DType::F64), &Conv1dParams::default()));
+    let msg = panic_message(|| x1.conv1d(&Array::zeros(&[3, 4, 7], DType::F64), &Conv1dOptions::default()));
     assert_misuse(&msg, "conv1d", &["[2, 4, 5]", "[3, 4, 7]"]);
-    let msg = panic_message(|| x1.conv1d(&Array::zeros(&[3, 2, 3], DType::F64), &Conv1dParams::default()));
+    let msg = panic_message(|| x1.conv1d(&Array::zeros(&[3, 2, 3], DType::F64), &Conv1dOptions::default()));
     assert_misuse(&msg, "conv1d", &["[2, 4, 5]", "[3, 2, 3]"]);
     let msg = panic_message(|| {
         Array::conv1d_input_grad(
             &Array::zeros(&[2, 3, 9], DType::F64),
             &Array::zeros(&[3, 4, 3], DType::F64),
             &[2, 4, 5],
-            &Conv1dParams::default(),
+            &Conv1dOptions::default(),
         )
     });
     assert_misuse(&msg, "conv1d_input_grad", &["[2, 3, 9]", "[2, 3, 3]"]);
@@ -467,13 +467,13 @@ fn conv_misuse_messages() {
             &x1,
             &Array::zeros(&[2, 3, 9], DType::F64),
             &[3, 4, 3],
-            &Conv1dParams::default(),
+            &Conv1dOptions::default(),
         )
     });
     assert_misuse(&msg, "conv1d_weight_grad", &["[2, 3, 9]"]);
     assert_eq!(x.try_conv2d(&Array::zeros(&[6, 5, 3, 3], DType::F32), &d).unwrap_err().op, "conv2d");
     assert_eq!(
-        x1.try_conv1d(&x1, &Conv1dParams { groups: 0, ..Default::default() }).unwrap_err().op,
+        x1.try_conv1d(&x1, &Conv1dOptions { groups: 0, ..Default::default() }).unwrap_err().op,
         "conv1d"
     );
 }
@@ -483,7 +483,7 @@ fn conv_misuse_messages() {
 #[derive(Clone, Debug)]
 struct PoolCase {
     x: [usize; 4],
-    p: Pool2dParams,
+    p: Pool2dOptions,
     seed: u64,
 }
 
@@ -491,7 +491,7 @@ struct PoolCase {
 type NaivePool = (Vec<f64>, Vec<i64>, Vec<f64>, Vec<f64>, [usize; 4]);
 
 /// Naive pooling: per window, max (first on ties, flat index) and average with both divisors.
-fn naive_pool(x: &[f64], xs: [usize; 4], p: &Pool2dParams) -> NaivePool {
+fn naive_pool(x: &[f64], xs: [usize; 4], p: &Pool2dOptions) -> NaivePool {
     let [n, c, h, w] = xs;
     let oh = (h + 2 * p.padding[0] - p.kernel[0]) / p.stride[0] + 1;
     let ow = (w + 2 * p.padding[1] - p.kernel[1]) / p.stride[1] + 1;
@@ -546,7 +546,7 @@ fn pool2d_case() -> impl Strategy<Value = PoolCase> {
             let w = (kw + ew).saturating_sub(2 * pw).max(1);
             PoolCase {
                 x: [n, c, h, w],
-                p: Pool2dParams { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw] },
+                p: Pool2dOptions { kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw] },
                 seed,
             }
         })
@@ -617,8 +617,8 @@ proptest! {
     #[test]
     fn pool1d_matches_pool2d_with_unit_height(c in pool2d_case(), incl in any::<bool>()) {
         let [n, ch, _, l] = c.x;
-        let p = Pool1dParams { kernel: c.p.kernel[1], stride: c.p.stride[1], padding: c.p.padding[1] };
-        let p2 = Pool2dParams { kernel: [1, p.kernel], stride: [1, p.stride], padding: [0, p.padding] };
+        let p = Pool1dOptions { kernel: c.p.kernel[1], stride: c.p.stride[1], padding: c.p.padding[1] };
+        let p2 = Pool2dOptions { kernel: [1, p.kernel], stride: [1, p.stride], padding: [0, p.padding] };
         let x = distinct_arr(c.seed, &[n, ch, l]);
         let x4 = x.reshape(&[n, ch, 1, l]);
         let (mx, ix, avg_in, avg_ex, os) = naive_pool(&x.to_vec(), [n, ch, 1, l], &p2);
@@ -646,18 +646,18 @@ proptest! {
 fn max_pool_ties_nan_and_large_inputs() {
     // Ties: the first maximum in the window wins.
     let x = Array::ones(&[1, 1, 3, 3], DType::F32);
-    let p = Pool2dParams { kernel: [2, 2], stride: [1, 1], padding: [1, 1] };
+    let p = Pool2dOptions { kernel: [2, 2], stride: [1, 1], padding: [1, 1] };
     let (_, i) = x.max_pool2d_with_indices(&p);
     assert_eq!(i.to_vec::<i64>(), vec![0, 0, 1, 2, 0, 0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8]);
     // NaN propagates.
     let x = Array::from_vec(vec![1.0f64, f64::NAN, 3.0, 0.0], &[1, 1, 2, 2]);
-    let (y, i) = x.max_pool2d_with_indices(&Pool2dParams::new([2, 2]));
+    let (y, i) = x.max_pool2d_with_indices(&Pool2dOptions::new([2, 2]));
     assert!(y.item::<f64>().is_nan());
     assert_eq!(i.to_vec::<i64>(), vec![1]);
     // A large input takes the parallel path and agrees with the naive loop.
     let c = PoolCase {
         x: [4, 16, 33, 31],
-        p: Pool2dParams { kernel: [3, 3], stride: [2, 2], padding: [1, 1] },
+        p: Pool2dOptions { kernel: [3, 3], stride: [2, 2], padding: [1, 1] },
         seed: 9,
     };
     let x = rand_arr(c.seed, &c.x);
@@ -677,14 +677,14 @@ fn max_pool_ties_nan_and_large_inputs() {
 #[test]
 fn pool_misuse_messages() {
     let x = Array::zeros(&[2, 3, 6, 6], DType::F32);
-    let p = Pool2dParams::new([2, 2]);
+    let p = Pool2dOptions::new([2, 2]);
     let msg = panic_message(|| Array::zeros(&[3, 6, 6], DType::F32).max_pool2d(&p));
     assert_misuse(&msg, "max_pool2d", &["[3, 6, 6]", "[N, C, H, W]"]);
-    let msg = panic_message(|| x.max_pool2d(&Pool2dParams { stride: [0, 2], ..p }));
+    let msg = panic_message(|| x.max_pool2d(&Pool2dOptions { stride: [0, 2], ..p }));
     assert_misuse(&msg, "max_pool2d", &["stride", "[2, 3, 6, 6]"]);
-    let msg = panic_message(|| x.avg_pool2d(&Pool2dParams { padding: [2, 0], ..p }, true));
+    let msg = panic_message(|| x.avg_pool2d(&Pool2dOptions { padding: [2, 0], ..p }, true));
     assert_misuse(&msg, "avg_pool2d", &["padding", "half", "[2, 3, 6, 6]"]);
-    let msg = panic_message(|| x.max_pool2d_with_indices(&Pool2dParams::new([7, 2])));
+    let msg = panic_message(|| x.max_pool2d_with_indices(&Pool2dOptions::new([7, 2])));
     assert_misuse(&msg, "max_pool2d_with_indices", &["larger", "[2, 3, 6, 6]"]);
     let msg = panic_message(|| x.cast(DType::I64).max_pool2d(&p));
     assert_misuse(&msg, "max_pool2d", &["int64"]);
@@ -701,18 +701,18 @@ fn pool_misuse_messages() {
     assert_misuse(&msg, "max_pool2d_backward", &["outside", "[2, 3, 2, 2]"]);
     // 1-D.
     let x1 = Array::zeros(&[2, 3, 5], DType::F64);
-    let msg = panic_message(|| x1.max_pool1d(&Pool1dParams::new(6)));
+    let msg = panic_message(|| x1.max_pool1d(&Pool1dOptions::new(6)));
     assert_misuse(&msg, "max_pool1d", &["[2, 3, 5]", "larger"]);
-    let msg = panic_message(|| x1.avg_pool1d(&Pool1dParams { kernel: 2, stride: 1, padding: 2 }, true));
+    let msg = panic_message(|| x1.avg_pool1d(&Pool1dOptions { kernel: 2, stride: 1, padding: 2 }, true));
     assert_misuse(&msg, "avg_pool1d", &["[2, 3, 5]", "padding"]);
     let msg =
-        panic_message(|| x1.max_pool1d_with_indices(&Pool1dParams { kernel: 2, stride: 0, padding: 0 }));
+        panic_message(|| x1.max_pool1d_with_indices(&Pool1dOptions { kernel: 2, stride: 0, padding: 0 }));
     assert_misuse(&msg, "max_pool1d_with_indices", &["[2, 3, 5]", "stride"]);
-    let msg = panic_message(|| Array::zeros(&[2, 3, 5, 1], DType::F64).max_pool1d(&Pool1dParams::new(2)));
+    let msg = panic_message(|| Array::zeros(&[2, 3, 5, 1], DType::F64).max_pool1d(&Pool1dOptions::new(2)));
     assert_misuse(&msg, "max_pool1d", &["[2, 3, 5, 1]", "[N, C, L]"]);
-    let msg = panic_message(|| Array::avg_pool1d_backward(&x1, &[2, 3, 5], &Pool1dParams::new(2), true));
+    let msg = panic_message(|| Array::avg_pool1d_backward(&x1, &[2, 3, 5], &Pool1dOptions::new(2), true));
     assert_misuse(&msg, "avg_pool1d_backward", &["[2, 3, 5]", "[2, 3, 2]"]);
     let msg = panic_message(|| Array::max_pool1d_backward(&x1, &x1.cast(DType::I64), &[2, 3, 5, 5]));
     assert_misuse(&msg, "max_pool1d_backward", &["[2, 3, 5, 5]"]);
-    assert_eq!(x1.try_avg_pool1d(&Pool1dParams::new(0), true).unwrap_err().op, "avg_pool1d");
+    assert_eq!(x1.try_avg_pool1d(&Pool1dOptions::new(0), true).unwrap_err().op, "avg_pool1d");
 }

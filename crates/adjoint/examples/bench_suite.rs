@@ -164,7 +164,7 @@ fn tensor_suite(cfg: &Cfg) {
         let n = if q { 16 } else { 64 };
         let x = randn(6, &[n, 32, 28, 28]);
         let w = randn(7, &[64, 32, 3, 3]);
-        let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+        let p = Conv2dOptions { padding: [1, 1], ..Default::default() };
         let (s, r) = measure(cfg, || x.conv2d(&w, &p));
         let flops = 2.0 * (n * 64 * 28 * 28 * 32 * 9) as f64;
         emit(

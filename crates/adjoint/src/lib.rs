@@ -29,7 +29,7 @@ pub mod prelude {
     pub use adjoint_core::testing::{check_grads, Mode};
     pub use adjoint_core::{
         checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient,
-        value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, Axes, Conv1dParams, Conv2dParams,
-        DType, Params, Pool2dParams, Tensor,
+        value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, Axes, Conv1dOptions, Conv2dOptions,
+        DType, Params, Pool2dOptions, Tensor,
     };
 }

@@ -107,7 +107,7 @@ impl Filters {
         let g = &g / &g.sum();
         let pad = [(0, 0), (0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)];
         let xp = x.pad_mode(&pad, adjoint_tensor::ops::pad::PadMode::Reflect);
-        let p = adjoint_core::Conv2dParams::default();
+        let p = adjoint_core::Conv2dOptions::default();
         xp.conv2d(&g.reshape(&[1, 1, k, 1]), &p).conv2d(&g.reshape(&[1, 1, 1, k]), &p)
     }
 
@@ -123,7 +123,7 @@ impl Filters {
         let lap = &lap - &lap.mean();
         let pad = [(0, 0), (0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)];
         let xp = x.pad_mode(&pad, adjoint_tensor::ops::pad::PadMode::Reflect);
-        xp.conv2d(&lap.reshape(&[1, 1, k, k]), &adjoint_core::Conv2dParams::default())
+        xp.conv2d(&lap.reshape(&[1, 1, k, k]), &adjoint_core::Conv2dOptions::default())
     }
 
     /// `[N, 1, H, W]` → `[N, 4, H, W]`: image, blur, −LoG, soft mask.

@@ -1,9 +1,9 @@
 //! Matrix products, convolutions and pooling.
 
 use adjoint_tensor::broadcast_shapes;
-pub use adjoint_tensor::ops::conv::{Conv1dParams, Conv2dParams};
+pub use adjoint_tensor::ops::conv::{Conv1dOptions, Conv2dOptions};
 use adjoint_tensor::ops::pool::pool2d_output_shape;
-pub use adjoint_tensor::ops::pool::Pool2dParams;
+pub use adjoint_tensor::ops::pool::Pool2dOptions;
 
 use super::fail;
 use crate::prims::{conv, matmul::Matmul, max_pool2d::MaxPool2d};
@@ -63,13 +63,13 @@ impl Tensor {
 
     /// 2-D convolution (cross-correlation, no bias) of `[N, C, H, W]` with `[O, C/groups, KH, KW]`.
     #[track_caller]
-    pub fn conv2d(&self, weight: &Tensor, p: &Conv2dParams) -> Tensor {
+    pub fn conv2d(&self, weight: &Tensor, p: &Conv2dOptions) -> Tensor {
         conv::conv2d(self, weight, *p)
     }
 
     /// 1-D convolution of `[N, C, L]` with `[O, C/groups, K]` (a unit-height `conv2d`).
     #[track_caller]
-    pub fn conv1d(&self, weight: &Tensor, p: &Conv1dParams) -> Tensor {
+    pub fn conv1d(&self, weight: &Tensor, p: &Conv1dOptions) -> Tensor {
         if self.rank() != 3 || weight.rank() != 3 {
             fail(
                 "conv1d",
@@ -82,7 +82,7 @@ impl Tensor {
         }
         let (n, c, l) = (self.shape()[0], self.shape()[1], self.shape()[2]);
         let (o, ci, k) = (weight.shape()[0], weight.shape()[1], weight.shape()[2]);
-        let p2 = Conv2dParams {
+        let p2 = Conv2dOptions {
             stride: [1, p.stride],
             padding: [0, p.padding],
             dilation: [1, p.dilation],
@@ -96,7 +96,7 @@ impl Tensor {
     /// 2-D max pooling over `[N, C, H, W]`. The derivative flows to the first maximum of each
     /// window (as PyTorch); see [`max_pool2d_with_indices`](Self::max_pool2d_with_indices).
     #[track_caller]
-    pub fn max_pool2d(&self, p: &Pool2dParams) -> Tensor {
+    pub fn max_pool2d(&self, p: &Pool2dOptions) -> Tensor {
         self.max_pool2d_with_indices(p).0
     }
 
@@ -104,13 +104,13 @@ impl Tensor {
     /// plane (one primitive with two outputs).
     ///
     /// ```
-    /// use adjoint_core::{Pool2dParams, Tensor};
+    /// use adjoint_core::{Pool2dOptions, Tensor};
     /// let x = Tensor::from_vec(vec![1.0f32, 4.0, 3.0, 2.0], &[1, 1, 2, 2]);
-    /// let (v, i) = x.max_pool2d_with_indices(&Pool2dParams::new([2, 2]));
+    /// let (v, i) = x.max_pool2d_with_indices(&Pool2dOptions::new([2, 2]));
     /// assert_eq!((v.to_vec::<f32>(), i.to_vec::<i64>()), (vec![4.0], vec![1]));
     /// ```
     #[track_caller]
-    pub fn max_pool2d_with_indices(&self, p: &Pool2dParams) -> (Tensor, Tensor) {
+    pub fn max_pool2d_with_indices(&self, p: &Pool2dOptions) -> (Tensor, Tensor) {
         let mut outs = bind_multi(&MaxPool2d(*p), &[self]);
         let idx = outs.pop().expect("two outputs");
         (outs.pop().expect("two outputs"), idx)
@@ -119,7 +119,7 @@ impl Tensor {
     /// 2-D average pooling over `[N, C, H, W]` (zero padding counted in the average when
     /// `count_include_pad`, as PyTorch's default). A depthwise convolution with a constant kernel.
     #[track_caller]
-    pub fn avg_pool2d(&self, p: &Pool2dParams, count_include_pad: bool) -> Tensor {
+    pub fn avg_pool2d(&self, p: &Pool2dOptions, count_include_pad: bool) -> Tensor {
         if self.rank() != 4 {
             fail("avg_pool2d", format!("needs [N, C, H, W], got {:?}", self.shape()));
         }
@@ -128,7 +128,7 @@ impl Tensor {
         }
         let (n, c, h, w) = (self.shape()[0], self.shape()[1], self.shape()[2], self.shape()[3]);
         let [kh, kw] = p.kernel;
-        let cp = Conv2dParams { stride: p.stride, padding: p.padding, dilation: [1, 1], groups: 1 };
+        let cp = Conv2dOptions { stride: p.stride, padding: p.padding, dilation: [1, 1], groups: 1 };
         let ones = Tensor::full_of(&[1, 1, kh, kw], 1.0, self.dtype());
         let x = self.reshape(&[n * c, 1, h, w]);
         let s = x.conv2d(&ones, &cp);

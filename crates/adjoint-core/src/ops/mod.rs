@@ -12,7 +12,7 @@ mod operators;
 mod reduce;
 mod shape;
 
-pub use linalg::{Conv1dParams, Conv2dParams, Pool2dParams};
+pub use linalg::{Conv1dOptions, Conv2dOptions, Pool2dOptions};
 
 pub(crate) use crate::primitive::misuse as fail;
 

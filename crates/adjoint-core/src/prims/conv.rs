@@ -13,7 +13,7 @@
 //! stacked along channels and each example's weight is its own group (`groups · B`), so the
 //! whole batch is still one kernel call; the transposes batch the same way.
 
-use adjoint_tensor::ops::conv::{conv2d_output_shape, Conv2dParams};
+use adjoint_tensor::ops::conv::{conv2d_output_shape, Conv2dOptions};
 
 use crate::batching::by_loop1;
 
@@ -21,13 +21,13 @@ use super::prelude::*;
 
 /// `conv2d(input [N,C,H,W], weight [O,C/g,KH,KW]) -> [N,O,OH,OW]` (cross-correlation).
 #[derive(Debug, Clone, Copy)]
-pub struct Conv2d(pub Conv2dParams);
+pub struct Conv2d(pub Conv2dOptions);
 
 /// The input-gradient of `conv2d` (a transposed convolution): `(grad_out, weight) -> input`.
 #[derive(Debug, Clone)]
 pub struct Conv2dInputGrad {
     /// Convolution parameters.
-    pub params: Conv2dParams,
+    pub params: Conv2dOptions,
     /// Shape of the convolution's input.
     pub input_shape: Vec<usize>,
 }
@@ -36,18 +36,18 @@ pub struct Conv2dInputGrad {
 #[derive(Debug, Clone)]
 pub struct Conv2dWeightGrad {
     /// Convolution parameters.
-    pub params: Conv2dParams,
+    pub params: Conv2dOptions,
     /// Shape of the convolution's weight.
     pub weight_shape: Vec<usize>,
 }
 
-pub(crate) fn conv2d(x: &Tensor, w: &Tensor, p: Conv2dParams) -> Tensor {
+pub(crate) fn conv2d(x: &Tensor, w: &Tensor, p: Conv2dOptions) -> Tensor {
     crate::trace::bind(&Conv2d(p), &[x, w])
 }
-pub(crate) fn input_grad(g: &Tensor, w: &Tensor, p: Conv2dParams, input_shape: &[usize]) -> Tensor {
+pub(crate) fn input_grad(g: &Tensor, w: &Tensor, p: Conv2dOptions, input_shape: &[usize]) -> Tensor {
     crate::trace::bind(&Conv2dInputGrad { params: p, input_shape: input_shape.to_vec() }, &[g, w])
 }
-pub(crate) fn weight_grad(x: &Tensor, g: &Tensor, p: Conv2dParams, weight_shape: &[usize]) -> Tensor {
+pub(crate) fn weight_grad(x: &Tensor, g: &Tensor, p: Conv2dOptions, weight_shape: &[usize]) -> Tensor {
     crate::trace::bind(&Conv2dWeightGrad { params: p, weight_shape: weight_shape.to_vec() }, &[x, g])
 }
 
@@ -107,7 +107,7 @@ fn check_operands(op: &str, a: &Aval, b: &Aval) {
 
 /// The output shape of `conv2d(input, weight)`, or the op's misuse message.
 #[track_caller]
-fn conv_out(op: &str, input: &[usize], weight: &[usize], p: &Conv2dParams) -> Vec<usize> {
+fn conv_out(op: &str, input: &[usize], weight: &[usize], p: &Conv2dOptions) -> Vec<usize> {
     match conv2d_output_shape(input, weight, p) {
         Ok(s) => s,
         Err(e) => misuse(op, e.message),
@@ -162,7 +162,7 @@ impl SimplePrimitive for Conv2d {
             Some(wa) => {
                 let w = fold_front(&move_axis(a[1], wa, 0));
                 let x = fold_channels(a[0], axes[0], size);
-                let q = Conv2dParams { groups: p.groups * size, ..p };
+                let q = Conv2dOptions { groups: p.groups * size, ..p };
                 (unfold_channels(&conv2d(&x, &w, q), size), Some(1))
             }
         }
@@ -219,7 +219,7 @@ impl SimplePrimitive for Conv2dInputGrad {
             Some(wa) => {
                 let w = fold_front(&move_axis(a[1], wa, 0));
                 let g = fold_channels(a[0], axes[0], size);
-                let q = Conv2dParams { groups: p.groups * size, ..p };
+                let q = Conv2dOptions { groups: p.groups * size, ..p };
                 let shape = [s[0], size * s[1], s[2], s[3]];
                 (unfold_channels(&input_grad(&g, &w, q, &shape), size), Some(1))
             }
@@ -271,7 +271,7 @@ impl SimplePrimitive for Conv2dWeightGrad {
         let (p, s) = (self.params, &self.weight_shape);
         let x = fold_channels(a[0], axes[0], size);
         let g = fold_channels(a[1], axes[1], size);
-        let q = Conv2dParams { groups: p.groups * size, ..p };
+        let q = Conv2dOptions { groups: p.groups * size, ..p };
         let shape = [size * s[0], s[1], s[2], s[3]];
         (unfold_front(&weight_grad(&x, &g, q, &shape), size), Some(0))
     }

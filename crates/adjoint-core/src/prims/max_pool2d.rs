@@ -4,7 +4,7 @@
 //! tangent at the indices, the cotangent a `scatter_add` into zeros — both differentiable, so
 //! pooling differentiates to any order. The indices have no derivative.
 
-use adjoint_tensor::ops::pool::{pool2d_output_shape, Pool2dParams};
+use adjoint_tensor::ops::pool::{pool2d_output_shape, Pool2dOptions};
 
 use super::prelude::*;
 use crate::batching::by_loop;
@@ -13,7 +13,7 @@ use crate::trace::bind_multi;
 
 /// The `max_pool2d` primitive: `x -> (values, indices)`.
 #[derive(Debug, Clone, Copy)]
-pub struct MaxPool2d(pub Pool2dParams);
+pub struct MaxPool2d(pub Pool2dOptions);
 
 /// `t [N, C, H, W]` picked at the flat plane positions `idx [N, C, OH, OW]`.
 fn pick(t: &Tensor, idx: &Tensor) -> Tensor {

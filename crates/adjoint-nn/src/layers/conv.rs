@@ -6,7 +6,7 @@
 //! `ceil_mode = false` and no dilation; max pooling sends the derivative to the first maximum
 //! of each window.
 
-use adjoint_core::{Conv1dParams, Conv2dParams, Params, Pool2dParams, Tensor};
+use adjoint_core::{Conv1dOptions, Conv2dOptions, Params, Pool2dOptions, Tensor};
 use adjoint_tensor::random::Key;
 use adjoint_tensor::DType;
 
@@ -67,7 +67,7 @@ impl Conv2dConfig {
         check_groups("Conv2d", self.in_channels, self.out_channels, self.groups);
         let shape = [self.out_channels, self.in_channels / self.groups, self.kernel[0], self.kernel[1]];
         let (weight, bias) = init::torch_default_weight_bias(key, &shape, self.bias, self.dtype);
-        let params = Conv2dParams {
+        let params = Conv2dOptions {
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
@@ -103,7 +103,7 @@ pub struct Conv2d {
     pub bias: Option<Tensor>,
     /// Stride, padding, dilation and groups.
     #[params(skip)]
-    pub params: Conv2dParams,
+    pub params: Conv2dOptions,
 }
 
 impl Conv2d {
@@ -182,7 +182,7 @@ impl Conv1dConfig {
         check_groups("Conv1d", self.in_channels, self.out_channels, self.groups);
         let shape = [self.out_channels, self.in_channels / self.groups, self.kernel];
         let (weight, bias) = init::torch_default_weight_bias(key, &shape, self.bias, self.dtype);
-        let params = Conv1dParams {
+        let params = Conv1dOptions {
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
@@ -209,7 +209,7 @@ pub struct Conv1d {
     pub bias: Option<Tensor>,
     /// Stride, padding, dilation and groups.
     #[params(skip)]
-    pub params: Conv1dParams,
+    pub params: Conv1dOptions,
 }
 
 impl Conv1d {
@@ -246,17 +246,17 @@ impl Module for Conv1d {
 pub struct MaxPool2d {
     /// Kernel, stride, padding.
     #[params(skip)]
-    pub params: Pool2dParams,
+    pub params: Pool2dOptions,
 }
 
 impl MaxPool2d {
     /// Non-overlapping windows (stride = kernel, no padding), PyTorch's default.
     pub fn new(kernel: [usize; 2]) -> Self {
-        MaxPool2d { params: Pool2dParams::new(kernel) }
+        MaxPool2d { params: Pool2dOptions::new(kernel) }
     }
     /// Windows with an explicit stride and padding.
     pub fn with(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Self {
-        MaxPool2d { params: Pool2dParams { kernel, stride, padding } }
+        MaxPool2d { params: Pool2dOptions { kernel, stride, padding } }
     }
 }
 
@@ -273,7 +273,7 @@ impl Module for MaxPool2d {
 pub struct AvgPool2d {
     /// Kernel, stride, padding.
     #[params(skip)]
-    pub params: Pool2dParams,
+    pub params: Pool2dOptions,
     /// Whether padded zeros count in the average.
     #[params(skip)]
     pub count_include_pad: bool,
@@ -282,7 +282,7 @@ pub struct AvgPool2d {
 impl AvgPool2d {
     /// Non-overlapping windows (stride = kernel, no padding).
     pub fn new(kernel: [usize; 2]) -> Self {
-        AvgPool2d { params: Pool2dParams::new(kernel), count_include_pad: true }
+        AvgPool2d { params: Pool2dOptions::new(kernel), count_include_pad: true }
     }
     /// Windows with an explicit stride and padding.
     pub fn with(
@@ -291,7 +291,7 @@ impl AvgPool2d {
         padding: [usize; 2],
         count_include_pad: bool,
     ) -> Self {
-        AvgPool2d { params: Pool2dParams { kernel, stride, padding }, count_include_pad }
+        AvgPool2d { params: Pool2dOptions { kernel, stride, padding }, count_include_pad }
     }
 }
 
@@ -338,7 +338,7 @@ impl Module for MaxPool1d {
     #[track_caller]
     fn forward_with(&self, x: &Tensor, _ctx: &mut Ctx) -> Tensor {
         let p =
-            Pool2dParams { kernel: [1, self.kernel], stride: [1, self.stride], padding: [0, self.padding] };
+            Pool2dOptions { kernel: [1, self.kernel], stride: [1, self.stride], padding: [0, self.padding] };
         pool1d("MaxPool1d", x, |x| x.max_pool2d(&p))
     }
 }
@@ -371,7 +371,7 @@ impl Module for AvgPool1d {
     #[track_caller]
     fn forward_with(&self, x: &Tensor, _ctx: &mut Ctx) -> Tensor {
         let p =
-            Pool2dParams { kernel: [1, self.kernel], stride: [1, self.stride], padding: [0, self.padding] };
+            Pool2dOptions { kernel: [1, self.kernel], stride: [1, self.stride], padding: [0, self.padding] };
         pool1d("AvgPool1d", x, |x| x.avg_pool2d(&p, self.count_include_pad))
     }
 }

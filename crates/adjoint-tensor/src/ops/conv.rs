@@ -34,13 +34,13 @@ use crate::storage::filled;
 /// Hyper-parameters of [`Array::conv2d`], as PyTorch's `conv2d` (`[height, width]` order).
 ///
 /// ```
-/// use adjoint_tensor::ops::conv::Conv2dParams;
-/// let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+/// use adjoint_tensor::ops::conv::Conv2dOptions;
+/// let p = Conv2dOptions { padding: [1, 1], ..Default::default() };
 /// assert_eq!(p.stride, [1, 1]);
 /// assert_eq!(p.groups, 1);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Conv2dParams {
+pub struct Conv2dOptions {
     /// Step between neighbouring output positions.
     pub stride: [usize; 2],
     /// Zeros added on both sides of each spatial dim.
@@ -51,21 +51,30 @@ pub struct Conv2dParams {
     pub groups: usize,
 }
 
-impl Default for Conv2dParams {
+/// The old name of [`Conv2dOptions`] (renamed so it is not confused with the `Params` trait
+/// of `adjoint-core`).
+#[deprecated(since = "0.1.0", note = "renamed to `Conv2dOptions`")]
+pub type Conv2dParams = Conv2dOptions;
+
+/// The old name of [`Conv1dOptions`].
+#[deprecated(since = "0.1.0", note = "renamed to `Conv1dOptions`")]
+pub type Conv1dParams = Conv1dOptions;
+
+impl Default for Conv2dOptions {
     fn default() -> Self {
-        Conv2dParams { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
+        Conv2dOptions { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
     }
 }
 
 /// Hyper-parameters of [`Array::conv1d`], as PyTorch's `conv1d`.
 ///
 /// ```
-/// use adjoint_tensor::ops::conv::Conv1dParams;
-/// let p = Conv1dParams { stride: 2, ..Default::default() };
+/// use adjoint_tensor::ops::conv::Conv1dOptions;
+/// let p = Conv1dOptions { stride: 2, ..Default::default() };
 /// assert_eq!((p.padding, p.dilation, p.groups), (0, 1, 1));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Conv1dParams {
+pub struct Conv1dOptions {
     /// Step between neighbouring output positions.
     pub stride: usize,
     /// Zeros added on both sides.
@@ -76,16 +85,16 @@ pub struct Conv1dParams {
     pub groups: usize,
 }
 
-impl Default for Conv1dParams {
+impl Default for Conv1dOptions {
     fn default() -> Self {
-        Conv1dParams { stride: 1, padding: 0, dilation: 1, groups: 1 }
+        Conv1dOptions { stride: 1, padding: 0, dilation: 1, groups: 1 }
     }
 }
 
-impl Conv1dParams {
+impl Conv1dOptions {
     /// The same convolution over `[N, C, 1, L]`.
-    fn to_2d(self) -> Conv2dParams {
-        Conv2dParams {
+    fn to_2d(self) -> Conv2dOptions {
+        Conv2dOptions {
             stride: [1, self.stride],
             padding: [0, self.padding],
             dilation: [1, self.dilation],
@@ -202,12 +211,12 @@ fn out_len(size: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize>
 /// running the kernel (the autodiff layer validates calls this way before tracing).
 ///
 /// ```
-/// use adjoint_tensor::ops::conv::{conv2d_output_shape, Conv2dParams};
-/// let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+/// use adjoint_tensor::ops::conv::{conv2d_output_shape, Conv2dOptions};
+/// let p = Conv2dOptions { padding: [1, 1], ..Default::default() };
 /// assert_eq!(conv2d_output_shape(&[2, 3, 8, 8], &[4, 3, 3, 3], &p).unwrap(), vec![2, 4, 8, 8]);
 /// assert!(conv2d_output_shape(&[2, 3, 8, 8], &[4, 2, 3, 3], &p).is_err());
 /// ```
-pub fn conv2d_output_shape(input: &[usize], weight: &[usize], p: &Conv2dParams) -> Result<Vec<usize>> {
+pub fn conv2d_output_shape(input: &[usize], weight: &[usize], p: &Conv2dOptions) -> Result<Vec<usize>> {
     geometry("conv2d", input, weight, p, p, false).map(|g| g.out_shape())
 }
 
@@ -217,7 +226,7 @@ fn geometry(
     op: &'static str,
     x: &[usize],
     wt: &[usize],
-    p: &Conv2dParams,
+    p: &Conv2dOptions,
     shown: &dyn Debug,
     one_d: bool,
 ) -> Result<Geom> {
@@ -511,7 +520,7 @@ fn conv_forward(
     op: &'static str,
     x: &Array,
     wt: &Array,
-    p: &Conv2dParams,
+    p: &Conv2dOptions,
     shown: &dyn Debug,
     one_d: bool,
 ) -> Result<Array> {
@@ -530,7 +539,7 @@ fn conv_input_grad(
     gout: &Array,
     wt: &Array,
     input_shape: &[usize],
-    p: &Conv2dParams,
+    p: &Conv2dOptions,
     shown: &dyn Debug,
     one_d: bool,
 ) -> Result<Array> {
@@ -550,7 +559,7 @@ fn conv_weight_grad(
     x: &Array,
     gout: &Array,
     weight_shape: &[usize],
-    p: &Conv2dParams,
+    p: &Conv2dOptions,
     shown: &dyn Debug,
     one_d: bool,
 ) -> Result<Array> {
@@ -576,15 +585,15 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::Array;
-    /// use adjoint_tensor::ops::conv::Conv2dParams;
+    /// use adjoint_tensor::ops::conv::Conv2dOptions;
     /// let x = Array::from_vec((0..9).map(|v| v as f32).collect(), &[1, 1, 3, 3]);
     /// let w = Array::from_vec(vec![1.0f32; 4], &[1, 1, 2, 2]);
-    /// let y = x.conv2d(&w, &Conv2dParams::default());
+    /// let y = x.conv2d(&w, &Conv2dOptions::default());
     /// assert_eq!(y.shape(), &[1, 1, 2, 2]);
     /// assert_eq!(y.to_vec::<f32>(), vec![8.0, 12.0, 20.0, 24.0]);
     /// ```
     #[track_caller]
-    pub fn conv2d(&self, weight: &Array, p: &Conv2dParams) -> Array {
+    pub fn conv2d(&self, weight: &Array, p: &Conv2dOptions) -> Array {
         self.try_conv2d(weight, p).or_fail()
     }
 
@@ -592,13 +601,13 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::conv::Conv2dParams;
+    /// use adjoint_tensor::ops::conv::Conv2dOptions;
     /// let x = Array::zeros(&[1, 3, 8, 8], DType::F32);
     /// let w = Array::zeros(&[4, 2, 3, 3], DType::F32);
-    /// let err = x.try_conv2d(&w, &Conv2dParams::default()).unwrap_err();
+    /// let err = x.try_conv2d(&w, &Conv2dOptions::default()).unwrap_err();
     /// assert_eq!(err.op, "conv2d");
     /// ```
-    pub fn try_conv2d(&self, weight: &Array, p: &Conv2dParams) -> Result<Array> {
+    pub fn try_conv2d(&self, weight: &Array, p: &Conv2dOptions) -> Result<Array> {
         conv_forward("conv2d", self, weight, p, p, false)
     }
 
@@ -609,10 +618,10 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::conv::Conv2dParams;
+    /// use adjoint_tensor::ops::conv::Conv2dOptions;
     /// let w = Array::ones(&[1, 1, 2, 2], DType::F64);
     /// let g = Array::ones(&[1, 1, 2, 2], DType::F64);
-    /// let dx = Array::conv2d_input_grad(&g, &w, &[1, 1, 3, 3], &Conv2dParams::default());
+    /// let dx = Array::conv2d_input_grad(&g, &w, &[1, 1, 3, 3], &Conv2dOptions::default());
     /// assert_eq!(dx.to_vec::<f64>(), vec![1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
     /// ```
     #[track_caller]
@@ -620,7 +629,7 @@ impl Array {
         grad_out: &Array,
         weight: &Array,
         input_shape: &[usize],
-        p: &Conv2dParams,
+        p: &Conv2dOptions,
     ) -> Array {
         Self::try_conv2d_input_grad(grad_out, weight, input_shape, p).or_fail()
     }
@@ -630,7 +639,7 @@ impl Array {
         grad_out: &Array,
         weight: &Array,
         input_shape: &[usize],
-        p: &Conv2dParams,
+        p: &Conv2dOptions,
     ) -> Result<Array> {
         conv_input_grad("conv2d_input_grad", grad_out, weight, input_shape, p, p, false)
     }
@@ -640,10 +649,10 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::conv::Conv2dParams;
+    /// use adjoint_tensor::ops::conv::Conv2dOptions;
     /// let x = Array::from_vec((0..9).map(|v| v as f64).collect(), &[1, 1, 3, 3]);
     /// let g = Array::ones(&[1, 1, 2, 2], DType::F64);
-    /// let dw = Array::conv2d_weight_grad(&x, &g, &[1, 1, 2, 2], &Conv2dParams::default());
+    /// let dw = Array::conv2d_weight_grad(&x, &g, &[1, 1, 2, 2], &Conv2dOptions::default());
     /// assert_eq!(dw.to_vec::<f64>(), vec![8.0, 12.0, 20.0, 24.0]);
     /// ```
     #[track_caller]
@@ -651,7 +660,7 @@ impl Array {
         input: &Array,
         grad_out: &Array,
         weight_shape: &[usize],
-        p: &Conv2dParams,
+        p: &Conv2dOptions,
     ) -> Array {
         Self::try_conv2d_weight_grad(input, grad_out, weight_shape, p).or_fail()
     }
@@ -661,7 +670,7 @@ impl Array {
         input: &Array,
         grad_out: &Array,
         weight_shape: &[usize],
-        p: &Conv2dParams,
+        p: &Conv2dOptions,
     ) -> Result<Array> {
         conv_weight_grad("conv2d_weight_grad", input, grad_out, weight_shape, p, p, false)
     }
@@ -671,19 +680,19 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::Array;
-    /// use adjoint_tensor::ops::conv::Conv1dParams;
+    /// use adjoint_tensor::ops::conv::Conv1dOptions;
     /// let x = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[1, 1, 4]);
     /// let w = Array::from_vec(vec![1.0f32, -1.0], &[1, 1, 2]);
-    /// let p = Conv1dParams { padding: 1, ..Default::default() };
+    /// let p = Conv1dOptions { padding: 1, ..Default::default() };
     /// assert_eq!(x.conv1d(&w, &p).to_vec::<f32>(), vec![-1.0, -1.0, -1.0, -1.0, 4.0]);
     /// ```
     #[track_caller]
-    pub fn conv1d(&self, weight: &Array, p: &Conv1dParams) -> Array {
+    pub fn conv1d(&self, weight: &Array, p: &Conv1dOptions) -> Array {
         self.try_conv1d(weight, p).or_fail()
     }
 
     /// Fallible [`conv1d`](Self::conv1d).
-    pub fn try_conv1d(&self, weight: &Array, p: &Conv1dParams) -> Result<Array> {
+    pub fn try_conv1d(&self, weight: &Array, p: &Conv1dOptions) -> Result<Array> {
         conv_forward("conv1d", self, weight, &p.to_2d(), p, true)
     }
 
@@ -692,10 +701,10 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::conv::Conv1dParams;
+    /// use adjoint_tensor::ops::conv::Conv1dOptions;
     /// let w = Array::from_vec(vec![1.0f64, -1.0], &[1, 1, 2]);
     /// let g = Array::ones(&[1, 1, 3], DType::F64);
-    /// let dx = Array::conv1d_input_grad(&g, &w, &[1, 1, 4], &Conv1dParams::default());
+    /// let dx = Array::conv1d_input_grad(&g, &w, &[1, 1, 4], &Conv1dOptions::default());
     /// assert_eq!(dx.to_vec::<f64>(), vec![1.0, 0.0, 0.0, -1.0]);
     /// ```
     #[track_caller]
@@ -703,7 +712,7 @@ impl Array {
         grad_out: &Array,
         weight: &Array,
         input_shape: &[usize],
-        p: &Conv1dParams,
+        p: &Conv1dOptions,
     ) -> Array {
         Self::try_conv1d_input_grad(grad_out, weight, input_shape, p).or_fail()
     }
@@ -713,7 +722,7 @@ impl Array {
         grad_out: &Array,
         weight: &Array,
         input_shape: &[usize],
-        p: &Conv1dParams,
+        p: &Conv1dOptions,
     ) -> Result<Array> {
         conv_input_grad("conv1d_input_grad", grad_out, weight, input_shape, &p.to_2d(), p, true)
     }
@@ -723,10 +732,10 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::conv::Conv1dParams;
+    /// use adjoint_tensor::ops::conv::Conv1dOptions;
     /// let x = Array::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[1, 1, 4]);
     /// let g = Array::ones(&[1, 1, 3], DType::F64);
-    /// let dw = Array::conv1d_weight_grad(&x, &g, &[1, 1, 2], &Conv1dParams::default());
+    /// let dw = Array::conv1d_weight_grad(&x, &g, &[1, 1, 2], &Conv1dOptions::default());
     /// assert_eq!(dw.to_vec::<f64>(), vec![6.0, 9.0]);
     /// ```
     #[track_caller]
@@ -734,7 +743,7 @@ impl Array {
         input: &Array,
         grad_out: &Array,
         weight_shape: &[usize],
-        p: &Conv1dParams,
+        p: &Conv1dOptions,
     ) -> Array {
         Self::try_conv1d_weight_grad(input, grad_out, weight_shape, p).or_fail()
     }
@@ -744,7 +753,7 @@ impl Array {
         input: &Array,
         grad_out: &Array,
         weight_shape: &[usize],
-        p: &Conv1dParams,
+        p: &Conv1dOptions,
     ) -> Result<Array> {
         conv_weight_grad("conv1d_weight_grad", input, grad_out, weight_shape, &p.to_2d(), p, true)
     }

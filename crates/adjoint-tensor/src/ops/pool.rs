@@ -28,12 +28,12 @@ use crate::storage::filled;
 /// Window of a 2-D pooling (`[height, width]` order), as PyTorch's `max_pool2d`/`avg_pool2d`.
 ///
 /// ```
-/// use adjoint_tensor::ops::pool::Pool2dParams;
-/// let p = Pool2dParams::new([2, 2]);
-/// assert_eq!(p, Pool2dParams { kernel: [2, 2], stride: [2, 2], padding: [0, 0] });
+/// use adjoint_tensor::ops::pool::Pool2dOptions;
+/// let p = Pool2dOptions::new([2, 2]);
+/// assert_eq!(p, Pool2dOptions { kernel: [2, 2], stride: [2, 2], padding: [0, 0] });
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Pool2dParams {
+pub struct Pool2dOptions {
     /// Window size.
     pub kernel: [usize; 2],
     /// Step between windows.
@@ -42,21 +42,26 @@ pub struct Pool2dParams {
     pub padding: [usize; 2],
 }
 
-impl Pool2dParams {
+impl Pool2dOptions {
     /// Non-overlapping windows: stride equal to the kernel, no padding (PyTorch's default).
     pub fn new(kernel: [usize; 2]) -> Self {
-        Pool2dParams { kernel, stride: kernel, padding: [0, 0] }
+        Pool2dOptions { kernel, stride: kernel, padding: [0, 0] }
     }
 }
+
+/// The old name of [`Pool2dOptions`] (renamed so it is not confused with the `Params` trait
+/// of `adjoint-core`).
+#[deprecated(since = "0.1.0", note = "renamed to `Pool2dOptions`")]
+pub type Pool2dParams = Pool2dOptions;
 
 /// Window of a 1-D pooling over `[N, C, L]`.
 ///
 /// ```
-/// use adjoint_tensor::ops::pool::Pool1dParams;
-/// assert_eq!(Pool1dParams::new(3).stride, 3);
+/// use adjoint_tensor::ops::pool::Pool1dOptions;
+/// assert_eq!(Pool1dOptions::new(3).stride, 3);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Pool1dParams {
+pub struct Pool1dOptions {
     /// Window size.
     pub kernel: usize,
     /// Step between windows.
@@ -65,14 +70,14 @@ pub struct Pool1dParams {
     pub padding: usize,
 }
 
-impl Pool1dParams {
+impl Pool1dOptions {
     /// Non-overlapping windows: stride equal to the kernel, no padding.
     pub fn new(kernel: usize) -> Self {
-        Pool1dParams { kernel, stride: kernel, padding: 0 }
+        Pool1dOptions { kernel, stride: kernel, padding: 0 }
     }
 
-    fn to_2d(self) -> Pool2dParams {
-        Pool2dParams { kernel: [1, self.kernel], stride: [1, self.stride], padding: [0, self.padding] }
+    fn to_2d(self) -> Pool2dOptions {
+        Pool2dOptions { kernel: [1, self.kernel], stride: [1, self.stride], padding: [0, self.padding] }
     }
 }
 
@@ -85,7 +90,7 @@ struct Geom {
     w: usize,
     oh: usize,
     ow: usize,
-    p: Pool2dParams,
+    p: Pool2dOptions,
     one_d: bool,
 }
 
@@ -129,15 +134,21 @@ impl Geom {
 /// The output shape of 2-D pooling for this input shape, checking it without running a kernel.
 ///
 /// ```
-/// use adjoint_tensor::ops::pool::{pool2d_output_shape, Pool2dParams};
-/// assert_eq!(pool2d_output_shape(&[1, 2, 4, 4], &Pool2dParams::new([2, 2])).unwrap(), vec![1, 2, 2, 2]);
-/// assert!(pool2d_output_shape(&[1, 2, 4], &Pool2dParams::new([2, 2])).is_err());
+/// use adjoint_tensor::ops::pool::{pool2d_output_shape, Pool2dOptions};
+/// assert_eq!(pool2d_output_shape(&[1, 2, 4, 4], &Pool2dOptions::new([2, 2])).unwrap(), vec![1, 2, 2, 2]);
+/// assert!(pool2d_output_shape(&[1, 2, 4], &Pool2dOptions::new([2, 2])).is_err());
 /// ```
-pub fn pool2d_output_shape(input: &[usize], p: &Pool2dParams) -> Result<Vec<usize>> {
+pub fn pool2d_output_shape(input: &[usize], p: &Pool2dOptions) -> Result<Vec<usize>> {
     geometry("pool2d", input, p, p, false).map(|g| g.out_shape())
 }
 
-fn geometry(op: &'static str, x: &[usize], p: &Pool2dParams, shown: &dyn Debug, one_d: bool) -> Result<Geom> {
+fn geometry(
+    op: &'static str,
+    x: &[usize],
+    p: &Pool2dOptions,
+    shown: &dyn Debug,
+    one_d: bool,
+) -> Result<Geom> {
     let (rank, layout) = if one_d { (3, "[N, C, L]") } else { (4, "[N, C, H, W]") };
     ensure!(x.len() == rank, op, "input must be {layout}, got shape {x:?}");
     let [n, c, h, w] = if one_d { [x[0], x[1], 1, x[2]] } else { [x[0], x[1], x[2], x[3]] };
@@ -274,7 +285,7 @@ fn max_backward_kernel<T: FloatElement>(gout: &[T], idx: &[i64], planes_n: usize
 fn max_pool(
     op: &'static str,
     x: &Array,
-    p: &Pool2dParams,
+    p: &Pool2dOptions,
     shown: &dyn Debug,
     one_d: bool,
 ) -> Result<(Array, Array)> {
@@ -298,7 +309,7 @@ fn max_pool(
 fn avg_pool(
     op: &'static str,
     x: &Array,
-    p: &Pool2dParams,
+    p: &Pool2dOptions,
     include_pad: bool,
     shown: &dyn Debug,
     one_d: bool,
@@ -321,7 +332,7 @@ fn avg_pool_backward(
     op: &'static str,
     gout: &Array,
     input_shape: &[usize],
-    p: &Pool2dParams,
+    p: &Pool2dOptions,
     include_pad: bool,
     shown: &dyn Debug,
     one_d: bool,
@@ -401,13 +412,13 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::Array;
-    /// use adjoint_tensor::ops::pool::Pool2dParams;
+    /// use adjoint_tensor::ops::pool::Pool2dOptions;
     /// let x = Array::from_vec((0..16).map(|v| v as f32).collect(), &[1, 1, 4, 4]);
-    /// let y = x.max_pool2d(&Pool2dParams::new([2, 2]));
+    /// let y = x.max_pool2d(&Pool2dOptions::new([2, 2]));
     /// assert_eq!(y.to_vec::<f32>(), vec![5.0, 7.0, 13.0, 15.0]);
     /// ```
     #[track_caller]
-    pub fn max_pool2d(&self, p: &Pool2dParams) -> Array {
+    pub fn max_pool2d(&self, p: &Pool2dOptions) -> Array {
         self.try_max_pool2d(p).or_fail()
     }
 
@@ -415,12 +426,12 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::pool::Pool2dParams;
+    /// use adjoint_tensor::ops::pool::Pool2dOptions;
     /// let x = Array::zeros(&[1, 1, 4, 4], DType::F32);
-    /// let p = Pool2dParams { kernel: [2, 2], stride: [1, 1], padding: [2, 0] };
+    /// let p = Pool2dOptions { kernel: [2, 2], stride: [1, 1], padding: [2, 0] };
     /// assert_eq!(x.try_max_pool2d(&p).unwrap_err().op, "max_pool2d");
     /// ```
-    pub fn try_max_pool2d(&self, p: &Pool2dParams) -> Result<Array> {
+    pub fn try_max_pool2d(&self, p: &Pool2dOptions) -> Result<Array> {
         max_pool("max_pool2d", self, p, p, false).map(|(o, _)| o)
     }
 
@@ -429,18 +440,18 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::Array;
-    /// use adjoint_tensor::ops::pool::Pool2dParams;
+    /// use adjoint_tensor::ops::pool::Pool2dOptions;
     /// let x = Array::from_vec(vec![1.0f64, 9.0, 3.0, 4.0], &[1, 1, 2, 2]);
-    /// let (y, i) = x.max_pool2d_with_indices(&Pool2dParams::new([2, 2]));
+    /// let (y, i) = x.max_pool2d_with_indices(&Pool2dOptions::new([2, 2]));
     /// assert_eq!((y.to_vec::<f64>(), i.to_vec::<i64>()), (vec![9.0], vec![1]));
     /// ```
     #[track_caller]
-    pub fn max_pool2d_with_indices(&self, p: &Pool2dParams) -> (Array, Array) {
+    pub fn max_pool2d_with_indices(&self, p: &Pool2dOptions) -> (Array, Array) {
         self.try_max_pool2d_with_indices(p).or_fail()
     }
 
     /// Fallible [`max_pool2d_with_indices`](Self::max_pool2d_with_indices).
-    pub fn try_max_pool2d_with_indices(&self, p: &Pool2dParams) -> Result<(Array, Array)> {
+    pub fn try_max_pool2d_with_indices(&self, p: &Pool2dOptions) -> Result<(Array, Array)> {
         max_pool("max_pool2d_with_indices", self, p, p, false)
     }
 
@@ -449,19 +460,19 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::Array;
-    /// use adjoint_tensor::ops::pool::Pool2dParams;
+    /// use adjoint_tensor::ops::pool::Pool2dOptions;
     /// let x = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
-    /// let p = Pool2dParams { kernel: [2, 2], stride: [2, 2], padding: [1, 1] };
+    /// let p = Pool2dOptions { kernel: [2, 2], stride: [2, 2], padding: [1, 1] };
     /// assert_eq!(x.avg_pool2d(&p, true).to_vec::<f32>(), vec![0.25, 0.5, 0.75, 1.0]);
     /// assert_eq!(x.avg_pool2d(&p, false).to_vec::<f32>(), vec![1.0, 2.0, 3.0, 4.0]);
     /// ```
     #[track_caller]
-    pub fn avg_pool2d(&self, p: &Pool2dParams, count_include_pad: bool) -> Array {
+    pub fn avg_pool2d(&self, p: &Pool2dOptions, count_include_pad: bool) -> Array {
         self.try_avg_pool2d(p, count_include_pad).or_fail()
     }
 
     /// Fallible [`avg_pool2d`](Self::avg_pool2d).
-    pub fn try_avg_pool2d(&self, p: &Pool2dParams, count_include_pad: bool) -> Result<Array> {
+    pub fn try_avg_pool2d(&self, p: &Pool2dOptions, count_include_pad: bool) -> Result<Array> {
         avg_pool("avg_pool2d", self, p, count_include_pad, p, false)
     }
 
@@ -470,16 +481,16 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::pool::Pool2dParams;
+    /// use adjoint_tensor::ops::pool::Pool2dOptions;
     /// let g = Array::ones(&[1, 1, 1, 1], DType::F32);
-    /// let dx = Array::avg_pool2d_backward(&g, &[1, 1, 2, 2], &Pool2dParams::new([2, 2]), true);
+    /// let dx = Array::avg_pool2d_backward(&g, &[1, 1, 2, 2], &Pool2dOptions::new([2, 2]), true);
     /// assert_eq!(dx.to_vec::<f32>(), vec![0.25; 4]);
     /// ```
     #[track_caller]
     pub fn avg_pool2d_backward(
         grad_out: &Array,
         input_shape: &[usize],
-        p: &Pool2dParams,
+        p: &Pool2dOptions,
         count_include_pad: bool,
     ) -> Array {
         Self::try_avg_pool2d_backward(grad_out, input_shape, p, count_include_pad).or_fail()
@@ -489,7 +500,7 @@ impl Array {
     pub fn try_avg_pool2d_backward(
         grad_out: &Array,
         input_shape: &[usize],
-        p: &Pool2dParams,
+        p: &Pool2dOptions,
         count_include_pad: bool,
     ) -> Result<Array> {
         avg_pool_backward("avg_pool2d_backward", grad_out, input_shape, p, count_include_pad, p, false)
@@ -501,9 +512,9 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::pool::Pool2dParams;
+    /// use adjoint_tensor::ops::pool::Pool2dOptions;
     /// let x = Array::from_vec(vec![1.0f64, 9.0, 3.0, 4.0], &[1, 1, 2, 2]);
-    /// let (_, idx) = x.max_pool2d_with_indices(&Pool2dParams::new([2, 2]));
+    /// let (_, idx) = x.max_pool2d_with_indices(&Pool2dOptions::new([2, 2]));
     /// let dx = Array::max_pool2d_backward(&Array::ones(&[1, 1, 1, 1], DType::F64), &idx, x.shape());
     /// assert_eq!(dx.to_vec::<f64>(), vec![0.0, 1.0, 0.0, 0.0]);
     /// ```
@@ -525,18 +536,18 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::Array;
-    /// use adjoint_tensor::ops::pool::Pool1dParams;
+    /// use adjoint_tensor::ops::pool::Pool1dOptions;
     /// let x = Array::from_vec(vec![3.0f32, 1.0, 4.0, 1.0, 5.0], &[1, 1, 5]);
-    /// let p = Pool1dParams { kernel: 2, stride: 1, padding: 0 };
+    /// let p = Pool1dOptions { kernel: 2, stride: 1, padding: 0 };
     /// assert_eq!(x.max_pool1d(&p).to_vec::<f32>(), vec![3.0, 4.0, 4.0, 5.0]);
     /// ```
     #[track_caller]
-    pub fn max_pool1d(&self, p: &Pool1dParams) -> Array {
+    pub fn max_pool1d(&self, p: &Pool1dOptions) -> Array {
         self.try_max_pool1d(p).or_fail()
     }
 
     /// Fallible [`max_pool1d`](Self::max_pool1d).
-    pub fn try_max_pool1d(&self, p: &Pool1dParams) -> Result<Array> {
+    pub fn try_max_pool1d(&self, p: &Pool1dOptions) -> Result<Array> {
         max_pool("max_pool1d", self, &p.to_2d(), p, true).map(|(o, _)| o)
     }
 
@@ -544,18 +555,18 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::Array;
-    /// use adjoint_tensor::ops::pool::Pool1dParams;
+    /// use adjoint_tensor::ops::pool::Pool1dOptions;
     /// let x = Array::from_vec(vec![3.0f32, 1.0, 4.0, 1.0], &[1, 1, 4]);
-    /// let (_, i) = x.max_pool1d_with_indices(&Pool1dParams::new(2));
+    /// let (_, i) = x.max_pool1d_with_indices(&Pool1dOptions::new(2));
     /// assert_eq!(i.to_vec::<i64>(), vec![0, 2]);
     /// ```
     #[track_caller]
-    pub fn max_pool1d_with_indices(&self, p: &Pool1dParams) -> (Array, Array) {
+    pub fn max_pool1d_with_indices(&self, p: &Pool1dOptions) -> (Array, Array) {
         self.try_max_pool1d_with_indices(p).or_fail()
     }
 
     /// Fallible [`max_pool1d_with_indices`](Self::max_pool1d_with_indices).
-    pub fn try_max_pool1d_with_indices(&self, p: &Pool1dParams) -> Result<(Array, Array)> {
+    pub fn try_max_pool1d_with_indices(&self, p: &Pool1dOptions) -> Result<(Array, Array)> {
         max_pool("max_pool1d_with_indices", self, &p.to_2d(), p, true)
     }
 
@@ -563,17 +574,17 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::Array;
-    /// use adjoint_tensor::ops::pool::Pool1dParams;
+    /// use adjoint_tensor::ops::pool::Pool1dOptions;
     /// let x = Array::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[1, 1, 4]);
-    /// assert_eq!(x.avg_pool1d(&Pool1dParams::new(2), true).to_vec::<f64>(), vec![1.5, 3.5]);
+    /// assert_eq!(x.avg_pool1d(&Pool1dOptions::new(2), true).to_vec::<f64>(), vec![1.5, 3.5]);
     /// ```
     #[track_caller]
-    pub fn avg_pool1d(&self, p: &Pool1dParams, count_include_pad: bool) -> Array {
+    pub fn avg_pool1d(&self, p: &Pool1dOptions, count_include_pad: bool) -> Array {
         self.try_avg_pool1d(p, count_include_pad).or_fail()
     }
 
     /// Fallible [`avg_pool1d`](Self::avg_pool1d).
-    pub fn try_avg_pool1d(&self, p: &Pool1dParams, count_include_pad: bool) -> Result<Array> {
+    pub fn try_avg_pool1d(&self, p: &Pool1dOptions, count_include_pad: bool) -> Result<Array> {
         avg_pool("avg_pool1d", self, &p.to_2d(), count_include_pad, p, true)
     }
 
@@ -581,16 +592,16 @@ impl Array {
     ///
     /// ```
     /// use adjoint_tensor::{Array, DType};
-    /// use adjoint_tensor::ops::pool::Pool1dParams;
+    /// use adjoint_tensor::ops::pool::Pool1dOptions;
     /// let g = Array::ones(&[1, 1, 2], DType::F64);
-    /// let dx = Array::avg_pool1d_backward(&g, &[1, 1, 4], &Pool1dParams::new(2), true);
+    /// let dx = Array::avg_pool1d_backward(&g, &[1, 1, 4], &Pool1dOptions::new(2), true);
     /// assert_eq!(dx.to_vec::<f64>(), vec![0.5; 4]);
     /// ```
     #[track_caller]
     pub fn avg_pool1d_backward(
         grad_out: &Array,
         input_shape: &[usize],
-        p: &Pool1dParams,
+        p: &Pool1dOptions,
         count_include_pad: bool,
     ) -> Array {
         Self::try_avg_pool1d_backward(grad_out, input_shape, p, count_include_pad).or_fail()
@@ -600,7 +611,7 @@ impl Array {
     pub fn try_avg_pool1d_backward(
         grad_out: &Array,
         input_shape: &[usize],
-        p: &Pool1dParams,
+        p: &Pool1dOptions,
         count_include_pad: bool,
     ) -> Result<Array> {
         avg_pool_backward(
