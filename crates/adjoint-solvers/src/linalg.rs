@@ -1,0 +1,1 @@
+//! Dense linear algebra with derivative rules (in progress).

@@ -1,0 +1,1 @@
+//! ODE integrators with gradients (in progress).

@@ -1,0 +1,2 @@
+//! Iterative linear solvers, roots, fixed points and optimisation layers with implicit
+//! gradients (in progress).
