@@ -196,3 +196,35 @@ fn rules_are_checked_inside_transforms_too() {
     let msg = panic_message(|| drop(adjoint_core::grad(|r: &Tensor| r.matmul(r).sum())(&x)));
     assert!(msg.contains("matmul: inner dimensions differ"), "{msg}");
 }
+
+#[test]
+fn every_primitive_maps_over_an_empty_batch() {
+    // vmap over zero examples of the first input (the others shared): no kernel runs on an
+    // example, and every output is `[0, per-example shape…]` as the shape rule says.
+    use adjoint_core::trace::bind_multi;
+    use adjoint_core::vmap::{vmap_axes, Axes};
+    for Row { module, prim, args } in rows() {
+        let avals: Vec<Aval> = args.iter().map(Aval::of_array).collect();
+        let expect = prim.shape(&avals);
+        let mut inputs: Vec<Tensor> = args.iter().map(|a| Tensor::from_array(a.clone())).collect();
+        let mut empty = vec![0];
+        empty.extend_from_slice(args[0].shape());
+        inputs[0] = Tensor::full_of(&empty, 0.0, args[0].dtype());
+        let mut axes = vec![None; inputs.len()];
+        axes[0] = Some(0);
+        let outs: Vec<Tensor> = vmap_axes(
+            |xs: &Vec<Tensor>| {
+                let refs: Vec<&Tensor> = xs.iter().collect();
+                bind_multi(&*prim, &refs).into_vec()
+            },
+            Axes::Leaves(axes),
+            0,
+        )(&inputs);
+        assert_eq!(outs.len(), expect.len(), "{module}");
+        for (o, e) in outs.iter().zip(&expect) {
+            let mut s = vec![0];
+            s.extend_from_slice(&e.shape);
+            assert_eq!((o.shape(), o.dtype()), (s.as_slice(), e.dtype), "{module} ({})", prim.name());
+        }
+    }
+}
