@@ -51,6 +51,41 @@ impl Default for SolveOptions {
     }
 }
 
+/// A solver of `(b or x0, params)`: the function the public entry points wrap.
+pub(crate) type Solver<P> = std::rc::Rc<dyn Fn(&(adjoint_core::Tensor, P)) -> adjoint_core::Tensor>;
+
+/// A weak handle on a [`Solver`], for its own `fwd` to call it.
+type SolverSlot<P> = std::rc::Rc<
+    std::cell::RefCell<Option<std::rc::Weak<dyn Fn(&(adjoint_core::Tensor, P)) -> adjoint_core::Tensor>>>,
+>;
+
+/// The custom-VJP solver shared by every entry point: `iterate` solves on plain values;
+/// under reverse mode the forward pass calls the solver itself one level down (so every level
+/// is differentiated implicitly), keeps the solution and the parameters, and `bwd(x*, p, x̄)`
+/// returns the cotangents of `(b or x0, p)`.
+pub(crate) fn implicit_solver<P: adjoint_core::Params + 'static>(
+    iterate: impl Fn(&(adjoint_core::Tensor, P)) -> adjoint_core::Tensor + 'static,
+    bwd: impl Fn(&adjoint_core::Tensor, &P, &adjoint_core::Tensor) -> (adjoint_core::Tensor, P) + 'static,
+) -> Solver<P> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let slot: SolverSlot<P> = Rc::new(RefCell::new(None));
+    let s1 = slot.clone();
+    let fwd = move |q: &(adjoint_core::Tensor, P)| {
+        let solver =
+            s1.borrow().as_ref().and_then(|w| w.upgrade()).expect("the solver is alive while it runs");
+        let x = solver(q);
+        (x.clone(), (x, krylov::clone_params(&q.1)))
+    };
+    let solver: Solver<P> = Rc::new(adjoint_core::custom_vjp(
+        iterate,
+        fwd,
+        move |r: &(adjoint_core::Tensor, P), xbar: &adjoint_core::Tensor| bwd(&r.0, &r.1, xbar),
+    ));
+    *slot.borrow_mut() = Some(Rc::downgrade(&solver));
+    solver
+}
+
 /// `Σ a·b` as `f64`.
 pub(crate) fn vdot(a: &adjoint_core::Tensor, b: &adjoint_core::Tensor) -> f64 {
     (a * b).sum().item()

@@ -2,12 +2,11 @@
 //! `b̄ = A⁻ᵀ x̄`, `p̄ = -∂⟨b̄, A(params) x⟩/∂params` (one transposed solve, never through the
 //! iterations).
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
-use adjoint_core::{custom_vjp, grad, vjp, Params, Tensor};
+use adjoint_core::{grad, vjp, Params, Tensor};
 
-use super::{norm, not_converged, vdot, SolveOptions};
+use super::{implicit_solver, norm, not_converged, vdot, SolveOptions, Solver};
 
 /// Which Krylov method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +150,7 @@ pub(crate) fn iterate(m: Method, a: &dyn Fn(&Tensor) -> Tensor, b: &Tensor, o: &
         Method::Gmres => gmres_iter(a, b, o),
         Method::BiCgStab => bicgstab_iter(a, b, o),
     };
-    if o.strict && !(rel <= o.tol) {
+    if o.strict && (rel.is_nan() || rel > o.tol) {
         not_converged(m.name(), o.max_iter, rel);
     }
     x
@@ -164,23 +163,11 @@ pub(crate) fn clone_params<P: Params>(p: &P) -> P {
     p.map_tensors(&mut |t| t.clone())
 }
 
-type Solver<P> = Rc<dyn Fn(&(Tensor, P)) -> Tensor>;
-
 /// The solver of `A(params) x = b` as a custom-VJP function of `(b, params)`.
 pub(crate) fn linear_solver<P: Params + 'static>(m: Method, mv: MatVec<P>, o: SolveOptions) -> Solver<P> {
-    // `fwd` calls the solver itself (one level down), so every level solves implicitly.
-    let slot: Rc<RefCell<Option<Weak<dyn Fn(&(Tensor, P)) -> Tensor>>>> = Rc::new(RefCell::new(None));
     let mv1 = mv.clone();
-    let f = move |q: &(Tensor, P)| iterate(m, &|v: &Tensor| mv1(v, &q.1), &q.0, &o);
-    let s1 = slot.clone();
-    let fwd = move |q: &(Tensor, P)| {
-        let solver =
-            s1.borrow().as_ref().and_then(|w| w.upgrade()).expect("the solver is alive while it runs");
-        let x = solver(q);
-        (x.clone(), (x, clone_params(&q.1)))
-    };
-    let bwd = move |r: &(Tensor, P), xbar: &Tensor| {
-        let (x, p) = r;
+    let iterate_ = move |q: &(Tensor, P)| iterate(m, &|v: &Tensor| mv1(v, &q.1), &q.0, &o);
+    implicit_solver(iterate_, move |x: &Tensor, p: &P, xbar: &Tensor| {
         // w = A⁻ᵀ x̄: the same method on the transposed operator (A itself for CG).
         let w = match m {
             Method::Cg => linear_solver(m, mv.clone(), o)(&(xbar.clone(), clone_params(p))),
@@ -190,13 +177,9 @@ pub(crate) fn linear_solver<P: Params + 'static>(m: Method, mv: MatVec<P>, o: So
                 linear_solver(m, mvt, o)(&(xbar.clone(), clone_params(p)))
             }
         };
-        let mv3 = mv.clone();
-        let pbar = grad(|p: &P| (&w * mv3(x, p)).sum())(p).map_tensors(&mut |g| -g);
+        let pbar = grad(|p: &P| (&w * mv(x, p)).sum())(p).map_tensors(&mut |g| -g);
         (w, pbar)
-    };
-    let solver: Solver<P> = Rc::new(custom_vjp(f, fwd, bwd));
-    *slot.borrow_mut() = Some(Rc::downgrade(&solver));
-    solver
+    })
 }
 
 /// `Aᵀ v` for a linear `A` given as a matvec: the VJP of `y ↦ A y` (at any point).

@@ -11,36 +11,25 @@
 //!
 //! The starting point gets a zero cotangent: the solution does not depend on it.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
-use adjoint_core::{custom_vjp, grad, jvp, vjp, Params, Tensor};
+use adjoint_core::{grad, jvp, vjp, Params, Tensor};
 
 use super::krylov::{clone_params, iterate, linear_solver, Method};
-use super::{norm, not_converged, vdot, SolveOptions};
+use super::{implicit_solver, norm, not_converged, vdot, SolveOptions, Solver};
 
-/// Plain iterations from `x0`: the solution for `p`.
+/// A function of `(x, p)`: the iteration map, the residual, the objective, or (for the
+/// forward pass) the plain iterations from `x0`.
 type Forward<P> = Rc<dyn Fn(&Tensor, &P) -> Tensor>;
 /// `(x*, p, x̄) -> p̄`.
 type Backward<P> = Rc<dyn Fn(&Tensor, &P, &Tensor) -> P>;
-type Solver<P> = Rc<dyn Fn(&(Tensor, P)) -> Tensor>;
 
-/// A solver of `(x0, p)` whose reverse rule is `backward` (see the module docs). Its `fwd`
-/// calls the solver itself one level down, so every level is differentiated implicitly.
+/// A solver of `(x0, p)` whose reverse rule is `backward`; `x0` gets a zero cotangent.
 fn implicit<P: Params + 'static>(forward: Forward<P>, backward: Backward<P>) -> Solver<P> {
-    let slot: Rc<RefCell<Option<Weak<dyn Fn(&(Tensor, P)) -> Tensor>>>> = Rc::new(RefCell::new(None));
-    let f = move |q: &(Tensor, P)| forward(&q.0, &q.1);
-    let s1 = slot.clone();
-    let fwd = move |q: &(Tensor, P)| {
-        let solver =
-            s1.borrow().as_ref().and_then(|w| w.upgrade()).expect("the solver is alive while it runs");
-        let x = solver(q);
-        (x.clone(), (x, clone_params(&q.1)))
-    };
-    let bwd = move |r: &(Tensor, P), xbar: &Tensor| (r.0.zeros_like(), backward(&r.0, &r.1, xbar));
-    let solver: Solver<P> = Rc::new(custom_vjp(f, fwd, bwd));
-    *slot.borrow_mut() = Some(Rc::downgrade(&solver));
-    solver
+    implicit_solver(
+        move |q: &(Tensor, P)| forward(&q.0, &q.1),
+        move |x: &Tensor, p: &P, xbar: &Tensor| (x.zeros_like(), backward(x, p, xbar)),
+    )
 }
 
 /// `w` with `(∂F/∂x)ᵀ w = x̄` given `v ↦ (∂F/∂x)ᵀ v` (GMRES, or CG when symmetric positive
@@ -141,8 +130,9 @@ fn least_squares(cols: &[Vec<f64>], g: &[f64]) -> Vec<f64> {
         }
         for r in c + 1..k {
             let f = a[r][c] / a[c][c];
-            for j in c..k {
-                a[r][j] -= f * a[c][j];
+            let (top, bottom) = a.split_at_mut(r);
+            for (x, y) in bottom[0][c..k].iter_mut().zip(&top[c][c..k]) {
+                *x -= f * y;
             }
             rhs[r] -= f * rhs[c];
         }
@@ -384,7 +374,7 @@ pub fn argmin_box<P: Params + 'static>(
 }
 
 fn argmin_impl<P: Params + 'static>(
-    f: Rc<dyn Fn(&Tensor, &P) -> Tensor>,
+    f: Forward<P>,
     x0: &Tensor,
     params: &P,
     bounds: Option<(f64, f64)>,
