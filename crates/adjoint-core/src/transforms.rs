@@ -3,6 +3,7 @@
 //! the basis vectors rather than a loop.
 
 use std::cell::RefCell;
+use std::panic::Location;
 use std::rc::Rc;
 
 use adjoint_tensor::DType;
@@ -12,8 +13,11 @@ use crate::tensor::{Payload, Repr, Tensor};
 use crate::trace::{push_frame, FrameGuard, Kind};
 use crate::vmap::{vmap_call, Axes};
 
-#[track_caller]
-fn check_float(t: &Tensor, what: &str) {
+/// The location a transform was built (or, for direct calls such as `vjp`, called) at: its
+/// misuse panics name it, not a line inside this file.
+type Loc = &'static Location<'static>;
+
+fn check_float(t: &Tensor, what: &str, loc: Loc) {
     if !t.dtype().is_float() {
         panic!(
             "adjoint: {what}: cannot differentiate with respect to a {} tensor of shape {:?}; only \
@@ -21,7 +25,7 @@ fn check_float(t: &Tensor, what: &str) {
              captured constants) (at {})",
             t.dtype(),
             t.shape(),
-            std::panic::Location::caller()
+            loc
         );
     }
 }
@@ -36,16 +40,16 @@ fn strip<P: Params>(g: &FrameGuard, p: &P) -> P {
 
 /// Run `f` under a new reverse-mode frame. Returns the outputs (primal), the value ids of the
 /// outputs on the tape, the leaf value ids and the tape.
-#[track_caller]
 fn trace_vjp<P: Params, O: Params>(
     f: impl FnOnce(&P) -> O,
     primals: &P,
     what: &str,
+    loc: Loc,
 ) -> (O, Vec<Option<usize>>, Vec<usize>, crate::trace::Tape) {
     let guard = push_frame(Kind::Vjp);
     let mut leaf_ids = Vec::new();
     let traced = primals.map_tensors(&mut |t| {
-        check_float(t, what);
+        check_float(t, what, loc);
         let v = guard.new_leaf();
         leaf_ids.push(v);
         guard.tracer(Payload::Vjp { primal: t.clone(), value: v })
@@ -68,21 +72,20 @@ fn trace_vjp<P: Params, O: Params>(
     (out_primal, out_ids, leaf_ids, tape)
 }
 
-#[track_caller]
-fn check_scalar(out: &Tensor, what: &str) {
+fn check_scalar(out: &Tensor, what: &str, loc: Loc) {
     if out.numel() != 1 {
         panic!(
             "adjoint: {what} needs a function with a scalar output (one element), but it returned \
              shape {:?}; use `vjp` or `jacrev` for non-scalar outputs (at {})",
             out.shape(),
-            std::panic::Location::caller()
+            loc
         );
     }
     if !out.dtype().is_float() {
         panic!(
             "adjoint: {what} needs a float output, but the function returned {} (at {})",
             out.dtype(),
-            std::panic::Location::caller()
+            loc
         );
     }
 }
@@ -105,14 +108,14 @@ fn shapes_of<P: Params>(p: &P) -> Vec<(Vec<usize>, DType)> {
     v
 }
 
-#[track_caller]
 fn value_and_grad_impl<P: Params, A: Params>(
     f: impl FnOnce(&P) -> (Tensor, A),
     p: &P,
     what: &str,
+    loc: Loc,
 ) -> (Tensor, A, P) {
-    let ((out, aux), out_ids, leaf_ids, mut tape) = trace_vjp(f, p, what);
-    check_scalar(&out, what);
+    let ((out, aux), out_ids, leaf_ids, mut tape) = trace_vjp(f, p, what, loc);
+    check_scalar(&out, what, loc);
     let mut cts = match out_ids[0] {
         Some(v) => tape.backward(vec![(v, out.ones_like())], true),
         None => Vec::new(),
@@ -137,8 +140,10 @@ fn tape_values(leaf_ids: &[usize]) -> usize {
 /// let ddf = grad(move |x: &Tensor| df(x).sum());          // 6x
 /// assert_eq!(ddf(&Tensor::scalar(2.0f64)).item(), 12.0);
 /// ```
+#[track_caller]
 pub fn grad<P: Params, F: Fn(&P) -> Tensor>(f: F) -> impl Fn(&P) -> P {
-    move |p: &P| value_and_grad_impl(|q| (f(q), ()), p, "grad").2
+    let loc = Location::caller();
+    move |p: &P| value_and_grad_impl(|q| (f(q), ()), p, "grad", loc).2
 }
 
 /// `(f(p), grad(f)(p))` in one pass.
@@ -148,9 +153,11 @@ pub fn grad<P: Params, F: Fn(&P) -> Tensor>(f: F) -> impl Fn(&P) -> P {
 /// let (v, g) = value_and_grad(|x: &Tensor| x.exp().sum())(&Tensor::scalar(0.0f64));
 /// assert_eq!((v.item(), g.item()), (1.0, 1.0));
 /// ```
+#[track_caller]
 pub fn value_and_grad<P: Params, F: Fn(&P) -> Tensor>(f: F) -> impl Fn(&P) -> (Tensor, P) {
+    let loc = Location::caller();
     move |p: &P| {
-        let (v, (), g) = value_and_grad_impl(|q| (f(q), ()), p, "value_and_grad");
+        let (v, (), g) = value_and_grad_impl(|q| (f(q), ()), p, "value_and_grad", loc);
         (v, g)
     }
 }
@@ -164,11 +171,13 @@ pub fn value_and_grad<P: Params, F: Fn(&P) -> Tensor>(f: F) -> impl Fn(&P) -> (T
 /// let ((loss, aux), g) = value_and_grad_with_aux(f)(&Tensor::scalar(3.0f64));
 /// assert_eq!((loss.item(), aux.item(), g.item()), (6.0, 6.0, 2.0));
 /// ```
+#[track_caller]
 pub fn value_and_grad_with_aux<P: Params, A: Params, F: Fn(&P) -> (Tensor, A)>(
     f: F,
 ) -> impl Fn(&P) -> ((Tensor, A), P) {
+    let loc = Location::caller();
     move |p: &P| {
-        let (v, aux, g) = value_and_grad_impl(&f, p, "value_and_grad_with_aux");
+        let (v, aux, g) = value_and_grad_impl(&f, p, "value_and_grad_with_aux", loc);
         ((v, aux), g)
     }
 }
@@ -186,7 +195,11 @@ pub fn value_and_grad_with_aux<P: Params, A: Params, F: Fn(&P) -> (Tensor, A)>(
 /// ```
 #[track_caller]
 pub fn vjp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P) -> (O, impl Fn(&O) -> P) {
-    let (out, out_ids, leaf_ids, tape) = trace_vjp(f, primals, "vjp");
+    vjp_at(f, primals, Location::caller())
+}
+
+fn vjp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, loc: Loc) -> (O, impl Fn(&O) -> P) {
+    let (out, out_ids, leaf_ids, tape) = trace_vjp(f, primals, "vjp", loc);
     let template = primals.map_tensors(&mut |t| t.zeros_like());
     let shapes = shapes_of(primals);
     let out_shapes = shapes_of(&out);
@@ -196,14 +209,16 @@ pub fn vjp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P) -> (O, i
         assert_eq!(
             cts_in.len(),
             out_ids.len(),
-            "adjoint: vjp pullback: cotangent has a different structure from the outputs"
+            "adjoint: vjp pullback: cotangent has a different structure from the outputs (vjp at {loc})"
         );
         let mut seeds = Vec::new();
         for ((id, c), (shape, _)) in out_ids.iter().zip(cts_in).zip(&out_shapes) {
             assert_eq!(
                 c.shape(),
                 shape.as_slice(),
-                "adjoint: vjp pullback: cotangent shape differs from output shape"
+                "adjoint: vjp pullback: cotangent shape {:?} differs from output shape {:?} (vjp at {loc})",
+                c.shape(),
+                shape
             );
             if let Some(v) = id {
                 seeds.push((*v, c));
@@ -225,22 +240,26 @@ pub fn vjp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P) -> (O, i
 /// ```
 #[track_caller]
 pub fn jvp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents: &P) -> (O, O) {
+    jvp_at(f, primals, tangents, Location::caller())
+}
+
+fn jvp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents: &P, loc: Loc) -> (O, O) {
     let guard = push_frame(Kind::Jvp);
     let tl = tangents.leaves();
     assert_eq!(
         tl.len(),
         primals.num_leaves(),
-        "adjoint: jvp: tangents have a different structure from primals"
+        "adjoint: jvp: tangents have a different structure from primals (at {loc})"
     );
     let mut i = 0;
     let traced = primals.map_tensors(&mut |p| {
         let t = &tl[i];
         i += 1;
-        check_float(p, "jvp");
+        check_float(p, "jvp", loc);
         assert_eq!(
             p.shape(),
             t.shape(),
-            "adjoint: jvp: tangent {} has shape {:?} but its primal has shape {:?}",
+            "adjoint: jvp: tangent {} has shape {:?} but its primal has shape {:?} (at {loc})",
             i - 1,
             t.shape(),
             p.shape()
@@ -268,7 +287,9 @@ pub fn jvp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents
 /// let j = jacfwd(|x: &Tensor| x * x)(&Tensor::from_vec(vec![1.0f64, 2.0], &[2]));
 /// assert_eq!(j.to_vec::<f64>(), vec![2.0, 0.0, 0.0, 4.0]);
 /// ```
+#[track_caller]
 pub fn jacfwd<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
+    let loc = Location::caller();
     move |x: &Tensor| {
         let n = x.numel();
         if n == 0 {
@@ -283,11 +304,11 @@ pub fn jacfwd<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
         let basis = Tensor::eye(n, x.dtype()).reshape(&bshape);
         // The primal output is the same for every tangent (unbatched); the tangents are [n, out...].
         let (y, cols) = vmap_call(
-            |t: &Tensor| jvp(&f, x, t),
+            |t: &Tensor| jvp_at(&f, x, t, loc),
             &basis,
             &Axes::All(Some(0)),
             &Axes::Leaves(vec![None, Some(0)]),
-            std::panic::Location::caller(),
+            loc,
         );
         let m = y.numel();
         let j = cols.reshape(&[n, m]).t();
@@ -305,9 +326,11 @@ pub fn jacfwd<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
 /// let j = jacrev(|x: &Tensor| x.sum_axes(&[0], false))(&Tensor::ones(&[2, 3]));
 /// assert_eq!(j.shape(), &[3, 2, 3]);
 /// ```
+#[track_caller]
 pub fn jacrev<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
+    let loc = Location::caller();
     move |x: &Tensor| {
-        let (y, pb) = vjp(&f, x);
+        let (y, pb) = vjp_at(&f, x, loc);
         let m = y.numel();
         let mut shape = y.shape().to_vec();
         shape.extend_from_slice(x.shape());
@@ -317,13 +340,7 @@ pub fn jacrev<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
         let mut bshape = vec![m];
         bshape.extend_from_slice(y.shape());
         let basis = Tensor::eye(m, y.dtype()).reshape(&bshape);
-        let rows = vmap_call(
-            |c: &Tensor| pb(c),
-            &basis,
-            &Axes::All(Some(0)),
-            &Axes::All(Some(0)),
-            std::panic::Location::caller(),
-        );
+        let rows = vmap_call(|c: &Tensor| pb(c), &basis, &Axes::All(Some(0)), &Axes::All(Some(0)), loc);
         rows.reshape(&shape)
     }
 }
@@ -335,6 +352,7 @@ pub fn jacrev<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
 /// let h = hessian(|x: &Tensor| (x * x).sum() * 0.5)(&Tensor::ones(&[3]).cast(adjoint_tensor::DType::F64));
 /// assert_eq!(h.to_vec::<f64>(), vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
 /// ```
+#[track_caller]
 pub fn hessian<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
     let g = grad(f);
     jacfwd(g)
@@ -348,9 +366,10 @@ pub fn hessian<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
 /// let hv = hvp(|x: &Tensor| (x * x * x).sum(), &x, &Tensor::scalar(1.0f64));
 /// assert_eq!(hv.item(), 18.0);
 /// ```
+#[track_caller]
 pub fn hvp<P: Params, F: Fn(&P) -> Tensor>(f: F, x: &P, v: &P) -> P {
     let g = grad(f);
-    jvp(|p: &P| g(p), x, v).1
+    jvp_at(|p: &P| g(p), x, v, Location::caller()).1
 }
 
 /// The same value with no derivative: every differentiation transform (`grad`, `vjp`, `jvp`)
