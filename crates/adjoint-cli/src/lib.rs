@@ -7,6 +7,4 @@
 //! The demos live in this library (not only in the binary) so that integration tests and
 //! benchmarks can call their pieces — the robot simulator, the baselines — directly.
 
-extern crate adjoint_core as adjoint;
-
 pub mod demos;

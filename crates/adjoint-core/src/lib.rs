@@ -31,8 +31,6 @@
 //!   rule beside each primitive's other rules, see [`vmap`](mod@vmap) and [`batching`]), and
 //!   `jit` (a staging interpreter) will slot in the same way.
 
-extern crate self as adjoint;
-
 pub mod batching;
 pub mod custom;
 pub mod debug;

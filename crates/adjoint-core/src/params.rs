@@ -6,10 +6,10 @@
 //! `#[params(skip)]` for configuration fields that are not differentiated.
 //!
 //! ```
-//! # extern crate adjoint_core as adjoint;
 //! use adjoint_core::{grad, Params, Tensor};
 //!
 //! #[derive(Clone, Params)]
+//! #[params(crate = adjoint_core)]
 //! struct Line { w: Tensor, b: Tensor, #[params(skip)] name: String }
 //!
 //! let m = Line { w: Tensor::scalar(2.0f64), b: Tensor::scalar(1.0f64), name: "l".into() };
@@ -52,9 +52,9 @@ pub trait Params: Sized {
     /// The leaves with their dotted names (see [`for_each_named`](Self::for_each_named)).
     ///
     /// ```
-    /// # extern crate adjoint_core as adjoint;
     /// use adjoint_core::{Params, Tensor};
     /// #[derive(Clone, Params)]
+    /// #[params(crate = adjoint_core)]
     /// struct Layer { weight: Tensor, bias: Option<Tensor> }
     /// let net = vec![Layer { weight: Tensor::scalar(1.0f32), bias: None },
     ///                Layer { weight: Tensor::scalar(2.0f32), bias: Some(Tensor::scalar(0.0f32)) }];
@@ -104,9 +104,9 @@ pub trait Params: Sized {
 /// statistics survive parameter updates. Use [`Buffer::deep_clone`] for an independent copy.
 ///
 /// ```
-/// # extern crate adjoint_core as adjoint;
 /// use adjoint_core::{params::Buffer, Params, Tensor};
 /// #[derive(Clone, Params)]
+/// #[params(crate = adjoint_core)]
 /// struct Norm { weight: Tensor, running_mean: Buffer }
 /// let n = Norm { weight: Tensor::scalar(1.0f32), running_mean: Buffer::new(Tensor::scalar(0.0f32)) };
 /// n.running_mean.set(Tensor::scalar(0.5f32));

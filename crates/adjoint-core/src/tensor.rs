@@ -207,17 +207,30 @@ impl Tensor {
     #[track_caller]
     pub fn value(&self) -> &Array {
         match self.try_value() {
-            Some(a) => a,
-            None => batched_value(self),
+            Ok(a) => a,
+            Err(_) => batched_value(self),
         }
     }
 
-    /// The concrete value, or `None` inside `vmap` (see [`value`](Self::value)).
-    pub fn try_value(&self) -> Option<&Array> {
+    /// The concrete value, or an error inside `vmap`, where a tensor stands for one example of
+    /// many (see [`value`](Self::value)).
+    ///
+    /// ```
+    /// use adjoint_core::{vmap, Tensor};
+    /// assert!(Tensor::scalar(1.0f32).try_value().is_ok());
+    /// let read = vmap(|x: &Tensor| {
+    ///     assert!(x.try_value().unwrap_err().to_string().contains("inside `vmap`"));
+    ///     x.clone()
+    /// });
+    /// read(&Tensor::zeros(&[2]));
+    /// ```
+    pub fn try_value(&self) -> Result<&Array, ValueError> {
         match &self.0 {
-            Repr::Concrete(a) => Some(a),
+            Repr::Concrete(a) => Ok(a),
             Repr::Tracer(t) => match &t.payload {
-                Payload::Batch { .. } => None,
+                Payload::Batch { .. } => {
+                    Err(ValueError { shape: self.shape().to_vec(), dtype: self.dtype() })
+                }
                 p => p.primal().try_value(),
             },
         }
@@ -246,6 +259,27 @@ impl Tensor {
         self.value().item::<f64>()
     }
 }
+
+/// Why [`Tensor::try_value`] has no value to give: the tensor is one example of a `vmap` batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueError {
+    /// Shape of one example.
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a tensor inside `vmap` (one example of shape {:?}, {}) has no single value: each example has its own",
+            self.shape, self.dtype
+        )
+    }
+}
+
+impl std::error::Error for ValueError {}
 
 #[cold]
 #[track_caller]
@@ -279,8 +313,8 @@ impl fmt::Debug for Tensor {
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.try_value() {
-            Some(a) => fmt::Display::fmt(a, f),
-            None => fmt::Debug::fmt(self, f),
+            Ok(a) => fmt::Display::fmt(a, f),
+            Err(_) => fmt::Debug::fmt(self, f),
         }
     }
 }

@@ -2,8 +2,6 @@
 //! examples; custom rules and checkpoints under `vmap`; the batched Jacobians against the
 //! basis-vector loop; and the error messages.
 
-extern crate adjoint_core as adjoint;
-
 use adjoint_core::vmap::Axes;
 use adjoint_core::{
     checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient, vjp, vmap,
@@ -33,6 +31,7 @@ fn example(t: &Tensor, axis: usize, i: usize) -> Tensor {
 }
 
 #[derive(Clone, Params)]
+#[params(crate = adjoint_core)]
 struct Mlp {
     w1: Tensor,
     b1: Tensor,

@@ -5,7 +5,9 @@
 //! rebuilt (so they must implement `Clone`). Generic type parameters get a `Params` bound.
 //!
 //! The generated code names `::adjoint::Params` and `::adjoint::Tensor`, so it works for users
-//! of the `adjoint` facade; `adjoint-core` aliases itself as `adjoint` for its own tests.
+//! of the `adjoint` facade. Crates that see adjoint under another name say which path to use
+//! with a container attribute, `#[params(crate = adjoint_core)]` (inside `adjoint-core`
+//! itself: `#[params(crate = crate)]`), as serde's `#[serde(crate = "…")]` does.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -13,6 +15,10 @@ use quote::{format_ident, quote};
 use syn::{parse_macro_input, Data, DeriveInput, Fields};
 
 /// Derive `adjoint::Params` for a struct (named, tuple or unit) or an enum.
+///
+/// Attributes: `#[params(skip)]` on a field (not visited, cloned on rebuild);
+/// `#[params(crate = path)]` on the type (the path of the crate that defines `Params`,
+/// default `::adjoint`).
 #[proc_macro_derive(Params, attributes(params))]
 pub fn derive_params(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -31,12 +37,30 @@ fn is_skipped(attrs: &[syn::Attribute]) -> syn::Result<bool> {
                     skip = true;
                     Ok(())
                 } else {
-                    Err(m.error("unknown params attribute; expected `skip`"))
+                    Err(m.error("unknown params field attribute; expected `skip`"))
                 }
             })?;
         }
     }
     Ok(skip)
+}
+
+/// The crate path from `#[params(crate = path)]` on the type, `::adjoint` by default.
+fn crate_path(attrs: &[syn::Attribute]) -> syn::Result<syn::Path> {
+    let mut path: syn::Path = syn::parse_quote!(::adjoint);
+    for a in attrs {
+        if a.path().is_ident("params") {
+            a.parse_nested_meta(|m| {
+                if m.path.is_ident("crate") {
+                    path = m.value()?.parse()?;
+                    Ok(())
+                } else {
+                    Err(m.error("unknown params attribute on a type; expected `crate = path`"))
+                }
+            })?;
+        }
+    }
+    Ok(path)
 }
 
 /// For a set of fields bound to identifiers `bindings`, the visit and rebuild code.
@@ -47,7 +71,7 @@ struct FieldCode {
     rebuilt: Vec<TokenStream2>,
 }
 
-fn field_code(fields: &Fields, bindings: &[syn::Ident]) -> syn::Result<FieldCode> {
+fn field_code(k: &syn::Path, fields: &Fields, bindings: &[syn::Ident]) -> syn::Result<FieldCode> {
     let mut code = FieldCode {
         visit: TokenStream2::new(),
         named: TokenStream2::new(),
@@ -62,14 +86,14 @@ fn field_code(fields: &Fields, bindings: &[syn::Ident]) -> syn::Result<FieldCode
                 Some(id) => id.to_string().trim_start_matches("r#").to_string(),
                 None => i.to_string(),
             };
-            code.visit.extend(quote! { ::adjoint::Params::for_each_tensor(#b, f); });
+            code.visit.extend(quote! { #k::Params::for_each_tensor(#b, f); });
             code.named.extend(quote! {
-                ::adjoint::Params::for_each_named(#b, &::adjoint::params::join_name(prefix, #name), f);
+                #k::Params::for_each_named(#b, &#k::params::join_name(prefix, #name), f);
             });
             code.buffers.extend(quote! {
-                ::adjoint::Params::for_each_buffer(#b, &::adjoint::params::join_name(prefix, #name), f);
+                #k::Params::for_each_buffer(#b, &#k::params::join_name(prefix, #name), f);
             });
-            code.rebuilt.push(quote! { ::adjoint::Params::map_tensors(#b, f) });
+            code.rebuilt.push(quote! { #k::Params::map_tensors(#b, f) });
         }
     }
     Ok(code)
@@ -110,15 +134,16 @@ fn construct(path: TokenStream2, fields: &Fields, values: &[TokenStream2]) -> To
 
 fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
+    let k = crate_path(&input.attrs)?;
     let mut generics = input.generics.clone();
     for tp in generics.type_params_mut() {
-        tp.bounds.push(syn::parse_quote!(::adjoint::Params));
+        tp.bounds.push(syn::parse_quote!(#k::Params));
     }
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
     let (visit_body, named_body, buffer_body, map_body) = match &input.data {
         Data::Struct(s) => {
             let b = bindings_for(&s.fields);
-            let c = field_code(&s.fields, &b)?;
+            let c = field_code(&k, &s.fields, &b)?;
             let pat = pattern(quote!(Self), &s.fields, &b);
             let cons = construct(quote!(Self), &s.fields, &c.rebuilt);
             let (visit, named, buffers) = (c.visit, c.named, c.buffers);
@@ -137,7 +162,7 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
             for v in &e.variants {
                 let vn = &v.ident;
                 let b = bindings_for(&v.fields);
-                let c = field_code(&v.fields, &b)?;
+                let c = field_code(&k, &v.fields, &b)?;
                 let pat = pattern(quote!(Self::#vn), &v.fields, &b);
                 let cons = construct(quote!(Self::#vn), &v.fields, &c.rebuilt);
                 let (visit, named, buffers) = (c.visit, c.named, c.buffers);
@@ -158,21 +183,21 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
         }
     };
     Ok(quote! {
-        impl #impl_g ::adjoint::Params for #name #ty_g #where_c {
+        impl #impl_g #k::Params for #name #ty_g #where_c {
             #[allow(unused_variables)]
-            fn for_each_tensor(&self, f: &mut dyn FnMut(&::adjoint::Tensor)) {
+            fn for_each_tensor(&self, f: &mut dyn FnMut(&#k::Tensor)) {
                 #visit_body
             }
             #[allow(unused_variables)]
-            fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &::adjoint::Tensor)) {
+            fn for_each_named(&self, prefix: &str, f: &mut dyn FnMut(&str, &#k::Tensor)) {
                 #named_body
             }
             #[allow(unused_variables)]
-            fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &::adjoint::params::Buffer)) {
+            fn for_each_buffer(&self, prefix: &str, f: &mut dyn FnMut(&str, &#k::params::Buffer)) {
                 #buffer_body
             }
             #[allow(unused_variables)]
-            fn map_tensors(&self, f: &mut dyn FnMut(&::adjoint::Tensor) -> ::adjoint::Tensor) -> Self {
+            fn map_tensors(&self, f: &mut dyn FnMut(&#k::Tensor) -> #k::Tensor) -> Self {
                 #map_body
             }
         }

@@ -20,12 +20,12 @@
 //!   [`NnError::Checkpoint`] naming the file and what is wrong.
 //!
 //! ```
-//! # extern crate adjoint_core as adjoint;
 //! use std::collections::BTreeMap;
 //! use adjoint_core::{Params, Tensor};
 //! use adjoint_nn::checkpoint;
 //!
 //! #[derive(Clone, Params)]
+//! #[params(crate = adjoint_core)]
 //! struct Linear { weight: Tensor, bias: Tensor }
 //! let model = Linear { weight: Tensor::ones(&[2, 3]), bias: Tensor::zeros(&[2]) };
 //! let path = std::env::temp_dir().join(format!("adjoint-doc-{}.safetensors", std::process::id()));

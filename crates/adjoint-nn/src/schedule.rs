@@ -322,6 +322,7 @@ impl Default for PlateauConfig {
 /// assert!((s.lr_at(0) - 0.01).abs() < 1e-15);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct ReduceOnPlateau {
     /// `[lr, best, bad observations, cooldown left]` as an `f64` tensor (a leaf, so the state
     /// checkpoints).

@@ -2,8 +2,6 @@
 //! Python's `safetensors` (committed fixtures, see `tests/fixtures/gen_optim.py`), strict
 //! loading errors, and corrupted or truncated files.
 
-extern crate adjoint_core as adjoint;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -25,12 +23,14 @@ fn fixture_path(name: &str) -> PathBuf {
 }
 
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
 }
 
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 struct Norm {
     weight: Tensor,
     running_mean: Buffer,
@@ -40,6 +40,7 @@ struct Norm {
 }
 
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 struct Net {
     layers: Vec<Linear>,
     norm: Norm,

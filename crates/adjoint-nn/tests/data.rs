@@ -1,8 +1,6 @@
 //! Data loading: CSV (every error path, messages checked), DataLoader (order, shuffling,
 //! drop-last, prefetch and its shutdown), collate, splits, windows, standardisation.
 
-extern crate adjoint_core as adjoint;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -368,6 +366,7 @@ fn loader_rejects_batch_size_zero() {
 // --------------------------------------------------------------------------------- collate
 
 #[derive(Clone, Params)]
+#[params(crate = adjoint_core)]
 struct Example {
     image: Tensor,
     label: Tensor,

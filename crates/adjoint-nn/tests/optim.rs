@@ -1,8 +1,6 @@
 //! Optimizers and schedules against PyTorch (fixtures from `tests/fixtures/gen_optim.py`, in
 //! `f64`), L-BFGS on Rosenbrock functions, clipping, accumulation and parameter groups.
 
-extern crate adjoint_core as adjoint;
-
 use adjoint_core::{grad, value_and_grad, Params, Tensor};
 use adjoint_nn::optim::{
     clip_grad_norm, clip_grad_value, global_norm, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW,
@@ -183,6 +181,7 @@ fn parameter_groups_match_pytorch_param_groups() {
 #[test]
 fn weight_decay_mask_and_freezing_by_name() {
     #[derive(Clone, Params)]
+    #[params(crate = adjoint_core)]
     struct Layer {
         weight: Tensor,
         bias: Tensor,

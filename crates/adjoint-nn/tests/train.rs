@@ -2,8 +2,6 @@
 //! both ways), the Trainer (JSONL, early stopping, best checkpoint, plots, online steps) and
 //! an end-to-end MLP on the digits data.
 
-extern crate adjoint_core as adjoint;
-
 use std::path::{Path, PathBuf};
 
 use adjoint_core::{DType, Params, Tensor};
@@ -31,6 +29,7 @@ fn sgd<P: Params>(p: &P, lr: f64) -> Sgd {
 }
 
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 struct Two {
     a: Tensor,
     b: Tensor,
@@ -149,6 +148,7 @@ fn non_finite_skip_leaves_parameters_and_optimizer_untouched() {
 // ---------------------------------------------------------------------------------- Trainer
 
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 struct Lin {
     w: Tensor,
     b: Tensor,

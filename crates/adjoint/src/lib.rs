@@ -27,7 +27,7 @@ pub use adjoint_tensor as tensor;
 
 /// Everything a typical program needs: `use adjoint::prelude::*`.
 pub mod prelude {
-    pub use adjoint_core::testing::{check_grads, Mode};
+    pub use adjoint_core::testing::{check_grads, Mode, BOTH};
     pub use adjoint_core::{
         checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient,
         value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, Axes, Conv1dOptions, Conv2dOptions,

@@ -135,6 +135,7 @@ pub fn load_prices(path: &Path) -> Result<(Vec<String>, Vec<[f64; 3]>), String> 
 
 /// The model: an LSTM over the window, a linear head on its last hidden state.
 #[derive(Clone, adjoint_derive::Params)]
+#[params(crate = adjoint_core)]
 pub struct Forecaster {
     lstm: Lstm,
     head: Linear,

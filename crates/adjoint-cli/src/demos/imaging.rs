@@ -77,6 +77,7 @@ pub fn read_pgm(path: &Path) -> Result<(usize, usize, Vec<u8>), String> {
 
 /// The learnable classical stage.
 #[derive(Clone, adjoint_derive::Params)]
+#[params(crate = adjoint_core)]
 pub struct Filters {
     log_sigma_blur: Tensor,
     log_sigma_log: Tensor,
@@ -146,6 +147,7 @@ impl Filters {
 
 /// The CNN head: three 3×3 convolutions (the middle one dilated) and a 1×1 output.
 #[derive(Clone, adjoint_derive::Params)]
+#[params(crate = adjoint_core)]
 pub struct Head {
     c1: Conv2d,
     c2: Conv2d,
@@ -168,6 +170,7 @@ impl Head {
 
 /// Filters followed by the CNN.
 #[derive(Clone, adjoint_derive::Params)]
+#[params(crate = adjoint_core)]
 pub struct Pipeline {
     filters: Filters,
     head: Head,

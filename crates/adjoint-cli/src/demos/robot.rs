@@ -98,6 +98,7 @@ const START_SPREAD: f64 = 0.2;
 /// A two-hidden-layer tanh MLP whose parameters carry a leading population axis `P` (1 for
 /// gradient training; the CEM baseline evaluates `P` candidates in one batched rollout).
 #[derive(Clone, adjoint_derive::Params)]
+#[params(crate = adjoint_core)]
 pub struct Controller {
     w1: Tensor,
     b1: Tensor,

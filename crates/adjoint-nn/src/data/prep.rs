@@ -28,6 +28,7 @@ use crate::error::{NnError, Result};
 /// # Ok::<(), adjoint_nn::NnError>(())
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Standardizer {
     mean: Tensor,
     std: Tensor,

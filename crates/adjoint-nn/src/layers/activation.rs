@@ -11,6 +11,7 @@ macro_rules! unit_activation {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, Params)]
+        #[params(crate = adjoint_core)]
         pub struct $name;
 
         impl Module for $name {
@@ -50,6 +51,7 @@ unit_activation!(
 
 /// Leaky ReLU with a negative slope (PyTorch's default 0.01).
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct LeakyRelu {
     /// Slope for negative inputs.
     #[params(skip)]
@@ -71,6 +73,7 @@ impl Module for LeakyRelu {
 
 /// Softmax along `axis`.
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Softmax {
     /// The axis that sums to one.
     #[params(skip)]
@@ -86,6 +89,7 @@ impl Module for Softmax {
 
 /// Log-softmax along `axis`.
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct LogSoftmax {
     /// The normalised axis.
     #[params(skip)]
@@ -107,6 +111,7 @@ impl Module for LogSoftmax {
 /// assert_eq!(Flatten::default().forward(&Tensor::zeros(&[2, 3, 4, 5])).shape(), &[2, 60]);
 /// ```
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Flatten {
     /// First axis to merge.
     #[params(skip)]

@@ -98,6 +98,7 @@ impl MultiheadSelfAttentionConfig {
 /// assert_eq!(att.forward(&Tensor::ones(&[3, 5, 8])).shape(), &[3, 5, 8]);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct MultiheadSelfAttention {
     /// Packed query/key/value projection `[3E, E]`.
     pub in_proj_weight: Tensor,
@@ -265,6 +266,7 @@ impl TransformerEncoderLayerConfig {
 /// assert_eq!(block.forward(&Tensor::ones(&[2, 5, 8])).shape(), &[2, 5, 8]);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct TransformerEncoderLayer {
     /// Self-attention.
     pub self_attn: MultiheadSelfAttention,

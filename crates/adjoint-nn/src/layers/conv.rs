@@ -96,6 +96,7 @@ fn check_groups(layer: &str, cin: usize, cout: usize, groups: usize) {
 /// assert_eq!(conv.forward(&Tensor::zeros(&[2, 3, 8, 8])).shape(), &[2, 8, 4, 4]);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Conv2d {
     /// `[out_channels, in_channels / groups, kh, kw]`.
     pub weight: Tensor,
@@ -202,6 +203,7 @@ impl Conv1dConfig {
 /// assert_eq!(conv.forward(&Tensor::zeros(&[2, 4, 10])).shape(), &[2, 6, 6]);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Conv1d {
     /// `[out_channels, in_channels / groups, k]`.
     pub weight: Tensor,
@@ -243,6 +245,7 @@ impl Module for Conv1d {
 /// assert_eq!(MaxPool2d::new([2, 2]).forward(&Tensor::zeros(&[1, 3, 6, 6])).shape(), &[1, 3, 3, 3]);
 /// ```
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct MaxPool2d {
     /// Kernel, stride, padding.
     #[params(skip)]
@@ -270,6 +273,7 @@ impl Module for MaxPool2d {
 /// 2-D average pooling (`nn.AvgPool2d`); with `count_include_pad` (PyTorch's default) the
 /// zero padding counts in the average.
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct AvgPool2d {
     /// Kernel, stride, padding.
     #[params(skip)]
@@ -315,6 +319,7 @@ fn pool1d(name: &str, x: &Tensor, f: impl FnOnce(&Tensor) -> Tensor) -> Tensor {
 
 /// 1-D max pooling over `[N, C, L]` (`nn.MaxPool1d`).
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct MaxPool1d {
     /// Window length.
     #[params(skip)]
@@ -345,6 +350,7 @@ impl Module for MaxPool1d {
 
 /// 1-D average pooling over `[N, C, L]` (`nn.AvgPool1d`).
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct AvgPool1d {
     /// Window length.
     #[params(skip)]

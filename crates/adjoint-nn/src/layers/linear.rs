@@ -53,6 +53,7 @@ impl LinearConfig {
 /// assert_eq!(lin.forward(&Tensor::ones(&[5, 7, 3])).shape(), &[5, 7, 2]);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Linear {
     /// `[out_features, in_features]`.
     pub weight: Tensor,
@@ -147,6 +148,7 @@ impl EmbeddingConfig {
 /// assert_eq!(emb.forward(&ids).shape(), &[2, 3, 4]);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Embedding {
     /// `[num_embeddings, embedding_dim]`.
     pub weight: Tensor,

@@ -85,6 +85,7 @@ impl BatchNormConfig {
 /// assert!((rm[0] - 0.1 * 7.5).abs() < 1e-5);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct BatchNorm {
     /// Per-channel scale `[C]`.
     pub weight: Option<Tensor>,
@@ -224,6 +225,7 @@ impl LayerNormConfig {
 /// assert!(y.mean_axes(&[1], false).to_vec::<f32>().iter().all(|m| m.abs() < 1e-6));
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct LayerNorm {
     /// Scale, of `normalized_shape`.
     pub weight: Option<Tensor>,
@@ -314,6 +316,7 @@ impl RmsNormConfig {
 /// Root-mean-square normalisation `x / √(mean(x²) + eps) · weight` over the trailing
 /// `normalized_shape` axes (`nn.RMSNorm`).
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct RmsNorm {
     /// Scale, of `normalized_shape`.
     pub weight: Option<Tensor>,
@@ -366,6 +369,7 @@ impl Module for RmsNorm {
 /// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
 /// ```
 #[derive(Clone, Copy, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Dropout {
     /// Probability of dropping an element.
     #[params(skip)]

@@ -46,6 +46,7 @@ impl Default for AdagradConfig {
 /// assert!((w.item() - 0.9).abs() < 1e-9);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Adagrad {
     /// Sums of squared gradients, one per leaf.
     pub sum: Vec<Tensor>,

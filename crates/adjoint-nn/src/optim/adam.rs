@@ -159,6 +159,7 @@ macro_rules! adam_type {
     ($(#[$doc:meta])* $name:ident, $config:ident, $decoupled:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug, Params)]
+        #[params(crate = adjoint_core)]
         pub struct $name {
             /// First moment estimates, one per leaf.
             pub exp_avg: Vec<Tensor>,

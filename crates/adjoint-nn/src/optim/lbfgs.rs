@@ -80,6 +80,7 @@ pub struct LbfgsStep<P> {
 /// assert!((v[0] - 3.0).abs() < 1e-6 && (v[1] + 1.0).abs() < 1e-6);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Lbfgs {
     /// Objective evaluations over all calls (`i64` scalar).
     pub func_evals: Tensor,

@@ -15,11 +15,11 @@
 //! frozen leaves — come from [`ParamGroups`], chosen by dotted leaf name.
 //!
 //! ```
-//! # extern crate adjoint_core as adjoint;
 //! use adjoint_core::{grad, Params, Tensor};
 //! use adjoint_nn::optim::{Adam, AdamConfig, Optimizer};
 //!
 //! #[derive(Clone, Params)]
+//! #[params(crate = adjoint_core)]
 //! struct Line { w: Tensor, b: Tensor }
 //! let mut model = Line { w: Tensor::scalar(0.0f64), b: Tensor::scalar(0.0f64) };
 //! let mut opt = Adam::new(&model, AdamConfig { lr: 0.1, ..Default::default() });
@@ -88,11 +88,11 @@ impl Default for LeafOptions {
 /// Per-leaf options: PyTorch's parameter groups, chosen by dotted leaf name.
 ///
 /// ```
-/// # extern crate adjoint_core as adjoint;
 /// use adjoint_core::{Params, Tensor};
 /// use adjoint_nn::optim::{AdamW, AdamWConfig, ParamGroups};
 ///
 /// #[derive(Clone, Params)]
+/// #[params(crate = adjoint_core)]
 /// struct Layer { weight: Tensor, bias: Tensor }
 /// let net = vec![Layer { weight: Tensor::ones(&[2, 2]), bias: Tensor::zeros(&[2]) }];
 /// // Weight decay on weights only.

@@ -51,6 +51,7 @@ impl Default for RmsPropConfig {
 /// assert!((w.item() - 0.9).abs() < 1e-6);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct RmsProp {
     /// Running averages of the squared gradient, one per leaf.
     pub square_avg: Vec<Tensor>,

@@ -48,6 +48,7 @@ impl Default for SgdConfig {
 /// assert_eq!(w.to_vec::<f64>(), vec![0.5, -2.5]);
 /// ```
 #[derive(Clone, Debug, Params)]
+#[params(crate = adjoint_core)]
 pub struct Sgd {
     /// Momentum buffers, one per leaf (none when `momentum == 0`).
     pub momentum_buffer: Vec<Tensor>,

@@ -163,12 +163,12 @@ pub struct StepOutput<M, A = ()> {
 /// `step` is the caller's step counter (used in messages and [`StepStats`]).
 ///
 /// ```
-/// # extern crate adjoint_core as adjoint;
 /// use adjoint_core::{Params, Tensor};
 /// use adjoint_nn::optim::Optimizer;
 /// use adjoint_nn::train::{train_step, StepConfig};
 ///
 /// #[derive(Clone, Params)]
+/// #[params(crate = adjoint_core)]
 /// struct Sgd { #[params(skip)] lr: f64 }
 /// impl Optimizer for Sgd {
 ///     fn step<P: Params>(&mut self, p: &P, g: &P) -> P {

@@ -159,8 +159,7 @@ impl<M> FitResult<M> {
 /// Runs training with progress, validation, early stopping, checkpoints, logs and plots.
 ///
 /// ```
-/// # extern crate adjoint_core as adjoint;
-/// use adjoint_core::{Params, Tensor};
+/// use adjoint_core::Tensor;
 /// use adjoint_nn::data::{DataLoader, TensorDataset};
 /// use adjoint_nn::optim::{Sgd, SgdConfig};
 /// use adjoint_nn::train::{Goal, Metrics, Trainer};
