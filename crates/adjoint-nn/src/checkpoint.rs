@@ -43,8 +43,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use adjoint_core::params::Buffer;
 use adjoint_core::{Params, Tensor};
@@ -137,7 +136,7 @@ pub fn to_bytes<P: Params>(value: &P, metadata: &BTreeMap<String, String>) -> Re
     } else {
         Some(metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     };
-    safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), &meta)
+    safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), meta)
         .map_err(|e| err(Path::new("<memory>"), format!("cannot serialise: {e:?}")))
 }
 
@@ -151,36 +150,15 @@ pub fn save<P: Params>(path: impl AsRef<Path>, value: &P, metadata: &BTreeMap<St
     write_atomic(path, &bytes)
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Write `bytes` to `path` through a temporary file in the same directory: write, fsync,
-/// rename, fsync the directory. The temporary file is removed on failure.
+/// Write `bytes` to `path` atomically (the `atomic-write-file` crate: a temporary file in the
+/// same directory, fsync, rename, fsync the directory; the temporary is removed on failure).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().ok_or_else(|| err(path, "the path has no file name"))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
     let attempt = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = atomic_write_file::AtomicWriteFile::open(path)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(())
+        f.commit()
     };
-    attempt().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_err(path, e)
-    })
+    attempt().map_err(|e| io_err(path, e))
 }
 
 /// Options for [`load_with`].
@@ -380,7 +358,7 @@ pub fn from_bytes_with<P: Params>(
     }
     let expected: BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
     let mut unexpected: Vec<String> =
-        st.names().into_iter().filter(|n| !expected.contains(n.as_str())).cloned().collect();
+        st.names().into_iter().filter(|n| !expected.contains(*n)).map(|n| n.to_string()).collect();
     unexpected.sort();
     let mut problems = Vec::new();
     if !missing.is_empty() && !options.allow_missing {

@@ -1,8 +1,9 @@
 //! File-system helpers: owner-only permissions, atomic writes, hashing, timestamps, git.
 //!
 //! Atomic write = write to a temporary file in the same folder, fsync it, rename it over the
-//! destination, fsync the folder. A crash at any point leaves either the old file or the new one,
-//! never a torn one; leftover temporaries (named `.tmp-*`) are removed by `gc`.
+//! destination, fsync the folder (the `atomic-write-file` crate, the one mechanism all adjoint
+//! crates use). A crash at any point leaves either the old file or the new one, never a torn
+//! one; on Linux the temporary is an unnamed file, so nothing is left behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -15,9 +16,6 @@ use crate::error::{Result, StoreError};
 
 #[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-
-/// Prefix of temporary files written by [`atomic_write`]; `gc` removes stale ones.
-pub(crate) const TMP_PREFIX: &str = ".tmp-";
 
 /// Creates `dir` (and parents) owner-only (0700) if it does not exist. An existing folder keeps
 /// its permissions: `--registry .` must not lock down the user's working directory.
@@ -52,14 +50,6 @@ pub(crate) fn create_private_file(path: &Path) -> Result<File> {
     o.open(path).map_err(|e| StoreError::io("create", path, e))
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io("fsync folder", dir, e))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
 fn random_suffix() -> String {
     let mut b = [0u8; 8];
     // A clash only costs a retry-free failure of `create_new`; fall back to time+pid if the OS
@@ -76,26 +66,27 @@ pub(crate) fn atomic_write(dest: &Path, data: &[u8]) -> Result<()> {
     atomic_write_with(dest, |f| f.write_all(data))
 }
 
-/// Atomic write whose content is produced by `fill` (used to stream-copy large checkpoints).
+/// Atomic write whose content is produced by `fill` (used to stream-copy large checkpoints),
+/// through the `atomic-write-file` crate (the one mechanism every adjoint crate uses); the file
+/// is owner-only (0600). On failure the destination is unchanged and no temporary remains.
 pub(crate) fn atomic_write_with(
     dest: &Path,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!("{TMP_PREFIX}{name}-{}", random_suffix()));
-    let mut f = create_private_file(&tmp)?;
-    let res = fill(&mut f).and_then(|_| f.sync_all());
-    drop(f);
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(StoreError::io("write", &tmp, e));
+    let mut f =
+        atomic_write_file::AtomicWriteFile::open(dest).map_err(|e| StoreError::io("create", dest, e))?;
+    let res = (|| {
+        #[cfg(unix)]
+        f.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
+        fill(f.as_file_mut())
+    })();
+    match res {
+        Ok(()) => f.commit().map_err(|e| StoreError::io("write", dest, e)),
+        Err(e) => {
+            let _ = f.discard();
+            Err(StoreError::io("write", dest, e))
+        }
     }
-    if let Err(e) = fs::rename(&tmp, dest) {
-        let _ = fs::remove_file(&tmp);
-        return Err(StoreError::io("rename into place", dest, e));
-    }
-    fsync_dir(dir)
 }
 
 /// SHA-256 of a byte slice, lowercase hex.
@@ -131,25 +122,13 @@ pub(crate) fn now_rfc3339() -> String {
     format_rfc3339(d.as_secs() as i64, d.subsec_millis())
 }
 
-/// Formats unix seconds as RFC 3339 UTC (proleptic Gregorian, Howard Hinnant's civil_from_days).
+/// Formats unix seconds and milliseconds as RFC 3339 UTC, e.g. `2026-11-26T23:35:01.123Z`.
 pub(crate) fn format_rfc3339(secs: i64, millis: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    let ms = secs.saturating_mul(1000).saturating_add(i64::from(millis));
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => "invalid-time".into(),
+    }
 }
 
 /// A fresh run id: UTC timestamp plus 8 random hex digits, so ids sort by start time.
@@ -186,6 +165,25 @@ mod tests {
         assert_eq!(format_rfc3339(951_827_696, 7), "2000-02-29T12:34:56.007Z");
         // 2026-11-26 00:00:00 UTC = 1795651200.
         assert_eq!(format_rfc3339(1_795_651_200, 0), "2026-11-26T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("record.json");
+        atomic_write(&p, b"old").unwrap();
+        let r = atomic_write_with(&p, |f| {
+            f.write_all(b"half a new rec")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(r.unwrap_err().to_string().contains("disk full"));
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("record.json")], "no temporary left");
+        atomic_write(&p, b"new").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        #[cfg(unix)]
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -51,19 +51,10 @@ pub struct RunDir {
 
 /// `YYYYmmdd-HHMMSS` in UTC for a Unix time.
 pub fn utc_stamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    match i64::try_from(secs).ok().and_then(|s| jiff::Timestamp::from_second(s).ok()) {
+        Some(t) => t.strftime("%Y%m%d-%H%M%S").to_string(),
+        None => format!("t{secs}"),
+    }
 }
 
 impl RunDir {
@@ -88,15 +79,14 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Write `text` to `name` atomically (temp file, fsync, rename).
+    /// Write `text` to `name` atomically (the `atomic-write-file` crate, as every adjoint
+    /// crate: temp file, fsync, rename, fsync the folder; the temporary is removed on failure).
     pub fn write(&self, name: &str, text: &str) -> Result<PathBuf, String> {
         let p = self.file(name);
-        let tmp = self.file(&format!(".{name}.tmp"));
         let res = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = atomic_write_file::AtomicWriteFile::open(&p)?;
             f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &p)
+            f.commit()
         })();
         res.map_err(|e| format!("{}: cannot write: {e}", p.display()))?;
         Ok(p)

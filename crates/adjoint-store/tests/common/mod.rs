@@ -130,7 +130,7 @@ pub fn tiny_train(
     ]
     .into_iter()
     .collect();
-    safetensors::serialize_to_file(&views, &None, &ck).unwrap();
+    safetensors::serialize_to_file(&views, None, &ck).unwrap();
     run.add_checkpoint(&ck, "final").unwrap();
     run.finish(metrics(&[("loss", loss), ("w", w), ("b", b)])).unwrap()
 }
