@@ -23,6 +23,7 @@
 mod arm;
 mod measure;
 mod steps;
+mod timing;
 mod workloads;
 
 use measure::Plan;

@@ -1,80 +1,9 @@
-//! Timing and the output line. The procedure is the one `benches/WORKLOADS.md` fixes for all
-//! three frameworks: warm-ups, then timed samples; a sample is one batch of iterations sized so
-//! that it lasts at least 10 ms; median, 10th and 90th percentile of the per-iteration times.
-
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+//! The output line of the workload suite; the timing is [`crate::timing`], the procedure
+//! `benches/WORKLOADS.md` fixes for all three frameworks.
 
 use serde_json::{json, Map, Value};
 
-/// How many warm-ups and samples to take.
-#[derive(Debug, Clone, Copy)]
-pub struct Plan {
-    /// Untimed iterations before the first sample.
-    pub warmups: usize,
-    /// Timed samples (each a batch of iterations).
-    pub samples: usize,
-    /// A batch lasts at least this long.
-    pub min_sample: Duration,
-}
-
-impl Plan {
-    /// 5 warm-ups and 20 samples of ≥ 10 ms; `quick`: 2 and 5.
-    pub fn new(quick: bool) -> Plan {
-        if quick {
-            Plan { warmups: 2, samples: 5, min_sample: Duration::from_millis(10) }
-        } else {
-            Plan { warmups: 5, samples: 20, min_sample: Duration::from_millis(10) }
-        }
-    }
-}
-
-/// Median and spread of the per-unit time, in seconds.
-#[derive(Debug, Clone, Copy)]
-pub struct Stats {
-    pub median_s: f64,
-    pub p10_s: f64,
-    pub p90_s: f64,
-    /// Iterations per sample.
-    pub batch: usize,
-    /// Timed samples.
-    pub samples: usize,
-}
-
-/// The `q`-quantile of sorted values, interpolated linearly (NumPy's default).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-/// Times `f`; each call counts as `units` units (W1 reports seconds per op).
-pub fn measure<R>(plan: Plan, units: f64, mut f: impl FnMut() -> R) -> Stats {
-    let mut one = Duration::MAX;
-    for _ in 0..plan.warmups.max(1) {
-        let t = Instant::now();
-        black_box(f());
-        one = one.min(t.elapsed());
-    }
-    let batch = (plan.min_sample.as_secs_f64() / one.as_secs_f64().max(1e-9)).ceil().clamp(1.0, 1e7) as usize;
-    let mut per: Vec<f64> = (0..plan.samples)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..batch {
-                black_box(f());
-            }
-            t.elapsed().as_secs_f64() / batch as f64 / units
-        })
-        .collect();
-    per.sort_by(f64::total_cmp);
-    Stats {
-        median_s: quantile(&per, 0.5),
-        p10_s: quantile(&per, 0.1),
-        p90_s: quantile(&per, 0.9),
-        batch,
-        samples: per.len(),
-    }
-}
+pub use crate::timing::{measure, Plan, Stats};
 
 /// One result line of the suite's output format.
 pub struct Line {
@@ -118,28 +47,5 @@ impl Line {
         obj.insert("samples".into(), json!(self.stats.samples));
         obj.extend(self.extra);
         println!("{v}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_interpolate_like_numpy() {
-        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(quantile(&v, 0.5), 3.0);
-        assert!((quantile(&v, 0.1) - 1.4).abs() < 1e-12);
-        assert!((quantile(&v, 0.9) - 4.6).abs() < 1e-12);
-        assert_eq!(quantile(&[7.0], 0.9), 7.0);
-    }
-
-    #[test]
-    fn measure_reports_per_unit_time_and_batches_short_work() {
-        let plan = Plan { warmups: 1, samples: 3, min_sample: Duration::from_millis(2) };
-        let s = measure(plan, 1.0, || std::thread::sleep(Duration::from_millis(1)));
-        assert!(s.median_s >= 1e-3, "{s:?}");
-        assert!(s.batch >= 1 && s.batch <= 3, "{s:?}");
-        assert!(s.p10_s <= s.median_s && s.median_s <= s.p90_s);
     }
 }

@@ -33,8 +33,8 @@
 //! close to 2.0.
 
 use std::fs;
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 struct Cfg {
     quick: bool,
@@ -76,33 +76,26 @@ fn mb(kb: Option<f64>) -> String {
 
 /// Time `step` and print one result line. `base_kb` is the RSS before the model was built.
 fn run(cfg: &Cfg, name: &str, size: &str, base_kb: Option<f64>, mut step: impl FnMut() -> f64) {
-    let (samples, min_sample) =
-        if cfg.quick { (3, Duration::from_millis(30)) } else { (7, Duration::from_millis(100)) };
-    let mut one = Duration::MAX;
+    let plan = if cfg.quick {
+        timing::Plan { warmups: 3, samples: 3, min_sample: Duration::from_millis(30) }
+    } else {
+        timing::Plan { warmups: 3, samples: 7, min_sample: Duration::from_millis(100) }
+    };
     let mut loss = 0.0;
-    for _ in 0..3 {
-        let t0 = Instant::now();
-        loss = black_box(step());
-        one = one.min(t0.elapsed());
-    }
-    let inner = ((min_sample.as_secs_f64() / one.as_secs_f64().max(1e-9)).ceil() as usize).clamp(1, 100_000);
-    let steady_kb = status_kb("VmRSS:");
-    let reset = reset_peak();
-    let (c0, w0) = (cpu_seconds(), Instant::now());
-    let mut per = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let t0 = Instant::now();
-        for _ in 0..inner {
-            loss = black_box(step());
-        }
-        per.push(t0.elapsed().as_secs_f64() / inner as f64);
-    }
-    let wall = w0.elapsed().as_secs_f64();
+    // Memory and CPU are read over the timed samples only (after the warm-ups).
+    let (stats, (steady_kb, reset, c0), wall) = timing::measure_with(
+        plan,
+        1.0,
+        || {
+            loss = step();
+            loss
+        },
+        || (status_kb("VmRSS:"), reset_peak(), cpu_seconds()),
+    );
     let util = match (c0, cpu_seconds()) {
         (Some(a), Some(b)) => format!("{:.3}", (b - a) / wall),
         _ => "null".into(),
     };
-    per.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let hwm = status_kb("VmHWM:");
     let peak = match (hwm, base_kb) {
         (Some(h), Some(b)) => Some(h - b),
@@ -118,13 +111,18 @@ fn run(cfg: &Cfg, name: &str, size: &str, base_kb: Option<f64>, mut step: impl F
          \"peak_mb\":{},\"step_peak_mb\":{},\"rss_mb\":{},\"loss\":{loss:.6}}}",
         std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0),
         rayon::current_num_threads(),
-        per[per.len() / 2],
-        inner * samples,
+        stats.median_s,
+        stats.batch * stats.samples,
         mb(peak),
         mb(step_peak),
         mb(hwm),
     );
 }
+
+// The one timing loop of adjoint's benchmarks (see its module docs).
+#[path = "../../adjoint-bench/src/timing.rs"]
+#[allow(dead_code)] // each example uses part of it
+mod timing;
 
 // The three steps are defined once, in the workload suite (W2–W4 of `benches/WORKLOADS.md`).
 #[path = "../../adjoint-bench/src/steps.rs"]

@@ -13,29 +13,24 @@
 //! in `benches/ANOMALY.md`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adjoint::prelude::*;
 use adjoint::tensor::random::{normal, Key};
 
-fn measure(quick: bool, mut f: impl FnMut()) -> f64 {
-    f();
-    let t0 = Instant::now();
-    f();
-    let one = t0.elapsed().max(Duration::from_nanos(1));
-    let min = Duration::from_millis(if quick { 20 } else { 100 });
-    let inner = ((min.as_secs_f64() / one.as_secs_f64()).ceil() as usize).clamp(1, 1_000_000);
-    let mut per: Vec<f64> = (0..if quick { 5 } else { 11 })
-        .map(|_| {
-            let t0 = Instant::now();
-            for _ in 0..inner {
-                f();
-            }
-            t0.elapsed().as_secs_f64() / inner as f64
-        })
-        .collect();
-    per.sort_by(|a, b| a.total_cmp(b));
-    per[per.len() / 2]
+// The one timing loop of adjoint's benchmarks (see its module docs).
+#[path = "../../adjoint-bench/src/timing.rs"]
+#[allow(dead_code)] // each example uses part of it
+mod timing;
+
+/// Median seconds per call of `f`.
+fn measure(quick: bool, f: impl FnMut()) -> f64 {
+    let plan = timing::Plan {
+        warmups: 2,
+        samples: if quick { 5 } else { 11 },
+        min_sample: Duration::from_millis(if quick { 20 } else { 100 }),
+    };
+    timing::measure(plan, 1.0, f).median_s
 }
 
 fn mlp(dims: &[usize], seed: u64) -> Vec<Tensor> {

@@ -14,7 +14,7 @@
 //! of the time per iteration. The same procedure is implemented in `peers.py`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adjoint::prelude::*;
 use adjoint::tensor::random::{normal, uniform, Key};
@@ -43,26 +43,16 @@ impl Cfg {
     }
 }
 
-/// Median seconds per call of `f`.
-fn measure<R>(cfg: &Cfg, mut f: impl FnMut() -> R) -> (f64, usize) {
-    // Warm-up, which also estimates the cost of one call.
-    let t0 = Instant::now();
-    black_box(f());
-    let first = t0.elapsed();
-    let t0 = Instant::now();
-    black_box(f());
-    let one = t0.elapsed().min(first).max(Duration::from_nanos(1));
-    let inner = ((cfg.min_sample().as_secs_f64() / one.as_secs_f64()).ceil() as usize).clamp(1, 1_000_000);
-    let mut per = Vec::with_capacity(cfg.samples());
-    for _ in 0..cfg.samples() {
-        let t0 = Instant::now();
-        for _ in 0..inner {
-            black_box(f());
-        }
-        per.push(t0.elapsed().as_secs_f64() / inner as f64);
-    }
-    per.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (per[per.len() / 2], inner * cfg.samples())
+// The one timing loop of adjoint's benchmarks (see its module docs).
+#[path = "../../adjoint-bench/src/timing.rs"]
+#[allow(dead_code)] // each example uses part of it
+mod timing;
+
+/// Median seconds per call of `f`, and the number of timed calls.
+fn measure<R>(cfg: &Cfg, f: impl FnMut() -> R) -> (f64, usize) {
+    let plan = timing::Plan { warmups: 2, samples: cfg.samples(), min_sample: cfg.min_sample() };
+    let s = timing::measure(plan, 1.0, f);
+    (s.median_s, s.batch * s.samples)
 }
 
 #[allow(clippy::too_many_arguments)]
