@@ -111,7 +111,12 @@ pub(crate) fn slogdet(a: &Array) -> (Array, Array) {
         let mut log = 0.0f64;
         for d in 0..n {
             let v = u[(d, d)];
-            sign *= v.signum() * f64::from(u8::from(v != 0.0));
+            if v == 0.0 {
+                // Singular: the factors past a zero pivot are 0/0 artefacts.
+                (sign, log) = (0.0, f64::NEG_INFINITY);
+                break;
+            }
+            sign *= v.signum();
             log += v.abs().ln();
         }
         signs.push(sign);
