@@ -1,9 +1,9 @@
 //! # adjoint-solvers
 //!
 //! Differentiate through solvers, not only through layers: dense linear algebra
-//! ([`linalg`]), iterative linear solvers, roots, fixed points and optimisation layers
-//! ([`solve`]), and ODE integrators ([`ode`]). The `adjoint` facade re-exports them as
-//! `adjoint::linalg`, `adjoint::solve` and `adjoint::ode`.
+//! ([`linalg`]) and iterative linear solvers, roots, fixed points and optimisation layers
+//! ([`solve`]); ODE integrators (`adjoint::ode`) are the next module. The `adjoint` facade
+//! re-exports them as `adjoint::linalg` and `adjoint::solve`.
 //!
 //! ## Design
 //! - Dense decompositions are primitives of their own (one file each, with shape, eval, JVP,
@@ -16,5 +16,4 @@
 //!   it.
 
 pub mod linalg;
-pub mod ode;
 pub mod solve;

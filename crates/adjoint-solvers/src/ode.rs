@@ -1,1 +1,0 @@
-//! ODE integrators with gradients (in progress).
