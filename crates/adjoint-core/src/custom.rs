@@ -122,7 +122,7 @@ fn inner(a: &[Tensor], b: &[Tensor]) -> Tensor {
     acc.unwrap_or_else(|| Tensor::scalar(0.0f32))
 }
 
-impl<'a> CustomCall<'a> {
+impl CustomCall<'_> {
     /// The output avals when `ins` are batched (`size` examples on axis 0).
     fn batched_avals(avals: &[Aval], size: usize) -> Outs<Aval> {
         avals
@@ -460,11 +460,10 @@ where
             *rt.borrow_mut() = Some(r.map_tensors(&mut |_| Tensor::scalar(0.0f32)));
             (vec![o], leaves)
         });
-        let (bw, t4) = (bwd.clone(), tp.clone());
+        let bw = bwd.clone();
         let flat_bwd: BwdFn = Rc::new(move |r: &[Tensor], c: &[Tensor]| {
             let rs = rtemplate.borrow().as_ref().expect("fwd ran before bwd").with_leaves(r);
             let g = bw(&rs, &c[0]);
-            let _ = &t4;
             g.leaves()
         });
         call("custom_vjp", p, &cache, &direct, flat, Rule::Vjp { fwd: flat_fwd, bwd: flat_bwd })

@@ -16,7 +16,10 @@ mod timing;
 
 fn main() {
     let n = 1000;
-    let m = Tensor::from_vec((0..n * n).map(|k| ((k * 7919 % 1000) as f64 / 1000.0) - 0.5).collect::<Vec<_>>(), &[n, n]);
+    let m = Tensor::from_vec(
+        (0..n * n).map(|k| ((k * 7919 % 1000) as f64 / 1000.0) - 0.5).collect::<Vec<_>>(),
+        &[n, n],
+    );
     let a = m.matmul(&m.t()) + Tensor::eye(n, adjoint_core::DType::F64) * n as f64;
     let b = Tensor::ones(&[n, 1]).to_f64();
     let plan = timing::Plan { warmups: 2, samples: 7, min_sample: Duration::from_millis(50) };
