@@ -104,6 +104,14 @@ pub trait Primitive: Debug {
     /// receives one cotangent per output (`None` = zero).
     fn vjp(&self, primals: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback;
 
+    /// The single output of a one-output primitive, or `None` (the default). `bind`'s eager
+    /// fast path uses it to skip the output list; [`SimplePrimitive`]s provide it.
+    #[doc(hidden)]
+    fn eval_one(&self, args: &[&Array]) -> Option<Array> {
+        let _ = args;
+        None
+    }
+
     /// Forward mode with its own forward computation, for a primitive whose tangent rule also
     /// computes the outputs (a user's custom JVP rule): outputs and their tangents, or `None`
     /// (the default) to bind the primitive one level down and then apply [`jvp`](Self::jvp).
@@ -189,6 +197,10 @@ impl<T: SimplePrimitive> Primitive for T {
     #[inline]
     fn eval(&self, args: &[&Array]) -> Outs<Array> {
         smallvec::smallvec![SimplePrimitive::eval(self, args)]
+    }
+    #[inline]
+    fn eval_one(&self, args: &[&Array]) -> Option<Array> {
+        Some(SimplePrimitive::eval(self, args))
     }
     #[inline]
     fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], outs: &[Tensor]) -> Outs<Option<Tensor>> {

@@ -19,11 +19,47 @@ use crate::tensor::{Payload, Repr, Tensor};
 #[track_caller]
 #[inline]
 pub fn bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
+    if let Some(out) = eval_fast(p, args) {
+        return out;
+    }
     let mut outs = bind_multi(p, args);
     if outs.len() != 1 {
         several_outputs(p.name(), outs.len());
     }
     outs.swap_remove(0)
+}
+
+/// The eager fast path of a one-output primitive: no traced argument (at any depth) and no
+/// anomaly checks — the shape rule, then the kernel, with no output list. `None` when it does
+/// not apply.
+#[track_caller]
+#[inline]
+fn eval_fast<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Option<Tensor> {
+    if debug::requested() {
+        return None;
+    }
+    let mut arrs: SmallVec<[&Array; 4]> = SmallVec::new();
+    for a in args {
+        match &a.0 {
+            Repr::Concrete(x) => arrs.push(x),
+            Repr::Tracer(_) => return None,
+        }
+    }
+    let avals: SmallVec<[Aval; 4]> = arrs.iter().map(|a| Aval::of_array(a)).collect();
+    let out_avals = p.shape(&avals);
+    let out = Tensor::from_array(p.eval_one(&arrs)?);
+    debug_assert_rule(p, &out_avals, std::slice::from_ref(&out));
+    Some(out)
+}
+
+/// [`bind_multi`] one level down from an interpreter, through the fast path when it applies.
+#[track_caller]
+#[inline]
+fn bind_below<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
+    match eval_fast(p, args) {
+        Some(out) => smallvec::smallvec![out],
+        None => bind_multi(p, args),
+    }
 }
 
 #[cold]
@@ -179,7 +215,7 @@ fn jvp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u6
     let (outs, touts) = match p.jvp_with_forward(&prefs, &trefs) {
         Some(both) => both,
         None => {
-            let outs = bind_multi(p, &prefs);
+            let outs = bind_below(p, &prefs);
             if !any_float(&outs) {
                 return outs;
             }
@@ -221,7 +257,7 @@ fn vjp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u6
     let (outs, pb) = match p.vjp_with_forward(&prefs, &wants) {
         Some(both) => both,
         None => {
-            let outs = bind_multi(p, &prefs);
+            let outs = bind_below(p, &prefs);
             if !any_float(&outs) {
                 return outs;
             }
