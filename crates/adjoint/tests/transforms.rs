@@ -310,14 +310,19 @@ fn escaped_tracer_is_a_clear_error() {
 
 #[test]
 fn grad_of_non_scalar_and_of_integers_are_clear_errors() {
+    // Both name the line that built the `grad` (not a line inside adjoint).
     let msg = panic_message(|| {
         let _ = grad(|x: &Tensor| x * 2.0)(&v(&[1.0, 2.0]));
     });
+    let line = line!() - 2;
     assert!(msg.contains("scalar output") && msg.contains("[2]"), "{msg}");
+    assert!(msg.contains(&format!("tests/transforms.rs:{line}:")), "caller location missing: {msg}");
     let msg = panic_message(|| {
         let _ = grad(|x: &Tensor| x.cast(DType::F64).sum())(&Tensor::from_vec(vec![1i64, 2], &[2]));
     });
+    let line = line!() - 2;
     assert!(msg.contains("int64") && msg.contains("only"), "{msg}");
+    assert!(msg.contains(&format!("tests/transforms.rs:{line}:")), "caller location missing: {msg}");
 }
 
 #[test]
