@@ -17,6 +17,9 @@ use crate::vmap::{vmap_call, Axes};
 /// misuse panics name it, not a line inside this file.
 type Loc = &'static Location<'static>;
 
+// Each public transform passes its own name (`what`) and location down to the helpers it is
+// made of, so that `hessian` misuse says `hessian` and the user's line, not `grad` or `jvp`.
+
 fn check_float(t: &Tensor, what: &str, loc: Loc) {
     if !t.dtype().is_float() {
         panic!(
@@ -142,8 +145,11 @@ fn tape_values(leaf_ids: &[usize]) -> usize {
 /// ```
 #[track_caller]
 pub fn grad<P: Params, F: Fn(&P) -> Tensor>(f: F) -> impl Fn(&P) -> P {
-    let loc = Location::caller();
-    move |p: &P| value_and_grad_impl(|q| (f(q), ()), p, "grad", loc).2
+    grad_at(f, "grad", Location::caller())
+}
+
+fn grad_at<P: Params, F: Fn(&P) -> Tensor>(f: F, what: &'static str, loc: Loc) -> impl Fn(&P) -> P {
+    move |p: &P| value_and_grad_impl(|q| (f(q), ()), p, what, loc).2
 }
 
 /// `(f(p), grad(f)(p))` in one pass.
@@ -195,11 +201,16 @@ pub fn value_and_grad_with_aux<P: Params, A: Params, F: Fn(&P) -> (Tensor, A)>(
 /// ```
 #[track_caller]
 pub fn vjp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P) -> (O, impl Fn(&O) -> P) {
-    vjp_at(f, primals, Location::caller())
+    vjp_at(f, primals, "vjp", Location::caller())
 }
 
-fn vjp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, loc: Loc) -> (O, impl Fn(&O) -> P) {
-    let (out, out_ids, leaf_ids, tape) = trace_vjp(f, primals, "vjp", loc);
+fn vjp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(
+    f: F,
+    primals: &P,
+    what: &'static str,
+    loc: Loc,
+) -> (O, impl Fn(&O) -> P) {
+    let (out, out_ids, leaf_ids, tape) = trace_vjp(f, primals, what, loc);
     let template = primals.map_tensors(&mut |t| t.zeros_like());
     let shapes = shapes_of(primals);
     let out_shapes = shapes_of(&out);
@@ -209,14 +220,14 @@ fn vjp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, loc: Loc)
         assert_eq!(
             cts_in.len(),
             out_ids.len(),
-            "adjoint: vjp pullback: cotangent has a different structure from the outputs (vjp at {loc})"
+            "adjoint: {what} pullback: cotangent has a different structure from the outputs ({what} at {loc})"
         );
         let mut seeds = Vec::new();
         for ((id, c), (shape, _)) in out_ids.iter().zip(cts_in).zip(&out_shapes) {
             assert_eq!(
                 c.shape(),
                 shape.as_slice(),
-                "adjoint: vjp pullback: cotangent shape {:?} differs from output shape {:?} (vjp at {loc})",
+                "adjoint: {what} pullback: cotangent shape {:?} differs from output shape {:?} ({what} at {loc})",
                 c.shape(),
                 shape
             );
@@ -240,26 +251,32 @@ fn vjp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, loc: Loc)
 /// ```
 #[track_caller]
 pub fn jvp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents: &P) -> (O, O) {
-    jvp_at(f, primals, tangents, Location::caller())
+    jvp_at(f, primals, tangents, "jvp", Location::caller())
 }
 
-fn jvp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents: &P, loc: Loc) -> (O, O) {
+fn jvp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(
+    f: F,
+    primals: &P,
+    tangents: &P,
+    what: &'static str,
+    loc: Loc,
+) -> (O, O) {
     let guard = push_frame(Kind::Jvp);
     let tl = tangents.leaves();
     assert_eq!(
         tl.len(),
         primals.num_leaves(),
-        "adjoint: jvp: tangents have a different structure from primals (at {loc})"
+        "adjoint: {what}: tangents have a different structure from primals (at {loc})"
     );
     let mut i = 0;
     let traced = primals.map_tensors(&mut |p| {
         let t = &tl[i];
         i += 1;
-        check_float(p, "jvp", loc);
+        check_float(p, what, loc);
         assert_eq!(
             p.shape(),
             t.shape(),
-            "adjoint: jvp: tangent {} has shape {:?} but its primal has shape {:?} (at {loc})",
+            "adjoint: {what}: tangent {} has shape {:?} but its primal has shape {:?} (at {loc})",
             i - 1,
             t.shape(),
             p.shape()
@@ -289,7 +306,10 @@ fn jvp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P, tangents:
 /// ```
 #[track_caller]
 pub fn jacfwd<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
-    let loc = Location::caller();
+    jacfwd_at(f, "jacfwd", Location::caller())
+}
+
+fn jacfwd_at<F: Fn(&Tensor) -> Tensor>(f: F, what: &'static str, loc: Loc) -> impl Fn(&Tensor) -> Tensor {
     move |x: &Tensor| {
         let n = x.numel();
         if n == 0 {
@@ -304,7 +324,7 @@ pub fn jacfwd<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
         let basis = Tensor::eye(n, x.dtype()).reshape(&bshape);
         // The primal output is the same for every tangent (unbatched); the tangents are [n, out...].
         let (y, cols) = vmap_call(
-            |t: &Tensor| jvp_at(&f, x, t, loc),
+            |t: &Tensor| jvp_at(&f, x, t, what, loc),
             &basis,
             &Axes::All(Some(0)),
             &Axes::Leaves(vec![None, Some(0)]),
@@ -330,7 +350,7 @@ pub fn jacfwd<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
 pub fn jacrev<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
     let loc = Location::caller();
     move |x: &Tensor| {
-        let (y, pb) = vjp_at(&f, x, loc);
+        let (y, pb) = vjp_at(&f, x, "jacrev", loc);
         let m = y.numel();
         let mut shape = y.shape().to_vec();
         shape.extend_from_slice(x.shape());
@@ -354,8 +374,8 @@ pub fn jacrev<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
 /// ```
 #[track_caller]
 pub fn hessian<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
-    let g = grad(f);
-    jacfwd(g)
+    let loc = Location::caller();
+    jacfwd_at(grad_at(f, "hessian", loc), "hessian", loc)
 }
 
 /// Hessian-vector product `∇²f(x)·v` by forward-over-reverse, without forming the Hessian.
@@ -368,8 +388,9 @@ pub fn hessian<F: Fn(&Tensor) -> Tensor>(f: F) -> impl Fn(&Tensor) -> Tensor {
 /// ```
 #[track_caller]
 pub fn hvp<P: Params, F: Fn(&P) -> Tensor>(f: F, x: &P, v: &P) -> P {
-    let g = grad(f);
-    jvp_at(|p: &P| g(p), x, v, Location::caller()).1
+    let loc = Location::caller();
+    let g = grad_at(f, "hvp", loc);
+    jvp_at(|p: &P| g(p), x, v, "hvp", loc).1
 }
 
 /// The same value with no derivative: every differentiation transform (`grad`, `vjp`, `jvp`)
