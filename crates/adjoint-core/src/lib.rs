@@ -57,7 +57,7 @@ pub use adjoint_tensor::{Array, DType};
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use ops::{Conv1dOptions, Conv2dOptions, Pool2dOptions};
 pub use params::Params;
-pub use tensor::Tensor;
+pub use tensor::{Tensor, ValueError};
 pub use transforms::{
     grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, value_and_grad_with_aux, vjp,
 };

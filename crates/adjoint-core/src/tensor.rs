@@ -208,7 +208,7 @@ impl Tensor {
     pub fn value(&self) -> &Array {
         match self.try_value() {
             Ok(a) => a,
-            Err(_) => batched_value(self),
+            Err(e) => no_value(e),
         }
     }
 
@@ -261,6 +261,16 @@ impl Tensor {
 }
 
 /// Why [`Tensor::try_value`] has no value to give: the tensor is one example of a `vmap` batch.
+///
+/// ```
+/// use adjoint_core::{vmap, DType, Tensor, ValueError};
+/// let f = vmap(|x: &Tensor| {
+///     let e: ValueError = x.try_value().unwrap_err();
+///     assert_eq!((e.shape.as_slice(), e.dtype), (&[3usize][..], DType::F32));
+///     x * 2.0
+/// });
+/// f(&Tensor::zeros(&[4, 3]));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValueError {
     /// Shape of one example.
@@ -273,7 +283,8 @@ impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "a tensor inside `vmap` (one example of shape {:?}, {}) has no single value: each example has its own",
+            "cannot read the value of a tensor inside `vmap` (one example of shape {:?}, {}): each \
+             example has its own value",
             self.shape, self.dtype
         )
     }
@@ -283,13 +294,10 @@ impl std::error::Error for ValueError {}
 
 #[cold]
 #[track_caller]
-fn batched_value(t: &Tensor) -> ! {
+fn no_value(e: ValueError) -> ! {
     panic!(
-        "adjoint: cannot read the value of a tensor inside `vmap` (one example of shape {:?}, {}): \
-         each example has its own value; branch per example with `Tensor::select`, or read values \
-         outside the mapped function (at {})",
-        t.shape(),
-        t.dtype(),
+        "adjoint: {e}; branch per example with `Tensor::select`, or read values outside the mapped \
+         function (at {})",
         std::panic::Location::caller()
     )
 }

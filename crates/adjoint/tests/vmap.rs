@@ -62,3 +62,20 @@ fn ensemble_step_matches_each_model_alone() {
         }
     }
 }
+
+#[test]
+fn reading_a_value_inside_vmap_is_an_error_the_facade_can_name() {
+    // `try_value` inside `vmap` returns an error a facade user can name and inspect; outside it
+    // returns the array.
+    let seen = std::cell::RefCell::new(None);
+    let xs = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    let _ = vmap(|x: &Tensor| {
+        let e: Result<&adjoint::Array, adjoint::ValueError> = x.try_value();
+        *seen.borrow_mut() = e.err();
+        x * 2.0
+    })(&xs);
+    let e = seen.into_inner().expect("try_value inside vmap should fail");
+    assert_eq!((e.shape.as_slice(), e.dtype), (&[2usize][..], DType::F64));
+    assert!(e.to_string().contains("inside `vmap`") && e.to_string().contains("[2]"), "{e}");
+    assert_eq!(xs.try_value().map(|a| a.shape().to_vec()), Ok(vec![2, 2]));
+}
