@@ -3,7 +3,8 @@
 //! Atomic write = write to a temporary file in the same folder, fsync it, rename it over the
 //! destination, fsync the folder (the `atomic-write-file` crate, the one mechanism all adjoint
 //! crates use). A crash at any point leaves either the old file or the new one, never a torn
-//! one; on Linux the temporary is an unnamed file, so nothing is left behind.
+//! one. A failed write removes its temporary (`.<name>.XXXXXX`); only a process killed between
+//! creating it and the rename leaves one behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -52,8 +53,8 @@ pub(crate) fn create_private_file(path: &Path) -> Result<File> {
 
 fn random_suffix() -> String {
     let mut b = [0u8; 8];
-    // A clash only costs a retry-free failure of `create_new`; fall back to time+pid if the OS
-    // random source is unavailable.
+    // Only run ids use it (a clash would need two runs in one millisecond); fall back to
+    // time+pid if the OS random source is unavailable.
     if getrandom::fill(&mut b).is_err() {
         let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         b = ((t as u64) ^ ((std::process::id() as u64) << 32)).to_le_bytes();
