@@ -264,6 +264,25 @@ fn save_is_atomic_and_replaces_the_old_file_leaving_no_temporaries() {
     assert_eq!(entries, vec![std::ffi::OsString::from("ckpt.safetensors")]);
 }
 
+#[test]
+fn a_failed_save_leaves_no_temporary_and_the_old_checkpoint() {
+    let path = tmp("failed/ckpt.safetensors");
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    checkpoint::save(&path, &net(1.0), &BTreeMap::new()).expect("first");
+    // A non-empty folder where the second file should go: the rename fails after the write.
+    let blocked = dir.join("blocked.safetensors");
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), "kept").unwrap();
+    checkpoint::save(&blocked, &net(5.0), &BTreeMap::new()).expect_err("rename over a folder");
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    entries.sort();
+    assert_eq!(entries, ["blocked.safetensors", "ckpt.safetensors"], "a temporary was left");
+    assert_eq!(std::fs::read_to_string(blocked.join("keep")).unwrap(), "kept");
+    let loaded = checkpoint::load(&path, &net(0.0)).expect("load");
+    assert_eq!(all_named(&loaded), all_named(&net(1.0)));
+}
+
 fn valid_bytes() -> Vec<u8> {
     checkpoint::to_bytes(&net(1.0), &BTreeMap::from([("k".to_string(), "v".to_string())])).expect("bytes")
 }

@@ -67,25 +67,62 @@ pub(crate) fn atomic_write(dest: &Path, data: &[u8]) -> Result<()> {
     atomic_write_with(dest, |f| f.write_all(data))
 }
 
-/// Atomic write whose content is produced by `fill` (used to stream-copy large checkpoints),
-/// through the `atomic-write-file` crate (the one mechanism every adjoint crate uses); the file
-/// is owner-only (0600). On failure the destination is unchanged and no temporary remains.
+/// Atomic write whose content is produced by `fill` (used to stream-copy large checkpoints);
+/// the file is owner-only (0600). On failure the destination is unchanged and no temporary
+/// remains.
 pub(crate) fn atomic_write_with(
     dest: &Path,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let mut f =
-        atomic_write_file::AtomicWriteFile::open(dest).map_err(|e| StoreError::io("create", dest, e))?;
-    let res = (|| {
+    write_atomic(dest, |f| {
         #[cfg(unix)]
-        f.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
-        fill(f.as_file_mut())
-    })();
-    match res {
-        Ok(()) => f.commit().map_err(|e| StoreError::io("write", dest, e)),
-        Err(e) => {
-            let _ = f.discard();
-            Err(StoreError::io("write", dest, e))
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        fill(f)
+    })
+    .map_err(|e| StoreError::io("write", dest, e))
+}
+
+/// Replaces `dest` atomically with what `fill` writes: the `atomic-write-file` crate (a
+/// temporary `.<name>.XXXXXX` in the same folder, fsync, rename, fsync the folder) plus the
+/// one cleanup it misses. The store's files and the CLI's run folders go through here;
+/// `adjoint-nn`, which must not depend on the store, does the same in `checkpoint.rs`.
+///
+/// atomic-write-file 0.3.1 marks the file finished before `commit` fsyncs and renames, so when
+/// either fails its drop no longer removes the temporary. Here the fsync runs first (a failure
+/// drops an unfinished file, which the crate removes), and after a failed rename the temporary
+/// is found by its inode and removed. On any failure `dest` is unchanged and no temporary
+/// remains (only a process killed mid-write can leave one).
+pub fn write_atomic(dest: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> std::io::Result<()> {
+    let mut f = atomic_write_file::AtomicWriteFile::open(dest)?;
+    fill(f.as_file_mut())?;
+    f.sync_all()?;
+    #[cfg(unix)]
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        let m = f.metadata()?;
+        (m.dev(), m.ino())
+    };
+    let res = f.commit();
+    #[cfg(unix)]
+    if res.is_err() {
+        remove_temporary(dest, inode);
+    }
+    res
+}
+
+/// Removes the temporary `.<name>.XXXXXX` of `dest` that is the inode `(dev, ino)`, if any.
+#[cfg(unix)]
+fn remove_temporary(dest: &Path, (dev, ino): (u64, u64)) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(name) = dest.file_name() else { return };
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix)
+            && e.metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+        {
+            let _ = fs::remove_file(e.path());
         }
     }
 }
@@ -181,6 +218,15 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"old");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("record.json")], "no temporary left");
+        // A failed rename (a non-empty folder in the way) leaves no temporary either.
+        let busy = dir.path().join("busy");
+        fs::create_dir(&busy).unwrap();
+        fs::write(busy.join("keep"), b"kept").unwrap();
+        assert!(atomic_write(&busy, b"new").is_err());
+        let mut names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["busy", "record.json"], "no temporary left after a failed rename");
+        assert_eq!(fs::read(busy.join("keep")).unwrap(), b"kept");
         atomic_write(&p, b"new").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"new");
         #[cfg(unix)]

@@ -109,7 +109,7 @@ pub mod reproduce;
 
 pub use diff::{diff_manifests, RunDiff};
 pub use error::{Result, StoreError};
-pub use fsutil::{sha256_bytes, sha256_file};
+pub use fsutil::{sha256_bytes, sha256_file, write_atomic};
 pub use keys::{Signer, ENV_KEY};
 pub use lineage::LineageNode;
 pub use maintenance::{export_name, verify_export, GcReport, VerifyReport};

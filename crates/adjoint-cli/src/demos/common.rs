@@ -79,16 +79,12 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Write `text` to `name` atomically (the `atomic-write-file` crate, as every adjoint
-    /// crate: temp file, fsync, rename, fsync the folder; the temporary is removed on failure).
+    /// Write `text` to `name` atomically ([`adjoint_store::write_atomic`]: temp file, fsync,
+    /// rename, fsync the folder; on failure the old file stays and no temporary remains).
     pub fn write(&self, name: &str, text: &str) -> Result<PathBuf, String> {
         let p = self.file(name);
-        let res = (|| {
-            let mut f = atomic_write_file::AtomicWriteFile::open(&p)?;
-            f.write_all(text.as_bytes())?;
-            f.commit()
-        })();
-        res.map_err(|e| format!("{}: cannot write: {e}", p.display()))?;
+        adjoint_store::write_atomic(&p, |f| f.write_all(text.as_bytes()))
+            .map_err(|e| format!("{}: cannot write: {e}", p.display()))?;
         Ok(p)
     }
 
@@ -186,5 +182,23 @@ mod tests {
         assert_eq!(utc_stamp(0), "19700101-000000");
         assert_eq!(utc_stamp(951_782_400), "20000229-000000");
         assert_eq!(utc_stamp(1_798_761_599), "20261231-235959");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_and_the_old_content() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir { path: root.path().to_path_buf() };
+        run.write("report.txt", "old\n").unwrap();
+        // The rename over a non-empty folder fails after the temporary was written.
+        std::fs::create_dir(run.file("busy")).unwrap();
+        std::fs::write(run.file("busy").join("keep"), "kept").unwrap();
+        let e = run.write("busy", "new\n").unwrap_err();
+        assert!(e.contains("busy: cannot write"), "{e}");
+        let mut names: Vec<_> =
+            std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["busy", "report.txt"], "a temporary was left");
+        assert_eq!(std::fs::read_to_string(run.file("busy").join("keep")).unwrap(), "kept");
+        assert_eq!(std::fs::read_to_string(run.file("report.txt")).unwrap(), "old\n");
     }
 }
