@@ -150,49 +150,15 @@ pub fn save<P: Params>(path: impl AsRef<Path>, value: &P, metadata: &BTreeMap<St
     write_atomic(path, &bytes)
 }
 
-/// Write `bytes` to `path` atomically: the `atomic-write-file` crate (a temporary
-/// `.<name>.XXXXXX` in the same directory, fsync, rename, fsync the directory) plus the one
-/// cleanup it misses, as `adjoint_store::write_atomic` does (this crate must not depend on the
-/// store). atomic-write-file 0.3.1 marks the file finished before `commit` fsyncs and renames,
-/// so when either fails its drop no longer removes the temporary: the fsync runs here first
-/// (a failure drops an unfinished file, which the crate removes), and after a failed rename the
-/// temporary is found by its inode and removed. On any failure the old file stays.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let attempt = || -> std::io::Result<()> {
-        let mut f = atomic_write_file::AtomicWriteFile::open(path)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        #[cfg(unix)]
-        let inode = {
-            use std::os::unix::fs::MetadataExt;
-            let m = f.metadata()?;
-            (m.dev(), m.ino())
-        };
-        let res = f.commit();
-        #[cfg(unix)]
-        if res.is_err() {
-            remove_temporary(path, inode);
-        }
-        res
-    };
-    attempt().map_err(|e| io_err(path, e))
-}
+/// The store's atomic write, compiled here from its one source file: this crate must not
+/// depend on adjoint-store, and the store depends on nothing of ours.
+#[path = "../../adjoint-store/src/atomic.rs"]
+mod atomic;
 
-/// Removes the temporary `.<name>.XXXXXX` of `path` that is the inode `(dev, ino)`, if any.
-#[cfg(unix)]
-fn remove_temporary(path: &Path, (dev, ino): (u64, u64)) {
-    use std::os::unix::fs::MetadataExt;
-    let Some(name) = path.file_name() else { return };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix)
-            && e.metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-        {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+/// Write `bytes` to `path` atomically (temporary in the same directory, fsync, rename, fsync
+/// the directory; on any failure the old file stays and no temporary remains).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    atomic::write_atomic(path, |f| f.write_all(bytes)).map_err(|e| io_err(path, e))
 }
 
 /// Options for [`load_with`].

@@ -1,10 +1,10 @@
 //! File-system helpers: owner-only permissions, atomic writes, hashing, timestamps, git.
 //!
 //! Atomic write = write to a temporary file in the same folder, fsync it, rename it over the
-//! destination, fsync the folder (the `atomic-write-file` crate, the one mechanism all adjoint
-//! crates use). A crash at any point leaves either the old file or the new one, never a torn
-//! one. A failed write removes its temporary (`.<name>.XXXXXX`); only a process killed between
-//! creating it and the rename leaves one behind.
+//! destination, fsync the folder ([`crate::write_atomic`] in `atomic.rs`, the one mechanism all
+//! adjoint crates use). A crash at any point leaves either the old file or the new one, never a
+//! torn one. A failed write removes its temporary (`.<name>.XXXXXX`); only a process killed
+//! between creating it and the rename leaves one behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -74,57 +74,12 @@ pub(crate) fn atomic_write_with(
     dest: &Path,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {
-    write_atomic(dest, |f| {
+    crate::write_atomic(dest, |f| {
         #[cfg(unix)]
         f.set_permissions(fs::Permissions::from_mode(0o600))?;
         fill(f)
     })
     .map_err(|e| StoreError::io("write", dest, e))
-}
-
-/// Replaces `dest` atomically with what `fill` writes: the `atomic-write-file` crate (a
-/// temporary `.<name>.XXXXXX` in the same folder, fsync, rename, fsync the folder) plus the
-/// one cleanup it misses. The store's files and the CLI's run folders go through here;
-/// `adjoint-nn`, which must not depend on the store, does the same in `checkpoint.rs`.
-///
-/// atomic-write-file 0.3.1 marks the file finished before `commit` fsyncs and renames, so when
-/// either fails its drop no longer removes the temporary. Here the fsync runs first (a failure
-/// drops an unfinished file, which the crate removes), and after a failed rename the temporary
-/// is found by its inode and removed. On any failure `dest` is unchanged and no temporary
-/// remains (only a process killed mid-write can leave one).
-pub fn write_atomic(dest: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> std::io::Result<()> {
-    let mut f = atomic_write_file::AtomicWriteFile::open(dest)?;
-    fill(f.as_file_mut())?;
-    f.sync_all()?;
-    #[cfg(unix)]
-    let inode = {
-        use std::os::unix::fs::MetadataExt;
-        let m = f.metadata()?;
-        (m.dev(), m.ino())
-    };
-    let res = f.commit();
-    #[cfg(unix)]
-    if res.is_err() {
-        remove_temporary(dest, inode);
-    }
-    res
-}
-
-/// Removes the temporary `.<name>.XXXXXX` of `dest` that is the inode `(dev, ino)`, if any.
-#[cfg(unix)]
-fn remove_temporary(dest: &Path, (dev, ino): (u64, u64)) {
-    use std::os::unix::fs::MetadataExt;
-    let Some(name) = dest.file_name() else { return };
-    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix)
-            && e.metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-        {
-            let _ = fs::remove_file(e.path());
-        }
-    }
 }
 
 /// SHA-256 of a byte slice, lowercase hex.

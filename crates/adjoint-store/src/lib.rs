@@ -94,6 +94,7 @@
 //! * Loading a published model: `reg.load_checkpoint("forecast@production")?.bytes` (verified
 //!   safetensors bytes) or `reg.checkout(spec, path)` and then `adjoint_nn::checkpoint::load`.
 
+mod atomic;
 pub mod cli;
 mod diff;
 mod error;
@@ -107,9 +108,10 @@ mod recorder;
 pub mod registry;
 pub mod reproduce;
 
+pub use atomic::write_atomic;
 pub use diff::{diff_manifests, RunDiff};
 pub use error::{Result, StoreError};
-pub use fsutil::{sha256_bytes, sha256_file, write_atomic};
+pub use fsutil::{sha256_bytes, sha256_file};
 pub use keys::{Signer, ENV_KEY};
 pub use lineage::LineageNode;
 pub use maintenance::{export_name, verify_export, GcReport, VerifyReport};
