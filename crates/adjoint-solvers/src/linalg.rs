@@ -1,6 +1,6 @@
 //! Dense linear algebra with derivative rules: `solve`, `cholesky`, `triangular_solve`,
-//! `cho_solve`, `lu_factor`/`lu_solve`/`lu`, `slogdet`, `det`, `inv`, `eigh`, `qr`,
-//! `matrix_exp` and `norm`.
+//! `cho_solve`, `lu_factor`/`lu_solve`/`lu`, `slogdet`, `det`, `inv`, `eigh`, `qr`, `svd`,
+//! `matrix_exp`, `vector_norm` and `matrix_norm`.
 //!
 //! Matrices are the last two axes; leading axes are batch axes, broadcast between operands as
 //! NumPy's `np.linalg` functions do. Kernels come from `faer` (computed in `f64`, returned in
@@ -9,9 +9,10 @@
 //! [`LuSolve`](lu_solve::LuSolve), which [`solve`] and [`inv`] bind so that a gradient reuses
 //! the forward factorisation; [`TriangularSolve`](triangular_solve::TriangularSolve);
 //! [`Cholesky`](cholesky::Cholesky); [`Slogdet`](slogdet::Slogdet);
-//! [`Eigh`](eigh::Eigh); [`Qr`](qr::Qr); [`MatrixExp`](matrix_exp::MatrixExp); and the integer
+//! [`Eigh`](eigh::Eigh); [`Qr`](qr::Qr); [`Svd`](svd::Svd);
+//! [`MatrixExp`](matrix_exp::MatrixExp); and the integer
 //! [`LuPivotsToPermutation`](lu_pivots::LuPivotsToPermutation). `cho_solve`, `lu_solve`, `lu`,
-//! `det` and `norm` are composites. The rules are written with these same differentiable ops,
+//! `det` and the norms are composites. The rules are written with these same differentiable ops,
 //! so derivatives of any order, forward and reverse, and `vmap` all work.
 //!
 //! Conventions (as JAX): [`cholesky`] and [`eigh`] symmetrise their input, `(A + Aᵀ)/2`, so
@@ -30,6 +31,7 @@ pub mod matrix_exp;
 mod norm;
 pub mod qr;
 pub mod slogdet;
+pub mod svd;
 pub mod triangular_solve;
 
 pub use eigh::eigh;
@@ -38,6 +40,7 @@ pub use lu_solve::lu_solve;
 pub use matrix_exp::matrix_exp;
 pub use norm::{matrix_norm, vector_norm, MatrixNorm};
 pub use qr::qr;
+pub use svd::svd;
 
 use adjoint_core::batching::{move_axis, to_front};
 use adjoint_core::primitive::{misuse, Aval, Outs, Primitive, SimplePrimitive};
@@ -135,6 +138,13 @@ pub(crate) fn batch_front_multi<P: Primitive>(
 pub(crate) fn two(mut o: Outs<Tensor>) -> (Tensor, Tensor) {
     let second = o.pop().expect("two outputs");
     (o.pop().expect("two outputs"), second)
+}
+
+/// The three outputs of a three-output primitive.
+pub(crate) fn three(o: Outs<Tensor>) -> (Tensor, Tensor, Tensor) {
+    let mut o = o.into_iter();
+    let mut next = || o.next().expect("three outputs");
+    (next(), next(), next())
 }
 
 /// The lower triangle of matrices, with the diagonal scaled by `diag` (0: strictly lower).

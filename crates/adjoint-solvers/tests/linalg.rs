@@ -8,7 +8,7 @@ use adjoint_core::testing::{check_grads, BOTH};
 use adjoint_core::{grad, jvp, vmap, vmap_axes, Tensor};
 use adjoint_solvers::linalg::{
     cho_solve, cholesky, det, eigh, inv, lu, lu_factor, lu_solve, matrix_exp, matrix_norm, qr, slogdet,
-    solve, triangular_solve, vector_norm, MatrixNorm,
+    solve, svd, triangular_solve, vector_norm, MatrixNorm,
 };
 
 fn mat(n: usize, seed: f64) -> Tensor {
@@ -252,6 +252,15 @@ fn decompositions_match_numpy_and_scipy() {
             .map(|&o| vector_norm(&col, o).item())
             .collect();
         close(&Tensor::from_vec(got, &[5]), &nums(&r["vnorm"]), 1e-14, "vector norms");
+        close(&matrix_norm(&a, MatrixNorm::Two), &[r["norm_2"].as_f64().unwrap()], 1e-13, "norm 2");
+        close(&matrix_norm(&a, MatrixNorm::Nuc), &[r["norm_nuc"].as_f64().unwrap()], 1e-13, "norm nuc");
+        let svds = r["svd"].as_array().unwrap();
+        for (x, want) in [tall(n + 2, n, 0.7), tall(n, n + 2, 0.7), a.clone()].iter().zip(svds) {
+            let (u, sv, vt) = svd(x);
+            close(&u, &nums(&want["u"]), 1e-10, "svd u");
+            close(&sv, &nums(&want["s"]), 1e-12, "svd s");
+            close(&vt, &nums(&want["vt"]), 1e-10, "svd vt");
+        }
     }
     // solve: batch dimensions broadcast as NumPy's, and one matrix against batched right sides.
     let a4 = Tensor::stack(&[&mat(3, 0.1), &mat(3, 0.9)], 0).unsqueeze(1);
@@ -300,7 +309,10 @@ fn decompositions_pass_check_grads_at_order_two() {
         check_grads(move |x: &Tensor| vector_norm(x, ord), &b, 2, BOTH);
     }
     let off = &a - Tensor::eye(3, adjoint_core::DType::F64) * 2.5;
-    for ord in [MatrixNorm::Fro, MatrixNorm::One, MatrixNorm::Inf] {
+    for x in [tall(5, 3, 0.7), tall(3, 5, 0.4), mat(3, 0.8)] {
+        check_grads(|a: &Tensor| svd(a), &x, 2, BOTH);
+    }
+    for ord in [MatrixNorm::Fro, MatrixNorm::One, MatrixNorm::Inf, MatrixNorm::Two, MatrixNorm::Nuc] {
         check_grads(move |a: &Tensor| matrix_norm(a, ord), &off, 2, BOTH);
     }
 }
@@ -331,6 +343,12 @@ fn degenerate_and_singular_cases() {
     close(&g, &id.to_vec::<f64>(), 1e-12, "d Σλ / dA at a degenerate point");
     let gv = grad(|s: &Tensor| eigh(s).1.sum())(&id);
     assert!(gv.to_vec::<f64>().iter().any(|x| !x.is_finite()), "{:?}", gv.to_vec::<f64>());
+    let g = grad(|a: &Tensor| svd(a).1.sum())(&(&id * 2.0));
+    close(&g, &id.to_vec::<f64>(), 1e-12, "d Σσ / dA at repeated singular values");
+    // slogdet's reverse rule on batched input (no vmap): A⁻ᵀ per matrix.
+    let s2 = Tensor::stack(&[&sym(3, 0.3), &(sym(3, 0.9) + &id * 3.0)], 0);
+    let g = grad(|a: &Tensor| slogdet(a).1.sum())(&s2);
+    close(&g, &inv(&s2).permute(&[0, 2, 1]).to_vec::<f64>(), 1e-10, "batched d logdet");
     // A singular matrix: non-finite values, no panic.
     let z = Tensor::zeros(&[2, 2]).to_f64();
     assert!(solve(&z, &Tensor::ones(&[2]).to_f64()).to_vec::<f64>().iter().any(|x| !x.is_finite()));
@@ -347,7 +365,7 @@ fn decompositions_vmap_agrees_with_a_loop() {
     let t3 = Tensor::stack(&talls.iter().collect::<Vec<_>>(), 0);
     let b3 = Tensor::stack(&[&rhs(3, 2, 0.3), &rhs(3, 2, 0.8), &rhs(3, 2, 1.1), &rhs(3, 2, 2.5)], 0);
     type Op = fn(&Tensor, &Tensor) -> Tensor;
-    let ops: [(&str, &Tensor, Op); 11] = [
+    let ops: [(&str, &Tensor, Op); 13] = [
         ("lu_factor", &a3, |a, _| lu_factor(a).0),
         ("lu pivots", &a3, |a, _| lu_factor(a).1.to_f64()),
         ("lu l", &a3, |a, _| lu(a).1),
@@ -362,6 +380,14 @@ fn decompositions_vmap_agrees_with_a_loop() {
         ("matrix_exp", &a3, |a, _| matrix_exp(&(a * 0.2))),
         ("vector_norm", &a3, |a, _| vector_norm(a, 3.0)),
         ("matrix_norm", &a3, |a, _| matrix_norm(a, MatrixNorm::Fro) + matrix_norm(a, MatrixNorm::One)),
+        ("svd", &t3, |a, _| {
+            let (u, s, vt) = svd(a);
+            u.sum_axes(&[0], false) + s + vt.sum_axes(&[1], false)
+        }),
+        ("svd (wide)", &t3, |a, _| {
+            let (u, s, vt) = svd(&a.t());
+            u.sum_axes(&[1], false) + s + vt.sum_axes(&[1], false)
+        }),
     ];
     for (name, x3, op) in ops {
         let looped: Vec<Tensor> =
@@ -421,6 +447,8 @@ fn decomposition_misuse_names_the_op_and_the_shapes() {
     assert!(m.contains("lu_solve: pivots [2]"), "{m}");
     let m = msg(Box::new(|| drop(vector_norm(&Tensor::ones(&[3]).to_f64(), -1.0))));
     assert!(m.contains("vector_norm: ord must be positive"), "{m}");
+    let m = msg(Box::new(|| drop(svd(&Tensor::ones(&[3]).to_f64()))));
+    assert!(m.contains("svd: needs float matrices [..., m, n]") && m.contains("[3]"), "{m}");
     let m = msg(Box::new(|| drop(matrix_norm(&Tensor::ones(&[3]).to_f64(), MatrixNorm::Fro))));
     assert!(m.contains("matrix_norm: needs float matrices"), "{m}");
     let m = msg(Box::new(|| drop(solve(&mat(3, 0.0), &Tensor::ones(&[2, 4, 2]).to_f64()))));

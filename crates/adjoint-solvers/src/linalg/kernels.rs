@@ -226,6 +226,23 @@ pub(crate) fn slogdet(a: &Array) -> (Array, Array) {
     (finish(signs, shape, a.dtype()), finish(logs, shape, a.dtype()))
 }
 
+/// For each column of `u`, the sign (±1) that makes its entry of largest magnitude positive:
+/// how eigenvectors and singular vectors are made unique, deterministic and smooth under small
+/// perturbations.
+fn column_signs(u: MatRef<'_, f64>) -> Vec<f64> {
+    (0..u.ncols())
+        .map(|j| {
+            let big =
+                (0..u.nrows()).map(|i| u[(i, j)]).fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
+            if big < 0.0 {
+                -1.0
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
 /// Eigenvalues (ascending) and eigenvectors (columns, each with its entry of largest magnitude
 /// positive) of each symmetric `A`, reading its lower triangle. A failed decomposition (which faer reports only for non-finite input)
 /// gives NaNs.
@@ -237,22 +254,8 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
         match view(&av, i, n, n).self_adjoint_eigen(Side::Lower) {
             Ok(e) => {
                 w.extend(e.S().column_vector().iter().copied());
-                // Each eigenvector's sign: its entry of largest magnitude positive, so that
-                // the result is deterministic and smooth under small perturbations.
                 let u = e.U();
-                let sign: Vec<f64> = (0..n)
-                    .map(|j| {
-                        let big =
-                            (0..n)
-                                .map(|i| u[(i, j)])
-                                .fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
-                        if big < 0.0 {
-                            -1.0
-                        } else {
-                            1.0
-                        }
-                    })
-                    .collect();
+                let sign = column_signs(u);
                 for r in 0..n {
                     v.extend((0..n).map(|j| u[(r, j)] * sign[j]));
                 }
@@ -288,6 +291,43 @@ pub(crate) fn qr(a: &Array) -> (Array, Array) {
     let rank = rshape.len();
     rshape[rank - 2] = n;
     (finish(qs, a.shape(), a.dtype()), finish(rs, &rshape, a.dtype()))
+}
+
+/// The thin SVD `(U [..., m, k], s [..., k], Vᵀ [..., k, n])` of each `A [..., m, n]`, singular
+/// values descending, each pair of singular vectors signed so that the entry of largest
+/// magnitude of `uᵢ` is positive (NaNs where faer's iteration fails, on non-finite input).
+pub(crate) fn svd(a: &Array) -> (Array, Array, Array) {
+    let (batch, m, n) = dims(a);
+    let k = m.min(n);
+    let av = data(a);
+    let (mut us, mut ss, mut vts) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..batch {
+        match view(&av, i, m, n).thin_svd() {
+            Ok(f) => {
+                let (u, s, v) = (f.U(), f.S().column_vector(), f.V());
+                let sign = column_signs(u);
+                for r in 0..m {
+                    us.extend((0..k).map(|j| u[(r, j)] * sign[j]));
+                }
+                ss.extend((0..k).map(|j| s[j]));
+                for j in 0..k {
+                    vts.extend((0..n).map(|c| v[(c, j)] * sign[j]));
+                }
+            }
+            Err(_) => {
+                us.extend(std::iter::repeat_n(f64::NAN, m * k));
+                ss.extend(std::iter::repeat_n(f64::NAN, k));
+                vts.extend(std::iter::repeat_n(f64::NAN, k * n));
+            }
+        }
+    }
+    let batch_shape = &a.shape()[..a.rank() - 2];
+    let shape = |tail: &[usize]| [batch_shape, tail].concat();
+    (
+        finish(us, &shape(&[m, k]), a.dtype()),
+        finish(ss, &shape(&[k]), a.dtype()),
+        finish(vts, &shape(&[k, n]), a.dtype()),
+    )
 }
 
 /// The matrix exponential of each `A [..., n, n]`: scaling and squaring with the degree-13

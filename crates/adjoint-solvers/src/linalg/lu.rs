@@ -14,7 +14,7 @@ use adjoint_core::{grads, Array, DType, Tensor};
 
 use super::triangular_solve::tri_solve;
 use super::{
-    batch_front_multi, check_square, eye_like, kernels, mt, permute_rows, tril, triu, unpermute_rows,
+    batch_front_multi, check_square, eye_like, kernels, mt, permute_rows, three, tril, triu, unpermute_rows,
 };
 
 /// The `lu` primitive: `a -> (lu, pivots, perm)`.
@@ -33,9 +33,7 @@ fn right_solve_upper(m: &Tensor, u: &Tensor, transpose: bool) -> Tensor {
 
 /// `(lu, pivots, perm)` of `a` (one primitive call).
 pub(crate) fn lu_raw(a: &Tensor) -> (Tensor, Tensor, Tensor) {
-    let mut o = bind_multi(&Lu, &[a]).into_iter();
-    let (lu, piv, perm) = (o.next(), o.next(), o.next());
-    (lu.expect("three outputs"), piv.expect("three outputs"), perm.expect("three outputs"))
+    three(bind_multi(&Lu, &[a]))
 }
 
 impl Primitive for Lu {

@@ -57,10 +57,15 @@ pub enum MatrixNorm {
     One,
     /// Largest row sum of magnitudes (NumPy's `inf`).
     Inf,
+    /// Spectral: the largest singular value (NumPy's `2`).
+    Two,
+    /// Nuclear: the sum of the singular values (NumPy's `"nuc"`).
+    Nuc,
 }
 
 /// A norm of the matrices `a [..., m, n]` over their last two axes (`np.linalg.norm(a, ord,
-/// axis=(-2, -1))`).
+/// axis=(-2, -1))`). `Two` and `Nuc` go through [`svd`](super::svd): differentiable where the
+/// singular values involved are distinct (and, for `Nuc`, non-zero).
 ///
 /// ```
 /// use adjoint_core::Tensor;
@@ -69,6 +74,9 @@ pub enum MatrixNorm {
 /// assert_eq!(matrix_norm(&a, MatrixNorm::Fro).item(), 30f64.sqrt());
 /// assert_eq!(matrix_norm(&a, MatrixNorm::One).item(), 6.0);
 /// assert_eq!(matrix_norm(&a, MatrixNorm::Inf).item(), 7.0);
+/// let d = Tensor::from_vec(vec![3.0f64, 0.0, 0.0, -2.0], &[2, 2]);
+/// assert!((matrix_norm(&d, MatrixNorm::Two).item() - 3.0).abs() < 1e-12);
+/// assert!((matrix_norm(&d, MatrixNorm::Nuc).item() - 5.0).abs() < 1e-12);
 /// ```
 #[track_caller]
 pub fn matrix_norm(a: &Tensor, ord: MatrixNorm) -> Tensor {
@@ -83,5 +91,7 @@ pub fn matrix_norm(a: &Tensor, ord: MatrixNorm) -> Tensor {
         MatrixNorm::Fro => safe_sqrt(&(a * a).sum_axes(&[r - 2, r - 1], false)),
         MatrixNorm::One => a.abs().sum_axes(&[r - 2], false).max_axes(&[r - 2], false),
         MatrixNorm::Inf => a.abs().sum_axes(&[r - 1], false).max_axes(&[r - 2], false),
+        MatrixNorm::Two => super::svd(a).1.narrow(r - 2, 0, 1).squeeze(r - 2),
+        MatrixNorm::Nuc => super::svd(a).1.sum_axes(&[r - 2], false),
     }
 }
