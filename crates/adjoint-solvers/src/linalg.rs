@@ -1,27 +1,49 @@
 //! Dense linear algebra with derivative rules: `solve`, `cholesky`, `triangular_solve`,
-//! `cho_solve`, `slogdet`, `det`, `inv`.
+//! `cho_solve`, `lu_factor`/`lu_solve`/`lu`, `slogdet`, `det`, `inv`, `eigh`, `qr`, `svd`,
+//! `matrix_exp`, `vector_norm` and `matrix_norm`.
 //!
 //! Matrices are the last two axes; leading axes are batch axes, broadcast between operands as
 //! NumPy's `np.linalg` functions do. Kernels come from `faer` (computed in `f64`, returned in
-//! the input's dtype). Three primitives carry every rule — [`Solve`](solve_prim::Solve),
-//! [`TriangularSolve`](triangular_solve::TriangularSolve), [`Cholesky`](cholesky::Cholesky) —
-//! plus [`Slogdet`](slogdet::Slogdet) with its two outputs; `inv`, `det` and `cho_solve` are
-//! composites. The rules are written with these same differentiable ops, so derivatives of any
-//! order, forward and reverse, and `vmap` all work.
+//! the input's dtype). Each primitive lives in a file of its own with its shape, kernel, JVP,
+//! VJP and batching rules: [`Lu`](lu::Lu) (three outputs) with
+//! [`LuSolve`](lu_solve::LuSolve), which [`solve`] and [`inv`] bind so that a gradient reuses
+//! the forward factorisation; [`TriangularSolve`](triangular_solve::TriangularSolve);
+//! [`Cholesky`](cholesky::Cholesky); [`Slogdet`](slogdet::Slogdet);
+//! [`Eigh`](eigh::Eigh); [`Qr`](qr::Qr); [`Svd`](svd::Svd);
+//! [`MatrixExp`](matrix_exp::MatrixExp); and the integer
+//! [`LuPivotsToPermutation`](lu_pivots::LuPivotsToPermutation). `cho_solve`, `lu_solve`, `lu`,
+//! `det` and the norms are composites. The rules are written with these same differentiable ops,
+//! so derivatives of any order, forward and reverse, and `vmap` all work.
 //!
-//! Conventions (as JAX): [`cholesky`] symmetrises its input, `(A + Aᵀ)/2`, so its gradient is
-//! symmetric; a matrix that is not positive definite gives a factor of NaNs rather than a
-//! panic; a singular matrix gives infinities in `solve` and `inv` and sign 0, `-inf` in
-//! `slogdet`.
+//! Conventions (as JAX): [`cholesky`] and [`eigh`] symmetrise their input, `(A + Aᵀ)/2`, so
+//! their gradients are symmetric; a matrix that is not positive definite gives a Cholesky
+//! factor of NaNs rather than a panic; a singular matrix gives non-finite values in `solve`,
+//! `inv` and `lu_factor` (past the first zero pivot) and sign 0, `-inf` in `slogdet`. Misuse
+//! (shapes, dtypes) panics with the op's name and the shapes.
 
 pub mod cholesky;
+pub mod eigh;
 mod kernels;
+pub mod lu;
+pub mod lu_pivots;
+pub mod lu_solve;
+pub mod matrix_exp;
+mod norm;
+pub mod qr;
 pub mod slogdet;
-pub mod solve_prim;
+pub mod svd;
 pub mod triangular_solve;
 
-use adjoint_core::batching::to_front;
-use adjoint_core::primitive::{misuse, Aval, SimplePrimitive};
+pub use eigh::eigh;
+pub use lu::{lu, lu_factor};
+pub use lu_solve::lu_solve;
+pub use matrix_exp::matrix_exp;
+pub use norm::{matrix_norm, vector_norm, MatrixNorm};
+pub use qr::qr;
+pub use svd::svd;
+
+use adjoint_core::batching::{move_axis, to_front};
+use adjoint_core::primitive::{misuse, Aval, Outs, Primitive, SimplePrimitive};
 use adjoint_core::trace::{bind, bind_multi};
 use adjoint_core::{DType, Tensor};
 use adjoint_tensor::broadcast_shapes;
@@ -98,10 +120,49 @@ pub(crate) fn batch_front<P: SimplePrimitive>(
     (bind(p, &refs), Some(0))
 }
 
+/// [`batch_front`] for a primitive with several outputs, each batched on axis 0.
+pub(crate) fn batch_front_multi<P: Primitive>(
+    p: &P,
+    a: &[&Tensor],
+    axes: &[Option<usize>],
+    size: usize,
+) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    let xs = to_front_all(a, axes, size);
+    let refs: Vec<&Tensor> = xs.iter().collect();
+    let outs = bind_multi(p, &refs);
+    let axes = outs.iter().map(|_| Some(0)).collect();
+    (outs, axes)
+}
+
+/// The two outputs of a two-output primitive.
+pub(crate) fn two(mut o: Outs<Tensor>) -> (Tensor, Tensor) {
+    let second = o.pop().expect("two outputs");
+    (o.pop().expect("two outputs"), second)
+}
+
+/// The three outputs of a three-output primitive.
+pub(crate) fn three(o: Outs<Tensor>) -> (Tensor, Tensor, Tensor) {
+    let mut o = o.into_iter();
+    let mut next = || o.next().expect("three outputs");
+    (next(), next(), next())
+}
+
+/// The lower triangle of matrices, with the diagonal scaled by `diag` (0: strictly lower).
+pub(crate) fn tril(t: &Tensor, diag: f64) -> Tensor {
+    let n = t.shape()[t.rank() - 1];
+    t * tri_mask(n, true, diag, t.dtype())
+}
+
+/// The upper triangle of matrices, diagonal included.
+pub(crate) fn triu(t: &Tensor) -> Tensor {
+    let n = t.shape()[t.rank() - 1];
+    t * tri_mask(n, false, 1.0, t.dtype())
+}
+
 /// Broadcast the batch axes of `a [..., n, n]` and `b` (a vector `[n]` — NumPy 2's rule: only
 /// a 1-D `b` is a vector — or matrices `[..., n, k]`); returns them and whether `b` was a vector.
 #[track_caller]
-fn broadcast_pair(op: &str, a: &Tensor, b: &Tensor) -> (Tensor, Tensor, bool) {
+pub(crate) fn broadcast_pair(op: &str, a: &Tensor, b: &Tensor) -> (Tensor, Tensor, bool) {
     check_square(op, &Aval::of(a));
     let vector = b.rank() == 1;
     let b = if vector { b.unsqueeze(1) } else { b.clone() };
@@ -120,12 +181,37 @@ fn broadcast_pair(op: &str, a: &Tensor, b: &Tensor) -> (Tensor, Tensor, bool) {
     (a.broadcast_to(&sa), b.broadcast_to(&sb), vector)
 }
 
-fn unvector(x: Tensor, vector: bool) -> Tensor {
+pub(crate) fn unvector(x: Tensor, vector: bool) -> Tensor {
     if vector {
         x.squeeze(x.rank() - 1)
     } else {
         x
     }
+}
+
+/// Rows of `b [..., n, k]` picked by `perm [..., n]`: `out[i] = b[perm[i]]`.
+pub(crate) fn permute_rows(b: &Tensor, perm: &Tensor) -> Tensor {
+    let r = b.rank();
+    b.gather(r - 2, &perm.unsqueeze(r - 1).broadcast_to(b.shape()))
+}
+
+/// The inverse of [`permute_rows`]: `out[perm[i]] = x[i]`.
+pub(crate) fn unpermute_rows(x: &Tensor, perm: &Tensor) -> Tensor {
+    let r = x.rank();
+    let idx = perm.unsqueeze(r - 1).broadcast_to(x.shape());
+    Tensor::full_of(x.shape(), 0.0, x.dtype()).scatter_add(r - 2, &idx, x)
+}
+
+/// The diagonals `[..., n]` of matrices `[..., n, n]`.
+pub(crate) fn diag_part(m: &Tensor) -> Tensor {
+    let r = m.rank();
+    (m * eye_like(m)).sum_axes(&[r - 1], false)
+}
+
+/// Diagonal matrices `[..., n, n]` from their diagonals `[..., n]`.
+pub(crate) fn diag_embed(d: &Tensor) -> Tensor {
+    let n = d.shape()[d.rank() - 1];
+    d.unsqueeze(d.rank()) * Tensor::eye(n, d.dtype())
 }
 
 /// `X` with `A X = B` (LU with partial pivoting). `b` is a vector `[n]` or matrices
@@ -142,8 +228,18 @@ fn unvector(x: Tensor, vector: bool) -> Tensor {
 /// ```
 #[track_caller]
 pub fn solve(a: &Tensor, b: &Tensor) -> Tensor {
+    let (rb, n) = (b.rank(), a.shape().last().copied().unwrap_or(0));
+    if a.rank() == 2 && rb > 2 && b.shape()[rb - 2] == n {
+        // One matrix, right-hand sides with batch dimensions: one factorisation, and the
+        // batch becomes more columns ([..., n, k] -> [n, ...·k]).
+        check_square("solve", &Aval::of(a));
+        let front = move_axis(b, rb - 2, 0);
+        let s = front.shape().to_vec();
+        let x = lu_solve::solve_raw(a, &front.reshape(&[n, b.numel() / n.max(1)]));
+        return move_axis(&x.reshape(&s), 0, rb - 2);
+    }
     let (a, b, vector) = broadcast_pair("solve", a, b);
-    unvector(solve_prim::solve_raw(&a, &b), vector)
+    unvector(lu_solve::solve_raw(&a, &b), vector)
 }
 
 /// The lower Cholesky factor `L` of a symmetric positive definite `A = L Lᵀ` (of
@@ -205,9 +301,7 @@ pub fn cho_solve(l: &Tensor, b: &Tensor) -> Tensor {
 /// ```
 #[track_caller]
 pub fn slogdet(a: &Tensor) -> (Tensor, Tensor) {
-    let mut outs = bind_multi(&slogdet::Slogdet, &[a]);
-    let l = outs.pop().expect("two outputs");
-    (outs.pop().expect("two outputs"), l)
+    two(bind_multi(&slogdet::Slogdet, &[a]))
 }
 
 /// The determinant over the last two axes (`sign · exp(log|det|)`).
@@ -239,5 +333,5 @@ pub fn det(a: &Tensor) -> Tensor {
 pub fn inv(a: &Tensor) -> Tensor {
     check_square("inv", &Aval::of(a));
     let e = eye_like(a).broadcast_to(a.shape());
-    solve_prim::solve_raw(a, &e)
+    lu_solve::solve_raw(a, &e)
 }

@@ -8,7 +8,7 @@ use adjoint_core::primitive::{Aval, Pullback, SimplePrimitive};
 use adjoint_core::{Array, Tensor};
 
 use super::triangular_solve::tri_solve;
-use super::{batch_front, check_square, kernels, mt, tri_mask};
+use super::{batch_front, check_square, kernels, mt, tril};
 
 /// The `cholesky` primitive.
 #[derive(Debug, Clone, Copy)]
@@ -16,8 +16,7 @@ pub struct Cholesky;
 
 /// `Φ(S)`: the lower triangle of `S` with its diagonal halved.
 fn phi(s: &Tensor) -> Tensor {
-    let n = s.shape()[s.rank() - 1];
-    s * tri_mask(n, true, 0.5, s.dtype())
+    tril(s, 0.5)
 }
 
 impl SimplePrimitive for Cholesky {

@@ -4,11 +4,10 @@
 
 use adjoint_core::grads;
 use adjoint_core::primitive::{Aval, Outs, Primitive, Pullback};
-use adjoint_core::trace::bind_multi;
 use adjoint_core::{Array, Tensor};
 
-use super::solve_prim::solve_raw;
-use super::{check_square, eye_like, kernels, mt, to_front_all};
+use super::lu_solve::solve_raw;
+use super::{batch_front_multi, check_square, eye_like, kernels, mt};
 
 /// The `slogdet` primitive.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +36,7 @@ impl Primitive for Slogdet {
     fn vjp(&self, p: &[&Tensor], _outs: &[Tensor], _wants: &[bool]) -> Pullback {
         Pullback::multi(p[0].clone(), |a, cts| {
             let Some(c) = &cts[1] else { return grads![None] };
-            let inv_t = solve_raw(&mt(a), &eye_like(a));
+            let inv_t = solve_raw(&mt(a), &eye_like(a).broadcast_to(a.shape()));
             grads![Some(c.unsqueeze(c.rank()).unsqueeze(c.rank() + 1) * inv_t)]
         })
     }
@@ -47,8 +46,6 @@ impl Primitive for Slogdet {
         axes: &[Option<usize>],
         size: usize,
     ) -> (Outs<Tensor>, Outs<Option<usize>>) {
-        let x = to_front_all(a, axes, size);
-        let outs = bind_multi(self, &[&x[0]]);
-        (outs, smallvec::smallvec![Some(0), Some(0)])
+        batch_front_multi(self, a, axes, size)
     }
 }

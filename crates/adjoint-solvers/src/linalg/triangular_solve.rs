@@ -8,7 +8,7 @@ use adjoint_core::primitive::{Aval, Pullback, SimplePrimitive};
 use adjoint_core::trace::bind;
 use adjoint_core::{Array, Tensor};
 
-use super::{batch_front, check_rhs, check_square, kernels, mt, tri_mask};
+use super::{batch_front, check_rhs, check_square, kernels, mt, tril, triu};
 
 /// The `triangular_solve` primitive.
 #[derive(Debug, Clone, Copy)]
@@ -26,8 +26,11 @@ pub(crate) fn tri_solve(a: &Tensor, b: &Tensor, lower: bool, transpose: bool) ->
 
 /// The triangle of `m` that the kernel reads.
 fn tri(m: &Tensor, lower: bool) -> Tensor {
-    let n = m.shape()[m.rank() - 1];
-    m * tri_mask(n, lower, 1.0, m.dtype())
+    if lower {
+        tril(m, 1.0)
+    } else {
+        triu(m)
+    }
 }
 
 impl SimplePrimitive for TriangularSolve {
