@@ -85,7 +85,13 @@ pub struct OdeOptions {
 
 impl Default for OdeOptions {
     fn default() -> Self {
-        OdeOptions { method: Method::Dopri5, rtol: 1e-6, atol: 1e-9, max_steps: 100_000, grad: GradMethod::Adjoint }
+        OdeOptions {
+            method: Method::Dopri5,
+            rtol: 1e-6,
+            atol: 1e-9,
+            max_steps: 100_000,
+            grad: GradMethod::Adjoint,
+        }
     }
 }
 
@@ -162,14 +168,26 @@ where
     OdeStats { accepted: run.accepted, rejected: run.rejected, nfev: run.nfev }
 }
 
-fn solve<P>(f: &dyn Fn(&Tensor, f64, &P) -> Tensor, y0: &Tensor, ts: &[f64], p: &P, opts: &OdeOptions) -> Run {
+fn solve<P>(
+    f: &dyn Fn(&Tensor, f64, &P) -> Tensor,
+    y0: &Tensor,
+    ts: &[f64],
+    p: &P,
+    opts: &OdeOptions,
+) -> Run {
     let (tab, ctl) = opts.scheme();
     let rhs = |y: &[Tensor], t: f64| vec![f(&y[0], t, p)];
     integrate(&rhs, std::slice::from_ref(y0), ts, tab, ctl, opts.max_steps, false)
 }
 
 /// The forward solve with tensor ops, stacked.
-fn forward<P>(f: &dyn Fn(&Tensor, f64, &P) -> Tensor, y0: &Tensor, ts: &[f64], p: &P, opts: &OdeOptions) -> Tensor {
+fn forward<P>(
+    f: &dyn Fn(&Tensor, f64, &P) -> Tensor,
+    y0: &Tensor,
+    ts: &[f64],
+    p: &P,
+    opts: &OdeOptions,
+) -> Tensor {
     let run = solve(f, y0, ts, p, opts);
     let outs: Vec<&Tensor> = run.outs.iter().map(|s| &s[0]).collect();
     Tensor::stack(&outs, 0)

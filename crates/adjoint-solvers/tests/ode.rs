@@ -84,7 +84,8 @@ fn loss(ys: &Tensor) -> Tensor {
 /// Gradient of `loss(odeint(..))` in `(y0, p)`.
 fn gradient(f: Rhs, y0: &Tensor, p: &Tensor, ts: &[f64], o: OdeOptions) -> Vec<f64> {
     let ts = ts.to_vec();
-    let (gy, gp) = grad(move |q: &(Tensor, Tensor)| loss(&odeint(f, &q.0, &ts, &q.1, &o)))(&(y0.clone(), p.clone()));
+    let (gy, gp) =
+        grad(move |q: &(Tensor, Tensor)| loss(&odeint(f, &q.0, &ts, &q.1, &o)))(&(y0.clone(), p.clone()));
     gy.to_vec::<f64>().into_iter().chain(gp.to_vec::<f64>()).collect()
 }
 

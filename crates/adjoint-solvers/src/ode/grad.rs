@@ -80,7 +80,10 @@ where
                     let (_, ga, gp) = adj(&y, &s[0], t);
                     std::iter::once(ga).chain(gp).collect()
                 };
-                integrate(&rhs, &state, &back, tab, ctl, o.max_steps, false).outs.pop().expect("the end state")
+                integrate(&rhs, &state, &back, tab, ctl, o.max_steps, false)
+                    .outs
+                    .pop()
+                    .expect("the end state")
             }
         };
         pbar = end.split_off(1);

@@ -124,7 +124,16 @@ pub(crate) fn integrate(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn fixed(rhs: &Rhs, y0: &[Tensor], ts: &[f64], tab: &Tableau, dt: f64, max: usize, record: bool, run: &mut Run) {
+fn fixed(
+    rhs: &Rhs,
+    y0: &[Tensor],
+    ts: &[f64],
+    tab: &Tableau,
+    dt: f64,
+    max: usize,
+    record: bool,
+    run: &mut Run,
+) {
     assert!(dt > 0.0, "adjoint: odeint: the fixed step dt must be positive (got {dt})");
     let mut y = y0.to_vec();
     for w in ts.windows(2) {
@@ -148,7 +157,15 @@ fn fixed(rhs: &Rhs, y0: &[Tensor], ts: &[f64], tab: &Tableau, dt: f64, max: usiz
 }
 
 /// SciPy's `select_initial_step` for a method whose error estimator has order 4.
-fn initial_step(rhs: &Rhs, t0: f64, y0: &[Tensor], f0: &[Tensor], dir: f64, span: f64, tol: (f64, f64)) -> f64 {
+fn initial_step(
+    rhs: &Rhs,
+    t0: f64,
+    y0: &[Tensor],
+    f0: &[Tensor],
+    dir: f64,
+    span: f64,
+    tol: (f64, f64),
+) -> f64 {
     let (rtol, atol) = tol;
     let (yv, fv) = (values(y0), values(f0));
     let n = yv.len();
@@ -160,11 +177,8 @@ fn initial_step(rhs: &Rhs, t0: f64, y0: &[Tensor], f0: &[Tensor], dir: f64, span
     let y1 = lincomb(y0, &[f0.to_vec()], &[1.0], h0 * dir);
     let f1 = values(&rhs(&y1, t0 + h0 * dir));
     let d2 = rms(f1.iter().zip(&fv).zip(&scale).map(|((a, b), s)| (a - b) / s), n) / h0;
-    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
-        (h0 * 1e-3).max(1e-6)
-    } else {
-        (0.01 / d1.max(d2)).powf(1.0 / 5.0)
-    };
+    let h1 =
+        if d1 <= 1e-15 && d2 <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / d1.max(d2)).powf(1.0 / 5.0) };
     (100.0 * h0).min(h1).min(span)
 }
 
@@ -223,7 +237,8 @@ fn adaptive(
             });
             let en = rms(err, n);
             if en < 1.0 {
-                let mut factor = if en == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * en.powf(EXPONENT)) };
+                let mut factor =
+                    if en == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * en.powf(EXPONENT)) };
                 if rejected {
                     factor = factor.min(1.0);
                 }
@@ -237,7 +252,8 @@ fn adaptive(
         run.accepted += 1;
         while next < ts.len() && dir * (ts[next] - t_new) <= 0.0 {
             let to = ts[next];
-            let out = if to == t_new { y_new.clone() } else { lincomb(&y, &k, &(tab.dense)((to - t) / h), h) };
+            let out =
+                if to == t_new { y_new.clone() } else { lincomb(&y, &k, &(tab.dense)((to - t) / h), h) };
             run.outs.push(out);
             next += 1;
         }
