@@ -10,6 +10,9 @@
 //! adaptive pairs `e` has one more entry than the stages (the FSAL stage `f(t + h, y_new)`) and
 //! the error estimate is `h Σ e_i k_i`.
 
+// Coefficients are written as published, beyond f64's precision.
+#![allow(clippy::excessive_precision)]
+
 /// A Runge–Kutta method's coefficients.
 pub(crate) struct Tableau {
     pub c: &'static [f64],
