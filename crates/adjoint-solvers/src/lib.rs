@@ -2,7 +2,7 @@
 //!
 //! Differentiate through solvers, not only through layers: dense linear algebra
 //! ([`linalg`]) and iterative linear solvers, roots, fixed points and optimisation layers
-//! ([`solve`]); ODE integrators (`adjoint::ode`) are the next module. The `adjoint` facade
+//! ([`solve`]); ODE integrators with adjoint gradients ([`ode`]). The `adjoint` facade
 //! re-exports them as `adjoint::linalg` and `adjoint::solve`.
 //!
 //! ## Design
@@ -16,4 +16,5 @@
 //!   it.
 
 pub mod linalg;
+pub mod ode;
 pub mod solve;

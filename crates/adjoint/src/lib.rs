@@ -22,7 +22,7 @@
 //! `adjoint-core` (primitives and transforms). See each crate's documentation for the design.
 
 pub use adjoint_core::*;
-pub use adjoint_solvers::{linalg, solve};
+pub use adjoint_solvers::{linalg, ode, solve};
 pub use adjoint_tensor as tensor;
 
 /// Everything a typical program needs: `use adjoint::prelude::*`.

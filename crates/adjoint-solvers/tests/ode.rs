@@ -1,0 +1,189 @@
+//! odeint: step counts and solutions against SciPy's `solve_ivp(method="RK45")` (fixture
+//! made by `fixtures/ode_scipy.py`), gradients of the three methods against each other and
+//! finite differences on Lotka–Volterra and a damped pendulum, and the adjoint's memory.
+
+use adjoint_core::{grad, memory, Tensor};
+use adjoint_solvers::ode::{odeint, odeint_stats, GradMethod, Method, OdeOptions};
+
+fn v(x: &[f64]) -> Tensor {
+    Tensor::from_vec(x.to_vec(), &[x.len()])
+}
+
+/// `[hare, lynx]` with `p = [α, β, γ, δ]`.
+fn lotka_volterra(z: &Tensor, _t: f64, p: &Tensor) -> Tensor {
+    let (u, w) = (z.narrow(0, 0, 1), z.narrow(0, 1, 1));
+    let q = |i| p.narrow(0, i, 1);
+    let du = &u * q(0) - &u * &w * q(1);
+    let dw = -(&w * q(2)) + &u * &w * q(3);
+    Tensor::concat(&[&du, &dw], 0)
+}
+
+/// `[θ, ω]` with `p = [damping, g/L]`.
+fn pendulum(z: &Tensor, _t: f64, p: &Tensor) -> Tensor {
+    let (th, om) = (z.narrow(0, 0, 1), z.narrow(0, 1, 1));
+    let dom = -(&om * p.narrow(0, 0, 1)) - th.sin() * p.narrow(0, 1, 1);
+    Tensor::concat(&[&om, &dom], 0)
+}
+
+type Rhs = fn(&Tensor, f64, &Tensor) -> Tensor;
+
+fn rhs_of(name: &str) -> Rhs {
+    match name {
+        "lotka_volterra" => lotka_volterra,
+        "pendulum" => pendulum,
+        _ => panic!("unknown problem {name}"),
+    }
+}
+
+fn floats(j: &serde_json::Value) -> Vec<f64> {
+    j.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+fn fixture() -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ode_scipy.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn step_counts_and_solutions_match_scipy_rk45() {
+    for case in fixture()["cases"].as_array().unwrap() {
+        let name = case["problem"].as_str().unwrap();
+        let (rtol, atol) = (case["rtol"].as_f64().unwrap(), case["atol"].as_f64().unwrap());
+        let (y0, p, ts) = (v(&floats(&case["y0"])), v(&floats(&case["params"])), floats(&case["ts"]));
+        let f = rhs_of(name);
+        for method in [Method::Dopri5, Method::Tsit5] {
+            let o = OdeOptions { method, rtol, atol, ..OdeOptions::default() };
+            let s = odeint_stats(f, &y0, &[ts[0], *ts.last().unwrap()], &p, &o);
+            let want = case["steps"].as_u64().unwrap() as f64;
+            let ratio = s.accepted as f64 / want;
+            println!("{name} rtol {rtol:e} {method:?}: {} steps vs SciPy {want} ({ratio:.3})", s.accepted);
+            assert!((0.8..=1.2).contains(&ratio), "{name} rtol {rtol:e} {method:?}: {s:?} vs SciPy {want}");
+            // The output times do not change the steps (dense output).
+            assert_eq!(odeint_stats(f, &y0, &ts, &p, &o), s);
+            let ys = odeint(f, &y0, &ts, &p, &o).to_vec::<f64>();
+            let want: Vec<f64> = case["ys"].as_array().unwrap().iter().flat_map(floats).collect();
+            let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let err = ys.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
+            if method == Method::Dopri5 {
+                // Same method, same steps: SciPy's numbers to rounding.
+                assert!(err < 1e-9, "{name} rtol {rtol:e}: relative difference {err:e} from SciPy");
+            } else {
+                assert!(err < 300.0 * rtol, "{name} rtol {rtol:e} Tsit5: relative difference {err:e}");
+            }
+        }
+    }
+}
+
+/// A scalar loss of every output state (weights fixed, plus a quadratic term).
+fn loss(ys: &Tensor) -> Tensor {
+    let n = ys.shape()[0];
+    let w: Vec<f64> = (0..2 * n).map(|i| 1.0 + 0.1 * ((i * 7) % 5) as f64).collect();
+    (ys * Tensor::from_vec(w, &[n, 2])).sum() + ys.square().sum() * 1e-3
+}
+
+/// Gradient of `loss(odeint(..))` in `(y0, p)`.
+fn gradient(f: Rhs, y0: &Tensor, p: &Tensor, ts: &[f64], o: OdeOptions) -> Vec<f64> {
+    let ts = ts.to_vec();
+    let (gy, gp) =
+        grad(move |q: &(Tensor, Tensor)| loss(&odeint(f, &q.0, &ts, &q.1, &o)))(&(y0.clone(), p.clone()));
+    gy.to_vec::<f64>().into_iter().chain(gp.to_vec::<f64>()).collect()
+}
+
+/// Central differences of the same loss, solved at rtol = atol = 1e-13.
+fn finite_differences(f: Rhs, y0: &Tensor, p: &Tensor, ts: &[f64]) -> Vec<f64> {
+    let o = OdeOptions { rtol: 1e-13, atol: 1e-13, ..OdeOptions::default() };
+    let x: Vec<f64> = y0.to_vec::<f64>().into_iter().chain(p.to_vec::<f64>()).collect();
+    let ny = y0.shape()[0];
+    let at = |x: &[f64]| loss(&odeint(f, &v(&x[..ny]), ts, &v(&x[ny..]), &o)).item();
+    (0..x.len())
+        .map(|i| {
+            let h = 1e-5 * x[i].abs().max(1e-2);
+            let (mut a, mut b) = (x.clone(), x.clone());
+            a[i] += h;
+            b[i] -= h;
+            (at(&a) - at(&b)) / (2.0 * h)
+        })
+        .collect()
+}
+
+fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}: {a:?} vs {b:?}");
+    }
+}
+
+fn three_methods_agree(f: Rhs, y0: &Tensor, p: &Tensor, ts: &[f64]) {
+    let fd = finite_differences(f, y0, p, ts);
+    for method in [Method::Dopri5, Method::Tsit5] {
+        let mut grads = Vec::new();
+        for g in [GradMethod::Direct, GradMethod::Adjoint, GradMethod::Backsolve] {
+            let o = OdeOptions { method, rtol: 1e-11, atol: 1e-11, grad: g, ..OdeOptions::default() };
+            let gr = gradient(f, y0, p, ts, o);
+            assert_close(&gr, &fd, 1e-6, &format!("{method:?} {g:?} vs finite differences"));
+            grads.push(gr);
+        }
+        assert_close(&grads[1], &grads[0], 1e-6, &format!("{method:?} adjoint vs direct"));
+        assert_close(&grads[2], &grads[0], 1e-6, &format!("{method:?} backsolve vs direct"));
+    }
+}
+
+fn yearly(n: usize) -> Vec<f64> {
+    (0..n).map(|i| i as f64).collect()
+}
+
+#[test]
+fn gradients_lotka_volterra() {
+    three_methods_agree(lotka_volterra, &v(&[33.0, 6.2]), &v(&[0.55, 0.028, 0.80, 0.024]), &yearly(21));
+}
+
+#[test]
+fn gradients_damped_pendulum() {
+    let ts: Vec<f64> = (0..=20).map(|i| 0.5 * i as f64).collect();
+    three_methods_agree(pendulum, &v(&[1.0, 0.0]), &v(&[0.3, 4.0]), &ts);
+}
+
+#[test]
+fn rk4_gradients_agree() {
+    let (y0, p, ts) = (v(&[1.0, 0.0]), v(&[0.3, 4.0]), yearly(6));
+    let o = |g| OdeOptions { method: Method::Rk4 { dt: 1e-3 }, grad: g, ..OdeOptions::default() };
+    let direct = gradient(pendulum, &y0, &p, &ts, o(GradMethod::Direct));
+    let fd = finite_differences(pendulum, &y0, &p, &ts);
+    assert_close(&direct, &fd, 1e-6, "rk4 direct vs finite differences");
+    for g in [GradMethod::Adjoint, GradMethod::Backsolve] {
+        assert_close(&gradient(pendulum, &y0, &p, &ts, o(g)), &direct, 1e-6, &format!("rk4 {g:?}"));
+    }
+}
+
+/// Peak residual bytes of one gradient evaluation.
+fn peak(o: OdeOptions) -> usize {
+    let (y0, p, ts) = (v(&[33.0, 6.2]), v(&[0.55, 0.028, 0.80, 0.024]), yearly(11));
+    memory::reset_peak();
+    let _ = gradient(lotka_volterra, &y0, &p, &ts, o);
+    memory::peak_residual_bytes()
+}
+
+#[test]
+fn adjoint_memory_is_constant_in_the_step_count() {
+    for g in [GradMethod::Adjoint, GradMethod::Backsolve] {
+        let o = |dt| OdeOptions { method: Method::Rk4 { dt }, grad: g, ..OdeOptions::default() };
+        let (few, many) = (peak(o(0.05)), peak(o(0.005)));
+        println!("{g:?}: peak residual bytes {few} (200 steps) vs {many} (2000 steps)");
+        assert_eq!(few, many, "{g:?}");
+        let a = |rtol| OdeOptions { rtol, atol: rtol, grad: g, ..OdeOptions::default() };
+        assert_eq!(peak(a(1e-4)), peak(a(1e-10)), "{g:?} adaptive");
+    }
+    // Differentiating through the steps does grow with them.
+    let d = |dt| OdeOptions { method: Method::Rk4 { dt }, grad: GradMethod::Direct, ..OdeOptions::default() };
+    assert!(peak(d(0.005)) > 5 * peak(d(0.05)));
+}
+
+#[test]
+fn backward_in_time_and_repeated_times() {
+    let o = OdeOptions { rtol: 1e-10, atol: 1e-12, ..OdeOptions::default() };
+    let decay = |y: &Tensor, _t: f64, k: &Tensor| -(y * k);
+    let ys = odeint(decay, &v(&[1.0]), &[1.0, 1.0, 0.0], &Tensor::scalar(0.5f64), &o).to_vec::<f64>();
+    assert_eq!(ys[..2], [1.0, 1.0]);
+    assert!((ys[2] - 0.5f64.exp()).abs() < 1e-9);
+    let dk = grad(|k: &Tensor| odeint(decay, &v(&[1.0]), &[1.0, 0.0], k, &o).sum())(&Tensor::scalar(0.5f64));
+    assert!((dk.item() - 0.5f64.exp()).abs() < 1e-8, "{}", dk.item());
+}
