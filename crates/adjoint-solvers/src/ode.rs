@@ -4,7 +4,12 @@
 //! the output times `ts`, stacked: `[ts.len(), ...y0.shape]`. Methods ([`Method`]):
 //! fixed-step classic RK4, and the adaptive 5(4) pairs of Dormand–Prince (SciPy's `RK45`) and
 //! Tsitouras, with dense output at the output times (so output times do not change the steps)
-//! and SciPy's step-size control.
+//! and SciPy's step-size control; and for stiff problems the linearly implicit Rosenbrock 2(3)
+//! pair of MATLAB's `ode23s` (each step factors `I − h d ∂f/∂y` with [`crate::linalg`]'s LU,
+//! the Jacobian by forward mode).
+//!
+//! [`odeint_event`] integrates until a function of the state crosses zero (a terminal event)
+//! and differentiates the crossing's time and state by the implicit function theorem.
 //!
 //! Gradients with respect to `y0` and `params` ([`GradMethod`]):
 //! - **Direct**: the solver's steps are tensor ops, so reverse mode differentiates through
@@ -17,7 +22,8 @@
 //!   so reverse-mode memory does not depend on the number of steps.
 //! - **Backsolve**: the same adjoint, with `y` integrated backward together with it from the
 //!   stored output state (as `jax.experimental.ode.odeint`); cheapest, but can be inaccurate
-//!   when the backward `y` dynamics are unstable.
+//!   when the backward `y` dynamics are unstable — always the case for stiff problems, whose
+//!   fast decaying modes grow backward in time: use `Adjoint` or `Direct` with `Rosenbrock23`.
 //!
 //! The adjoint methods approximate the exact gradient to the solver's tolerances; Direct gives
 //! the exact gradient of the approximate solution. At tight tolerances they agree.
@@ -25,16 +31,19 @@
 //! Step sizes are read from plain values, so odeint does not batch under `vmap` when step
 //! control depends on the batch; batch inside `f` instead (a state of shape `[B, n]`).
 
+mod event;
 mod grad;
 mod integrate;
+mod rosenbrock;
 mod tableau;
 
 use std::rc::Rc;
 
 use adjoint_core::{Params, Tensor};
 
-use integrate::{integrate, Control, Run};
-use tableau::{Tableau, DOPRI5, RK4, TSIT5};
+pub use event::{odeint_event, Event};
+use integrate::{integrate, Control, Run, Scheme};
+use tableau::{DOPRI5, RK4, TSIT5};
 
 /// The integration scheme.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,6 +58,10 @@ pub enum Method {
     Dopri5,
     /// Tsitouras 5(4), adaptive.
     Tsit5,
+    /// The Rosenbrock 2(3) pair of Shampine & Reichelt (MATLAB's `ode23s`), adaptive and
+    /// linearly implicit, for stiff problems: each step factors `I − h d ∂f/∂y` (a dense
+    /// Jacobian of the whole state by forward mode), so it suits small and medium systems.
+    Rosenbrock23,
 }
 
 /// How [`odeint`] is differentiated (see the module docs).
@@ -96,12 +109,13 @@ impl Default for OdeOptions {
 }
 
 impl OdeOptions {
-    fn scheme(&self) -> (&'static Tableau, Control) {
+    fn scheme(&self) -> (Scheme, Control) {
         let adaptive = Control::Adaptive { rtol: self.rtol, atol: self.atol };
         match self.method {
-            Method::Rk4 { dt } => (&RK4, Control::Fixed { dt }),
-            Method::Dopri5 => (&DOPRI5, adaptive),
-            Method::Tsit5 => (&TSIT5, adaptive),
+            Method::Rk4 { dt } => (Scheme::Explicit(&RK4), Control::Fixed { dt }),
+            Method::Dopri5 => (Scheme::Explicit(&DOPRI5), adaptive),
+            Method::Tsit5 => (Scheme::Explicit(&TSIT5), adaptive),
+            Method::Rosenbrock23 => (Scheme::Rosenbrock23, adaptive),
         }
     }
 }
@@ -175,9 +189,9 @@ fn solve<P>(
     p: &P,
     opts: &OdeOptions,
 ) -> Run {
-    let (tab, ctl) = opts.scheme();
+    let (scheme, ctl) = opts.scheme();
     let rhs = |y: &[Tensor], t: f64| vec![f(&y[0], t, p)];
-    integrate(&rhs, std::slice::from_ref(y0), ts, tab, ctl, opts.max_steps, false)
+    integrate(&rhs, std::slice::from_ref(y0), ts, scheme, ctl, opts.max_steps, false)
 }
 
 /// The forward solve with tensor ops, stacked.

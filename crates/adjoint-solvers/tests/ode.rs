@@ -187,3 +187,151 @@ fn backward_in_time_and_repeated_times() {
     let dk = grad(|k: &Tensor| odeint(decay, &v(&[1.0]), &[1.0, 0.0], k, &o).sum())(&Tensor::scalar(0.5f64));
     assert!((dk.item() - 0.5f64.exp()).abs() < 1e-8, "{}", dk.item());
 }
+
+/// Robertson's chemical kinetics, `k = [k1, k2, k3]`: stiff (rate constants 0.04 to 3·10⁷).
+fn robertson(y: &Tensor, _t: f64, k: &Tensor) -> Tensor {
+    let (a, b, c) = (y.narrow(0, 0, 1), y.narrow(0, 1, 1), y.narrow(0, 2, 1));
+    let q = |i| k.narrow(0, i, 1);
+    let r1 = &a * q(0);
+    let r2 = b.square() * q(1);
+    let r3 = &b * &c * q(2);
+    Tensor::concat(&[&(&r3 - &r1), &(&r1 - &r3 - &r2), &r2], 0)
+}
+
+#[test]
+fn rosenbrock_solves_a_stiff_problem_in_few_steps() {
+    let fx = &fixture()["stiff"];
+    let (y0, k, ts) = (v(&floats(&fx["y0"])), v(&floats(&fx["params"])), floats(&fx["ts"]));
+    let want: Vec<f64> = fx["ys"].as_array().unwrap().iter().flat_map(floats).collect();
+    let counts = &fx["counts_rtol_1e-6_atol_1e-10"];
+    let o = OdeOptions { method: Method::Rosenbrock23, rtol: 1e-6, atol: 1e-10, ..OdeOptions::default() };
+    let s = odeint_stats(robertson, &y0, &[0.0, 100.0], &k, &o);
+    let (rk45, radau) =
+        (counts["RK45"]["steps"].as_u64().unwrap(), counts["Radau"]["steps"].as_u64().unwrap());
+    println!("Robertson to t = 100, rtol 1e-6: Rosenbrock23 {s:?}; SciPy RK45 {rk45} steps, Radau {radau}");
+    // An explicit method needs ~10⁵ steps (stability, not accuracy); the 2nd-order
+    // Rosenbrock pair a few hundred.
+    assert!(s.accepted < 1000 && (s.accepted as u64) * 100 < rk45, "{s:?}");
+    let ys = odeint(robertson, &y0, &ts, &k, &o).to_vec::<f64>();
+    for (i, (a, b)) in ys.iter().zip(&want).enumerate() {
+        // Each component against its own scale (y2 is ~10⁻⁵).
+        let scale = want.iter().skip(i % 3).step_by(3).fold(0.0f64, |m, x| m.max(x.abs()));
+        assert!((a - b).abs() <= 1e-3 * scale, "component {i}: {a} vs Radau {b}");
+    }
+    // Tighter tolerance, closer to the reference.
+    let tight = OdeOptions { rtol: 1e-9, atol: 1e-14, ..o };
+    let ys = odeint(robertson, &y0, &ts, &k, &tight).to_vec::<f64>();
+    for (i, (a, b)) in ys.iter().zip(&want).enumerate() {
+        let scale = want.iter().skip(i % 3).step_by(3).fold(0.0f64, |m, x| m.max(x.abs()));
+        assert!((a - b).abs() <= 1e-6 * scale, "rtol 1e-9, component {i}: {a} vs Radau {b}");
+    }
+}
+
+#[test]
+fn rosenbrock_gradients_agree() {
+    // Robertson on a short span (stiff from the start), and Lotka–Volterra (non-stiff) through
+    // the same method. Backsolve is left out on Robertson: integrating a stiff system backward
+    // in time is unstable (its fast modes grow), the documented limit of that method.
+    let rob = |y: &Tensor, t: f64, k: &Tensor| robertson(y, t, k);
+    let all = [GradMethod::Direct, GradMethod::Adjoint, GradMethod::Backsolve];
+    type Case<'a> = (Rhs, Tensor, Tensor, Vec<f64>, &'a [GradMethod]);
+    let cases: [Case; 2] = [
+        (rob, v(&[1.0, 0.0, 0.0]), v(&[0.04, 3e7, 1e4]), vec![0.0, 0.1, 0.5, 1.0], &all[..2]),
+        (lotka_volterra, v(&[33.0, 6.2]), v(&[0.55, 0.028, 0.80, 0.024]), yearly(4), &all),
+    ];
+    for (f, y0, p, ts, methods) in cases {
+        let loss = |ys: &Tensor| (ys * ys.ones_like().cumsum(1)).sum();
+        let at = |o: OdeOptions, y0: &Tensor, p: &Tensor| loss(&odeint(f, y0, &ts, p, &o));
+        let x: Vec<f64> = y0.to_vec::<f64>().into_iter().chain(p.to_vec::<f64>()).collect();
+        let ny = y0.shape()[0];
+        let fine =
+            OdeOptions { method: Method::Rosenbrock23, rtol: 1e-11, atol: 1e-14, ..OdeOptions::default() };
+        let fd: Vec<f64> = (0..x.len())
+            .map(|i| {
+                let h = 1e-6 * x[i].abs().max(1e-2);
+                let (mut a, mut b) = (x.clone(), x.clone());
+                a[i] += h;
+                b[i] -= h;
+                let e = |x: &[f64]| at(fine, &v(&x[..ny]), &v(&x[ny..])).item();
+                (e(&a) - e(&b)) / (2.0 * h)
+            })
+            .collect();
+        for &g in methods {
+            let o = OdeOptions {
+                method: Method::Rosenbrock23,
+                rtol: 1e-9,
+                atol: 1e-13,
+                grad: g,
+                ..OdeOptions::default()
+            };
+            let (gy, gp) = grad(|q: &(Tensor, Tensor)| at(o, &q.0, &q.1))(&(y0.clone(), p.clone()));
+            let gr: Vec<f64> = gy.to_vec::<f64>().into_iter().chain(gp.to_vec::<f64>()).collect();
+            // Sensitivities to relative changes (the rate constants span 10⁻² to 10⁷), against
+            // the largest.
+            let sc =
+                |g: &[f64]| -> Vec<f64> { g.iter().zip(&x).map(|(g, x)| g * x.abs().max(1.0)).collect() };
+            let (a, b) = (sc(&gr), sc(&fd));
+            let top = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+                assert!((a - b).abs() <= 1e-5 * top, "{g:?} entry {i}: {a} vs finite differences {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn event_time_and_state_match_closed_form_and_finite_differences() {
+    use adjoint_solvers::ode::odeint_event;
+    // Ball thrown from height z0 at speed v under gravity g: lands at (v + √(v² + 2 g z0)) / g.
+    let fall = |z: &Tensor, _t: f64, g: &Tensor| Tensor::concat(&[&z.narrow(0, 1, 1), &-g.reshape(&[1])], 0);
+    let height = |z: &Tensor, _t: f64, _g: &Tensor| z.narrow(0, 0, 1).sum();
+    let landing = |z0: f64, v: f64, g: f64| (v + (v * v + 2.0 * g * z0).sqrt()) / g;
+    for method in [Method::Dopri5, Method::Tsit5, Method::Rk4 { dt: 0.01 }, Method::Rosenbrock23] {
+        for gm in [GradMethod::Direct, GradMethod::Adjoint, GradMethod::Backsolve] {
+            let o = OdeOptions { method, rtol: 1e-10, atol: 1e-12, grad: gm, ..OdeOptions::default() };
+            let t_of = |q: &(Tensor, Tensor)| odeint_event(fall, &q.0, 0.0, 10.0, &q.1, height, &o).t;
+            let q = (v(&[2.0, 3.0]), Tensor::scalar(9.81f64));
+            let e = odeint_event(fall, &q.0, 0.0, 10.0, &q.1, height, &o);
+            assert!(e.fired);
+            assert!((e.t.item() - landing(2.0, 3.0, 9.81)).abs() < 1e-8, "{method:?}: {}", e.t.item());
+            assert!(e.y.to_vec::<f64>()[0].abs() < 1e-8);
+            let (gz, gg) = grad(t_of)(&q);
+            let h = 1e-6;
+            let fd = |a: [f64; 3], b: [f64; 3]| {
+                (landing(a[0], a[1], a[2]) - landing(b[0], b[1], b[2])) / (2.0 * h)
+            };
+            let want = [
+                fd([2.0 + h, 3.0, 9.81], [2.0 - h, 3.0, 9.81]),
+                fd([2.0, 3.0 + h, 9.81], [2.0, 3.0 - h, 9.81]),
+                fd([2.0, 3.0, 9.81 + h], [2.0, 3.0, 9.81 - h]),
+            ];
+            let got = [gz.to_vec::<f64>()[0], gz.to_vec::<f64>()[1], gg.item()];
+            assert_close(&got, &want, 1e-6, &format!("{method:?} {gm:?} landing time"));
+        }
+    }
+    // The pendulum's first pass through θ = 0 (non-linear, no closed form): the time and the
+    // angular velocity there against finite differences of the located crossing.
+    let o = OdeOptions { rtol: 1e-11, atol: 1e-12, ..OdeOptions::default() };
+    let cross = |z: &Tensor, _t: f64, _p: &Tensor| z.narrow(0, 0, 1).sum();
+    let out = |q: &(Tensor, Tensor)| {
+        let e = odeint_event(pendulum, &q.0, 0.0, 10.0, &q.1, cross, &o);
+        e.t + e.y.narrow(0, 1, 1).sum() * 0.5
+    };
+    let x = [1.0, 0.2, 0.3, 4.0];
+    let q = |x: &[f64]| (v(&x[..2]), v(&x[2..]));
+    let (gy, gp) = grad(out)(&q(&x));
+    let got: Vec<f64> = gy.to_vec::<f64>().into_iter().chain(gp.to_vec::<f64>()).collect();
+    let want: Vec<f64> = (0..4)
+        .map(|i| {
+            let h = 1e-6;
+            let (mut a, mut b) = (x, x);
+            a[i] += h;
+            b[i] -= h;
+            (out(&q(&a)).item() - out(&q(&b)).item()) / (2.0 * h)
+        })
+        .collect();
+    assert_close(&got, &want, 1e-6, "pendulum crossing");
+    // No crossing before t_max: the end state, not fired.
+    let e = odeint_event(pendulum, &v(&[1.0, 0.0]), 0.0, 0.1, &v(&[0.3, 4.0]), cross, &o);
+    assert!(!e.fired && e.t.item() == 0.1);
+}

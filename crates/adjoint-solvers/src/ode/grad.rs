@@ -47,7 +47,7 @@ where
     F: Fn(&Tensor, f64, &P) -> Tensor,
 {
     let n = ts.len();
-    let (tab, ctl) = o.scheme();
+    let (scheme, ctl) = o.scheme();
     // (f(y), -aᵀ∂f/∂y, -aᵀ∂f/∂p) at (y, a, t).
     let adj = |y: &Tensor, a: &Tensor, t: f64| -> (Tensor, Tensor, Vec<Tensor>) {
         let (fy, pb) = vjp(|q: &(Tensor, P)| f(&q.0, t, &q.1), &(y.clone(), clone_params(p)));
@@ -66,7 +66,7 @@ where
                     [fy, ga].into_iter().chain(gp).collect()
                 };
                 let start: State = std::iter::once(row(ys, i)).chain(state).collect();
-                let mut end = integrate(&rhs, &start, &back, tab, ctl, o.max_steps, false).outs.pop();
+                let mut end = integrate(&rhs, &start, &back, scheme, ctl, o.max_steps, false).outs.pop();
                 let mut end = end.take().expect("the end state");
                 end.remove(0);
                 end
@@ -74,13 +74,14 @@ where
             _ => {
                 let fwd = |s: &[Tensor], t: f64| vec![f(&s[0], t, p)];
                 let y0 = [row(ys, i - 1)];
-                let steps = integrate(&fwd, &y0, &[ts[i - 1], ts[i]], tab, ctl, o.max_steps, true).steps;
+                let steps = integrate(&fwd, &y0, &[ts[i - 1], ts[i]], scheme, ctl, o.max_steps, true).steps;
                 let rhs = |s: &[Tensor], t: f64| {
-                    let y = if steps.is_empty() { y0[0].clone() } else { interp(&steps, tab, t).remove(0) };
+                    let y =
+                        if steps.is_empty() { y0[0].clone() } else { interp(&steps, scheme, t).remove(0) };
                     let (_, ga, gp) = adj(&y, &s[0], t);
                     std::iter::once(ga).chain(gp).collect()
                 };
-                integrate(&rhs, &state, &back, tab, ctl, o.max_steps, false)
+                integrate(&rhs, &state, &back, scheme, ctl, o.max_steps, false)
                     .outs
                     .pop()
                     .expect("the end state")

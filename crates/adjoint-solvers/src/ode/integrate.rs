@@ -14,7 +14,46 @@
 
 use adjoint_core::Tensor;
 
+use super::rosenbrock;
 use super::tableau::Tableau;
+
+/// A step rule: an explicit Runge–Kutta tableau, or the linearly implicit Rosenbrock 2(3)
+/// pair for stiff problems.
+#[derive(Clone, Copy)]
+pub(crate) enum Scheme {
+    Explicit(&'static Tableau),
+    Rosenbrock23,
+}
+
+impl Scheme {
+    /// Order of the error estimator (SciPy's `error_estimator_order`).
+    fn error_order(self) -> f64 {
+        match self {
+            Scheme::Explicit(_) => 4.0,
+            Scheme::Rosenbrock23 => 2.0,
+        }
+    }
+
+    /// `θ ↦ w_i(θ)` with `y(t + θh) = y + h Σ w_i(θ) k_i` over a recorded step's stages.
+    pub(crate) fn dense(self, th: f64) -> [f64; 7] {
+        match self {
+            Scheme::Explicit(tab) => (tab.dense)(th),
+            Scheme::Rosenbrock23 => rosenbrock::dense(th),
+        }
+    }
+}
+
+/// One attempted adaptive step.
+pub(crate) struct Attempt {
+    pub y_new: State,
+    /// The stages kept for dense output.
+    pub k: Vec<State>,
+    /// The local error estimate, flattened (plain values).
+    pub err: Vec<f64>,
+    /// `f(t + h, y_new)`.
+    pub f_new: State,
+    pub nfev: usize,
+}
 
 /// The state: a list of tensors integrated together.
 pub(crate) type State = Vec<Tensor>;
@@ -24,8 +63,6 @@ pub(crate) type Rhs<'a> = dyn Fn(&[Tensor], f64) -> State + 'a;
 const SAFETY: f64 = 0.9;
 const MIN_FACTOR: f64 = 0.2;
 const MAX_FACTOR: f64 = 10.0;
-/// `-1 / (error estimator order + 1)` for the 5(4) pairs.
-const EXPONENT: f64 = -1.0 / 5.0;
 
 /// How steps are chosen.
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +90,8 @@ pub(crate) struct Run {
     pub nfev: usize,
     /// The accepted steps (when asked for).
     pub steps: Vec<Step>,
+    /// The time the terminal event fired, if it did.
+    pub event: Option<f64>,
 }
 
 /// `y + h Σ w_i k_i` leaf by leaf (zero weights skipped).
@@ -80,7 +119,7 @@ pub(crate) fn lincomb(y: &[Tensor], ks: &[State], w: &[f64], h: f64) -> State {
 }
 
 /// The plain values of a state, flattened.
-fn values(s: &[Tensor]) -> Vec<f64> {
+pub(crate) fn values(s: &[Tensor]) -> Vec<f64> {
     s.iter().flat_map(|t| t.to_vec::<f64>()).collect()
 }
 
@@ -102,25 +141,125 @@ fn stages(rhs: &Rhs, tab: &Tableau, t: f64, y: &[Tensor], h: f64, k0: Option<Sta
     k
 }
 
+/// The explicit step of `tab` from `(t, y)` with known `f(t, y)`, its FSAL stage and error.
+fn explicit(rhs: &Rhs, tab: &Tableau, t: f64, y: &[Tensor], f: &[Tensor], h: f64) -> Attempt {
+    let mut k = stages(rhs, tab, t, y, h, Some(f.to_vec()));
+    let y_new = lincomb(y, &k, tab.b, h);
+    k.push(rhs(&y_new, t + h));
+    let kv: Vec<Vec<f64>> = k.iter().map(|s| values(s)).collect();
+    let n = kv[0].len();
+    let err = (0..n).map(|j| kv.iter().zip(tab.e).map(|(kk, w)| kk[j] * w).sum::<f64>() * h).collect();
+    let f_new = k.last().expect("FSAL stage").clone();
+    Attempt { y_new, nfev: k.len() - 1, k, err, f_new }
+}
+
+/// A terminal event: integration stops at the first time the function of `(state, t)`
+/// changes sign (a zero at the start does not count); the time is located on the dense
+/// output to rounding.
+pub(crate) type Stop<'a> = dyn Fn(&[Tensor], f64) -> f64 + 'a;
+
 /// Integrate from `ts[0]` through the output times `ts` (monotonic, either direction).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn integrate(
     rhs: &Rhs,
     y0: &[Tensor],
     ts: &[f64],
-    tab: &Tableau,
+    scheme: Scheme,
     ctl: Control,
     max_steps: usize,
     record: bool,
 ) -> Run {
-    let mut run = Run { outs: vec![y0.to_vec()], accepted: 0, rejected: 0, nfev: 0, steps: Vec::new() };
-    match ctl {
-        Control::Fixed { dt } => fixed(rhs, y0, ts, tab, dt, max_steps, record, &mut run),
-        Control::Adaptive { rtol, atol } => {
-            adaptive(rhs, y0, ts, tab, (rtol, atol), max_steps, record, &mut run)
+    integrate_until(rhs, y0, ts, scheme, ctl, max_steps, record, None)
+}
+
+/// [`integrate`], stopping at the event `stop` when it fires: then `event` holds its time
+/// and the last output is the state there.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn integrate_until(
+    rhs: &Rhs,
+    y0: &[Tensor],
+    ts: &[f64],
+    scheme: Scheme,
+    ctl: Control,
+    max_steps: usize,
+    record: bool,
+    stop: Option<&Stop>,
+) -> Run {
+    let mut run =
+        Run { outs: vec![y0.to_vec()], accepted: 0, rejected: 0, nfev: 0, steps: Vec::new(), event: None };
+    match (ctl, scheme) {
+        (Control::Fixed { dt }, Scheme::Explicit(tab)) => {
+            fixed(rhs, y0, ts, tab, dt, max_steps, record, stop, &mut run)
+        }
+        (Control::Fixed { .. }, Scheme::Rosenbrock23) => {
+            unreachable!("the Rosenbrock method is adaptive only")
+        }
+        (Control::Adaptive { rtol, atol }, _) => {
+            adaptive(rhs, y0, ts, scheme, (rtol, atol), max_steps, record, stop, &mut run)
         }
     }
     run
+}
+
+/// After an accepted step `(t, h)` from `y` with stages `k` to `y_new`: whether the event fired
+/// within it (then its time and state are recorded in `run`); otherwise `g` (the event's last
+/// non-zero value) moves to the step's end.
+#[allow(clippy::too_many_arguments)]
+fn event_in_step(
+    stop: Option<&Stop>,
+    g: &mut Option<f64>,
+    scheme: Scheme,
+    (t, h): (f64, f64),
+    y: &[Tensor],
+    k: &[State],
+    y_new: &[Tensor],
+    run: &mut Run,
+) -> bool {
+    let (Some(stop), Some(g0)) = (stop, *g) else { return false };
+    let dense = |th: f64| lincomb(y, k, &scheme.dense(th), h);
+    let g1 = stop(y_new, t + h);
+    match locate(stop, g0, g1, t, h, &dense) {
+        Some(th) => {
+            run.event = Some(t + th * h);
+            run.outs.push(dense(th));
+            true
+        }
+        None => {
+            *g = Some(g1).filter(|v| *v != 0.0).or(*g);
+            false
+        }
+    }
+}
+
+/// Whether the event, `g0` at the start of a step of size `h` from `t` and `g1` at its end,
+/// fired within the step: then the fraction `θ` of the step where it changes sign, by
+/// bisection on the step's dense output (`dense(θ)`) to rounding.
+fn locate(stop: &Stop, g0: f64, g1: f64, t: f64, h: f64, dense: &dyn Fn(f64) -> State) -> Option<f64> {
+    let fired = (g0 < 0.0 && g1 >= 0.0) || (g0 > 0.0 && g1 <= 0.0);
+    if !fired {
+        return None;
+    }
+    if g1 == 0.0 {
+        return Some(1.0);
+    }
+    // Bisection in θ: g(θ=lo) has g0's sign, g(θ=hi) the other.
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi || (hi - lo) * h.abs() <= 4.0 * f64::EPSILON * (t.abs() + h.abs()) {
+            break;
+        }
+        let gm = stop(&dense(mid), t + mid * h);
+        if gm == 0.0 {
+            return Some(mid);
+        }
+        if (gm < 0.0) == (g0 < 0.0) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(hi)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -128,14 +267,16 @@ fn fixed(
     rhs: &Rhs,
     y0: &[Tensor],
     ts: &[f64],
-    tab: &Tableau,
+    tab: &'static Tableau,
     dt: f64,
     max: usize,
     record: bool,
+    stop: Option<&Stop>,
     run: &mut Run,
 ) {
     assert!(dt > 0.0, "adjoint: odeint: the fixed step dt must be positive (got {dt})");
     let mut y = y0.to_vec();
+    let mut g = stop.map(|s| s(&y, ts[0]));
     for w in ts.windows(2) {
         let delta = w[1] - w[0];
         let n = ((delta.abs() / dt) - 1e-9).ceil().max(1.0) as usize;
@@ -146,17 +287,22 @@ fn fixed(
             let k = stages(rhs, tab, t, &y, h, None);
             run.nfev += k.len();
             let y_new = lincomb(&y, &k, tab.b, h);
+            run.accepted += 1;
+            let fired = event_in_step(stop, &mut g, Scheme::Explicit(tab), (t, h), &y, &k, &y_new, run);
             if record {
                 run.steps.push(Step { t, h, y: y.clone(), k });
             }
-            run.accepted += 1;
+            if fired {
+                return;
+            }
             y = y_new;
         }
         run.outs.push(y.clone());
     }
 }
 
-/// SciPy's `select_initial_step` for a method whose error estimator has order 4.
+/// SciPy's `select_initial_step` for a method whose error estimator has order `order`.
+#[allow(clippy::too_many_arguments)]
 fn initial_step(
     rhs: &Rhs,
     t0: f64,
@@ -165,6 +311,7 @@ fn initial_step(
     dir: f64,
     span: f64,
     tol: (f64, f64),
+    order: f64,
 ) -> f64 {
     let (rtol, atol) = tol;
     let (yv, fv) = (values(y0), values(f0));
@@ -177,8 +324,11 @@ fn initial_step(
     let y1 = lincomb(y0, &[f0.to_vec()], &[1.0], h0 * dir);
     let f1 = values(&rhs(&y1, t0 + h0 * dir));
     let d2 = rms(f1.iter().zip(&fv).zip(&scale).map(|((a, b), s)| (a - b) / s), n) / h0;
-    let h1 =
-        if d1 <= 1e-15 && d2 <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / d1.max(d2)).powf(1.0 / 5.0) };
+    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
+        (h0 * 1e-3).max(1e-6)
+    } else {
+        (0.01 / d1.max(d2)).powf(1.0 / (order + 1.0))
+    };
     (100.0 * h0).min(h1).min(span)
 }
 
@@ -187,14 +337,16 @@ fn adaptive(
     rhs: &Rhs,
     y0: &[Tensor],
     ts: &[f64],
-    tab: &Tableau,
+    scheme: Scheme,
     tol: (f64, f64),
     max: usize,
     record: bool,
+    stop: Option<&Stop>,
     run: &mut Run,
 ) {
     let (rtol, atol) = tol;
     assert!(rtol > 0.0 && atol >= 0.0, "adjoint: odeint: need rtol > 0 and atol >= 0");
+    let exponent = -1.0 / (scheme.error_order() + 1.0);
     let (t0, tend) = (ts[0], *ts.last().expect("at least one output time"));
     let mut next = 1;
     while next < ts.len() && ts[next] == t0 {
@@ -206,17 +358,19 @@ fn adaptive(
     }
     let dir = (tend - t0).signum();
     let (mut t, mut y) = (t0, y0.to_vec());
+    let mut g = stop.map(|s| s(&y, t));
     let mut f = rhs(&y, t);
-    let mut h_abs = initial_step(rhs, t, &y, &f, dir, (tend - t0).abs(), tol);
+    let mut h_abs = initial_step(rhs, t, &y, &f, dir, (tend - t0).abs(), tol, scheme.error_order());
     run.nfev += 2;
+    let mut linear = rosenbrock::Linearisation::default();
     while next < ts.len() {
         too_many(run.accepted, max);
         let min_step = 10.0 * (t.abs() * f64::EPSILON).max(f64::MIN_POSITIVE);
         h_abs = h_abs.max(min_step);
         let mut rejected = false;
-        let (t_new, h, y_new, k) = loop {
+        let (t_new, h, att) = loop {
             if h_abs < min_step {
-                panic!("adjoint: odeint: step size too small at t = {t} (the problem may be stiff)");
+                panic!("adjoint: odeint: step size too small at t = {t} (the problem may be stiff: try Method::Rosenbrock23)");
             }
             let mut t_new = t + dir * h_abs;
             if dir * (t_new - tend) > 0.0 {
@@ -224,40 +378,46 @@ fn adaptive(
             }
             let h = t_new - t;
             h_abs = h.abs();
-            let mut k = stages(rhs, tab, t, &y, h, Some(f.clone()));
-            let y_new = lincomb(&y, &k, tab.b, h);
-            k.push(rhs(&y_new, t_new));
-            run.nfev += k.len() - 1;
-            let kv: Vec<Vec<f64>> = k.iter().map(|s| values(s)).collect();
-            let (yv, ynv) = (values(&y), values(&y_new));
+            let att = match scheme {
+                Scheme::Explicit(tab) => explicit(rhs, tab, t, &y, &f, h),
+                Scheme::Rosenbrock23 => rosenbrock::attempt(rhs, t, &y, &f, h, &mut linear),
+            };
+            run.nfev += att.nfev;
+            let (yv, ynv) = (values(&y), values(&att.y_new));
             let n = yv.len();
-            let err = (0..n).map(|j| {
-                let e: f64 = kv.iter().zip(tab.e).map(|(kk, w)| kk[j] * w).sum::<f64>() * h;
-                e / (atol + yv[j].abs().max(ynv[j].abs()) * rtol)
-            });
+            let err =
+                att.err.iter().enumerate().map(|(j, e)| e / (atol + yv[j].abs().max(ynv[j].abs()) * rtol));
             let en = rms(err, n);
             if en < 1.0 {
                 let mut factor =
-                    if en == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * en.powf(EXPONENT)) };
+                    if en == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * en.powf(exponent)) };
                 if rejected {
                     factor = factor.min(1.0);
                 }
                 h_abs *= factor;
-                break (t_new, h, y_new, k);
+                break (t_new, h, att);
             }
-            h_abs *= MIN_FACTOR.max(SAFETY * en.powf(EXPONENT));
+            h_abs *= MIN_FACTOR.max(SAFETY * en.powf(exponent));
             rejected = true;
             run.rejected += 1;
         };
         run.accepted += 1;
+        linear = rosenbrock::Linearisation::default();
+        let Attempt { y_new, k, f_new, .. } = att;
+        if event_in_step(stop, &mut g, scheme, (t, h), &y, &k, &y_new, run) {
+            if record {
+                run.steps.push(Step { t, h, y, k });
+            }
+            return;
+        }
         while next < ts.len() && dir * (ts[next] - t_new) <= 0.0 {
             let to = ts[next];
             let out =
-                if to == t_new { y_new.clone() } else { lincomb(&y, &k, &(tab.dense)((to - t) / h), h) };
+                if to == t_new { y_new.clone() } else { lincomb(&y, &k, &scheme.dense((to - t) / h), h) };
             run.outs.push(out);
             next += 1;
         }
-        f = k.last().expect("FSAL stage").clone();
+        f = f_new;
         if record {
             run.steps.push(Step { t, h, y, k });
         }
@@ -267,10 +427,10 @@ fn adaptive(
 }
 
 /// The state at `t` from recorded steps (dense output of the step that contains `t`).
-pub(crate) fn interp(steps: &[Step], tab: &Tableau, t: f64) -> State {
+pub(crate) fn interp(steps: &[Step], scheme: Scheme, t: f64) -> State {
     let i = steps.partition_point(|s| (t - (s.t + s.h)) * s.h.signum() > 0.0).min(steps.len() - 1);
     let s = &steps[i];
-    lincomb(&s.y, &s.k, &(tab.dense)((t - s.t) / s.h), s.h)
+    lincomb(&s.y, &s.k, &scheme.dense((t - s.t) / s.h), s.h)
 }
 
 #[track_caller]
