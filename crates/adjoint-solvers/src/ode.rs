@@ -8,6 +8,9 @@
 //! pair of MATLAB's `ode23s` (each step factors `I − h d ∂f/∂y` with [`crate::linalg`]'s LU,
 //! the Jacobian by forward mode).
 //!
+//! [`odeint_real`] runs the same solver over the scalar tier's generic scalars (`f64`, `Var`,
+//! `Dual`): for small systems it is two orders of magnitude faster than tensor ops.
+//!
 //! [`odeint_event`] integrates until a function of the state crosses zero (a terminal event)
 //! and differentiates the crossing's time and state by the implicit function theorem.
 //!
@@ -34,6 +37,7 @@
 mod event;
 mod grad;
 mod integrate;
+mod real;
 mod rosenbrock;
 mod tableau;
 
@@ -43,6 +47,7 @@ use adjoint_core::{Params, Tensor};
 
 pub use event::{odeint_event, Event};
 use integrate::{integrate, Control, Run, Scheme};
+pub use real::odeint_real;
 use tableau::{DOPRI5, RK4, TSIT5};
 
 /// The integration scheme.

@@ -335,3 +335,53 @@ fn event_time_and_state_match_closed_form_and_finite_differences() {
     let e = odeint_event(pendulum, &v(&[1.0, 0.0]), 0.0, 0.1, &v(&[0.3, 4.0]), cross, &o);
     assert!(!e.fired && e.t.item() == 0.1);
 }
+
+/// Lotka–Volterra over any scalar: `[hare, lynx]`, `p = [α, β, γ, δ]`.
+fn lotka_volterra_real<T: adjoint_scalar::Real>(z: &[T], _t: f64, p: &[T]) -> Vec<T> {
+    vec![(p[0] - p[1] * z[1]) * z[0], (p[3] * z[0] - p[2]) * z[1]]
+}
+
+#[test]
+fn scalar_tier_matches_the_tensor_solver() {
+    use adjoint_scalar::{derivative, gradient, Dual, Var};
+    use adjoint_solvers::ode::odeint_real;
+    let (y0, p, ts) = ([33.0, 6.2], [0.55, 0.028, 0.80, 0.024], yearly(21));
+    for method in [Method::Dopri5, Method::Tsit5, Method::Rk4 { dt: 0.05 }] {
+        let o =
+            OdeOptions { method, rtol: 1e-8, atol: 1e-10, grad: GradMethod::Direct, ..OdeOptions::default() };
+        // Same steps, same values (to rounding: the stage sums associate differently).
+        let tensor = odeint(lotka_volterra, &v(&y0), &ts, &v(&p), &o).to_vec::<f64>();
+        let real: Vec<f64> = odeint_real(lotka_volterra_real, &y0, &ts, &p, &o).concat();
+        assert_close(&real, &tensor, 1e-11, &format!("{method:?} values"));
+        // Reverse mode on the Var tape = the tensor solver's Direct gradient.
+        let loss_t = |q: &(Tensor, Tensor)| loss(&odeint(lotka_volterra, &q.0, &ts, &q.1, &o));
+        let (gy, gp) = grad(loss_t)(&(v(&y0), v(&p)));
+        let want: Vec<f64> = gy.to_vec::<f64>().into_iter().chain(gp.to_vec::<f64>()).collect();
+        let loss_r = |x: &[Var]| {
+            let ys = odeint_real(lotka_volterra_real, &x[..2], &ts, &x[2..], &o);
+            let flat: Vec<f64> = (0..2 * ts.len()).map(|i| 1.0 + 0.1 * ((i * 7) % 5) as f64).collect();
+            let mut acc = Var::constant(0.0);
+            for (y, w) in ys.concat().into_iter().zip(flat) {
+                acc = acc + y * w + y * y * 1e-3;
+            }
+            acc
+        };
+        let x: Vec<f64> = y0.iter().chain(&p).copied().collect();
+        assert_close(&gradient(loss_r, &x), &want, 1e-9, &format!("{method:?} Var gradient"));
+        // Forward mode: d/dα of the last hare count, against the reverse-mode tensor gradient.
+        let last_hare = |a: Dual<f64>| {
+            let c = Dual::constant;
+            odeint_real(lotka_volterra_real, &[c(33.0), c(6.2)], &ts, &[a, c(0.028), c(0.80), c(0.024)], &o)
+                [20][0]
+        };
+        let ga = grad(|q: &Tensor| {
+            odeint(lotka_volterra, &v(&y0), &ts, q, &o).narrow(0, 20, 1).narrow(1, 0, 1).sum()
+        })(&v(&p));
+        assert_close(
+            &[derivative(last_hare, 0.55)],
+            &ga.to_vec::<f64>()[..1],
+            1e-9,
+            &format!("{method:?} Dual"),
+        );
+    }
+}

@@ -1,10 +1,12 @@
 //! The Runge–Kutta driver shared by the forward solve, the re-integration of checkpointed
 //! intervals and the backward (adjoint) solves.
 //!
-//! The state is a list of tensors (`[y]` for the user's ODE, `[a, p̄…]` or `[y, a, p̄…]` for the
-//! adjoint systems). Stage combinations are tensor ops, so the solve is differentiable when
-//! it runs on traced values (the `Direct` gradient); step sizes and the error norm are read
-//! from plain values and are constants to every transform.
+//! The state is a list of leaves integrated together, generic over the leaf type ([`Leaf`]):
+//! tensors (`[y]` for the user's ODE, `[a, p̄…]` or `[y, a, p̄…]` for the adjoint systems), or
+//! the scalars of `adjoint-scalar` (one leaf per component, [`Sc`]). Stage combinations are the
+//! leaves' own arithmetic, so the solve is differentiable when it runs on traced tensors or on
+//! `Var`/`Dual` scalars (the `Direct` gradient); step sizes and the error norm are read from
+//! plain values and are constants to every transform.
 //!
 //! Adaptive stepping follows SciPy's `RK45` (Hairer, Nørsett & Wanner II.4): the error norm
 //! is the RMS of `err / (atol + rtol·max(|y|, |y_new|))`, a step is accepted when it is below
@@ -13,6 +15,7 @@
 //! between steps are filled by the method's dense output, so they do not change the steps.
 
 use adjoint_core::Tensor;
+use adjoint_scalar::Real;
 
 use super::rosenbrock;
 use super::tableau::Tableau;
@@ -44,21 +47,91 @@ impl Scheme {
 }
 
 /// One attempted adaptive step.
-pub(crate) struct Attempt {
-    pub y_new: State,
+pub(crate) struct Attempt<L = Tensor> {
+    pub y_new: Vec<L>,
     /// The stages kept for dense output.
-    pub k: Vec<State>,
+    pub k: Vec<Vec<L>>,
     /// The local error estimate, flattened (plain values).
     pub err: Vec<f64>,
     /// `f(t + h, y_new)`.
-    pub f_new: State,
+    pub f_new: Vec<L>,
     pub nfev: usize,
 }
 
-/// The state: a list of tensors integrated together.
+/// The tensor state: a list of tensors integrated together.
 pub(crate) type State = Vec<Tensor>;
 /// The right-hand side `(state, t) -> d state / dt`.
-pub(crate) type Rhs<'a> = dyn Fn(&[Tensor], f64) -> State + 'a;
+pub(crate) type Rhs<'a, L = Tensor> = dyn Fn(&[L], f64) -> Vec<L> + 'a;
+
+/// What the driver needs of a state's leaves: `acc + c·self`, `self + acc`, the plain values,
+/// and (tensors only) the linearly implicit step.
+pub(crate) trait Leaf: Clone {
+    /// What the implicit step keeps across rejected attempts of one step.
+    type Lin: Default;
+    /// `acc + c·self` (`c·self` when there is no `acc`).
+    fn scaled_add(&self, acc: Option<Self>, c: f64) -> Self;
+    /// `self + other`.
+    fn plus(&self, other: Self) -> Self;
+    /// Call `f` with the plain values (borrowed where they are contiguous `f64`).
+    fn with_values(&self, f: &mut dyn FnMut(&[f64]));
+    /// One attempt of the Rosenbrock 2(3) pair.
+    fn rosenbrock(
+        rhs: &Rhs<Self>,
+        t: f64,
+        y: &[Self],
+        f0: &[Self],
+        h: f64,
+        lin: &mut Self::Lin,
+    ) -> Attempt<Self>;
+}
+
+impl Leaf for Tensor {
+    type Lin = rosenbrock::Linearisation;
+    fn scaled_add(&self, acc: Option<Self>, c: f64) -> Self {
+        let term = self * c;
+        match acc {
+            None => term,
+            Some(a) => a + term,
+        }
+    }
+    fn plus(&self, other: Self) -> Self {
+        self + other
+    }
+    fn with_values(&self, f: &mut dyn FnMut(&[f64])) {
+        let a = self.value();
+        match a.as_slice::<f64>() {
+            Some(s) => f(s),
+            None => f(&a.to_vec::<f64>()),
+        }
+    }
+    fn rosenbrock(rhs: &Rhs, t: f64, y: &[Self], f0: &[Self], h: f64, lin: &mut Self::Lin) -> Attempt {
+        rosenbrock::attempt(rhs, t, y, f0, h, lin)
+    }
+}
+
+/// A scalar of `adjoint-scalar` (`f64`, `Var`, `Dual`, …) as one leaf of a state.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sc<T>(pub T);
+
+impl<T: Real> Leaf for Sc<T> {
+    type Lin = ();
+    fn scaled_add(&self, acc: Option<Self>, c: f64) -> Self {
+        let term = self.0 * T::lit(c);
+        Sc(match acc {
+            None => term,
+            Some(a) => a.0 + term,
+        })
+    }
+    fn plus(&self, other: Self) -> Self {
+        Sc(self.0 + other.0)
+    }
+    fn with_values(&self, f: &mut dyn FnMut(&[f64])) {
+        f(&[self.0.value()])
+    }
+    fn rosenbrock(_: &Rhs<Self>, _: f64, _: &[Self], _: &[Self], _: f64, _: &mut ()) -> Attempt<Self> {
+        unreachable!("odeint_real refuses Rosenbrock23 before integrating")
+    }
+}
 
 const SAFETY: f64 = 0.9;
 const MIN_FACTOR: f64 = 0.2;
@@ -75,52 +148,86 @@ pub(crate) enum Control {
 
 /// One accepted step, kept for dense interpolation: start time, signed size, start state and
 /// stages (with the FSAL stage last for the adaptive pairs).
-pub(crate) struct Step {
+pub(crate) struct Step<L = Tensor> {
     pub t: f64,
     pub h: f64,
-    pub y: State,
-    pub k: Vec<State>,
+    pub y: Vec<L>,
+    pub k: Vec<Vec<L>>,
 }
 
 /// The states at the output times and the solver's counters.
-pub(crate) struct Run {
-    pub outs: Vec<State>,
+pub(crate) struct Run<L = Tensor> {
+    pub outs: Vec<Vec<L>>,
     pub accepted: usize,
     pub rejected: usize,
     pub nfev: usize,
     /// The accepted steps (when asked for).
-    pub steps: Vec<Step>,
+    pub steps: Vec<Step<L>>,
     /// The time the terminal event fired, if it did.
     pub event: Option<f64>,
 }
 
 /// `y + h Σ w_i k_i` leaf by leaf (zero weights skipped).
-pub(crate) fn lincomb(y: &[Tensor], ks: &[State], w: &[f64], h: f64) -> State {
+pub(crate) fn lincomb<L: Leaf>(y: &[L], ks: &[Vec<L>], w: &[f64], h: f64) -> Vec<L> {
     y.iter()
         .enumerate()
         .map(|(l, yl)| {
-            let mut acc: Option<Tensor> = None;
+            let mut acc: Option<L> = None;
             for (k, wi) in ks.iter().zip(w) {
-                if *wi == 0.0 {
-                    continue;
+                if *wi != 0.0 {
+                    acc = Some(k[l].scaled_add(acc, h * wi));
                 }
-                let term = &k[l] * (h * wi);
-                acc = Some(match acc {
-                    None => term,
-                    Some(a) => a + term,
-                });
             }
             match acc {
                 None => yl.clone(),
-                Some(a) => yl + a,
+                Some(a) => yl.plus(a),
             }
         })
         .collect()
 }
 
 /// The plain values of a state, flattened.
-pub(crate) fn values(s: &[Tensor]) -> Vec<f64> {
-    s.iter().flat_map(|t| t.to_vec::<f64>()).collect()
+pub(crate) fn values<L: Leaf>(s: &[L]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for l in s {
+        l.with_values(&mut |v| out.extend_from_slice(v));
+    }
+    out
+}
+
+/// `out += w · values(s)`, element by element over the flattened state.
+fn add_values<L: Leaf>(out: &mut [f64], s: &[L], w: f64) {
+    let mut at = 0;
+    for l in s {
+        l.with_values(&mut |v| {
+            for (o, x) in out[at..at + v.len()].iter_mut().zip(v) {
+                *o += w * x;
+            }
+            at += v.len();
+        });
+    }
+}
+
+/// The RMS over the flattened state of `err / (atol + rtol·max(|y|, |y_new|))`, on borrowed
+/// values (this runs once per step attempt over the whole state).
+fn error_norm<L: Leaf>(err: &[f64], y: &[L], y_new: &[L], (rtol, atol): (f64, f64)) -> f64 {
+    let (mut sum, mut at) = (0.0, 0);
+    for (a, b) in y.iter().zip(y_new) {
+        a.with_values(&mut |yv| {
+            b.with_values(&mut |ynv| {
+                for ((e, y0), y1) in err[at..at + yv.len()].iter().zip(yv).zip(ynv) {
+                    let r = e / (atol + y0.abs().max(y1.abs()) * rtol);
+                    sum += r * r;
+                }
+            });
+            at += yv.len();
+        });
+    }
+    if at == 0 {
+        0.0
+    } else {
+        (sum / at as f64).sqrt()
+    }
 }
 
 fn rms(x: impl Iterator<Item = f64>, n: usize) -> f64 {
@@ -131,7 +238,7 @@ fn rms(x: impl Iterator<Item = f64>, n: usize) -> f64 {
 }
 
 /// The stages of one step from `(t, y)` of size `h` (`k0`: the known first stage).
-fn stages(rhs: &Rhs, tab: &Tableau, t: f64, y: &[Tensor], h: f64, k0: Option<State>) -> Vec<State> {
+fn stages<L: Leaf>(rhs: &Rhs<L>, tab: &Tableau, t: f64, y: &[L], h: f64, k0: Option<Vec<L>>) -> Vec<Vec<L>> {
     let mut k = Vec::with_capacity(tab.c.len() + 1);
     k.push(k0.unwrap_or_else(|| rhs(y, t)));
     for s in 1..tab.c.len() {
@@ -142,13 +249,21 @@ fn stages(rhs: &Rhs, tab: &Tableau, t: f64, y: &[Tensor], h: f64, k0: Option<Sta
 }
 
 /// The explicit step of `tab` from `(t, y)` with known `f(t, y)`, its FSAL stage and error.
-fn explicit(rhs: &Rhs, tab: &Tableau, t: f64, y: &[Tensor], f: &[Tensor], h: f64) -> Attempt {
+fn explicit<L: Leaf>(rhs: &Rhs<L>, tab: &Tableau, t: f64, y: &[L], f: &[L], h: f64) -> Attempt<L> {
     let mut k = stages(rhs, tab, t, y, h, Some(f.to_vec()));
     let y_new = lincomb(y, &k, tab.b, h);
     k.push(rhs(&y_new, t + h));
-    let kv: Vec<Vec<f64>> = k.iter().map(|s| values(s)).collect();
-    let n = kv[0].len();
-    let err = (0..n).map(|j| kv.iter().zip(tab.e).map(|(kk, w)| kk[j] * w).sum::<f64>() * h).collect();
+    let n = y.iter().map(|l| {
+        let mut len = 0;
+        l.with_values(&mut |v| len = v.len());
+        len
+    });
+    let mut err = vec![0.0; n.sum()];
+    for (ks, w) in k.iter().zip(tab.e) {
+        if *w != 0.0 {
+            add_values(&mut err, ks, h * w);
+        }
+    }
     let f_new = k.last().expect("FSAL stage").clone();
     Attempt { y_new, nfev: k.len() - 1, k, err, f_new }
 }
@@ -156,35 +271,35 @@ fn explicit(rhs: &Rhs, tab: &Tableau, t: f64, y: &[Tensor], f: &[Tensor], h: f64
 /// A terminal event: integration stops at the first time the function of `(state, t)`
 /// changes sign (a zero at the start does not count); the time is located on the dense
 /// output to rounding.
-pub(crate) type Stop<'a> = dyn Fn(&[Tensor], f64) -> f64 + 'a;
+pub(crate) type Stop<'a, L = Tensor> = dyn Fn(&[L], f64) -> f64 + 'a;
 
 /// Integrate from `ts[0]` through the output times `ts` (monotonic, either direction).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn integrate(
-    rhs: &Rhs,
-    y0: &[Tensor],
+pub(crate) fn integrate<L: Leaf>(
+    rhs: &Rhs<L>,
+    y0: &[L],
     ts: &[f64],
     scheme: Scheme,
     ctl: Control,
     max_steps: usize,
     record: bool,
-) -> Run {
+) -> Run<L> {
     integrate_until(rhs, y0, ts, scheme, ctl, max_steps, record, None)
 }
 
 /// [`integrate`], stopping at the event `stop` when it fires: then `event` holds its time
 /// and the last output is the state there.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn integrate_until(
-    rhs: &Rhs,
-    y0: &[Tensor],
+pub(crate) fn integrate_until<L: Leaf>(
+    rhs: &Rhs<L>,
+    y0: &[L],
     ts: &[f64],
     scheme: Scheme,
     ctl: Control,
     max_steps: usize,
     record: bool,
-    stop: Option<&Stop>,
-) -> Run {
+    stop: Option<&Stop<L>>,
+) -> Run<L> {
     let mut run =
         Run { outs: vec![y0.to_vec()], accepted: 0, rejected: 0, nfev: 0, steps: Vec::new(), event: None };
     match (ctl, scheme) {
@@ -205,15 +320,15 @@ pub(crate) fn integrate_until(
 /// within it (then its time and state are recorded in `run`); otherwise `g` (the event's last
 /// non-zero value) moves to the step's end.
 #[allow(clippy::too_many_arguments)]
-fn event_in_step(
-    stop: Option<&Stop>,
+fn event_in_step<L: Leaf>(
+    stop: Option<&Stop<L>>,
     g: &mut Option<f64>,
     scheme: Scheme,
     (t, h): (f64, f64),
-    y: &[Tensor],
-    k: &[State],
-    y_new: &[Tensor],
-    run: &mut Run,
+    y: &[L],
+    k: &[Vec<L>],
+    y_new: &[L],
+    run: &mut Run<L>,
 ) -> bool {
     let (Some(stop), Some(g0)) = (stop, *g) else { return false };
     let dense = |th: f64| lincomb(y, k, &scheme.dense(th), h);
@@ -234,7 +349,14 @@ fn event_in_step(
 /// Whether the event, `g0` at the start of a step of size `h` from `t` and `g1` at its end,
 /// fired within the step: then the fraction `θ` of the step where it changes sign, by
 /// bisection on the step's dense output (`dense(θ)`) to rounding.
-fn locate(stop: &Stop, g0: f64, g1: f64, t: f64, h: f64, dense: &dyn Fn(f64) -> State) -> Option<f64> {
+fn locate<L: Leaf>(
+    stop: &Stop<L>,
+    g0: f64,
+    g1: f64,
+    t: f64,
+    h: f64,
+    dense: &dyn Fn(f64) -> Vec<L>,
+) -> Option<f64> {
     let fired = (g0 < 0.0 && g1 >= 0.0) || (g0 > 0.0 && g1 <= 0.0);
     if !fired {
         return None;
@@ -263,16 +385,16 @@ fn locate(stop: &Stop, g0: f64, g1: f64, t: f64, h: f64, dense: &dyn Fn(f64) -> 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn fixed(
-    rhs: &Rhs,
-    y0: &[Tensor],
+fn fixed<L: Leaf>(
+    rhs: &Rhs<L>,
+    y0: &[L],
     ts: &[f64],
     tab: &'static Tableau,
     dt: f64,
     max: usize,
     record: bool,
-    stop: Option<&Stop>,
-    run: &mut Run,
+    stop: Option<&Stop<L>>,
+    run: &mut Run<L>,
 ) {
     assert!(dt > 0.0, "adjoint: odeint: the fixed step dt must be positive (got {dt})");
     let mut y = y0.to_vec();
@@ -303,11 +425,11 @@ fn fixed(
 
 /// SciPy's `select_initial_step` for a method whose error estimator has order `order`.
 #[allow(clippy::too_many_arguments)]
-fn initial_step(
-    rhs: &Rhs,
+fn initial_step<L: Leaf>(
+    rhs: &Rhs<L>,
     t0: f64,
-    y0: &[Tensor],
-    f0: &[Tensor],
+    y0: &[L],
+    f0: &[L],
     dir: f64,
     span: f64,
     tol: (f64, f64),
@@ -333,16 +455,16 @@ fn initial_step(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn adaptive(
-    rhs: &Rhs,
-    y0: &[Tensor],
+fn adaptive<L: Leaf>(
+    rhs: &Rhs<L>,
+    y0: &[L],
     ts: &[f64],
     scheme: Scheme,
     tol: (f64, f64),
     max: usize,
     record: bool,
-    stop: Option<&Stop>,
-    run: &mut Run,
+    stop: Option<&Stop<L>>,
+    run: &mut Run<L>,
 ) {
     let (rtol, atol) = tol;
     assert!(rtol > 0.0 && atol >= 0.0, "adjoint: odeint: need rtol > 0 and atol >= 0");
@@ -362,7 +484,7 @@ fn adaptive(
     let mut f = rhs(&y, t);
     let mut h_abs = initial_step(rhs, t, &y, &f, dir, (tend - t0).abs(), tol, scheme.error_order());
     run.nfev += 2;
-    let mut linear = rosenbrock::Linearisation::default();
+    let mut linear = L::Lin::default();
     while next < ts.len() {
         too_many(run.accepted, max);
         let min_step = 10.0 * (t.abs() * f64::EPSILON).max(f64::MIN_POSITIVE);
@@ -380,14 +502,10 @@ fn adaptive(
             h_abs = h.abs();
             let att = match scheme {
                 Scheme::Explicit(tab) => explicit(rhs, tab, t, &y, &f, h),
-                Scheme::Rosenbrock23 => rosenbrock::attempt(rhs, t, &y, &f, h, &mut linear),
+                Scheme::Rosenbrock23 => L::rosenbrock(rhs, t, &y, &f, h, &mut linear),
             };
             run.nfev += att.nfev;
-            let (yv, ynv) = (values(&y), values(&att.y_new));
-            let n = yv.len();
-            let err =
-                att.err.iter().enumerate().map(|(j, e)| e / (atol + yv[j].abs().max(ynv[j].abs()) * rtol));
-            let en = rms(err, n);
+            let en = error_norm(&att.err, &y, &att.y_new, (rtol, atol));
             if en < 1.0 {
                 let mut factor =
                     if en == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * en.powf(exponent)) };
@@ -402,7 +520,7 @@ fn adaptive(
             run.rejected += 1;
         };
         run.accepted += 1;
-        linear = rosenbrock::Linearisation::default();
+        linear = L::Lin::default();
         let Attempt { y_new, k, f_new, .. } = att;
         if event_in_step(stop, &mut g, scheme, (t, h), &y, &k, &y_new, run) {
             if record {
@@ -427,7 +545,7 @@ fn adaptive(
 }
 
 /// The state at `t` from recorded steps (dense output of the step that contains `t`).
-pub(crate) fn interp(steps: &[Step], scheme: Scheme, t: f64) -> State {
+pub(crate) fn interp<L: Leaf>(steps: &[Step<L>], scheme: Scheme, t: f64) -> Vec<L> {
     let i = steps.partition_point(|s| (t - (s.t + s.h)) * s.h.signum() > 0.0).min(steps.len() - 1);
     let s = &steps[i];
     lincomb(&s.y, &s.k, &scheme.dense((t - s.t) / s.h), s.h)
