@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer side of the workload suite W1-W8 (`benches/WORKLOADS.md`): every workload in PyTorch (eager)
+"""Peer side of the workload suite W1-W9 (`benches/WORKLOADS.md`): every workload in PyTorch (eager)
 or JAX (jit, plus the variants the table lists), printing one JSON line per (workload, variant) on
 stdout and nothing else (progress and diagnostics go to stderr).
 
@@ -51,6 +51,7 @@ WORKLOADS = [
     "W7_gmm_obj",
     "W7_gmm_obj_grad",
     "W8_matmul_grad",
+    "W9_ode_lv_grad",
 ]
 
 
@@ -845,6 +846,27 @@ def jax_workloads(timer, names):
         B = jnp.asarray(rng.standard_normal((1024, 1024)).astype(np.float32))
         jit_emit("W8_matmul_grad", "jit", jax.value_and_grad(lambda A, B: jnp.sum(A @ B), argnums=(0, 1)), (A, B),
                  "jax.jit(jax.value_and_grad) w.r.t. A and B")
+
+    def W9_ode_lv_grad():
+        from jax.experimental.ode import odeint
+
+        with jax.enable_x64(True):
+            def lotka_volterra(z, t, p):
+                return jnp.stack([(p[0] - p[1] * z[1]) * z[0], (p[3] * z[0] - p[2]) * z[1]])
+
+            ts = jnp.arange(21.0, dtype=jnp.float64)
+
+            def loss(y0, p):
+                return jnp.sum(jnp.log(odeint(lotka_volterra, y0, ts, p, rtol=1e-6, atol=1e-6)))
+
+            y0 = jnp.asarray([33.0, 6.2], dtype=jnp.float64)
+            p = jnp.asarray([0.55, 0.028, 0.80, 0.024], dtype=jnp.float64)
+            vg = jax.value_and_grad(loss, argnums=(0, 1))
+            l, (gy, gp) = jax.jit(vg)(y0, p)
+            g = np.concatenate([np.asarray(gy), np.asarray(gp)])
+            jit_emit("W9_ode_lv_grad", "jit", vg, (y0, p),
+                     "f64; jax.experimental.ode.odeint (Dormand-Prince, adjoint by backsolve), rtol = atol = 1e-6",
+                     check={"loss": float(l), "grad_norm": float(np.sqrt(np.sum(g * g)))})
 
     return {k: v for k, v in locals().items() if k in WORKLOADS}
 

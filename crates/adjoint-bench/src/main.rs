@@ -1,6 +1,6 @@
 //! # adjoint-bench
 //!
-//! adjoint's half of the side-by-side workload suite W1–W8 defined in `benches/WORKLOADS.md`;
+//! adjoint's half of the side-by-side workload suite W1–W9 defined in `benches/WORKLOADS.md`;
 //! `benches/python/workloads.py` is the PyTorch and JAX half, and `benches/run` runs all three
 //! in one go and writes the ratio table into `BENCHMARKS.md`.
 //!
@@ -41,6 +41,7 @@ const WORKLOADS: &[&str] = &[
     "W7_gmm_obj",
     "W7_gmm_obj_grad",
     "W8_matmul_grad",
+    "W9_ode_lv_grad",
 ];
 
 /// Whether `name` is selected by the arguments (all when none). An argument that is a workload's
@@ -100,6 +101,9 @@ fn main() {
     workloads::w7(plan, &which);
     if which("W8_matmul_grad") {
         workloads::w8(plan);
+    }
+    if which("W9_ode_lv_grad") {
+        workloads::w9(plan);
     }
 }
 
