@@ -18,10 +18,13 @@
 //! assert_eq!(g.w.shape(), &[2]);
 //! ```
 //!
-//! The layers underneath: `adjoint-tensor` (arrays and kernels, re-exported as [`tensor`]) and
-//! `adjoint-core` (primitives and transforms). See each crate's documentation for the design.
+//! The layers underneath: `adjoint-tensor` (arrays and kernels, re-exported as [`tensor`]),
+//! `adjoint-core` (primitives and transforms), `adjoint-solvers` ([`linalg`], [`solve`], [`ode`])
+//! and the scalar tier `adjoint-scalar` ([`scalar`]: `Var`, `Dual`, generic `Real` code at a few
+//! nanoseconds per operation). See each crate's documentation for the design.
 
 pub use adjoint_core::*;
+pub use adjoint_scalar as scalar;
 pub use adjoint_solvers::{linalg, ode, solve};
 pub use adjoint_tensor as tensor;
 
