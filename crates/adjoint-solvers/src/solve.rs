@@ -22,7 +22,7 @@ mod krylov;
 mod nonlinear;
 
 pub use krylov::{bicgstab, cg, gmres};
-pub use nonlinear::{argmin, argmin_box, fixed_point, root};
+pub use nonlinear::{argmin, argmin_box, argmin_with, fixed_point, root, Objective};
 
 /// Options of the iterative solvers.
 ///

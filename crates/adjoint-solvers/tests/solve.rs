@@ -6,7 +6,9 @@ use std::cell::Cell;
 
 use adjoint_core::testing::{check_grads, BOTH};
 use adjoint_core::{grad, memory, Tensor};
-use adjoint_solvers::solve::{argmin, argmin_box, bicgstab, cg, fixed_point, gmres, root, SolveOptions};
+use adjoint_solvers::solve::{
+    argmin, argmin_box, argmin_with, bicgstab, cg, fixed_point, gmres, root, Objective, SolveOptions,
+};
 
 fn v(x: &[f64]) -> Tensor {
     Tensor::from_vec(x.to_vec(), &[x.len()])
@@ -128,6 +130,20 @@ fn nonlinear_solvers_match_unrolled_gradients() {
     let gi = grad(|p: &Tensor| (argmin(obj, &p.zeros_like(), p, &o) * &w).sum())(&p);
     let gu = grad(|p: &Tensor| (unrolled_min(p) * &w).sum())(&p);
     assert_close(&gi, &gu, 1e-8, "argmin");
+    // The same minimiser found by adjoint-nn's L-BFGS, through argmin_with.
+    let lbfgs = |obj: &Objective, x0: &Tensor| {
+        use adjoint_nn::optim::{Lbfgs, LbfgsConfig};
+        let cfg = LbfgsConfig {
+            line_search: true,
+            max_iter: 500,
+            tolerance_grad: 1e-13,
+            tolerance_change: 0.0,
+            ..Default::default()
+        };
+        Lbfgs::new(x0, cfg).step(x0, |x| obj(x)).params
+    };
+    let gl = grad(|p: &Tensor| (argmin_with(obj, &p.zeros_like(), p, lbfgs, &o) * &w).sum())(&p);
+    assert_close(&gl, &gu, 1e-8, "argmin_with L-BFGS");
     // With a box that binds the last coordinate: projected gradient descent unrolled.
     let (lo, hi) = (-0.2, 0.35);
     let unrolled_box = |p: &Tensor| {

@@ -13,7 +13,7 @@
 
 use std::rc::Rc;
 
-use adjoint_core::{grad, jvp, vjp, Params, Tensor};
+use adjoint_core::{grad, jvp, value_and_grad, vjp, Params, Tensor};
 
 use super::krylov::{clone_params, iterate, linear_solver, Method};
 use super::{implicit_solver, norm, not_converged, vdot, SolveOptions, Solver};
@@ -330,6 +330,11 @@ fn minimise(
 /// `params` implicitly (the stationarity condition `∇ₓf = 0`): `p̄ = -(∂∇ₓf/∂p)ᵀ w`,
 /// `H w = x̄` by CG.
 ///
+/// Newton–CG is the default because the implicit gradient is only as good as the stationarity
+/// of `x*`, and Newton converges quadratically to `opts.tol`; any other minimiser (L-BFGS from
+/// `adjoint-nn`, a solver of your own) plugs in through [`argmin_with`] with the same
+/// implicit gradient.
+///
 /// ```
 /// use adjoint_core::{grad, Tensor};
 /// use adjoint_solvers::solve::{argmin, SolveOptions};
@@ -345,7 +350,7 @@ pub fn argmin<P: Params + 'static>(
     params: &P,
     opts: &SolveOptions,
 ) -> Tensor {
-    argmin_impl(Rc::new(f), x0, params, None, opts, "argmin")
+    argmin_impl(Rc::new(f), x0, params, None, None, opts, "argmin")
 }
 
 /// [`argmin`] over the box `lower ≤ x ≤ upper` (elementwise), by projected gradient with an
@@ -370,21 +375,75 @@ pub fn argmin_box<P: Params + 'static>(
     upper: f64,
     opts: &SolveOptions,
 ) -> Tensor {
-    argmin_impl(Rc::new(f), x0, params, Some((lower, upper)), opts, "argmin_box")
+    argmin_impl(Rc::new(f), x0, params, Some((lower, upper)), None, opts, "argmin_box")
 }
+
+/// The objective `x ↦ (f(x), ∇f(x))` on plain values, as a user's minimiser receives it.
+pub type Objective<'a> = dyn Fn(&Tensor) -> (f64, Tensor) + 'a;
+
+/// [`argmin`] with the minimisation done by `minimiser(objective, x0)`, which must return a
+/// stationary point to about `opts.tol` (the implicit gradient assumes `∇ₓf(x*) = 0`). The
+/// gradient with respect to `params` is the same implicit one as [`argmin`]'s. For example
+/// L-BFGS from `adjoint-nn`:
+///
+/// ```
+/// use adjoint_core::{grad, Tensor};
+/// use adjoint_nn::optim::{Lbfgs, LbfgsConfig};
+/// use adjoint_solvers::solve::{argmin_with, Objective, SolveOptions};
+/// let lbfgs = |obj: &Objective, x0: &Tensor| {
+///     let cfg = LbfgsConfig { line_search: true, max_iter: 200, tolerance_grad: 1e-12, tolerance_change: 0.0, ..Default::default() };
+///     Lbfgs::new(x0, cfg).step(x0, |x| obj(x)).params
+/// };
+/// // argmin (x - a)² + x⁴: dx*/da = 1 / (2 + 12 x*²) / 2 · 2.
+/// let f = |x: &Tensor, a: &Tensor| ((x - a).square() + x.square().square()).sum();
+/// let a = Tensor::scalar(0.7f64);
+/// let o = SolveOptions::default();
+/// let x = argmin_with(f, &Tensor::scalar(0.0f64), &a, lbfgs, &o).item();
+/// let g = grad(|a: &Tensor| argmin_with(f, &Tensor::scalar(0.0f64), a, lbfgs, &o))(&a).item();
+/// assert!((2.0 * (x - 0.7) + 4.0 * x.powi(3)).abs() < 1e-10);
+/// assert!((g - 2.0 / (2.0 + 12.0 * x * x)).abs() < 1e-8);
+/// ```
+pub fn argmin_with<P, M>(
+    f: impl Fn(&Tensor, &P) -> Tensor + 'static,
+    x0: &Tensor,
+    params: &P,
+    minimiser: M,
+    opts: &SolveOptions,
+) -> Tensor
+where
+    P: Params + 'static,
+    M: Fn(&Objective, &Tensor) -> Tensor + 'static,
+{
+    let solver: Minimiser = Rc::new(move |obj: &dyn Fn(&Tensor) -> Tensor, x0: &Tensor| {
+        minimiser(
+            &|x: &Tensor| {
+                let (v, g) = value_and_grad(|y: &Tensor| obj(y))(x);
+                (v.item(), g)
+            },
+            x0,
+        )
+    });
+    argmin_impl(Rc::new(f), x0, params, None, Some(solver), opts, "argmin_with")
+}
+
+/// A minimiser of an objective given as a tensor function, from a start.
+type Minimiser = Rc<dyn Fn(&dyn Fn(&Tensor) -> Tensor, &Tensor) -> Tensor>;
 
 fn argmin_impl<P: Params + 'static>(
     f: Forward<P>,
     x0: &Tensor,
     params: &P,
     bounds: Option<(f64, f64)>,
+    solver: Option<Minimiser>,
     opts: &SolveOptions,
     what: &'static str,
 ) -> Tensor {
     let o = *opts;
     let f1 = f.clone();
-    let forward: Forward<P> =
-        Rc::new(move |x0: &Tensor, p: &P| minimise(&|x: &Tensor| f1(x, p), x0, bounds, &o, what));
+    let solver: Minimiser = solver.unwrap_or_else(|| {
+        Rc::new(move |obj: &dyn Fn(&Tensor) -> Tensor, x0: &Tensor| minimise(obj, x0, bounds, &o, what))
+    });
+    let forward: Forward<P> = Rc::new(move |x0: &Tensor, p: &P| solver(&|x: &Tensor| f1(x, p), x0));
     let backward: Backward<P> = Rc::new(move |x: &Tensor, p: &P, xbar: &Tensor| {
         // Free coordinates: strictly inside the box (all of them without bounds).
         let free = match bounds {
