@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use adjoint_cli::demos::{self, common::Common, common::Outcome};
+use adjoint_cli::demos::{self, common::Common, common::DemoError, common::Outcome};
 use adjoint_store::cli::{self as store_cli, KeysCommand, RunsCommand, StoreArgs};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -61,11 +61,12 @@ struct DemoArgs {
     /// Random seed; a given seed gives the same results.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Epochs (forecast, imaging) or optimisation iterations (robot); each demo has a default.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Learning rate; each demo has a default.
-    #[arg(long)]
+    /// Epochs (forecast, imaging) or optimisation iterations (robot), at least 1; each demo has a
+    /// default.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    epochs: Option<u64>,
+    /// Learning rate (a positive finite number); each demo has a default.
+    #[arg(long, value_parser = positive_finite)]
     lr: Option<f64>,
     /// A few steps only: checks the pipeline end to end in seconds.
     #[arg(long)]
@@ -78,8 +79,17 @@ struct DemoArgs {
     no_record: bool,
 }
 
+/// `--lr`: a positive finite number.
+fn positive_finite(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be a positive finite number".into()),
+        Err(e) => Err(format!("not a number ({e})")),
+    }
+}
+
 /// A demo's entry point.
-type DemoFn = fn(&Common) -> Result<Outcome, String>;
+type DemoFn = fn(&Common) -> Result<Outcome, DemoError>;
 
 /// Run one demo and record it (configuration, data fingerprints, metrics, checkpoints) in the
 /// registry, signed.
@@ -90,7 +100,7 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
         DemoName::Imaging => (demos::imaging::config(common), demos::imaging::run),
     };
     if !record {
-        return run(common).map(|_| ());
+        return run(common).map(|_| ()).map_err(|e| e.message);
     }
     let e = |e: adjoint_store::StoreError| e.to_string();
     let reg = store.open_registry().map_err(e)?;
@@ -126,15 +136,16 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
             Ok(())
         }
         Err(err) => {
-            let _ = rec.fail(Default::default());
-            Err(err)
+            let _ = rec.fail(err.metrics);
+            Err(err.message)
         }
     }
 }
 
 fn run_demo(a: DemoArgs, store: &StoreArgs) -> Result<(), String> {
     let out = std::env::var_os(adjoint_store::ENV_OUT).map(PathBuf::from).unwrap_or(a.out);
-    let common = Common { out, seed: a.seed, epochs: a.epochs, lr: a.lr, quick: a.quick, quiet: a.quiet };
+    let epochs = a.epochs.map(|e| e as usize);
+    let common = Common { out, seed: a.seed, epochs, lr: a.lr, quick: a.quick, quiet: a.quiet };
     let names = match a.name {
         Some(n) => vec![n],
         None => vec![DemoName::Forecast, DemoName::Robot, DemoName::Imaging],
@@ -158,9 +169,20 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::from(2);
             }
-            // One line: clap's first line, without the usage block.
+            // One line: clap's first line without the usage block, with the names of the
+            // missing arguments (clap lists them on the lines after the first).
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            let mut first = text.lines().next().unwrap_or("error: invalid arguments").to_string();
+            if matches!(e.kind(), ErrorKind::MissingRequiredArgument) {
+                let names: Vec<&str> = text
+                    .lines()
+                    .skip(1)
+                    .take_while(|l| l.starts_with(' '))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                first = format!("{} {}", first.trim_end(), names.join(" "));
+            }
             eprintln!("{first} (see `adjoint --help`)");
             return ExitCode::from(2);
         }

@@ -79,12 +79,26 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
 #[test]
 fn misuse_gets_one_line_and_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
-    for args in [&["frobnicate"][..], &["demo", "--bogus"], &["demo", "weather"], &["demo", "--seed", "x"]] {
+    for args in [
+        &["frobnicate"][..],
+        &["demo", "--bogus"],
+        &["demo", "weather"],
+        &["demo", "--seed", "x"],
+        &["demo", "forecast", "--lr", "nan"],
+        &["demo", "forecast", "--lr", "inf"],
+        &["demo", "forecast", "--lr", "-1"],
+        &["demo", "forecast", "--epochs", "0"],
+        &["runs", "promote"],
+    ] {
         let o = adjoint(tmp.path(), args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("error:"), "{err}");
+        if args[0] == "runs" {
+            // The missing arguments are named, not only announced.
+            assert!(err.contains('<'), "{args:?}: {err}");
+        }
     }
     let help = adjoint(tmp.path(), &["--help"]);
     assert!(help.status.success());
@@ -92,4 +106,23 @@ fn misuse_gets_one_line_and_exit_code_2() {
     for cmd in ["demo", "runs", "keys"] {
         assert!(text.contains(cmd), "--help lists {cmd}:\n{text}");
     }
+}
+
+#[test]
+fn a_diverged_run_stops_and_is_recorded_as_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (runs, reg) = (tmp.path().join("runs"), tmp.path().join("registry"));
+    let (runs, reg) = (runs.to_str().unwrap(), reg.to_str().unwrap());
+    let o = adjoint(
+        tmp.path(),
+        &["demo", "forecast", "--quick", "--quiet", "--lr", "1e300", "--out", runs, "--registry", reg],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("diverged at step"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let list = adjoint(tmp.path(), &["runs", "list", "--registry", reg]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("failed"), "the run is listed as failed:\n{text}");
+    assert!(!text.contains("finished"), "{text}");
 }

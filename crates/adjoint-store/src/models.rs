@@ -356,6 +356,22 @@ impl Registry {
         let key_id = by.key_id();
         self.require_writer(&key_id, &format!("publish a version of model {model}"))?;
         let sha256 = self.load_checkpoint(spec)?.sha256;
+        // A checkpoint only failed runs produced (e.g. training diverged) is never a model.
+        let statuses: Vec<String> = self.query("read the runs of a checkpoint", |c| {
+            let mut st = c.prepare(
+                "SELECT r.status FROM checkpoints c JOIN runs r ON r.run_id = c.run_id WHERE c.sha256 = ?1",
+            )?;
+            let rows = st.query_map([&sha256], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        if !statuses.is_empty() && statuses.iter().all(|s| s == RunStatus::Failed.as_str()) {
+            return Err(StoreError::Invalid {
+                what: "checkpoint to publish",
+                detail: format!(
+                    "{spec} comes only from failed runs; a failed run's checkpoints cannot be published"
+                ),
+            });
+        }
         self.write_tx_checked("publish model version", |tx| {
             let db = |e| StoreError::Db { context: format!("publish {model}"), source: e };
             let existing: Option<u32> = tx

@@ -382,3 +382,22 @@ fn read_commands_do_not_create_a_registry_and_keys_can_bootstrap_one() {
         (1, adjoint_store::Role::Writer, pubkey.as_str())
     );
 }
+
+#[test]
+fn checkpoints_of_failed_runs_cannot_be_published() {
+    let e = env();
+    let reg = e.reg();
+    let mut run = reg.start_run(&e.owner, "diverged", serde_json::json!({}), 0).unwrap();
+    std::fs::write(e.path("nan.bin"), b"weights after the loss went NaN").unwrap();
+    let h = run.add_checkpoint(e.path("nan.bin"), "last").unwrap();
+    let m = run.fail(metrics(&[("diverged_at_step", 3.0)])).unwrap();
+    let err = reg.publish(&h, "m", &e.owner).unwrap_err();
+    assert!(err.to_string().contains("only from failed runs"), "{err}");
+    let err = cli(&e, Some(&e.owner_key), &["runs", "promote", &m.run_id, "m@prod"]).unwrap_err();
+    assert!(err.to_string().contains("only from failed runs"), "{err}");
+    // The same bytes recorded by a finished run may be published.
+    let mut ok = reg.start_run(&e.owner, "finished", serde_json::json!({}), 0).unwrap();
+    ok.add_checkpoint(e.path("nan.bin"), "final").unwrap();
+    ok.finish(metrics(&[("loss", 1.0)])).unwrap();
+    assert_eq!(reg.publish(&h, "m", &e.owner).unwrap(), (1, true));
+}

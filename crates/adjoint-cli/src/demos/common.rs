@@ -38,6 +38,36 @@ pub struct Outcome {
     pub checkpoints: Vec<(PathBuf, String)>,
 }
 
+/// Why a demo stopped: a one-line message, and the metrics its run is recorded (as failed)
+/// with. Any `String` error converts into one with no metrics.
+#[derive(Debug)]
+pub struct DemoError {
+    /// What went wrong, and where.
+    pub message: String,
+    /// Metrics of the failed run (e.g. the step where training diverged).
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl From<String> for DemoError {
+    fn from(message: String) -> Self {
+        DemoError { message, metrics: BTreeMap::new() }
+    }
+}
+
+/// A training loss that is not finite stops the demo: the run is recorded as failed with the
+/// step (`diverged_at_step`), and no checkpoint of it is recorded or promotable.
+pub fn check_finite(what: &str, step: usize, loss: f64) -> Result<(), DemoError> {
+    if loss.is_finite() {
+        return Ok(());
+    }
+    Err(DemoError {
+        message: format!(
+            "{what} diverged at step {step}: the loss is {loss}; stopped, and the run is recorded as failed (try a lower --lr)"
+        ),
+        metrics: metrics([("diverged_at_step", step as f64)]),
+    })
+}
+
 /// `[(name, value)]` as a metrics map.
 pub fn metrics<const N: usize>(pairs: [(&str, f64); N]) -> BTreeMap<String, f64> {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

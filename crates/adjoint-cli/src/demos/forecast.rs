@@ -24,7 +24,7 @@ use adjoint_tensor::random::{self, Key};
 use serde::Serialize;
 use serde_json::json;
 
-use super::common::{self, metrics, Common, MetricsLog, Outcome, RunDir};
+use super::common::{self, metrics, Common, DemoError, MetricsLog, Outcome, RunDir};
 
 const TICKERS: [&str; 3] = ["AAPL", "IBM", "MSFT"];
 
@@ -244,7 +244,7 @@ pub fn config(common: &Common) -> serde_json::Value {
 }
 
 /// Run the demo.
-pub fn run(common: &Common) -> Result<Outcome, String> {
+pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = ForecastConfig::from_common(common);
     let data_file = common::data_dir().join("finance_stocks_daily_2000_2013.csv");
     let (dates, prices) = load_prices(&data_file)?;
@@ -289,6 +289,7 @@ pub fn run(common: &Common) -> Result<Outcome, String> {
             let idx: Vec<usize> = chunk.iter().map(|&i| ends[i as usize]).collect();
             let (x, y) = win.batch(&idx);
             let (loss, g) = value_and_grad(|m: &Forecaster| loss_fn(m, &x, &y))(&model);
+            common::check_finite("forecast training", step, loss.item())?;
             let (g, _) = clip_grad_norm(&g, 1.0);
             model = opt.step(&model, &g);
             total += loss.item() * idx.len() as f64;
@@ -320,6 +321,7 @@ pub fn run(common: &Common) -> Result<Outcome, String> {
         let mut last_loss = 0.0;
         for _ in 0..cfg.online_steps {
             let (loss, g) = value_and_grad(|m: &Forecaster| loss_fn(m, &xr, &yr))(&model);
+            common::check_finite("forecast online update", i, loss.item())?;
             let (g, _) = clip_grad_norm(&g, 1.0);
             model = online_opt.step(&model, &g);
             last_loss = loss.item();

@@ -25,7 +25,7 @@ use adjoint_tensor::random::{self, Key};
 use serde::Serialize;
 use serde_json::json;
 
-use super::common::{self, metrics, Common, MetricsLog, Outcome, RunDir};
+use super::common::{self, metrics, Common, DemoError, MetricsLog, Outcome, RunDir};
 
 const TILE: usize = 64;
 const RADIUS: usize = 6;
@@ -284,7 +284,7 @@ fn train_segmenter<M: Params + Clone>(
     common: &Common,
     log: &mut MetricsLog,
     key: &Key,
-) -> Result<(M, Vec<(f64, f64)>), String> {
+) -> Result<(M, Vec<(f64, f64)>), DemoError> {
     let (x, y) = data;
     let n = x.shape()[0];
     let mut model = model;
@@ -305,6 +305,7 @@ fn train_segmenter<M: Params + Clone>(
             let (loss, g) = value_and_grad(|m: &M| {
                 binary_cross_entropy_with_logits(&forward(m, &xb), &yb, None, Reduction::Mean)
             })(&model);
+            common::check_finite(name, epoch * steps + s, loss.item())?;
             model = opt.step(&model, &g);
             total += loss.item() * len as f64;
             pb.inc(1);
@@ -324,7 +325,7 @@ pub fn config(common: &Common) -> serde_json::Value {
 }
 
 /// Run the demo.
-pub fn run(common: &Common) -> Result<Outcome, String> {
+pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = ImagingConfig::from_common(common);
     let data = common::data_dir();
     let img_file = data.join("imaging_nuclei_dsb2018_512x512.pgm");
@@ -335,7 +336,8 @@ pub fn run(common: &Common) -> Result<Outcome, String> {
     if (w, h) != (mw, mh) || w % TILE != 0 || h % TILE != 0 {
         return Err(format!(
             "image {w}×{h} and mask {mw}×{mh} must agree and divide into {TILE}-pixel tiles"
-        ));
+        )
+        .into());
     }
     let dir = RunDir::create(&common.out, "imaging")?;
     dir.write_json(
@@ -491,7 +493,7 @@ fn digits(
     log: &mut MetricsLog,
     key: &Key,
     dir: &RunDir,
-) -> Result<f64, String> {
+) -> Result<f64, DemoError> {
     let (x, y) = read_digits(path)?;
     let n = y.len();
     let perm: Vec<usize> =
@@ -534,6 +536,7 @@ fn digits(
             let (loss, g) = value_and_grad(|m: &_| {
                 cross_entropy(&Module::forward(m, &xb), &yb, &CrossEntropy::default())
             })(&model);
+            common::check_finite("digits", epoch * steps + s, loss.item())?;
             model = opt.step(&model, &g);
             total += loss.item() * len as f64;
             pb.inc(1);

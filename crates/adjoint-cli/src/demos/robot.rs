@@ -17,7 +17,7 @@ use adjoint_tensor::random::{self, Key};
 use serde::Serialize;
 use serde_json::json;
 
-use super::common::{self, metrics, Common, MetricsLog, Outcome, RunDir};
+use super::common::{self, metrics, Common, DemoError, MetricsLog, Outcome, RunDir};
 use super::robot_sim::{Arm, SIM_DTYPE};
 
 /// Settings of the robot demo (saved as `config.json`).
@@ -247,7 +247,7 @@ pub fn config(common: &Common) -> serde_json::Value {
 }
 
 /// Run the demo.
-pub fn run(common: &Common) -> Result<Outcome, String> {
+pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = RobotConfig::from_common(common);
     let data_file = common::data_dir().join("robot_arm_dynamics_params.json");
     let arm = Arm::puma560(&data_file, cfg.joints)?;
@@ -271,6 +271,7 @@ pub fn run(common: &Common) -> Result<Outcome, String> {
         let tasks = sample_tasks(&arm, &key.fold_in(1000 + it as u64), cfg.batch);
         let (loss, g) =
             value_and_grad(|c: &Controller| rollout(&arm, c, &tasks, &cfg, false).loss.sum())(&ctrl);
+        common::check_finite("robot BPTT", it, loss.item())?;
         let (g, norm) = adjoint_nn::optim::clip_grad_norm(&g, 10.0);
         ctrl = opt.step(&ctrl, &g);
         pb.inc(1);
