@@ -12,6 +12,8 @@
 //! rejection), and the first step comes from SciPy's `select_initial_step`. Output times
 //! between steps are filled by the method's dense output, so they do not change the steps.
 
+use std::borrow::Cow;
+
 use adjoint_core::Tensor;
 
 use super::tableau::Tableau;
@@ -81,7 +83,51 @@ pub(crate) fn lincomb(y: &[Tensor], ks: &[State], w: &[f64], h: f64) -> State {
 
 /// The plain values of a state, flattened.
 fn values(s: &[Tensor]) -> Vec<f64> {
-    s.iter().flat_map(|t| t.to_vec::<f64>()).collect()
+    let mut v = Vec::with_capacity(s.iter().map(|t| t.numel()).sum());
+    for t in s {
+        v.extend_from_slice(&leaf_values(t));
+    }
+    v
+}
+
+/// The plain values of one leaf, borrowed when they are contiguous `f64`.
+fn leaf_values(t: &Tensor) -> Cow<'_, [f64]> {
+    let a = t.value();
+    match a.as_slice::<f64>() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(a.to_vec()),
+    }
+}
+
+/// The RMS over every element of the state of `err / (atol + rtol·max(|y|, |y_new|))`, with
+/// `err = h Σ e_i k_i` the embedded error estimate. Leaf by leaf on borrowed values, so a step
+/// copies nothing (this runs once per step attempt over the whole state).
+fn error_norm(y: &[Tensor], y_new: &[Tensor], k: &[State], e: &[f64], h: f64, tol: (f64, f64)) -> f64 {
+    let (rtol, atol) = tol;
+    let (mut sum, mut count) = (0.0, 0usize);
+    let mut err = Vec::new();
+    for (l, (yl, ynl)) in y.iter().zip(y_new).enumerate() {
+        let (yv, ynv) = (leaf_values(yl), leaf_values(ynl));
+        err.clear();
+        err.resize(yv.len(), 0.0);
+        for (ks, &w) in k.iter().zip(e) {
+            if w != 0.0 {
+                for (acc, kj) in err.iter_mut().zip(leaf_values(&ks[l]).iter()) {
+                    *acc += kj * w;
+                }
+            }
+        }
+        for ((ej, yj), ynj) in err.iter().zip(yv.iter()).zip(ynv.iter()) {
+            let r = ej * h / (atol + yj.abs().max(ynj.abs()) * rtol);
+            sum += r * r;
+        }
+        count += yv.len();
+    }
+    if count == 0 {
+        0.0
+    } else {
+        (sum / count as f64).sqrt()
+    }
 }
 
 fn rms(x: impl Iterator<Item = f64>, n: usize) -> f64 {
@@ -228,14 +274,7 @@ fn adaptive(
             let y_new = lincomb(&y, &k, tab.b, h);
             k.push(rhs(&y_new, t_new));
             run.nfev += k.len() - 1;
-            let kv: Vec<Vec<f64>> = k.iter().map(|s| values(s)).collect();
-            let (yv, ynv) = (values(&y), values(&y_new));
-            let n = yv.len();
-            let err = (0..n).map(|j| {
-                let e: f64 = kv.iter().zip(tab.e).map(|(kk, w)| kk[j] * w).sum::<f64>() * h;
-                e / (atol + yv[j].abs().max(ynv[j].abs()) * rtol)
-            });
-            let en = rms(err, n);
+            let en = error_norm(&y, &y_new, &k, tab.e, h, tol);
             if en < 1.0 {
                 let mut factor =
                     if en == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * en.powf(EXPONENT)) };
