@@ -25,7 +25,7 @@
 //! | lse, gmm | tensor (`adjoint_core::grad`) | a few large array ops; the scalar tape would record millions of nodes (lse holds `x` as 32K-element chunks so temporaries stay in cache) |
 //! | llsq | tensor, blocked | the power matrix is built in 1 MiB row blocks, each consumed by its matmul while in cache; the gradient is the sum of per-block `grad`s |
 //! | kmeans | f64 nearest-centroid search, then tensor (`jvp` of `grad`) | only `n` of the `n·k` distances have a non-zero derivative: AD differentiates `Σᵢ ‖C[jᵢ] − Pᵢ‖²` with the `jᵢ` found in plain f64 (the choice `min`'s own rule makes) |
-//! | ode | scalar (`Var` tape, checkpointed) | a long sequential RK4 loop; blocks of ~40k nodes are re-recorded backwards from stored stage values, seeded with the outgoing adjoints |
+//! | ode | tensor (`adjoint_core::grad` through `adjoint_solvers::ode::odeint`'s continuous adjoint, `Backsolve`, Tsit5) | the gradient GradBench checks is that of the continuous solution (`manual` uses its closed form): an adaptive solve at SciPy's tolerances costs ~7 steps each way whatever `s` is, instead of a tape through all `s` RK4 steps; the primal stays the exact `s`-step RK4 in plain `f64` |
 //! | det | scalar (`Var` tape) | recursive, scalar-by-scalar; tensors would pay per-op overhead on 1×1 work |
 //! | lstm | scalar (`Var` tape) | a long sequential loop over vectors of ~7 elements |
 //! | ba | scalar (`DualVec<f64, 15>`) | 15 inputs → 2 outputs per observation: one forward pass gives a block of the sparse Jacobian |

@@ -1,0 +1,42 @@
+//! Times the `ode` eval's primal and gradient at GradBench's sizes (single thread:
+//! `RAYON_NUM_THREADS=1 cargo run --release -p adjoint-gradbench --example ode_timing`).
+use std::time::Instant;
+
+use adjoint_gradbench::evals::ode;
+
+fn main() {
+    // GradBench draws x uniformly from [0, 1); a fixed LCG stands in for numpy's generator.
+    let mut state = 31337u64;
+    let mut rand = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut tp, mut tg) = (0.0, 0.0);
+    for n in [1000, 10000, 100000] {
+        let x: Vec<f64> = (0..n).map(|_| rand()).collect();
+        for s in [1, 10, 100] {
+            let p = time(|| ode::primal(&x, s));
+            let g = time(|| ode::gradient(&x, s));
+            println!("n={n:6} s={s:3}  primal {:10.3} ms  gradient {:10.3} ms", p * 1e3, g * 1e3);
+            tp += p;
+            tg += g;
+        }
+    }
+    println!(
+        "sum: primal {:.3} ms, gradient {:.3} ms, score 1/sum = {:.3} 1/s",
+        tp * 1e3,
+        tg * 1e3,
+        1.0 / (tp + tg)
+    );
+}
+
+/// Mean seconds per run, over at least 3 runs and 0.5 s.
+fn time<T>(f: impl Fn() -> T) -> f64 {
+    let t0 = Instant::now();
+    let mut runs = 0;
+    while runs < 3 || t0.elapsed().as_secs_f64() < 0.5 {
+        std::hint::black_box(f());
+        runs += 1;
+    }
+    t0.elapsed().as_secs_f64() / runs as f64
+}
