@@ -109,6 +109,14 @@ fn declared_sizes_must_match_the_data() {
     // ell² wraps to 0 in u64 arithmetic for ell = 2^32: the check must not.
     let e = refused("det", "primal", json!({"A": [], "ell": 4294967296u64}), &l);
     assert_contains(&e, &["det: A has 0 entries", "ell² = 4294967296²", "2^64 or more"]);
+    // Found by fuzzing: ℓ! was computed by a loop over 2..=ℓ before ℓ was checked against A
+    // (8.6·10⁹ iterations for this ℓ, 4.6·10¹⁸ for 2^62).
+    for ell in [8589934594u64, 1 << 62] {
+        let start = std::time::Instant::now();
+        let e = refused("det", "primal", json!({"A": [], "ell": ell}), &l);
+        assert_contains(&e, &["det: A has 0 entries", &format!("ell² = {ell}²")]);
+        assert!(start.elapsed().as_secs() < 5, "ell = {ell} took {:?}", start.elapsed());
+    }
     let e = refused("det", "gradient", json!({"A": [1.0, 2.0, 3.0], "ell": 2}), &l);
     assert_contains(&e, &["det: A has 3 entries, but ell² = 2² declares 4"]);
     let gmm = |d: u64, k: u64, n: u64| {

@@ -64,8 +64,9 @@ pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result
         return Some(Err("det: ell must be positive".into()));
     }
     let ell64 = ell as u64;
-    // Expansion by minors: about e·ℓ! calls, 6·ℓ! tape nodes for the gradient.
-    let factorial = (2..=ell64).fold(1u64, |f, i| f.saturating_mul(i));
+    // Expansion by minors: about e·ℓ! calls, 6·ℓ! tape nodes for the gradient. ℓ! saturates by
+    // ℓ = 21, so the product stops there (ℓ itself can be anything until checked against A).
+    let factorial = (2..=ell64.min(21)).fold(1u64, |f, i| f.saturating_mul(i));
     let checked = check_len("det: A", &format!("ell² = {ell}²"), product(&[ell64, ell64]), inp.a.len())
         .and_then(|_| {
             limits.check_steps(
