@@ -32,11 +32,25 @@
 //! | ht | scalar (`DualVec<f64, 26>`, and `DualVec<f64, 2>` per point for `us`) | 26 inputs shared by every residual: one forward pass gives the whole dense block; the `us` block is block-diagonal |
 //! | particle, saddle | tensor (nested `grad`/`jvp`) | nested AD in all four orders; the `Var` tape is `f64`-only, so reverse-over-reverse needs the tensor tier |
 //!
-//! ## Errors
+//! ## Errors and limits
 //!
 //! A message that cannot be understood, an unknown module or function, or an input of the
-//! wrong shape is answered with `"success": false` and an `"error"` string; the tool never
-//! exits on bad input. A panic inside an eval (a bug) is caught and reported the same way.
+//! wrong shape is answered with `"success": false` and a one-line `"error"` string saying what
+//! and where; the tool never exits on bad input. A panic inside an eval (a bug) is caught and
+//! reported the same way.
+//!
+//! Inputs are untrusted: before it allocates or loops, every eval checks each declared size
+//! against the data sent with it and its arrays against a memory budget, and bounds its loops
+//! (a step limit for loops of a declared length, an iteration limit for gradient descent and
+//! `particle`'s Euler steps, which also stop on a non-finite value). `min_runs` and
+//! `min_seconds` are bounded too. A size over a limit is refused with `"success": false`, not
+//! clamped. The limits and the environment variables that change them
+//! (`ADJOINT_GRADBENCH_MEMORY`, default ¾ of physical memory or 8 GiB;
+//! `ADJOINT_GRADBENCH_MAX_STEPS`, `ADJOINT_GRADBENCH_MAX_ITERATIONS`) are in [`limits`]. The
+//! binary reads one message line of at most [`max_message_bytes`] (a 32nd of the memory
+//! budget: a parsed JSON number takes up to 32 bytes) and answers a longer one with an error.
+//! [`handle`] answers one message in-process; the binary and the `gradbench` fuzz target
+//! (`fuzz/harness/gradbench.rs`) both go through it.
 
 use std::time::Instant;
 
@@ -44,6 +58,9 @@ use serde_json::{json, Value};
 
 pub mod adbench;
 pub mod evals;
+pub mod limits;
+
+pub use limits::Limits;
 
 /// The modules this tool implements, in the order GradBench lists its evals.
 pub const MODULES: &[&str] =
@@ -87,7 +104,12 @@ impl Runs {
     /// let (v, t) = Runs { min_runs: 3, min_seconds: 0.0 }.repeat(|| 2 + 2);
     /// assert_eq!((v, t.len()), (4, 3));
     /// ```
-    pub fn repeat<T>(self, mut f: impl FnMut() -> T) -> (T, Vec<u64>) {
+    pub fn repeat<T>(self, f: impl FnMut() -> T) -> (T, Vec<u64>) {
+        self.repeat_until(f, |_| false)
+    }
+
+    /// [`Runs::repeat`], stopping early after a run whose result satisfies `stop`.
+    pub fn repeat_until<T>(self, mut f: impl FnMut() -> T, stop: impl Fn(&T) -> bool) -> (T, Vec<u64>) {
         let mut timings = Vec::new();
         let mut total = 0.0;
         loop {
@@ -96,11 +118,22 @@ impl Runs {
             let ns = start.elapsed().as_nanos() as u64;
             timings.push(ns);
             total += ns as f64 * 1e-9;
-            if timings.len() >= self.min_runs && total >= self.min_seconds {
+            if stop(&out) || (timings.len() >= self.min_runs && total >= self.min_seconds) {
                 return (out, timings);
             }
         }
     }
+}
+
+/// Time `f` per [`Runs`] read from `input` and package the output; the first `Err` stops
+/// the runs and is returned.
+pub fn try_timed<T>(
+    input: &Value,
+    f: impl FnMut() -> Result<T, String>,
+    to_json: impl FnOnce(T) -> Value,
+) -> Result<Evaluated, String> {
+    let (out, timings) = Runs::from_input(input).repeat_until(f, Result::is_err);
+    Ok(Evaluated { output: to_json(out?), timings })
 }
 
 /// Time `f` per [`Runs`] read from `input` and package the output.
@@ -114,28 +147,100 @@ pub fn parse<T: serde::de::DeserializeOwned>(module: &str, input: &Value) -> Res
     T::deserialize(input).map_err(|e| format!("{module}: malformed input: {e}"))
 }
 
-/// Evaluate `function` of `module` on `input`.
-pub fn evaluate(module: &str, function: &str, input: &Value) -> Result<Evaluated, String> {
+/// Evaluate `function` of `module` on `input`, within `limits`.
+pub fn evaluate(module: &str, function: &str, input: &Value, limits: &Limits) -> Result<Evaluated, String> {
     use evals::*;
+    if MODULES.contains(&module) {
+        limits.check_runs(input).map_err(|e| format!("{module}: {e}"))?;
+    }
     let unknown = || Err(format!("module {module} has no function {function:?}"));
     match module {
-        "hello" => hello::evaluate(function, input).unwrap_or_else(unknown),
-        "llsq" => llsq::evaluate(function, input).unwrap_or_else(unknown),
-        "lse" => lse::evaluate(function, input).unwrap_or_else(unknown),
-        "det" => det::evaluate(function, input).unwrap_or_else(unknown),
-        "ode" => ode::evaluate(function, input).unwrap_or_else(unknown),
-        "gmm" => gmm::evaluate(function, input).unwrap_or_else(unknown),
-        "kmeans" => kmeans::evaluate(function, input).unwrap_or_else(unknown),
-        "lstm" => lstm::evaluate(function, input).unwrap_or_else(unknown),
-        "ba" => ba::evaluate(function, input).unwrap_or_else(unknown),
-        "ht" => ht::evaluate(function, input).unwrap_or_else(unknown),
-        "particle" => particle::evaluate(function, input).unwrap_or_else(unknown),
-        "saddle" => saddle::evaluate(function, input).unwrap_or_else(unknown),
+        "hello" => hello::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "llsq" => llsq::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "lse" => lse::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "det" => det::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "ode" => ode::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "gmm" => gmm::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "kmeans" => kmeans::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "lstm" => lstm::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "ba" => ba::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "ht" => ht::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "particle" => particle::evaluate(function, input, limits).unwrap_or_else(unknown),
+        "saddle" => saddle::evaluate(function, input, limits).unwrap_or_else(unknown),
         _ => Err(format!("unknown module {module:?}")),
     }
 }
 
-/// The response to one protocol message (one line of input).
+/// The answer to one protocol message.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The JSON line to send back.
+    pub json: Value,
+    /// Whether an eval panicked (a bug; `json` then reports it as an error).
+    pub panicked: bool,
+}
+
+/// The longest message line the binary reads under `limits`: a 32nd of the memory budget (a
+/// parsed JSON number takes up to 32 bytes), at least 1 MiB.
+pub fn max_message_bytes(limits: &Limits) -> u64 {
+    (limits.memory_bytes / 32).max(1 << 20)
+}
+
+/// Answer one protocol message (one line of input) under `limits`: the one path for every
+/// message, used by the binary and the fuzz target.
+///
+/// ```
+/// use adjoint_gradbench::{handle, Limits};
+/// let limits = Limits::default();
+/// let r = handle(r#"{"id": 0, "kind": "evaluate", "module": "ode", "function": "primal", "input": {"x": [1.0], "s": 1000000000000}}"#, &limits);
+/// assert_eq!(r.json["success"], false);
+/// assert!(!r.panicked);
+/// ```
+pub fn handle(line: &str, limits: &Limits) -> Response {
+    let mut msg: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => {
+            let error = format!("invalid JSON message: {e}");
+            return Response { json: json!({"id": null, "success": false, "error": error}), panicked: false };
+        }
+    };
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let mut panicked = false;
+    let json = match msg.get("kind").and_then(Value::as_str) {
+        Some("start") => json!({"id": id, "tool": "adjoint"}),
+        Some("define") => {
+            let module = msg.get("module").and_then(Value::as_str).unwrap_or("");
+            if MODULES.contains(&module) {
+                json!({"id": id, "success": true})
+            } else {
+                json!({"id": id, "success": false, "error": format!("adjoint has no module {module:?}")})
+            }
+        }
+        Some("evaluate") => {
+            let input = msg.get_mut("input").map(Value::take).unwrap_or(Value::Null);
+            let module = msg.get("module").and_then(Value::as_str).unwrap_or("");
+            let function = msg.get("function").and_then(Value::as_str).unwrap_or("");
+            let result = std::panic::catch_unwind(|| evaluate(module, function, &input, limits))
+                .unwrap_or_else(|p| {
+                    panicked = true;
+                    Err(format!("{module}.{function} panicked: {}", panic_message(&*p)))
+                });
+            match result {
+                Ok(ev) => {
+                    let timings: Vec<Value> =
+                        ev.timings.iter().map(|&ns| json!({"name": "evaluate", "nanoseconds": ns})).collect();
+                    json!({"id": id, "success": true, "output": ev.output, "timings": timings})
+                }
+                Err(e) => json!({"id": id, "success": false, "error": e}),
+            }
+        }
+        _ => json!({"id": id}),
+    };
+    Response { json, panicked }
+}
+
+/// [`handle`] under [`Limits::default`] (the binary uses [`Limits::from_env`]), returning the
+/// JSON only.
 ///
 /// ```
 /// use adjoint_gradbench::respond;
@@ -147,38 +252,7 @@ pub fn evaluate(module: &str, function: &str, input: &Value) -> Result<Evaluated
 /// assert_eq!(r["output"], 6.0);
 /// ```
 pub fn respond(line: &str) -> Value {
-    let msg: Value = match serde_json::from_str(line) {
-        Ok(v) => v,
-        Err(e) => return json!({"id": null, "success": false, "error": format!("invalid JSON message: {e}")}),
-    };
-    let id = msg.get("id").cloned().unwrap_or(Value::Null);
-    match msg.get("kind").and_then(Value::as_str) {
-        Some("start") => json!({"id": id, "tool": "adjoint"}),
-        Some("define") => {
-            let module = msg.get("module").and_then(Value::as_str).unwrap_or("");
-            if MODULES.contains(&module) {
-                json!({"id": id, "success": true})
-            } else {
-                json!({"id": id, "success": false, "error": format!("adjoint has no module {module:?}")})
-            }
-        }
-        Some("evaluate") => {
-            let module = msg.get("module").and_then(Value::as_str).unwrap_or("");
-            let function = msg.get("function").and_then(Value::as_str).unwrap_or("");
-            let input = msg.get("input").cloned().unwrap_or(Value::Null);
-            let result = std::panic::catch_unwind(|| evaluate(module, function, &input))
-                .unwrap_or_else(|p| Err(format!("{module}.{function} panicked: {}", panic_message(&*p))));
-            match result {
-                Ok(ev) => {
-                    let timings: Vec<Value> =
-                        ev.timings.iter().map(|&ns| json!({"name": "evaluate", "nanoseconds": ns})).collect();
-                    json!({"id": id, "success": true, "output": ev.output, "timings": timings})
-                }
-                Err(e) => json!({"id": id, "success": false, "error": e}),
-            }
-        }
-        _ => json!({"id": id}),
-    }
+    handle(line, &Limits::default()).json
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

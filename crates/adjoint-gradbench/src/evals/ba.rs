@@ -14,6 +14,7 @@ use adjoint_scalar::{DualVec, Real};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::limits::{product, sum, Limits};
 use crate::{parse, timed, Evaluated};
 
 const NCAM: usize = 11;
@@ -136,11 +137,21 @@ pub fn jacobian(pb: &Problem) -> Sparse {
     sp
 }
 
-fn expand(inp: Input) -> Result<Problem, String> {
+fn expand(inp: Input, limits: &Limits, jacobian: bool) -> Result<Problem, String> {
     let Input { n, m, p, cam, x, w, feat } = inp;
     if n == 0 || m == 0 || p == 0 || cam.len() != NCAM || x.len() != 3 || feat.len() != 2 {
         return Err("ba: need positive n, m, p, 11 camera parameters, 3 coordinates and 2 features".into());
     }
+    // The expanded problem (11n + 3m + 7p words: cameras, points, weights, observation pairs,
+    // features), then 3p residuals or the Jacobian's 3p + 1 rows and 2·31p columns and values.
+    let (n64, m64, p64) = (n as u64, m as u64, p as u64);
+    limits.check_steps(&format!("ba: p = {p} observations"), p64)?;
+    let out = if jacobian { 66 } else { 3 };
+    limits.check_memory(
+        &format!("ba: n = {n} cameras, m = {m} points, p = {p} observations"),
+        sum(&[product(&[NCAM as u64, n64]), product(&[3, m64]), product(&[7 + out, p64])]),
+        8,
+    )?;
     Ok(Problem {
         n,
         m,
@@ -162,8 +173,8 @@ fn abbreviate<T: Clone>(v: &[T]) -> Vec<T> {
 }
 
 /// Evaluate `objective` or `jacobian`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
-    let pb = match parse::<Input>("ba", input).and_then(expand) {
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
+    let pb = match parse::<Input>("ba", input).and_then(|i| expand(i, limits, function == "jacobian")) {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };

@@ -9,6 +9,7 @@ use adjoint_scalar::{Real, Tape, Var};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::limits::{check_len, product, Limits};
 use crate::{parse, timed, Evaluated};
 
 #[derive(Deserialize)]
@@ -53,14 +54,33 @@ pub fn det<T: Real>(a: &[T], ell: usize) -> T {
 }
 
 /// Evaluate `primal` or `gradient`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
     let inp: Input = match parse("det", input) {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
     let ell = inp.ell;
-    if ell == 0 || inp.a.len() != ell * ell {
-        return Some(Err(format!("det: A has {} entries, expected ell² = {}", inp.a.len(), ell * ell)));
+    if ell == 0 {
+        return Some(Err("det: ell must be positive".into()));
+    }
+    let ell64 = ell as u64;
+    // Expansion by minors: about e·ℓ! calls, 6·ℓ! tape nodes for the gradient. ℓ! saturates by
+    // ℓ = 21, so the product stops there (ℓ itself can be anything until checked against A).
+    let factorial = (2..=ell64.min(21)).fold(1u64, |f, i| f.saturating_mul(i));
+    let checked = check_len("det: A", &format!("ell² = {ell}²"), product(&[ell64, ell64]), inp.a.len())
+        .and_then(|_| {
+            limits.check_steps(
+                &format!("det: expansion by minors of a {ell} × {ell} matrix"),
+                product(&[factorial, 3]),
+            )
+        })
+        .and_then(|_| match function {
+            "gradient" => limits
+                .check_tape(&format!("det: the gradient's tape for ell = {ell}"), product(&[factorial, 6])),
+            _ => Ok(()),
+        });
+    if let Err(e) = checked {
+        return Some(Err(e));
     }
     let a = inp.a;
     Some(Ok(match function {

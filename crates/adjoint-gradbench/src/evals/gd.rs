@@ -4,8 +4,14 @@
 //!
 //! Control flow reads primal values (`item`), exactly as the C++ solver compares doubles;
 //! the derivative follows the path taken.
+//!
+//! Unlike the C++ solver, [`argmin`] stops with an error when the objective or gradient is not
+//! finite (where the C++ loop would halve its step forever) and after the iterations of its
+//! [`Budget`] are spent.
 
 use adjoint_core::{grad, jvp, Tensor};
+
+use crate::limits::{Budget, ITERATIONS_ENV};
 
 /// Which AD mode computes a gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,23 +60,52 @@ fn magnitude(v: &Tensor) -> f64 {
     v.value().to_vec::<f64>().iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-/// `argmin f` from `x0` by gradient descent with GradBench's step-size rule.
-pub fn argmin(f: &dyn Fn(&Tensor) -> Tensor, g: &dyn Fn(&Tensor) -> Tensor, x0: &Tensor) -> Tensor {
+/// `argmin f` from `x0` by gradient descent with GradBench's step-size rule; an error once
+/// `budget` is spent (each iteration takes one), when `f(x)` or `∇f(x)` at an accepted point
+/// is not finite, or when a nested function recorded a failure in `budget` (that reason).
+pub fn argmin(
+    f: &dyn Fn(&Tensor) -> Tensor,
+    g: &dyn Fn(&Tensor) -> Tensor,
+    x0: &Tensor,
+    budget: &Budget,
+) -> Result<Tensor, String> {
     let mut x = x0.clone();
     let mut fx = f(&x);
     let mut gx = g(&x);
     let mut i = 0;
     let mut eta = 1e-5;
     loop {
-        if magnitude(&gx) <= 1e-5 {
-            return x;
+        if let Some(e) = budget.failure() {
+            return Err(e);
+        }
+        let g_norm = magnitude(&gx);
+        if !g_norm.is_finite() || !fx.item().is_finite() {
+            return Err(budget.failure().unwrap_or_else(|| {
+                format!(
+                    "gradient descent reached a non-finite objective ({}) or gradient ({:?}) at x = {:?}",
+                    fx.item(),
+                    gx.value().to_vec::<f64>(),
+                    x.value().to_vec::<f64>()
+                )
+            }));
+        }
+        if !budget.take() {
+            return Err(budget.failure().unwrap_or_else(|| {
+                format!(
+                    "gradient descent did not converge within the iteration limit of {} (set {ITERATIONS_ENV})",
+                    budget.limit()
+                )
+            }));
+        }
+        if g_norm <= 1e-5 {
+            return Ok(x);
         } else if i == 10 {
             eta *= 2.0;
             i = 0;
         } else {
             let x_prime = &x - &(&gx * eta);
             if magnitude(&(&x - &x_prime)) <= 1e-5 {
-                return x;
+                return Ok(x);
             }
             let fx_prime = f(&x_prime);
             if fx_prime.item() < fx.item() {
@@ -87,6 +122,11 @@ pub fn argmin(f: &dyn Fn(&Tensor) -> Tensor, g: &dyn Fn(&Tensor) -> Tensor, x0: 
 }
 
 /// `argmax f` from `x0`: [`argmin`] of `-f`.
-pub fn argmax(f: &dyn Fn(&Tensor) -> Tensor, g: &dyn Fn(&Tensor) -> Tensor, x0: &Tensor) -> Tensor {
-    argmin(&|x: &Tensor| -f(x), &|x: &Tensor| -g(x), x0)
+pub fn argmax(
+    f: &dyn Fn(&Tensor) -> Tensor,
+    g: &dyn Fn(&Tensor) -> Tensor,
+    x0: &Tensor,
+    budget: &Budget,
+) -> Result<Tensor, String> {
+    argmin(&|x: &Tensor| -f(x), &|x: &Tensor| -g(x), x0, budget)
 }

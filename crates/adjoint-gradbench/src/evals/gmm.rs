@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::tensor;
+use crate::limits::{check_len, product, sum, Limits};
 use crate::{parse, timed, Evaluated};
 
 #[derive(Deserialize)]
@@ -126,15 +127,27 @@ fn rows_to_tensor(rows: &[Vec<f64>], count: usize, width: usize, what: &str) -> 
 
 type Prepared = (Consts, (Tensor, Tensor, Tensor, Tensor));
 
-fn prepare(inp: &Input) -> Result<Prepared, String> {
+fn prepare(inp: &Input, limits: &Limits) -> Result<Prepared, String> {
     let (d, k, n) = (inp.d, inp.k, inp.n);
-    if d == 0 || k == 0 || n == 0 || inp.alpha.len() != k {
-        return Err(format!("gmm: need positive d, k, n and {k} alphas"));
+    if d == 0 || k == 0 || n == 0 {
+        return Err("gmm: need positive d, k, n".into());
     }
-    let ld = d * (d - 1) / 2;
+    check_len("gmm: alpha", "k", k as u64, inp.alpha.len())?;
+    check_len("gmm: x", "n", n as u64, inp.x.len())?;
+    check_len("gmm: mu", "k", k as u64, inp.mu.len())?;
     let x = rows_to_tensor(&inp.x, n, d, "x")?;
     let mu = rows_to_tensor(&inp.mu, k, d, "mu")?;
     let q = rows_to_tensor(&inp.q, k, d, "q")?;
+    // d is now backed by data (k rows of d means).
+    let ld = d * (d - 1) / 2;
+    // The [n, k·d] products and their adjoints (six), each Q_k and its adjoint, the index.
+    let (n64, k64, d64) = (n as u64, k as u64, d as u64);
+    limits.check_steps(&format!("gmm: n·k·d² = {n}·{k}·{d}²"), product(&[n64, k64, d64, d64]))?;
+    limits.check_memory(
+        &format!("gmm: n·k·d = {n}·{k}·{d} distances"),
+        sum(&[product(&[6, n64, k64, d64]), product(&[3, k64, d64, d64]), product(&[4, n64, k64])]),
+        8,
+    )?;
     let l =
         if ld == 0 { Tensor::full_of(&[k, 0], 0.0, DType::F64) } else { rows_to_tensor(&inp.l, k, ld, "l")? };
     let alpha = tensor(&inp.alpha, &[k]);
@@ -148,8 +161,8 @@ fn rows(t: &Tensor) -> Vec<Vec<f64>> {
 }
 
 /// Evaluate `objective` or `jacobian`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
-    let (consts, params) = match parse::<Input>("gmm", input).and_then(|i| prepare(&i)) {
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
+    let (consts, params) = match parse::<Input>("gmm", input).and_then(|i| prepare(&i, limits)) {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };

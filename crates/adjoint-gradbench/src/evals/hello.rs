@@ -2,15 +2,15 @@
 
 use serde_json::{json, Value};
 
-use crate::{parse, Evaluated, Runs};
+use crate::{parse, Evaluated, Limits, Runs};
 
 /// `x²`, generic so the same code is differentiated.
 fn square<T: adjoint_scalar::Real>(x: T) -> T {
     x * x
 }
 
-/// Evaluate `square` or `double` (no `Runs` fields: one timed run).
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
+/// Evaluate `square` or `double` (no `Runs` fields: one timed run; a scalar needs no limits).
+pub fn evaluate(function: &str, input: &Value, _limits: &Limits) -> Option<Result<Evaluated, String>> {
     let x: f64 = match parse("hello", input) {
         Ok(x) => x,
         Err(e) => return Some(Err(e)),

@@ -27,6 +27,7 @@ use adjoint_scalar::{DualVec, Real};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::limits::{product, sum, Limits};
 use crate::{parse, Evaluated, Runs};
 
 /// Number of pose parameters.
@@ -107,7 +108,7 @@ fn mat4(m: &[Vec<f64>], what: &str) -> Result<[[f64; 4]; 4], String> {
     Ok(std::array::from_fn(|r| std::array::from_fn(|c| m[r][c])))
 }
 
-fn prepare(inp: Input) -> Result<Problem, String> {
+fn prepare(inp: Input, limits: &Limits) -> Result<Problem, String> {
     let Input { theta, data, us } = inp;
     let DataIn { model, correspondences, points } = data;
     let theta: [f64; NTHETA] = theta
@@ -150,6 +151,18 @@ fn prepare(inp: Input) -> Result<Problem, String> {
     if complicated && (us.len() != points.len() || us.iter().any(|u| u.len() != 2)) {
         return Err("ht: us must hold two numbers per point".into());
     }
+    // Skinning terms (at most one per vertex and bone), posed vertices as 26-wide duals, the
+    // 3n × 28 Jacobian.
+    let (np, nv64, nb64) = (points.len() as u64, nv as u64, nb as u64);
+    limits.check_steps(
+        &format!("ht: {np} points, {nv} vertices × {nb} bones"),
+        sum(&[np, product(&[nv64, nb64])]),
+    )?;
+    limits.check_memory(
+        &format!("ht: {np} points, {nv} vertices × {nb} bones"),
+        sum(&[product(&[5, nv64, nb64]), product(&[100, nv64]), product(&[3 * 28, np])]),
+        8,
+    )?;
 
     // The needed vertices, numbered in order of first use.
     let mut local = vec![usize::MAX; nv];
@@ -416,11 +429,11 @@ fn jacobian(pb: &Problem, s: &mut Scratch<D26>, out: &mut Vec<f64>) {
 }
 
 /// Evaluate `objective` or `jacobian`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
     if function != "objective" && function != "jacobian" {
         return None;
     }
-    let pb = match parse::<Input>("ht", input).and_then(prepare) {
+    let pb = match parse::<Input>("ht", input).and_then(|i| prepare(i, limits)) {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::tensor;
+use crate::limits::{product, sum, Limits};
 use crate::{parse, timed, Evaluated};
 
 #[derive(Deserialize)]
@@ -134,13 +135,22 @@ fn flat(rows: &[Vec<f64>], what: &str) -> Result<(Vec<f64>, usize, usize), Strin
 }
 
 /// Evaluate `cost` or `dir`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
     let parsed = parse::<Input>("kmeans", input).and_then(|inp| {
         let (p, _, d) = flat(&inp.points, "points")?;
         let (c, k, dc) = flat(&inp.centroids, "centroids")?;
         if d != dc {
             return Err(format!("kmeans: points have {d} dimensions but centroids {dc}"));
         }
+        // n·k·d for the search; copies of the points and centroids, a block of scores.
+        let (n, k64, d64) = ((p.len() / d) as u64, k as u64, d as u64);
+        limits.check_steps(&format!("kmeans: n·k·d = {n}·{k}·{d}"), product(&[n, k64, d64]))?;
+        let scores = (BLOCK_SCORES as u64).max(product(&[16, k64]));
+        limits.check_memory(
+            &format!("kmeans: {n} points and {k} centroids of {d} dimensions"),
+            sum(&[product(&[4, n, d64]), product(&[4, k64, d64 + 1]), scores, n]),
+            8,
+        )?;
         Ok((p, c, k, d))
     });
     let (p_data, c_data, k, d) = match parsed {

@@ -15,6 +15,7 @@ use adjoint_core::{grad, Tensor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::limits::{product, Limits};
 use crate::{parse, timed, Evaluated};
 
 #[derive(Deserialize)]
@@ -83,13 +84,23 @@ pub fn gradient(x: &Tensor, n: usize) -> Tensor {
 }
 
 /// Evaluate `primal` or `gradient`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
     let inp: Input = match parse("llsq", input) {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
     if inp.x.is_empty() || inp.n == 0 {
         return Some(Err("llsq: x and n must be non-empty".into()));
+    }
+    // n rows of m powers each, built one block of at least a row at a time.
+    let (n, m) = (inp.n as u64, inp.x.len() as u64);
+    let block = (BLOCK_POWERS as u64).max(m);
+    let checked =
+        limits.check_steps(&format!("llsq: n = {n} rows × {m} powers"), product(&[n, m])).and_then(|_| {
+            limits.check_memory(&format!("llsq: a block of powers for {m} unknowns"), product(&[block, 4]), 8)
+        });
+    if let Err(e) = checked {
+        return Some(Err(e));
     }
     let x = Tensor::from_slice(&inp.x, &[inp.x.len()]);
     let n = inp.n;

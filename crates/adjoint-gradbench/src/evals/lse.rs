@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::tensor;
+use crate::limits::Limits;
 use crate::{parse, timed, Evaluated};
 
 #[derive(Deserialize)]
@@ -38,13 +39,21 @@ pub fn lse(xs: &[Tensor]) -> Tensor {
 }
 
 /// Evaluate `primal` or `gradient`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
     let inp: Input = match parse("lse", input) {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
     if inp.x.is_empty() {
         return Some(Err("lse: x is empty".into()));
+    }
+    // The chunks, the gradient and two chunk-sized temporaries per chunk.
+    let n = inp.x.len() as u64;
+    if let Err(e) = limits
+        .check_steps("lse: x", n)
+        .and_then(|_| limits.check_memory("lse: copies of x", n.saturating_mul(4), 8))
+    {
+        return Some(Err(e));
     }
     let xs: Vec<Tensor> = inp.x.chunks(CHUNK).map(|c| tensor(c, &[c.len()])).collect();
     Some(Ok(match function {

@@ -13,6 +13,7 @@ use adjoint_scalar::{Real, Tape, Var};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::limits::{product, Limits};
 use crate::{parse, timed, Evaluated};
 
 #[derive(Deserialize)]
@@ -88,12 +89,21 @@ fn flatten(rows: &[Vec<f64>], count: usize, width: usize, what: &str) -> Result<
 
 type Prepared = (Dims, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
 
-fn prepare(inp: Input) -> Result<Prepared, String> {
+fn prepare(inp: Input, limits: &Limits, jacobian: bool) -> Result<Prepared, String> {
     let l = inp.main_params.len() / 2;
     let b = inp.main_params.first().map_or(0, |r| r.len() / 4);
     let c = inp.sequence.len();
     if l == 0 || b == 0 || c < 2 {
         return Err("lstm: need at least one layer, one bit and two characters".into());
+    }
+    // c·l·b cell updates of ~40 operations each (tape nodes for the jacobian).
+    let work = product(&[c as u64, l as u64, b as u64]);
+    limits.check_steps(&format!("lstm: {c} characters × {l} layers × {b} bits"), work)?;
+    if jacobian {
+        limits.check_tape(
+            &format!("lstm: the jacobian's tape for {c} characters × {l} layers × {b} bits"),
+            product(&[work, 40]),
+        )?;
     }
     let main = flatten(&inp.main_params, 2 * l, 4 * b, "main_params")?;
     let extra = flatten(&inp.extra_params, 3, b, "extra_params")?;
@@ -103,11 +113,12 @@ fn prepare(inp: Input) -> Result<Prepared, String> {
 }
 
 /// Evaluate `objective` or `jacobian`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
-    let (dims, main, extra, state, seq) = match parse::<Input>("lstm", input).and_then(prepare) {
-        Ok(v) => v,
-        Err(e) => return Some(Err(e)),
-    };
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
+    let (dims, main, extra, state, seq) =
+        match parse::<Input>("lstm", input).and_then(|i| prepare(i, limits, function == "jacobian")) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
     Some(Ok(match function {
         "objective" => timed(input, || objective(dims, &main, &extra, &state, &seq), |v| json!(v)),
         "jacobian" => timed(

@@ -33,6 +33,7 @@ use adjoint_solvers::ode::{odeint, GradMethod, Method, OdeOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::limits::{product, Limits};
 use crate::{parse, timed, Evaluated};
 
 #[derive(Deserialize)]
@@ -113,13 +114,29 @@ pub fn gradient(x: &[f64], _s: usize) -> Vec<f64> {
 }
 
 /// Evaluate `primal` or `gradient`.
-pub fn evaluate(function: &str, input: &Value) -> Option<Result<Evaluated, String>> {
+pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result<Evaluated, String>> {
     let inp: Input = match parse("ode", input) {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
     if inp.x.is_empty() || inp.s == 0 {
         return Some(Err("ode: x must be non-empty and s positive".into()));
+    }
+    // Per run: n·s component steps. Memory: two rows of 4s stage values (primal); at most one
+    // checkpoint of 4s stage values per component, plus working rows and the tape (gradient).
+    let (n, s) = (inp.x.len() as u64, inp.s as u64);
+    let rows = if function == "gradient" { n.saturating_add(12) } else { 2 };
+    let checked = limits
+        .check_steps(&format!("ode: n = {n} components × s = {s} steps"), product(&[n, s]))
+        .and_then(|_| {
+            limits.check_memory(
+                &format!("ode: stage values for s = {s} steps (4·s per row, {rows} rows)"),
+                product(&[4, s, rows]),
+                8,
+            )
+        });
+    if let Err(e) = checked {
+        return Some(Err(e));
     }
     let (x, s) = (inp.x, inp.s);
     Some(Ok(match function {
