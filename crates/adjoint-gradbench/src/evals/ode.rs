@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::limits::{product, Limits};
-use crate::{parse, timed, Evaluated};
+use crate::{parse, timed, try_timed, Evaluated};
 
 #[derive(Deserialize)]
 struct Input {
@@ -88,7 +88,7 @@ pub const OPTS: OdeOptions = OdeOptions {
     method: Method::Tsit5,
     rtol: 1e-6,
     atol: 1e-9,
-    max_steps: 100_000,
+    max_steps: 10_000,
     grad: GradMethod::Backsolve,
 };
 
@@ -111,6 +111,34 @@ pub fn gradient_with(x: &[f64], opts: &OdeOptions) -> Vec<f64> {
 /// count) does not enter.
 pub fn gradient(x: &[f64], _s: usize) -> Vec<f64> {
     gradient_with(x, &OPTS)
+}
+
+/// Refuse inputs whose continuous solution leaves `f64`: `yₖ(2) = ∏_{i≤k} xᵢ · 2^{k+1}/(k+1)!`,
+/// so the largest `ln |yₖ(2)|` is a running sum; the solver cannot integrate through an
+/// overflow (its steps shrink to nothing), and the answer would be infinite anyway.
+fn check_magnitude(x: &[f64]) -> Result<(), String> {
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(format!("ode: x[{i}] = {} is not finite", x[i]));
+    }
+    let mut log = 0.0f64;
+    for (k, v) in x.iter().enumerate() {
+        log += (2.0 * v.abs()).ln() - ((k + 1) as f64).ln();
+        if log > 600.0 {
+            return Err(format!(
+                "ode: the solution overflows f64 (|y_{k}(2)| ≈ e^{log:.0}); inputs this large have no finite gradient"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`gradient`], with a failure of the adaptive solver (step size underflow, too many steps)
+/// as an error instead of a panic: the input, not the caller, is at fault.
+pub fn try_gradient(x: &[f64], s: usize) -> Result<Vec<f64>, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gradient(x, s))).map_err(|e| {
+        let msg = e.downcast_ref::<String>().map(String::as_str).or(e.downcast_ref::<&str>().copied());
+        format!("ode: the adaptive solver failed on this input: {}", msg.unwrap_or("(no message)"))
+    })
 }
 
 /// Evaluate `primal` or `gradient`.
@@ -141,7 +169,15 @@ pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result
     let (x, s) = (inp.x, inp.s);
     Some(Ok(match function {
         "primal" => timed(input, || primal(&x, s), |y| json!(y)),
-        "gradient" => timed(input, || gradient(&x, s), |g| json!(g)),
+        "gradient" => {
+            if let Err(e) = check_magnitude(&x) {
+                return Some(Err(e));
+            }
+            match try_timed(input, || try_gradient(&x, s), |g| json!(g)) {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            }
+        }
         _ => return None,
     }))
 }
