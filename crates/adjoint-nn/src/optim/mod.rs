@@ -9,7 +9,8 @@
 //! Each update follows PyTorch's single-tensor implementation operation for operation, so
 //! trajectories agree with `torch.optim` to rounding (the tests check 20 steps to 1e-6 in
 //! `f64`). The arithmetic runs in one fused pass per leaf (see `kernel.rs`), on concrete
-//! values: an update is not itself differentiated (no meta-gradients through `step`).
+//! values: an update is not itself differentiated (no meta-gradients through `step`); for that,
+[`functional`] has the same updates as pure, differentiable functions of tensors.
 //!
 //! Per-leaf options — learning-rate multipliers, weight decay off for biases and norms,
 //! frozen leaves — come from [`ParamGroups`], chosen by dotted leaf name.
@@ -34,6 +35,7 @@
 mod adagrad;
 mod adam;
 mod clip;
+pub mod functional;
 pub(crate) mod kernel;
 mod lbfgs;
 mod rmsprop;
