@@ -10,7 +10,7 @@
 //! trajectories agree with `torch.optim` to rounding (the tests check 20 steps to 1e-6 in
 //! `f64`). The arithmetic runs in one fused pass per leaf (see `kernel.rs`), on concrete
 //! values: an update is not itself differentiated (no meta-gradients through `step`); for that,
-[`functional`] has the same updates as pure, differentiable functions of tensors.
+//! [`functional`] has the same updates as pure, differentiable functions of tensors.
 //!
 //! Per-leaf options — learning-rate multipliers, weight decay off for biases and norms,
 //! frozen leaves — come from [`ParamGroups`], chosen by dotted leaf name.
