@@ -22,7 +22,9 @@ mod krylov;
 mod nonlinear;
 
 pub use krylov::{bicgstab, cg, gmres};
-pub use nonlinear::{argmin, argmin_box, argmin_with, fixed_point, root, Objective};
+pub use nonlinear::{
+    argmin, argmin_box, argmin_with, fixed_point, root, root_with, Objective, RootSolvers, UserSolve,
+};
 
 /// Options of the iterative solvers.
 ///

@@ -7,7 +7,8 @@ use std::cell::Cell;
 use adjoint_core::testing::{check_grads, BOTH};
 use adjoint_core::{grad, memory, Tensor};
 use adjoint_solvers::solve::{
-    argmin, argmin_box, argmin_with, bicgstab, cg, fixed_point, gmres, root, Objective, SolveOptions,
+    argmin, argmin_box, argmin_with, bicgstab, cg, fixed_point, gmres, root, root_with, Objective,
+    RootSolvers, SolveOptions,
 };
 
 fn v(x: &[f64]) -> Tensor {
@@ -112,6 +113,32 @@ fn nonlinear_solvers_match_unrolled_gradients() {
     let gi = grad(|p: &Tensor| (root(r, &(p.ones_like() * 0.5), p, &o) * &w).sum())(&p);
     let gu = grad(|p: &Tensor| (unrolled_root(p) * &w).sum())(&p);
     assert_close(&gi, &gu, 1e-8, "root");
+    // The same root by the user's dense Newton and dense tangent solve (custom_root-style):
+    // both are used (counted), and the gradient, first and second order, is root's.
+    let calls = std::rc::Rc::new(std::cell::Cell::new((0, 0)));
+    let (c1, c2) = (calls.clone(), calls.clone());
+    let solvers = RootSolvers {
+        solve: Some(std::rc::Rc::new(move |g: &dyn Fn(&Tensor) -> Tensor, x0: &Tensor| {
+            c1.set((c1.get().0 + 1, c1.get().1));
+            let mut x = x0.clone();
+            for _ in 0..50 {
+                x = &x - adjoint_solvers::linalg::solve(&adjoint_core::jacfwd(|y: &Tensor| g(y))(&x), &g(&x));
+            }
+            x
+        })),
+        tangent_solve: Some(std::rc::Rc::new(move |g: &dyn Fn(&Tensor) -> Tensor, b: &Tensor| {
+            c2.set((c2.get().0, c2.get().1 + 1));
+            adjoint_solvers::linalg::solve(&adjoint_core::jacfwd(|v: &Tensor| g(v))(b), b)
+        })),
+    };
+    let with = |p: &Tensor| (root_with(r, &(p.ones_like() * 0.5), p, solvers.clone(), &o) * &w).sum();
+    assert_close(&grad(with)(&p), &gu, 1e-8, "root_with (user solve and tangent solve)");
+    assert!(calls.get().0 >= 1 && calls.get().1 >= 1, "{:?}", calls.get());
+    let h_user = grad(|p: &Tensor| grad(with)(p).square().sum())(&p);
+    let h_root = grad(|p: &Tensor| {
+        grad(|p: &Tensor| (root(r, &(p.ones_like() * 0.5), p, &o) * &w).sum())(p).square().sum()
+    })(&p);
+    assert_close(&h_user, &h_root, 1e-7, "root_with second order");
 
     // Minimiser of a smooth, strongly convex, non-separable objective; unrolled gradient
     // descent.

@@ -243,19 +243,86 @@ pub fn root<P: Params + 'static>(
     params: &P,
     opts: &SolveOptions,
 ) -> Tensor {
+    root_with(f, x0, params, RootSolvers::default(), opts)
+}
+
+/// A user's solver for [`root_with`]: `(g, b) ↦ x`. For `solve`, `g` is the residual
+/// `x ↦ f(x, params)` and `b` the starting point, and it returns a root of `g`. For
+/// `tangent_solve`, `g` is the linear map `v ↦ (∂f/∂x)ᵀ v` at the root and `b` the cotangent
+/// `x̄`, and it returns `w` with `g(w) = b`.
+pub type UserSolve = Rc<dyn Fn(&dyn Fn(&Tensor) -> Tensor, &Tensor) -> Tensor>;
+
+/// The solvers [`root_with`] uses in place of its own (JAX's `custom_root`): `None` keeps
+/// Newton (`solve`) or GMRES (`tangent_solve`).
+#[derive(Clone, Default)]
+pub struct RootSolvers {
+    /// Finds the root (default: Newton with line search).
+    pub solve: Option<UserSolve>,
+    /// Solves the transposed linear system of the implicit gradient (default: GMRES on
+    /// vector-Jacobian products). Write it with differentiable ops (e.g. a dense
+    /// [`solve`](crate::linalg::solve) of the materialised Jacobian) if second derivatives
+    /// are needed.
+    pub tangent_solve: Option<UserSolve>,
+}
+
+/// [`root`] with the user's own solver and/or tangent solve ([`RootSolvers`]); the gradient is
+/// the same implicit one, whichever solver found the root.
+///
+/// ```
+/// use std::rc::Rc;
+/// use adjoint_core::{grad, jacfwd, Tensor};
+/// use adjoint_solvers::linalg::solve;
+/// use adjoint_solvers::solve::{root_with, RootSolvers, SolveOptions};
+/// // Dense Newton and a dense tangent solve, both by materialised Jacobians.
+/// let dense = |g: &dyn Fn(&Tensor) -> Tensor, b: &Tensor| solve(&jacfwd(|v: &Tensor| g(v))(b), b);
+/// let newton = |g: &dyn Fn(&Tensor) -> Tensor, x0: &Tensor| {
+///     let mut x = x0.clone();
+///     for _ in 0..30 {
+///         x = &x - solve(&jacfwd(|y: &Tensor| g(y))(&x), &g(&x));
+///     }
+///     x
+/// };
+/// let s = RootSolvers { solve: Some(Rc::new(newton)), tangent_solve: Some(Rc::new(dense)) };
+/// let f = |x: &Tensor, a: &Tensor| x * x * x - a; // x* = a^(1/3)
+/// let a = Tensor::from_vec(vec![8.0f64, 27.0], &[2]);
+/// let x0 = Tensor::from_vec(vec![1.0f64, 1.0], &[2]);
+/// let g = grad(|a: &Tensor| root_with(f, &x0, a, s.clone(), &SolveOptions::default()).sum())(&a);
+/// let want = [1.0 / 12.0, 1.0 / 27.0]; // (1/3) a^(-2/3)
+/// assert!(g.to_vec::<f64>().iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12));
+/// ```
+pub fn root_with<P: Params + 'static>(
+    f: impl Fn(&Tensor, &P) -> Tensor + 'static,
+    x0: &Tensor,
+    params: &P,
+    solvers: RootSolvers,
+    opts: &SolveOptions,
+) -> Tensor {
     let (f, o) = (Rc::new(f), *opts);
     let f1 = f.clone();
-    let forward: Forward<P> = Rc::new(move |x0: &Tensor, p: &P| newton_iter(&|x: &Tensor| f1(x, p), x0, &o));
+    let user = solvers.solve;
+    let forward: Forward<P> = Rc::new(move |x0: &Tensor, p: &P| {
+        let g = |x: &Tensor| f1(x, p);
+        match &user {
+            Some(s) => s(&g, x0),
+            None => newton_iter(&g, x0, &o),
+        }
+    });
+    let tangent = solvers.tangent_solve;
     let backward: Backward<P> = Rc::new(move |x: &Tensor, p: &P, xbar: &Tensor| {
-        let f2 = f.clone();
-        let w = transposed_solve(
-            Method::Gmres,
-            move |v: &Tensor, q: &(Tensor, P)| x_vjp(&*f2, &q.0, &q.1, v),
-            x,
-            p,
-            xbar,
-            o,
-        );
+        let w = match &tangent {
+            Some(t) => t(&|v: &Tensor| x_vjp(&*f, x, p, v), xbar),
+            None => {
+                let f2 = f.clone();
+                transposed_solve(
+                    Method::Gmres,
+                    move |v: &Tensor, q: &(Tensor, P)| x_vjp(&*f2, &q.0, &q.1, v),
+                    x,
+                    p,
+                    xbar,
+                    o,
+                )
+            }
+        };
         negate(param_vjp(&*f, x, p, &w))
     });
     implicit(forward, backward)(&(x0.clone(), clone_params(params)))
