@@ -65,6 +65,25 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
         let config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
         assert_eq!(config["demo"], name);
+        // `methods`: method name → metrics, with the names the demos' issue fixes.
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+        let want: &[(&str, &[&str])] = match name {
+            "robot" => &[
+                ("bptt", &["final_distance_cm", "train_time_s"]),
+                ("cem", &["final_distance_cm", "train_time_s"]),
+            ],
+            "forecast" => &[("lstm_frozen", &["mae", "rmse"]), ("lstm_online", &["mae", "rmse"])],
+            _ => &[],
+        };
+        for (method, keys) in want {
+            for k in *keys {
+                assert!(
+                    results["methods"][method][k].is_number(),
+                    "{name}: methods.{method}.{k} in {results}"
+                );
+            }
+        }
         assert!(stdout.contains(&format!("{name}: recorded as run")), "{name} recorded:\n{stdout}");
     }
     let list = adjoint(tmp.path(), &["runs", "list", "--registry", reg.to_str().unwrap()]);

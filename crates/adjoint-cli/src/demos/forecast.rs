@@ -236,6 +236,9 @@ pub struct ForecastReport {
     pub days: usize,
     /// Rows: method, MAE, RMSE (percentage points of absolute daily return).
     pub rows: Vec<(String, f64, f64)>,
+    /// Method name → its metrics (`persistence`, `train_mean`, `ar`, `lstm_frozen`,
+    /// `lstm_online`: `mae`, `rmse`).
+    pub methods: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 /// The configuration this demo runs with, as recorded.
@@ -360,7 +363,13 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
             (n.to_string(), mae, rmse)
         })
         .collect();
-    let report = ForecastReport { days: walk.len(), rows };
+    let keys = ["persistence", "train_mean", "ar", "lstm_frozen", "lstm_online"];
+    let by_method = keys
+        .iter()
+        .zip(&rows)
+        .map(|(k, r)| (k.to_string(), metrics([("mae", r.1), ("rmse", r.2)])))
+        .collect();
+    let report = ForecastReport { days: walk.len(), rows, methods: by_method };
     let table = common::table(
         &["method", "MAE", "RMSE"],
         &report
@@ -424,7 +433,6 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     chart.save(dir.file("rolling_error")).map_err(|e| e.to_string())?;
     println!("forecast: {summary}");
     println!("forecast: run folder {}", dir.path.display());
-    let keys = ["persistence", "train_mean", "ar", "lstm_frozen", "lstm_online"];
     let mut final_metrics = BTreeMap::new();
     for (k, r) in keys.iter().zip(&report.rows) {
         final_metrics.insert(format!("{k}_mae"), r.1);

@@ -217,6 +217,9 @@ fn final_distance_cm(arm: &Arm, ctrl: &Controller, tasks: &Tasks, cfg: &RobotCon
 pub struct RobotReport {
     /// Rows: method, eval loss, final distance (cm), mean (τ/τmax)², wall-clock (s).
     pub rows: Vec<(String, f64, f64, f64, f64)>,
+    /// Method name → its metrics (`bptt`, `cem`: `final_distance_cm`, `train_time_s`,
+    /// `eval_loss`, `effort`).
+    pub methods: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
 }
 
 /// Flatten the leaves of a population-1 controller into one vector.
@@ -348,7 +351,19 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
             t,
         ));
     }
-    let report = RobotReport { rows };
+    let methods = [("untrained", &rows[0]), ("bptt", &rows[1]), ("cem", &rows[2])]
+        .into_iter()
+        .map(|(k, r)| {
+            let m = metrics([
+                ("eval_loss", r.1),
+                ("final_distance_cm", r.2),
+                ("effort", r.3),
+                ("train_time_s", r.4),
+            ]);
+            (k.to_string(), m)
+        })
+        .collect();
+    let report = RobotReport { rows, methods };
     let table = common::table(
         &["method", "eval loss", "final distance (cm)", "mean (τ/τmax)²", "train time (s)"],
         &report
