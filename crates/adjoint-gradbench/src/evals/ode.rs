@@ -150,19 +150,23 @@ pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result
     if inp.x.is_empty() || inp.s == 0 {
         return Some(Err("ode: x must be non-empty and s positive".into()));
     }
-    // Per run: n·s component steps. Memory: two rows of 4s stage values (primal); at most one
-    // checkpoint of 4s stage values per component, plus working rows and the tape (gradient).
+    // Per run, the primal takes n·s component steps and keeps two rows of 4s stage values; the
+    // gradient (odeint's adjoint) does not depend on s and keeps a few dozen n-vectors.
     let (n, s) = (inp.x.len() as u64, inp.s as u64);
-    let rows = if function == "gradient" { n.saturating_add(12) } else { 2 };
-    let checked = limits
-        .check_steps(&format!("ode: n = {n} components × s = {s} steps"), product(&[n, s]))
-        .and_then(|_| {
-            limits.check_memory(
-                &format!("ode: stage values for s = {s} steps (4·s per row, {rows} rows)"),
-                product(&[4, s, rows]),
-                8,
-            )
-        });
+    let checked = match function {
+        "gradient" => {
+            limits.check_memory(&format!("ode: 32 vectors of n = {n} values"), product(&[32, n]), 8)
+        }
+        _ => limits
+            .check_steps(&format!("ode: n = {n} components × s = {s} steps"), product(&[n, s]))
+            .and_then(|_| {
+                limits.check_memory(
+                    &format!("ode: stage values for s = {s} steps (2 rows of 4·s)"),
+                    product(&[8, s]),
+                    8,
+                )
+            }),
+    };
     if let Err(e) = checked {
         return Some(Err(e));
     }
