@@ -10,6 +10,9 @@ use adjoint_solvers::linalg::{
 };
 use adjoint_solvers::ode::{odeint, odeint_real, GradMethod, OdeOptions};
 
+mod common;
+use common::{lotka_volterra, lotka_volterra_real, v};
+
 const N: usize = 4;
 
 fn build(r: usize, c: usize, f: impl Fn(f64, f64) -> f64) -> Tensor {
@@ -200,21 +203,10 @@ fn linalg_gradients_match_jax() {
     }
 }
 
-fn lotka_volterra(z: &Tensor, _t: f64, p: &Tensor) -> Tensor {
-    let (u, v) = (z.narrow(0, 0, 1), z.narrow(0, 1, 1));
-    let q = |i| p.narrow(0, i, 1);
-    Tensor::concat(&[&((q(0) - q(1) * &v) * &u), &((q(3) * &u - q(2)) * &v)], 0)
-}
-
-fn lotka_volterra_real<T: adjoint_scalar::Real>(z: &[T], _t: f64, p: &[T]) -> Vec<T> {
-    vec![(p[0] - p[1] * z[1]) * z[0], (p[3] * z[0] - p[2]) * z[1]]
-}
-
 #[test]
 fn odeint_gradients_match_jax() {
     let fx = &fixture()["odeint"];
-    let y0 = Tensor::from_vec(vec![33.0, 6.2], &[2]);
-    let p = Tensor::from_vec(vec![0.55, 0.028, 0.80, 0.024], &[4]);
+    let (y0, p) = (v(&[33.0, 6.2]), v(&[0.55, 0.028, 0.80, 0.024]));
     let ts: Vec<f64> = (0..21).map(f64::from).collect();
     for g in [GradMethod::Direct, GradMethod::Adjoint, GradMethod::Backsolve] {
         let o = OdeOptions { rtol: 1e-11, atol: 1e-11, grad: g, ..OdeOptions::default() };

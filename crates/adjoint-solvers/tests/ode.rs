@@ -5,18 +5,8 @@
 use adjoint_core::{grad, memory, Tensor};
 use adjoint_solvers::ode::{odeint, odeint_stats, GradMethod, Method, OdeOptions};
 
-fn v(x: &[f64]) -> Tensor {
-    Tensor::from_vec(x.to_vec(), &[x.len()])
-}
-
-/// `[hare, lynx]` with `p = [α, β, γ, δ]`.
-fn lotka_volterra(z: &Tensor, _t: f64, p: &Tensor) -> Tensor {
-    let (u, w) = (z.narrow(0, 0, 1), z.narrow(0, 1, 1));
-    let q = |i| p.narrow(0, i, 1);
-    let du = &u * q(0) - &u * &w * q(1);
-    let dw = -(&w * q(2)) + &u * &w * q(3);
-    Tensor::concat(&[&du, &dw], 0)
-}
+mod common;
+use common::{lotka_volterra, lotka_volterra_real, v};
 
 /// `[θ, ω]` with `p = [damping, g/L]`.
 fn pendulum(z: &Tensor, _t: f64, p: &Tensor) -> Tensor {
@@ -334,11 +324,6 @@ fn event_time_and_state_match_closed_form_and_finite_differences() {
     // No crossing before t_max: the end state, not fired.
     let e = odeint_event(pendulum, &v(&[1.0, 0.0]), 0.0, 0.1, &v(&[0.3, 4.0]), cross, &o);
     assert!(!e.fired && e.t.item() == 0.1);
-}
-
-/// Lotka–Volterra over any scalar: `[hare, lynx]`, `p = [α, β, γ, δ]`.
-fn lotka_volterra_real<T: adjoint_scalar::Real>(z: &[T], _t: f64, p: &[T]) -> Vec<T> {
-    vec![(p[0] - p[1] * z[1]) * z[0], (p[3] * z[0] - p[2]) * z[1]]
 }
 
 #[test]

@@ -74,6 +74,8 @@ pub(crate) trait Leaf: Clone {
     fn plus(&self, other: Self) -> Self;
     /// Call `f` with the plain values (borrowed where they are contiguous `f64`).
     fn with_values(&self, f: &mut dyn FnMut(&[f64]));
+    /// Number of values.
+    fn len(&self) -> usize;
     /// One attempt of the Rosenbrock 2(3) pair.
     fn rosenbrock(
         rhs: &Rhs<Self>,
@@ -104,6 +106,9 @@ impl Leaf for Tensor {
             None => f(&a.to_vec::<f64>()),
         }
     }
+    fn len(&self) -> usize {
+        self.numel()
+    }
     fn rosenbrock(rhs: &Rhs, t: f64, y: &[Self], f0: &[Self], h: f64, lin: &mut Self::Lin) -> Attempt {
         rosenbrock::attempt(rhs, t, y, f0, h, lin)
     }
@@ -127,6 +132,9 @@ impl<T: Real> Leaf for Sc<T> {
     }
     fn with_values(&self, f: &mut dyn FnMut(&[f64])) {
         f(&[self.0.value()])
+    }
+    fn len(&self) -> usize {
+        1
     }
     fn rosenbrock(_: &Rhs<Self>, _: f64, _: &[Self], _: &[Self], _: f64, _: &mut ()) -> Attempt<Self> {
         unreachable!("odeint_real refuses Rosenbrock23 before integrating")
@@ -253,12 +261,7 @@ fn explicit<L: Leaf>(rhs: &Rhs<L>, tab: &Tableau, t: f64, y: &[L], f: &[L], h: f
     let mut k = stages(rhs, tab, t, y, h, Some(f.to_vec()));
     let y_new = lincomb(y, &k, tab.b, h);
     k.push(rhs(&y_new, t + h));
-    let n = y.iter().map(|l| {
-        let mut len = 0;
-        l.with_values(&mut |v| len = v.len());
-        len
-    });
-    let mut err = vec![0.0; n.sum()];
+    let mut err = vec![0.0; y.iter().map(Leaf::len).sum()];
     for (ks, w) in k.iter().zip(tab.e) {
         if *w != 0.0 {
             add_values(&mut err, ks, h * w);

@@ -109,8 +109,8 @@ pub(crate) fn attempt(
 mod tests {
     use super::*;
 
-    /// The extension starts at `y`, ends at `y + h k2`, and has the right slope at `θ = 0`
-    /// for the linear test problem's stage values.
+    /// The extension starts at `y` (weights 0 at `θ = 0`) and ends at the step's result
+    /// `y + h k2` (weights `[0, 1]` at `θ = 1`).
     #[test]
     fn dense_output_ends() {
         assert_eq!(dense(0.0)[..2], [0.0, 0.0]);
