@@ -10,7 +10,8 @@
 //! dy(t*)/dθ = dy/dθ|t* + f(y*, t*) dt*/dθ.
 //! ```
 //!
-//! It is built from differentiable pieces: `y_c = odeint(f, y0, [t0, t_c], θ)` to the located
+//! It is built from differentiable pieces (when `y0` or the parameters are traced; otherwise the
+//! located state is returned as it is): `y_c = odeint(f, y0, [t0, t_c], θ)` to the located
 //! time `t_c` (with `opts.grad`, so the adjoint methods keep their memory bound),
 //! `t* = t_c − g(y_c, t_c, θ) / D` with `D` held constant, and `y* = y_c + f(y_c, t_c, θ)(t* − t_c)`.
 //! Their values are those of the located crossing (`g(y_c) ≈ 0`), their first derivatives the
@@ -98,6 +99,13 @@ where
     let rhs = |y: &[Tensor], t: f64| vec![f(&y[0], t, &pd)];
     let stop = |y: &[Tensor], t: f64| scalar(event(&y[0], t, &pd));
     let run = integrate_until(&rhs, &[yd], &[t0, t_max], scheme, ctl, opts.max_steps, false, Some(&stop));
+    // Nothing to differentiate: the located state is the answer (no second solve).
+    let traced = y0.is_tracer() || params.leaves().iter().any(Tensor::is_tracer);
+    if !traced {
+        let t = Tensor::full_of(&[], run.event.unwrap_or(t_max), y0.dtype());
+        let y = run.outs.into_iter().last().expect("the end state").remove(0);
+        return Event { t, y, fired: run.event.is_some() };
+    }
     let last = |ys: Tensor| {
         let n = ys.shape()[0];
         ys.narrow(0, n - 1, 1).reshape(&ys.shape()[1..])
