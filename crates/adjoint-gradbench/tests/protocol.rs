@@ -152,6 +152,46 @@ fn lse_llsq_det_gradients_match_finite_differences() {
     assert_close("det", &g, &want, 1e-7);
 }
 
+/// At ℓ = 9 the gradient preaccumulates 7 × 7 minors two levels down; Jacobi's formula
+/// ∇det(A) = det(A)·A⁻ᵀ (the inverse by Gauss–Jordan elimination here) checks every entry.
+#[test]
+fn det_gradient_is_the_cofactor_matrix() {
+    let n = 9;
+    let a: Vec<f64> = rand(11, n * n).iter().map(|v| 2.0 * v - 1.0).collect();
+    let mut t = Tool::start();
+    t.define("det");
+    let g = f64s(&t.eval("det", "gradient", json!({"A": a, "ell": n})));
+    // Gauss–Jordan with partial pivoting on [A | I], tracking the determinant.
+    let mut m: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            (0..2 * n).map(|j| if j < n { a[i * n + j] } else { f64::from(u8::from(j - n == i)) }).collect()
+        })
+        .collect();
+    let mut det = 1.0;
+    for col in 0..n {
+        let p = (col..n).max_by(|&x, &y| m[x][col].abs().total_cmp(&m[y][col].abs())).unwrap();
+        if p != col {
+            m.swap(p, col);
+            det = -det;
+        }
+        let d = m[col][col];
+        det *= d;
+        m[col].iter_mut().for_each(|v| *v /= d);
+        for r in 0..n {
+            if r != col {
+                let f = m[r][col];
+                let pivot = m[col].clone();
+                m[r].iter_mut().zip(&pivot).for_each(|(v, p)| *v -= f * p);
+            }
+        }
+    }
+    let primal = t.eval("det", "primal", json!({"A": a, "ell": n})).as_f64().unwrap();
+    assert!(close(primal, det, 1e-10), "det {primal} vs elimination {det}");
+    // (A⁻ᵀ)ᵢⱼ = (A⁻¹)ⱼᵢ.
+    let want: Vec<f64> = (0..n * n).map(|k| det * m[k % n][n + k / n]).collect();
+    assert_close("det ℓ = 9", &g, &want, 1e-9);
+}
+
 #[test]
 fn ode_gradient_matches_finite_differences() {
     let mut t = Tool::start();

@@ -61,7 +61,7 @@ pub use drivers::{
 };
 pub use dual::{Dual, DualVec};
 pub use real::Real;
-pub use tape::{Adjoints, Tape, Var};
+pub use tape::{preaccumulate, Adjoints, Tape, Var};
 
 pub use num_traits;
 

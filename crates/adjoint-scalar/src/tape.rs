@@ -202,6 +202,59 @@ macro_rules! var_scalar_ops {
 }
 var_scalar_ops!(f64);
 
+/// Record `y = f(xs)` as one linear combination `Σ (∂f/∂xᵢ)·xᵢ` on the tape instead of every
+/// operation inside `f` (local *preaccumulation*, as in CoDiPack or Adept's statement-level
+/// Jacobians).
+///
+/// `f` runs on a nested [`Tape`] scope over fresh copies of the inputs; one reverse sweep of
+/// that small scope gives the local gradient, the scope is dropped, and the outer tape receives
+/// `xs.len() − 1` nodes whatever `f` did. It pays when `f` records many more nodes than it has
+/// inputs — a small determinant inside a large recursion, a fixed-size kernel called millions
+/// of times — and keeps the inner tape in cache. The derivative is still computed by AD, to
+/// rounding the same as taping `f` directly (the sums are associated differently).
+///
+/// First order only: the recorded partials are `f64`s, so a `Dual<Var>` (Hessian-vector)
+/// computation must call `f` directly.
+///
+/// ```
+/// use adjoint_scalar::prelude::*;
+/// use adjoint_scalar::tape::preaccumulate;
+/// let tape = Tape::new();
+/// let x = tape.vars(&[1.0, 2.0, 3.0]);
+/// let before = tape.len();
+/// let y = preaccumulate(&x, |v| (v[0] * v[1]).sin() * v[2].exp() + v[0] / v[2]);
+/// assert_eq!(tape.len() - before, 2); // 3 inputs: 2 nodes
+/// let g = tape.gradient(y * 2.0);
+/// let (a, b, c) = (1.0f64, 2.0f64, 3.0f64);
+/// assert!((g.wrt(x[0]) - 2.0 * (b * (a * b).cos() * c.exp() + 1.0 / c)).abs() < 1e-12);
+/// assert!((g.wrt(x[2]) - 2.0 * ((a * b).sin() * c.exp() - a / (c * c))).abs() < 1e-12);
+/// ```
+pub fn preaccumulate(xs: &[Var], f: impl FnOnce(&[Var]) -> Var) -> Var {
+    let mut partials = vec![0.0; xs.len()];
+    let value = {
+        let inner = Tape::new();
+        let local: Vec<Var> = xs.iter().map(|x| inner.var(x.val)).collect();
+        let y = f(&local);
+        inner.gradient_into(y, &local, &mut partials);
+        y.val
+    };
+    // Chain the nonzero terms: the first node takes two inputs, each later one the running sum
+    // and one more input; the last carries the value.
+    let mut terms = xs.iter().zip(&partials).filter(|(x, &d)| x.id != 0 && d != 0.0);
+    let Some((first, &d0)) = terms.next() else {
+        return Var::constant(value);
+    };
+    let (mut id, mut da) = (first.id, d0);
+    for (x, &d) in terms {
+        id = push(Node { a: id, b: x.id, da, db: d });
+        da = 1.0;
+    }
+    if id == first.id {
+        id = push(Node { a: id, b: 0, da, db: 0.0 });
+    }
+    Var::node(value, id)
+}
+
 /// A tape scope: variables made in it, and everything computed from them, are recorded until
 /// it is dropped, which reclaims their memory (keeping the capacity for the next scope).
 ///

@@ -1,5 +1,6 @@
 //! The `Var` tape: scopes, memory reuse, nesting, constants, and perturbation confusion.
 
+use adjoint_scalar::preaccumulate;
 use adjoint_scalar::prelude::*;
 
 #[test]
@@ -153,4 +154,45 @@ fn real_api_on_var() {
     assert_eq!(t.gradient(s).wrt(x), 3.0);
     let y = 1.0 - x / 4.0 + 2.0 / x;
     assert_eq!(t.gradient(y).wrt(x), -0.25 - 0.5);
+}
+
+/// `preaccumulate` records a linear combination with the same gradient as taping the function,
+/// whatever mix of constants, enclosing-scope variables and repeated inputs it is given.
+#[test]
+fn preaccumulate_matches_direct_taping() {
+    fn f(v: &[Var]) -> Var {
+        (v[0] * v[1]).sin() * v[2].exp() + v[3] / (v[0] + 2.0) - v[1].powi(3) * v[3]
+    }
+    let outer = Tape::new();
+    let z = outer.var(0.3);
+    let direct_and_pre = |pre: bool| {
+        let t = Tape::new();
+        let x = t.vars(&[0.7, -1.2]);
+        // x[0] twice, a constant, a variable of the enclosing scope.
+        let args = [x[0], x[1] * x[0], Var::constant(0.5), z];
+        let before = t.len();
+        let y = if pre { preaccumulate(&args, f) } else { f(&args) };
+        let recorded = t.len() - before;
+        let g = t.gradient(y.sin());
+        (y.value(), [g.wrt(x[0]), g.wrt(x[1])], recorded)
+    };
+    let (v1, g1, n1) = direct_and_pre(false);
+    let (v2, g2, n2) = direct_and_pre(true);
+    assert_eq!(v1, v2);
+    for (a, b) in g1.iter().zip(&g2) {
+        assert!((a - b).abs() <= 1e-14 * a.abs().max(1.0), "{g1:?} vs {g2:?}");
+    }
+    // Three non-constant inputs: two nodes, against every operation of `f`.
+    assert_eq!(n2, 2);
+    assert!(n1 >= 9, "{n1}");
+    // The enclosing scope's variable gets its derivative through the outer sweep.
+    let y = preaccumulate(&[z, z], |v| v[0] * v[1]);
+    assert!((outer.gradient(y).wrt(z) - 0.6).abs() < 1e-15);
+    // One input: one node; constants only: no node.
+    let n = outer.len();
+    let y = preaccumulate(&[z], |v| v[0].exp());
+    assert_eq!(outer.len() - n, 1);
+    assert!((outer.gradient(y).wrt(z) - 0.3f64.exp()).abs() < 1e-15);
+    let c = preaccumulate(&[Var::constant(2.0)], |v| v[0] * v[0]);
+    assert!(c.is_constant() && c.value() == 4.0);
 }
