@@ -6,6 +6,7 @@ use adjoint_gradbench::{handle, max_message_bytes, Limits};
 use serde_json::json;
 
 fn main() {
+    keep_freed_memory();
     let limits = match Limits::from_env() {
         Ok(l) => l,
         Err(e) => {
@@ -45,6 +46,28 @@ fn main() {
         let mut out = stdout.lock();
         if writeln!(out, "{response}").and_then(|_| out.flush()).is_err() {
             break;
+        }
+    }
+}
+
+/// Tell glibc's allocator to keep freed memory for reuse instead of returning it to the OS.
+///
+/// By default glibc serves blocks above 128 KiB–32 MiB with fresh `mmap`s and trims the heap
+/// when its top is freed, so every run of an eval page-faults its temporaries in again: a
+/// quarter to a half of `gmm`'s time at `d = 10` went to the kernel's page faults and page
+/// clearing. GradBench's C++ tools keep one output object across runs; this is the process-wide
+/// equivalent for adjoint's tensors (a caching allocator inside adjoint-tensor is the library
+/// fix, issue 17). Peak memory is unchanged: memory is kept, not added.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const GIB: libc::c_int = 1 << 30;
+        // SAFETY: mallopt only changes the allocator's thresholds; it is called before any
+        // other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, GIB);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, GIB);
+            libc::mallopt(libc::M_TOP_PAD, 64 << 20);
         }
     }
 }

@@ -307,8 +307,47 @@ enum Plan {
     Cols { off: isize, p: usize, sp: isize, k: usize, sk: isize, q: usize },
 }
 
+/// Many rows shorter than [`LANES`] (the `d = 2` sums of a mixture model, a softmax over 5
+/// classes): one loop over all of them, since [`fold`]'s per-call setup (dispatch, `LANES`
+/// accumulators) costs more than the `k` combines. Same order as `fold` for such rows, so the
+/// same result.
+#[inline(always)]
+fn fold_short_rows_generic<T: Num, C: Combine>(
+    src: &[T],
+    off: isize,
+    m: usize,
+    rs: isize,
+    k: usize,
+) -> Vec<T> {
+    (0..m)
+        .map(|i| {
+            let s = (off + i as isize * rs) as usize;
+            src[s..s + k].iter().fold(C::identity::<T>(), |r, &v| C::combine(r, v))
+        })
+        .collect()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fold_short_rows_avx2<T: Num, C: Combine>(
+    src: &[T],
+    off: isize,
+    m: usize,
+    rs: isize,
+    k: usize,
+) -> Vec<T> {
+    fold_short_rows_generic::<T, C>(src, off, m, rs, k)
+}
+
 fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
     match plan {
+        Plan::Rows { off, m, rs, k } if k < LANES && m * k < PAR_THRESHOLD => {
+            dispatch_avx2!(
+                fold_short_rows_generic::<T, C>,
+                fold_short_rows_avx2::<T, C>,
+                (src, off, m, rs, k)
+            )
+        }
         Plan::Rows { off, m, rs, k } => {
             let row = |i: usize| {
                 let s = (off + i as isize * rs) as usize;
