@@ -10,7 +10,8 @@
 #          (pip install -e GRADBENCH/python/gradbench pydantic numpy scipy dataclasses-json;
 #          torch / jax for those tools);
 #        TOOLS (default "adjoint manual"); EVAL_ARGS (extra eval flags, e.g. "--min-seconds 0"
-#          for a quick validation pass); CPU (default 1): the core both tools run on;
+#          for a quick validation pass), EVAL_ARGS_<eval> (for one eval, e.g. EVAL_ARGS_ht=
+#          "--max 11"); CPU (default 1): the core both tools run on;
 #        LOGS (default benches/gradbench-logs): where `gradbench run -o` writes EVAL/TOOL.jsonl.
 # Nothing of GradBench is copied into this repo: the checkout is used in place. The manual tool
 # is built there by GradBench's cpp.py (needs nlohmann/json: apt-get install nlohmann-json3-dev,
@@ -53,11 +54,12 @@ for ev in $EVALS; do
     echo "== $tool $ev" >&2
     # `gradbench run` exits non-zero when the eval or the tool fails or an output is invalid;
     # the table reports that tool as failed.
+    extra=EVAL_ARGS_$ev
     rc=0
     "$CLI" run -o "$LOGS/$ev/$tool.jsonl" \
-      --eval "$PY python/gradbench/gradbench/evals/$ev/run.py ${EVAL_ARGS:-}" \
+      --eval "$PY python/gradbench/gradbench/evals/$ev/run.py ${EVAL_ARGS:-} ${!extra:-}" \
       --tool "taskset -c $CPU $cmd" > "$LOGS/$ev/$tool.out" 2>&1 || rc=$?
     echo "$rc" > "$LOGS/$ev/$tool.rc"
   done
 done
-"$PY" "$HERE/benches/gradbench_table.py" "$LOGS"
+"$PY" "$HERE/benches/gradbench_table.py" "$LOGS" "${SUMMARY:-$HERE/benches/gradbench-summary.json}"

@@ -69,7 +69,7 @@ def score(ev, work, funcs):
     return None
 
 
-def main(logs):
+def main(logs, summary_path=None):
     evals = [e for e in ORDER if os.path.isdir(os.path.join(logs, e))]
     tools = []
     for e in evals:
@@ -81,6 +81,7 @@ def main(logs):
     print("| eval | " + " | ".join(tools) + " | adjoint ÷ manual |")
     print("|---|" + "---|" * (len(tools) + 1))
     detail = []
+    summary = {}
     for e in evals:
         cells, scores, works = [], {}, {}
         for t in tools:
@@ -91,6 +92,10 @@ def main(logs):
             ok, problems, work, funcs = read(p)
             s = score(e, work, funcs)
             works[t] = work
+            summary.setdefault(e, {})[t] = {
+                "valid": ok, "problems": problems, "score": s if ok else None,
+                "mean_seconds": work,
+            }
             if not ok:
                 cells.append(f"fail: {problems[0]}")
             elif s is None:
@@ -110,10 +115,15 @@ def main(logs):
                     per.append((tm / ta, k, ta, tm))
             per.sort()
             detail += [f"{e} {k}: adjoint {ta * 1e3:.3g} ms, manual {tm * 1e3:.3g} ms ({r:.2f}×)" for r, k, ta, tm in per[:3]]
+    if summary_path:
+        with open(summary_path, "w") as f:
+            json.dump(summary, f, indent=1, sort_keys=True)
     if detail:
         print("\nWorkloads where adjoint is furthest behind (or least ahead of) manual, per eval:\n")
         print("\n".join(f"- {d}" for d in detail))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    # usage: gradbench_table.py LOGS [SUMMARY.json] — the summary keeps each tool's validity,
+    # score and mean time per workload and function (the logs themselves are hundreds of MB).
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
