@@ -95,23 +95,32 @@
 //!   safetensors bytes) or `reg.checkout(spec, path)` and then `adjoint_nn::checkpoint::load`.
 
 mod atomic;
+pub mod audit;
 pub mod cli;
 mod diff;
 mod error;
+pub mod evaluation;
 mod fsutil;
+pub mod gate;
 pub mod keys;
 pub mod lineage;
 mod maintenance;
 pub mod manifest;
 mod models;
+pub mod monitor;
+pub mod policy;
 mod recorder;
+pub mod records;
 pub mod registry;
 pub mod reproduce;
 
 pub use atomic::write_atomic;
+pub use audit::{verify_audit_dir, AuditReport, AuditSignature};
 pub use diff::{diff_manifests, RunDiff};
 pub use error::{Result, StoreError};
+pub use evaluation::{Attribution, Calibration, CalibrationBin, Evaluation, FeatureDistribution, Slice};
 pub use fsutil::{sha256_bytes, sha256_file};
+pub use gate::{GateCheck, GateDecision};
 pub use keys::{Signer, ENV_KEY};
 pub use lineage::LineageNode;
 pub use maintenance::{export_name, verify_export, GcReport, VerifyReport};
@@ -119,6 +128,9 @@ pub use manifest::{
     CheckpointRecord, CodeVersion, DataRecord, EpochRecord, Metrics, RunManifest, RunStatus, SignedManifest,
 };
 pub use models::{parse_alias_spec, ModelVersion, RunSummary, VerifiedCheckpoint};
+pub use monitor::{Alert, Monitor, MonitorWindow};
+pub use policy::{DataLabel, DataUsage, ModelPolicy, MonitorPolicy, Policy, SliceRule, Threshold};
 pub use recorder::RunRecorder;
+pub use records::Record;
 pub use registry::{Registry, Role, TrustedKey, DEFAULT_REGISTRY_DIR, ENV_REGISTRY};
 pub use reproduce::{MetricComparison, ReproduceReport, ENV_OUT, ENV_REPRODUCING};
