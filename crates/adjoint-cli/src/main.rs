@@ -23,12 +23,28 @@ enum Command {
     /// each run is recorded, signed, in the registry.
     Demo(DemoArgs),
     /// The run registry: list, show, diff, lineage, promote, rollback, verify, gc, export,
-    /// reproduce.
+    /// reproduce; audits, release gates, alerts, policy and data labels.
     #[command(subcommand)]
-    Runs(RunsCommand),
+    Runs(RunsCli),
     /// Signing keys and the registry's trust policy.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+/// `adjoint runs …`: the store's commands plus `audit`, which draws figures.
+#[derive(Subcommand)]
+enum RunsCli {
+    /// Write a signed audit report of a model version or run (report.md, PNG figures,
+    /// audit.json) and store it in the registry linked to the model version.
+    Audit {
+        /// `model`, `model@alias`, `model:version`, a run id or a checkpoint spec.
+        target: String,
+        /// Report folder (must not exist or be empty); default `<registry>/audits/…`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    #[command(flatten)]
+    Store(RunsCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -128,11 +144,27 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
             for (epoch, m) in out.epochs {
                 rec.log_epoch_metrics(epoch, m).map_err(e)?;
             }
+            let mut hashes = std::collections::BTreeMap::new();
             for (path, label) in &out.checkpoints {
-                rec.add_checkpoint(path, label).map_err(e)?;
+                hashes.insert(label.clone(), rec.add_checkpoint(path, label).map_err(e)?);
             }
+            let data = rec.manifest().data.clone();
             let m = rec.finish(out.final_metrics).map_err(e)?;
             println!("{}: recorded as run {} in {}", name.name(), m.run_id, store.registry.display());
+            for (label, mut ev) in out.evaluations {
+                let Some(h) = hashes.get(&label) else {
+                    return Err(format!("{}: evaluation of unknown checkpoint {label:?}", name.name()));
+                };
+                ev.checkpoint = h.clone();
+                if ev.data.is_empty() {
+                    ev.data = data.clone();
+                }
+                let id = reg.record_evaluation(&ev, &signer).map_err(e)?;
+                println!("{}: evaluation of {label} recorded (#{id})", name.name());
+            }
+            if let Some((values, reference)) = out.stream {
+                monitor(&reg, name.name(), &values, reference, &signer).map_err(e)?;
+            }
             Ok(())
         }
         Err(err) => {
@@ -140,6 +172,35 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
             Err(err.message)
         }
     }
+}
+
+/// Feeds the online model's errors to a monitor of `<model>@production` when the policy has a
+/// `monitor` entry for the model and the alias exists; prints what it found.
+fn monitor(
+    reg: &adjoint_store::Registry,
+    model: &str,
+    values: &[f64],
+    reference: f64,
+    signer: &adjoint_store::Signer,
+) -> Result<(), adjoint_store::StoreError> {
+    let target = format!("{model}@production");
+    if reg.policy()?.models.get(model).and_then(|m| m.monitor.as_ref()).is_none() {
+        return Ok(());
+    }
+    if reg.alias_version(model, "production").is_err() {
+        println!("{model}: the policy monitors {target}, which is not set; nothing monitored");
+        return Ok(());
+    }
+    let mut mon = reg.monitor(&target, Some(reference), signer)?;
+    for v in values {
+        if let Some(a) = mon.observe(*v)? {
+            let rb =
+                a.rolled_back.map_or(String::new(), |(f, t)| format!("; rolled back version {f} -> {t}"));
+            println!("{model}: ALERT on {target}: {}{rb}", a.reason);
+        }
+    }
+    println!("{model}: monitored {target} over {} windows, {} alert(s)", mon.windows(), mon.alerts().len());
+    Ok(())
 }
 
 fn run_demo(a: DemoArgs, store: &StoreArgs) -> Result<(), String> {
@@ -190,7 +251,12 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout();
     let res = match &cli.command {
         Command::Demo(_) => Ok(0),
-        Command::Runs(cmd) => store_cli::run_runs(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string()),
+        Command::Runs(RunsCli::Store(cmd)) => {
+            store_cli::run_runs(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string())
+        }
+        Command::Runs(RunsCli::Audit { target, out }) => {
+            adjoint_cli::audit::run_audit(&cli.store, target, out.as_deref(), &mut stdout).map(|_| 0)
+        }
         Command::Keys(cmd) => store_cli::run_keys(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string()),
     };
     let res = match cli.command {

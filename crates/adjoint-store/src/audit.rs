@@ -155,9 +155,9 @@ impl AuditReport {
             );
         }
         for c in &e.calibration {
-            let _ = writeln!(s, "### {} ({})\n\nExpected calibration error {:.4}\n\n| predicted | observed | count |\n|---|---|---|", c.name, c.kind, c.ece);
+            let _ = writeln!(s, "### {} ({})\n\nExpected calibration error {:.4}\n\n| bin | predicted | observed | count |\n|---|---|---|---|", c.name, c.kind, c.ece);
             for b in &c.bins {
-                let _ = writeln!(s, "| {:.4} | {:.4} | {} |", b.predicted, b.observed, b.count);
+                let _ = writeln!(s, "| {} | {:.4} | {:.4} | {} |", b.label, b.predicted, b.observed, b.count);
             }
             s.push('\n');
         }

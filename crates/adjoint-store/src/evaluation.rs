@@ -32,6 +32,9 @@ pub struct Slice {
 /// One bin of a reliability diagram or interval check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationBin {
+    /// What the bin is (a group name for exceedances; empty for probability bins).
+    #[serde(default)]
+    pub label: String,
     /// Mean predicted probability (or nominal rate) in the bin.
     pub predicted: f64,
     /// Observed frequency in the bin.
@@ -58,7 +61,7 @@ impl Calibration {
     ///
     /// ```
     /// use adjoint_store::{Calibration, CalibrationBin};
-    /// let bin = |p, o, n| CalibrationBin { predicted: p, observed: o, count: n };
+    /// let bin = |p, o, n| CalibrationBin { label: String::new(), predicted: p, observed: o, count: n };
     /// let c = Calibration::new("confidence", "reliability", vec![bin(0.9, 0.8, 10), bin(0.5, 0.5, 30)]);
     /// assert!((c.ece - 0.025).abs() < 1e-12);
     /// ```

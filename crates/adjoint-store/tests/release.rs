@@ -269,7 +269,7 @@ fn an_audit_folder_is_signed_stored_and_checked() {
         FeatureDistribution::from_samples("shifted", &train, &eval, 10),
         FeatureDistribution::from_samples("same", &train, &train, 10),
     ];
-    let bin = |p, o, n| CalibrationBin { predicted: p, observed: o, count: n };
+    let bin = |p, o, n| CalibrationBin { label: String::new(), predicted: p, observed: o, count: n };
     ev.calibration = vec![Calibration::new("confidence", "reliability", vec![bin(0.9, 0.7, 5)])];
     reg.record_evaluation(&ev, &e.owner).unwrap();
     // Audit version 1 against the promoted version 2.

@@ -439,5 +439,102 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         final_metrics.insert(format!("{k}_rmse"), r.2);
     }
     let checkpoints = vec![(dir.file("model.safetensors"), "online-model".to_string())];
-    Ok(Outcome { dir, data_files: vec![data_file], epochs, final_metrics, checkpoints })
+    let eval = evaluation(&model, &win, &walk, &dates, (&online_pred, &truth_rows), train_end);
+    let stream = online_pred
+        .iter()
+        .zip(&truth_rows)
+        .map(|(p, t)| (0..3).map(|s| (p[s] - t[s]).abs()).sum::<f64>() / 3.0);
+    Ok(Outcome {
+        dir,
+        data_files: vec![data_file],
+        epochs,
+        final_metrics,
+        checkpoints,
+        evaluations: vec![("online-model".into(), eval)],
+        stream: Some((stream.collect(), report.rows[3].1)),
+    })
+}
+
+/// The online model's evaluation record: slices per stock and per year, 95% VaR exceedances
+/// (the forecast |return| as a volatility), drift of the six input features from the training
+/// days to the walk-forward days, and integrated-gradients attributions per feature over the
+/// walk-forward days.
+fn evaluation(
+    model: &Forecaster,
+    win: &Windows,
+    walk: &[usize],
+    dates: &[String],
+    (pred, truth): (&[[f64; 3]], &[[f64; 3]]),
+    train_end: usize,
+) -> adjoint_store::Evaluation {
+    use super::evaluate::mean_slices;
+    use adjoint_nn::explain::{integrated_gradients, IgOptions, Target};
+    let (mae, rmse) = errors(pred, truth);
+    let mut ev = adjoint_store::Evaluation::new(
+        "forecast walk-forward (online LSTM)",
+        "mae",
+        false,
+        metrics([("mae", mae), ("rmse", rmse)]),
+    );
+    let mut by_stock = Vec::new();
+    let mut by_year = Vec::new();
+    let mut var = [(0u64, 0u64); 3];
+    for ((p, t), &day) in pred.iter().zip(truth).zip(walk) {
+        let year = dates[day + 1].get(..4).unwrap_or("?").to_string();
+        let mut day_ae = 0.0;
+        for s in 0..3 {
+            let ae = (p[s] - t[s]).abs();
+            by_stock.push((TICKERS[s].to_string(), vec![ae, ae * ae]));
+            day_ae += ae / 3.0;
+            // E|r| = σ·√(2/π) for a normal return: a 95% two-sided VaR is 1.96·σ.
+            let sigma = p[s].max(0.0) * (std::f64::consts::PI / 2.0).sqrt();
+            var[s].0 += 1;
+            var[s].1 += u64::from(t[s] > 1.96 * sigma);
+        }
+        by_year.push((year, vec![day_ae]));
+    }
+    ev.slices = mean_slices("stock", &["mae", "mse"], &by_stock);
+    ev.slices.extend(mean_slices("year", &["mae"], &by_year));
+    let bins = var
+        .iter()
+        .zip(TICKERS)
+        .map(|(&(n, k), t)| adjoint_store::CalibrationBin {
+            label: t.to_string(),
+            predicted: 0.05,
+            observed: k as f64 / n as f64,
+            count: n,
+        })
+        .collect();
+    ev.calibration = vec![adjoint_store::Calibration::new(
+        "95% VaR exceedances (AAPL, IBM, MSFT)",
+        "var-exceedance",
+        bins,
+    )];
+    let labels: Vec<String> =
+        ["return", "|return|"].iter().flat_map(|k| TICKERS.iter().map(move |t| format!("{t} {k}"))).collect();
+    ev.features = labels
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let train: Vec<f64> = (0..train_end).map(|t| win.feat[t][j] as f64).collect();
+            let eval: Vec<f64> = walk.iter().map(|&t| win.feat[t][j] as f64).collect();
+            adjoint_store::FeatureDistribution::from_samples(name, &train, &eval, 10)
+        })
+        .collect();
+    let n = walk.len().min(24);
+    let days: Vec<usize> = (0..n).map(|i| walk[i * walk.len() / n]).collect();
+    let (x, _) = win.batch(&days);
+    let f = |xi: &Tensor| model.forward(&xi.unsqueeze(0)).mean();
+    let ig =
+        integrated_gradients(&f, &x, None, Target::Scalar, &IgOptions { steps: 16, ..Default::default() });
+    let per_day = ig.attributions.sum_axes(&[1], false).to_vec::<f32>();
+    ev.attributions = vec![adjoint_store::Attribution {
+        name: "mean forecast by input feature, sampled walk-forward days".into(),
+        method: "integrated-gradients".into(),
+        shape: vec![n, 6],
+        labels,
+        values: per_day,
+        completeness_error: Some(ig.max_completeness_error()),
+    }];
+    ev
 }
