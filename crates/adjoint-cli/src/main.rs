@@ -110,10 +110,16 @@ type DemoFn = fn(&Common) -> Result<Outcome, DemoError>;
 /// Run one demo and record it (configuration, data fingerprints, metrics, checkpoints) in the
 /// registry, signed.
 fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> Result<(), String> {
-    let (config, run): (serde_json::Value, DemoFn) = match name {
-        DemoName::Forecast => (demos::forecast::config(common), demos::forecast::run),
-        DemoName::Robot => (demos::robot::config(common), demos::robot::run),
-        DemoName::Imaging => (demos::imaging::config(common), demos::imaging::run),
+    let (config, run, data): (serde_json::Value, DemoFn, Vec<PathBuf>) = match name {
+        DemoName::Forecast => {
+            (demos::forecast::config(common), demos::forecast::run, demos::forecast::data_files().to_vec())
+        }
+        DemoName::Robot => {
+            (demos::robot::config(common), demos::robot::run, demos::robot::data_files().to_vec())
+        }
+        DemoName::Imaging => {
+            (demos::imaging::config(common), demos::imaging::run, demos::imaging::data_files().to_vec())
+        }
     };
     if !record {
         return run(common).map(|_| ()).map_err(|e| e.message);
@@ -121,6 +127,13 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     let e = |e: adjoint_store::StoreError| e.to_string();
     let reg = store.open_registry().map_err(e)?;
     let signer = store.recording_signer().map_err(e)?;
+    // Data the policy closes to this key: refuse before anything is run or written.
+    let mut hashes = Vec::new();
+    for f in &data {
+        hashes.push(adjoint_store::sha256_file(f).map_err(e)?.0);
+    }
+    let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    reg.check_data_access(&hashes, &signer, "record").map_err(e)?;
     let mut rec = reg.start_run(&signer, name.name(), config, common.seed).map_err(e)?;
     rec.set_code_version("adjoint-cli", env!("CARGO_PKG_VERSION")).map_err(e)?;
     let mut argv: Vec<String> =
@@ -144,15 +157,15 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
             for (epoch, m) in out.epochs {
                 rec.log_epoch_metrics(epoch, m).map_err(e)?;
             }
-            let mut hashes = std::collections::BTreeMap::new();
+            let mut checkpoint_hashes = std::collections::BTreeMap::new();
             for (path, label) in &out.checkpoints {
-                hashes.insert(label.clone(), rec.add_checkpoint(path, label).map_err(e)?);
+                checkpoint_hashes.insert(label.clone(), rec.add_checkpoint(path, label).map_err(e)?);
             }
             let data = rec.manifest().data.clone();
             let m = rec.finish(out.final_metrics).map_err(e)?;
             println!("{}: recorded as run {} in {}", name.name(), m.run_id, store.registry.display());
             for (label, mut ev) in out.evaluations {
-                let Some(h) = hashes.get(&label) else {
+                let Some(h) = checkpoint_hashes.get(&label) else {
                     return Err(format!("{}: evaluation of unknown checkpoint {label:?}", name.name()));
                 };
                 ev.checkpoint = h.clone();

@@ -186,3 +186,30 @@ fn the_forecast_demo_is_monitored_and_an_alert_rolls_production_back() {
     assert_eq!(Registry::open(&s.reg).unwrap().alias_version("forecast", "production").unwrap(), 1);
     assert!(s.cmd(&["runs", "verify"]).status.success());
 }
+
+#[test]
+fn a_demo_on_restricted_data_with_a_key_the_policy_does_not_list_fails_and_writes_nothing() {
+    let s = Setup::new();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/robot_arm_dynamics_params.json");
+    let o = s.cmd(&["runs", "label", data.to_str().unwrap(), "--owner", "lab", "--label", "restricted"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = s.tmp.path().join("out");
+    let o = s.cmd(&["demo", "robot", "--quick", "--quiet", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("may not record data") && err.contains("restricted") && err.contains("lab"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no run folder");
+    let list = s.cmd(&["runs", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("no runs"), "{}", text(&list));
+    // Once the policy lists the key, the same command records the run.
+    let policy =
+        s.write("p.json", &format!(r#"{{"data_access": {{"restricted": ["{}"]}}}}"#, s.owner.key_id()));
+    assert!(s.cmd(&["runs", "policy", "set", policy.to_str().unwrap()]).status.success());
+    let o = s.cmd(&["demo", "robot", "--quick", "--quiet", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&s.cmd(&["runs", "list"]).stdout).contains("robot"));
+}

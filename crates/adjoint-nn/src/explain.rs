@@ -14,7 +14,7 @@
 //!
 //! ## Conventions
 //!
-//! `f` is written for **one example** and is batched with [`vmap`]: `x` is a batch `[B, …]` and
+//! `f` is written for **one example** and is batched with [`vmap`](fn@adjoint_core::vmap): `x` is a batch `[B, …]` and
 //! `f` sees one `[…]` slice. Like Captum's `target`, [`Target`] picks the scalar that is
 //! explained: [`Target::Scalar`] for a model with a one-element output (a regression, a
 //! logit), [`Target::Index`] for the `i`-th element of a flattened vector output (a class

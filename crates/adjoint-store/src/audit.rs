@@ -10,6 +10,30 @@
 //! can draw) adds figures. [`Registry::record_audit`] then stores every file of the folder as a
 //! blob, signs the list of `(file, sha256)` as an `audit` record about the checkpoint, and
 //! writes `signature.json` into the folder, which [`verify_audit_dir`] checks on its own.
+//!
+//! ```
+//! use adjoint_store::{verify_audit_dir, Evaluation, Registry, Signer, Slice};
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let ck = tmp.path().join("w"); std::fs::write(&ck, b"w").unwrap();
+//! let reg = Registry::open(tmp.path().join("runs"))?;
+//! let owner = Signer::generate();
+//! let mut run = reg.start_run(&owner, "m", serde_json::json!({}), 0)?;
+//! let hash = run.add_checkpoint(&ck, "final")?;
+//! run.finish(Default::default())?;
+//! let mut eval = Evaluation::new("test split", "acc", true, [("acc".to_string(), 0.9)].into());
+//! eval.checkpoint = hash.clone();
+//! let slice = |n: &str, acc| Slice { name: n.into(), n: 10, metrics: [("acc".to_string(), acc)].into() };
+//! eval.slices = vec![slice("digit=1", 0.99), slice("digit=8", 0.81)];
+//! reg.record_evaluation(&eval, &owner)?;
+//! let report = reg.audit_report(&hash)?; // or a run id, a model, model@alias, model:version
+//! assert_eq!(report.slices_worst_first, ["digit=8", "digit=1"]);
+//! let dir = tmp.path().join("audit");
+//! std::fs::create_dir(&dir).unwrap();
+//! std::fs::write(dir.join("report.md"), report.markdown(&[])).unwrap();
+//! reg.record_audit(&dir, &report, &owner)?;
+//! verify_audit_dir(&dir, Some(&owner.key_id()))?;
+//! # Ok::<(), adjoint_store::StoreError>(())
+//! ```
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -23,6 +23,22 @@
 //! writer; the newest wins). Unlabelled data is `public`. Data with any other label may be
 //! recorded (by a run or an evaluation) or exported only by the keys `data_access` lists for
 //! that label; anyone else gets [`StoreError::AccessDenied`] and nothing is written.
+//!
+//! ```
+//! use adjoint_store::{DataLabel, Registry, Signer, StoreError};
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let data = tmp.path().join("patients.csv"); std::fs::write(&data, "x\n1\n").unwrap();
+//! let reg = Registry::open(tmp.path().join("runs"))?;
+//! let owner = Signer::generate();
+//! reg.bootstrap(&owner)?;
+//! let label = DataLabel { owner: "clinic".into(), label: "restricted".into() };
+//! let sha = reg.label_data(data.to_str().unwrap(), &label, &owner)?;
+//! let mut run = reg.start_run(&owner, "m", serde_json::json!({}), 0)?;
+//! // The policy lists no key for "restricted": even the owner may not record it.
+//! assert!(matches!(run.record_data_file(&data), Err(StoreError::AccessDenied { .. })));
+//! assert!(reg.data_usage(&sha)?.runs.is_empty());
+//! # Ok::<(), adjoint_store::StoreError>(())
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 

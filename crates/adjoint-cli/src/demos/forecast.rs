@@ -246,10 +246,16 @@ pub fn config(common: &Common) -> serde_json::Value {
     json!(ForecastConfig::from_common(common))
 }
 
+/// The data files the demo reads (the registry's data access policy is checked on them before
+/// a run is recorded).
+pub fn data_files() -> [std::path::PathBuf; 1] {
+    [common::data_dir().join("finance_stocks_daily_2000_2013.csv")]
+}
+
 /// Run the demo.
 pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = ForecastConfig::from_common(common);
-    let data_file = common::data_dir().join("finance_stocks_daily_2000_2013.csv");
+    let [data_file] = data_files();
     let (dates, prices) = load_prices(&data_file)?;
     let dir = RunDir::create(&common.out, "forecast")?;
     dir.write_json("config.json", &json!({ "demo": "forecast", "config": cfg, "data": [data_file] }))?;

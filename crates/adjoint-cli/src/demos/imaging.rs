@@ -324,13 +324,21 @@ pub fn config(common: &Common) -> serde_json::Value {
     json!(ImagingConfig::from_common(common))
 }
 
+/// The data files the demo reads: image, instance mask, digits (the registry's data access
+/// policy is checked on them before a run is recorded).
+pub fn data_files() -> [std::path::PathBuf; 3] {
+    let data = common::data_dir();
+    [
+        data.join("imaging_nuclei_dsb2018_512x512.pgm"),
+        data.join("imaging_nuclei_dsb2018_instances_512x512.pgm"),
+        data.join("imaging_digits_8x8.csv"),
+    ]
+}
+
 /// Run the demo.
 pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = ImagingConfig::from_common(common);
-    let data = common::data_dir();
-    let img_file = data.join("imaging_nuclei_dsb2018_512x512.pgm");
-    let mask_file = data.join("imaging_nuclei_dsb2018_instances_512x512.pgm");
-    let digits_file = data.join("imaging_digits_8x8.csv");
+    let [img_file, mask_file, digits_file] = data_files();
     let (w, h, img) = read_pgm(&img_file)?;
     let (mw, mh, mask) = read_pgm(&mask_file)?;
     if (w, h) != (mw, mh) || w % TILE != 0 || h % TILE != 0 {

@@ -249,10 +249,16 @@ pub fn config(common: &Common) -> serde_json::Value {
     json!(RobotConfig::from_common(common))
 }
 
+/// The data files the demo reads (the registry's data access policy is checked on them before
+/// a run is recorded).
+pub fn data_files() -> [std::path::PathBuf; 1] {
+    [common::data_dir().join("robot_arm_dynamics_params.json")]
+}
+
 /// Run the demo.
 pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = RobotConfig::from_common(common);
-    let data_file = common::data_dir().join("robot_arm_dynamics_params.json");
+    let [data_file] = data_files();
     let arm = Arm::puma560(&data_file, cfg.joints)?;
     let dir = RunDir::create(&common.out, "robot")?;
     dir.write_json("config.json", &json!({ "demo": "robot", "config": cfg, "data": [data_file] }))?;
