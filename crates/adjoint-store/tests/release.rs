@@ -128,6 +128,8 @@ fn an_edited_policy_file_copy_is_refused() {
     std::fs::write(&p, text).unwrap();
     let msg = reg.policy().unwrap_err().to_string();
     assert!(msg.contains("policy.json") && msg.contains("differs"), "{msg}");
+    let rep = reg.verify().unwrap();
+    assert!(rep.problems.iter().any(|p| p.contains("policy.json")), "{:?}", rep.problems);
 }
 
 #[test]

@@ -2,7 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use adjoint_store::{Calibration, CalibrationBin, Slice};
+use std::path::Path;
+
+use adjoint_store::{Calibration, CalibrationBin, DataRecord, Slice};
+
+/// The evaluation data record of `path` (hashed) with the split described: the registry names
+/// evaluation data by content hash.
+pub fn data_record(path: &Path, split: &str) -> Result<DataRecord, String> {
+    let (sha256, bytes) = adjoint_store::sha256_file(path).map_err(|e| e.to_string())?;
+    Ok(DataRecord { name: format!("{} ({split})", path.display()), sha256, bytes })
+}
 
 /// Slices `group=key` from per-example `(key, values…)`, with each metric the mean of its
 /// per-example values (`names` names them); ordered by key.
@@ -36,9 +45,10 @@ pub fn reliability(name: &str, probs: &[f64], hits: &[bool], bins: usize) -> Cal
     }
     let out = acc
         .into_iter()
-        .filter(|b| b.2 > 0)
-        .map(|(p, o, n)| CalibrationBin {
-            label: String::new(),
+        .enumerate()
+        .filter(|(_, b)| b.2 > 0)
+        .map(|(i, (p, o, n))| CalibrationBin {
+            label: format!("{:.2}–{:.2}", i as f64 / bins as f64, (i + 1) as f64 / bins as f64),
             predicted: p / n as f64,
             observed: o / n as f64,
             count: n,
@@ -82,6 +92,7 @@ mod tests {
         assert_eq!(c.bins.len(), 2);
         assert_eq!(c.bins[1].count, 2);
         assert_eq!(c.bins[1].observed, 0.5);
+        assert_eq!(c.bins[1].label, "0.90–1.00");
         assert_eq!(band(5.0, tertiles(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), ["lo", "mid", "hi"]), "hi");
     }
 }

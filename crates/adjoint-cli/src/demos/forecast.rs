@@ -445,7 +445,8 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         final_metrics.insert(format!("{k}_rmse"), r.2);
     }
     let checkpoints = vec![(dir.file("model.safetensors"), "online-model".to_string())];
-    let eval = evaluation(&model, &win, &walk, &dates, (&online_pred, &truth_rows), train_end);
+    let mut eval = evaluation(&model, &win, &walk, &dates, (&online_pred, &truth_rows), train_end);
+    eval.data = vec![super::evaluate::data_record(&data_file, "walk-forward days after the training days")?];
     let stream = online_pred
         .iter()
         .zip(&truth_rows)

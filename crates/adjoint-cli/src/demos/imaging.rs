@@ -381,7 +381,7 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cnn_scores = dice_iou(confusion(&cnn.forward(&xv), &yv));
 
     // Digits: a small CNN, 80/20 split.
-    let (acc, digits_eval) = digits(&digits_file, &cfg, common, &mut log, &key.fold_in(3), &dir)?;
+    let (acc, mut digits_eval) = digits(&digits_file, &cfg, common, &mut log, &key.fold_in(3), &dir)?;
     log.finish()?;
 
     let report = ImagingReport {
@@ -455,11 +455,18 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         (dir.file("digits.safetensors"), "digits-cnn".to_string()),
     ];
     let tiles_of = |idx: &[(usize, usize)]| tile_stats(&img, &mask, w, idx);
-    let seg_eval = segmentation_evaluation(
+    let mut seg_eval = segmentation_evaluation(
         &|x: &Tensor| fwd_pipe(&pipeline, x),
         (&xv, &yv, &pipe_logits),
         (&tiles_of(&train_idx), &tiles_of(&val_idx)),
     );
+    let tiles_split = "validation tiles: (row + column) % 4 == 0";
+    seg_eval.data = vec![
+        super::evaluate::data_record(&img_file, tiles_split)?,
+        super::evaluate::data_record(&mask_file, tiles_split)?,
+    ];
+    digits_eval.data =
+        vec![super::evaluate::data_record(&digits_file, "test split: first 20% of a seeded permutation")?];
     Ok(Outcome {
         dir,
         data_files: vec![img_file, mask_file, digits_file],

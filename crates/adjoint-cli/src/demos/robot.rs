@@ -446,7 +446,9 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     ]);
     let checkpoints = vec![(dir.file("controller.safetensors"), "controller".to_string())];
     let train = sample_tasks(&arm, &key.fold_in(1000), cfg.batch.max(64));
-    let eval = evaluation(&arm, &ctrl, (&eval, &train), &cfg);
+    let mut eval = evaluation(&arm, &ctrl, (&eval, &train), &cfg);
+    eval.data =
+        vec![super::evaluate::data_record(&data_file, "arm model; held-out targets drawn from the seed")?];
     Ok(Outcome {
         dir,
         data_files: vec![data_file],
