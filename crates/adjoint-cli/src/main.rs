@@ -149,7 +149,32 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     }
     argv.push("--quiet".into());
     rec.set_command(argv).map_err(e)?;
-    match run(common) {
+    // The forecast's online errors feed a monitor of forecast@production day by day.
+    let mut mon = match name {
+        DemoName::Forecast => monitor(&reg, name.name(), &signer).map_err(e)?,
+        _ => None,
+    };
+    let result = match mon.as_mut() {
+        Some(mon) => demos::forecast::run_with(common, &mut |online, frozen| {
+            if let Some(a) = mon.observe_against(online, Some(frozen)).map_err(|e| e.to_string())? {
+                let rb =
+                    a.rolled_back.map_or(String::new(), |(f, t)| format!("; rolled back version {f} -> {t}"));
+                println!("forecast: ALERT on {}: {}{rb}", a.target, a.reason);
+            }
+            Ok(())
+        }),
+        None => run(common),
+    };
+    if let Some(mon) = &mon {
+        println!(
+            "{}: monitored {}@production over {} windows, {} alert(s)",
+            name.name(),
+            name.name(),
+            mon.windows(),
+            mon.alerts().len()
+        );
+    }
+    match result {
         Ok(out) => {
             for f in &out.data_files {
                 rec.record_data_file(f).map_err(e)?;
@@ -175,9 +200,6 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
                 let id = reg.record_evaluation(&ev, &signer).map_err(e)?;
                 println!("{}: evaluation of {label} recorded (#{id})", name.name());
             }
-            if let Some((values, reference)) = out.stream {
-                monitor(&reg, name.name(), &values, reference, &signer).map_err(e)?;
-            }
             Ok(())
         }
         Err(err) => {
@@ -187,33 +209,21 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     }
 }
 
-/// Feeds the online model's errors to a monitor of `<model>@production` when the policy has a
-/// `monitor` entry for the model and the alias exists; prints what it found.
-fn monitor(
-    reg: &adjoint_store::Registry,
+/// A monitor of `<model>@production` when the policy has a `monitor` entry for the model and
+/// the alias exists (saying so when it does not).
+fn monitor<'r>(
+    reg: &'r adjoint_store::Registry,
     model: &str,
-    values: &[f64],
-    reference: f64,
     signer: &adjoint_store::Signer,
-) -> Result<(), adjoint_store::StoreError> {
-    let target = format!("{model}@production");
+) -> Result<Option<adjoint_store::Monitor<'r>>, adjoint_store::StoreError> {
     if reg.policy()?.models.get(model).and_then(|m| m.monitor.as_ref()).is_none() {
-        return Ok(());
+        return Ok(None);
     }
     if reg.alias_version(model, "production").is_err() {
-        println!("{model}: the policy monitors {target}, which is not set; nothing monitored");
-        return Ok(());
+        println!("{model}: the policy monitors {model}@production, which is not set; nothing monitored");
+        return Ok(None);
     }
-    let mut mon = reg.monitor(&target, Some(reference), signer)?;
-    for v in values {
-        if let Some(a) = mon.observe(*v)? {
-            let rb =
-                a.rolled_back.map_or(String::new(), |(f, t)| format!("; rolled back version {f} -> {t}"));
-            println!("{model}: ALERT on {target}: {}{rb}", a.reason);
-        }
-    }
-    println!("{model}: monitored {target} over {} windows, {} alert(s)", mon.windows(), mon.alerts().len());
-    Ok(())
+    reg.monitor(&format!("{model}@production"), None, signer).map(Some)
 }
 
 fn run_demo(a: DemoArgs, store: &StoreArgs) -> Result<(), String> {

@@ -153,6 +153,19 @@ fn restricted_data_labels_access_and_lineage_by_data() {
     assert!(listing.contains("label restricted, owner clinic") && listing.contains("model m:1"), "{listing}");
 }
 
+/// Sets a policy monitoring forecast@production (windows of 5, k = 2, auto-rollback, plus
+/// `rule`) and runs the forecast demo (20 walk-forward days in `--quick`), which must succeed.
+fn forecast_with_monitor(s: &Setup, rule: &str) -> Output {
+    let monitor = format!(r#"{{"window": 5, "k": 2, "auto_rollback": true, {rule}}}"#);
+    let policy =
+        s.write("policy.json", &format!(r#"{{"models": {{"forecast": {{"monitor": {monitor}}}}}}}"#));
+    assert!(s.cmd(&["runs", "policy", "set", policy.to_str().unwrap()]).status.success());
+    let out = s.tmp.path().join("out");
+    let o = s.cmd(&["demo", "forecast", "--quick", "--quiet", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
 #[test]
 fn the_forecast_demo_is_monitored_and_an_alert_rolls_production_back() {
     let s = Setup::new();
@@ -161,15 +174,17 @@ fn the_forecast_demo_is_monitored_and_an_alert_rolls_production_back() {
         let h = s.run(n, w, &data, None);
         assert!(s.cmd(&["runs", "promote", &h, "forecast@production"]).status.success());
     }
-    // A bound no model meets: every window breaches, so the first k windows raise an alert.
-    let policy = s.write(
-        "policy.json",
-        r#"{"models": {"forecast": {"monitor": {"window": 5, "k": 2, "bound": 1e-9, "auto_rollback": true}}}}"#,
+    // Against the frozen model's error with a wide margin: windows recorded, no alert.
+    let o = forecast_with_monitor(&s, r#""tolerance": 1000"#);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("monitored forecast@production over 4 windows, 0 alert(s)"),
+        "{}",
+        text(&o)
     );
-    assert!(s.cmd(&["runs", "policy", "set", policy.to_str().unwrap()]).status.success());
-    let out = s.tmp.path().join("out");
-    let o = s.cmd(&["demo", "forecast", "--quick", "--quiet", "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(Registry::open(&s.reg).unwrap().monitor_windows("forecast@production").unwrap().len(), 4);
+    // A bound no model meets: every window breaches, so the first k windows raise an alert.
+    let o = forecast_with_monitor(&s, r#""bound": 1e-9"#);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("ALERT on forecast@production") && stdout.contains("rolled back version 2 -> 1"),

@@ -1,10 +1,12 @@
 //! Monitoring a model that is updated online: rolling metrics, alerts, automatic rollback.
 //!
 //! A [`Monitor`] watches the version `model@alias` points to when it starts. Observations
-//! (e.g. each day's absolute error) are grouped into windows of `window` values; each window's
-//! mean is recorded (a signed `monitor` record about `model@alias`) as soon as the window
-//! closes. A window *breaches* when its mean exceeds the policy's `bound`, or the frozen
-//! reference error times `1 + tolerance`. After `k` consecutive breaching windows the monitor
+//! (e.g. each day's absolute error, fed as it becomes known) are grouped into windows of
+//! `window` values; each window's mean is recorded (a signed `monitor` record about
+//! `model@alias`) as soon as the window closes. A window *breaches* when its mean exceeds the
+//! policy's `bound`, or the frozen reference error times `1 + tolerance` — the reference is
+//! either fixed ([`Monitor::new`]) or the frozen model's error on the same observations, given
+//! with each one ([`Monitor::observe_against`]), whose window mean is then the reference. After `k` consecutive breaching windows the monitor
 //! records a signed `alert` and, when the policy says `auto_rollback` and the alias still
 //! points to the watched version, rolls the alias back through the ordinary signed
 //! [`Registry::rollback`] (so the alias history stays one consistent stack) and names the move
@@ -80,7 +82,7 @@ pub struct Monitor<'r> {
     policy: MonitorPolicy,
     reference: Option<f64>,
     signer: Signer,
-    buf: Vec<f64>,
+    buf: Vec<(f64, Option<f64>)>,
     window: u64,
     breaching: Vec<(u64, f64)>,
     rolled_back: bool,
@@ -88,8 +90,8 @@ pub struct Monitor<'r> {
 }
 
 impl<'r> Monitor<'r> {
-    /// A monitor of `target` (`model@alias`) with explicit rules; `reference` is the frozen
-    /// model's error on the same stream, when known.
+    /// A monitor of `target` (`model@alias`) with explicit rules; `reference` is a fixed frozen
+    /// reference error, when known (a window needs a bound or a reference to be judged).
     pub fn new(
         reg: &'r Registry,
         target: &str,
@@ -100,12 +102,6 @@ impl<'r> Monitor<'r> {
         let (model, alias) = parse_alias_spec(target)?;
         if policy.window == 0 || policy.k == 0 {
             return Err(StoreError::invalid("monitor policy", "window and k must be at least 1"));
-        }
-        if policy.bound.is_none() && reference.is_none_or(|r| !r.is_finite()) {
-            return Err(StoreError::invalid(
-                "monitor policy",
-                format!("{target}: neither a bound nor a finite reference error to compare with"),
-            ));
         }
         reg.require_trusted(&signer.key_id(), &format!("monitoring of {target}"))?;
         let version = reg.alias_version(model, alias)?;
@@ -124,37 +120,51 @@ impl<'r> Monitor<'r> {
         })
     }
 
-    /// `(limit, what it came from)`: the lower of the bound and reference · (1 + tolerance).
-    fn limit(&self) -> (f64, String) {
-        let rel = self.reference.filter(|r| r.is_finite()).map(|r| {
-            (r * (1.0 + self.policy.tolerance), format!("reference {r:.6} × (1 + {})", self.policy.tolerance))
-        });
+    /// `(limit, what it came from)` of a window whose observations came with `refs`: the lower
+    /// of the bound and reference · (1 + tolerance), the reference being the window mean of
+    /// `refs` when every observation had one, else the fixed reference.
+    fn limit(&self, refs: Option<f64>) -> Result<(f64, String)> {
+        let tol = self.policy.tolerance;
+        let rel = match refs {
+            Some(r) => {
+                Some((r * (1.0 + tol), format!("the frozen model's window error {r:.6} × (1 + {tol})")))
+            }
+            None => self
+                .reference
+                .filter(|r| r.is_finite())
+                .map(|r| (r * (1.0 + tol), format!("reference {r:.6} × (1 + {tol})"))),
+        };
         let abs = self.policy.bound.map(|b| (b, format!("policy bound {b}")));
         match (rel, abs) {
-            (Some(a), Some(b)) => {
-                if a.0 <= b.0 {
-                    a
-                } else {
-                    b
-                }
-            }
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => unreachable!("checked in Monitor::new"),
+            (Some(a), Some(b)) => Ok(if a.0 <= b.0 { a } else { b }),
+            (Some(a), None) | (None, Some(a)) => Ok(a),
+            (None, None) => Err(StoreError::invalid(
+                "monitor policy",
+                format!("{}: neither a bound nor a reference error to compare the window with", self.target),
+            )),
         }
     }
 
     /// Adds one observation; when it closes a window, records the window and returns an alert
-    /// if this window completes `k` consecutive breaches. A non-finite observation counts as a
-    /// breach of its window (the mean is then not finite).
+    /// if this window completes `k` consecutive breaches. A non-finite observation makes its
+    /// window breach.
     pub fn observe(&mut self, value: f64) -> Result<Option<Alert>> {
-        self.buf.push(value);
+        self.observe_against(value, None)
+    }
+
+    /// [`Monitor::observe`] with the frozen model's error on the same observation as the
+    /// reference (see the module docs).
+    pub fn observe_against(&mut self, value: f64, reference: Option<f64>) -> Result<Option<Alert>> {
+        self.buf.push((value, reference));
         if self.buf.len() < self.policy.window {
             return Ok(None);
         }
-        let mean = self.buf.iter().sum::<f64>() / self.buf.len() as f64;
+        let n = self.buf.len() as f64;
+        let mean = self.buf.iter().map(|b| b.0).sum::<f64>() / n;
+        let refs = self.buf.iter().map(|b| b.1).sum::<Option<f64>>().map(|s| s / n);
         self.buf.clear();
         self.window += 1;
-        let (limit, why) = self.limit();
+        let (limit, why) = self.limit(refs)?;
         let breach = mean > limit || mean.is_nan();
         let w = MonitorWindow { version: self.version, window: self.window, mean, limit, breach };
         self.reg.append_record("monitor", &self.target, &w, &self.signer, &[])?;

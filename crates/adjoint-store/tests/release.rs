@@ -202,6 +202,28 @@ fn a_change_point_raises_an_alert_within_k_windows_and_rolls_back_consistently()
 }
 
 #[test]
+fn a_per_observation_reference_is_compared_window_by_window() {
+    let (e, reg) = monitored();
+    let policy = MonitorPolicy { window: 10, k: 2, bound: None, tolerance: 0.25, auto_rollback: false };
+    let mut mon = Monitor::new(&reg, "m@prod", None, policy.clone(), &e.owner).unwrap();
+    // The frozen model degrades with the online one: no alert.
+    for (i, v) in stream(3, 400, |i| if i < 200 { 1.0 } else { 3.0 }).into_iter().enumerate() {
+        let frozen = if i < 200 { 1.0 } else { 3.0 };
+        assert!(mon.observe_against(v * 1.05, Some(frozen)).unwrap().is_none());
+    }
+    // Only the online model degrades: an alert within k windows of the change.
+    let mut mon = Monitor::new(&reg, "m@prod", None, policy.clone(), &e.owner).unwrap();
+    let at = (0..400)
+        .position(|i| mon.observe_against(if i < 200 { 1.0 } else { 2.0 }, Some(1.0)).unwrap().is_some())
+        .unwrap();
+    assert_eq!(at, 219, "the second breaching window closes at step 219");
+    // Neither a bound nor a reference: the window cannot be judged, which is an error.
+    let mut mon = Monitor::new(&reg, "m@prod", None, policy, &e.owner).unwrap();
+    let err = (0..10).map(|_| mon.observe(1.0)).find_map(|r| r.err()).unwrap();
+    assert!(err.to_string().contains("neither a bound nor a reference"), "{err}");
+}
+
+#[test]
 fn a_stationary_stream_raises_no_alert_over_10000_steps() {
     let (e, reg) = monitored();
     let policy = MonitorPolicy { window: 50, k: 3, bound: None, tolerance: 0.25, auto_rollback: true };

@@ -39,9 +39,6 @@ pub struct Outcome {
     /// Evaluations of checkpoints, by checkpoint label (the registry fills in the hash and,
     /// when empty, the data hashes, and signs them).
     pub evaluations: Vec<(String, adjoint_store::Evaluation)>,
-    /// Observations of the online model's error as they arrived, with the frozen model's
-    /// error on the same stream, for monitoring (`model@production` per the policy).
-    pub stream: Option<(Vec<f64>, f64)>,
 }
 
 /// Why a demo stopped: a one-line message, and the metrics its run is recorded (as failed)

@@ -254,6 +254,17 @@ pub fn data_files() -> [std::path::PathBuf; 1] {
 
 /// Run the demo.
 pub fn run(common: &Common) -> Result<Outcome, DemoError> {
+    run_with(common, &mut |_, _| Ok(()))
+}
+
+/// [`run`], calling `observe(online error, frozen error)` with each walk-forward day's absolute
+/// error (mean over the three stocks) of the online model and of the frozen one as soon as the
+/// day's truth is known; the `adjoint` command feeds a monitor of `forecast@production` with
+/// them. An error from `observe` stops the demo.
+pub fn run_with(
+    common: &Common,
+    observe: &mut dyn FnMut(f64, f64) -> Result<(), String>,
+) -> Result<Outcome, DemoError> {
     let cfg = ForecastConfig::from_common(common);
     let [data_file] = data_files();
     let (dates, prices) = load_prices(&data_file)?;
@@ -324,6 +335,8 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     for (i, &t) in walk.iter().enumerate() {
         let (x, _) = win.batch(&[t]);
         online_pred.push(to_rows(&model.forward(&x).cast(DType::F64))[0]);
+        let ae = |p: &[f64; 3]| (0..3).map(|s| (p[s] - truth(t)[s]).abs()).sum::<f64>() / 3.0;
+        observe(ae(&online_pred[i]), ae(&frozen_pred[i]))?;
         // Day t's truth is now known: windows ending at t−k+1 … t have targets up to day t.
         let recent: Vec<usize> = ((t + 1).saturating_sub(cfg.online_batch).max(cfg.window)..=t).collect();
         let (xr, yr) = win.batch(&recent);
@@ -447,10 +460,6 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let checkpoints = vec![(dir.file("model.safetensors"), "online-model".to_string())];
     let mut eval = evaluation(&model, &win, &walk, &dates, (&online_pred, &truth_rows), train_end);
     eval.data = vec![super::evaluate::data_record(&data_file, "walk-forward days after the training days")?];
-    let stream = online_pred
-        .iter()
-        .zip(&truth_rows)
-        .map(|(p, t)| (0..3).map(|s| (p[s] - t[s]).abs()).sum::<f64>() / 3.0);
     Ok(Outcome {
         dir,
         data_files: vec![data_file],
@@ -458,7 +467,6 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         final_metrics,
         checkpoints,
         evaluations: vec![("online-model".into(), eval)],
-        stream: Some((stream.collect(), report.rows[3].1)),
     })
 }
 

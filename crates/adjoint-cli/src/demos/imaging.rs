@@ -474,7 +474,6 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         final_metrics,
         checkpoints,
         evaluations: vec![("segmentation-pipeline".into(), seg_eval), ("digits-cnn".into(), digits_eval)],
-        stream: None,
     })
 }
 

@@ -456,7 +456,6 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         final_metrics,
         checkpoints,
         evaluations: vec![("controller".into(), eval)],
-        stream: None,
     })
 }
 
