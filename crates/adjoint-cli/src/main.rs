@@ -122,7 +122,7 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
         }
     };
     if !record {
-        return run(common).map(|_| ()).map_err(|e| e.message);
+        return run(common).map_err(|e| e.message).and_then(|out| write_evaluations(&out));
     }
     let e = |e: adjoint_store::StoreError| e.to_string();
     let reg = store.open_registry().map_err(e)?;
@@ -176,6 +176,7 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     }
     match result {
         Ok(out) => {
+            write_evaluations(&out)?;
             for f in &out.data_files {
                 rec.record_data_file(f).map_err(e)?;
             }
@@ -207,6 +208,15 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
             Err(err.message)
         }
     }
+}
+
+/// Writes each evaluation into the run folder as `evaluation_<checkpoint label>.json` (the
+/// registry keeps the signed copy).
+fn write_evaluations(out: &demos::common::Outcome) -> Result<(), String> {
+    for (label, ev) in &out.evaluations {
+        out.dir.write_json(&format!("evaluation_{label}.json"), ev)?;
+    }
+    Ok(())
 }
 
 /// A monitor of `<model>@production` when the policy has a `monitor` entry for the model and

@@ -29,10 +29,24 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
     let expect: [(&str, &[&str]); 3] = [
-        ("forecast", &["model.safetensors", "forecast_vs_truth.png", "rolling_error.png"]),
+        (
+            "forecast",
+            &[
+                "model.safetensors",
+                "forecast_vs_truth.png",
+                "rolling_error.png",
+                "evaluation_online-model.json",
+            ],
+        ),
         (
             "robot",
-            &["controller.safetensors", "learning_curves.png", "trajectory_xy.png", "trajectory_xz.png"],
+            &[
+                "controller.safetensors",
+                "learning_curves.png",
+                "trajectory_xy.png",
+                "trajectory_xz.png",
+                "evaluation_controller.json",
+            ],
         ),
         (
             "imaging",
@@ -42,6 +56,8 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
                 "digits.safetensors",
                 "filters.json",
                 "training_loss.png",
+                "evaluation_segmentation-pipeline.json",
+                "evaluation_digits-cnn.json",
             ],
         ),
     ];

@@ -117,6 +117,15 @@ fn a_tampered_policy_or_evaluation_record_is_refused_by_verify() {
     let rep = reg.verify().unwrap();
     assert!(rep.problems.iter().any(|p| p.contains("evaluation record")), "{:?}", rep.problems);
     assert!(reg.latest_evaluation(&good).is_err());
+    // A row that is not even JSON is a named problem, not a panic.
+    db.execute(
+        "INSERT INTO records(kind, subject, created_at, body, key_id, signature) VALUES('alert', 'm@prod', 't', '{not json', 'k', 's')",
+        [],
+    )
+    .unwrap();
+    let rep = reg.verify().unwrap();
+    assert!(rep.problems.iter().any(|p| p.contains("alert record")), "{:?}", rep.problems);
+    assert!(reg.alerts(None).is_err());
 }
 
 #[test]
