@@ -162,8 +162,9 @@ pub fn run_audit(
     write(&dir, "audit.json", &json)?;
     let sig = reg.record_audit(&dir, &rep, &signer).map_err(e)?;
     let io = |e: std::io::Error| format!("<output>: {e}");
-    if let Some((w, b, gap)) = &rep.slice_gap {
-        writeln!(say, "worst slice {w}, best slice {b}, gap {gap:.4} ({})", rep.evaluation.primary_metric)
+    for g in &rep.slice_gaps {
+        let m = &rep.evaluation.primary_metric;
+        writeln!(say, "{}: worst slice {}, best slice {}, gap {:.4} ({m})", g.group, g.worst, g.best, g.gap)
             .map_err(io)?;
     }
     writeln!(

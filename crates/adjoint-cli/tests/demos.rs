@@ -153,7 +153,7 @@ fn audit_each_demo(home: &Path, reg: &Path, demo_stdout: &str) {
         let report = std::fs::read_to_string(out.join("report.md")).unwrap();
         for section in [
             "## Slices (worst first",
-            "Gap between best slice",
+            "gap between best slice",
             "## Input drift",
             "## Lineage",
             "## Against the promoted version",

@@ -41,7 +41,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
-use crate::evaluation::Evaluation;
+use crate::evaluation::{Evaluation, SliceGap};
 use crate::fsutil;
 use crate::keys::{self, Signer};
 use crate::manifest::{CodeVersion, DataRecord};
@@ -104,8 +104,8 @@ pub struct AuditReport {
     pub evaluation: Evaluation,
     /// Slice names, worst first on the primary metric.
     pub slices_worst_first: Vec<String>,
-    /// `(worst, best, gap)` on the primary metric.
-    pub slice_gap: Option<(String, String, f64)>,
+    /// Per slice group, worst and best slice and their gap on the primary metric.
+    pub slice_gaps: Vec<SliceGap>,
     /// Input drift per feature, largest first.
     pub drift: Vec<Drift>,
     /// Lineage.
@@ -150,9 +150,14 @@ impl AuditReport {
             let _ = writeln!(s, "| {k} | {v:.6} |");
         }
         let _ = writeln!(s, "\n## Slices (worst first on `{}`)\n", e.primary_metric);
-        if let Some((w, b, gap)) = &self.slice_gap {
-            let _ = writeln!(s, "Gap between best slice `{b}` and worst slice `{w}`: **{gap:.6}**\n");
+        for g in &self.slice_gaps {
+            let _ = writeln!(
+                s,
+                "- {}: gap between best slice `{}` and worst slice `{}`: **{:.6}**",
+                g.group, g.best, g.worst, g.gap
+            );
         }
+        s.push('\n');
         let names: Vec<&String> = e.slices.first().map(|x| x.metrics.keys().collect()).unwrap_or_default();
         if !names.is_empty() {
             let _ = writeln!(
@@ -365,7 +370,7 @@ impl Registry {
             checkpoint: sha,
             model_version: mv,
             slices_worst_first: evaluation.slices_worst_first().iter().map(|s| s.name.clone()).collect(),
-            slice_gap: evaluation.slice_gap(),
+            slice_gaps: evaluation.slice_gaps(),
             drift,
             lineage,
             promoted,

@@ -139,7 +139,7 @@ pub enum RunsCommand {
         #[arg(required_unless_present = "data", conflicts_with = "data")]
         target: Option<String>,
         /// A data hash (or unique prefix, or a file, which is hashed): list what used it.
-        #[arg(long)]
+        #[arg(long, value_name = "HASH")]
         data: Option<String>,
     },
     /// List models with their versions and aliases.

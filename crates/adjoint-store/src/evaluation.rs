@@ -156,6 +156,19 @@ pub struct Attribution {
     pub completeness_error: Option<f64>,
 }
 
+/// The spread of one slice group on the primary metric ([`Evaluation::slice_gaps`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SliceGap {
+    /// The group (`stock`, `year`, `digit`).
+    pub group: String,
+    /// Its worst slice.
+    pub worst: String,
+    /// Its best slice.
+    pub best: String,
+    /// `|best − worst|`.
+    pub gap: f64,
+}
+
 /// An evaluation of one checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -210,12 +223,35 @@ impl Evaluation {
         v
     }
 
-    /// `(worst slice, best slice, |best − worst|)` on the primary metric.
-    pub fn slice_gap(&self) -> Option<(String, String, f64)> {
-        let v = self.slices_worst_first();
-        let (w, b) = (v.first()?, v.last()?);
+    /// Per slice group (the part of a slice name before `=`: `stock`, `year`), the worst and
+    /// best slice and the gap `|best − worst|` on the primary metric, in group name order.
+    ///
+    /// ```
+    /// use adjoint_store::{Evaluation, Slice, SliceGap};
+    /// let s = |n: &str, v| Slice { name: n.into(), n: 1, metrics: [("mae".to_string(), v)].into() };
+    /// let mut e = Evaluation::new("e", "mae", false, Default::default());
+    /// e.slices = vec![s("stock=A", 1.0), s("stock=B", 3.0), s("year=2008", 2.0)];
+    /// assert_eq!(e.slice_gaps(), vec![SliceGap { group: "stock".into(), worst: "stock=B".into(), best: "stock=A".into(), gap: 2.0 },
+    ///                                 SliceGap { group: "year".into(), worst: "year=2008".into(), best: "year=2008".into(), gap: 0.0 }]);
+    /// ```
+    pub fn slice_gaps(&self) -> Vec<SliceGap> {
         let m = &self.primary_metric;
-        Some((w.name.clone(), b.name.clone(), (b.metrics[m] - w.metrics[m]).abs()))
+        let mut groups: BTreeMap<&str, Vec<&Slice>> = BTreeMap::new();
+        for s in self.slices_worst_first() {
+            groups.entry(s.name.split_once('=').map_or(s.name.as_str(), |(g, _)| g)).or_default().push(s);
+        }
+        groups
+            .into_iter()
+            .map(|(g, v)| {
+                let (w, b) = (v[0], v[v.len() - 1]);
+                SliceGap {
+                    group: g.into(),
+                    worst: w.name.clone(),
+                    best: b.name.clone(),
+                    gap: (b.metrics[m] - w.metrics[m]).abs(),
+                }
+            })
+            .collect()
     }
 
     /// Per-slice metric values by slice name.

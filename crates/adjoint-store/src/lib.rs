@@ -155,7 +155,9 @@ pub use atomic::write_atomic;
 pub use audit::{verify_audit_dir, AuditReport, AuditSignature};
 pub use diff::{diff_manifests, RunDiff};
 pub use error::{Result, StoreError};
-pub use evaluation::{Attribution, Calibration, CalibrationBin, Evaluation, FeatureDistribution, Slice};
+pub use evaluation::{
+    Attribution, Calibration, CalibrationBin, Evaluation, FeatureDistribution, Slice, SliceGap,
+};
 pub use fsutil::{sha256_bytes, sha256_file};
 pub use gate::{GateCheck, GateDecision};
 pub use keys::{Signer, ENV_KEY};

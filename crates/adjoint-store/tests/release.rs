@@ -311,6 +311,8 @@ fn an_audit_folder_is_signed_stored_and_checked() {
     assert_eq!(rep.slices_worst_first, ["stock=B", "stock=A"]);
     let rep2 = reg.audit_report("m@prod").unwrap();
     assert_eq!(rep2.slices_worst_first, ["stock=B", "stock=A"]);
+    assert_eq!((rep2.slice_gaps[0].worst.as_str(), rep2.slice_gaps[0].best.as_str()), ("stock=B", "stock=A"));
+    assert!((rep2.slice_gaps[0].gap - 0.49).abs() < 1e-12, "{:?}", rep2.slice_gaps);
     assert_eq!(rep2.drift[0].feature, "shifted");
     assert_eq!(rep2.drift[0].level, "major");
     assert!(rep2.drift[1].psi < 1e-12);
