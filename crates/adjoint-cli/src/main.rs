@@ -122,7 +122,9 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
         }
     };
     if !record {
-        return run(common).map_err(|e| e.message).and_then(|out| write_evaluations(&out));
+        return run(common)
+            .map_err(|e| e.message)
+            .and_then(|out| write_evaluations(&out.dir, &out.evaluations));
     }
     let e = |e: adjoint_store::StoreError| e.to_string();
     let reg = store.open_registry().map_err(e)?;
@@ -134,6 +136,11 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     }
     let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
     reg.check_data_access(&hashes, &signer, "record").map_err(e)?;
+    // The forecast's online errors feed a monitor of forecast@production day by day.
+    let mut mon = match name {
+        DemoName::Forecast => monitor(&reg, name.name(), &signer).map_err(e)?,
+        _ => None,
+    };
     let mut rec = reg.start_run(&signer, name.name(), config, common.seed).map_err(e)?;
     rec.set_code_version("adjoint-cli", env!("CARGO_PKG_VERSION")).map_err(e)?;
     let mut argv: Vec<String> =
@@ -149,11 +156,6 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     }
     argv.push("--quiet".into());
     rec.set_command(argv).map_err(e)?;
-    // The forecast's online errors feed a monitor of forecast@production day by day.
-    let mut mon = match name {
-        DemoName::Forecast => monitor(&reg, name.name(), &signer).map_err(e)?,
-        _ => None,
-    };
     let result = match mon.as_mut() {
         Some(mon) => demos::forecast::run_with(common, &mut |online, frozen| {
             if let Some(a) = mon.observe_against(online, Some(frozen)).map_err(|e| e.to_string())? {
@@ -176,7 +178,6 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     }
     match result {
         Ok(out) => {
-            write_evaluations(&out)?;
             for f in &out.data_files {
                 rec.record_data_file(f).map_err(e)?;
             }
@@ -190,6 +191,7 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
             let data = rec.manifest().data.clone();
             let m = rec.finish(out.final_metrics).map_err(e)?;
             println!("{}: recorded as run {} in {}", name.name(), m.run_id, store.registry.display());
+            write_evaluations(&out.dir, &out.evaluations)?;
             for (label, mut ev) in out.evaluations {
                 let Some(h) = checkpoint_hashes.get(&label) else {
                     return Err(format!("{}: evaluation of unknown checkpoint {label:?}", name.name()));
@@ -212,9 +214,12 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
 
 /// Writes each evaluation into the run folder as `evaluation_<checkpoint label>.json` (the
 /// registry keeps the signed copy).
-fn write_evaluations(out: &demos::common::Outcome) -> Result<(), String> {
-    for (label, ev) in &out.evaluations {
-        out.dir.write_json(&format!("evaluation_{label}.json"), ev)?;
+fn write_evaluations(
+    dir: &demos::common::RunDir,
+    evaluations: &[(String, adjoint_store::Evaluation)],
+) -> Result<(), String> {
+    for (label, ev) in evaluations {
+        dir.write_json(&format!("evaluation_{label}.json"), ev)?;
     }
     Ok(())
 }
