@@ -23,12 +23,28 @@ enum Command {
     /// each run is recorded, signed, in the registry.
     Demo(DemoArgs),
     /// The run registry: list, show, diff, lineage, promote, rollback, verify, gc, export,
-    /// reproduce.
+    /// reproduce; audits, release gates, alerts, policy and data labels.
     #[command(subcommand)]
-    Runs(RunsCommand),
+    Runs(RunsCli),
     /// Signing keys and the registry's trust policy.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+/// `adjoint runs …`: the store's commands plus `audit`, which draws figures.
+#[derive(Subcommand)]
+enum RunsCli {
+    /// Write a signed audit report of a model version or run (report.md, PNG figures,
+    /// audit.json) and store it in the registry linked to the model version.
+    Audit {
+        /// `model`, `model@alias`, `model:version`, a run id or a checkpoint spec.
+        target: String,
+        /// Report folder (must not exist or be empty); default `<registry>/audits/…`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    #[command(flatten)]
+    Store(RunsCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -94,17 +110,37 @@ type DemoFn = fn(&Common) -> Result<Outcome, DemoError>;
 /// Run one demo and record it (configuration, data fingerprints, metrics, checkpoints) in the
 /// registry, signed.
 fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> Result<(), String> {
-    let (config, run): (serde_json::Value, DemoFn) = match name {
-        DemoName::Forecast => (demos::forecast::config(common), demos::forecast::run),
-        DemoName::Robot => (demos::robot::config(common), demos::robot::run),
-        DemoName::Imaging => (demos::imaging::config(common), demos::imaging::run),
+    let (config, run, data): (serde_json::Value, DemoFn, Vec<PathBuf>) = match name {
+        DemoName::Forecast => {
+            (demos::forecast::config(common), demos::forecast::run, demos::forecast::data_files().to_vec())
+        }
+        DemoName::Robot => {
+            (demos::robot::config(common), demos::robot::run, demos::robot::data_files().to_vec())
+        }
+        DemoName::Imaging => {
+            (demos::imaging::config(common), demos::imaging::run, demos::imaging::data_files().to_vec())
+        }
     };
     if !record {
-        return run(common).map(|_| ()).map_err(|e| e.message);
+        return run(common)
+            .map_err(|e| e.message)
+            .and_then(|out| write_evaluations(&out.dir, &out.evaluations));
     }
     let e = |e: adjoint_store::StoreError| e.to_string();
     let reg = store.open_registry().map_err(e)?;
     let signer = store.recording_signer().map_err(e)?;
+    // Data the policy closes to this key: refuse before anything is run or written.
+    let mut hashes = Vec::new();
+    for f in &data {
+        hashes.push(adjoint_store::sha256_file(f).map_err(e)?.0);
+    }
+    let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    reg.check_data_access(&hashes, &signer, "record").map_err(e)?;
+    // The forecast's online errors feed a monitor of forecast@production day by day.
+    let mut mon = match name {
+        DemoName::Forecast => monitor(&reg, name.name(), &signer).map_err(e)?,
+        _ => None,
+    };
     let mut rec = reg.start_run(&signer, name.name(), config, common.seed).map_err(e)?;
     rec.set_code_version("adjoint-cli", env!("CARGO_PKG_VERSION")).map_err(e)?;
     let mut argv: Vec<String> =
@@ -120,7 +156,27 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     }
     argv.push("--quiet".into());
     rec.set_command(argv).map_err(e)?;
-    match run(common) {
+    let result = match mon.as_mut() {
+        Some(mon) => demos::forecast::run_with(common, &mut |online, frozen| {
+            if let Some(a) = mon.observe_against(online, Some(frozen)).map_err(|e| e.to_string())? {
+                let rb =
+                    a.rolled_back.map_or(String::new(), |(f, t)| format!("; rolled back version {f} -> {t}"));
+                println!("forecast: ALERT on {}: {}{rb}", a.target, a.reason);
+            }
+            Ok(())
+        }),
+        None => run(common),
+    };
+    if let Some(mon) = &mon {
+        println!(
+            "{}: monitored {}@production over {} windows, {} alert(s)",
+            name.name(),
+            name.name(),
+            mon.windows(),
+            mon.alerts().len()
+        );
+    }
+    match result {
         Ok(out) => {
             for f in &out.data_files {
                 rec.record_data_file(f).map_err(e)?;
@@ -128,11 +184,25 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
             for (epoch, m) in out.epochs {
                 rec.log_epoch_metrics(epoch, m).map_err(e)?;
             }
+            let mut checkpoint_hashes = std::collections::BTreeMap::new();
             for (path, label) in &out.checkpoints {
-                rec.add_checkpoint(path, label).map_err(e)?;
+                checkpoint_hashes.insert(label.clone(), rec.add_checkpoint(path, label).map_err(e)?);
             }
+            let data = rec.manifest().data.clone();
             let m = rec.finish(out.final_metrics).map_err(e)?;
             println!("{}: recorded as run {} in {}", name.name(), m.run_id, store.registry.display());
+            write_evaluations(&out.dir, &out.evaluations)?;
+            for (label, mut ev) in out.evaluations {
+                let Some(h) = checkpoint_hashes.get(&label) else {
+                    return Err(format!("{}: evaluation of unknown checkpoint {label:?}", name.name()));
+                };
+                ev.checkpoint = h.clone();
+                if ev.data.is_empty() {
+                    ev.data = data.clone();
+                }
+                let id = reg.record_evaluation(&ev, &signer).map_err(e)?;
+                println!("{}: evaluation of {label} recorded (#{id})", name.name());
+            }
             Ok(())
         }
         Err(err) => {
@@ -140,6 +210,35 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
             Err(err.message)
         }
     }
+}
+
+/// Writes each evaluation into the run folder as `evaluation_<checkpoint label>.json` (the
+/// registry keeps the signed copy).
+fn write_evaluations(
+    dir: &demos::common::RunDir,
+    evaluations: &[(String, adjoint_store::Evaluation)],
+) -> Result<(), String> {
+    for (label, ev) in evaluations {
+        dir.write_json(&format!("evaluation_{label}.json"), ev)?;
+    }
+    Ok(())
+}
+
+/// A monitor of `<model>@production` when the policy has a `monitor` entry for the model and
+/// the alias exists (saying so when it does not).
+fn monitor<'r>(
+    reg: &'r adjoint_store::Registry,
+    model: &str,
+    signer: &adjoint_store::Signer,
+) -> Result<Option<adjoint_store::Monitor<'r>>, adjoint_store::StoreError> {
+    if reg.policy()?.models.get(model).and_then(|m| m.monitor.as_ref()).is_none() {
+        return Ok(None);
+    }
+    if reg.alias_version(model, "production").is_err() {
+        println!("{model}: the policy monitors {model}@production, which is not set; nothing monitored");
+        return Ok(None);
+    }
+    reg.monitor(&format!("{model}@production"), None, signer).map(Some)
 }
 
 fn run_demo(a: DemoArgs, store: &StoreArgs) -> Result<(), String> {
@@ -190,7 +289,12 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout();
     let res = match &cli.command {
         Command::Demo(_) => Ok(0),
-        Command::Runs(cmd) => store_cli::run_runs(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string()),
+        Command::Runs(RunsCli::Store(cmd)) => {
+            store_cli::run_runs(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string())
+        }
+        Command::Runs(RunsCli::Audit { target, out }) => {
+            adjoint_cli::audit::run_audit(&cli.store, target, out.as_deref(), &mut stdout).map(|_| 0)
+        }
         Command::Keys(cmd) => store_cli::run_keys(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string()),
     };
     let res = match cli.command {

@@ -1,19 +1,11 @@
 //! The `adjoint` binary end to end: each demo in its shortened mode writes a complete run
 //! folder and a signed registry record; the command line reports misuse in one line, exit 2.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn adjoint(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adjoint"))
-        .args(args)
-        .env("HOME", home)
-        .env_remove("ADJOINT_KEY")
-        .env_remove("ADJOINT_OUT")
-        .env("ADJOINT_DATA", Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
-        .output()
-        .expect("run adjoint")
-}
+use std::path::{Path, PathBuf};
+
+use common::adjoint;
 
 fn run_folder(root: &Path, name: &str) -> PathBuf {
     let found: Vec<PathBuf> = std::fs::read_dir(root)
@@ -37,10 +29,24 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
     let expect: [(&str, &[&str]); 3] = [
-        ("forecast", &["model.safetensors", "forecast_vs_truth.png", "rolling_error.png"]),
+        (
+            "forecast",
+            &[
+                "model.safetensors",
+                "forecast_vs_truth.png",
+                "rolling_error.png",
+                "evaluation_online-model.json",
+            ],
+        ),
         (
             "robot",
-            &["controller.safetensors", "learning_curves.png", "trajectory_xy.png", "trajectory_xz.png"],
+            &[
+                "controller.safetensors",
+                "learning_curves.png",
+                "trajectory_xy.png",
+                "trajectory_xz.png",
+                "evaluation_controller.json",
+            ],
         ),
         (
             "imaging",
@@ -50,6 +56,8 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
                 "digits.safetensors",
                 "filters.json",
                 "training_loss.png",
+                "evaluation_segmentation-pipeline.json",
+                "evaluation_digits-cnn.json",
             ],
         ),
     ];
@@ -93,6 +101,76 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
     }
     let verify = adjoint(tmp.path(), &["runs", "verify", "--registry", reg.to_str().unwrap()]);
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    audit_each_demo(tmp.path(), &reg, &stdout);
+}
+
+/// `runs audit` on each demo's model (the imaging run has two: the pipeline and the digits
+/// CNN): the report folder has its files, and its signature checks out and is recorded.
+fn audit_each_demo(home: &Path, reg: &Path, demo_stdout: &str) {
+    let key = home.join(".config/adjoint/signing.key");
+    let signer = adjoint_store::Signer::load(&key).unwrap();
+    let run_of = |name: &str| {
+        let line = demo_stdout.lines().find(|l| l.starts_with(&format!("{name}: recorded as run "))).unwrap();
+        line.split_whitespace().nth(4).unwrap().to_string()
+    };
+    let targets = [
+        ("forecast", run_of("forecast"), &["attribution_0.png", "calibration_0.png"][..]),
+        ("robot", run_of("robot"), &[][..]),
+        (
+            "imaging",
+            format!("{}/segmentation-pipeline", run_of("imaging")),
+            &["attribution_0.png", "calibration_0.png"][..],
+        ),
+        ("digits", run_of("imaging"), &["calibration_0.png"][..]),
+    ];
+    for (name, target, extra) in targets {
+        let out = home.join(format!("audit-{name}"));
+        let args = [
+            "runs",
+            "audit",
+            &target,
+            "--out",
+            out.to_str().unwrap(),
+            "--registry",
+            reg.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ];
+        let o = adjoint(home, &args);
+        assert!(
+            o.status.success(),
+            "{name}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for f in ["report.md", "audit.json", "signature.json", "slices.png", "drift.png"].iter().chain(extra)
+        {
+            let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 0, "{name}: {f} missing or empty in {}", out.display());
+        }
+        let png = std::fs::read(out.join("slices.png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}: slices.png is a PNG");
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        for section in [
+            "## Slices (worst first",
+            "gap between best slice",
+            "## Input drift",
+            "## Lineage",
+            "## Against the promoted version",
+        ] {
+            assert!(report.contains(section), "{name}: report.md lacks {section:?}");
+        }
+        let audit: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("audit.json")).unwrap()).unwrap();
+        assert!(!audit["slices_worst_first"].as_array().unwrap().is_empty(), "{name}: {audit}");
+        let sig = adjoint_store::verify_audit_dir(&out, Some(&signer.key_id())).unwrap();
+        assert!(sig.body.files.iter().any(|(f, _, _)| f == "report.md"), "{name}");
+        let r = adjoint_store::Registry::open(reg).unwrap();
+        let rec = r.records("audit", Some(&sig.body.checkpoint)).unwrap();
+        assert!(rec.iter().any(|x| x.id == sig.record), "{name}: the audit is recorded in the registry");
+    }
+    let verify = adjoint(home, &["runs", "verify", "--registry", reg.to_str().unwrap()]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
 #[test]
@@ -108,6 +186,9 @@ fn misuse_gets_one_line_and_exit_code_2() {
         &["demo", "forecast", "--lr", "-1"],
         &["demo", "forecast", "--epochs", "0"],
         &["runs", "promote"],
+        &["runs", "audit"],
+        &["runs", "lineage"],
+        &["runs", "promote", "x", "m@a", "--override"],
     ] {
         let o = adjoint(tmp.path(), args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");

@@ -26,12 +26,16 @@
 //! - **Files are untrusted** ([`checkpoint`], [`data`]): checkpoints are safetensors written
 //!   atomically and loaded strictly into a template; CSV, PGM and checkpoint readers return
 //!   [`NnError`] naming the file and the problem, and are fuzzed; they never panic on bad input.
+//! - **Attributions are transforms of the model** ([`explain`]): gradient × input, integrated
+//!   gradients (with its completeness check) and SmoothGrad take any `Fn(&Tensor) -> Tensor`
+//!   written for one example and batch it with `vmap(grad(…))`.
 //! - **Deterministic data** ([`data`]): loaders shuffle with adjoint's counter-based PRNG from a
 //!   seed and an epoch, so a run reproduces on any thread count.
 
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod init;
 pub mod layers;
 pub mod loss;

@@ -132,19 +132,53 @@ pub enum RunsCommand {
         /// Second run.
         b: String,
     },
-    /// Where a model, alias, checkpoint or run came from, as a tree.
+    /// Where a model, alias, checkpoint or run came from, as a tree; with `--data`, every run,
+    /// checkpoint, model version and evaluation that used a data version.
     Lineage {
         /// `model`, `model@alias`, `model:version`, a checkpoint hash prefix or a run id.
-        target: String,
+        #[arg(required_unless_present = "data", conflicts_with = "data")]
+        target: Option<String>,
+        /// A data hash (or unique prefix, or a file, which is hashed): list what used it.
+        #[arg(long, value_name = "HASH")]
+        data: Option<String>,
     },
     /// List models with their versions and aliases.
     Models,
-    /// Publish a checkpoint as a model version and point `model@alias` at it (writer key).
+    /// Publish a checkpoint as a model version and point `model@alias` at it (writer key), if
+    /// the release policy's checks pass; refusals are recorded.
     Promote {
         /// Checkpoint: hash prefix, `run/label`, run id (its last checkpoint), `model:version`.
         checkpoint: String,
         /// `model@alias`.
         target: String,
+        /// Promote despite failed checks; the reason and the signer are recorded.
+        #[arg(long = "override", value_name = "REASON")]
+        override_reason: Option<String>,
+    },
+    /// The release gate's recorded decisions (passed, refused, override), oldest first.
+    Gates {
+        /// Only those for `model@alias`.
+        target: Option<String>,
+    },
+    /// Monitoring alerts, oldest first.
+    Alerts {
+        /// Only those for `model@alias`.
+        target: Option<String>,
+    },
+    /// The release and data policy: show it, or replace it from a JSON file (writer key).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Give a data version an owner and a label (writer key); labels other than `public` are
+    /// recorded and exported only by keys the policy allows.
+    Label {
+        /// Data file, or hash (prefix) of recorded data.
+        data: String,
+        /// Owner of the data.
+        #[arg(long)]
+        owner: String,
+        /// Label, e.g. `public` or `restricted`.
+        #[arg(long)]
+        label: String,
     },
     /// Point `model@alias` back at its previous version (writer key).
     Rollback {
@@ -188,6 +222,18 @@ pub enum RunsCommand {
         /// Program to run instead of the current executable (for tests).
         #[arg(long, hide = true)]
         program: Option<PathBuf>,
+    },
+}
+
+/// `adjoint runs policy …`
+#[derive(clap::Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum PolicyCommand {
+    /// Print the policy in force (signature checked).
+    Show,
+    /// Replace the policy with a JSON file (see `adjoint_store::policy`), signed by a writer key.
+    Set {
+        /// The policy file.
+        file: PathBuf,
     },
 }
 
@@ -274,8 +320,78 @@ pub fn run_runs(cmd: &RunsCommand, args: &StoreArgs, out: &mut dyn Write) -> Res
             let d = reg.diff_runs(&ia, &ib)?;
             out.write_all(d.render(&ia, &ib).as_bytes()).map_err(out_err)?;
         }
-        RunsCommand::Lineage { target } => {
-            out.write_all(reg.lineage(target)?.render().as_bytes()).map_err(out_err)?;
+        RunsCommand::Lineage { target, data } => {
+            let text = match (target, data) {
+                (_, Some(d)) => reg.data_usage(d)?.render(),
+                (Some(t), None) => reg.lineage(t)?.render(),
+                (None, None) => return Err(StoreError::invalid("lineage", "give a target or --data HASH")),
+            };
+            out.write_all(text.as_bytes()).map_err(out_err)?;
+        }
+        RunsCommand::Gates { target } => {
+            let ds = reg.gate_decisions(target.as_deref())?;
+            if ds.is_empty() {
+                say!(out, "no gate decisions");
+            }
+            for (d, key, at) in ds {
+                let v = d.promoted_version.map_or(String::new(), |v| format!(" -> version {v}"));
+                let why = d.reason.as_deref().map_or(String::new(), |r| format!(" reason {r:?}"));
+                say!(
+                    out,
+                    "{at}  {}  {}  {}{v}{why}  signed by {}",
+                    d.target,
+                    d.outcome,
+                    crate::fsutil::short_hash(&d.candidate),
+                    keys::short_id(&key)
+                );
+                for c in &d.checks {
+                    say!(out, "    {} {} ({})", if c.passed { "ok  " } else { "FAIL" }, c.check, c.detail);
+                }
+            }
+        }
+        RunsCommand::Alerts { target } => {
+            let al = reg.alerts(target.as_deref())?;
+            if al.is_empty() {
+                say!(out, "no alerts");
+            }
+            for (a, key, at) in al {
+                let rb = a
+                    .rolled_back
+                    .map_or("no rollback".to_string(), |(f, t)| format!("rolled back version {f} -> {t}"));
+                say!(
+                    out,
+                    "{at}  {}  version {}  windows {}-{}: {}; {rb}  signed by {}",
+                    a.target,
+                    a.version,
+                    a.windows.0,
+                    a.windows.1,
+                    a.reason,
+                    keys::short_id(&key)
+                );
+            }
+        }
+        RunsCommand::Policy(PolicyCommand::Show) => {
+            let p = reg.policy()?;
+            say!(out, "{}", serde_json::to_string_pretty(&p).expect("policy serialises"));
+        }
+        RunsCommand::Policy(PolicyCommand::Set { file }) => {
+            let signer = args.require_signer("changing the release policy")?;
+            let text = std::fs::read_to_string(file).map_err(|e| StoreError::io("read", file, e))?;
+            let p = crate::Policy::parse(&text, &file.display().to_string())?;
+            reg.set_policy(&p, &signer)?;
+            say!(
+                out,
+                "policy set from {} ({} model(s), {} data label(s))",
+                file.display(),
+                p.models.len(),
+                p.data_access.len()
+            );
+        }
+        RunsCommand::Label { data, owner, label } => {
+            let signer = args.require_signer("labelling data")?;
+            let l = crate::DataLabel { owner: owner.clone(), label: label.clone() };
+            let sha = reg.label_data(data, &l, &signer)?;
+            say!(out, "data {sha}: owner {owner}, label {label}");
         }
         RunsCommand::Models => {
             let aliases = reg.aliases()?;
@@ -306,10 +422,21 @@ pub fn run_runs(cmd: &RunsCommand, args: &StoreArgs, out: &mut dyn Write) -> Res
                 }
             }
         }
-        RunsCommand::Promote { checkpoint, target } => {
+        RunsCommand::Promote { checkpoint, target, override_reason } => {
             let signer = args.require_signer(&format!("promote to {target}"))?;
-            let v = reg.promote(checkpoint, target, &signer)?;
+            let (v, d) = reg.promote_gated(checkpoint, target, &signer, override_reason.as_deref())?;
             say!(out, "{target} -> version {v} ({})", crate::fsutil::short_hash(&reg.resolve(target)?));
+            if let Some(d) = d {
+                match d.reason.as_deref() {
+                    Some(r) => say!(
+                        out,
+                        "gate: OVERRIDE of {} failed check(s) by {}: {r:?} (recorded)",
+                        d.failed().len(),
+                        keys::short_id(&signer.key_id())
+                    ),
+                    None => say!(out, "gate: all {} check(s) passed", d.checks.len()),
+                }
+            }
         }
         RunsCommand::Rollback { target } => {
             let signer = args.require_signer(&format!("rollback of {target}"))?;
@@ -350,7 +477,7 @@ pub fn run_runs(cmd: &RunsCommand, args: &StoreArgs, out: &mut dyn Write) -> Res
             say!(out, "freed {} bytes", rep.freed_bytes);
         }
         RunsCommand::Export { run, out: dir } => {
-            let m = reg.export(run, dir)?;
+            let m = reg.export_as(run, dir, args.signer()?.as_ref())?;
             say!(
                 out,
                 "exported run {} ({} checkpoints) to {}",

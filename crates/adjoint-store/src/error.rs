@@ -119,6 +119,30 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// A key tried to record or export data whose label the policy does not open to it.
+    #[error("key {key} may not {action} data {data} (label {label}, owner {owner}): the registry policy's data_access does not list this key for {label:?}")]
+    AccessDenied {
+        /// The key that tried.
+        key: String,
+        /// What it tried.
+        action: String,
+        /// The data hash.
+        data: String,
+        /// The data's label.
+        label: String,
+        /// The data's owner.
+        owner: String,
+    },
+    /// The release gate refused a promotion; each failed check is named.
+    #[error("promotion to {target} refused by the release policy (recorded as gate decision #{record}); failed checks: {}; pass --override \"<reason>\" to promote anyway", failed.join("; "))]
+    GateRefused {
+        /// `model@alias`.
+        target: String,
+        /// The failed checks, each with its detail.
+        failed: Vec<String>,
+        /// The id of the signed refusal record.
+        record: i64,
+    },
     /// Reproducing a run failed before any comparison could be made.
     #[error("reproduce {run}: {detail}")]
     Reproduce {

@@ -34,8 +34,10 @@
 //! See [`registry`] for the folder layout. Tables: `keys` (the trust policy), `runs` (one row
 //! per run; the signed manifest JSON and signature once finished), `run_data`, `epochs`,
 //! `checkpoints` (run, label, SHA-256, signature), `blobs` (content-addressed store: identical
-//! weights are stored once), `model_versions` (model, version, SHA-256, writer signature) and
-//! `alias_moves` (append-only signed history of every alias move and rollback). The lineage
+//! weights are stored once), `model_versions` (model, version, SHA-256, writer signature),
+//! `alias_moves` (append-only signed history of every alias move and rollback), and `records` /
+//! `record_blobs` (signed evaluations, policy, gate decisions, monitoring, alerts, audits, data
+//! labels; schema version 2, migrated from 1 on open). The lineage
 //! graph (data → run → checkpoint → fine-tuned run → … → model version) is read from those rows,
 //! see [`lineage`].
 //!
@@ -56,6 +58,41 @@
 //! policy does not list. Someone who can already write the database file *and* holds no writer
 //! key can still delete rows (e.g. the latest alias move) — deletion is not signable without an
 //! outside anchor; file permissions are the defence there.
+//!
+//! ## Evaluations, release gates, monitoring, audits, data access
+//!
+//! Everything that judges a model is a signed row of one append-only `records` table
+//! ([`records`]): [`Evaluation`]s of a checkpoint (metrics overall and per slice, calibration,
+//! input histograms for drift, attributions; [`evaluation`]), the release [`Policy`]
+//! ([`policy`]: per-model thresholds, per-slice regression limits, monitoring rules, and which
+//! keys may use data of each label), gate decisions ([`gate`]: [`Registry::promote`] refuses a
+//! candidate that fails a check, naming it, and records the refusal; an override records its
+//! reason and signer), monitoring windows and alerts ([`monitor`]: `k` breaching windows raise
+//! an alert and may roll the alias back through the signed alias history), audits ([`audit`]:
+//! a report folder whose files are stored as blobs and signed as a list), and data labels
+//! (restricted data is recorded or exported only by the keys the policy allows;
+//! [`Registry::data_usage`] lists every run and model that used a data version). The store
+//! computes no model outputs: callers (the `adjoint` demos) build the evaluations.
+//!
+//! ```
+//! use adjoint_store::{Evaluation, Policy, Registry, Signer};
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let ck = tmp.path().join("w"); std::fs::write(&ck, b"w").unwrap();
+//! let reg = Registry::open(tmp.path().join("runs"))?;
+//! let owner = Signer::generate();
+//! let mut run = reg.start_run(&owner, "m", serde_json::json!({}), 0)?;
+//! let hash = run.add_checkpoint(&ck, "final")?;
+//! run.finish(Default::default())?;
+//! reg.set_policy(&Policy::parse(r#"{"models": {"m": {"thresholds": [{"metric": "acc", "min": 0.9}]}}}"#, "policy")?, &owner)?;
+//! let mut eval = Evaluation::new("test split", "acc", true, [("acc".to_string(), 0.8)].into());
+//! eval.checkpoint = hash.clone();
+//! reg.record_evaluation(&eval, &owner)?;
+//! let refused = reg.promote(&hash, "m@prod", &owner).unwrap_err();
+//! assert!(refused.to_string().contains("threshold acc >= 0.9"));
+//! reg.promote_gated(&hash, "m@prod", &owner, Some("accepted for the pilot"))?;
+//! assert!(reg.verify()?.ok());
+//! # Ok::<(), adjoint_store::StoreError>(())
+//! ```
 //!
 //! ## Robustness
 //!
@@ -95,23 +132,34 @@
 //!   safetensors bytes) or `reg.checkout(spec, path)` and then `adjoint_nn::checkpoint::load`.
 
 mod atomic;
+pub mod audit;
 pub mod cli;
 mod diff;
 mod error;
+pub mod evaluation;
 mod fsutil;
+pub mod gate;
 pub mod keys;
 pub mod lineage;
 mod maintenance;
 pub mod manifest;
 mod models;
+pub mod monitor;
+pub mod policy;
 mod recorder;
+pub mod records;
 pub mod registry;
 pub mod reproduce;
 
 pub use atomic::write_atomic;
+pub use audit::{verify_audit_dir, AuditReport, AuditSignature};
 pub use diff::{diff_manifests, RunDiff};
 pub use error::{Result, StoreError};
+pub use evaluation::{
+    Attribution, Calibration, CalibrationBin, Evaluation, FeatureDistribution, Slice, SliceGap,
+};
 pub use fsutil::{sha256_bytes, sha256_file};
+pub use gate::{GateCheck, GateDecision};
 pub use keys::{Signer, ENV_KEY};
 pub use lineage::LineageNode;
 pub use maintenance::{export_name, verify_export, GcReport, VerifyReport};
@@ -119,6 +167,9 @@ pub use manifest::{
     CheckpointRecord, CodeVersion, DataRecord, EpochRecord, Metrics, RunManifest, RunStatus, SignedManifest,
 };
 pub use models::{parse_alias_spec, ModelVersion, RunSummary, VerifiedCheckpoint};
+pub use monitor::{Alert, Monitor, MonitorWindow};
+pub use policy::{DataLabel, DataUsage, ModelPolicy, MonitorPolicy, Policy, SliceRule, Threshold};
 pub use recorder::RunRecorder;
+pub use records::Record;
 pub use registry::{Registry, Role, TrustedKey, DEFAULT_REGISTRY_DIR, ENV_REGISTRY};
 pub use reproduce::{MetricComparison, ReproduceReport, ENV_OUT, ENV_REPRODUCING};

@@ -23,6 +23,8 @@ pub struct VerifyReport {
     pub manifests_checked: usize,
     /// Model versions and alias histories checked.
     pub model_records_checked: usize,
+    /// Signed records (evaluations, policy, gate decisions, alerts, audits, labels) checked.
+    pub signed_records_checked: usize,
     /// Integrity or trust failures.
     pub problems: Vec<String>,
     /// Harmless findings (leftovers of interrupted writes that `gc` removes, unfinished runs).
@@ -156,6 +158,15 @@ impl Registry {
             Ok(a) => rep.model_records_checked += a.len(),
             Err(e) => rep.problems.push(e.to_string()),
         }
+        let (n, problems) = self.verify_records()?;
+        rep.signed_records_checked = n;
+        rep.problems.extend(problems);
+        // The readable policy.json copy must agree with the signed row.
+        if let Err(e @ StoreError::BadSignature { .. }) = self.policy() {
+            if !rep.problems.contains(&e.to_string()) {
+                rep.problems.push(e.to_string());
+            }
+        }
         let mut files = Vec::new();
         walk(&self.dir.join("blobs"), &mut files)?;
         for f in files {
@@ -178,7 +189,7 @@ impl Registry {
         Ok(rep)
     }
 
-    /// Removes blobs that no checkpoint or model version references, and stray files in the blob
+    /// Removes blobs that no checkpoint, model version or signed record references, and stray files in the blob
     /// store. Files modified within `grace` are kept, so a `gc` running beside a writer cannot
     /// delete a blob that is about to be registered.
     pub fn gc(&self, grace: Duration) -> Result<GcReport> {
@@ -192,7 +203,8 @@ impl Registry {
         let unreferenced = self.column_strings(
             "find unreferenced blobs",
             "SELECT sha256 FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM checkpoints)
-             AND sha256 NOT IN (SELECT sha256 FROM model_versions) ORDER BY sha256",
+             AND sha256 NOT IN (SELECT sha256 FROM model_versions)
+             AND sha256 NOT IN (SELECT sha256 FROM record_blobs) ORDER BY sha256",
         )?;
         for hash in unreferenced {
             let path = self.blob_path(&hash);
@@ -202,7 +214,8 @@ impl Registry {
             let removed = self.write_tx("gc blob", |tx| {
                 tx.execute(
                     "DELETE FROM blobs WHERE sha256=?1 AND sha256 NOT IN (SELECT sha256 FROM checkpoints)
-                     AND sha256 NOT IN (SELECT sha256 FROM model_versions)",
+                     AND sha256 NOT IN (SELECT sha256 FROM model_versions)
+                     AND sha256 NOT IN (SELECT sha256 FROM record_blobs)",
                     [&hash],
                 )
             })?;
@@ -268,7 +281,26 @@ impl Registry {
     /// `signer.pub`, and `checkpoints/<n>-<label>.safetensors` for each checkpoint, every one read
     /// through the registry's checks. [`verify_export`] checks such a folder on its own.
     pub fn export(&self, run: &str, out: &Path) -> Result<SignedManifest> {
+        self.export_as(run, out, None)
+    }
+
+    /// [`Registry::export`] by `by`: a run that read data labelled other than `public` is
+    /// exported only by a key the policy's `data_access` lists for that label (with no key, or
+    /// another key, nothing is written and [`StoreError::AccessDenied`] or
+    /// [`StoreError::NoKey`] says why).
+    pub fn export_as(&self, run: &str, out: &Path, by: Option<&Signer>) -> Result<SignedManifest> {
         let signed = self.load_manifest(run)?;
+        let hashes: Vec<&str> = signed.manifest.data.iter().map(|d| d.sha256.as_str()).collect();
+        let mut labelled = false;
+        for h in &hashes {
+            labelled |= self.data_label(h)?.is_some_and(|l| l.label != "public");
+        }
+        if labelled {
+            let by = by.ok_or_else(|| StoreError::NoKey {
+                action: format!("exporting run {} (it read labelled data)", signed.manifest.run_id),
+            })?;
+            self.check_data_access(&hashes, by, "export")?;
+        }
         if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
             return Err(StoreError::invalid(
                 "export folder",

@@ -253,7 +253,7 @@ pub(crate) fn metrics_from_json(v: &Value) -> Option<Metrics> {
     v.as_object()?.iter().map(|(k, x)| Some((k.clone(), metric_from_json(x)?))).collect()
 }
 
-mod metrics_serde {
+pub(crate) mod metrics_serde {
     use super::*;
     use serde::{Deserializer, Serializer};
 

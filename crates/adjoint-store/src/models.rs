@@ -428,9 +428,9 @@ impl Registry {
         })
     }
 
-    /// Publishes `checkpoint` as a version of the model (if it is not one already) and points
-    /// `model@alias` at it. Requires a writer key. Returns the version.
-    pub fn promote(&self, checkpoint: &str, target: &str, by: &Signer) -> Result<u32> {
+    /// Publishes `checkpoint` and moves the alias without the release gate (the gate's own last
+    /// step; callers use [`Registry::promote`]). Requires a writer key. Returns the version.
+    pub(crate) fn promote_unchecked(&self, checkpoint: &str, target: &str, by: &Signer) -> Result<u32> {
         let (model, alias) = parse_alias_spec(target)?;
         self.require_writer(&by.key_id(), &format!("move alias {target}"))?;
         let (version, _) = self.publish(checkpoint, model, by)?;

@@ -157,6 +157,7 @@ impl RunRecorder {
     }
 
     fn push_data(&mut self, rec: DataRecord) -> Result<String> {
+        self.reg.check_data_access(&[rec.sha256.as_str()], &self.signer, "record")?;
         let seq = self.manifest.data.len() as i64;
         let (id, r) = (&self.manifest.run_id, &rec);
         self.reg.write_tx("record data", |tx| {

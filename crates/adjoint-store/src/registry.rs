@@ -27,7 +27,10 @@ pub const ENV_REGISTRY: &str = "ADJOINT_REGISTRY";
 /// Default registry folder, relative to the working directory.
 pub const DEFAULT_REGISTRY_DIR: &str = "runs";
 const DB_FILE: &str = "registry.db";
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added `records` and `record_blobs` (evaluations, policy, gate decisions,
+/// monitoring, alerts, audits, data labels); a version-1 registry is migrated on open (the new
+/// tables are created empty, nothing else changes).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +59,12 @@ CREATE TABLE IF NOT EXISTS alias_moves(
     model TEXT NOT NULL, alias TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL CHECK(kind IN ('move','rollback')),
     version INTEGER NOT NULL, moved_at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL,
     PRIMARY KEY(model, alias, seq));
+CREATE TABLE IF NOT EXISTS records(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, subject TEXT NOT NULL, created_at TEXT NOT NULL,
+    body TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS records_by_subject ON records(kind, subject);
+CREATE TABLE IF NOT EXISTS record_blobs(
+    record_id INTEGER NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY(record_id, name));
 ";
 
 /// The role a trusted key has in a registry's policy.
@@ -147,6 +156,11 @@ impl Registry {
             tx.execute_batch(SCHEMA)?;
             tx.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
+                [SCHEMA_VERSION],
+            )?;
+            // Migration 1 -> 2: the batch above created the new tables.
+            tx.execute(
+                "UPDATE meta SET value=?1 WHERE key='schema_version' AND value='1'",
                 [SCHEMA_VERSION],
             )?;
             Ok(())

@@ -36,6 +36,9 @@ pub struct Outcome {
     pub final_metrics: BTreeMap<String, f64>,
     /// Checkpoints written, with a label.
     pub checkpoints: Vec<(PathBuf, String)>,
+    /// Evaluations of checkpoints, by checkpoint label (the registry fills in the hash and,
+    /// when empty, the data hashes, and signs them).
+    pub evaluations: Vec<(String, adjoint_store::Evaluation)>,
 }
 
 /// Why a demo stopped: a one-line message, and the metrics its run is recorded (as failed)

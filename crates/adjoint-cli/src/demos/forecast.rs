@@ -246,10 +246,27 @@ pub fn config(common: &Common) -> serde_json::Value {
     json!(ForecastConfig::from_common(common))
 }
 
+/// The data files the demo reads (the registry's data access policy is checked on them before
+/// a run is recorded).
+pub fn data_files() -> [std::path::PathBuf; 1] {
+    [common::data_dir().join("finance_stocks_daily_2000_2013.csv")]
+}
+
 /// Run the demo.
 pub fn run(common: &Common) -> Result<Outcome, DemoError> {
+    run_with(common, &mut |_, _| Ok(()))
+}
+
+/// [`run`], calling `observe(online error, frozen error)` with each walk-forward day's absolute
+/// error (mean over the three stocks) of the online model and of the frozen one as soon as the
+/// day's truth is known; the `adjoint` command feeds a monitor of `forecast@production` with
+/// them. An error from `observe` stops the demo.
+pub fn run_with(
+    common: &Common,
+    observe: &mut dyn FnMut(f64, f64) -> Result<(), String>,
+) -> Result<Outcome, DemoError> {
     let cfg = ForecastConfig::from_common(common);
-    let data_file = common::data_dir().join("finance_stocks_daily_2000_2013.csv");
+    let [data_file] = data_files();
     let (dates, prices) = load_prices(&data_file)?;
     let dir = RunDir::create(&common.out, "forecast")?;
     dir.write_json("config.json", &json!({ "demo": "forecast", "config": cfg, "data": [data_file] }))?;
@@ -318,6 +335,8 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     for (i, &t) in walk.iter().enumerate() {
         let (x, _) = win.batch(&[t]);
         online_pred.push(to_rows(&model.forward(&x).cast(DType::F64))[0]);
+        let ae = |p: &[f64; 3]| (0..3).map(|s| (p[s] - truth(t)[s]).abs()).sum::<f64>() / 3.0;
+        observe(ae(&online_pred[i]), ae(&frozen_pred[i]))?;
         // Day t's truth is now known: windows ending at t−k+1 … t have targets up to day t.
         let recent: Vec<usize> = ((t + 1).saturating_sub(cfg.online_batch).max(cfg.window)..=t).collect();
         let (xr, yr) = win.batch(&recent);
@@ -439,5 +458,98 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         final_metrics.insert(format!("{k}_rmse"), r.2);
     }
     let checkpoints = vec![(dir.file("model.safetensors"), "online-model".to_string())];
-    Ok(Outcome { dir, data_files: vec![data_file], epochs, final_metrics, checkpoints })
+    let mut eval = evaluation(&model, &win, &walk, &dates, (&online_pred, &truth_rows), train_end);
+    eval.data = vec![super::evaluate::data_record(&data_file, "walk-forward days after the training days")?];
+    Ok(Outcome {
+        dir,
+        data_files: vec![data_file],
+        epochs,
+        final_metrics,
+        checkpoints,
+        evaluations: vec![("online-model".into(), eval)],
+    })
+}
+
+/// The online model's evaluation record: slices per stock and per year, 95% VaR exceedances
+/// (the forecast |return| as a volatility), drift of the six input features from the training
+/// days to the walk-forward days, and integrated-gradients attributions per feature over the
+/// walk-forward days.
+fn evaluation(
+    model: &Forecaster,
+    win: &Windows,
+    walk: &[usize],
+    dates: &[String],
+    (pred, truth): (&[[f64; 3]], &[[f64; 3]]),
+    train_end: usize,
+) -> adjoint_store::Evaluation {
+    use super::evaluate::mean_slices;
+    use adjoint_nn::explain::{integrated_gradients, IgOptions, Target};
+    let (mae, rmse) = errors(pred, truth);
+    let mut ev = adjoint_store::Evaluation::new(
+        "forecast walk-forward (online LSTM)",
+        "mae",
+        false,
+        metrics([("mae", mae), ("rmse", rmse)]),
+    );
+    let mut by_stock = Vec::new();
+    let mut by_year = Vec::new();
+    let mut var = [(0u64, 0u64); 3];
+    for ((p, t), &day) in pred.iter().zip(truth).zip(walk) {
+        let year = dates[day + 1].get(..4).unwrap_or("?").to_string();
+        let mut day_ae = 0.0;
+        for s in 0..3 {
+            let ae = (p[s] - t[s]).abs();
+            by_stock.push((TICKERS[s].to_string(), vec![ae, ae * ae]));
+            day_ae += ae / 3.0;
+            // E|r| = σ·√(2/π) for a normal return: a 95% two-sided VaR is 1.96·σ.
+            let sigma = p[s].max(0.0) * (std::f64::consts::PI / 2.0).sqrt();
+            var[s].0 += 1;
+            var[s].1 += u64::from(t[s] > 1.96 * sigma);
+        }
+        by_year.push((year, vec![day_ae]));
+    }
+    ev.slices = mean_slices("stock", &["mae", "mse"], &by_stock);
+    ev.slices.extend(mean_slices("year", &["mae"], &by_year));
+    let bins = var
+        .iter()
+        .zip(TICKERS)
+        .map(|(&(n, k), t)| adjoint_store::CalibrationBin {
+            label: t.to_string(),
+            predicted: 0.05,
+            observed: k as f64 / n as f64,
+            count: n,
+        })
+        .collect();
+    ev.calibration = vec![adjoint_store::Calibration::new(
+        "95% VaR exceedances (AAPL, IBM, MSFT)",
+        "var-exceedance",
+        bins,
+    )];
+    let labels: Vec<String> =
+        ["return", "|return|"].iter().flat_map(|k| TICKERS.iter().map(move |t| format!("{t} {k}"))).collect();
+    ev.features = labels
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let train: Vec<f64> = (0..train_end).map(|t| win.feat[t][j] as f64).collect();
+            let eval: Vec<f64> = walk.iter().map(|&t| win.feat[t][j] as f64).collect();
+            adjoint_store::FeatureDistribution::from_samples(name, &train, &eval, 10)
+        })
+        .collect();
+    let n = walk.len().min(24);
+    let days: Vec<usize> = (0..n).map(|i| walk[i * walk.len() / n]).collect();
+    let (x, _) = win.batch(&days);
+    let f = |xi: &Tensor| model.forward(&xi.unsqueeze(0)).mean();
+    let ig =
+        integrated_gradients(&f, &x, None, Target::Scalar, &IgOptions { steps: 16, ..Default::default() });
+    let per_day = ig.attributions.sum_axes(&[1], false).to_vec::<f32>();
+    ev.attributions = vec![adjoint_store::Attribution {
+        name: "mean forecast by input feature, sampled walk-forward days".into(),
+        method: "integrated-gradients".into(),
+        shape: vec![n, 6],
+        labels,
+        values: per_day,
+        completeness_error: Some(ig.max_completeness_error()),
+    }];
+    ev
 }

@@ -324,13 +324,21 @@ pub fn config(common: &Common) -> serde_json::Value {
     json!(ImagingConfig::from_common(common))
 }
 
+/// The data files the demo reads: image, instance mask, digits (the registry's data access
+/// policy is checked on them before a run is recorded).
+pub fn data_files() -> [std::path::PathBuf; 3] {
+    let data = common::data_dir();
+    [
+        data.join("imaging_nuclei_dsb2018_512x512.pgm"),
+        data.join("imaging_nuclei_dsb2018_instances_512x512.pgm"),
+        data.join("imaging_digits_8x8.csv"),
+    ]
+}
+
 /// Run the demo.
 pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = ImagingConfig::from_common(common);
-    let data = common::data_dir();
-    let img_file = data.join("imaging_nuclei_dsb2018_512x512.pgm");
-    let mask_file = data.join("imaging_nuclei_dsb2018_instances_512x512.pgm");
-    let digits_file = data.join("imaging_digits_8x8.csv");
+    let [img_file, mask_file, digits_file] = data_files();
     let (w, h, img) = read_pgm(&img_file)?;
     let (mw, mh, mask) = read_pgm(&mask_file)?;
     if (w, h) != (mw, mh) || w % TILE != 0 || h % TILE != 0 {
@@ -373,7 +381,7 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cnn_scores = dice_iou(confusion(&cnn.forward(&xv), &yv));
 
     // Digits: a small CNN, 80/20 split.
-    let acc = digits(&digits_file, &cfg, common, &mut log, &key.fold_in(3), &dir)?;
+    let (acc, mut digits_eval) = digits(&digits_file, &cfg, common, &mut log, &key.fold_in(3), &dir)?;
     log.finish()?;
 
     let report = ImagingReport {
@@ -446,13 +454,124 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         (dir.file("pipeline.safetensors"), "segmentation-pipeline".to_string()),
         (dir.file("digits.safetensors"), "digits-cnn".to_string()),
     ];
+    let tiles_of = |idx: &[(usize, usize)]| tile_stats(&img, &mask, w, idx);
+    let mut seg_eval = segmentation_evaluation(
+        &|x: &Tensor| fwd_pipe(&pipeline, x),
+        (&xv, &yv, &pipe_logits),
+        (&tiles_of(&train_idx), &tiles_of(&val_idx)),
+    );
+    let tiles_split = "validation tiles: (row + column) % 4 == 0";
+    seg_eval.data = vec![
+        super::evaluate::data_record(&img_file, tiles_split)?,
+        super::evaluate::data_record(&mask_file, tiles_split)?,
+    ];
+    digits_eval.data =
+        vec![super::evaluate::data_record(&digits_file, "test split: first 20% of a seeded permutation")?];
     Ok(Outcome {
         dir,
         data_files: vec![img_file, mask_file, digits_file],
         epochs,
         final_metrics,
         checkpoints,
+        evaluations: vec![("segmentation-pipeline".into(), seg_eval), ("digits-cnn".into(), digits_eval)],
     })
+}
+
+/// `(mean intensity, mean nucleus area in pixels (0 without nuclei))` of a tile.
+type TileStats = (f64, f64);
+
+/// The [`TileStats`] of each tile.
+fn tile_stats(img: &[f32], mask: &[u8], width: usize, idx: &[(usize, usize)]) -> Vec<TileStats> {
+    idx.iter()
+        .map(|&(ty, tx)| {
+            let (mut sum, mut fg) = (0.0f64, 0usize);
+            let mut ids = std::collections::BTreeSet::new();
+            for y in 0..TILE {
+                let row = (ty * TILE + y) * width + tx * TILE;
+                for i in row..row + TILE {
+                    sum += img[i] as f64;
+                    if mask[i] > 0 {
+                        fg += 1;
+                        ids.insert(mask[i]);
+                    }
+                }
+            }
+            let size = if ids.is_empty() { 0.0 } else { fg as f64 / ids.len() as f64 };
+            (sum / (TILE * TILE) as f64, size)
+        })
+        .collect()
+}
+
+/// The segmentation pipeline's evaluation record: Dice per validation tile sliced by tile
+/// intensity band and nucleus size band (tertiles of the training tiles), a per-pixel
+/// reliability diagram, drift of tile intensity and nucleus size, and integrated-gradients
+/// maps of each validation tile's mean logit.
+fn segmentation_evaluation(
+    forward: &dyn Fn(&Tensor) -> Tensor,
+    (xv, yv, logits): (&Tensor, &Tensor, &Tensor),
+    (train, val): (&[TileStats], &[TileStats]),
+) -> adjoint_store::Evaluation {
+    use super::evaluate::{band, mean_slices, reliability, tertiles};
+    use adjoint_nn::explain::{integrated_gradients, IgOptions, Target};
+    let n = xv.shape()[0];
+    let dice: Vec<f64> =
+        (0..n).map(|i| dice_iou(confusion(&logits.narrow(0, i, 1), &yv.narrow(0, i, 1))).0).collect();
+    let (d, iou) = dice_iou(confusion(logits, yv));
+    let mut ev = adjoint_store::Evaluation::new(
+        "nuclei segmentation, validation tiles (filters + CNN)",
+        "dice",
+        true,
+        metrics([("dice", d), ("iou", iou)]),
+    );
+    let col =
+        |v: &[(f64, f64)], j: usize| v.iter().map(|t| if j == 0 { t.0 } else { t.1 }).collect::<Vec<f64>>();
+    let cut_i = tertiles(&col(train, 0));
+    let sizes: Vec<f64> = col(train, 1).into_iter().filter(|s| *s > 0.0).collect();
+    let cut_s = tertiles(&sizes);
+    let by_int: Vec<(String, Vec<f64>)> = val
+        .iter()
+        .zip(&dice)
+        .map(|(t, d)| (band(t.0, cut_i, ["low", "medium", "high"]).to_string(), vec![*d]))
+        .collect();
+    let by_size: Vec<(String, Vec<f64>)> = val
+        .iter()
+        .zip(&dice)
+        .map(|(t, d)| {
+            let b = if t.1 == 0.0 { "none" } else { band(t.1, cut_s, ["small", "medium", "large"]) };
+            (b.to_string(), vec![*d])
+        })
+        .collect();
+    ev.slices = mean_slices("intensity", &["dice"], &by_int);
+    ev.slices.extend(mean_slices("nucleus_size", &["dice"], &by_size));
+    let probs: Vec<f64> = logits.sigmoid().to_vec::<f32>().iter().map(|p| *p as f64).collect();
+    let hits: Vec<bool> = yv.to_vec::<f32>().iter().map(|t| *t > 0.5).collect();
+    ev.calibration = vec![reliability("per-pixel nucleus probability", &probs, &hits, 10)];
+    ev.features = vec![
+        adjoint_store::FeatureDistribution::from_samples(
+            "tile mean intensity",
+            &col(train, 0),
+            &col(val, 0),
+            4,
+        ),
+        adjoint_store::FeatureDistribution::from_samples(
+            "mean nucleus area (px)",
+            &col(train, 1),
+            &col(val, 1),
+            4,
+        ),
+    ];
+    let f = |x: &Tensor| forward(&x.unsqueeze(0)).mean();
+    let ig =
+        integrated_gradients(&f, xv, None, Target::Scalar, &IgOptions { steps: 8, ..Default::default() });
+    ev.attributions = vec![adjoint_store::Attribution {
+        name: "mean logit per pixel, validation tiles".into(),
+        method: "integrated-gradients".into(),
+        shape: vec![n, TILE, TILE],
+        labels: vec![],
+        values: ig.attributions.to_vec::<f32>(),
+        completeness_error: Some(ig.max_completeness_error()),
+    }];
+    ev
 }
 
 /// Read the digits CSV (`p0..p63,label`) as `[N, 1, 8, 8]` in [0, 1] and labels.
@@ -493,7 +612,7 @@ fn digits(
     log: &mut MetricsLog,
     key: &Key,
     dir: &RunDir,
-) -> Result<f64, DemoError> {
+) -> Result<(f64, adjoint_store::Evaluation), DemoError> {
     let (x, y) = read_digits(path)?;
     let n = y.len();
     let perm: Vec<usize> =
@@ -557,5 +676,39 @@ fn digits(
         .series(Series::new("train", curve))
         .save(dir.file("digits_loss"))
         .map_err(|e| e.to_string())?;
-    Ok(correct as f64 / n_test as f64)
+    let acc = correct as f64 / n_test as f64;
+    let probs = Module::forward(&model, &xte).softmax(1).cast(adjoint_core::DType::F64).to_vec::<f64>();
+    Ok((acc, digits_evaluation(&probs, &yte.to_vec::<i64>(), (&xtr, &xte), acc)))
+}
+
+/// The digits CNN's evaluation record: accuracy per digit, a reliability diagram of its
+/// confidence, and the drift of each image's mean ink between the training and test images.
+fn digits_evaluation(
+    probs: &[f64],
+    labels: &[i64],
+    (xtr, xte): (&Tensor, &Tensor),
+    acc: f64,
+) -> adjoint_store::Evaluation {
+    use super::evaluate::{mean_slices, reliability};
+    let mut ev = adjoint_store::Evaluation::new(
+        "8×8 digits, test split",
+        "accuracy",
+        true,
+        metrics([("accuracy", acc)]),
+    );
+    let mut rows = Vec::new();
+    let (mut conf, mut hit) = (Vec::new(), Vec::new());
+    for (p, &y) in probs.chunks(10).zip(labels) {
+        let (k, top) =
+            p.iter().enumerate().fold((0, f64::MIN), |a, (i, v)| if *v > a.1 { (i, *v) } else { a });
+        rows.push((y.to_string(), vec![f64::from(u8::from(k as i64 == y))]));
+        conf.push(top);
+        hit.push(k as i64 == y);
+    }
+    ev.slices = mean_slices("digit", &["accuracy"], &rows);
+    ev.calibration = vec![reliability("confidence (top softmax probability)", &conf, &hit, 10)];
+    let ink = |x: &Tensor| x.mean_axes(&[1, 2, 3], false).cast(adjoint_core::DType::F64).to_vec::<f64>();
+    ev.features =
+        vec![adjoint_store::FeatureDistribution::from_samples("mean ink", &ink(xtr), &ink(xte), 10)];
+    ev
 }

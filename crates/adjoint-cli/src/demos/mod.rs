@@ -1,6 +1,7 @@
 //! The three end-to-end demos and what they share.
 
 pub mod common;
+pub mod evaluate;
 pub mod forecast;
 pub mod imaging;
 pub mod robot;

@@ -249,10 +249,16 @@ pub fn config(common: &Common) -> serde_json::Value {
     json!(RobotConfig::from_common(common))
 }
 
+/// The data files the demo reads (the registry's data access policy is checked on them before
+/// a run is recorded).
+pub fn data_files() -> [std::path::PathBuf; 1] {
+    [common::data_dir().join("robot_arm_dynamics_params.json")]
+}
+
 /// Run the demo.
 pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = RobotConfig::from_common(common);
-    let data_file = common::data_dir().join("robot_arm_dynamics_params.json");
+    let [data_file] = data_files();
     let arm = Arm::puma560(&data_file, cfg.joints)?;
     let dir = RunDir::create(&common.out, "robot")?;
     dir.write_json("config.json", &json!({ "demo": "robot", "config": cfg, "data": [data_file] }))?;
@@ -439,5 +445,63 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         ("cem_effort", r[2].3),
     ]);
     let checkpoints = vec![(dir.file("controller.safetensors"), "controller".to_string())];
-    Ok(Outcome { dir, data_files: vec![data_file], epochs, final_metrics, checkpoints })
+    let train = sample_tasks(&arm, &key.fold_in(1000), cfg.batch.max(64));
+    let mut eval = evaluation(&arm, &ctrl, (&eval, &train), &cfg);
+    eval.data =
+        vec![super::evaluate::data_record(&data_file, "arm model; held-out targets drawn from the seed")?];
+    Ok(Outcome {
+        dir,
+        data_files: vec![data_file],
+        epochs,
+        final_metrics,
+        checkpoints,
+        evaluations: vec![("controller".into(), eval)],
+    })
+}
+
+/// The trained controller's evaluation record: final distance per held-out task, sliced by
+/// target region (left/right of the base, above/below the median target height), and the drift
+/// of the target coordinates between training and held-out tasks.
+fn evaluation(
+    arm: &Arm,
+    ctrl: &Controller,
+    (eval, train): (&Tasks, &Tasks),
+    cfg: &RobotConfig,
+) -> adjoint_store::Evaluation {
+    let mut path = rollout(arm, ctrl, eval, cfg, true).path.expect("recorded");
+    let last = path.pop().expect("at least one step");
+    let d = ((last - &eval.target).square().sum_axes(&[1], false).sqrt() * 100.0)
+        .cast(DType::F64)
+        .to_vec::<f64>();
+    let tg = eval.target.cast(DType::F64).to_vec::<f64>();
+    let mut zs: Vec<f64> = tg.chunks(3).map(|t| t[2]).collect();
+    zs.sort_by(f64::total_cmp);
+    let median_z = zs[zs.len() / 2];
+    let rows: Vec<(String, Vec<f64>)> = tg
+        .chunks(3)
+        .zip(&d)
+        .map(|(t, &dist)| {
+            let side = if t[1] >= 0.0 { "left" } else { "right" };
+            let height = if t[2] >= median_z { "high" } else { "low" };
+            (format!("{side}-{height}"), vec![dist])
+        })
+        .collect();
+    let mean = d.iter().sum::<f64>() / d.len().max(1) as f64;
+    let mut ev = adjoint_store::Evaluation::new(
+        "robot reaching, held-out targets (BPTT controller)",
+        "final_distance_cm",
+        false,
+        metrics([("final_distance_cm", mean)]),
+    );
+    ev.slices = super::evaluate::mean_slices("region", &["final_distance_cm"], &rows);
+    let tt = train.target.cast(DType::F64).to_vec::<f64>();
+    ev.features = ["target x", "target y", "target z"]
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let col = |v: &[f64]| v.chunks(3).map(|t| t[j]).collect::<Vec<f64>>();
+            adjoint_store::FeatureDistribution::from_samples(name, &col(&tt), &col(&tg), 5)
+        })
+        .collect();
+    ev
 }
