@@ -26,9 +26,9 @@
 //! | llsq | tensor, blocked | the power matrix is built in 1 MiB row blocks, each consumed by its matmul while in cache; the gradient is the sum of per-block `grad`s |
 //! | kmeans | f64 nearest-centroid search, then tensor (`jvp` of `grad`) | only `n` of the `n·k` distances have a non-zero derivative: AD differentiates `Σᵢ ‖C[jᵢ] − Pᵢ‖²` with the `jᵢ` found in plain f64 (the choice `min`'s own rule makes) |
 //! | ode | tensor (`adjoint_core::grad` through `adjoint_solvers::ode::odeint`'s continuous adjoint, `Backsolve`, Tsit5) | the gradient GradBench checks is that of the continuous solution (`manual` uses its closed form): an adaptive solve at SciPy's tolerances costs ~7 steps each way whatever `s` is, instead of a tape through all `s` RK4 steps; the primal stays the exact `s`-step RK4 in plain `f64` |
-//! | det | scalar (`Var` tape) | recursive, scalar-by-scalar; tensors would pay per-op overhead on 1×1 work |
+//! | det | scalar (`Var` tape, 7 × 7 minors preaccumulated) | recursive, scalar-by-scalar; tensors would pay per-op overhead on 1×1 work; [`adjoint_scalar::preaccumulate`] records each small minor as one linear combination so the tape stays small |
 //! | lstm | scalar (`Var` tape) | a long sequential loop over vectors of ~7 elements |
-//! | ba | scalar (`DualVec<f64, 15>`) | 15 inputs → 2 outputs per observation: one forward pass gives a block of the sparse Jacobian |
+//! | ba | scalar (`DualVec<f64, 6>` then `DualVec<f64, 9>`, chained) | 15 inputs → 2 outputs per observation: two forward passes (rotation, projection) chained by the chain rule give a block of the sparse Jacobian, written into buffers reused across runs |
 //! | ht | scalar (`DualVec<f64, 26>`, and `DualVec<f64, 2>` per point for `us`) | 26 inputs shared by every residual: one forward pass gives the whole dense block; the `us` block is block-diagonal |
 //! | particle, saddle | tensor (nested `grad`/`jvp`) | nested AD in all four orders; the `Var` tape is `f64`-only, so reverse-over-reverse needs the tensor tier |
 //!

@@ -118,8 +118,8 @@ type D9 = DualVec<f64, 9>;
 
 /// The Jacobian of [`objective`]: forward mode per observation, in two stages chained by the
 /// chain rule (Jacobian preaccumulation, as in [`preaccumulate`](adjoint_scalar::preaccumulate)
-/// for reverse mode). Stage one differentiates [`to_camera`] with respect to the rotation and
-/// `x` (6 tangents; `∂/∂C = −∂/∂x`), stage two [`project`] with respect to the camera-frame
+/// for reverse mode). Stage one differentiates `to_camera` with respect to the rotation and
+/// `x` (6 tangents; `∂/∂C = −∂/∂x`), stage two `project` with respect to the camera-frame
 /// point, the 5 intrinsics and `w` (9 tangents). Carrying all 15 tangents through both stages
 /// (one `DualVec<f64, 15>` pass, the previous version) does about twice the arithmetic.
 pub fn jacobian(pb: &Problem) -> Sparse {
