@@ -3,5 +3,6 @@
 pub mod common;
 pub mod forecast;
 pub mod imaging;
+pub mod parallel;
 pub mod robot;
 pub mod robot_sim;

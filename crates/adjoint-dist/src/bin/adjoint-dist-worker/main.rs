@@ -1,0 +1,79 @@
+//! `adjoint-dist-worker`: the programs the tests and benchmarks of adjoint-dist run under
+//! `mpirun` (a test cannot run itself as N MPI processes, so it launches this binary).
+//!
+//! ```text
+//! adjoint-dist-worker train  --model mlp|cnn --batch B --steps S [--reference] [--out FILE]
+//!                            [--accum K] [--overlap] [--bucket-bytes N]
+//!                            [--ckpt FILE --save-every K] [--resume FILE]
+//!                            [--fail-rank R --fail-step K --fail kill|raise|stall] [--timeout SECS]
+//! adjoint-dist-worker bench-allreduce [--reps N]
+//! adjoint-dist-worker bench-step --global-batch G [--steps N]
+//! ```
+//!
+//! `train` runs Adam on a small f64 model, data sharded by `DistributedSampler`, `B` examples
+//! per rank per step (`--reference`: no MPI at all, a plain one-process `DataLoader` loop with
+//! batch `B`, the baseline of the equivalence tests). `--accum K` splits each rank's batch into
+//! K micro-batches accumulated with `no_sync`; `--overlap` uses `DataParallel::train_step`
+//! (allreduce during the backward sweep) instead of `value_and_grad` + `step`. Rank 0 writes the losses and final
+//! parameters as JSON to `--out`. Every line a rank prints starts with `rank R:`.
+
+mod bench;
+mod train;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprintln!("usage: adjoint-dist-worker train|bench-allreduce|bench-step [options]");
+        return ExitCode::from(2);
+    };
+    let opts = Opts::parse(&args[1..]);
+    let res = match cmd.as_str() {
+        "train" => train::run(&opts),
+        "bench-allreduce" => bench::allreduce(&opts),
+        "bench-step" => bench::step(&opts),
+        other => Err(format!("unknown command {other}")),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--name value` and `--flag` options.
+pub struct Opts(Vec<(String, Option<String>)>);
+
+impl Opts {
+    fn parse(args: &[String]) -> Opts {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let name = args[i].trim_start_matches("--").to_string();
+            let value = args.get(i + 1).filter(|v| !v.starts_with("--")).cloned();
+            i += 1 + value.is_some() as usize;
+            out.push((name, value));
+        }
+        Opts(out)
+    }
+
+    /// The value of `--name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+    }
+
+    /// Whether `--name` was given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
+    /// `--name` parsed, or `default`.
+    pub fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
+        self.get(name)
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("--{name}: not a number: {v}")))
+            .unwrap_or(default)
+    }
+}
