@@ -99,9 +99,16 @@ impl Flat {
 
     /// Copy `t` (a leaf of this buffer's dtype) in at `offset`.
     pub(crate) fn pack(&mut self, offset: usize, t: &Tensor) {
+        fn copy<T: adjoint_tensor::Element>(dst: &mut [T], t: &Tensor) {
+            // A contiguous gradient (the usual case) is copied straight from its storage.
+            match t.value().as_slice::<T>() {
+                Some(s) => dst.copy_from_slice(s),
+                None => dst.copy_from_slice(&t.to_vec::<T>()),
+            }
+        }
         match self {
-            Flat::F32(v) => v[offset..offset + t.numel()].copy_from_slice(&t.to_vec::<f32>()),
-            Flat::F64(v) => v[offset..offset + t.numel()].copy_from_slice(&t.to_vec::<f64>()),
+            Flat::F32(v) => copy(&mut v[offset..offset + t.numel()], t),
+            Flat::F64(v) => copy(&mut v[offset..offset + t.numel()], t),
         }
     }
 

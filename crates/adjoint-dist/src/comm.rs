@@ -223,12 +223,16 @@ impl Dist {
                 std::mem::forget(pending);
                 return Err(DistError::Timeout { what, rank: self.rank, waited: start.elapsed() });
             }
-            // Spin briefly (latency), then back off so a waiting rank does not steal a core.
+            // Spin briefly (latency), then yield the core to runnable processes (a peer rank on
+            // an oversubscribed machine), and after 10 ms sleep between polls so a long wait
+            // (a slow or dead peer) does not burn a core.
             spins += 1;
-            if spins > 2000 {
-                std::thread::sleep(Duration::from_micros(50));
-            } else {
+            if spins < 200 {
                 std::hint::spin_loop();
+            } else if start.elapsed() < Duration::from_millis(10) {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(100));
             }
         }
     }

@@ -43,9 +43,9 @@ pub fn allreduce(o: &Opts) -> Result<(), String> {
     let mut bytes = 8usize;
     while bytes <= max {
         let n = bytes / 4;
-        let reps = o
-            .num("reps", 0usize)
-            .max(if bytes <= 1 << 16 { 1000 } else { (200 << 20) / bytes }.clamp(5, 1000));
+        // The same repetitions as benches/dist/allreduce.c.
+        let reps =
+            o.num("reps", 0usize).max(if bytes <= 1 << 16 { 300 } else { (100 << 20) / bytes }.clamp(5, 300));
         let send = vec![1.0f32; n];
         let mut recv = vec![0.0f32; n];
         let raw = time_collective(&dist, reps, || {
@@ -102,7 +102,8 @@ fn batch(shape: &[usize], rows: std::ops::Range<usize>) -> (Tensor, Tensor) {
 /// The W2 step (`--model w2`: MLP 784-512-512-10, Adam lr 1e-3) or the W3 step (`--model w3`:
 /// the CNN of W3, SGD lr 0.01 momentum 0.9) at a global batch `--global-batch` (W2's 128 by
 /// default): with `--plain` one process and no MPI; otherwise data-parallel, each rank
-/// `G / world` rows. Prints the median step time in ms (rank 0; data-parallel: the mean over
+/// `G / world` rows (`--overlap`: `train_step`, else `value_and_grad` + `step`). Prints the
+/// median step time in ms (rank 0; data-parallel: the mean over
 /// the ranks of their medians).
 pub fn step(o: &Opts) -> Result<(), String> {
     match o.get("model").unwrap_or("w2") {
@@ -158,8 +159,14 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     for i in 0..steps + 3 {
         dist.barrier().map_err(|e| e.to_string())?;
         let t = Instant::now();
-        let (_, grads) = value_and_grad(|m: &M| cross_entropy(&m.forward(&x), &y, &ce))(dp.params());
-        if let Err(err) = dp.step(&grads) {
+        let loss = |m: &M| cross_entropy(&m.forward(&x), &y, &ce);
+        let done = if o.flag("overlap") {
+            dp.train_step(loss, |g| g).map(|_| ())
+        } else {
+            let (_, grads) = value_and_grad(loss)(dp.params());
+            dp.step(&grads)
+        };
+        if let Err(err) = done {
             dist.abort(&err);
         }
         if i >= 3 {
@@ -168,7 +175,8 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     }
     let t = dist.mean(&[median(times)]).map_err(|e| e.to_string())?[0];
     if dist.is_root() {
-        println!("ranks={w} batch={g} threads={} step_ms {:.3}", rayon::current_num_threads(), t * 1e3);
+        let how = if o.flag("overlap") { "train_step" } else { "step" };
+        println!("ranks={w} batch={g} threads={} {how} step_ms {:.3}", rayon::current_num_threads(), t * 1e3);
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //!                            [--ckpt FILE --save-every K] [--resume FILE]
 //!                            [--fail-rank R --fail-step K --fail kill|raise|stall] [--timeout SECS]
 //! adjoint-dist-worker bench-allreduce [--reps N]
-//! adjoint-dist-worker bench-step --global-batch G [--steps N]
+//! adjoint-dist-worker bench-step [--model w2|w3] [--global-batch G] [--steps N] [--plain] [--overlap]
 //! ```
 //!
 //! `train` runs Adam on a small f64 model, data sharded by `DistributedSampler`, `B` examples
