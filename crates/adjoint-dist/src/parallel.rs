@@ -31,11 +31,13 @@ impl Default for DataParallelConfig {
 /// - **Start.** [`new`](Self::new) broadcasts rank 0's parameters *and* optimizer state (as
 ///   checkpoint bytes, so every dtype and buffer travels), so all replicas start equal whatever
 ///   each rank initialised.
-/// - **Step.** [`step`](Self::step) takes this rank's gradient, packs it into buckets (last
-///   leaves first), starts one non-blocking allreduce per bucket as soon as it is packed (the
-///   next bucket is packed while the previous one is on the wire), waits for all of them
-///   within the deadline, divides by the world size and applies the optimizer. Every replica
-///   applies the same update to the same values, so they stay equal bit for bit.
+/// - **Step.** [`train_step`](Self::train_step) computes this rank's gradient and starts each
+///   bucket's non-blocking allreduce the moment the backward sweep has finished its leaves
+///   (last layers first), so the wire overlaps the rest of the sweep; [`step`](Self::step)
+///   does the same from a gradient already computed (buckets start as they are packed). Both
+///   wait for all buckets within the deadline, divide by the world size and apply the
+///   optimizer. Every replica applies the same update to the same values, so they stay equal
+///   bit for bit.
 /// - **Accumulation.** [`no_sync`](Self::no_sync) adds a micro-batch's gradient locally with no
 ///   communication; the next `step` adds its own and reduces the sum once (DDP's `no_sync`:
 ///   gradients are summed over micro-batches and averaged over ranks).

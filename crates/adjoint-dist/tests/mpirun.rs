@@ -190,6 +190,25 @@ fn only_rank_0_writes_and_a_run_saved_on_2_ranks_resumes_on_1_and_4() {
     }
 }
 
+#[test]
+fn the_ranks_shards_are_disjoint_and_cover_each_epoch() {
+    // 10 examples: on 3 ranks padded to 12 (2 read twice) or truncated to 9 (drop_last).
+    let cases: [(usize, &[&str], &str); 4] = [
+        (2, &[], "unread 0 once 10 more 0 reads 10"),
+        (3, &[], "unread 0 once 8 more 2 reads 12"),
+        (3, &["--drop-last"], "unread 1 once 9 more 0 reads 9"),
+        (4, &[], "unread 0 once 8 more 2 reads 12"),
+    ];
+    for (np, extra, want) in cases {
+        let run =
+            must(mpirun(np, &[&["shards", "--len", "10", "--epochs", "3"][..], extra].concat()), "shards");
+        for epoch in 0..3 {
+            let line = format!("epoch {epoch}: {want}");
+            assert!(run.output.contains(&line), "{np} ranks {extra:?}: no `{line}` in\n{}", run.output);
+        }
+    }
+}
+
 /// The fault tests: the survivor must stop, with the failed rank named, well within 30 s.
 fn assert_stopped(run: &Run, needle: &str) {
     assert!(!run.ok, "the job succeeded although a rank failed:\n{}", run.output);

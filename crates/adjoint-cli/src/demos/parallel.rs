@@ -96,7 +96,10 @@ impl Parallel {
     pub fn mean(&self, value: f64, n: usize) -> Result<f64, String> {
         #[cfg(feature = "distributed")]
         if let Some(d) = &self.dist {
-            return d.mean(&[value * self.weight(n)]).map(|v| v[0]).map_err(|e| e.to_string());
+            // A rank without rows (a last batch shorter than the world) has a NaN mean: it
+            // contributes nothing.
+            let mine = if self.rows(n).is_empty() { 0.0 } else { value * self.weight(n) };
+            return d.mean(&[mine]).map(|v| v[0]).map_err(|e| e.to_string());
         }
         let _ = n;
         Ok(value)
@@ -170,7 +173,14 @@ impl<'p, M: Params + Clone, O: Optimizer + Clone> Replica<'p, M, O> {
             #[cfg(feature = "distributed")]
             Replica::Dist(dp) => {
                 let w = par.weight(n);
-                let scaled = if w == 1.0 { grads.clone() } else { grads.map_tensors(&mut |t| t * w) };
+                let scaled = if par.rows(n).is_empty() {
+                    // No rows here (a last batch shorter than the world): no contribution.
+                    adjoint_core::params::zeros_like(grads)
+                } else if w == 1.0 {
+                    grads.clone()
+                } else {
+                    grads.map_tensors(&mut |t| t * w)
+                };
                 dp.step_with(&scaled, f).map_err(|e| e.to_string())
             }
             Replica::_Unused(_) => {

@@ -6,6 +6,7 @@
 //!                            [--accum K] [--overlap] [--bucket-bytes N]
 //!                            [--ckpt FILE --save-every K] [--resume FILE]
 //!                            [--fail-rank R --fail-step K --fail kill|raise|stall] [--timeout SECS]
+//! adjoint-dist-worker shards --len N --epochs E [--drop-last]
 //! adjoint-dist-worker bench-allreduce [--reps N]
 //! adjoint-dist-worker bench-step [--model w2|w3] [--global-batch G] [--steps N] [--plain] [--overlap]
 //! ```
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     let opts = Opts::parse(&args[1..]);
     let res = match cmd.as_str() {
         "train" => train::run(&opts),
+        "shards" => shards(&opts),
         "bench-allreduce" => bench::allreduce(&opts),
         "bench-step" => bench::step(&opts),
         other => Err(format!("unknown command {other}")),
@@ -42,6 +44,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `shards`: every rank takes its `DistributedSampler` shard of each epoch; the per-example
+/// counts are summed over the ranks (an allreduce), and rank 0 prints, per epoch, how many
+/// examples were read 0, 1 and 2+ times and how many reads there were in all.
+fn shards(o: &Opts) -> Result<(), String> {
+    let dist = adjoint_dist::Dist::init().map_err(|e| e.to_string())?;
+    let n: usize = o.num("len", 10);
+    for epoch in 0..o.num("epochs", 2usize) {
+        let s = adjoint_dist::DistributedSampler::new(n, dist.world_size(), dist.rank())
+            .shuffle(3)
+            .drop_last(o.flag("drop-last"));
+        let mut counts = vec![0.0f64; n];
+        for i in s.indices(epoch) {
+            counts[i] += 1.0;
+        }
+        dist.allreduce_sum(&mut counts).map_err(|e| e.to_string())?;
+        let times = |k: f64| counts.iter().filter(|&&c| c == k).count();
+        if dist.is_root() {
+            let many = counts.iter().filter(|&&c| c >= 2.0).count();
+            let reads: f64 = counts.iter().sum();
+            println!("epoch {epoch}: unread {} once {} more {many} reads {reads}", times(0.0), times(1.0));
+        }
+    }
+    Ok(())
 }
 
 /// `--name value` and `--flag` options.
