@@ -24,9 +24,10 @@ MEASURED = {
     "alpha_sw": 0.59e-6 / 2,  # 8-byte allreduce on 2 local ranks (a 2-rank ring: 2 latency steps)
     "beta_mem": 4.99e9,  # best 2-rank bus bandwidth (1 MiB)
     "beta_pack": 2.8e9,  # DataParallel::allreduce_mean minus the raw allreduce, 2 MiB: 2 MiB / 0.76 ms
-    # Compute of one step on 1 thread (s) by per-rank batch: forward, backward, optimizer update.
-    "W2": {128: 18.1e-3, 16: 10.0e-3, 2: 9.2e-3},
-    "W3": {64: 139.8e-3, 8: 18.8e-3, 1: 6.4e-3},
+    # Compute of one step on 1 thread (s) by per-rank batch: forward, backward, optimizer update;
+    # the smallest of the repetitions (the least disturbed by the load).
+    "W2": {128: 11.0e-3, 16: 5.7e-3, 2: 5.3e-3},
+    "W3": {64: 82.6e-3, 8: 12.5e-3, 1: 4.7e-3},
 }
 NETWORK = {"alpha_wire": 2e-6, "beta": 100e9 / 8}  # 100 Gb/s line rate; ~2 us per hop (RDMA-class)
 MODEL_BYTES = {"W2": 669_706 * 4, "W3": 421_642 * 4}  # f32 gradients

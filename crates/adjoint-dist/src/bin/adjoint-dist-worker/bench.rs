@@ -135,18 +135,24 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     if o.flag("plain") {
         let (x, y) = batch(&shape, 0..g);
         let (mut model, mut opt) = (model, opt);
+        let mut updates = Vec::new();
         for i in 0..steps + 3 {
             let t = Instant::now();
             let (_, grads) = value_and_grad(|m: &M| cross_entropy(&m.forward(&x), &y, &ce))(&model);
+            let t1 = Instant::now();
             model = opt.step(&model, &grads);
             if i >= 3 {
                 times.push(t.elapsed().as_secs_f64());
+                updates.push(t1.elapsed().as_secs_f64());
             }
         }
+        let (t, u) = (median(times), median(updates));
         println!(
-            "plain batch={g} threads={} step_ms {:.3}",
+            "plain batch={g} threads={} step_ms {:.3} (gradient {:.3}, update {:.3})",
             rayon::current_num_threads(),
-            median(times) * 1e3
+            t * 1e3,
+            (t - u) * 1e3,
+            u * 1e3
         );
         return Ok(());
     }
@@ -156,6 +162,7 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     let (x, y) = batch(&shape, r * per..(r + 1) * per);
     let mut dp =
         DataParallel::new(&dist, model, opt, DataParallelConfig::default()).map_err(|e| e.to_string())?;
+    let mut phases: Vec<[f64; 2]> = Vec::new();
     for i in 0..steps + 3 {
         dist.barrier().map_err(|e| e.to_string())?;
         let t = Instant::now();
@@ -163,8 +170,15 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
         let done = if o.flag("overlap") {
             dp.train_step(loss, |g| g).map(|_| ())
         } else {
+            // The phases apart: the gradient, then `step` (mean over the ranks: packing,
+            // allreduce, unpacking; then the optimizer update).
             let (_, grads) = value_and_grad(loss)(dp.params());
-            dp.step(&grads)
+            let t1 = Instant::now();
+            let r = dp.step(&grads);
+            if i >= 3 {
+                phases.push([(t1 - t).as_secs_f64(), t1.elapsed().as_secs_f64()]);
+            }
+            r
         };
         if let Err(err) = done {
             dist.abort(&err);
@@ -174,9 +188,16 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
         }
     }
     let t = dist.mean(&[median(times)]).map_err(|e| e.to_string())?[0];
+    let phase = |k: usize| median(phases.iter().map(|p| p[k]).collect());
+    let split = if phases.is_empty() { vec![0.0; 2] } else { (0..2).map(phase).collect() };
+    let split = dist.mean(&split).map_err(|e| e.to_string())?;
     if dist.is_root() {
         let how = if o.flag("overlap") { "train_step" } else { "step" };
-        println!("ranks={w} batch={g} threads={} {how} step_ms {:.3}", rayon::current_num_threads(), t * 1e3);
+        print!("ranks={w} batch={g} threads={} {how} step_ms {:.3}", rayon::current_num_threads(), t * 1e3);
+        if !phases.is_empty() {
+            print!(" (gradient {:.3}, step: mean over ranks + update {:.3})", split[0] * 1e3, split[1] * 1e3);
+        }
+        println!();
     }
     Ok(())
 }
