@@ -162,7 +162,7 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     let (x, y) = batch(&shape, r * per..(r + 1) * per);
     let mut dp =
         DataParallel::new(&dist, model, opt, DataParallelConfig::default()).map_err(|e| e.to_string())?;
-    let mut phases: Vec<[f64; 2]> = Vec::new();
+    let mut phases: Vec<[f64; 3]> = Vec::new();
     for i in 0..steps + 3 {
         dist.barrier().map_err(|e| e.to_string())?;
         let t = Instant::now();
@@ -170,13 +170,17 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
         let done = if o.flag("overlap") {
             dp.train_step(loss, |g| g).map(|_| ())
         } else {
-            // The phases apart: the gradient, then `step` (mean over the ranks: packing,
-            // allreduce, unpacking; then the optimizer update).
+            // The phases apart: the gradient, the mean over the ranks (packing, allreduce
+            // including any wait for the other ranks, unpacking), the optimizer update.
             let (_, grads) = value_and_grad(loss)(dp.params());
             let t1 = Instant::now();
-            let r = dp.step(&grads);
+            let mut t2 = t1;
+            let r = dp.step_with(&grads, |g| {
+                t2 = Instant::now();
+                g
+            });
             if i >= 3 {
-                phases.push([(t1 - t).as_secs_f64(), t1.elapsed().as_secs_f64()]);
+                phases.push([(t1 - t).as_secs_f64(), (t2 - t1).as_secs_f64(), t2.elapsed().as_secs_f64()]);
             }
             r
         };
@@ -189,13 +193,18 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     }
     let t = dist.mean(&[median(times)]).map_err(|e| e.to_string())?[0];
     let phase = |k: usize| median(phases.iter().map(|p| p[k]).collect());
-    let split = if phases.is_empty() { vec![0.0; 2] } else { (0..2).map(phase).collect() };
+    let split = if phases.is_empty() { vec![0.0; 3] } else { (0..3).map(phase).collect() };
     let split = dist.mean(&split).map_err(|e| e.to_string())?;
     if dist.is_root() {
         let how = if o.flag("overlap") { "train_step" } else { "step" };
         print!("ranks={w} batch={g} threads={} {how} step_ms {:.3}", rayon::current_num_threads(), t * 1e3);
         if !phases.is_empty() {
-            print!(" (gradient {:.3}, step: mean over ranks + update {:.3})", split[0] * 1e3, split[1] * 1e3);
+            print!(
+                " (gradient {:.3}, mean over ranks {:.3}, update {:.3})",
+                split[0] * 1e3,
+                split[1] * 1e3,
+                split[2] * 1e3
+            );
         }
         println!();
     }
