@@ -93,6 +93,11 @@ struct DemoArgs {
     /// Do not record the run in the registry.
     #[arg(long)]
     no_record: bool,
+    /// Train data-parallel over MPI: run as `mpirun -np N adjoint demo imaging --distributed`
+    /// (imaging, and forecast's training phase). Rank 0 writes the run folder and records the
+    /// run. Needs a binary built with the `distributed` feature.
+    #[arg(long)]
+    distributed: bool,
 }
 
 /// `--lr`: a positive finite number.
@@ -110,6 +115,8 @@ type DemoFn = fn(&Common) -> Result<Outcome, DemoError>;
 /// Run one demo and record it (configuration, data fingerprints, metrics, checkpoints) in the
 /// registry, signed.
 fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> Result<(), String> {
+    // Distributed: only rank 0 records the run.
+    let record = record && common.parallel.is_root();
     let (config, run, data): (serde_json::Value, DemoFn, Vec<PathBuf>) = match name {
         DemoName::Forecast => {
             (demos::forecast::config(common), demos::forecast::run, demos::forecast::data_files().to_vec())
@@ -156,6 +163,13 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
     }
     argv.push("--quiet".into());
     rec.set_command(argv).map_err(e)?;
+    let par = &common.parallel;
+    if par.world_size() > 1 {
+        let shards = (0..par.world_size())
+            .map(|r| adjoint_store::ShardRecord { rank: r as u64, examples: par.shard_rule(r) })
+            .collect();
+        rec.set_distributed(adjoint_store::DistributedRecord { world_size: par.world_size() as u64, shards });
+    }
     let result = match mon.as_mut() {
         Some(mon) => demos::forecast::run_with(common, &mut |online, frozen| {
             if let Some(a) = mon.observe_against(online, Some(frozen)).map_err(|e| e.to_string())? {
@@ -244,15 +258,58 @@ fn monitor<'r>(
 fn run_demo(a: DemoArgs, store: &StoreArgs) -> Result<(), String> {
     let out = std::env::var_os(adjoint_store::ENV_OUT).map(PathBuf::from).unwrap_or(a.out);
     let epochs = a.epochs.map(|e| e as usize);
-    let common = Common { out, seed: a.seed, epochs, lr: a.lr, quick: a.quick, quiet: a.quiet };
+    let parallel = demos::parallel::Parallel::none();
+    let mut common = Common { out, seed: a.seed, epochs, lr: a.lr, quick: a.quick, quiet: a.quiet, parallel };
     let names = match a.name {
         Some(n) => vec![n],
         None => vec![DemoName::Forecast, DemoName::Robot, DemoName::Imaging],
     };
+    // Ranks other than 0 write their (identical) run folder into a private temporary folder,
+    // removed when it is dropped: only rank 0 writes into --out and records the run.
+    let _scratch = if a.distributed { Some(join_mpi(&mut common)?) } else { None };
     for n in names {
-        run_one(n, &common, store, !a.no_record)?;
+        if let Err(e) = run_one(n, &common, store, !a.no_record) {
+            // Stop the other ranks too, naming this one (no-op when not distributed).
+            common.parallel.fail(&e);
+            return Err(e);
+        }
     }
     Ok(())
+}
+
+/// `--distributed`: join the MPI job; on ranks other than 0, redirect the run folder to a
+/// temporary folder and silence the progress bars.
+#[cfg(feature = "distributed")]
+fn join_mpi(common: &mut Common) -> Result<Option<tempfile::TempDir>, String> {
+    common.parallel = demos::parallel::Parallel::init()?;
+    if common.parallel.is_root() {
+        return Ok(None);
+    }
+    let scratch = tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+    common.out = scratch.path().to_path_buf();
+    common.quiet = true;
+    Ok(Some(scratch))
+}
+
+#[cfg(not(feature = "distributed"))]
+fn join_mpi(_: &mut Common) -> Result<Option<()>, String> {
+    unreachable!("checked in main: --distributed needs the distributed feature")
+}
+
+/// Why `--distributed` cannot be used here (a usage error, exit 2), if it cannot.
+fn distributed_usage_error(a: &DemoArgs) -> Option<String> {
+    if !a.distributed {
+        return None;
+    }
+    if !cfg!(feature = "distributed") {
+        return Some(
+            "--distributed: this adjoint binary was built without MPI support (rebuild with `cargo build --release -p adjoint-cli --features distributed`)".into(),
+        );
+    }
+    match a.name {
+        Some(DemoName::Imaging | DemoName::Forecast) => None,
+        _ => Some("--distributed applies to `demo imaging` and `demo forecast` only".into()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -297,6 +354,12 @@ fn main() -> ExitCode {
         }
         Command::Keys(cmd) => store_cli::run_keys(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string()),
     };
+    if let Command::Demo(a) = &cli.command {
+        if let Some(msg) = distributed_usage_error(a) {
+            eprintln!("error: {msg}");
+            return ExitCode::from(2);
+        }
+    }
     let res = match cli.command {
         Command::Demo(a) => run_demo(a, &cli.store).map(|_| 0),
         _ => res,

@@ -59,6 +59,7 @@ pub use ops::{Conv1dOptions, Conv2dOptions, Pool2dOptions};
 pub use params::Params;
 pub use tensor::{Tensor, ValueError};
 pub use transforms::{
-    grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, value_and_grad_with_aux, vjp,
+    grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, value_and_grad_with_aux,
+    value_and_grad_with_hook, vjp,
 };
 pub use vmap::{vmap, vmap_axes, Axes};

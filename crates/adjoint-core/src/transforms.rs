@@ -188,6 +188,52 @@ pub fn value_and_grad_with_aux<P: Params, A: Params, F: Fn(&P) -> (Tensor, A)>(
     }
 }
 
+/// [`value_and_grad`] that hands each leaf's gradient to `on_ready(i, g)` during the backward
+/// sweep, as soon as it is final (`i`: the leaf's index in [`Params::leaves`] order; a leaf the
+/// output does not depend on gets zeros). A leaf read only early in `f` — the first layer of a
+/// network — is final only at the end of the sweep, while the last layer's is final almost at
+/// once, so the caller can start using those (data-parallel training starts their allreduce)
+/// while the sweep goes on. Each leaf is reported exactly once; the full gradient is returned
+/// as well.
+///
+/// ```
+/// use adjoint_core::{value_and_grad_with_hook, Tensor};
+/// let (a, b) = (Tensor::scalar(2.0f64), Tensor::scalar(3.0f64));
+/// let mut order = Vec::new();
+/// let f = |p: &(Tensor, Tensor)| ((&p.0 * 5.0).exp() * &p.1).sum();
+/// let (_, g) = value_and_grad_with_hook(f, &(a, b), &mut |i, g| order.push((i, g.item())));
+/// assert_eq!(order.len(), 2);
+/// assert_eq!(order[0].0, 1); // b's gradient is final first: its reader is the last op
+/// assert_eq!(order[1], (0, g.0.item()));
+/// ```
+#[track_caller]
+pub fn value_and_grad_with_hook<P: Params, F: FnOnce(&P) -> Tensor>(
+    f: F,
+    p: &P,
+    on_ready: &mut dyn FnMut(usize, &Tensor),
+) -> (Tensor, P) {
+    let (what, loc) = ("value_and_grad_with_hook", Location::caller());
+    let (out, out_ids, leaf_ids, mut tape) = trace_vjp(f, p, what, loc);
+    check_scalar(&out, what, loc);
+    let shapes = shapes_of(p);
+    let zeros = |i: usize| Tensor::full_of(&shapes[i].0, 0.0, shapes[i].1);
+    let mut cts = match out_ids[0] {
+        Some(v) => {
+            tape.backward_watched(vec![(v, out.ones_like())], true, &leaf_ids, &mut |i, ct| match ct {
+                Some(g) => on_ready(i, g),
+                None => on_ready(i, &zeros(i)),
+            })
+        }
+        None => {
+            (0..leaf_ids.len()).for_each(|i| on_ready(i, &zeros(i)));
+            Vec::new()
+        }
+    };
+    cts.resize(tape_values(&leaf_ids), None);
+    let grads = grads_from(&shapes, &mut cts, &leaf_ids);
+    (out, p.with_leaves(&grads))
+}
+
 /// Reverse mode for any inputs and outputs: `(outputs, pullback)`, where `pullback(&ct)` maps a
 /// cotangent shaped like the outputs to one shaped like the inputs. The pullback can be called
 /// many times (the tape is kept until it is dropped).

@@ -164,7 +164,8 @@ pub use keys::{Signer, ENV_KEY};
 pub use lineage::LineageNode;
 pub use maintenance::{export_name, verify_export, GcReport, VerifyReport};
 pub use manifest::{
-    CheckpointRecord, CodeVersion, DataRecord, EpochRecord, Metrics, RunManifest, RunStatus, SignedManifest,
+    CheckpointRecord, CodeVersion, DataRecord, DistributedRecord, EpochRecord, Metrics, RunManifest,
+    RunStatus, ShardRecord, SignedManifest,
 };
 pub use models::{parse_alias_spec, ModelVersion, RunSummary, VerifiedCheckpoint};
 pub use monitor::{Alert, Monitor, MonitorWindow};

@@ -139,6 +139,29 @@ pub struct RunManifest {
     pub final_metrics: Metrics,
     /// Every checkpoint written, in order.
     pub checkpoints: Vec<CheckpointRecord>,
+    /// For a data-parallel run: the world size and each rank's data shard (absent, and not
+    /// part of the signed bytes, for a one-process run, so older manifests verify unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistributedRecord>,
+}
+
+/// How a data-parallel run was spread over its ranks (recorded by rank 0, the one rank that
+/// records the run).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DistributedRecord {
+    /// Number of ranks.
+    pub world_size: u64,
+    /// Each rank's shard of the data, by rank.
+    pub shards: Vec<ShardRecord>,
+}
+
+/// One rank's data shard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// The rank.
+    pub rank: u64,
+    /// Which examples it reads, e.g. `rows j of each global batch with j mod 2 = 1`.
+    pub examples: String,
 }
 
 impl RunManifest {
@@ -314,6 +337,23 @@ mod tests {
             }
         }
         let m = RunManifest {
+            seed: u64::MAX,
+            config: serde_json::json!({ "vals": vals }),
+            final_metrics: vals.iter().enumerate().map(|(i, v)| (format!("m{i}"), *v)).collect(),
+            ..bare_manifest()
+        };
+        let signed = SignedManifest::sign(m, &keys::Signer::from_seed([1; 32]));
+        let back = SignedManifest::from_json(&signed.to_json_pretty(), "test").unwrap();
+        back.check_signature().unwrap();
+        assert_eq!(
+            back.manifest.final_metrics["m5"].to_bits(),
+            signed.manifest.final_metrics["m5"].to_bits()
+        );
+    }
+
+    /// A finished manifest with nothing recorded.
+    fn bare_manifest() -> RunManifest {
+        RunManifest {
             format: MANIFEST_FORMAT,
             run_id: "r".into(),
             name: "n".into(),
@@ -323,20 +363,36 @@ mod tests {
             code: CodeVersion { package: "p".into(), version: "v".into(), git_commit: None, git_dirty: None },
             command: None,
             cwd: None,
-            seed: u64::MAX,
-            config: serde_json::json!({ "vals": vals }),
+            seed: 1,
+            config: serde_json::json!({}),
             data: vec![],
             parent_checkpoint: None,
             epochs: vec![],
-            final_metrics: vals.iter().enumerate().map(|(i, v)| (format!("m{i}"), *v)).collect(),
+            final_metrics: Metrics::new(),
             checkpoints: vec![],
-        };
-        let signed = SignedManifest::sign(m, &keys::Signer::from_seed([1; 32]));
+            distributed: None,
+        }
+    }
+
+    #[test]
+    fn the_distributed_record_is_signed_and_absent_from_one_process_manifests() {
+        let mut m = bare_manifest();
+        // A one-process manifest signs the same bytes as before the field existed.
+        assert!(!String::from_utf8_lossy(&m.signing_bytes()).contains("distributed"));
+        let signer = keys::Signer::from_seed([2; 32]);
+        m.distributed = Some(DistributedRecord {
+            world_size: 2,
+            shards: (0..2)
+                .map(|r| ShardRecord { rank: r, examples: format!("rows j with j mod 2 = {r}") })
+                .collect(),
+        });
+        let signed = SignedManifest::sign(m, &signer);
         let back = SignedManifest::from_json(&signed.to_json_pretty(), "test").unwrap();
         back.check_signature().unwrap();
-        assert_eq!(
-            back.manifest.final_metrics["m5"].to_bits(),
-            signed.manifest.final_metrics["m5"].to_bits()
-        );
+        assert_eq!(back.manifest.distributed.as_ref().unwrap().shards[1].examples, "rows j with j mod 2 = 1");
+        // Changing the recorded world size breaks the signature.
+        let mut forged = back.clone();
+        forged.manifest.distributed.as_mut().unwrap().world_size = 4;
+        assert!(forged.check_signature().is_err());
     }
 }

@@ -14,8 +14,8 @@ use crate::error::{Result, StoreError};
 use crate::fsutil;
 use crate::keys::Signer;
 use crate::manifest::{
-    metrics_to_json, CheckpointRecord, CodeVersion, DataRecord, EpochRecord, Metrics, RunManifest, RunStatus,
-    SignedManifest, MANIFEST_FORMAT,
+    metrics_to_json, CheckpointRecord, CodeVersion, DataRecord, DistributedRecord, EpochRecord, Metrics,
+    RunManifest, RunStatus, SignedManifest, MANIFEST_FORMAT,
 };
 use crate::registry::Registry;
 
@@ -87,6 +87,7 @@ impl Registry {
             epochs: Vec::new(),
             final_metrics: Metrics::new(),
             checkpoints: Vec::new(),
+            distributed: None,
         };
         let m = &manifest;
         let code = serde_json::to_string(&m.code).expect("code version serialises");
@@ -144,6 +145,12 @@ impl RunRecorder {
         let json = serde_json::to_string(&args).expect("strings serialise");
         self.manifest.command = Some(args);
         self.update("set command", "UPDATE runs SET command=?1 WHERE run_id=?2", &json)
+    }
+
+    /// Records that the run is data-parallel: its world size and each rank's data shard (part
+    /// of the signed manifest; kept in memory until [`finish`](Self::finish) writes it).
+    pub fn set_distributed(&mut self, record: DistributedRecord) {
+        self.manifest.distributed = Some(record);
     }
 
     /// Records the checkpoint this run starts from (fine-tuning), given as any spec

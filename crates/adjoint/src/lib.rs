@@ -21,9 +21,13 @@
 //! The layers underneath: `adjoint-tensor` (arrays and kernels, re-exported as [`tensor`]),
 //! `adjoint-core` (primitives and transforms), `adjoint-solvers` ([`linalg`], [`solve`], [`ode`])
 //! and the scalar tier `adjoint-scalar` ([`scalar`]: `Var`, `Dual`, generic `Real` code at a few
-//! nanoseconds per operation). See each crate's documentation for the design.
+//! nanoseconds per operation). See each crate's documentation for the design. With the `dist`
+//! feature (Open MPI needed to build), `adjoint-dist` is here as [`dist`]: data-parallel training
+//! over MPI (`DataParallel`, `DistributedSampler`).
 
 pub use adjoint_core::*;
+#[cfg(feature = "dist")]
+pub use adjoint_dist as dist;
 pub use adjoint_scalar as scalar;
 pub use adjoint_solvers::{linalg, ode, solve};
 pub use adjoint_tensor as tensor;

@@ -22,6 +22,9 @@ pub struct Common {
     pub quick: bool,
     /// No progress bars.
     pub quiet: bool,
+    /// The MPI world of a `--distributed` run (one process otherwise).
+    #[serde(skip)]
+    pub parallel: super::parallel::Parallel,
 }
 
 /// What a finished demo hands to the run registry.

@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::common::{self, metrics, Common, DemoError, MetricsLog, Outcome, RunDir};
+use super::parallel::Replica;
 
 const TICKERS: [&str; 3] = ["AAPL", "IBM", "MSFT"];
 
@@ -294,8 +295,12 @@ pub fn run_with(
 
     // Initial training on windows ending before train_end.
     let key = Key::new(cfg.seed);
-    let mut model = Forecaster::new(&key.fold_in(1), cfg.hidden);
-    let mut opt = Adam::new(&model, AdamConfig { lr: cfg.lr, ..Default::default() });
+    let model = Forecaster::new(&key.fold_in(1), cfg.hidden);
+    let opt = Adam::new(&model, AdamConfig { lr: cfg.lr, ..Default::default() });
+    // Distributed (`--distributed`): this training phase is data-parallel; the walk-forward
+    // phase below is sequential by nature and runs on every rank alike.
+    let par = &common.parallel;
+    let mut replica = Replica::new(par, model, opt)?;
     let ends: Vec<usize> = (cfg.window..train_end).collect();
     let steps_per_epoch = ends.len().div_ceil(cfg.batch);
     let pb = common::progress((cfg.epochs * steps_per_epoch) as u64, "train", common.quiet);
@@ -308,20 +313,23 @@ pub fn run_with(
         for chunk in perm.chunks(cfg.batch) {
             let idx: Vec<usize> = chunk.iter().map(|&i| ends[i as usize]).collect();
             let (x, y) = win.batch(&idx);
-            let (loss, g) = value_and_grad(|m: &Forecaster| loss_fn(m, &x, &y))(&model);
-            common::check_finite("forecast training", step, loss.item())?;
-            let (g, _) = clip_grad_norm(&g, 1.0);
-            model = opt.step(&model, &g);
-            total += loss.item() * idx.len() as f64;
+            let (x, y) = (par.shard(&x), par.shard(&y));
+            let (loss, g) = value_and_grad(|m: &Forecaster| loss_fn(m, &x, &y))(replica.model());
+            let loss = par.mean(loss.item(), idx.len())?;
+            common::check_finite("forecast training", step, loss)?;
+            // Clip the global gradient (after the mean over ranks), as one process would.
+            replica.step(par, &g, idx.len(), |g| clip_grad_norm(&g, 1.0).0)?;
+            total += loss * idx.len() as f64;
             step += 1;
             pb.inc(1);
-            pb.set_message(format!("epoch {} loss {:.4}", epoch + 1, loss.item()));
-            log.log(json!({"phase": "train", "step": step, "epoch": epoch + 1, "loss": loss.item()}))?;
+            pb.set_message(format!("epoch {} loss {:.4}", epoch + 1, loss));
+            log.log(json!({"phase": "train", "step": step, "epoch": epoch + 1, "loss": loss}))?;
         }
         log.log(json!({"phase": "train_epoch", "epoch": epoch + 1, "loss": total / ends.len() as f64}))?;
         epochs.push(((epoch + 1) as u64, metrics([("train_loss", total / ends.len() as f64)])));
     }
     pb.finish_and_clear();
+    let mut model = replica.into_parts().0;
     let frozen = model.clone();
 
     // Walk-forward: forecast day t from the window ending at t, then learn from it.

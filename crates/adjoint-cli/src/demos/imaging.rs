@@ -19,13 +19,14 @@ use std::path::Path;
 use adjoint_core::{value_and_grad, Params, Tensor};
 use adjoint_nn::layers::{Conv2d, Flatten, Linear, MaxPool2d, Module, Relu};
 use adjoint_nn::loss::{binary_cross_entropy_with_logits, cross_entropy, CrossEntropy, Reduction};
-use adjoint_nn::optim::{Adam, AdamConfig, Optimizer};
+use adjoint_nn::optim::{Adam, AdamConfig};
 use adjoint_nn::train::{Chart, Series};
 use adjoint_tensor::random::{self, Key};
 use serde::Serialize;
 use serde_json::json;
 
 use super::common::{self, metrics, Common, DemoError, MetricsLog, Outcome, RunDir};
+use super::parallel::Replica;
 
 const TILE: usize = 64;
 const RADIUS: usize = 6;
@@ -287,8 +288,9 @@ fn train_segmenter<M: Params + Clone>(
 ) -> Result<(M, Vec<(f64, f64)>), DemoError> {
     let (x, y) = data;
     let n = x.shape()[0];
-    let mut model = model;
-    let mut opt = Adam::new(&model, AdamConfig { lr: cfg.lr, ..Default::default() });
+    let par = &common.parallel;
+    let opt = Adam::new(&model, AdamConfig { lr: cfg.lr, ..Default::default() });
+    let mut replica = Replica::new(par, model, opt)?;
     let steps = n.div_ceil(cfg.batch);
     let pb = common::progress((cfg.epochs * steps) as u64, name, common.quiet);
     let mut curve = Vec::new();
@@ -302,21 +304,24 @@ fn train_segmenter<M: Params + Clone>(
         for s in 0..steps {
             let len = cfg.batch.min(n - s * cfg.batch);
             let (xb, yb) = (xs.narrow(0, s * cfg.batch, len), ys.narrow(0, s * cfg.batch, len));
+            // Distributed: this rank's rows of the batch (all of them otherwise).
+            let (xb, yb) = (par.shard(&xb), par.shard(&yb));
             let (loss, g) = value_and_grad(|m: &M| {
                 binary_cross_entropy_with_logits(&forward(m, &xb), &yb, None, Reduction::Mean)
-            })(&model);
-            common::check_finite(name, epoch * steps + s, loss.item())?;
-            model = opt.step(&model, &g);
-            total += loss.item() * len as f64;
+            })(replica.model());
+            let loss = par.mean(loss.item(), len)?;
+            common::check_finite(name, epoch * steps + s, loss)?;
+            replica.step(par, &g, len, |g| g)?;
+            total += loss * len as f64;
             pb.inc(1);
-            pb.set_message(format!("epoch {} loss {:.4}", epoch + 1, loss.item()));
+            pb.set_message(format!("epoch {} loss {:.4}", epoch + 1, loss));
         }
         let mean = total / n as f64;
         curve.push(((epoch + 1) as f64, mean));
         log.log(json!({"model": name, "epoch": epoch + 1, "loss": mean}))?;
     }
     pb.finish_and_clear();
-    Ok((model, curve))
+    Ok((replica.into_parts().0, curve))
 }
 
 /// The configuration this demo runs with, as recorded.
@@ -638,8 +643,9 @@ fn digits(
         Linear::new(32 * 16, 64, &k[2]),
         (Relu, Linear::new(64, 10, &k[3])),
     );
-    let mut model = model;
-    let mut opt = Adam::new(&model, AdamConfig { lr: 2e-3, ..Default::default() });
+    let par = &common.parallel;
+    let opt = Adam::new(&model, AdamConfig { lr: 2e-3, ..Default::default() });
+    let mut replica = Replica::new(par, model, opt)?;
     let ntr = ytr.shape()[0];
     let batch = 64;
     let steps = ntr.div_ceil(batch);
@@ -652,18 +658,21 @@ fn digits(
         for s in 0..steps {
             let len = batch.min(ntr - s * batch);
             let (xb, yb) = (xs.narrow(0, s * batch, len), ys.narrow(0, s * batch, len));
+            let (xb, yb) = (par.shard(&xb), par.shard(&yb));
             let (loss, g) = value_and_grad(|m: &_| {
                 cross_entropy(&Module::forward(m, &xb), &yb, &CrossEntropy::default())
-            })(&model);
-            common::check_finite("digits", epoch * steps + s, loss.item())?;
-            model = opt.step(&model, &g);
-            total += loss.item() * len as f64;
+            })(replica.model());
+            let loss = par.mean(loss.item(), len)?;
+            common::check_finite("digits", epoch * steps + s, loss)?;
+            replica.step(par, &g, len, |g| g)?;
+            total += loss * len as f64;
             pb.inc(1);
         }
         curve.push(((epoch + 1) as f64, total / ntr as f64));
         log.log(json!({"model": "digits", "epoch": epoch + 1, "loss": total / ntr as f64}))?;
     }
     pb.finish_and_clear();
+    let model = replica.into_parts().0;
     let pred = Module::forward(&model, &xte).argmax(1, false).to_vec::<i64>();
     let correct = pred.iter().zip(yte.to_vec::<i64>()).filter(|(a, b)| **a == *b).count();
     let mut meta = BTreeMap::new();

@@ -4,5 +4,6 @@ pub mod common;
 pub mod evaluate;
 pub mod forecast;
 pub mod imaging;
+pub mod parallel;
 pub mod robot;
 pub mod robot_sim;

@@ -43,11 +43,58 @@ impl Tape {
     /// theirs). With `consume`, each node's pullback — and so its residuals — is dropped as
     /// soon as it has run.
     pub(crate) fn backward(&mut self, seeds: Vec<(usize, Tensor)>, consume: bool) -> Vec<Option<Tensor>> {
+        self.backward_watched(seeds, consume, &[], &mut |_, _| {})
+    }
+
+    /// [`backward`](Self::backward), calling `ready(w, ct)` for each watched value `watch[w]`
+    /// as soon as its cotangent is final — once no node left to run reads it (at the start for
+    /// a value no node reads) — so the caller can use it while the sweep goes on. `ct` is
+    /// `None` when nothing reached the value.
+    pub(crate) fn backward_watched(
+        &mut self,
+        seeds: Vec<(usize, Tensor)>,
+        consume: bool,
+        watch: &[usize],
+        ready: &mut dyn FnMut(usize, Option<&Tensor>),
+    ) -> Vec<Option<Tensor>> {
         let mut cts: Vec<Option<Tensor>> = vec![None; self.n_values];
         for (v, c) in seeds {
             accumulate(&mut cts[v], c);
         }
-        for i in (0..self.nodes.len()).rev() {
+        // fire[i]: the watched values whose last reader in the reverse sweep is node i.
+        let mut fire: Vec<SmallVec<[usize; 1]>> = Vec::new();
+        if !watch.is_empty() {
+            let mut which = vec![usize::MAX; self.n_values];
+            for (w, &v) in watch.iter().enumerate() {
+                which[v] = w;
+            }
+            let mut first = vec![usize::MAX; watch.len()];
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.pullback.is_some() {
+                    for &p in node.parents.iter().flatten() {
+                        if which[p] != usize::MAX && first[which[p]] == usize::MAX {
+                            first[which[p]] = i;
+                        }
+                    }
+                }
+            }
+            fire = vec![SmallVec::new(); self.nodes.len()];
+            for (w, &i) in first.iter().enumerate() {
+                if i == usize::MAX {
+                    ready(w, cts[watch[w]].as_ref());
+                } else {
+                    fire[i].push(w);
+                }
+            }
+        }
+        let n = self.nodes.len();
+        for i in (0..n).rev() {
+            // Node i + 1 has run: the values it was the last to read are final.
+            if let Some(done) = fire.get(i + 1) {
+                for &w in done {
+                    ready(w, cts[watch[w]].as_ref());
+                }
+            }
             let node = &mut self.nodes[i];
             let Some(pb) = node.pullback.as_ref() else { continue };
             let range = node.first_out..node.first_out + node.n_out;
@@ -73,6 +120,11 @@ impl Tape {
                 if let (Some(p), Some(g)) = (parent, g) {
                     accumulate(&mut cts[*p], g);
                 }
+            }
+        }
+        if let Some(done) = fire.first() {
+            for &w in done {
+                ready(w, cts[watch[w]].as_ref());
             }
         }
         cts

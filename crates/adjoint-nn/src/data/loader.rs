@@ -156,15 +156,7 @@ impl<D: Dataset> DataLoader<D> {
 
     /// The example order of epoch `epoch` (before batching and drop-last).
     pub fn order(&self, epoch: usize) -> Vec<usize> {
-        let n = self.dataset.len();
-        match self.seed {
-            None => (0..n).collect(),
-            Some(seed) => permutation(&Key::new(seed).fold_in(epoch as u64), n)
-                .to_vec::<i64>()
-                .into_iter()
-                .map(|i| i as usize)
-                .collect(),
-        }
+        epoch_order(self.seed, epoch, self.dataset.len())
     }
 
     /// The batches of epoch `epoch`, without touching the epoch counter.
@@ -207,6 +199,29 @@ impl<D: Dataset> DataLoader<D> {
             })
             .expect("adjoint-nn: DataLoader: could not spawn the prefetch thread");
         Batches { inner: Inner::Prefetch { rx: Some(rx), handle: Some(handle), stop }, remaining: len }
+    }
+}
+
+/// The example order of epoch `epoch` of `n` examples: `0..n` without a seed, else the
+/// permutation drawn from `Key::new(seed).fold_in(epoch)`. The one definition of an epoch's
+/// order, shared by [`DataLoader`] and adjoint-dist's `DistributedSampler` (so W ranks read
+/// the batches one process reads).
+///
+/// ```
+/// use adjoint_nn::data::epoch_order;
+/// assert_eq!(epoch_order(None, 3, 4), vec![0, 1, 2, 3]);
+/// let mut p = epoch_order(Some(7), 3, 4);
+/// p.sort();
+/// assert_eq!(p, vec![0, 1, 2, 3]);
+/// ```
+pub fn epoch_order(seed: Option<u64>, epoch: usize, n: usize) -> Vec<usize> {
+    match seed {
+        None => (0..n).collect(),
+        Some(seed) => permutation(&Key::new(seed).fold_in(epoch as u64), n)
+            .to_vec::<i64>()
+            .into_iter()
+            .map(|i| i as usize)
+            .collect(),
     }
 }
 

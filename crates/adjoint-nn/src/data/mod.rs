@@ -35,7 +35,7 @@ mod prep;
 use adjoint_core::{Params, Tensor};
 
 pub use csv::{parse_csv, read_csv, Columns, CsvOptions, CsvTable, Missing};
-pub use loader::{Batches, DataLoader};
+pub use loader::{epoch_order, Batches, DataLoader};
 pub use prep::{random_split, time_split, Split, Standardizer, Windows};
 
 /// A collection of examples addressed by index.

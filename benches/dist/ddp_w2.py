@@ -1,0 +1,75 @@
+"""PyTorch DDP (gloo) on the W2 step, the peer of `adjoint-dist-worker bench-step`.
+
+    python benches/dist/ddp_w2.py [--ranks 2] [--global-batch 128] [--steps 50]
+
+Each rank: MLP 784-512-512-10 (ReLU), its rows of a global batch of N(0,1) inputs with labels
+(7 i) mod 10, cross-entropy, Adam lr 1e-3, one thread per rank; DDP averages the gradients
+(gloo allreduce, 25 MB buckets, overlapped with backward). Prints rank 0's median step time
+(forward, backward with allreduce, update), with a barrier before each step as adjoint's bench.
+With --ranks 1 and --threads 2: the one-process, two-thread baseline without DDP.
+"""
+import argparse
+import os
+import statistics
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+
+
+def batch(rows):
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(128, 784, generator=g)[rows]
+    y = torch.tensor([(7 * i) % 10 for i in rows])
+    return x, y
+
+
+def run(rank, args):
+    torch.set_num_threads(args.threads)
+    world = args.ranks
+    per = args.global_batch // world
+    x, y = batch(list(range(rank * per, (rank + 1) * per)))
+    m = model()
+    if world > 1:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29533")
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+        m = nn.parallel.DistributedDataParallel(m)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    ce = nn.CrossEntropyLoss()
+    times = []
+    for i in range(args.steps + 3):
+        if world > 1:
+            dist.barrier()
+        t = time.perf_counter()
+        opt.zero_grad()
+        loss = ce(m(x), y)
+        loss.backward()
+        opt.step()
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    if rank == 0:
+        print(f"pytorch ranks={world} threads={args.threads} step_ms {med * 1e3:.3f}", flush=True)
+    if world > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--global-batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=50)
+    a = p.parse_args()
+    if a.ranks == 1:
+        run(0, a)
+    else:
+        mp.spawn(run, args=(a,), nprocs=a.ranks, join=True)

@@ -1,0 +1,185 @@
+//! Gradient buckets: which leaves are reduced together, and the flat buffers they travel in.
+//! Pure Rust (no MPI), so the plan is tested everywhere.
+//!
+//! As in PyTorch's DDP, leaves are taken in *reverse* order — the order in which a backward
+//! pass finishes their gradients (the last layer first) — and packed into buckets of at most
+//! `bucket_bytes` (a leaf larger than that gets a bucket of its own). A bucket holds one dtype
+//! only, so a mixed `f32`/`f64` model gets one bucket per run of equal dtypes. Leaves that are
+//! not floating point (step counters, indices) are not reduced.
+
+use adjoint_core::Tensor;
+use adjoint_tensor::DType;
+
+/// DDP's default bucket size, 25 MiB.
+pub const DEFAULT_BUCKET_BYTES: usize = 25 * 1024 * 1024;
+
+/// One bucket: leaves (by index in `Params::leaves` order) and their offsets in the flat
+/// buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    /// The element type of every leaf in the bucket.
+    pub dtype: DType,
+    /// Leaf indices, in the order they are packed.
+    pub leaves: Vec<usize>,
+    /// Start of each leaf in the flat buffer (elements).
+    pub offsets: Vec<usize>,
+    /// Elements in the bucket.
+    pub len: usize,
+}
+
+/// The buckets of a model, in the order they are started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketPlan {
+    /// The buckets.
+    pub buckets: Vec<Bucket>,
+    /// For each leaf, `Some((bucket, position in the bucket))`, or `None` when not reduced.
+    pub slot: Vec<Option<(usize, usize)>>,
+}
+
+impl BucketPlan {
+    /// A plan for leaves of the given dtypes and element counts (in leaf order).
+    ///
+    /// ```
+    /// use adjoint_dist::BucketPlan;
+    /// use adjoint_tensor::DType;
+    /// // Three f64 leaves of 100, 10 and 100 elements (800, 80, 800 bytes); buckets of 900 B.
+    /// let plan = BucketPlan::new(&[(DType::F64, 100), (DType::F64, 10), (DType::F64, 100)], 900);
+    /// let leaves: Vec<Vec<usize>> = plan.buckets.iter().map(|b| b.leaves.clone()).collect();
+    /// assert_eq!(leaves, vec![vec![2, 1], vec![0]]); // last layer first
+    /// ```
+    #[track_caller]
+    pub fn new(leaves: &[(DType, usize)], bucket_bytes: usize) -> BucketPlan {
+        assert!(bucket_bytes > 0, "adjoint-dist: BucketPlan: bucket_bytes must be at least 1");
+        let mut buckets: Vec<Bucket> = Vec::new();
+        let mut slot = vec![None; leaves.len()];
+        for i in (0..leaves.len()).rev() {
+            let (dtype, n) = leaves[i];
+            if !matches!(dtype, DType::F32 | DType::F64) {
+                continue;
+            }
+            let fits = buckets.last().is_some_and(|b| {
+                b.dtype == dtype && b.len > 0 && (b.len + n) * dtype.size_in_bytes() <= bucket_bytes
+            });
+            if !fits {
+                buckets.push(Bucket { dtype, leaves: Vec::new(), offsets: Vec::new(), len: 0 });
+            }
+            let k = buckets.len() - 1;
+            let b = &mut buckets[k];
+            slot[i] = Some((k, b.leaves.len()));
+            b.leaves.push(i);
+            b.offsets.push(b.len);
+            b.len += n;
+        }
+        BucketPlan { buckets, slot }
+    }
+
+    /// A plan for the leaves of `leaves` (their dtypes and sizes).
+    pub fn for_leaves(leaves: &[Tensor], bucket_bytes: usize) -> BucketPlan {
+        let specs: Vec<(DType, usize)> = leaves.iter().map(|t| (t.dtype(), t.numel())).collect();
+        BucketPlan::new(&specs, bucket_bytes)
+    }
+}
+
+/// A bucket's flat buffer (used by `DataParallel`, tested here without MPI).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) enum Flat {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+impl Flat {
+    pub(crate) fn zeros(dtype: DType, len: usize) -> Flat {
+        match dtype {
+            DType::F32 => Flat::F32(vec![0.0; len]),
+            _ => Flat::F64(vec![0.0; len]),
+        }
+    }
+
+    /// Copy `t` (a leaf of this buffer's dtype) in at `offset`.
+    pub(crate) fn pack(&mut self, offset: usize, t: &Tensor) {
+        fn copy<T: adjoint_tensor::Element>(dst: &mut [T], t: &Tensor) {
+            // A contiguous gradient (the usual case) is copied straight from its storage.
+            match t.value().as_slice::<T>() {
+                Some(s) => dst.copy_from_slice(s),
+                None => dst.copy_from_slice(&t.to_vec::<T>()),
+            }
+        }
+        match self {
+            Flat::F32(v) => copy(&mut v[offset..offset + t.numel()], t),
+            Flat::F64(v) => copy(&mut v[offset..offset + t.numel()], t),
+        }
+    }
+
+    /// `shape`-shaped tensor from `offset`, multiplied by `scale`.
+    pub(crate) fn unpack(&self, offset: usize, shape: &[usize], scale: f64) -> Tensor {
+        let n: usize = shape.iter().product();
+        match self {
+            Flat::F32(v) => {
+                let s = scale as f32;
+                Tensor::from_vec(v[offset..offset + n].iter().map(|x| x * s).collect::<Vec<f32>>(), shape)
+            }
+            Flat::F64(v) => {
+                Tensor::from_vec(v[offset..offset + n].iter().map(|x| x * scale).collect::<Vec<f64>>(), shape)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_float_leaf_in_exactly_one_bucket_within_the_size() {
+        let specs = [
+            (DType::F32, 1000),
+            (DType::F64, 3),
+            (DType::I64, 1),
+            (DType::F64, 5000),
+            (DType::F64, 7),
+            (DType::F32, 10),
+            (DType::F32, 20),
+        ];
+        let plan = BucketPlan::new(&specs, 4096);
+        for (i, (dtype, n)) in specs.iter().enumerate() {
+            let placed: Vec<usize> =
+                (0..plan.buckets.len()).filter(|&k| plan.buckets[k].leaves.contains(&i)).collect();
+            if *dtype == DType::I64 {
+                assert!(placed.is_empty() && plan.slot[i].is_none());
+                continue;
+            }
+            assert_eq!(placed.len(), 1, "leaf {i}");
+            let (k, pos) = plan.slot[i].unwrap();
+            let b = &plan.buckets[k];
+            assert_eq!((k, b.leaves[pos], b.dtype), (placed[0], i, *dtype));
+            // Only a leaf alone may exceed the bucket size.
+            assert!(b.len * dtype.size_in_bytes() <= 4096 || b.leaves.len() == 1, "bucket {k}: {b:?}");
+            assert!(*n <= b.len);
+        }
+        // Offsets tile each bucket.
+        for b in &plan.buckets {
+            let mut end = 0;
+            for (&l, &o) in b.leaves.iter().zip(&b.offsets) {
+                assert_eq!(o, end);
+                end += specs[l].1;
+            }
+            assert_eq!(end, b.len);
+        }
+        // Started in reverse leaf order.
+        let order: Vec<usize> = plan.buckets.iter().flat_map(|b| b.leaves.clone()).collect();
+        assert_eq!(order, vec![6, 5, 4, 3, 1, 0]);
+    }
+
+    #[test]
+    fn pack_then_unpack_round_trips() {
+        let t = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]);
+        let mut f = Flat::zeros(DType::F64, 6);
+        f.pack(2, &t);
+        assert_eq!(f.unpack(2, &[2, 2], 0.5).to_vec::<f64>(), vec![0.5, 1.0, 1.5, 2.0]);
+        let mut g = Flat::zeros(DType::F32, 2);
+        g.pack(0, &Tensor::from_vec(vec![4.0f32, 8.0], &[2]));
+        assert_eq!(g.unpack(0, &[2], 0.25).to_vec::<f32>(), vec![1.0, 2.0]);
+    }
+}
