@@ -208,7 +208,8 @@ var_scalar_ops!(f64);
 ///
 /// `f` runs on a nested [`Tape`] scope over fresh copies of the inputs; one reverse sweep of
 /// that small scope gives the local gradient, the scope is dropped, and the outer tape receives
-/// `xs.len() − 1` nodes whatever `f` did. It pays when `f` records many more nodes than it has
+/// at most `xs.len() − 1` nodes whatever `f` did (one for a single input; inputs that are
+/// constants or have a zero partial are left out). It pays when `f` records many more nodes than it has
 /// inputs — a small determinant inside a large recursion, a fixed-size kernel called millions
 /// of times — and keeps the inner tape in cache. The derivative is still computed by AD, to
 /// rounding the same as taping `f` directly (the sums are associated differently).
