@@ -28,6 +28,11 @@
 //!   peak RSS during the timed steps minus the RSS at that moment: a step's transient memory
 //!   beyond what the process already holds.
 //!
+//! RSS over a long run (`--rss-steps N`): instead of timing, each selected step runs `N` times
+//! and one line per tenth of the run reports the RSS and the mean time per step of that tenth
+//! (`suite: "rss"`), with the buffer cache's counters (`adjoint_tensor::cache`); run it with
+//! `ADJOINT_CACHE=0` for the same run without the cache.
+//!
 //! CPU use: `cpu_util` is (user + system CPU time of the process) / wall time over the timed
 //! steps, from `/proc/self/stat`; with 2 threads a pool that really runs on both cores shows
 //! close to 2.0.
@@ -39,6 +44,7 @@ use std::time::Duration;
 struct Cfg {
     quick: bool,
     only: Option<String>,
+    rss_steps: Option<usize>,
 }
 
 impl Cfg {
@@ -128,19 +134,58 @@ mod timing;
 #[path = "../../adjoint-bench/src/steps.rs"]
 mod steps;
 
-/// Build one step (after reading the baseline RSS) and time it.
+/// Build one step (after reading the baseline RSS) and time it, or follow its RSS.
 fn bench<S: FnMut() -> f64>(cfg: &Cfg, name: &str, size: &str, build: impl FnOnce() -> S) {
     let base = status_kb("VmRSS:");
-    run(cfg, name, size, base, build());
+    match cfg.rss_steps {
+        Some(n) => rss_run(name, n, build()),
+        None => run(cfg, name, size, base, build()),
+    }
+}
+
+/// `n` steps; one line per tenth of them: RSS, mean seconds per step, cache counters.
+fn rss_run(name: &str, n: usize, mut step: impl FnMut() -> f64) {
+    let block = (n / 10).max(1);
+    let mut done = 0;
+    while done < n {
+        let k = block.min(n - done);
+        let t = std::time::Instant::now();
+        let mut loss = 0.0;
+        for _ in 0..k {
+            loss = step();
+        }
+        let sec = t.elapsed().as_secs_f64() / k as f64;
+        done += k;
+        let c = adjoint_tensor::cache::stats();
+        println!(
+            "{{\"lib\":\"adjoint\",\"suite\":\"rss\",\"name\":\"{name}\",\"step\":{done},\"rss_mb\":{},\
+             \"sec_per_step\":{sec:.6e},\"cache\":{},\"cache_hits\":{},\"cache_misses\":{},\"cache_released\":{},\
+             \"cache_foreign\":{},\"cached_mb\":{:.1},\"loss\":{loss:.6}}}",
+            mb(status_kb("VmRSS:")),
+            adjoint_tensor::cache::enabled(),
+            c.hits,
+            c.misses,
+            c.released,
+            c.foreign,
+            c.cached_bytes as f64 / (1 << 20) as f64,
+        );
+    }
 }
 
 fn main() {
-    let mut cfg = Cfg { quick: false, only: None };
+    let mut cfg = Cfg { quick: false, only: None, rss_steps: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => cfg.quick = true,
             "--only" => cfg.only = args.next(),
+            "--rss-steps" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(n) if n > 0 => cfg.rss_steps = Some(n),
+                _ => {
+                    eprintln!("train_bench: --rss-steps needs a positive number of steps");
+                    std::process::exit(2);
+                }
+            },
             // Accepted for symmetry with bench_suite / peers.py.
             "--suite" => {
                 args.next();

@@ -22,6 +22,7 @@
 //!   (`#[track_caller]`); each panicking function has a `try_*` twin returning [`TensorError`].
 
 pub mod array;
+pub mod cache;
 pub mod display;
 pub mod dtype;
 pub mod error;

@@ -1,4 +1,5 @@
-//! Flat, typed element buffers shared between views, and how large ones are allocated.
+//! Flat, typed element buffers shared between views, and how large ones are allocated (reuse of
+//! freed buffers: [`crate::cache`]).
 //!
 //! **Huge pages for large buffers.** A fresh buffer of many megabytes comes straight from
 //! `mmap` (glibc serves allocations above its mmap threshold, at most 32 MiB, that way), so its
@@ -16,7 +17,8 @@
 
 use crate::dtype::DType;
 
-/// A flat buffer of elements. Arrays share one behind an `Arc`; views never copy it.
+/// A flat buffer of elements. Arrays share one behind an `Arc`; views never copy it. When the
+/// last array using it is dropped, its buffer goes back to the [`cache`](crate::cache) for reuse.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Storage {
     /// `f32` elements.
@@ -61,6 +63,17 @@ impl Storage {
     }
 }
 
+impl Drop for Storage {
+    fn drop(&mut self) {
+        match self {
+            Storage::F32(v) => crate::cache::give(std::mem::take(v)),
+            Storage::F64(v) => crate::cache::give(std::mem::take(v)),
+            Storage::I64(v) => crate::cache::give(std::mem::take(v)),
+            Storage::Bool(v) => crate::cache::give(std::mem::take(v)),
+        }
+    }
+}
+
 /// Buffers of at least this many bytes are advised as huge pages (see the module docs):
 /// below it the aligned interior is at most one huge page and the system call is not worth it.
 pub(crate) const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
@@ -76,19 +89,10 @@ fn huge_pages_enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("ADJOINT_HUGE_PAGES").is_none_or(|v| v != "0"))
 }
 
-/// `vec![x; n]`, with a large buffer advised as huge pages before it is first written. A zero
-/// `x` keeps the zeroed allocation (`calloc`, whose fresh `mmap` pages are not touched until
-/// the kernel faults them in, already zero); any other value is written after the advice.
-pub(crate) fn filled<T: Clone + PartialEq + Default>(n: usize, x: T) -> Vec<T> {
-    if n.saturating_mul(std::mem::size_of::<T>()) < HUGE_PAGE_MIN_BYTES || x == T::default() {
-        let v = vec![x; n];
-        advise_huge_pages(&v);
-        return v;
-    }
-    let mut v = Vec::with_capacity(n);
-    advise_huge_pages(&v);
-    v.resize(n, x);
-    v
+/// `vec![x; n]` from the buffer cache ([`crate::cache`]), with a large fresh buffer advised as
+/// huge pages before it is first written.
+pub(crate) fn filled<T: Clone + PartialEq + Default + Send + 'static>(n: usize, x: T) -> Vec<T> {
+    crate::cache::take_filled(n, x)
 }
 
 /// Advise the 2 MiB-aligned interior of `v`'s allocation (its whole capacity) as transparent

@@ -66,7 +66,7 @@ where
     let ps = contiguous_vec::<T>(param.value());
     let gs = contiguous_vec::<T>(grad.value());
     let mut arrays: Vec<Array> = states.iter_mut().map(|t| take_unique::<T>(t)).collect();
-    let mut out = vec![T::default(); n];
+    let mut out = adjoint_tensor::cache::take_filled(n, T::default());
     {
         let mut slices: Vec<&mut [T]> =
             arrays.iter_mut().map(|a| a.try_unique_slice_mut::<T>().expect("made unique")).collect();

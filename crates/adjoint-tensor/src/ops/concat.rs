@@ -18,7 +18,7 @@ use crate::dtype::{DType, Element};
 use crate::ensure;
 use crate::error::{OrFail, Result};
 use crate::layout::{contiguous_strides, numel, Layout};
-use crate::storage::{advise_huge_pages, filled};
+use crate::storage::filled;
 
 fn shapes_of(arrays: &[&Array]) -> Vec<Vec<usize>> {
     arrays.iter().map(|a| a.shape().to_vec()).collect()
@@ -28,8 +28,7 @@ fn concat_kernel<T: Element>(arrays: &[&Array], axis: usize, out_shape: &[usize]
     let n = numel(out_shape);
     let outer: usize = out_shape[..axis].iter().product();
     let out = if arrays.iter().all(|a| a.is_contiguous()) {
-        let mut out = Vec::with_capacity(n);
-        advise_huge_pages(&out);
+        let mut out = crate::cache::take(n);
         let parts: Vec<(&[T], usize)> = arrays
             .iter()
             .map(|a| match a.numel() {

@@ -23,7 +23,6 @@ use crate::dtype::{DType, Element};
 use crate::ensure;
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::{contiguous_strides, Layout};
-use crate::storage::advise_huge_pages;
 
 /// Refuse index arrays that are not `I64`.
 fn check_index_dtype(op: &'static str, index: &Array) -> Result<()> {
@@ -82,8 +81,7 @@ fn gather_kernel<T: Element>(src: &Array, axis: usize, idx_layout: &Layout, idx:
     };
     base.strides[axis] = 0;
     let step = src.layout().strides[axis];
-    let mut out = Vec::with_capacity(idx_layout.numel());
-    advise_huge_pages(&out);
+    let mut out = crate::cache::take(idx_layout.numel());
     Layout::for_each_offset2(&base, idx_layout, |b, io| {
         out.push(data[(b as isize + idx[io] as isize * step) as usize]);
     });

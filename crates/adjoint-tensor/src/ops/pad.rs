@@ -18,7 +18,6 @@ use crate::dtype::{DType, Element};
 use crate::ensure;
 use crate::error::{OrFail, Result};
 use crate::layout::{numel, Layout};
-use crate::storage::advise_huge_pages;
 
 /// How [`Array::pad`] fills the new elements.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,8 +68,7 @@ fn pad_kernel<T: Element>(x: &Array, pads: &[(usize, usize)], mode: PadMode) -> 
         _ => T::default(),
     };
     let src = x.storage_slice::<T>();
-    let mut out = Vec::with_capacity(n);
-    advise_huge_pages(&out);
+    let mut out = crate::cache::take(n);
     let nd = out_shape.len();
     if nd == 0 {
         out.push(src[l.offset]);

@@ -32,7 +32,6 @@ use crate::dtype::{DType, Element};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::Layout;
 use crate::ops::PAR_THRESHOLD;
-use crate::storage::advise_huge_pages;
 
 /// Elements per parallel task. Fixed (never derived from the thread count) so that every
 /// result is identical whatever the size of the thread pool.
@@ -46,8 +45,7 @@ pub(crate) const CHUNK: usize = 1 << 15;
 /// element of `chunk` (the elements `start..start + chunk.len()` of the output). Chunks go to
 /// `rayon` above [`PAR_THRESHOLD`].
 pub(crate) fn build<U: Element>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
-    let mut v: Vec<U> = Vec::with_capacity(n);
-    advise_huge_pages(&v);
+    let mut v: Vec<U> = crate::cache::take(n);
     let spare = &mut v.spare_capacity_mut()[..n];
     if n >= PAR_THRESHOLD {
         spare.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| fill(i * CHUNK, c));
@@ -188,8 +186,7 @@ impl<const K: usize> Walk<K> {
         let nd = self.shape.len();
         let (rows, width) = (self.shape[nd - 2], self.shape[nd - 1]);
         let n: usize = self.shape.iter().product();
-        let mut v: Vec<U> = Vec::with_capacity(n);
-        advise_huge_pages(&v);
+        let mut v: Vec<U> = crate::cache::take(n);
         if n == 0 {
             return v;
         }
