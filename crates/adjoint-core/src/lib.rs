@@ -34,6 +34,7 @@
 pub mod batching;
 pub mod custom;
 pub mod debug;
+pub mod jit;
 pub mod memory;
 pub mod numerics;
 mod ops;
@@ -55,6 +56,7 @@ pub use adjoint_tensor::ops::{
 };
 pub use adjoint_tensor::{Array, DType};
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
+pub use jit::{jit, jit_stats, make_ir};
 pub use ops::{Conv1dOptions, Conv2dOptions, Pool2dOptions};
 pub use params::Params;
 pub use tensor::{Tensor, ValueError};
