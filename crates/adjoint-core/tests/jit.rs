@@ -177,3 +177,18 @@ fn outputs_may_be_inputs_or_constants() {
     let (a, b, d) = f(&Tensor::scalar(1.5f64));
     assert_eq!((a.item(), b.item(), d.item()), (1.5, 4.0, 3.0));
 }
+
+#[test]
+fn many_signatures_keep_working_past_the_retrace_warning() {
+    // Each new length is a new signature: traced every time (a warning is printed once, past
+    // `RETRACE_WARNING` traces), and every result still right.
+    let f = jit(|x: &Tensor| x.sum());
+    let line = line!() - 1;
+    let n = adjoint_core::jit::RETRACE_WARNING + 3;
+    for len in 1..=n {
+        assert_eq!(f(&Tensor::ones(&[len])).item(), len as f64);
+    }
+    let s =
+        jit_stats().into_iter().find(|s| s.location.line() == line && s.location.file() == file!()).unwrap();
+    assert_eq!((s.traces, s.hits), (n, 0));
+}
