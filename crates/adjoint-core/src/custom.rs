@@ -27,6 +27,10 @@
 //! depend only on the inputs' shapes and dtypes (as under JAX's tracing). With no transform
 //! active, or when no input is traced, the function is simply called.
 //!
+//! **Under `jit`** a custom call is staged as one equation holding the call (its functions are
+//! `'static`, so the staged program can own them) and replayed through the same primitive, so
+//! `grad(jit(f))` still follows the custom rule.
+//!
 //! **Closures.** A custom function that closes over a value traced by the transform that
 //! differentiates it cannot have that dependence follow the custom rule; the dispatch detects
 //! it and panics with a message that says to pass the value as an input.
@@ -47,40 +51,40 @@ use crate::transforms::{grad, jvp, vjp};
 use crate::vmap::vmap_leaves;
 
 /// A function of flattened leaves.
-type FlatFn<'a> = Rc<dyn Fn(&[Tensor]) -> Vec<Tensor> + 'a>;
+type FlatFn = Rc<dyn Fn(&[Tensor]) -> Vec<Tensor>>;
 /// `fwd`: outputs and residuals.
-type FwdFn<'a> = Rc<dyn Fn(&[Tensor]) -> (Vec<Tensor>, Vec<Tensor>) + 'a>;
+type FwdFn = Rc<dyn Fn(&[Tensor]) -> (Vec<Tensor>, Vec<Tensor>)>;
 /// `bwd(residuals, output cotangents) -> input cotangents`.
 type BwdFn = Rc<dyn Fn(&[Tensor], &[Tensor]) -> Vec<Tensor>>;
 /// `rule(primals, tangents) -> (outputs, output tangents)`.
 type JvpFn = Rc<dyn Fn(&[Tensor], &[Tensor]) -> (Vec<Tensor>, Vec<Tensor>)>;
 
 #[derive(Clone)]
-enum Rule<'a> {
+enum Rule {
     Vjp {
-        fwd: FwdFn<'a>,
+        fwd: FwdFn,
         bwd: BwdFn,
     },
     Jvp {
         rule: JvpFn,
     },
-    /// The block again, `'static` so the backward pass can recompute it.
+    /// The block again, for the backward pass to recompute it.
     Remat {
-        block: FlatFn<'static>,
+        block: FlatFn,
     },
 }
 
 /// One call of a function with a custom rule, as a primitive over its flattened leaves.
 #[derive(Clone)]
-pub struct CustomCall<'a> {
+pub struct CustomCall {
     what: &'static str,
-    f: FlatFn<'a>,
-    rule: Rule<'a>,
+    f: FlatFn,
+    rule: Rule,
     ins: Vec<Aval>,
     outs: Outs<Aval>,
 }
 
-impl fmt::Debug for CustomCall<'_> {
+impl fmt::Debug for CustomCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}({:?} -> {:?})", self.what, self.ins, self.outs)
     }
@@ -122,7 +126,7 @@ fn inner(a: &[Tensor], b: &[Tensor]) -> Tensor {
     acc.unwrap_or_else(|| Tensor::scalar(0.0f32))
 }
 
-impl CustomCall<'_> {
+impl CustomCall {
     /// The output avals when `ins` are batched (`size` examples on axis 0).
     fn batched_avals(avals: &[Aval], size: usize) -> Outs<Aval> {
         avals
@@ -136,9 +140,14 @@ impl CustomCall<'_> {
     }
 }
 
-impl Primitive for CustomCall<'_> {
+impl Primitive for CustomCall {
     fn name(&self) -> &'static str {
         self.what
+    }
+
+    /// The user's functions are not comparable: a custom call is never merged with another.
+    fn cse_key(&self) -> Option<String> {
+        None
     }
 
     fn shape(&self, args: &[Aval]) -> Outs<Aval> {
@@ -256,12 +265,11 @@ impl Primitive for CustomCall<'_> {
         let in_axes: Vec<Option<usize>> = axes.iter().map(|a| a.map(|_| 0)).collect();
         let f = self.f.clone();
         let ia = in_axes.clone();
-        let bf: FlatFn<'_> =
-            Rc::new(move |x: &[Tensor]| vmap_leaves(|y: &Vec<Tensor>| f(y), &x.to_vec(), &ia));
+        let bf: FlatFn = Rc::new(move |x: &[Tensor]| vmap_leaves(|y: &Vec<Tensor>| f(y), &x.to_vec(), &ia));
         let rule = match &self.rule {
             Rule::Vjp { fwd, bwd } => {
                 let (fwd, ia) = (fwd.clone(), in_axes.clone());
-                let bfwd: FwdFn<'_> =
+                let bfwd: FwdFn =
                     Rc::new(move |x: &[Tensor]| vmap_leaves(|y: &Vec<Tensor>| fwd(y), &x.to_vec(), &ia));
                 let (bwd, ia) = (bwd.clone(), in_axes.clone());
                 let bbwd: BwdFn = Rc::new(move |r: &[Tensor], c: &[Tensor]| {
@@ -362,6 +370,8 @@ fn stand_in(t: &Tensor) -> Tensor {
                     stand_in(&value.narrow(*axis, 0, 1).squeeze(*axis))
                 }
             }
+            // A staged value has no value yet: zeros of its type find the output shapes.
+            Payload::Stage { aval, .. } => Tensor::full_of(&aval.shape, 0.0, aval.dtype),
             p => stand_in(p.primal()),
         },
     }
@@ -401,8 +411,8 @@ fn call<P: Params, O: Params>(
     p: &P,
     cache: &Cache<O>,
     f: &dyn Fn(&[Tensor]) -> O,
-    flat: FlatFn<'_>,
-    rule: Rule<'_>,
+    flat: FlatFn,
+    rule: Rule,
 ) -> O {
     let leaves = p.leaves();
     let refs: Vec<&Tensor> = leaves.iter().collect();
@@ -438,8 +448,8 @@ pub fn custom_vjp<P, R, F, Fwd, Bwd>(f: F, fwd: Fwd, bwd: Bwd) -> impl Fn(&P) ->
 where
     P: Params + 'static,
     R: Params + 'static,
-    F: Fn(&P) -> Tensor,
-    Fwd: Fn(&P) -> (Tensor, R),
+    F: Fn(&P) -> Tensor + 'static,
+    Fwd: Fn(&P) -> (Tensor, R) + 'static,
     Bwd: Fn(&R, &Tensor) -> P + 'static,
 {
     let (f, fwd, bwd) = (Rc::new(f), Rc::new(fwd), Rc::new(bwd));
@@ -449,12 +459,12 @@ where
         let (f1, t1) = (f.clone(), tp.clone());
         let direct = move |x: &[Tensor]| f1(&t1.with_leaves(x));
         let (f2, t2) = (f.clone(), tp.clone());
-        let flat: FlatFn<'_> = Rc::new(move |x: &[Tensor]| vec![f2(&t2.with_leaves(x))]);
+        let flat: FlatFn = Rc::new(move |x: &[Tensor]| vec![f2(&t2.with_leaves(x))]);
         let (fw, t3) = (fwd.clone(), tp.clone());
         // Residual structure is known once `fwd` has run: keep it for `bwd`.
         let rtemplate: Rc<RefCell<Option<R>>> = Rc::new(RefCell::new(None));
         let rt = rtemplate.clone();
-        let flat_fwd: FwdFn<'_> = Rc::new(move |x: &[Tensor]| {
+        let flat_fwd: FwdFn = Rc::new(move |x: &[Tensor]| {
             let (o, r) = fw(&t3.with_leaves(x));
             let leaves = r.leaves();
             *rt.borrow_mut() = Some(r.map_tensors(&mut |_| Tensor::scalar(0.0f32)));
@@ -483,7 +493,7 @@ where
 pub fn custom_jvp<P, F, J>(f: F, rule: J) -> impl Fn(&P) -> Tensor
 where
     P: Params + 'static,
-    F: Fn(&P) -> Tensor,
+    F: Fn(&P) -> Tensor + 'static,
     J: Fn(&P, &P) -> (Tensor, Tensor) + 'static,
 {
     let (f, rule) = (Rc::new(f), Rc::new(rule));
@@ -493,7 +503,7 @@ where
         let (f1, t1) = (f.clone(), tp.clone());
         let direct = move |x: &[Tensor]| f1(&t1.with_leaves(x));
         let (f2, t2) = (f.clone(), tp.clone());
-        let flat: FlatFn<'_> = Rc::new(move |x: &[Tensor]| vec![f2(&t2.with_leaves(x))]);
+        let flat: FlatFn = Rc::new(move |x: &[Tensor]| vec![f2(&t2.with_leaves(x))]);
         let (r, t3) = (rule.clone(), tp.clone());
         let flat_rule: JvpFn = Rc::new(move |x: &[Tensor], t: &[Tensor]| {
             let (o, to) = r(&t3.with_leaves(x), &t3.with_leaves(t));
@@ -525,7 +535,7 @@ where
         let (f1, t1) = (f.clone(), tp.clone());
         let direct = move |x: &[Tensor]| f1(&t1.with_leaves(x));
         let (f2, t2) = (f.clone(), tp.clone());
-        let block: FlatFn<'static> = Rc::new(move |x: &[Tensor]| f2(&t2.with_leaves(x)).leaves());
+        let block: FlatFn = Rc::new(move |x: &[Tensor]| f2(&t2.with_leaves(x)).leaves());
         call("checkpoint", p, &cache, &direct, block.clone(), Rule::Remat { block })
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Primitives with all their rules, and the composable transforms that interpret them:
 //! `grad`, `value_and_grad`, `vjp`, `jvp`, `jacfwd`, `jacrev`, `hessian`, `hvp`, `vmap`, custom
-//! rules and `checkpoint`. The `adjoint` facade re-exports everything here.
+//! rules, `checkpoint`, and `jit` (with `make_ir` to read the staged program). The `adjoint`
+//! facade re-exports everything here.
 //!
 //! ## Design (after JAX's, with a tape for reverse mode)
 //! - [`Tensor`] is a cheap handle: a concrete array, or a tracer of an active transform.
@@ -29,11 +30,16 @@
 //!   structure of tensors: the gradient of a model is a model-shaped value.
 //! - Transforms are interpreters on a thread-local stack; `vmap` is one more level (a batching
 //!   rule beside each primitive's other rules, see [`vmap`](mod@vmap) and [`batching`]), and
-//!   `jit` (a staging interpreter) will slot in the same way.
+//!   so is staging: [`jit`](mod@jit) records every `bind` into a checked, optimised program
+//!   ([`jit::Ir`]) once per input signature and replays it through `bind` on later calls, so
+//!   it composes with every other transform in both orders. Primitives are `Clone + 'static`
+//!   values holding their parameters, which is what lets a program keep them.
 
 pub mod batching;
+pub mod control;
 pub mod custom;
 pub mod debug;
+pub mod jit;
 pub mod memory;
 pub mod numerics;
 mod ops;
@@ -54,7 +60,9 @@ pub use adjoint_tensor::ops::{
     pool::Pool2dParams,
 };
 pub use adjoint_tensor::{Array, DType};
+pub use control::{fori_loop, scan};
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
+pub use jit::{jit, jit_stats, make_ir};
 pub use ops::{Conv1dOptions, Conv2dOptions, Pool2dOptions};
 pub use params::Params;
 pub use tensor::{Tensor, ValueError};

@@ -1,6 +1,8 @@
 //! The [`Primitive`] trait: one struct per primitive, holding all its rules.
 
+use std::any::TypeId;
 use std::fmt::Debug;
+use std::rc::Rc;
 
 use adjoint_tensor::layout::Shape;
 use adjoint_tensor::{Array, DType};
@@ -23,7 +25,7 @@ pub type Outs<T> = SmallVec<[T; 1]>;
 /// let a = Aval::of(&Tensor::zeros(&[2, 3]));
 /// assert_eq!((a.shape.as_slice(), a.dtype), (&[2usize, 3][..], DType::F32));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Aval {
     /// Dimensions.
     pub shape: Shape,
@@ -66,6 +68,25 @@ pub fn misuse(op: &str, msg: String) -> ! {
     panic!("adjoint: {op}: {msg} (at {}:{}:{})", loc.file(), loc.line(), loc.column())
 }
 
+/// What a staged program (`jit`) needs of a primitive besides its rules: an owned copy of it,
+/// parameters included, and the identity of its type. Provided for every `Clone + 'static`
+/// primitive, so implementations only derive `Clone`.
+pub trait PrimitiveValue {
+    /// An owned copy, kept by the equations of a staged program.
+    fn to_rc(&self) -> Rc<dyn Primitive>;
+    /// The primitive's type: primitives of different types never compare equal.
+    fn type_key(&self) -> TypeId;
+}
+
+impl<T: Primitive + Clone + 'static> PrimitiveValue for T {
+    fn to_rc(&self) -> Rc<dyn Primitive> {
+        Rc::new(self.clone())
+    }
+    fn type_key(&self) -> TypeId {
+        TypeId::of::<T>()
+    }
+}
+
 /// A primitive operation: the unit the transforms interpret; `bind` is its only entry point.
 ///
 /// This is the general form, with any number of outputs (`split` has several, `max_pool2d`
@@ -84,9 +105,21 @@ pub fn misuse(op: &str, msg: String) -> ! {
 /// - `batch`: the batching rule for `vmap`, again with ordinary ops (on the batched values);
 ///   the default runs the primitive once per example and stacks the results, a correct but
 ///   slow fallback that every primitive of adjoint overrides.
-pub trait Primitive: Debug {
+///
+/// A primitive is a `Clone + 'static` value holding its parameters (see [`PrimitiveValue`]):
+/// `jit` keeps a copy in each staged equation and binds it again when the program runs.
+pub trait Primitive: Debug + PrimitiveValue {
     /// Name shown in errors and traces, e.g. `"exp"`.
     fn name(&self) -> &'static str;
+
+    /// A key that is equal for two primitives of one type exactly when they compute the same
+    /// function of their inputs; `jit`'s common-subexpression elimination merges equations
+    /// on it. The default is the `Debug` text, which a derived `Debug` makes hold every
+    /// parameter; a primitive whose `Debug` leaves something out (a closure) returns `None`,
+    /// and is never merged.
+    fn cse_key(&self) -> Option<String> {
+        Some(format!("{self:?}"))
+    }
 
     /// The shape rule: one [`Aval`] per output.
     #[track_caller]
@@ -149,7 +182,7 @@ pub trait Primitive: Debug {
 
 /// A primitive with one output: the same rules as [`Primitive`] with single values instead of
 /// lists. Implementing it provides [`Primitive`].
-pub trait SimplePrimitive: Debug + 'static {
+pub trait SimplePrimitive: Debug + Clone + 'static {
     /// Name shown in errors and traces, e.g. `"exp"`.
     fn name(&self) -> &'static str;
 
@@ -168,19 +201,8 @@ pub trait SimplePrimitive: Debug + 'static {
 
     /// Batching rule (see [`Primitive::batch`]).
     fn batch(&self, args: &[&Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let (mut o, mut a) = crate::batching::by_loop(&One(self), args, axes, size);
+        let (mut o, mut a) = crate::batching::by_loop(self, args, axes, size);
         (o.swap_remove(0), a.swap_remove(0))
-    }
-}
-
-/// Adapter for the default batching rule of a [`SimplePrimitive`] (which is not `Sized`
-/// inside a default method).
-#[derive(Debug)]
-struct One<'a, P: ?Sized>(&'a P);
-
-impl<P: SimplePrimitive + ?Sized> One<'_, P> {
-    fn prim(&self) -> &P {
-        self.0
     }
 }
 
@@ -218,25 +240,6 @@ impl<T: SimplePrimitive> Primitive for T {
     ) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let (o, a) = SimplePrimitive::batch(self, args, axes, size);
         (smallvec::smallvec![o], smallvec::smallvec![a])
-    }
-}
-
-impl<P: SimplePrimitive + ?Sized> Primitive for One<'_, P> {
-    fn name(&self) -> &'static str {
-        SimplePrimitive::name(self.prim())
-    }
-    #[track_caller]
-    fn shape(&self, args: &[Aval]) -> Outs<Aval> {
-        smallvec::smallvec![SimplePrimitive::shape(self.prim(), args)]
-    }
-    fn eval(&self, args: &[&Array]) -> Outs<Array> {
-        smallvec::smallvec![SimplePrimitive::eval(self.prim(), args)]
-    }
-    fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], outs: &[Tensor]) -> Outs<Option<Tensor>> {
-        smallvec::smallvec![SimplePrimitive::jvp(self.prim(), p, t, &outs[0])]
-    }
-    fn vjp(&self, p: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback {
-        SimplePrimitive::vjp(self.prim(), p, &outs[0], wants)
     }
 }
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use adjoint_tensor::layout::Shape;
 use adjoint_tensor::{Array, DType, Element};
 
+use crate::primitive::Aval;
+
 /// An n-dimensional value that transforms can see through.
 ///
 /// A `Tensor` is a cheap handle: either a concrete [`Array`] (shared storage, strided view) or
@@ -45,6 +47,9 @@ pub(crate) enum Payload {
     /// Batching (`vmap`): the whole batch one level down, with the batch dimension at `axis`,
     /// and the shape of one example (what `shape()` reports inside the mapped function).
     Batch { value: Tensor, axis: usize, shape: Shape },
+    /// Staging (`jit`): a variable of the program being recorded, with its abstract value.
+    /// It has no value until the compiled program runs.
+    Stage { var: usize, aval: Aval },
 }
 
 impl Payload {
@@ -53,7 +58,9 @@ impl Payload {
     pub(crate) fn primal(&self) -> &Tensor {
         match self {
             Payload::Jvp { primal, .. } | Payload::Vjp { primal, .. } => primal,
-            Payload::Batch { .. } => unreachable!("adjoint: a batch tracer has no primal"),
+            Payload::Batch { .. } | Payload::Stage { .. } => {
+                unreachable!("adjoint: a batch or staging tracer has no primal")
+            }
         }
     }
     pub(crate) fn transform_name(&self) -> &'static str {
@@ -61,6 +68,7 @@ impl Payload {
             Payload::Jvp { .. } => "jvp",
             Payload::Vjp { .. } => "grad/vjp",
             Payload::Batch { .. } => "vmap",
+            Payload::Stage { .. } => "jit",
         }
     }
 }
@@ -165,6 +173,7 @@ impl Tensor {
             Repr::Concrete(a) => a.shape(),
             Repr::Tracer(t) => match &t.payload {
                 Payload::Batch { shape, .. } => shape,
+                Payload::Stage { aval, .. } => &aval.shape,
                 p => p.primal().shape(),
             },
         }
@@ -189,6 +198,7 @@ impl Tensor {
             Repr::Concrete(a) => a.dtype(),
             Repr::Tracer(t) => match &t.payload {
                 Payload::Batch { value, .. } => value.dtype(),
+                Payload::Stage { aval, .. } => aval.dtype,
                 p => p.primal().dtype(),
             },
         }
@@ -203,12 +213,19 @@ impl Tensor {
     /// Reading values is how native control flow branches on tensors inside transforms.
     ///
     /// Inside `vmap` a tensor stands for one example of many, so it has no single value: reading
-    /// one panics (branch per example with [`Tensor::select`] instead).
+    /// one panics (branch per example with [`Tensor::select`] instead). Inside `jit` a tensor is
+    /// a variable of the program being staged and has no value yet: reading one panics too.
     #[track_caller]
     pub fn value(&self) -> &Array {
+        self.value_for("value")
+    }
+
+    /// [`value`](Self::value) on behalf of the accessor `op`, which its panic names.
+    #[track_caller]
+    fn value_for(&self, op: &str) -> &Array {
         match self.try_value() {
             Ok(a) => a,
-            Err(e) => no_value(e),
+            Err(e) => no_value(op, e),
         }
     }
 
@@ -229,7 +246,10 @@ impl Tensor {
             Repr::Concrete(a) => Ok(a),
             Repr::Tracer(t) => match &t.payload {
                 Payload::Batch { .. } => {
-                    Err(ValueError { shape: self.shape().to_vec(), dtype: self.dtype() })
+                    Err(ValueError { shape: self.shape().to_vec(), dtype: self.dtype(), transform: "vmap" })
+                }
+                Payload::Stage { .. } => {
+                    Err(ValueError { shape: self.shape().to_vec(), dtype: self.dtype(), transform: "jit" })
                 }
                 p => p.primal().try_value(),
             },
@@ -239,13 +259,13 @@ impl Tensor {
     /// The concrete array (same as [`value`](Self::value), cloned).
     #[track_caller]
     pub fn to_array(&self) -> Array {
-        self.value().clone()
+        self.value_for("to_array").clone()
     }
 
     /// The elements in row-major order converted to `T`.
     #[track_caller]
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
-        self.value().to_vec()
+        self.value_for("to_vec").to_vec()
     }
 
     /// The value of a one-element tensor as `f64`.
@@ -256,11 +276,12 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn item(&self) -> f64 {
-        self.value().item::<f64>()
+        self.value_for("item").item::<f64>()
     }
 }
 
-/// Why [`Tensor::try_value`] has no value to give: the tensor is one example of a `vmap` batch.
+/// Why [`Tensor::try_value`] has no value to give: the tensor is one example of a `vmap` batch,
+/// or a variable of a program being staged by `jit`.
 ///
 /// ```
 /// use adjoint_core::{vmap, DType, Tensor, ValueError};
@@ -277,10 +298,20 @@ pub struct ValueError {
     pub shape: Vec<usize>,
     /// Element type.
     pub dtype: DType,
+    /// The transform that holds the tensor: `"vmap"` or `"jit"`.
+    pub transform: &'static str,
 }
 
 impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.transform == "jit" {
+            return write!(
+                f,
+                "cannot read the value of a tensor inside `jit` (a staged value of shape {:?}, {}): \
+                 it has no value until the compiled function runs",
+                self.shape, self.dtype
+            );
+        }
         write!(
             f,
             "cannot read the value of a tensor inside `vmap` (one example of shape {:?}, {}): each \
@@ -294,11 +325,18 @@ impl std::error::Error for ValueError {}
 
 #[cold]
 #[track_caller]
-fn no_value(e: ValueError) -> ! {
+fn no_value(op: &str, e: ValueError) -> ! {
+    let at = std::panic::Location::caller();
+    if e.transform == "jit" {
+        panic!(
+            "adjoint: {op}: {e}; branch on staged values with `cond`/`while_loop`-style ops \
+             (`Tensor::select` for elementwise choices), or close over the value: compute it \
+             outside the jitted function (at {at})"
+        )
+    }
     panic!(
-        "adjoint: {e}; branch per example with `Tensor::select`, or read values outside the mapped \
-         function (at {})",
-        std::panic::Location::caller()
+        "adjoint: {op}: {e}; branch per example with `Tensor::select`, or read values outside the \
+         mapped function (at {at})"
     )
 }
 

@@ -456,6 +456,8 @@ pub fn stop_gradient(t: &Tensor) -> Tensor {
                 tr.frame,
                 Payload::Batch { value: stop_gradient(value), axis: *axis, shape: shape.clone() },
             ),
+            // Staged as a primitive, so a transform replaying the program sees the cut.
+            Payload::Stage { .. } => crate::trace::bind(&crate::prims::stop_gradient::StopGradient, &[t]),
             p => stop_gradient(p.primal()),
         },
     }

@@ -99,9 +99,12 @@ fn a_custom_function_closing_over_a_traced_value_is_refused() {
     let w = Tensor::scalar(2.0f64);
     let err = catch_unwind(AssertUnwindSafe(|| {
         grad(|w: &Tensor| {
+            // Custom functions are `'static` (a staged program may keep them): they capture
+            // clones of the traced value.
+            let (w1, w2) = (w.clone(), w.clone());
             let f = custom_vjp(
-                |x: &Tensor| x * w,
-                |x: &Tensor| (x * w, x.clone()),
+                move |x: &Tensor| x * &w1,
+                move |x: &Tensor| (x * &w2, x.clone()),
                 |_x: &Tensor, c: &Tensor| c.clone(),
             );
             f(&(w * 1.0)).sum()

@@ -48,97 +48,6 @@ macro_rules! unary_row {
     };
 }
 
-unary_row!(neg, -2.0, 2.0, |x: &Tensor| -x);
-unary_row!(exp, -2.0, 2.0, |x: &Tensor| x.exp());
-unary_row!(log, 0.5, 3.0, |x: &Tensor| x.log());
-unary_row!(sin, -3.0, 3.0, |x: &Tensor| x.sin());
-unary_row!(cos, -3.0, 3.0, |x: &Tensor| x.cos());
-unary_row!(tan, -1.0, 1.0, |x: &Tensor| x.tan());
-unary_row!(tanh, -2.0, 2.0, |x: &Tensor| x.tanh());
-unary_row!(sqrt, 0.5, 3.0, |x: &Tensor| x.sqrt());
-unary_row!(sigmoid, -4.0, 4.0, |x: &Tensor| x.sigmoid());
-unary_row!(erf, -2.0, 2.0, |x: &Tensor| x.erf());
-unary_row!(log1p, -0.5, 2.0, |x: &Tensor| x.log1p());
-unary_row!(expm1, -2.0, 2.0, |x: &Tensor| x.expm1());
-unary_row!(abs_away_from_zero, 0.2, 2.0, |x: &Tensor| (x * -1.0).abs() + x.abs());
-unary_row!(sign_floor_ceil_round_zero_derivative, 0.1, 0.4, |x: &Tensor| x.sign() * x
-    + x.floor()
-    + x.ceil() * x
-    + x.round());
-unary_row!(reduce_sum_all_axes, -1.0, 1.0, |x: &Tensor| (x * x).sum());
-unary_row!(reduce_sum_keepdim, -1.0, 1.0, |x: &Tensor| {
-    let axes: Vec<usize> = (0..x.rank()).step_by(2).collect();
-    x.sin().sum_axes(&axes, true)
-});
-unary_row!(reduce_prod, 0.5, 1.5, |x: &Tensor| {
-    let axes: Vec<usize> = (0..x.rank()).filter(|a| a % 2 == 1).collect();
-    x.prod_axes(&axes, false)
-});
-unary_row!(reduce_max_distinct, -3.0, 3.0, |x: &Tensor| {
-    if x.numel() == 0 {
-        x.sum()
-    } else {
-        let all: Vec<usize> = (0..x.rank()).collect();
-        x.max().exp() + x.min_axes(&all, false).exp() + x.min_axes(&all[..x.rank().min(1)], true).sum()
-    }
-});
-unary_row!(cumsum, -1.0, 1.0, |x: &Tensor| if x.rank() == 0 {
-    x.clone()
-} else {
-    (x * x).cumsum(x.rank() - 1)
-});
-unary_row!(reshape_flatten, -1.0, 1.0, |x: &Tensor| (x.flatten() * x.flatten()).reshape(x.shape()));
-unary_row!(permute_reverse, -1.0, 1.0, |x: &Tensor| {
-    let perm: Vec<usize> = (0..x.rank()).rev().collect();
-    x.permute(&perm).sin()
-});
-unary_row!(flip, -1.0, 1.0, |x: &Tensor| if x.rank() == 0 { x * x } else { x.flip(0) * x });
-unary_row!(slice_step, -1.0, 1.0, |x: &Tensor| {
-    if x.rank() == 0 {
-        return x * x;
-    }
-    let d = x.shape()[0];
-    let end = d.saturating_sub(0);
-    x.slice(0, d.min(1), end, 2).exp()
-});
-unary_row!(pad_constant, -1.0, 1.0, |x: &Tensor| {
-    let pads: Vec<(usize, usize)> = (0..x.rank()).map(|i| (i % 2, 1)).collect();
-    x.pad(&pads, 0.5).sin()
-});
-unary_row!(broadcast_to, -1.0, 1.0, |x: &Tensor| {
-    let mut s = vec![2];
-    s.extend_from_slice(x.shape());
-    x.broadcast_to(&s).exp()
-});
-unary_row!(concat_with_itself, -1.0, 1.0, |x: &Tensor| {
-    if x.rank() == 0 {
-        x.clone()
-    } else {
-        Tensor::concat(&[x, &x.sin(), &(x * x)], 0)
-    }
-});
-unary_row!(split_parts, -1.0, 1.0, |x: &Tensor| {
-    if x.rank() == 0 {
-        return x * x;
-    }
-    // Parts of sizes d/2 and d - d/2 (one of them size 0 for d ≤ 1); the second part unused
-    // in one term so its cotangent is a symbolic zero.
-    let d = x.shape()[0];
-    let parts = x.split(0, &[d / 2, d - d / 2]);
-    let mut y = parts[1].sin().sum() + parts[0].exp().sum();
-    if d >= 2 {
-        let again = x.split(0, &[1, d - 1]);
-        y = y + again[0].sum() * 3.0;
-    }
-    y
-});
-unary_row!(logsumexp_softmax, -3.0, 3.0, |x: &Tensor| if x.rank() == 0 {
-    x.exp()
-} else {
-    x.log_softmax(x.rank() - 1) + x.logsumexp(&[0], true)
-});
-unary_row!(softplus_gelu_silu, -3.0, 3.0, |x: &Tensor| x.softplus() + x.gelu() * x.silu());
-
 macro_rules! binary_row {
     ($name:ident, $lo:expr, $hi:expr, $lo2:expr, $hi2:expr, $f:expr) => {
         proptest! {
@@ -161,18 +70,7 @@ macro_rules! binary_row {
     };
 }
 
-binary_row!(add, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a + b);
-binary_row!(sub, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a - b);
-binary_row!(mul, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a * b);
-binary_row!(div, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a / b);
-binary_row!(pow, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a.pow(b));
-binary_row!(maximum_distinct, -2.0, -0.1, 0.1, 2.0, |a: &Tensor, b: &Tensor| a.maximum(b) * a);
-binary_row!(minimum_distinct, -2.0, -0.1, 0.1, 2.0, |a: &Tensor, b: &Tensor| a.minimum(b) * b);
-binary_row!(atan2, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a.atan2(b));
-binary_row!(rem, 2.1, 2.9, 1.0, 1.01, |a: &Tensor, b: &Tensor| a.rem(&(b * 0.7)) * a);
-binary_row!(select_by_sign, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| {
-    Tensor::select(&a.gt_scalar(0.0), &(a * b), &b.exp())
-});
+include!("rows/grad_rows.rs");
 
 proptest! {
     #![proptest_config(cfg())]

@@ -47,6 +47,7 @@ fn rows() -> Vec<Row> {
         r.push(row("abs", abs::Abs, vec![f(s)]));
         r.push(row("neg", neg::Neg, vec![f(s)]));
         r.push(row("sign", sign::Sign, vec![f(s)]));
+        r.push(row("stop_gradient", stop_gradient::StopGradient, vec![f(s)]));
         r.push(row("exp", exp::Exp, vec![f(s)]));
         r.push(row("expm1", expm1::Expm1, vec![f(s)]));
         r.push(row("log", log::Log, vec![f(s)]));

@@ -336,7 +336,7 @@ fn unbatched_outputs_are_broadcast_and_shared_inputs_stay_shared() {
 }
 
 /// A user-defined primitive without a batching rule: `vmap` falls back to one call per example.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Cube;
 
 impl adjoint_core::primitive::SimplePrimitive for Cube {

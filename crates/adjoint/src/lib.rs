@@ -3,7 +3,8 @@
 //! Differentiable programming for Rust. Write ordinary Rust over [`Tensor`]s — loops,
 //! branches, recursion, your own structs — and differentiate it: gradients, Jacobians and
 //! Hessians to any order, in reverse and forward mode, batched with `vmap`, with custom rules and
-//! checkpointing.
+//! checkpointing — and compiled with [`jit`], which stages a function into a program once per
+//! input signature ([`make_ir`] shows it) and composes with every transform in both orders.
 //!
 //! ```
 //! use adjoint::prelude::*;
@@ -16,6 +17,9 @@
 //! let loss = |m: &Model| ((x.matmul(&m.w) + &m.b).tanh() * 2.0).sum();
 //! let g = grad(loss)(&m);               // a Model-shaped gradient
 //! assert_eq!(g.w.shape(), &[2]);
+//!
+//! let fast = jit(grad(loss));           // staged once, then run from the cache
+//! assert_eq!(fast(&m).w.to_vec::<f64>(), g.w.to_vec::<f64>());
 //! ```
 //!
 //! The layers underneath: `adjoint-tensor` (arrays and kernels, re-exported as [`tensor`]),
@@ -36,8 +40,8 @@ pub use adjoint_tensor as tensor;
 pub mod prelude {
     pub use adjoint_core::testing::{check_grads, Mode, BOTH};
     pub use adjoint_core::{
-        checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient,
-        value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, Axes, Conv1dOptions, Conv2dOptions,
-        DType, Params, Pool2dOptions, Tensor,
+        checkpoint, custom_jvp, custom_vjp, fori_loop, grad, hessian, hvp, jacfwd, jacrev, jit, jit_stats,
+        jvp, make_ir, stop_gradient, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, Axes,
+        Conv1dOptions, Conv2dOptions, DType, Params, Pool2dOptions, Tensor,
     };
 }

@@ -177,6 +177,7 @@ pub mod sin;
 pub mod slice;
 pub mod split;
 pub mod sqrt;
+pub mod stop_gradient;
 pub mod sub;
 pub mod tan;
 pub mod tanh;

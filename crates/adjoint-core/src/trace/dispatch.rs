@@ -55,7 +55,7 @@ fn eval_fast<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Option<Tensor> {
 /// [`bind_multi`] one level down from an interpreter, through the fast path when it applies.
 #[track_caller]
 #[inline]
-fn bind_below<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
+pub(crate) fn bind_below<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
     match eval_fast(p, args) {
         Some(out) => smallvec::smallvec![out],
         None => bind_multi(p, args),
@@ -117,6 +117,7 @@ fn bind_plain<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
         Some((level, id, Kind::Jvp)) => jvp_bind(p, args, level, id),
         Some((level, id, Kind::Vjp)) => vjp_bind(p, args, level, id),
         Some((level, id, Kind::Batch)) => batch_bind(p, args, level, id),
+        Some((level, id, Kind::Stage)) => crate::jit::stage::stage_bind(p, args, level, id),
     }
 }
 
@@ -147,6 +148,7 @@ fn bind_checked<P: Primitive + ?Sized>(
         Some((level, id, Kind::Jvp)) => jvp_bind(p, args, level, id),
         Some((level, id, Kind::Vjp)) => vjp_bind(p, args, level, id),
         Some((level, id, Kind::Batch)) => batch_bind(p, args, level, id),
+        Some((level, id, Kind::Stage)) => crate::jit::stage::stage_bind(p, args, level, id),
     }
 }
 

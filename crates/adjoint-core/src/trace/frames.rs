@@ -14,12 +14,15 @@ pub(crate) enum Kind {
     Jvp,
     Vjp,
     Batch,
+    Stage,
 }
 
 pub(crate) struct Frame {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
     pub(crate) tape: Tape,
+    /// The program being recorded, for a `Stage` frame.
+    pub(crate) staged: Option<Box<crate::jit::stage::Builder>>,
 }
 
 thread_local! {
@@ -47,9 +50,10 @@ pub(crate) struct FrameGuard {
 
 pub(crate) fn push_frame(kind: Kind) -> FrameGuard {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let staged = (kind == Kind::Stage).then(Box::default);
     let level = STACK.with(|s| {
         let mut s = s.borrow_mut();
-        s.push(Frame { id, kind, tape: Tape::default() });
+        s.push(Frame { id, kind, tape: Tape::default(), staged });
         s.len() - 1
     });
     DEPTH.with(|d| d.set(level + 1));
@@ -58,14 +62,19 @@ pub(crate) fn push_frame(kind: Kind) -> FrameGuard {
 
 impl FrameGuard {
     /// Pop this frame and return its tape.
-    pub(crate) fn pop(mut self) -> Tape {
+    pub(crate) fn pop(self) -> Tape {
+        self.pop_frame().tape
+    }
+
+    /// Pop this frame and return it.
+    pub(crate) fn pop_frame(mut self) -> Frame {
         self.popped = true;
         STACK.with(|s| {
             let mut s = s.borrow_mut();
             let f = s.pop().expect("adjoint: transform stack underflow");
             assert_eq!(f.id, self.id, "adjoint: transforms popped out of order");
             DEPTH.with(|d| d.set(s.len()));
-            f.tape
+            f
         })
     }
 
@@ -104,6 +113,11 @@ impl Drop for FrameGuard {
 /// Run `f` on the tape of the frame at `level`.
 pub(crate) fn with_tape<R>(level: usize, f: impl FnOnce(&mut Tape) -> R) -> R {
     STACK.with(|s| f(&mut s.borrow_mut()[level].tape))
+}
+
+/// Run `f` on the program recorded by the `Stage` frame at `level`.
+pub(crate) fn with_staged<R>(level: usize, f: impl FnOnce(&mut crate::jit::stage::Builder) -> R) -> R {
+    STACK.with(|s| f(s.borrow_mut()[level].staged.as_mut().expect("a Stage frame records a program")))
 }
 
 /// The ownership check, the one place it is written: the payload of `t` if it is a tracer of

@@ -9,8 +9,9 @@
 //! `grad(jvp(f))` work without special cases, and why nested transforms never confuse their
 //! perturbations.
 //!
-//! Three kinds of level exist: `Jvp` (forward mode: primal + tangent), `Vjp` (reverse mode:
-//! primal + tape value) and `Batch` (`vmap`: the whole batch one level down + its batch axis).
+//! Four kinds of level exist: `Jvp` (forward mode: primal + tangent), `Vjp` (reverse mode:
+//! primal + tape value), `Batch` (`vmap`: the whole batch one level down + its batch axis) and
+//! `Stage` (`jit`: a variable of the program being recorded; see [`crate::jit`]).
 //! A batch level calls the primitive's batching rule, which is written with ordinary ops on the
 //! batched values — so it too nests under and over the differentiation levels.
 //!
@@ -23,7 +24,7 @@ mod dispatch;
 mod frames;
 mod tape;
 
-pub(crate) use dispatch::batch_tracer;
+pub(crate) use dispatch::{batch_tracer, bind_below};
 pub use dispatch::{bind, bind_multi};
-pub(crate) use frames::{depth, push_frame, top_of, FrameGuard, Kind};
+pub(crate) use frames::{depth, own_payload, push_frame, top_of, with_staged, FrameGuard, Kind};
 pub(crate) use tape::Tape;
