@@ -65,7 +65,7 @@ impl ImagingConfig {
     /// The defaults, adjusted by the common flags.
     pub fn from_common(c: &Common) -> ImagingConfig {
         let mut cfg = ImagingConfig {
-            epochs: 40,
+            epochs: 30,
             lr: 1e-2,
             batch: 8,
             width: 16,

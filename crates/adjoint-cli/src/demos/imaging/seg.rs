@@ -38,6 +38,12 @@ fn offsets() -> Tensor {
     Tensor::from_vec((0..=2 * RADIUS).map(|i| i as f32 - RADIUS as f32).collect(), &[2 * RADIUS + 1])
 }
 
+impl Default for Filters {
+    fn default() -> Filters {
+        Filters::new()
+    }
+}
+
 impl Filters {
     /// The initial values: σ_blur = 1 px, σ_LoG = 3 px, threshold 0.3, temperature 0.1.
     pub fn new() -> Filters {
