@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run an end-to-end demo (all three when no name is given) and write runs/<name>-<time>/;
+    /// Run an end-to-end demo (all four when no name is given) and write runs/<name>-<time>/;
     /// each run is recorded, signed, in the registry.
     Demo(DemoArgs),
     /// The run registry: list, show, diff, lineage, promote, rollback, verify, gc, export,
@@ -55,6 +55,8 @@ enum DemoName {
     Robot,
     /// Nuclei segmentation: learnable classical filters + CNN, and an 8×8 digits CNN.
     Imaging,
+    /// Meta-learning (MAML, first-order MAML, pretrained) on sinusoid regression.
+    Meta,
 }
 
 impl DemoName {
@@ -63,13 +65,14 @@ impl DemoName {
             DemoName::Forecast => "forecast",
             DemoName::Robot => "robot",
             DemoName::Imaging => "imaging",
+            DemoName::Meta => "meta",
         }
     }
 }
 
 #[derive(Args)]
 struct DemoArgs {
-    /// Which demo; all three when left out.
+    /// Which demo; all four when left out.
     name: Option<DemoName>,
     /// Folder that receives the run folders ($ADJOINT_OUT overrides it).
     #[arg(long, default_value = "runs")]
@@ -77,7 +80,7 @@ struct DemoArgs {
     /// Random seed; a given seed gives the same results.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Epochs (forecast, imaging) or optimisation iterations (robot), at least 1; each demo has a
+    /// Epochs (forecast, imaging), optimisation iterations (robot) or meta-iterations (meta), at least 1; each demo has a
     /// default.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     epochs: Option<u64>,
@@ -127,6 +130,7 @@ fn run_one(name: DemoName, common: &Common, store: &StoreArgs, record: bool) -> 
         DemoName::Imaging => {
             (demos::imaging::config(common), demos::imaging::run, demos::imaging::data_files().to_vec())
         }
+        DemoName::Meta => (demos::meta::config(common), demos::meta::run, demos::meta::data_files().to_vec()),
     };
     if !record {
         return run(common)
@@ -262,7 +266,7 @@ fn run_demo(a: DemoArgs, store: &StoreArgs) -> Result<(), String> {
     let mut common = Common { out, seed: a.seed, epochs, lr: a.lr, quick: a.quick, quiet: a.quiet, parallel };
     let names = match a.name {
         Some(n) => vec![n],
-        None => vec![DemoName::Forecast, DemoName::Robot, DemoName::Imaging],
+        None => vec![DemoName::Forecast, DemoName::Robot, DemoName::Imaging, DemoName::Meta],
     };
     // Ranks other than 0 write their (identical) run folder into a private temporary folder,
     // removed when it is dropped: only rank 0 writes into --out and records the run.

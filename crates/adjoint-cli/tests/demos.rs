@@ -28,7 +28,7 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
     );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
-    let expect: [(&str, &[&str]); 3] = [
+    let expect: [(&str, &[&str]); 4] = [
         (
             "forecast",
             &[
@@ -60,6 +60,18 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
                 "evaluation_digits-cnn.json",
             ],
         ),
+        (
+            "meta",
+            &[
+                "maml.safetensors",
+                "sinusoid_fit.png",
+                "fomaml.safetensors",
+                "pretrained.safetensors",
+                "training_loss.png",
+                "mse_vs_steps.png",
+                "evaluation_maml-init.json",
+            ],
+        ),
     ];
     for (name, files) in expect {
         let dir = run_folder(&out, name);
@@ -82,6 +94,16 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
                 ("cem", &["final_distance_cm", "train_time_s"]),
             ],
             "forecast" => &[("lstm_frozen", &["mae", "rmse"]), ("lstm_online", &["mae", "rmse"])],
+            "meta" => &[
+                ("maml", &["mse_1_step", "mse_10_steps", "train_time_s"]),
+                ("fomaml", &["mse_1_step", "mse_10_steps", "train_time_s"]),
+                ("pretrained", &["mse_1_step", "mse_10_steps", "train_time_s"]),
+            ],
+            "imaging" => &[
+                ("pipeline", &["dice_mean", "dice_std", "iou_mean", "iou_std"]),
+                ("pipeline_frozen_filters", &["dice_mean", "dice_std", "iou_mean", "iou_std"]),
+                ("cnn_alone", &["dice_mean", "dice_std", "iou_mean", "iou_std"]),
+            ],
             _ => &[],
         };
         for (method, keys) in want {
@@ -96,7 +118,7 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
     }
     let list = adjoint(tmp.path(), &["runs", "list", "--registry", reg.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&list.stdout);
-    for name in ["forecast", "robot", "imaging"] {
+    for name in ["forecast", "robot", "imaging", "meta"] {
         assert!(text.contains(name), "runs list shows {name}:\n{text}");
     }
     let verify = adjoint(tmp.path(), &["runs", "verify", "--registry", reg.to_str().unwrap()]);

@@ -74,6 +74,21 @@ pub fn check_finite(what: &str, step: usize, loss: f64) -> Result<(), DemoError>
     })
 }
 
+/// A failed [`adjoint_nn::train::train_step`] as a demo error: a non-finite loss or gradient
+/// (the step's default policy stops there) becomes "`what` diverged at step N", recorded with
+/// `diverged_at_step` like [`check_finite`]; any other error keeps its message.
+pub fn step_error(what: &str, e: adjoint_nn::NnError) -> DemoError {
+    match e {
+        adjoint_nn::NnError::NonFinite { what: which, step, detail } => DemoError {
+            message: format!(
+                "{what} diverged at step {step}: non-finite {which} ({detail}); stopped, and the run is recorded as failed (try a lower --lr)"
+            ),
+            metrics: metrics([("diverged_at_step", step as f64)]),
+        },
+        e => e.to_string().into(),
+    }
+}
+
 /// `[(name, value)]` as a metrics map.
 pub fn metrics<const N: usize>(pairs: [(&str, f64); N]) -> BTreeMap<String, f64> {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

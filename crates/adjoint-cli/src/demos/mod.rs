@@ -1,9 +1,11 @@
-//! The three end-to-end demos and what they share.
+//! The four end-to-end demos and what they share.
 
 pub mod common;
 pub mod evaluate;
 pub mod forecast;
 pub mod imaging;
+pub mod maml;
+pub mod meta;
 pub mod parallel;
 pub mod robot;
 pub mod robot_sim;

@@ -11,6 +11,8 @@
 use adjoint_core::{Params, Tensor};
 use adjoint_nn::optim::Optimizer;
 
+use super::common::{self, DemoError};
+
 /// The MPI world of a distributed run, or nothing.
 #[derive(Clone, Default)]
 pub struct Parallel {
@@ -188,6 +190,33 @@ impl<'p, M: Params + Clone, O: Optimizer + Clone> Replica<'p, M, O> {
                 unreachable!()
             }
         }
+    }
+
+    /// One training step of `loss_fn` (this rank's mean loss over its rows of a global batch of
+    /// `n` rows) at the current model; returns the global mean loss. One process: the step is
+    /// [`adjoint_nn::train::train_step`] (gradient-health checks; a non-finite loss or gradient
+    /// stops with "`what` diverged at step `step`"). Distributed: the rank's gradient is
+    /// averaged over the ranks by [`Replica::step`] and a non-finite global loss stops the same
+    /// way on every rank.
+    pub fn train_step(
+        &mut self,
+        par: &Parallel,
+        n: usize,
+        (what, step): (&str, usize),
+        loss_fn: impl Fn(&M) -> Tensor,
+    ) -> Result<f64, DemoError> {
+        if let Replica::Local { model, opt } = self {
+            let config = adjoint_nn::train::StepConfig::default();
+            let out = adjoint_nn::train::train_step(model, opt, step, &config, loss_fn)
+                .map_err(|e| common::step_error(what, e))?;
+            *model = out.model;
+            return Ok(out.stats.loss);
+        }
+        let (loss, g) = adjoint_core::value_and_grad(loss_fn)(self.model());
+        let loss = par.mean(loss.item(), n)?;
+        common::check_finite(what, step, loss)?;
+        self.step(par, &g, n, |g| g)?;
+        Ok(loss)
     }
 
     /// The model and optimizer.
