@@ -6,4 +6,6 @@ pub mod forecast;
 pub mod imaging;
 pub mod parallel;
 pub mod robot;
+pub mod robot_control;
 pub mod robot_sim;
+pub mod robot_sysid;
