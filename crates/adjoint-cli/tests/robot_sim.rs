@@ -23,6 +23,7 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 }
 
 #[test]
+#[allow(clippy::needless_range_loop)] // matrix indices, as in the definitions
 fn mass_matrix_is_symmetric_positive_definite_and_solve_inverts_it() {
     for payload in [None, Some(Payload { mass: 2.0, offset: 0.3 })] {
         let m = arm(3).model::<f64>(payload.as_ref());

@@ -32,7 +32,7 @@ use serde_json::json;
 use super::common::{self, metrics, Common, DemoError, MetricsLog, Outcome, RunDir};
 use super::robot_control::{
     evaluate, rollout, sample_tasks, train_bptt, train_cem, BpttSettings, Budget, CemSettings, Horizon, Net,
-    Task, Trace,
+    Run, Task, Trace,
 };
 use super::robot_sim::{Arm, Model};
 use super::robot_sysid::{self as sysid, SysidSettings};
@@ -222,7 +222,7 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let nominal: Model<f64> = arm.model(None);
     let eval = sample_tasks(&nominal, &key.fold_in(1), cfg.eval_targets);
     let init = net.init(&key.fold_in(2));
-    let quiet = common.quiet;
+    let base = Run { label: "bptt", net: &net, h: &h, budget: &cfg.budget, quiet: common.quiet };
 
     // Phase 1: the nominal arm, BPTT against CEM with the same budget.
     let nominal_var: Model<Var> = arm.model(None);
@@ -237,28 +237,20 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     };
     let mut bptt = init.clone();
     let bptt_trace = train_bptt(
-        "bptt",
+        base,
         &nominal_var,
-        &net,
         &mut bptt,
         &cfg.bptt,
-        &h,
-        &cfg.budget,
-        quiet,
         train_tasks(1_000_000, cfg.bptt.batch),
         eval_on(&nominal, &eval),
     )?;
     log_trace(&mut log, "bptt", &bptt_trace)?;
     let mut cem = init.clone();
     let cem_trace = train_cem(
-        "cem",
+        Run { label: "cem", budget: &cfg.cem_budget, ..base },
         &nominal,
-        &net,
         &mut cem,
         &cfg.cem,
-        &h,
-        &cfg.cem_budget,
-        quiet,
         &key.fold_in(3),
         train_tasks(2_000_000, cfg.cem.batch),
         eval_on(&nominal, &eval),
@@ -285,28 +277,20 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let mut adapted = bptt.clone();
     let adapt = BpttSettings { lr: cfg.adapt_lr, start_fraction: 1.0, ..cfg.bptt.clone() };
     let adapt_trace = train_bptt(
-        "adapt",
+        Run { label: "adapt", budget: &cfg.adapt_budget, ..base },
         &ident_var,
-        &net,
         &mut adapted,
         &adapt,
-        &h,
-        &cfg.adapt_budget,
-        quiet,
         ident_tasks(3_000_000, cfg.bptt.batch),
         eval_on(&truth, &eval),
     )?;
     log_trace(&mut log, "bptt_adapted", &adapt_trace)?;
     let mut cem_new = init.clone();
     let cem_new_trace = train_cem(
-        "cem-new",
+        Run { label: "cem-new", budget: &cfg.cem_adapt_budget, ..base },
         &ident,
-        &net,
         &mut cem_new,
         &cfg.cem,
-        &h,
-        &cfg.cem_adapt_budget,
-        quiet,
         &key.fold_in(5),
         ident_tasks(4_000_000, cfg.cem.batch),
         eval_on(&truth, &eval),
@@ -411,7 +395,7 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
         .map_err(|e| e.to_string())?;
     plots(&dir, &cfg, &nominal, &net, &bptt, &eval, [&bptt_trace, &cem_trace, &adapt_trace, &cem_new_trace])?;
     Chart::new("Payload identification: output error vs L-BFGS evaluation")
-        .x_label("objective evaluation")
+        .x_label("objective evaluation (line-search trials included)")
         .y_label("mean squared angle error (mrad²)")
         .log_y(true)
         .series(Series::new(

@@ -337,20 +337,33 @@ pub struct BpttSettings {
     pub start_fraction: f64,
 }
 
-/// Train `p` by BPTT within `budget`; `tasks(it)` draws iteration `it`'s batch.
-#[allow(clippy::too_many_arguments)] // the demo's pieces, passed as they are
+/// What every training run shares: its name (progress bar, messages), the controller's
+/// layout, the rollout, the budget, and whether to draw progress.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    /// Name in messages and on the progress bar.
+    pub label: &'a str,
+    /// The controller's layout.
+    pub net: &'a Net,
+    /// The full rollout.
+    pub h: &'a Horizon,
+    /// How long to train.
+    pub budget: &'a Budget,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// Train `p` by BPTT within the run's budget on `model`; `tasks(it)` draws iteration `it`'s
+/// batch and `eval(p)` scores the learning curve.
 pub fn train_bptt(
-    label: &str,
+    run: Run,
     model: &Model<Var>,
-    net: &Net,
     p: &mut Vec<f64>,
     s: &BpttSettings,
-    h: &Horizon,
-    budget: &Budget,
-    quiet: bool,
     tasks: impl Fn(usize) -> Vec<Task>,
     eval: impl Fn(&[f64]) -> f64,
 ) -> Result<Trace, DemoError> {
+    let Run { label, net, h, budget, quiet } = run;
     let current: RefCell<(Vec<Task>, Horizon)> = RefCell::new((Vec::new(), *h));
     let loss_fn = custom_vjp(
         |x: &Tensor| {
@@ -425,21 +438,18 @@ pub struct CemSettings {
     pub init_std: f64,
 }
 
-/// Cross-entropy method over the controller's parameters from `p` (forward `f64` rollouts only).
-#[allow(clippy::too_many_arguments)] // the demo's pieces, passed as they are
+/// Cross-entropy method over the controller's parameters from `p` (forward `f64` rollouts
+/// only), sampling from `key`; `tasks` and `eval` as for [`train_bptt`].
 pub fn train_cem(
-    label: &str,
+    run: Run,
     model: &Model<f64>,
-    net: &Net,
     p: &mut Vec<f64>,
     s: &CemSettings,
-    h: &Horizon,
-    budget: &Budget,
-    quiet: bool,
     key: &Key,
     tasks: impl Fn(usize) -> Vec<Task>,
     eval: impl Fn(&[f64]) -> f64,
 ) -> Result<Trace, DemoError> {
+    let Run { label, net, h, budget, quiet } = run;
     let dim = p.len();
     let mean = RefCell::new(p.clone());
     let mut std = vec![s.init_std; dim];
