@@ -92,6 +92,9 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
             "robot" => &[
                 ("bptt", &["final_distance_cm", "train_time_s"]),
                 ("cem", &["final_distance_cm", "train_time_s"]),
+                ("bptt_adapted", &["final_distance_cm", "train_time_s"]),
+                ("cem_new_payload", &["final_distance_cm", "train_time_s"]),
+                ("sysid", &["payload_mass_error"]),
             ],
             "forecast" => &[("lstm_frozen", &["mae", "rmse"]), ("lstm_online", &["mae", "rmse"])],
             "meta" => &[

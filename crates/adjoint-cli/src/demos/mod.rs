@@ -8,4 +8,6 @@ pub mod maml;
 pub mod meta;
 pub mod parallel;
 pub mod robot;
+pub mod robot_control;
 pub mod robot_sim;
+pub mod robot_sysid;

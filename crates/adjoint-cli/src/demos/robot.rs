@@ -1,105 +1,172 @@
 //! `adjoint demo robot`: a neural feedback controller for a Puma 560 (first three joints),
 //! trained by backpropagation through time through the differentiable simulator in
 //! [`robot_sim`](super::robot_sim), against a derivative-free baseline (the cross-entropy
-//! method) given about the same wall-clock time.
+//! method) given the same wall-clock budget; then a payload of unknown mass is attached, is
+//! identified from one second of logged motion ([`robot_sysid`](super::robot_sysid)), and the
+//! controller is adapted to the identified arm, against CEM re-run from scratch on it with the
+//! same budget as the adaptation.
 //!
-//! Task: from a start posture near a home pose, bring the wrist centre to a random reachable
-//! target (the forward kinematics of a random joint configuration) within 1.5 s, with little
-//! torque. The controller sees `sin q, cos q, q̇`, the error to the target and the target, and
-//! outputs torques bounded by `tanh` at half the Puma's rated limits.
+//! ## Budgets and determinism
+//!
+//! By default each method trains for a wall-clock budget (seconds of training, evaluation left
+//! out) and reports the iterations it got done: that is the comparison the demo is about
+//! (what does a gradient buy per second?). Its results then depend on the machine's speed and
+//! load, and so do the recorded final metrics; `config.json` says so. `--epochs N` replaces the
+//! budgets with fixed iteration counts (N Adam steps; CEM gets [`CEM_PER_BPTT`] generations
+//! per step, the ratio of their costs measured on a 2-core machine) and the run is then
+//! deterministic for its seed, as is `--quick`.
+//!
+//! The pieces: the task, controller and both training loops are in
+//! [`robot_control`](super::robot_control); this file wires them, writes the report and plots,
+//! and hands the registry its record.
 
-use std::time::Instant;
+use std::collections::BTreeMap;
 
-use adjoint_core::{value_and_grad, DType, Params, Tensor};
-use adjoint_nn::optim::{Adam, AdamConfig, Optimizer};
+use adjoint_core::Tensor;
 use adjoint_nn::train::{Chart, Series};
-use adjoint_tensor::random::{self, Key};
+use adjoint_scalar::Var;
+use adjoint_tensor::random::Key;
 use serde::Serialize;
 use serde_json::json;
 
 use super::common::{self, metrics, Common, DemoError, MetricsLog, Outcome, RunDir};
-use super::robot_sim::{Arm, SIM_DTYPE};
+use super::robot_control::{
+    evaluate, rollout, sample_tasks, train_bptt, train_cem, BpttSettings, Budget, CemSettings, Horizon, Net,
+    Run, Task, Trace,
+};
+use super::robot_sim::{Arm, Model};
+use super::robot_sysid::{self as sysid, SysidSettings};
+
+/// CEM generations per BPTT step when budgets are iteration counts (`--epochs`): one BPTT step
+/// (8 tasks recorded on the tape and swept) costs about half a CEM generation (32 candidates ×
+/// 8 tasks of plain `f64` rollouts), measured on the 2-core build machine (30 s budgets: 379
+/// steps against 184 generations).
+pub const CEM_PER_BPTT: f64 = 0.5;
 
 /// Settings of the robot demo (saved as `config.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct RobotConfig {
     /// Joints simulated (from the base).
     pub joints: usize,
-    /// BPTT iterations (Adam steps).
-    pub iters: usize,
-    /// Adam learning rate.
-    pub lr: f64,
-    /// Targets per BPTT batch.
-    pub batch: usize,
-    /// Simulation steps per rollout.
+    /// Hidden width of the controller.
+    pub hidden: usize,
+    /// The rollout: steps, time step, torque penalty.
     pub steps: usize,
     /// Time step (s).
     pub dt: f64,
-    /// Hidden width of the controller.
-    pub hidden: usize,
     /// Weight of the torque penalty `mean((τ/τmax)²)`.
     pub torque_weight: f64,
-    /// CEM population and elite count.
-    pub cem_population: usize,
-    /// CEM elites.
-    pub cem_elites: usize,
-    /// CEM generations (chosen so CEM's wall-clock is about BPTT's; both times are reported).
-    pub cem_generations: usize,
-    /// Targets per CEM evaluation.
-    pub cem_batch: usize,
+    /// BPTT's budget (the same for CEM).
+    pub budget: Budget,
+    /// CEM's budget (the same seconds as BPTT's; its own iteration count).
+    pub cem_budget: Budget,
+    /// Adaptation budget (BPTT fine-tuning on the identified arm; CEM from scratch gets the
+    /// same seconds).
+    pub adapt_budget: Budget,
+    /// CEM's adaptation budget.
+    pub cem_adapt_budget: Budget,
+    /// BPTT settings.
+    pub bptt: BpttSettings,
+    /// Adam learning rate of the adaptation.
+    pub adapt_lr: f64,
+    /// CEM settings.
+    pub cem: CemSettings,
+    /// The payload experiment.
+    pub sysid: SysidSettings,
     /// Held-out targets for the learning curves and the table.
     pub eval_targets: usize,
     /// Seed.
     pub seed: u64,
+    /// What the results depend on.
+    pub timing: String,
 }
 
 impl RobotConfig {
     /// The defaults, adjusted by the common flags.
     pub fn from_common(c: &Common) -> RobotConfig {
+        let timed = |s: f64| Budget { seconds: Some(s), max_iters: 1_000_000 };
         let mut cfg = RobotConfig {
             joints: 3,
-            iters: 150,
-            lr: 3e-3,
-            batch: 32,
+            hidden: 32,
             steps: 150,
             dt: 0.01,
-            hidden: 32,
             torque_weight: 1e-2,
-            cem_population: 32,
-            cem_elites: 6,
-            cem_generations: 300,
-            cem_batch: 8,
+            budget: timed(75.0),
+            cem_budget: timed(75.0),
+            adapt_budget: timed(15.0),
+            cem_adapt_budget: timed(15.0),
+            bptt: BpttSettings { lr: 1e-2, batch: 8, clip: 10.0, start_fraction: 0.3 },
+            adapt_lr: 1e-3,
+            cem: CemSettings { population: 32, elites: 6, batch: 8, init_std: 0.1 },
+            sysid: SysidSettings::default(),
             eval_targets: 64,
             seed: c.seed,
+            timing: "wall-clock budgets (training seconds, evaluation excluded): iterations done, and so \
+                     the results, depend on the machine's speed and load"
+                .into(),
         };
+        let fixed = |iters: usize| Budget { seconds: None, max_iters: iters };
         if let Some(e) = c.epochs {
-            cfg.cem_generations = cfg.cem_generations * e / cfg.iters.max(1);
-            cfg.iters = e;
+            let a = (e / 5).max(1);
+            let cem = |i: usize| fixed(((i as f64 * CEM_PER_BPTT).ceil() as usize).max(1));
+            (cfg.budget, cfg.cem_budget) = (fixed(e), cem(e));
+            (cfg.adapt_budget, cfg.cem_adapt_budget) = (fixed(a), cem(a));
+            cfg.timing = "fixed iteration counts (--epochs): deterministic for the seed".into();
         }
         if let Some(lr) = c.lr {
-            cfg.lr = lr;
+            cfg.bptt.lr = lr;
+            cfg.adapt_lr = lr / 10.0;
         }
         if c.quick {
-            cfg.iters = 3;
-            cfg.cem_generations = 3;
+            (cfg.budget, cfg.cem_budget) = (fixed(3), fixed(3));
+            (cfg.adapt_budget, cfg.cem_adapt_budget) = (fixed(2), fixed(2));
             cfg.steps = 20;
             cfg.eval_targets = 8;
+            cfg.bptt.batch = 4;
+            cfg.sysid.max_iter = 10;
+            cfg.timing = "fixed iteration counts (--quick): deterministic for the seed".into();
         }
         cfg
     }
+
+    fn horizon(&self) -> Horizon {
+        Horizon { steps: self.steps, dt: self.dt, torque_weight: self.torque_weight }
+    }
 }
 
-/// Half the Puma 560's rated joint torques (N m), the controller's bound.
-const TORQUE_LIMIT: [f64; 6] = [48.8, 93.2, 44.7, 11.0, 12.5, 12.0];
-const HOME: [f64; 6] = [0.0, 0.7, -2.0, 0.0, 0.0, 0.0];
-const TARGET_SPREAD: [f64; 6] = [1.0, 0.5, 0.6, 0.5, 0.5, 0.5];
-const START_SPREAD: f64 = 0.2;
+/// One row of the table: a controller evaluated on the held-out tasks of one arm.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Method key (`bptt`, `cem`, …).
+    pub key: String,
+    /// What it is, for the table.
+    pub label: String,
+    /// Held-out loss.
+    pub eval_loss: f64,
+    /// Final distance to the target (cm), mean over held-out tasks.
+    pub final_distance_cm: f64,
+    /// `mean((τ/τmax)²)`.
+    pub effort: f64,
+    /// Training wall-clock (s).
+    pub train_time_s: f64,
+    /// Iterations done (Adam steps or CEM generations).
+    pub iterations: usize,
+}
 
-/// A two-hidden-layer tanh MLP whose parameters carry a leading population axis `P` (1 for
-/// gradient training; the CEM baseline evaluates `P` candidates in one batched rollout).
+/// The outcome of the demo, as printed and saved.
+#[derive(Clone, Debug, Serialize)]
+pub struct RobotReport {
+    /// The table's rows.
+    pub rows: Vec<Row>,
+    /// Method name → its metrics (`bptt`, `cem`, `bptt_adapted`, `cem_new_payload`:
+    /// `final_distance_cm`, `train_time_s`, …; `sysid`: `payload_mass_error`, …).
+    pub methods: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// The controller's parameters as named tensors, for the checkpoint.
 #[derive(Clone, adjoint_derive::Params)]
 #[params(crate = adjoint_core)]
-pub struct Controller {
+struct Controller {
     w1: Tensor,
     b1: Tensor,
     w2: Tensor,
@@ -108,140 +175,19 @@ pub struct Controller {
     b3: Tensor,
 }
 
-fn features_dim(n: usize) -> usize {
-    3 * n + 6
-}
-
-impl Controller {
-    fn new(key: &Key, n: usize, hidden: usize) -> Controller {
-        let k = key.split(3);
-        let f = features_dim(n);
-        let layer = |k: &Key, i: usize, o: usize, scale: f64| {
-            Tensor::from_array(random::normal(k, &[1, i, o], SIM_DTYPE)) * (scale / (i as f64).sqrt())
-        };
-        let z = |o: usize| Tensor::full_of(&[1, 1, o], 0.0, SIM_DTYPE);
-        Controller {
-            w1: layer(&k[0], f, hidden, 1.0),
-            b1: z(hidden),
-            w2: layer(&k[1], hidden, hidden, 1.0),
-            b2: z(hidden),
-            w3: layer(&k[2], hidden, n, 0.1),
-            b3: z(n),
-        }
-    }
-
-    /// `x: [P, B, F]` → torques `[P, B, n]`.
-    fn forward(&self, x: &Tensor, limit: &Tensor) -> Tensor {
-        let h = (x.matmul(&self.w1) + &self.b1).tanh();
-        let h = (h.matmul(&self.w2) + &self.b2).tanh();
-        (h.matmul(&self.w3) + &self.b3).tanh() * limit
-    }
-}
-
-/// A batch of tasks: start postures and targets.
-#[derive(Clone)]
-pub struct Tasks {
-    q0: Tensor,
-    target: Tensor,
-}
-
-fn sample_tasks(arm: &Arm, key: &Key, b: usize) -> Tasks {
-    let n = arm.dof();
-    let (k1, k2) = key.split2();
-    let around = |k: &Key, spread: &[f64]| {
-        let u = Tensor::from_array(random::uniform(k, &[b, n], -1.0, 1.0, SIM_DTYPE));
-        u * Tensor::from_vec(spread[..n].to_vec(), &[n]) + Tensor::from_vec(HOME[..n].to_vec(), &[n])
-    };
-    let q0 = around(&k1, &vec![START_SPREAD; n]);
-    let target = arm.end_effector(&around(&k2, &TARGET_SPREAD));
-    Tasks { q0, target }
-}
-
-/// Per-candidate costs `[P]` of a rollout, and the wrist paths `[steps, B, 3]` of candidate 0
-/// when asked.
-struct Rollout {
-    loss: Tensor,
-    effort: Tensor,
-    path: Option<Vec<Tensor>>,
-}
-
-fn rollout(arm: &Arm, ctrl: &Controller, tasks: &Tasks, cfg: &RobotConfig, record: bool) -> Rollout {
-    let n = arm.dof();
-    let p = ctrl.w1.shape()[0];
-    let b = tasks.q0.shape()[0];
-    let tile = |t: &Tensor| {
-        let d = t.shape()[1];
-        t.unsqueeze(0).broadcast_to(&[p, b, d]).reshape(&[p * b, d])
-    };
-    let mut q = tile(&tasks.q0);
-    let mut qd = q.zeros_like();
-    let target = tile(&tasks.target);
-    let limit = Tensor::from_vec(TORQUE_LIMIT[..n].to_vec(), &[n]);
-    let settle = cfg.steps * 7 / 10;
-    let mut dist = Tensor::full_of(&[p * b], 0.0, SIM_DTYPE);
-    let mut effort = Tensor::full_of(&[p * b], 0.0, SIM_DTYPE);
-    let mut path = record.then(Vec::new);
-    for t in 0..cfg.steps {
-        let k = arm.kinematics(&q);
-        let ee = k.origin[n].clone();
-        if let Some(path) = path.as_mut() {
-            path.push(ee.narrow(0, 0, b));
-        }
-        let err = &target - &ee;
-        let x = Tensor::concat(&[&q.sin(), &q.cos(), &(&qd * 0.3), &(&err * 3.0), &target], 1);
-        let tau = ctrl.forward(&x.reshape(&[p, b, features_dim(n)]), &limit).reshape(&[p * b, n]);
-        effort = effort + (&tau / &limit).square().mean_axes(&[1], false);
-        if t >= settle {
-            dist = dist + err.square().sum_axes(&[1], false);
-        }
-        let qdd = arm.acceleration_at(&k, &qd, &tau);
-        qd = qd + qdd * cfg.dt;
-        q = &q + &(&qd * cfg.dt);
-    }
-    let dist = (dist / (cfg.steps - settle) as f64).reshape(&[p, b]).mean_axes(&[1], false);
-    let effort = (effort / cfg.steps as f64).reshape(&[p, b]).mean_axes(&[1], false);
-    let loss = &dist + &(&effort * cfg.torque_weight);
-    Rollout { loss, effort, path }
-}
-
-/// Distance (cm) from the wrist to the target at the final step, averaged over the tasks.
-fn final_distance_cm(arm: &Arm, ctrl: &Controller, tasks: &Tasks, cfg: &RobotConfig) -> f64 {
-    let r = rollout(arm, ctrl, tasks, cfg, true);
-    let last = r.path.expect("recorded").pop().expect("at least one step");
-    let d = (last - &tasks.target).square().sum_axes(&[1], false).sqrt().mean();
-    d.item() * 100.0
-}
-
-/// The outcome of the demo, as printed and saved.
-#[derive(Clone, Debug, Serialize)]
-pub struct RobotReport {
-    /// Rows: method, eval loss, final distance (cm), mean (τ/τmax)², wall-clock (s).
-    pub rows: Vec<(String, f64, f64, f64, f64)>,
-    /// Method name → its metrics (`bptt`, `cem`: `final_distance_cm`, `train_time_s`,
-    /// `eval_loss`, `effort`).
-    pub methods: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
-}
-
-/// Flatten the leaves of a population-1 controller into one vector.
-fn flatten(c: &Controller) -> Vec<f64> {
-    c.leaves().iter().flat_map(|t| t.to_vec::<f64>()).collect()
-}
-
-/// A population-`p` controller from `p` parameter vectors `[p][dim]` laid out like [`flatten`].
-fn unflatten(template: &Controller, rows: &[Vec<f64>]) -> Controller {
-    let p = rows.len();
-    let mut offset = 0;
-    template.map_tensors(&mut |t| {
-        let numel = t.numel();
-        let mut data = Vec::with_capacity(p * numel);
-        for r in rows {
-            data.extend_from_slice(&r[offset..offset + numel]);
-        }
-        offset += numel;
-        let mut shape = t.shape().to_vec();
-        shape[0] = p;
-        Tensor::from_vec(data, &shape)
-    })
+fn controller(net: &Net, p: &[f64]) -> Controller {
+    let mut at = 0;
+    let mut t: Vec<Tensor> = net
+        .shapes()
+        .iter()
+        .map(|s| {
+            let len: usize = s.iter().product();
+            at += len;
+            Tensor::from_vec(p[at - len..at].to_vec(), s)
+        })
+        .collect();
+    let mut next = || t.remove(0);
+    Controller { w1: next(), b1: next(), w2: next(), b2: next(), w3: next(), b3: next() }
 }
 
 /// The configuration this demo runs with, as recorded.
@@ -255,6 +201,13 @@ pub fn data_files() -> [std::path::PathBuf; 1] {
     [common::data_dir().join("robot_arm_dynamics_params.json")]
 }
 
+fn log_trace(log: &mut MetricsLog, method: &str, t: &Trace) -> Result<(), String> {
+    for ((it, m), (time, _)) in t.points.iter().zip(t.curve.iter().skip(1)) {
+        log.log(json!({"method": method, "iter": it, "time_s": time, "metrics": m}))?;
+    }
+    Ok(())
+}
+
 /// Run the demo.
 pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     let cfg = RobotConfig::from_common(common);
@@ -264,225 +217,290 @@ pub fn run(common: &Common) -> Result<Outcome, DemoError> {
     dir.write_json("config.json", &json!({ "demo": "robot", "config": cfg, "data": [data_file] }))?;
     let mut log = MetricsLog::create(&dir)?;
     let key = Key::new(cfg.seed);
-    let eval = sample_tasks(&arm, &key.fold_in(1), cfg.eval_targets);
-    let init = Controller::new(&key.fold_in(2), arm.dof(), cfg.hidden);
-    let eval_loss = |c: &Controller| rollout(&arm, c, &eval, &cfg, false).loss.item();
+    let h = cfg.horizon();
+    let net = Net { n: arm.dof(), hidden: cfg.hidden };
+    let nominal: Model<f64> = arm.model(None);
+    let eval = sample_tasks(&nominal, &key.fold_in(1), cfg.eval_targets);
+    let init = net.init(&key.fold_in(2));
+    let base = Run { label: "bptt", net: &net, h: &h, budget: &cfg.budget, quiet: common.quiet };
 
-    // Backpropagation through time with Adam.
-    let mut ctrl = init.clone();
-    let mut opt = Adam::new(&ctrl, AdamConfig { lr: cfg.lr, ..Default::default() });
-    let pb = common::progress(cfg.iters as u64, "bptt", common.quiet);
-    let mut bptt_curve = vec![(0.0, eval_loss(&ctrl))];
-    let mut epochs = Vec::new();
-    let start = Instant::now();
-    let mut eval_time = 0.0;
-    for it in 0..cfg.iters {
-        let tasks = sample_tasks(&arm, &key.fold_in(1000 + it as u64), cfg.batch);
-        let (loss, g) =
-            value_and_grad(|c: &Controller| rollout(&arm, c, &tasks, &cfg, false).loss.sum())(&ctrl);
-        common::check_finite("robot BPTT", it, loss.item())?;
-        let (g, norm) = adjoint_nn::optim::clip_grad_norm(&g, 10.0);
-        ctrl = opt.step(&ctrl, &g);
-        pb.inc(1);
-        pb.set_message(format!("loss {:.4}", loss.item()));
-        if it % 10 == 9 || it + 1 == cfg.iters {
-            let t0 = Instant::now();
-            let e = eval_loss(&ctrl);
-            eval_time += t0.elapsed().as_secs_f64();
-            let t = start.elapsed().as_secs_f64() - eval_time;
-            bptt_curve.push((t, e));
-            epochs.push((
-                (it + 1) as u64,
-                metrics([("train_loss", loss.item()), ("eval_loss", e), ("grad_norm", norm)]),
-            ));
-            log.log(json!({"method": "bptt", "iter": it + 1, "time_s": t, "train_loss": loss.item(),
-                "grad_norm": norm, "eval_loss": e}))?;
-        }
-    }
-    pb.finish_and_clear();
-    let bptt_time = start.elapsed().as_secs_f64() - eval_time;
+    // Phase 1: the nominal arm, BPTT against CEM with the same budget.
+    let nominal_var: Model<Var> = arm.model(None);
+    let (nominal_ref, key_ref) = (&nominal, &key);
+    let train_tasks = |salt: u64, b: usize| {
+        move |it: usize| sample_tasks(nominal_ref, &key_ref.fold_in(salt + it as u64), b)
+    };
+    let eval_on = |m: &Model<f64>, tasks: &[Task]| {
+        let m = m.clone();
+        let tasks = tasks.to_vec();
+        move |p: &[f64]| evaluate(&m, &net, p, &tasks, &h).0
+    };
+    let mut bptt = init.clone();
+    let bptt_trace = train_bptt(
+        base,
+        &nominal_var,
+        &mut bptt,
+        &cfg.bptt,
+        train_tasks(1_000_000, cfg.bptt.batch),
+        eval_on(&nominal, &eval),
+    )?;
+    log_trace(&mut log, "bptt", &bptt_trace)?;
+    let mut cem = init.clone();
+    let cem_trace = train_cem(
+        Run { label: "cem", budget: &cfg.cem_budget, ..base },
+        &nominal,
+        &mut cem,
+        &cfg.cem,
+        &key.fold_in(3),
+        train_tasks(2_000_000, cfg.cem.batch),
+        eval_on(&nominal, &eval),
+    )?;
+    log_trace(&mut log, "cem", &cem_trace)?;
 
-    // Cross-entropy method over the same controller's parameters, forward rollouts only.
-    let mut mean = flatten(&init);
-    let dim = mean.len();
-    let mut std = vec![0.1; dim];
-    let mut best = init.clone();
-    let pb = common::progress(cfg.cem_generations as u64, "cem", common.quiet);
-    let mut cem_curve = vec![(0.0, eval_loss(&init))];
-    let start = Instant::now();
-    let mut eval_time = 0.0;
-    for gen in 0..cfg.cem_generations {
-        let kg = key.fold_in(500_000 + gen as u64);
-        let eps = random::normal(&kg, &[cfg.cem_population, dim], DType::F64).to_vec::<f64>();
-        let rows: Vec<Vec<f64>> = (0..cfg.cem_population)
-            .map(|i| (0..dim).map(|j| mean[j] + std[j] * eps[i * dim + j]).collect())
-            .collect();
-        let tasks = sample_tasks(&arm, &kg.fold_in(7), cfg.cem_batch);
-        let losses = rollout(&arm, &unflatten(&init, &rows), &tasks, &cfg, false).loss.to_vec::<f64>();
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by(|&a, &b| losses[a].total_cmp(&losses[b]));
-        let elites = &order[..cfg.cem_elites];
-        for j in 0..dim {
-            let m = elites.iter().map(|&e| rows[e][j]).sum::<f64>() / elites.len() as f64;
-            let v = elites.iter().map(|&e| (rows[e][j] - m).powi(2)).sum::<f64>() / elites.len() as f64;
-            mean[j] = m;
-            std[j] = v.sqrt() + 0.01 * (1.0 - gen as f64 / cfg.cem_generations as f64);
-        }
-        best = unflatten(&init, std::slice::from_ref(&mean));
-        pb.inc(1);
-        pb.set_message(format!("best {:.4}", losses[order[0]]));
-        if gen % 20 == 19 || gen + 1 == cfg.cem_generations {
-            let t0 = Instant::now();
-            let e = eval_loss(&best);
-            eval_time += t0.elapsed().as_secs_f64();
-            let t = start.elapsed().as_secs_f64() - eval_time;
-            cem_curve.push((t, e));
-            log.log(json!({"method": "cem", "generation": gen + 1, "time_s": t, "eval_loss": e}))?;
-        }
-    }
-    pb.finish_and_clear();
-    let cem_time = start.elapsed().as_secs_f64() - eval_time;
+    // Phase 2: a payload of unknown mass; identify it from one second of logged motion.
+    let s = &cfg.sysid;
+    let started = std::time::Instant::now();
+    let logged = sysid::measure(&arm, s, &key.fold_in(4));
+    let found = sysid::identify(&arm, &logged, s)?;
+    let sysid_time = started.elapsed().as_secs_f64();
+    let est = found.payload;
+    log.log(json!({"method": "sysid", "losses": found.losses, "estimate": est, "truth": s.truth}))?;
+
+    // Phase 3: adapt to the identified arm; CEM from scratch on it with the same budget. Both
+    // are scored on the true arm (the identified one is only their simulator).
+    let truth: Model<f64> = arm.model(Some(&s.truth));
+    let ident: Model<f64> = arm.model(Some(&est));
+    let ident_var: Model<Var> = arm.model(Some(&est.lift()));
+    let ident_ref = &ident;
+    let ident_tasks =
+        |salt: u64, b: usize| move |it: usize| sample_tasks(ident_ref, &key_ref.fold_in(salt + it as u64), b);
+    let mut adapted = bptt.clone();
+    let adapt = BpttSettings { lr: cfg.adapt_lr, start_fraction: 1.0, ..cfg.bptt.clone() };
+    let adapt_trace = train_bptt(
+        Run { label: "adapt", budget: &cfg.adapt_budget, ..base },
+        &ident_var,
+        &mut adapted,
+        &adapt,
+        ident_tasks(3_000_000, cfg.bptt.batch),
+        eval_on(&truth, &eval),
+    )?;
+    log_trace(&mut log, "bptt_adapted", &adapt_trace)?;
+    let mut cem_new = init.clone();
+    let cem_new_trace = train_cem(
+        Run { label: "cem-new", budget: &cfg.cem_adapt_budget, ..base },
+        &ident,
+        &mut cem_new,
+        &cfg.cem,
+        &key.fold_in(5),
+        ident_tasks(4_000_000, cfg.cem.batch),
+        eval_on(&truth, &eval),
+    )?;
+    log_trace(&mut log, "cem_new_payload", &cem_new_trace)?;
     log.finish()?;
 
-    let mut rows = Vec::new();
-    for (name, c, t) in
-        [("untrained", &init, 0.0), ("BPTT (adjoint grad)", &ctrl, bptt_time), ("CEM", &best, cem_time)]
-    {
-        let r = rollout(&arm, c, &eval, &cfg, false);
-        rows.push((
-            name.to_string(),
-            r.loss.item(),
-            final_distance_cm(&arm, c, &eval, &cfg),
-            r.effort.item(),
-            t,
-        ));
-    }
-    let methods = [("untrained", &rows[0]), ("bptt", &rows[1]), ("cem", &rows[2])]
-        .into_iter()
-        .map(|(k, r)| {
+    let row = |key: &str, label: &str, m: &Model<f64>, p: &[f64], t: Option<&Trace>| {
+        let (eval_loss, effort, final_distance_cm) = evaluate(m, &net, p, &eval, &h);
+        Row {
+            key: key.into(),
+            label: label.into(),
+            eval_loss,
+            final_distance_cm,
+            effort,
+            train_time_s: t.map_or(0.0, |t| t.time_s),
+            iterations: t.map_or(0, |t| t.iters),
+        }
+    };
+    let rows = vec![
+        row("untrained", "untrained", &nominal, &init, None),
+        row("bptt", "BPTT (adjoint grad)", &nominal, &bptt, Some(&bptt_trace)),
+        row("cem", "CEM", &nominal, &cem, Some(&cem_trace)),
+        row("bptt_new_payload", "BPTT, payload, not adapted", &truth, &bptt, None),
+        row("bptt_adapted", "BPTT adapted to identified payload", &truth, &adapted, Some(&adapt_trace)),
+        row(
+            "cem_new_payload",
+            "CEM from scratch, identified payload",
+            &truth,
+            &cem_new,
+            Some(&cem_new_trace),
+        ),
+    ];
+    let mut methods: BTreeMap<String, BTreeMap<String, f64>> = rows
+        .iter()
+        .map(|r| {
             let m = metrics([
-                ("eval_loss", r.1),
-                ("final_distance_cm", r.2),
-                ("effort", r.3),
-                ("train_time_s", r.4),
+                ("eval_loss", r.eval_loss),
+                ("final_distance_cm", r.final_distance_cm),
+                ("effort", r.effort),
+                ("train_time_s", r.train_time_s),
+                ("iterations", r.iterations as f64),
             ]);
-            (k.to_string(), m)
+            (r.key.clone(), m)
         })
         .collect();
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+    methods.insert(
+        "sysid".into(),
+        metrics([
+            ("payload_mass_error", rel(est.mass, s.truth.mass)),
+            ("payload_offset_error", rel(est.offset, s.truth.offset)),
+            ("estimated_mass_kg", est.mass),
+            ("true_mass_kg", s.truth.mass),
+            ("estimated_offset_m", est.offset),
+            ("true_offset_m", s.truth.offset),
+            ("final_loss", *found.losses.last().unwrap_or(&f64::NAN)),
+            ("evaluations", found.losses.len() as f64),
+            ("time_s", sysid_time),
+        ]),
+    );
     let report = RobotReport { rows, methods };
     let table = common::table(
-        &["method", "eval loss", "final distance (cm)", "mean (τ/τmax)²", "train time (s)"],
+        &["method", "eval loss", "final distance (cm)", "mean (τ/τmax)²", "train time (s)", "iterations"],
         &report
             .rows
             .iter()
             .map(|r| {
                 vec![
-                    r.0.clone(),
-                    format!("{:.5}", r.1),
-                    format!("{:.2}", r.2),
-                    format!("{:.4}", r.3),
-                    format!("{:.1}", r.4),
+                    r.label.clone(),
+                    format!("{:.5}", r.eval_loss),
+                    format!("{:.2}", r.final_distance_cm),
+                    format!("{:.4}", r.effort),
+                    format!("{:.1}", r.train_time_s),
+                    r.iterations.to_string(),
                 ]
             })
             .collect::<Vec<_>>(),
     );
-    dir.write("results.md", &table)?;
+    let sysid_text = format!(
+        "System identification ({:.1} s log, noise {} rad, L-BFGS, {} evaluations, {:.2} s):\n\
+         - payload mass: estimated {:.4} kg, true {:.4} kg (relative error {:.2}%)\n\
+         - payload offset: estimated {:.4} m, true {:.4} m (relative error {:.2}%)\n",
+        s.duration,
+        s.noise,
+        found.losses.len(),
+        sysid_time,
+        est.mass,
+        s.truth.mass,
+        100.0 * rel(est.mass, s.truth.mass),
+        est.offset,
+        s.truth.offset,
+        100.0 * rel(est.offset, s.truth.offset),
+    );
+    dir.write("results.md", &format!("{table}\n{sysid_text}"))?;
     dir.write_json("results.json", &report)?;
 
-    let mut meta = std::collections::BTreeMap::new();
+    let mut meta = BTreeMap::new();
     meta.insert("demo".to_string(), "robot".to_string());
     meta.insert("seed".to_string(), cfg.seed.to_string());
-    adjoint_nn::checkpoint::save(dir.file("controller.safetensors"), &ctrl, &meta)
+    adjoint_nn::checkpoint::save(dir.file("controller.safetensors"), &controller(&net, &bptt), &meta)
         .map_err(|e| e.to_string())?;
+    plots(&dir, &cfg, &nominal, &net, &bptt, &eval, [&bptt_trace, &cem_trace, &adapt_trace, &cem_new_trace])?;
+    Chart::new("Payload identification: output error vs L-BFGS evaluation")
+        .x_label("objective evaluation (line-search trials included)")
+        .y_label("mean squared angle error (mrad²)")
+        .log_y(true)
+        .series(Series::new(
+            "loss through the simulator",
+            found.losses.iter().enumerate().map(|(i, &l)| (i as f64, l)).collect(),
+        ))
+        .save(dir.file("sysid_loss"))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "robot: reaching with a Puma 560 ({} joints, {} steps of {} s)\n{table}\n{sysid_text}",
+        cfg.joints, cfg.steps, cfg.dt
+    );
+    println!("robot: run folder {}", dir.path.display());
+    let mut final_metrics = BTreeMap::new();
+    for (k, m) in &report.methods {
+        for (name, v) in m {
+            if !name.contains("time") {
+                final_metrics.insert(format!("{k}_{name}"), *v);
+            }
+        }
+    }
+    let checkpoints = vec![(dir.file("controller.safetensors"), "controller".to_string())];
+    let train = sample_tasks(&nominal, &key.fold_in(1_000_000), 64);
+    let mut ev = evaluation(&nominal, &net, &bptt, (&eval, &train), &h);
+    ev.data =
+        vec![super::evaluate::data_record(&data_file, "arm model; held-out targets drawn from the seed")?];
+    Ok(Outcome {
+        dir,
+        data_files: vec![data_file],
+        epochs: bptt_trace.points.clone(),
+        final_metrics,
+        checkpoints,
+        evaluations: vec![("controller".into(), ev)],
+    })
+}
 
+/// Learning curves (both phases) and the trained controller's wrist paths.
+fn plots(
+    dir: &RunDir,
+    cfg: &RobotConfig,
+    model: &Model<f64>,
+    net: &Net,
+    p: &[f64],
+    eval: &[Task],
+    [bptt, cem, adapt, cem_new]: [&Trace; 4],
+) -> Result<(), String> {
     Chart::new("Robot reaching: held-out loss vs training time")
         .x_label("wall-clock seconds (evaluation excluded)")
         .y_label("loss")
         .log_y(true)
-        .series(Series::new("BPTT through the simulator", bptt_curve))
-        .series(Series::new("CEM (derivative-free)", cem_curve))
+        .series(Series::new("BPTT through the simulator", bptt.curve.clone()))
+        .series(Series::new("CEM (derivative-free)", cem.curve.clone()))
         .save(dir.file("learning_curves"))
         .map_err(|e| e.to_string())?;
-    let paths = rollout(&arm, &ctrl, &eval, &cfg, true).path.expect("recorded");
-    let targets = eval.target.to_vec::<f64>();
+    Chart::new("New payload: held-out loss on the true arm vs training time")
+        .x_label("wall-clock seconds (evaluation excluded)")
+        .y_label("loss")
+        .log_y(true)
+        .series(Series::new("BPTT adapted (from the trained controller)", adapt.curve.clone()))
+        .series(Series::new("CEM from scratch", cem_new.curve.clone()))
+        .save(dir.file("adaptation_curves"))
+        .map_err(|e| e.to_string())?;
+    let h = cfg.horizon();
     for (plane, (a, b), stem) in
         [("top view (x, y)", (0, 1), "trajectory_xy"), ("side view (x, z)", (0, 2), "trajectory_xz")]
     {
         let mut chart = Chart::new(format!("Wrist paths of the trained controller, {plane}"))
             .x_label(if a == 0 { "x (m)" } else { "" })
             .y_label(if b == 1 { "y (m)" } else { "z (m)" });
-        for task in 0..4.min(cfg.eval_targets) {
-            let pts: Vec<(f64, f64)> = paths
-                .iter()
-                .map(|p| {
-                    let v = p.narrow(0, task, 1).to_vec::<f64>();
-                    (v[a], v[b])
-                })
-                .collect();
-            chart = chart.series(Series::new(format!("path {task}"), pts));
-            let (tx, ty) = (targets[task * 3 + a], targets[task * 3 + b]);
-            let d = 0.02;
+        for (i, task) in eval.iter().take(4).enumerate() {
+            let path = rollout(model, net, p, task, &h, true).path;
+            chart =
+                chart.series(Series::new(format!("path {i}"), path.iter().map(|v| (v[a], v[b])).collect()));
+            let (tx, ty, d) = (task.target[a], task.target[b], 0.02);
             chart = chart.series(Series::new(
-                format!("target {task}"),
+                format!("target {i}"),
                 vec![(tx - d, ty), (tx + d, ty), (tx, ty), (tx, ty - d), (tx, ty + d)],
             ));
         }
         chart.save(dir.file(stem)).map_err(|e| e.to_string())?;
     }
-    println!(
-        "robot: reaching with a Puma 560 ({} joints, {} steps of {} s)\n{table}",
-        cfg.joints, cfg.steps, cfg.dt
-    );
-    println!("robot: run folder {}", dir.path.display());
-    let r = &report.rows;
-    let final_metrics = metrics([
-        ("untrained_eval_loss", r[0].1),
-        ("bptt_eval_loss", r[1].1),
-        ("bptt_final_distance_cm", r[1].2),
-        ("bptt_effort", r[1].3),
-        ("cem_eval_loss", r[2].1),
-        ("cem_final_distance_cm", r[2].2),
-        ("cem_effort", r[2].3),
-    ]);
-    let checkpoints = vec![(dir.file("controller.safetensors"), "controller".to_string())];
-    let train = sample_tasks(&arm, &key.fold_in(1000), cfg.batch.max(64));
-    let mut eval = evaluation(&arm, &ctrl, (&eval, &train), &cfg);
-    eval.data =
-        vec![super::evaluate::data_record(&data_file, "arm model; held-out targets drawn from the seed")?];
-    Ok(Outcome {
-        dir,
-        data_files: vec![data_file],
-        epochs,
-        final_metrics,
-        checkpoints,
-        evaluations: vec![("controller".into(), eval)],
-    })
+    Ok(())
 }
 
 /// The trained controller's evaluation record: final distance per held-out task, sliced by
 /// target region (left/right of the base, above/below the median target height), and the drift
 /// of the target coordinates between training and held-out tasks.
 fn evaluation(
-    arm: &Arm,
-    ctrl: &Controller,
-    (eval, train): (&Tasks, &Tasks),
-    cfg: &RobotConfig,
+    model: &Model<f64>,
+    net: &Net,
+    p: &[f64],
+    (eval, train): (&[Task], &[Task]),
+    h: &Horizon,
 ) -> adjoint_store::Evaluation {
-    let mut path = rollout(arm, ctrl, eval, cfg, true).path.expect("recorded");
-    let last = path.pop().expect("at least one step");
-    let d = ((last - &eval.target).square().sum_axes(&[1], false).sqrt() * 100.0)
-        .cast(DType::F64)
-        .to_vec::<f64>();
-    let tg = eval.target.cast(DType::F64).to_vec::<f64>();
-    let mut zs: Vec<f64> = tg.chunks(3).map(|t| t[2]).collect();
+    let d: Vec<f64> =
+        eval.iter().map(|t| rollout(model, net, p, t, h, false).final_distance * 100.0).collect();
+    let mut zs: Vec<f64> = eval.iter().map(|t| t.target[2]).collect();
     zs.sort_by(f64::total_cmp);
     let median_z = zs[zs.len() / 2];
-    let rows: Vec<(String, Vec<f64>)> = tg
-        .chunks(3)
+    let rows: Vec<(String, Vec<f64>)> = eval
+        .iter()
         .zip(&d)
         .map(|(t, &dist)| {
-            let side = if t[1] >= 0.0 { "left" } else { "right" };
-            let height = if t[2] >= median_z { "high" } else { "low" };
+            let side = if t.target[1] >= 0.0 { "left" } else { "right" };
+            let height = if t.target[2] >= median_z { "high" } else { "low" };
             (format!("{side}-{height}"), vec![dist])
         })
         .collect();
@@ -494,13 +512,12 @@ fn evaluation(
         metrics([("final_distance_cm", mean)]),
     );
     ev.slices = super::evaluate::mean_slices("region", &["final_distance_cm"], &rows);
-    let tt = train.target.cast(DType::F64).to_vec::<f64>();
     ev.features = ["target x", "target y", "target z"]
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let col = |v: &[f64]| v.chunks(3).map(|t| t[j]).collect::<Vec<f64>>();
-            adjoint_store::FeatureDistribution::from_samples(name, &col(&tt), &col(&tg), 5)
+            let col = |ts: &[Task]| ts.iter().map(|t| t.target[j]).collect::<Vec<f64>>();
+            adjoint_store::FeatureDistribution::from_samples(name, &col(train), &col(eval), 5)
         })
         .collect();
     ev
