@@ -29,8 +29,8 @@ use serde_json::json;
 
 use super::common::{self, metrics, Common, DemoError, MetricsLog, Outcome, RunDir};
 use super::forecast_risk::{self, Garch};
-use super::{forecast_online, forecast_report};
 use super::parallel::Replica;
+use super::{forecast_online, forecast_report};
 
 /// The stocks, in column order.
 pub const TICKERS: [&str; 3] = ["AAPL", "IBM", "MSFT"];
@@ -294,7 +294,8 @@ fn method(
     let mut hit = vec![[false; 3]; r_test.len()];
     let mut c = [0.0; 3];
     for s in 0..3 {
-        let (v, h) = forecast_risk::var99(&col(r_cal, s), &col(&scale_cal, s), &col(r_test, s), &col(&scale_test, s));
+        let (v, h) =
+            forecast_risk::var99(&col(r_cal, s), &col(&scale_cal, s), &col(r_test, s), &col(&scale_test, s));
         for i in 0..r_test.len() {
             (var[i][s], hit[i][s]) = (v[i], h[i]);
         }
@@ -503,7 +504,10 @@ pub fn run_with(
     let omega = Tensor::from_vec(garch.iter().map(|g| g.1.omega as f32).collect(), &[3]);
     let hybrid_inputs = |idx: &[usize]| {
         let f = |v: &dyn Fn(usize, usize) -> f64| {
-            Tensor::from_vec(idx.iter().flat_map(|&e| [0, 1, 2].map(|s| v(e, s) as f32)).collect(), &[idx.len(), 3])
+            Tensor::from_vec(
+                idx.iter().flat_map(|&e| [0, 1, 2].map(|s| v(e, s) as f32)).collect(),
+                &[idx.len(), 3],
+            )
         };
         vec![
             win.batch(idx).0,
@@ -538,15 +542,16 @@ pub fn run_with(
     let walk: Vec<usize> = (train_end..last).collect();
     let frozen_pred = to_rows(&frozen.forward(&win.batch(&walk).0).cast(DType::F64));
     let pb = common::progress(walk.len() as u64, "walk", common.quiet);
-    let w = forecast_online::walk(&frozen, &train_opt, &policy, &win, &walk, &key.fold_in(6), &mut |i, p| {
-        let t = walk[i];
-        let ae = |p: &[f64; 3]| (0..3).map(|s| (p[s] - truth(t)[s]).abs()).sum::<f64>() / 3.0;
-        pb.inc(1);
-        observe(ae(&p), ae(&frozen_pred[i])).map_err(DemoError::from)
-    })?;
+    let w =
+        forecast_online::walk(&frozen, &train_opt, &policy, &win, &walk, &key.fold_in(6), &mut |i, p| {
+            let t = walk[i];
+            let ae = |p: &[f64; 3]| (0..3).map(|s| (p[s] - truth(t)[s]).abs()).sum::<f64>() / 3.0;
+            pb.inc(1);
+            observe(ae(&p), ae(&frozen_pred[i])).map_err(DemoError::from)
+        })?;
     pb.finish_and_clear();
-    for (t, loss) in &w.losses {
-        log.log(json!({"phase": "walk", "day": dates[t + 1], "online_loss": loss}))?;
+    for (t, loss, lr) in &w.losses {
+        log.log(json!({"phase": "walk", "day": dates[t + 1], "online_loss": loss, "lr": lr}))?;
     }
     let (model, online_pred) = (w.model, w.pred);
     log.finish()?;
@@ -568,18 +573,52 @@ pub fn run_with(
             .collect()
     };
     let sigma = |d: &[usize]| d.iter().map(|&t| h[t].map(f64::sqrt)).collect::<Vec<_>>();
-    let hybrid_sigma = |d: &[usize]| {
-        to_rows(&hybrid_variance(&hybrid, &hybrid_inputs(d), &omega).sqrt().cast(DType::F64))
-    };
+    let hybrid_sigma =
+        |d: &[usize]| to_rows(&hybrid_variance(&hybrid, &hybrid_inputs(d), &omega).sqrt().cast(DType::F64));
     let frozen_cal = to_rows(&frozen.forward(&win.batch(&ends).0).cast(DType::F64));
     let methods = vec![
-        method(("persistence", "persistence (tomorrow = today)"), Some(persistence(&walk)), (&r_cal, &persistence(&ends)), (&r_test, &persistence(&walk))),
-        method(("train_mean", "training mean (VaR: historical simulation)"), Some(vec![train_mean; walk.len()]), (&r_cal, &vec![train_mean; ends.len()]), (&r_test, &vec![train_mean; walk.len()])),
-        method(("ar", "AR(10) of |return|, least squares"), Some(ar(&walk)), (&r_cal, &ar(&ends)), (&r_test, &ar(&walk))),
-        method(("garch", "GARCH(1,1), maximum likelihood (L-BFGS)"), None, (&r_cal, &sigma(&ends)), (&r_test, &sigma(&walk))),
-        method(("lstm_frozen", "LSTM, frozen after training"), Some(frozen_pred.clone()), (&r_cal, &frozen_cal), (&r_test, &frozen_pred)),
-        method(("lstm_online", "LSTM, online updates (chosen policy)"), Some(online_pred.clone()), (&r_cal, &frozen_cal), (&r_test, &online_pred)),
-        method(("hybrid", "hybrid: GARCH modulated by an LSTM (max. likelihood)"), None, (&r_cal, &hybrid_sigma(&ends)), (&r_test, &hybrid_sigma(&walk))),
+        method(
+            ("persistence", "persistence (tomorrow = today)"),
+            Some(persistence(&walk)),
+            (&r_cal, &persistence(&ends)),
+            (&r_test, &persistence(&walk)),
+        ),
+        method(
+            ("train_mean", "training mean (VaR: historical simulation)"),
+            Some(vec![train_mean; walk.len()]),
+            (&r_cal, &vec![train_mean; ends.len()]),
+            (&r_test, &vec![train_mean; walk.len()]),
+        ),
+        method(
+            ("ar", "AR(10) of |return|, least squares"),
+            Some(ar(&walk)),
+            (&r_cal, &ar(&ends)),
+            (&r_test, &ar(&walk)),
+        ),
+        method(
+            ("garch", "GARCH(1,1), maximum likelihood (L-BFGS)"),
+            None,
+            (&r_cal, &sigma(&ends)),
+            (&r_test, &sigma(&walk)),
+        ),
+        method(
+            ("lstm_frozen", "LSTM, frozen after training"),
+            Some(frozen_pred.clone()),
+            (&r_cal, &frozen_cal),
+            (&r_test, &frozen_pred),
+        ),
+        method(
+            ("lstm_online", "LSTM, online updates (chosen policy)"),
+            Some(online_pred.clone()),
+            (&r_cal, &frozen_cal),
+            (&r_test, &online_pred),
+        ),
+        method(
+            ("hybrid", "hybrid: GARCH modulated by an LSTM (max. likelihood)"),
+            None,
+            (&r_cal, &hybrid_sigma(&ends)),
+            (&r_test, &hybrid_sigma(&walk)),
+        ),
     ];
     let all: Vec<usize> = (0..walk.len()).collect();
     let by_method: BTreeMap<String, BTreeMap<String, f64>> =
@@ -592,7 +631,10 @@ pub fn run_with(
     let per_year = years
         .iter()
         .map(|(y, idx)| {
-            (y.clone(), methods.iter().map(|m| (m.key.to_string(), method_metrics(m, &truth_rows, idx))).collect())
+            (
+                y.clone(),
+                methods.iter().map(|m| (m.key.to_string(), method_metrics(m, &truth_rows, idx))).collect(),
+            )
         })
         .collect();
     let report = ForecastReport {
@@ -607,7 +649,8 @@ pub fn run_with(
             validation: scored,
         },
     };
-    let summary = forecast_report::summary(&report, &methods.iter().map(|m| (m.key, m.name)).collect::<Vec<_>>());
+    let summary =
+        forecast_report::summary(&report, &methods.iter().map(|m| (m.key, m.name)).collect::<Vec<_>>());
     dir.write("results.md", &summary)?;
     dir.write_json("results.json", &report)?;
 

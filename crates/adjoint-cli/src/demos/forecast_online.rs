@@ -44,6 +44,8 @@ pub struct Policy {
     pub l2: f64,
     /// Continue the training run's Adam state (else a fresh Adam).
     pub keep_adam: bool,
+    /// Hypergradient rate κ of the learning rate (0: fixed lr); see [`walk`].
+    pub hyper: f64,
 }
 
 /// The candidate policies compared on the validation walk; `quick` keeps the cheap ones.
@@ -57,16 +59,48 @@ pub fn candidates(quick: bool) -> Vec<Policy> {
         replay,
         l2,
         keep_adam,
+        hyper: 0.0,
     };
     let mut v = vec![
         p("frozen (no updates)", 0.0, 1, 0, 0, 0, 0.0, false),
         p("keep Adam, lr 1e-4, every 5 days, 32 recent + 32 replay, L2 1e-3", 1e-4, 5, 1, 32, 32, 1e-3, true),
         p("keep Adam, lr 3e-4, every 5 days, 32 recent + 32 replay, L2 1e-3", 3e-4, 5, 1, 32, 32, 1e-3, true),
-        p("keep Adam, lr 3e-4, every 20 days, 2 steps, 32 recent + 96 replay", 3e-4, 20, 2, 32, 96, 0.0, true),
+        p(
+            "keep Adam, lr 3e-4, every 20 days, 2 steps, 32 recent + 96 replay",
+            3e-4,
+            20,
+            2,
+            32,
+            96,
+            0.0,
+            true,
+        ),
+        Policy {
+            hyper: 0.1,
+            ..p(
+                "keep Adam, hypergradient lr from 3e-4 (κ 0.1), every 5 days, 32 recent + 32 replay, L2 1e-3",
+                3e-4,
+                5,
+                1,
+                32,
+                32,
+                1e-3,
+                true,
+            )
+        },
     ];
     if !quick {
         // The original policy, for the record.
-        v.push(p("fresh Adam, lr 5e-4, daily, 2 steps on 32 recent (original)", 5e-4, 1, 2, 32, 0, 0.0, false));
+        v.push(p(
+            "fresh Adam, lr 5e-4, daily, 2 steps on 32 recent (original)",
+            5e-4,
+            1,
+            2,
+            32,
+            0,
+            0.0,
+            false,
+        ));
     }
     v
 }
@@ -77,12 +111,19 @@ pub struct Walk {
     pub model: Forecaster,
     /// Forecasts, one row per day of the walk.
     pub pred: Vec<[f64; 3]>,
-    /// `(day, loss)` of each update.
-    pub losses: Vec<(usize, f64)>,
+    /// `(day, loss, learning rate)` of each update.
+    pub losses: Vec<(usize, f64, f64)>,
 }
 
 /// Walk forward over `days` from `model` (trained with `opt`): forecast each day, call
 /// `observe(i, forecast)`, update by `policy`. `seed` draws the replay windows.
+///
+/// With `policy.hyper = κ > 0` the learning rate is learned online by hypergradient descent
+/// (Baydin et al. 2018): the last update moved the weights by `d = θ_k − θ_{k−1}`, and Adam's
+/// step is linear in its learning rate (the moments do not depend on it), so the derivative of
+/// the new batch's loss through that step is exactly `∂L(θ_k)/∂lr = ∇L(θ_k)·d / lr` — no
+/// differentiation through the optimizer is needed. The update is multiplicative and
+/// normalised, `lr ← lr·exp(−κ·cos(∇L, d))`, clamped to [1e-6, 1e-2].
 pub fn walk(
     model: &Forecaster,
     opt: &Adam,
@@ -105,6 +146,8 @@ pub fn walk(
     let (mut pred, mut losses) = (Vec::with_capacity(days.len()), Vec::new());
     let mut i = 0;
     let mut step = 0;
+    let mut lr = policy.lr;
+    let mut last_move: Option<Vec<adjoint_core::Tensor>> = None;
     while i < days.len() {
         let k = if policy.lr > 0.0 { policy.every.min(days.len() - i) } else { days.len() - i };
         let block = &days[i..i + k];
@@ -123,7 +166,12 @@ pub fn walk(
         let mut ends: Vec<usize> = (lo..=t).collect();
         if lo > win.window && policy.replay > 0 {
             let span = (lo - win.window) as u64;
-            ends.extend(seed.fold_in(t as u64).bits(policy.replay).iter().map(|&b| win.window + (b as u64 % span) as usize));
+            ends.extend(
+                seed.fold_in(t as u64)
+                    .bits(policy.replay)
+                    .iter()
+                    .map(|&b| win.window + (b as u64 % span) as usize),
+            );
         }
         let (xr, yr) = win.batch(&ends);
         let anchor_leaves = anchor.leaves();
@@ -141,6 +189,19 @@ pub fn walk(
                 .expect("parameters");
             &fit + &(&pull * policy.l2)
         };
+        if let (true, Some(d)) = (policy.hyper > 0.0, &last_move) {
+            let (_, g) = adjoint_core::value_and_grad(loss_fn)(&model);
+            let (mut gd, mut gg, mut dd) = (0.0, 0.0, 0.0);
+            for (g, d) in g.leaves().iter().zip(d) {
+                gd += (g * d).sum().item();
+                gg += g.square().sum().item();
+                dd += d.square().sum().item();
+            }
+            let cos = gd / (gg.sqrt() * dd.sqrt()).max(1e-30);
+            lr = (lr * (-policy.hyper * cos).exp()).clamp(1e-6, 1e-2);
+            opt.set_lr(lr);
+        }
+        let before = model.leaves();
         for _ in 0..policy.steps {
             step += 1;
             let out = train_step(&model, &mut opt, step, &step_cfg, loss_fn).map_err(|e| DemoError {
@@ -148,8 +209,9 @@ pub fn walk(
                 metrics: metrics([("diverged_at_step", step as f64)]),
             })?;
             model = out.model;
-            losses.push((t, out.stats.loss));
+            losses.push((t, out.stats.loss, lr));
         }
+        last_move = Some(model.leaves().iter().zip(&before).map(|(a, b)| a - b).collect());
     }
     Ok(Walk { model, pred, losses })
 }
@@ -169,6 +231,8 @@ pub struct Scored {
     pub mae: f64,
     /// Its updates on the validation walk.
     pub updates: usize,
+    /// Its learning rate at the end of the validation walk (moves only with a hypergradient).
+    pub final_lr: f64,
 }
 
 /// Run every candidate on the validation walk `days` from `model`/`opt` (trained on the days
@@ -184,7 +248,8 @@ pub fn select(
     let mut scored = Vec::new();
     for policy in candidates(quick) {
         let w = walk(model, opt, &policy, win, days, seed, &mut |_, _| Ok(()))?;
-        scored.push(Scored { mae: mae(win, days, &w.pred), updates: w.losses.len(), policy });
+        let final_lr = w.losses.last().map_or(policy.lr, |l| l.2);
+        scored.push(Scored { mae: mae(win, days, &w.pred), updates: w.losses.len(), final_lr, policy });
     }
     let best = (0..scored.len()).fold(0, |b, i| if scored[i].mae < scored[b].mae { i } else { b });
     Ok((best, scored))

@@ -69,11 +69,18 @@ pub fn summary(rep: &ForecastReport, names: &[(&str, &str)]) -> String {
             .collect::<Vec<_>>(),
     );
     let validation = common::table(
-        &["candidate policy", "validation MAE", "updates"],
+        &["candidate policy", "validation MAE", "updates", "lr at the end"],
         &rep.online_policy
             .validation
             .iter()
-            .map(|s| vec![s.policy.name.clone(), format!("{:.4}", s.mae), s.updates.to_string()])
+            .map(|s| {
+                vec![
+                    s.policy.name.clone(),
+                    format!("{:.4}", s.mae),
+                    s.updates.to_string(),
+                    format!("{:.2e}", s.final_lr),
+                ]
+            })
             .collect::<Vec<_>>(),
     );
     let garch = rep
@@ -84,7 +91,11 @@ pub fn summary(rep: &ForecastReport, names: &[(&str, &str)]) -> String {
         .join("; ");
     let best = names.iter().min_by(|a, b| m(a.0, "mae").total_cmp(&m(b.0, "mae"))).expect("methods");
     let online_vs_frozen = if m("lstm_online", "mae") < m("lstm_frozen", "mae") {
-        format!("The online LSTM beats the frozen one: MAE {:.4} vs {:.4}.", m("lstm_online", "mae"), m("lstm_frozen", "mae"))
+        format!(
+            "The online LSTM beats the frozen one: MAE {:.4} vs {:.4}.",
+            m("lstm_online", "mae"),
+            m("lstm_frozen", "mae")
+        )
     } else {
         format!(
             "The online LSTM does NOT beat the frozen one: MAE {:.4} vs {:.4}{}.",
@@ -97,11 +108,7 @@ pub fn summary(rep: &ForecastReport, names: &[(&str, &str)]) -> String {
             }
         )
     };
-    let risk_best = MAIN
-        .iter()
-        .map(|k| format!("{k} {}/3", not_rejected(k)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let risk_best = MAIN.iter().map(|k| format!("{k} {}/3", not_rejected(k))).collect::<Vec<_>>().join(", ");
     format!(
         "Next-day volatility and 99% one-day VaR of {}, walk-forward test {} → {} ({} days).\n\
          Volatility forecasts are scored against realised |log-return| (%); MAE/RMSE average the \
@@ -171,7 +178,8 @@ pub fn plots(
         .y_label("return (%)")
         .series(Series::new("return", points(col0(returns))));
     for (name, _, var) in main {
-        chart = chart.series(Series::new(format!("−VaR99 {name}"), points(col0(var).iter().map(|v| -v).collect())));
+        chart = chart
+            .series(Series::new(format!("−VaR99 {name}"), points(col0(var).iter().map(|v| -v).collect())));
     }
     chart.save(dir.file("var99")).map_err(|e| e.to_string())?;
     Ok(())

@@ -191,7 +191,12 @@ pub fn kupiec(n: usize, x: usize, p: f64) -> (f64, f64) {
 /// Exceedances of 99% VaR: `scale_train`/`r_train` calibrate the residual quantile, then day
 /// `i` of the test is an exceedance when `r_test[i] < q · scale_test[i]`. Returns the VaR
 /// values (positive numbers) and the exceedance flags.
-pub fn var99(r_train: &[f64], scale_train: &[f64], r_test: &[f64], scale_test: &[f64]) -> (Vec<f64>, Vec<bool>) {
+pub fn var99(
+    r_train: &[f64],
+    scale_train: &[f64],
+    r_test: &[f64],
+    scale_test: &[f64],
+) -> (Vec<f64>, Vec<bool>) {
     let z: Vec<f64> = r_train.iter().zip(scale_train).map(|(r, s)| r / s).collect();
     let q = quantile(&z, 0.01);
     let var: Vec<f64> = scale_test.iter().map(|s| -q * s).collect();
@@ -249,7 +254,8 @@ mod tests {
     #[test]
     fn kupiec_matches_hand_and_scipy_values() {
         // n = 250, x = 5, p = 0.01: LR = −2[245 ln .99 + 5 ln .01] + 2[245 ln .98 + 5 ln .02].
-        let hand = -2.0 * (245.0 * 0.99f64.ln() + 5.0 * 0.01f64.ln()) + 2.0 * (245.0 * 0.98f64.ln() + 5.0 * 0.02f64.ln());
+        let hand = -2.0 * (245.0 * 0.99f64.ln() + 5.0 * 0.01f64.ln())
+            + 2.0 * (245.0 * 0.98f64.ln() + 5.0 * 0.02f64.ln());
         let (lr, p) = kupiec(250, 5, 0.01);
         assert!((lr - hand).abs() < 1e-12);
         // Fixture: scipy.stats.chi2.sf(LR, 1) for these cases, from
