@@ -452,39 +452,24 @@ pub fn run_with(
     let val_start = train_end - cfg.val_days.min(train_end - cfg.window - cfg.batch);
     let val_days: Vec<usize> = (val_start..train_end).collect();
     let val_ends: Vec<usize> = (cfg.window..val_start).collect();
-    let (val_model, val_opt) = train(
-        common,
-        "train_validation",
-        Forecaster::new(&key.fold_in(1), cfg.hidden, 3),
-        &cfg,
-        &val_ends,
-        &key.fold_in(2),
-        &xy,
-        &mse_loss,
-        &mut log,
-        &mut Vec::new(),
-    )?;
+    // The LSTM (MSE on |return|), trained the same way for validation and for the test.
+    let train_lstm = |phase: &str, ends: &[usize], seed: &Key, log: &mut MetricsLog, history: &mut Vec<_>| {
+        let model = Forecaster::new(&key.fold_in(1), cfg.hidden, 3);
+        train(common, phase, model, &cfg, ends, seed, &xy, &mse_loss, log, history)
+    };
+    let (val_model, val_opt) =
+        train_lstm("train_validation", &val_ends, &key.fold_in(2), &mut log, &mut Vec::new())?;
     let (best, scored) =
         forecast_online::select(&val_model, &val_opt, &win, &val_days, &key.fold_in(3), common.quick)?;
     for s in &scored {
-        log.log(json!({"phase": "policy_validation", "policy": s.policy.name, "mae": s.mae, "updates": s.updates}))?;
+        log.log(json!({"phase": "policy_validation", "policy": s.policy.name, "mae": s.mae,
+            "updates": s.updates, "final_lr": s.final_lr}))?;
     }
     let policy = scored[best].policy.clone();
 
     // 2. The LSTM on all training days.
     let ends: Vec<usize> = (cfg.window..train_end).collect();
-    let (frozen, train_opt) = train(
-        common,
-        "train",
-        Forecaster::new(&key.fold_in(1), cfg.hidden, 3),
-        &cfg,
-        &ends,
-        &key,
-        &xy,
-        &mse_loss,
-        &mut log,
-        &mut epochs,
-    )?;
+    let (frozen, train_opt) = train_lstm("train", &ends, &key, &mut log, &mut epochs)?;
 
     // 3. GARCH(1,1) per stock on the training days; its variance over all days.
     let mut garch = Vec::new();
@@ -576,48 +561,30 @@ pub fn run_with(
     let hybrid_sigma =
         |d: &[usize]| to_rows(&hybrid_variance(&hybrid, &hybrid_inputs(d), &omega).sqrt().cast(DType::F64));
     let frozen_cal = to_rows(&frozen.forward(&win.batch(&ends).0).cast(DType::F64));
+    // `direct`: the forecast is itself the |return| forecast (else scaled, see `method`).
+    let mk = |key, name, direct: bool, cal: Vec<[f64; 3]>, test: Vec<[f64; 3]>| {
+        method((key, name), direct.then(|| test.clone()), (&r_cal, &cal), (&r_test, &test))
+    };
+    let (n_cal, n_test) = (ends.len(), walk.len());
     let methods = vec![
-        method(
-            ("persistence", "persistence (tomorrow = today)"),
-            Some(persistence(&walk)),
-            (&r_cal, &persistence(&ends)),
-            (&r_test, &persistence(&walk)),
+        mk("persistence", "persistence (tomorrow = today)", true, persistence(&ends), persistence(&walk)),
+        mk(
+            "train_mean",
+            "training mean (VaR: historical simulation)",
+            true,
+            vec![train_mean; n_cal],
+            vec![train_mean; n_test],
         ),
-        method(
-            ("train_mean", "training mean (VaR: historical simulation)"),
-            Some(vec![train_mean; walk.len()]),
-            (&r_cal, &vec![train_mean; ends.len()]),
-            (&r_test, &vec![train_mean; walk.len()]),
-        ),
-        method(
-            ("ar", "AR(10) of |return|, least squares"),
-            Some(ar(&walk)),
-            (&r_cal, &ar(&ends)),
-            (&r_test, &ar(&walk)),
-        ),
-        method(
-            ("garch", "GARCH(1,1), maximum likelihood (L-BFGS)"),
-            None,
-            (&r_cal, &sigma(&ends)),
-            (&r_test, &sigma(&walk)),
-        ),
-        method(
-            ("lstm_frozen", "LSTM, frozen after training"),
-            Some(frozen_pred.clone()),
-            (&r_cal, &frozen_cal),
-            (&r_test, &frozen_pred),
-        ),
-        method(
-            ("lstm_online", "LSTM, online updates (chosen policy)"),
-            Some(online_pred.clone()),
-            (&r_cal, &frozen_cal),
-            (&r_test, &online_pred),
-        ),
-        method(
-            ("hybrid", "hybrid: GARCH modulated by an LSTM (max. likelihood)"),
-            None,
-            (&r_cal, &hybrid_sigma(&ends)),
-            (&r_test, &hybrid_sigma(&walk)),
+        mk("ar", "AR(10) of |return|, least squares", true, ar(&ends), ar(&walk)),
+        mk("garch", "GARCH(1,1), maximum likelihood (L-BFGS)", false, sigma(&ends), sigma(&walk)),
+        mk("lstm_frozen", "LSTM, frozen after training", true, frozen_cal.clone(), frozen_pred.clone()),
+        mk("lstm_online", "LSTM, online updates (chosen policy)", true, frozen_cal, online_pred.clone()),
+        mk(
+            "hybrid",
+            "hybrid: GARCH modulated by an LSTM (max. likelihood)",
+            false,
+            hybrid_sigma(&ends),
+            hybrid_sigma(&walk),
         ),
     ];
     let all: Vec<usize> = (0..walk.len()).collect();
