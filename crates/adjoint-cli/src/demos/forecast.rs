@@ -566,7 +566,7 @@ pub fn run_with(
         method((key, name), direct.then(|| test.clone()), (&r_cal, &cal), (&r_test, &test))
     };
     let (n_cal, n_test) = (ends.len(), walk.len());
-    let methods = vec![
+    let methods = [
         mk("persistence", "persistence (tomorrow = today)", true, persistence(&ends), persistence(&walk)),
         mk(
             "train_mean",
@@ -626,7 +626,7 @@ pub fn run_with(
     meta.insert("seed".to_string(), cfg.seed.to_string());
     adjoint_nn::checkpoint::save(dir.file("model.safetensors"), &model, &meta).map_err(|e| e.to_string())?;
 
-    let series: Vec<(&str, &[[f64; 3]], &[[f64; 3]])> =
+    let series: Vec<forecast_report::MethodSeries> =
         methods.iter().map(|m| (m.name, m.vol.as_slice(), m.var.as_slice())).collect();
     forecast_report::plots(&dir, &truth_rows, &r_test, &series)?;
     println!("forecast: {summary}");

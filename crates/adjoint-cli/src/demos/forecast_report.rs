@@ -6,6 +6,9 @@ use adjoint_nn::train::{Chart, Series};
 use super::common::{self, RunDir};
 use super::forecast::{ForecastReport, TICKERS};
 
+/// A method's label, volatility forecast and VaR rows, as plotted.
+pub type MethodSeries<'a> = (&'a str, &'a [[f64; 3]], &'a [[f64; 3]]);
+
 /// The four methods the issue compares, in table order.
 const MAIN: [&str; 4] = ["garch", "lstm_frozen", "lstm_online", "hybrid"];
 
@@ -142,7 +145,7 @@ pub fn plots(
     dir: &RunDir,
     truth: &[[f64; 3]],
     returns: &[[f64; 3]],
-    series: &[(&str, &[[f64; 3]], &[[f64; 3]])],
+    series: &[MethodSeries<'_>],
 ) -> Result<(), String> {
     let roll = |v: &[f64], k: usize| -> Vec<(f64, f64)> {
         (k..=v.len()).map(|i| (i as f64, v[i - k..i].iter().sum::<f64>() / k as f64)).collect()
