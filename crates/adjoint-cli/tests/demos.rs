@@ -35,6 +35,7 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
                 "model.safetensors",
                 "forecast_vs_truth.png",
                 "rolling_error.png",
+                "var99.png",
                 "evaluation_online-model.json",
             ],
         ),
@@ -96,7 +97,12 @@ fn every_demo_writes_its_run_folder_and_is_recorded() {
                 ("cem_new_payload", &["final_distance_cm", "train_time_s"]),
                 ("sysid", &["payload_mass_error"]),
             ],
-            "forecast" => &[("lstm_frozen", &["mae", "rmse"]), ("lstm_online", &["mae", "rmse"])],
+            "forecast" => &[
+                ("garch", &["mae", "rmse", "var99_exceedance"]),
+                ("lstm_frozen", &["mae", "rmse", "var99_exceedance"]),
+                ("lstm_online", &["mae", "rmse", "var99_exceedance"]),
+                ("hybrid", &["mae", "rmse", "var99_exceedance"]),
+            ],
             "meta" => &[
                 ("maml", &["mse_1_step", "mse_10_steps", "train_time_s"]),
                 ("fomaml", &["mse_1_step", "mse_10_steps", "train_time_s"]),

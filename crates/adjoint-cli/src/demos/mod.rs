@@ -3,6 +3,9 @@
 pub mod common;
 pub mod evaluate;
 pub mod forecast;
+pub mod forecast_online;
+pub mod forecast_report;
+pub mod forecast_risk;
 pub mod imaging;
 pub mod maml;
 pub mod meta;
