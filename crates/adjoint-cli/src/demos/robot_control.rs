@@ -17,6 +17,7 @@
 //! cosine learning-rate schedule, both driven by the fraction of the budget spent.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Instant;
 
 use adjoint_core::{custom_vjp, Tensor};
@@ -364,18 +365,22 @@ pub fn train_bptt(
     eval: impl Fn(&[f64]) -> f64,
 ) -> Result<Trace, DemoError> {
     let Run { label, net, h, budget, quiet } = run;
-    let current: RefCell<(Vec<Task>, Horizon)> = RefCell::new((Vec::new(), *h));
+    // `custom_vjp` keeps its functions (a jitted caller may hold them), so they own what they
+    // read: the batch and horizon of the current iteration are shared through an `Rc`.
+    let current: Rc<RefCell<(Vec<Task>, Horizon)>> = Rc::new(RefCell::new((Vec::new(), *h)));
+    let (fwd_current, bwd_current) = (Rc::clone(&current), Rc::clone(&current));
+    let (fwd_model, bwd_model) = (lift_model(model), model.clone());
+    let net_copy = *net;
     let loss_fn = custom_vjp(
-        |x: &Tensor| {
-            let (ts, hz) = &*current.borrow();
+        move |x: &Tensor| {
+            let (ts, hz) = &*fwd_current.borrow();
             let pv = x.to_vec::<f64>();
-            let total: f64 =
-                ts.iter().map(|t| rollout(&lift_model(model), net, &pv, t, hz, false).loss).sum();
+            let total: f64 = ts.iter().map(|t| rollout(&fwd_model, &net_copy, &pv, t, hz, false).loss).sum();
             Tensor::scalar(total / ts.len().max(1) as f64)
         },
-        |x: &Tensor| {
-            let (ts, hz) = &*current.borrow();
-            let (l, g) = loss_and_grad(model, net, &x.to_vec::<f64>(), ts, hz);
+        move |x: &Tensor| {
+            let (ts, hz) = &*bwd_current.borrow();
+            let (l, g) = loss_and_grad(&bwd_model, &net_copy, &x.to_vec::<f64>(), ts, hz);
             (Tensor::scalar(l), Tensor::from_vec(g, &[x.numel()]))
         },
         |g: &Tensor, ct: &Tensor| g * ct,
