@@ -294,29 +294,3 @@ mod tests {
         assert!((mean - meta_loss(&theta, &tasks, &alpha).item()).abs() < 1e-12);
     }
 }
-
-/// Wall-clock of the two batching forms (`cargo test --release -p adjoint-cli --lib -- --ignored
-/// --nocapture batching_forms`); a measurement, not a test.
-#[cfg(test)]
-#[test]
-#[ignore]
-fn batching_forms_timing() {
-    use adjoint_core::value_and_grad;
-    let key = Key::new(0);
-    let theta = Mlp::new(&key, 40, DType::F32);
-    let alpha = Tensor::scalar(0.01f32);
-    let tasks: Vec<Tasks> =
-        (0..200).map(|i| Tasks::sample(&key.fold_in(i), 25, 10, 10, DType::F32)).collect();
-    for round in 0..2 {
-        for (name, f) in
-            [("hand-batched", meta_loss as fn(&Mlp, &Tasks, &Tensor) -> Tensor), ("vmap", meta_loss_vmap)]
-        {
-            let t0 = std::time::Instant::now();
-            for t in &tasks {
-                let _ = value_and_grad(|p: &Mlp| f(p, t, &alpha))(&theta);
-            }
-            let ms = t0.elapsed().as_secs_f64() * 1e3 / tasks.len() as f64;
-            println!("round {round}: {name}: {ms:.3} ms per 25-task second-order meta-gradient");
-        }
-    }
-}
