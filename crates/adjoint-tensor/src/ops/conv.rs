@@ -28,7 +28,7 @@ use crate::array::Array;
 use crate::dtype::{DType, FloatElement};
 use crate::ensure;
 use crate::error::{OrFail, Result};
-use crate::ops::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef, GEMM_PAR_WORK};
+use crate::ops::matmul::{gemm_into, gemm_par_work, gemm_parallelism, MatMut, MatRef};
 use crate::storage::filled;
 
 /// Hyper-parameters of [`Array::conv2d`], as PyTorch's `conv2d` (`[height, width]` order).
@@ -179,7 +179,7 @@ impl Geom {
     /// Whether to give whole images to rayon tasks (else `gemm` splits each product).
     fn image_parallel(&self) -> bool {
         let threads = rayon::current_num_threads();
-        threads > 1 && self.n >= threads && self.work() >= GEMM_PAR_WORK
+        threads > 1 && self.n >= threads && self.work() >= gemm_par_work()
     }
     /// The input row read by output row `oh` at kernel row `ki`, if inside the image.
     #[inline]

@@ -7,7 +7,7 @@
 //!   are negative (flips) or zero (broadcast inside a matrix) make us copy the operand first.
 //! - **Batch dimensions broadcast by offsets, not copies.** A broadcast batch dimension has
 //!   stride 0, so every batch entry just starts at the same storage offset.
-//! - **Parallelism goes where the work is.** One large product (`m·n·k ≥ 64³`) lets `gemm` split
+//! - **Parallelism goes where the work is.** One large product (`m·n·k ≥ 2²²`) lets `gemm` split
 //!   it across the rayon pool; many small products run one per rayon task with a single-threaded
 //!   `gemm`, which avoids `gemm`'s per-call threading overhead.
 //! - **`i64` uses a plain loop** with wrapping arithmetic (as NumPy): integer products are for
@@ -24,8 +24,23 @@ use crate::error::{OrFail, Result, TensorError};
 use crate::layout::{broadcast_shapes, Layout, Shape};
 use crate::storage::filled;
 
-/// Work (`m·n·k` multiply-adds) from which one product is worth splitting across threads.
-pub(crate) const GEMM_PAR_WORK: usize = 64 * 64 * 64;
+/// Work (`m·n·k` multiply-adds) from which one product is worth splitting across threads, by
+/// default: 2²² ≈ 161³. Measured on the LSTM step (W4: 64 products of 32×512×128 = 2.1 M MACs
+/// per pass), splitting from 64³ made two threads slower than one (33–39 ms vs 25–27 ms);
+/// from 2²² it is 25–29 ms, and the MLP, CNN and 1024³ steps are unchanged (BENCHMARKS.md).
+pub(crate) const DEFAULT_GEMM_PAR_WORK: usize = 1 << 22;
+
+/// Work from which one product is split across threads: `ADJOINT_GEMM_PAR_WORK` when set to a
+/// number (read once; for measuring the threshold), otherwise [`DEFAULT_GEMM_PAR_WORK`].
+pub(crate) fn gemm_par_work() -> usize {
+    static WORK: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WORK.get_or_init(|| {
+        std::env::var("ADJOINT_GEMM_PAR_WORK")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(DEFAULT_GEMM_PAR_WORK)
+    })
+}
 
 /// A read-only matrix inside a slice: element `(i, j)` is `data[offset + i*rs + j*cs]`.
 #[derive(Clone, Copy)]
@@ -46,7 +61,7 @@ pub(crate) struct MatMut<'a, T> {
 /// The parallelism `gemm` should use for one `m×k · k×n` product.
 pub(crate) fn gemm_parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     let threads = rayon::current_num_threads();
-    if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= GEMM_PAR_WORK {
+    if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= gemm_par_work() {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
@@ -277,12 +292,12 @@ fn matmul_float<T: FloatElement>(a: &Array, b: &Array, p: &Plan) -> Vec<T> {
     };
     let work = mn * k;
     let threads = rayon::current_num_threads();
-    if work >= GEMM_PAR_WORK || p.offsets.len() == 1 {
+    if work >= gemm_par_work() || p.offsets.len() == 1 {
         let par = gemm_parallelism(m, n, k);
         for (dst, &o) in out.chunks_mut(mn).zip(&p.offsets) {
             one(dst, o, par);
         }
-    } else if threads > 1 && work * p.offsets.len() >= GEMM_PAR_WORK {
+    } else if threads > 1 && work * p.offsets.len() >= gemm_par_work() {
         out.par_chunks_mut(mn).zip(&p.offsets).for_each(|(dst, &o)| one(dst, o, Parallelism::None));
     } else {
         for (dst, &o) in out.chunks_mut(mn).zip(&p.offsets) {
