@@ -90,16 +90,11 @@ fn ln_gamma(x: f64) -> f64 {
 #[allow(clippy::approx_constant)]
 const PI_ADBENCH: f64 = 3.14159265359;
 
-fn log_sum_exp<T: Real>(v: &[T]) -> T {
-    let mut mx = v[0];
-    for &e in &v[1..] {
-        mx = mx.max(e);
-    }
-    let s: T = v.iter().map(|&e| (e - mx).exp()).sum();
-    s.ln() + mx
-}
-
 /// The objective of `gmm_objective` in ADBench's gmm.h, at parameters `p = [α, μ, icf]`.
+///
+/// Written with the fused operations of [`Real`] (`dot`, `sum_sq`, `sum_slice`,
+/// `log_sum_exp`): each records one n-ary node on the `Var` tape instead of one node per
+/// binary operation, and folds the same binary operations for `f64` and `Dual`.
 pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
     let (d, k, n) = (inp.d, inp.k, inp.n);
     let icf_len = d * (d + 1) / 2;
@@ -108,19 +103,28 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
     let icf = &p[k + k * d..];
     let half = T::lit(0.5);
 
-    // Per component: exp of the diagonal and the sum of log-diagonal (q), as gmm.h does.
+    // Per component: exp of the diagonal and the sum of log-diagonal (q), as gmm.h does, and
+    // Q = diag(exp q) + L (L strictly lower, stored column-major in icf) gathered row by row:
+    // row r is [Q[r,0], …, Q[r,r]] at offset r(r+1)/2, so (Q·xc)[r] is one dot product.
     let mut qdiags = Vec::with_capacity(k * d);
     let mut sum_qs = Vec::with_capacity(k);
+    let mut qrows = Vec::with_capacity(k * icf_len);
     for c in 0..k {
         let q = &icf[c * icf_len..c * icf_len + d];
+        let l = &icf[c * icf_len + d..(c + 1) * icf_len];
         qdiags.extend(q.iter().map(|v| v.exp()));
-        sum_qs.push(q.iter().copied().sum::<T>());
+        sum_qs.push(T::sum_slice(q));
+        for row in 0..d {
+            // Column `col` of L starts at col·(d−1) − col·(col−1)/2 and holds rows col+1.. .
+            qrows.extend((0..row).map(|col| l[col * (d - 1) - col * col.saturating_sub(1) / 2 + row - col - 1]));
+            qrows.push(qdiags[c * d + row]);
+        }
     }
 
     let mut xc = vec![T::zero(); d];
     let mut lx = vec![T::zero(); d];
     let mut main = vec![T::zero(); k];
-    let mut slse = T::zero();
+    let mut lses = Vec::with_capacity(n);
     for i in 0..n {
         let xi = &inp.x[i * d..(i + 1) * d];
         for c in 0..k {
@@ -128,28 +132,20 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
             for j in 0..d {
                 xc[j] = T::lit(xi[j]) - mu[j];
             }
-            // ‖Q_c (x_i − μ_c)‖² with Q lower triangular, l stored column-major.
-            let qd = &qdiags[c * d..(c + 1) * d];
-            let l = &icf[c * icf_len + d..(c + 1) * icf_len];
-            for j in 0..d {
-                lx[j] = qd[j] * xc[j];
+            // ‖Q_c (x_i − μ_c)‖².
+            let rows = &qrows[c * icf_len..(c + 1) * icf_len];
+            for (r, out) in lx.iter_mut().enumerate() {
+                let start = r * (r + 1) / 2;
+                *out = T::dot(&rows[start..start + r + 1], &xc[..r + 1]);
             }
-            let mut idx = 0;
-            #[allow(clippy::needless_range_loop)]
-            for col in 0..d {
-                for row in col + 1..d {
-                    lx[row] += l[idx] * xc[col];
-                    idx += 1;
-                }
-            }
-            let sq: T = lx.iter().map(|&v| v * v).sum();
-            main[c] = alphas[c] + sum_qs[c] - half * sq;
+            main[c] = alphas[c] + sum_qs[c] - half * T::sum_sq(&lx);
         }
-        slse += log_sum_exp(&main);
+        lses.push(T::log_sum_exp(&main));
     }
+    let slse = T::sum_slice(&lses);
 
     let constant = T::lit(-(n as f64) * d as f64 * 0.5 * (2.0 * PI_ADBENCH).ln());
-    let lse_alphas = log_sum_exp(alphas);
+    let lse_alphas = T::log_sum_exp(alphas);
 
     // Wishart prior.
     let gamma = T::lit(inp.gamma);
@@ -157,7 +153,7 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
     for c in 0..k {
         let qd = &qdiags[c * d..(c + 1) * d];
         let l = &icf[c * icf_len + d..(c + 1) * icf_len];
-        let fro: T = qd.iter().map(|&v| v * v).sum::<T>() + l.iter().map(|&v| v * v).sum::<T>();
+        let fro = T::sum_sq(qd) + T::sum_sq(l);
         prior += half * gamma * gamma * fro - T::lit(inp.m as f64) * sum_qs[c];
     }
     let nw = d as f64 + inp.m as f64 + 1.0;
