@@ -57,6 +57,13 @@ fn bench_gmm(cr: &mut Criterion) {
     g.bench_function("gradient_var", |b| {
         b.iter(|| value_and_gradient_into(|x: &[Var]| gmm::gmm_objective(&inp, x), black_box(&p), &mut out))
     });
+    // The same objective with one binary operation at a time (no fused operations): before/after.
+    g.bench_function("objective_f64_binary", |b| b.iter(|| gmm::gmm_objective_binary(&inp, black_box(&p))));
+    g.bench_function("gradient_var_binary", |b| {
+        b.iter(|| {
+            value_and_gradient_into(|x: &[Var]| gmm::gmm_objective_binary(&inp, x), black_box(&p), &mut out)
+        })
+    });
     g.finish();
 }
 

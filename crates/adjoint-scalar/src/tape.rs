@@ -103,19 +103,13 @@ fn push_terms(terms: impl Iterator<Item = (Var, f64)>) -> u32 {
     TAPE.with(|t| {
         let mut t = t.borrow_mut();
         let start = t.nodes.len();
-        let mut pending: Option<(u32, f64)> = None;
-        for (x, d) in terms {
-            if x.id == 0 {
-                continue;
-            }
+        let mut terms = terms.filter(|(x, _)| x.id != 0);
+        t.nodes.reserve(terms.size_hint().1.unwrap_or(0) / 2 + 2);
+        while let Some((x, da)) = terms.next() {
             debug_assert!((x.id as usize) <= start, "Var used after its Tape scope ended");
-            match pending.take() {
-                None => pending = Some((x.id, d)),
-                Some((a, da)) => t.nodes.push(Node { a, b: x.id, da, db: d }),
-            }
-        }
-        if let Some((a, da)) = pending {
-            t.nodes.push(Node { a, b: 0, da, db: 0.0 });
+            let (b, db) = terms.next().map_or((0, 0.0), |(y, d)| (y.id, d));
+            debug_assert!((b as usize) <= start, "Var used after its Tape scope ended");
+            t.nodes.push(Node { a: x.id, b, da, db });
         }
         let payload = t.nodes.len() - start;
         if payload > 1 {

@@ -101,7 +101,6 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
     let alphas = &p[..k];
     let means = &p[k..k + k * d];
     let icf = &p[k + k * d..];
-    let half = T::lit(0.5);
 
     // Per component: exp of the diagonal and the sum of log-diagonal (q), as gmm.h does, and
     // Q = diag(exp q) + L (L strictly lower, stored column-major in icf) gathered row by row:
@@ -121,10 +120,75 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
         }
     }
 
-    let mut xc = vec![T::zero(); d];
+    // Q_c (x_i − μ_c) = Q_c x_i − Q_c μ_c, as the tensor-tier GradBench eval computes it:
+    // Q_c μ_c once per component, and then row r of the difference is a linear combination with
+    // constant weights (`dot_lit`: one partial per entry instead of two for `dot`) of
+    // [(Q_c μ_c)_r, Q_c[r, 0..=r]] with weights [−1, x_i[0..=r]].
+    let mut arows = Vec::with_capacity(k * (icf_len + d));
+    for c in 0..k {
+        let mu = &means[c * d..(c + 1) * d];
+        for r in 0..d {
+            let start = c * icf_len + r * (r + 1) / 2;
+            let row = &qrows[start..start + r + 1];
+            arows.push(T::dot(row, &mu[..r + 1]));
+            arows.extend_from_slice(row);
+        }
+    }
+    let base: Vec<T> = (0..k).map(|c| alphas[c] + sum_qs[c]).collect();
+    let mut xa = vec![-1.0; d + 1];
     let mut lx = vec![T::zero(); d];
     let mut main = vec![T::zero(); k];
     let mut lses = Vec::with_capacity(n);
+    for i in 0..n {
+        xa[1..].copy_from_slice(&inp.x[i * d..(i + 1) * d]);
+        for c in 0..k {
+            // ‖Q_c (x_i − μ_c)‖².
+            let rows = &arows[c * (icf_len + d)..(c + 1) * (icf_len + d)];
+            for (r, out) in lx.iter_mut().enumerate() {
+                let start = r * (r + 1) / 2 + r;
+                *out = T::dot_lit(&rows[start..start + r + 2], &xa[..r + 2]);
+            }
+            main[c] = T::dot_lit(&[base[c], T::sum_sq(&lx)], &[1.0, -0.5]);
+        }
+        lses.push(T::log_sum_exp(&main));
+    }
+    let slse = T::sum_slice(&lses);
+
+    gmm_tail(inp, alphas, &qdiags, &sum_qs, icf, slse)
+}
+
+fn log_sum_exp_binary<T: Real>(v: &[T]) -> T {
+    let mut mx = v[0];
+    for &e in &v[1..] {
+        mx = mx.max(e);
+    }
+    let s: T = v.iter().map(|&e| (e - mx).exp()).sum();
+    s.ln() + mx
+}
+
+/// The same objective with one binary operation at a time (the version before the fused
+/// operations): the reference for the tests and the benchmark's before/after.
+pub fn gmm_objective_binary<T: Real>(inp: &GmmInput, p: &[T]) -> T {
+    let (d, k, n) = (inp.d, inp.k, inp.n);
+    let icf_len = d * (d + 1) / 2;
+    let alphas = &p[..k];
+    let means = &p[k..k + k * d];
+    let icf = &p[k + k * d..];
+    let half = T::lit(0.5);
+
+    // Per component: exp of the diagonal and the sum of log-diagonal (q), as gmm.h does.
+    let mut qdiags = Vec::with_capacity(k * d);
+    let mut sum_qs = Vec::with_capacity(k);
+    for c in 0..k {
+        let q = &icf[c * icf_len..c * icf_len + d];
+        qdiags.extend(q.iter().map(|v| v.exp()));
+        sum_qs.push(q.iter().copied().sum::<T>());
+    }
+
+    let mut xc = vec![T::zero(); d];
+    let mut lx = vec![T::zero(); d];
+    let mut main = vec![T::zero(); k];
+    let mut slse = T::zero();
     for i in 0..n {
         let xi = &inp.x[i * d..(i + 1) * d];
         for c in 0..k {
@@ -132,18 +196,34 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
             for j in 0..d {
                 xc[j] = T::lit(xi[j]) - mu[j];
             }
-            // ‖Q_c (x_i − μ_c)‖².
-            let rows = &qrows[c * icf_len..(c + 1) * icf_len];
-            for (r, out) in lx.iter_mut().enumerate() {
-                let start = r * (r + 1) / 2;
-                *out = T::dot(&rows[start..start + r + 1], &xc[..r + 1]);
+            // ‖Q_c (x_i − μ_c)‖² with Q lower triangular, l stored column-major.
+            let qd = &qdiags[c * d..(c + 1) * d];
+            let l = &icf[c * icf_len + d..(c + 1) * icf_len];
+            for j in 0..d {
+                lx[j] = qd[j] * xc[j];
             }
-            main[c] = alphas[c] + sum_qs[c] - half * T::sum_sq(&lx);
+            let mut idx = 0;
+            #[allow(clippy::needless_range_loop)]
+            for col in 0..d {
+                for row in col + 1..d {
+                    lx[row] += l[idx] * xc[col];
+                    idx += 1;
+                }
+            }
+            let sq: T = lx.iter().map(|&v| v * v).sum();
+            main[c] = alphas[c] + sum_qs[c] - half * sq;
         }
-        lses.push(T::log_sum_exp(&main));
+        slse += log_sum_exp_binary(&main);
     }
-    let slse = T::sum_slice(&lses);
 
+    gmm_tail(inp, alphas, &qdiags, &sum_qs, icf, slse)
+}
+
+/// Everything after the data term: `−n·lse(α)`, the constant and the Wishart prior.
+fn gmm_tail<T: Real>(inp: &GmmInput, alphas: &[T], qdiags: &[T], sum_qs: &[T], icf: &[T], slse: T) -> T {
+    let (d, k, n) = (inp.d, inp.k, inp.n);
+    let icf_len = d * (d + 1) / 2;
+    let half = T::lit(0.5);
     let constant = T::lit(-(n as f64) * d as f64 * 0.5 * (2.0 * PI_ADBENCH).ln());
     let lse_alphas = T::log_sum_exp(alphas);
 
