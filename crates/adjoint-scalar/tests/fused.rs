@@ -170,7 +170,10 @@ fn n_ary_nodes_compose_with_binary_nodes_and_nested_scopes() {
         // s = 2·x0·x2 + x1² + z² = 10.25, y = 2s² + x0² + z², z a constant of this scope.
         let ds = 4.0 * 10.25;
         assert_eq!(s.value(), 10.25);
-        assert_eq!([g.wrt(x[0]), g.wrt(x[1]), g.wrt(x[2]), g.wrt(z)], [ds * 6.0 + 2.0, ds * 4.0, ds * 2.0, 0.0]);
+        assert_eq!(
+            [g.wrt(x[0]), g.wrt(x[1]), g.wrt(x[2]), g.wrt(z)],
+            [ds * 6.0 + 2.0, ds * 4.0, ds * 2.0, 0.0]
+        );
     }
     // The enclosing scope's variable gets its derivative through the outer sweep.
     let y = Var::log_sum_exp(&[z, z, Var::constant(0.5)]);

@@ -115,7 +115,9 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
         sum_qs.push(T::sum_slice(q));
         for row in 0..d {
             // Column `col` of L starts at col·(d−1) − col·(col−1)/2 and holds rows col+1.. .
-            qrows.extend((0..row).map(|col| l[col * (d - 1) - col * col.saturating_sub(1) / 2 + row - col - 1]));
+            qrows.extend(
+                (0..row).map(|col| l[col * (d - 1) - col * col.saturating_sub(1) / 2 + row - col - 1]),
+            );
             qrows.push(qdiags[c * d + row]);
         }
     }
