@@ -76,6 +76,7 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
 }
 
+#[allow(clippy::needless_range_loop)]
 fn check(op: Op, x: &[f64]) {
     let (f, u) = (F(op, true), F(op, false));
     // Values, f64: the fused ops sum in the same order as the folds.

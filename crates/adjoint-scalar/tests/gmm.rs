@@ -75,8 +75,8 @@ fn fused_objective_matches_the_binary_one() {
         assert!((v - vb).abs() <= 1e-12 * vb.abs(), "{file}: {v} vs {vb}");
         assert_eq!(v, gmm_objective(&inp, &p), "{file}: Var and f64 values differ");
         let scale = gb.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-        for i in 0..p.len() {
-            assert!((g[i] - gb[i]).abs() <= 1e-11 * scale, "{file} entry {i}: {} vs {}", g[i], gb[i]);
+        for (i, (a, b)) in g.iter().zip(&gb).enumerate() {
+            assert!((a - b).abs() <= 1e-11 * scale, "{file} entry {i}: {a} vs {b}");
         }
     }
 }

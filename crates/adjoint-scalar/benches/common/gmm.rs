@@ -143,14 +143,14 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
     let mut lses = Vec::with_capacity(n);
     for i in 0..n {
         xa[1..].copy_from_slice(&inp.x[i * d..(i + 1) * d]);
-        for c in 0..k {
+        for (c, m) in main.iter_mut().enumerate() {
             // ‖Q_c (x_i − μ_c)‖².
             let rows = &arows[c * (icf_len + d)..(c + 1) * (icf_len + d)];
             for (r, out) in lx.iter_mut().enumerate() {
                 let start = r * (r + 1) / 2 + r;
                 *out = T::dot_lit(&rows[start..start + r + 2], &xa[..r + 2]);
             }
-            main[c] = T::dot_lit(&[base[c], T::sum_sq(&lx)], &[1.0, -0.5]);
+            *m = T::dot_lit(&[base[c], T::sum_sq(&lx)], &[1.0, -0.5]);
         }
         lses.push(T::log_sum_exp(&main));
     }
