@@ -30,6 +30,26 @@ impl GmmInput {
     }
 }
 
+/// A synthetic input of ADBench's shape (deterministic; no file needed): `n` points in `d`
+/// dimensions, `k` components, `γ = 1`, `m = 0`. For sizes with no ADBench file in the
+/// repository (the small-`d` GradBench workloads).
+pub fn synthetic(d: usize, k: usize, n: usize) -> GmmInput {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut draw =
+        |count: usize, scale: f64| -> Vec<f64> { (0..count).map(|_| scale * (next() - 0.5)).collect() };
+    let alphas = draw(k, 2.0);
+    let means = draw(k * d, 2.0);
+    let icf = draw(k * d * (d + 1) / 2, 1.0);
+    let x = draw(n * d, 2.0);
+    GmmInput { d, k, n, alphas, means, icf, x, gamma: 1.0, m: 0 }
+}
+
 /// Path of a file under the repository's `data/adbench/gmm/`.
 /// `ADJOINT_REPO_ROOT` overrides the repository root (for running a prebuilt bench binary
 /// elsewhere).
