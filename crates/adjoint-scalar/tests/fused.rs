@@ -37,17 +37,17 @@ fn fused<T: Real>(op: Op, x: &[T]) -> T {
 fn unfused<T: Real>(op: Op, x: &[T]) -> T {
     let mut acc = T::zero();
     match op {
-        Op::Sum => x.iter().for_each(|&v| acc = acc + v),
+        Op::Sum => x.iter().for_each(|&v| acc += v),
         Op::Dot => {
             let (a, b) = x.split_at(x.len() / 2);
-            a.iter().zip(b).for_each(|(&u, &v)| acc = acc + u * v)
+            a.iter().zip(b).for_each(|(&u, &v)| acc += u * v)
         }
-        Op::DotLit => x.iter().zip(weights(x.len())).for_each(|(&u, w)| acc = acc + u * T::lit(w)),
-        Op::SumSq => x.iter().for_each(|&v| acc = acc + v * v),
+        Op::DotLit => x.iter().zip(weights(x.len())).for_each(|(&u, w)| acc += u * T::lit(w)),
+        Op::SumSq => x.iter().for_each(|&v| acc += v * v),
         Op::Lse => {
             let m = x.iter().fold(x[0], |m, &v| if v > m { v } else { m });
             let m = T::lit(m.value());
-            x.iter().for_each(|&v| acc = acc + (v - m).exp());
+            x.iter().for_each(|&v| acc += (v - m).exp());
             acc = acc.ln() + m;
         }
     }
