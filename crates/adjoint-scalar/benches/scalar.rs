@@ -57,6 +57,33 @@ fn bench_gmm(cr: &mut Criterion) {
     g.bench_function("gradient_var", |b| {
         b.iter(|| value_and_gradient_into(|x: &[Var]| gmm::gmm_objective(&inp, x), black_box(&p), &mut out))
     });
+    // The same objective with one binary operation at a time (no fused operations): before/after.
+    g.bench_function("objective_f64_binary", |b| b.iter(|| gmm::gmm_objective_binary(&inp, black_box(&p))));
+    g.bench_function("gradient_var_binary", |b| {
+        b.iter(|| {
+            value_and_gradient_into(|x: &[Var]| gmm::gmm_objective_binary(&inp, x), black_box(&p), &mut out)
+        })
+    });
+    g.finish();
+}
+
+/// GradBench's small-`d` gmm workloads (`d = 2`, `n = 1000`, `k = 5, 50, 100`) on the scalar
+/// tier, with synthetic data of the same shape (issue 22: which tier to use at small `d`).
+fn bench_gmm_small_d(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("gmm_synthetic_d2_n1000");
+    for k in [5, 50, 100] {
+        let inp = gmm::synthetic(2, k, 1000);
+        let p = inp.params();
+        let mut out = vec![0.0; p.len()];
+        g.bench_function(format!("objective_f64_k{k}"), |b| {
+            b.iter(|| gmm::gmm_objective(&inp, black_box(&p)))
+        });
+        g.bench_function(format!("gradient_var_k{k}"), |b| {
+            b.iter(|| {
+                value_and_gradient_into(|x: &[Var]| gmm::gmm_objective(&inp, x), black_box(&p), &mut out)
+            })
+        });
+    }
     g.finish();
 }
 
@@ -87,6 +114,6 @@ fn bench_rosenbrock(cr: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_chain, bench_gmm, bench_rosenbrock
+    targets = bench_chain, bench_gmm, bench_gmm_small_d, bench_rosenbrock
 }
 criterion_main!(benches);

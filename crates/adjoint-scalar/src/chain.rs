@@ -45,6 +45,19 @@ pub trait Chain: Copy {
     fn neg_(self) -> Self {
         self.chain(-self.re(), -Self::S::one())
     }
+    /// `g(x₁, …, xₘ)` with value `v` and `∂g/∂xᵢ = dᵢ`, given as the pairs `(xᵢ, dᵢ)`: the
+    /// chain rule of the fused n-ary operations ([`rules::sum_slice`], [`rules::dot`], …).
+    ///
+    /// The default folds [`chain2`](Chain::chain2) over the terms (what the unfused code would
+    /// record); `Var` overrides it to record one n-ary tape node, `Dual` to sum its tangents
+    /// directly.
+    #[inline]
+    fn chain_n<I: Iterator<Item = (Self, Self::S)>>(v: Self::S, mut terms: I) -> Self {
+        let Some((x, d)) = terms.next() else {
+            return Self::cst(v);
+        };
+        terms.fold(x.chain(v, d), |acc, (x, d)| acc.chain2(x, v, Self::S::one(), d))
+    }
 }
 
 /// Derivative rules for the binary elementary functions, shared by the operators and `Float`.
@@ -118,6 +131,70 @@ pub(crate) mod rules {
             return a.chain2(b, v, X::S::zero(), X::S::zero());
         }
         a.chain2(b, v, x / v, y / v)
+    }
+
+    /// Length check shared by the two-slice fused operations.
+    #[track_caller]
+    #[inline]
+    pub fn same_len(op: &str, a: usize, b: usize) {
+        if a != b {
+            panic!("{op}: slices of lengths {a} and {b} (must be equal)");
+        }
+    }
+
+    /// `Σ xᵢ`, summed left to right from zero (as `Iterator::sum` does for `f64`).
+    #[inline]
+    pub fn sum_slice<X: Chain>(xs: &[X]) -> X {
+        let v = xs.iter().fold(X::S::zero(), |acc, x| acc + x.re());
+        X::chain_n(v, xs.iter().map(|&x| (x, X::S::one())))
+    }
+
+    /// `Σ aᵢ·bᵢ`; `∂/∂aᵢ = bᵢ`, `∂/∂bᵢ = aᵢ`.
+    #[track_caller]
+    #[inline]
+    pub fn dot<X: Chain>(a: &[X], b: &[X]) -> X {
+        same_len("Real::dot", a.len(), b.len());
+        let v = a.iter().zip(b).fold(X::S::zero(), |acc, (x, y)| acc + x.re() * y.re());
+        X::chain_n(v, a.iter().zip(b).flat_map(|(&x, &y)| [(x, y.re()), (y, x.re())]))
+    }
+
+    /// `Σ aᵢ·wᵢ` with constant weights; `∂/∂aᵢ = wᵢ`.
+    #[track_caller]
+    #[inline]
+    pub fn dot_lit<X: Chain>(a: &[X], w: &[f64]) -> X {
+        same_len("Real::dot_lit", a.len(), w.len());
+        let v = a.iter().zip(w).fold(X::S::zero(), |acc, (x, &c)| acc + x.re() * X::S::lit(c));
+        X::chain_n(v, a.iter().zip(w).map(|(&x, &c)| (x, X::S::lit(c))))
+    }
+
+    /// `Σ xᵢ²`; `∂/∂xᵢ = 2xᵢ`.
+    #[inline]
+    pub fn sum_sq<X: Chain>(xs: &[X]) -> X {
+        let v = xs.iter().fold(X::S::zero(), |acc, x| acc + x.re() * x.re());
+        X::chain_n(v, xs.iter().map(|&x| (x, x.re() + x.re())))
+    }
+
+    /// `ln Σ exp(xᵢ)`, shifted by the largest `xᵢ`; `∂/∂xᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m)`
+    /// (the softmax). The empty sum gives `-∞`.
+    #[inline]
+    pub fn log_sum_exp<X: Chain>(xs: &[X]) -> X {
+        let m = lse_shift(xs.iter().map(|x| x.re()));
+        let s = xs.iter().fold(X::S::zero(), |acc, x| acc + (x.re() - m).exp());
+        let inv = s.recip();
+        X::chain_n(s.ln() + m, xs.iter().map(|&x| (x, (x.re() - m).exp() * inv)))
+    }
+
+    /// The shift of a log-sum-exp: the largest value, or zero when that is not finite (all
+    /// `-∞`, or an `∞`/NaN that the result propagates anyway).
+    #[inline]
+    pub fn lse_shift<S: Real>(mut xs: impl Iterator<Item = S>) -> S {
+        let Some(first) = xs.next() else { return S::zero() };
+        let m = xs.fold(first, |m, x| if x > m { x } else { m });
+        if m.is_finite() {
+            m
+        } else {
+            S::zero()
+        }
     }
 
     /// `atan2(a, b)`: the angle of the point `(b, a)`.
@@ -416,6 +493,18 @@ macro_rules! impl_real {
                     * (-(x * x)).exp();
                 self.chain($crate::real::Real::erfc(x), -d)
             }
+            #[inline]
+            fn sum_slice(xs: &[Self]) -> Self { $crate::chain::rules::sum_slice(xs) }
+            #[inline]
+            #[track_caller]
+            fn dot(a: &[Self], b: &[Self]) -> Self { $crate::chain::rules::dot(a, b) }
+            #[inline]
+            #[track_caller]
+            fn dot_lit(a: &[Self], w: &[f64]) -> Self { $crate::chain::rules::dot_lit(a, w) }
+            #[inline]
+            fn sum_sq(xs: &[Self]) -> Self { $crate::chain::rules::sum_sq(xs) }
+            #[inline]
+            fn log_sum_exp(xs: &[Self]) -> Self { $crate::chain::rules::log_sum_exp(xs) }
         }
     };
     (@consts $($c:ident)*) => {

@@ -95,6 +95,10 @@ impl<T: Real> Chain for Dual<T> {
     fn neg_(self) -> Self {
         Dual { re: -self.re, eps: -self.eps }
     }
+    #[inline]
+    fn chain_n<I: Iterator<Item = (Self, T)>>(v: T, terms: I) -> Self {
+        Dual { re: v, eps: terms.fold(T::zero(), |acc, (x, d)| acc + x.eps * d) }
+    }
 }
 
 impl_real!([T: Real] Dual<T>);

@@ -62,6 +62,71 @@ pub trait Real:
     fn expm1(self) -> Self {
         self.exp_m1()
     }
+
+    /// `Σ xᵢ`, left to right from zero. A fused operation: [`Var`](crate::Var) records it as
+    /// one tape node whatever the length (see [the fused operations](crate::tape#fused-n-ary-nodes)).
+    ///
+    /// ```
+    /// use adjoint_scalar::prelude::*;
+    /// let g = gradient(|x: &[Var]| Var::sum_slice(x) * x[0], &[2.0, 3.0]);
+    /// assert_eq!(g, vec![7.0, 2.0]);
+    /// assert_eq!(f64::sum_slice(&[1.0, 2.0]), 3.0);
+    /// ```
+    fn sum_slice(xs: &[Self]) -> Self {
+        xs.iter().fold(Self::zero(), |acc, &x| acc + x)
+    }
+
+    /// The dot product `Σ aᵢ·bᵢ` (fused). Panics if the lengths differ.
+    ///
+    /// ```
+    /// use adjoint_scalar::prelude::*;
+    /// let g = gradient(|x: &[Var]| Var::dot(&x[..2], &x[2..]), &[1.0, 2.0, 3.0, 4.0]);
+    /// assert_eq!(g, vec![3.0, 4.0, 1.0, 2.0]);
+    /// ```
+    #[track_caller]
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        crate::chain::rules::same_len("Real::dot", a.len(), b.len());
+        a.iter().zip(b).fold(Self::zero(), |acc, (&x, &y)| acc + x * y)
+    }
+
+    /// The linear combination `Σ aᵢ·wᵢ` with constant weights (fused). Panics if the lengths
+    /// differ.
+    ///
+    /// ```
+    /// use adjoint_scalar::prelude::*;
+    /// let g = gradient(|x: &[Var]| Var::dot_lit(x, &[1.0, -0.5]), &[1.0, 2.0]);
+    /// assert_eq!(g, vec![1.0, -0.5]);
+    /// ```
+    #[track_caller]
+    fn dot_lit(a: &[Self], w: &[f64]) -> Self {
+        crate::chain::rules::same_len("Real::dot_lit", a.len(), w.len());
+        a.iter().zip(w).fold(Self::zero(), |acc, (&x, &c)| acc + x * Self::lit(c))
+    }
+
+    /// The squared Euclidean norm `Σ xᵢ²` (fused).
+    ///
+    /// ```
+    /// use adjoint_scalar::prelude::*;
+    /// assert_eq!(gradient(|x: &[Var]| Var::sum_sq(x), &[1.0, -2.0]), vec![2.0, -4.0]);
+    /// ```
+    fn sum_sq(xs: &[Self]) -> Self {
+        xs.iter().fold(Self::zero(), |acc, &x| acc + x * x)
+    }
+
+    /// `ln Σ exp(xᵢ)`, computed stably (shifted by the largest `xᵢ`); fused, with the softmax
+    /// as its partials. The empty slice gives `-∞`.
+    ///
+    /// ```
+    /// use adjoint_scalar::prelude::*;
+    /// let (v, g) = value_and_gradient(|x: &[Var]| Var::log_sum_exp(x), &[0.0, 0.0]);
+    /// assert_eq!((v, g), (2f64.ln(), vec![0.5, 0.5]));
+    /// assert_eq!(f64::log_sum_exp(&[1000.0, 1000.0]), 1000.0 + 2f64.ln());
+    /// ```
+    fn log_sum_exp(xs: &[Self]) -> Self {
+        let m = crate::chain::rules::lse_shift(xs.iter().copied());
+        let s = xs.iter().fold(Self::zero(), |acc, &x| acc + (x - m).exp());
+        s.ln() + m
+    }
 }
 
 impl Real for f64 {

@@ -10,6 +10,21 @@
 //! Id `0` means "constant": constants record nothing. Node `k ≥ 1` lives at `nodes[k - 1]`.
 //! Unary operations name parent `0` with partial `0`; inputs name no parents at all.
 //!
+//! ## Fused n-ary nodes
+//!
+//! The fused operations of [`Real`] — [`sum_slice`](Real::sum_slice), [`dot`](Real::dot),
+//! [`dot_lit`](Real::dot_lit), [`sum_sq`](Real::sum_sq), [`log_sum_exp`](Real::log_sum_exp) —
+//! and [`preaccumulate`] record a whole linear combination `y = Σ dᵢ·xᵢ` at once, instead of
+//! one binary node per `+`/`·`: `m` terms are packed two per *payload* node (the same 24-byte
+//! layout, parents and partials), followed by a *header* `{a: NARY, b: payload count}` whose
+//! id is `y`'s. Payload nodes are never named as parents, so their adjoints stay zero; the
+//! sweep meets the header first, adds `dᵢ·ȳ` into every `xᵢ` in one tight loop, and jumps over
+//! the payload. One or two terms need no header: the single payload node is an ordinary node.
+//! So `m` terms cost `⌈m/2⌉ + 1` slots and one thread-local access to record, against `2m − 1`
+//! binary nodes and as many accesses for the folded `Σ aᵢ·bᵢ` — and the sweep's per-node
+//! load-and-test of `ȳ` happens once. The header test is one predictable branch per node with a
+//! nonzero adjoint. Keeping one node layout means no second array and no second sweep.
+//!
 //! ## The sweep
 //!
 //! Adjoints live in a separate, reused `Vec<f64>` indexed by `id - mark`, where `mark` is the
@@ -73,6 +88,43 @@ fn push(node: Node) -> u32 {
         }
         t.nodes.push(node);
         id as u32
+    })
+}
+
+/// Parent id marking an n-ary node's header (never a real id: ids stay below `u32::MAX`).
+const NARY: u32 = u32::MAX;
+
+/// Record one linear combination `Σ dᵢ·xᵢ` (constants skipped) and return its id, `0` when
+/// every term is constant. The terms are packed two per payload node; more than one payload
+/// node gets a header `{a: NARY, b: payload count}` after them, whose id is the result (see
+/// the module docs). One or two terms make an ordinary node.
+#[inline]
+fn push_terms(terms: impl Iterator<Item = (Var, f64)>) -> u32 {
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        let start = t.nodes.len();
+        let mut terms = terms.filter(|(x, _)| x.id != 0);
+        t.nodes.reserve(terms.size_hint().1.unwrap_or(0) / 2 + 2);
+        while let Some((x, da)) = terms.next() {
+            debug_assert!((x.id as usize) <= start, "Var used after its Tape scope ended");
+            let (b, db) = terms.next().map_or((0, 0.0), |(y, d)| (y.id, d));
+            debug_assert!((b as usize) <= start, "Var used after its Tape scope ended");
+            t.nodes.push(Node { a: x.id, b, da, db });
+        }
+        let payload = t.nodes.len() - start;
+        if payload > 1 {
+            t.nodes.push(Node { a: NARY, b: payload as u32, da: 0.0, db: 0.0 });
+        }
+        let top = t.nodes.len();
+        if top >= u32::MAX as usize {
+            t.nodes.truncate(start);
+            panic!("Var tape full: more than {} nodes on this thread", u32::MAX - 1);
+        }
+        if payload == 0 {
+            0
+        } else {
+            top as u32
+        }
     })
 }
 
@@ -152,6 +204,10 @@ impl Chain for Var {
         }
         Var::node(v, push(Node { a: self.id, b: o.id, da, db }))
     }
+    #[inline]
+    fn chain_n<I: Iterator<Item = (Var, f64)>>(v: f64, terms: I) -> Var {
+        Var::node(v, push_terms(terms))
+    }
 }
 
 impl_real!([] Var);
@@ -208,8 +264,8 @@ var_scalar_ops!(f64);
 ///
 /// `f` runs on a nested [`Tape`] scope over fresh copies of the inputs; one reverse sweep of
 /// that small scope gives the local gradient, the scope is dropped, and the outer tape receives
-/// at most `xs.len() − 1` nodes whatever `f` did (one for a single input; inputs that are
-/// constants or have a zero partial are left out). It pays when `f` records many more nodes than it has
+/// one n-ary node (`⌈m/2⌉ + 1` slots for `m ≥ 3` inputs, one slot for one or two) whatever `f`
+/// did (inputs that are constants or have a zero partial are left out). It pays when `f` records many more nodes than it has
 /// inputs — a small determinant inside a large recursion, a fixed-size kernel called millions
 /// of times — and keeps the inner tape in cache. The derivative is still computed by AD, to
 /// rounding the same as taping `f` directly (the sums are associated differently).
@@ -224,7 +280,7 @@ var_scalar_ops!(f64);
 /// let x = tape.vars(&[1.0, 2.0, 3.0]);
 /// let before = tape.len();
 /// let y = preaccumulate(&x, |v| (v[0] * v[1]).sin() * v[2].exp() + v[0] / v[2]);
-/// assert_eq!(tape.len() - before, 2); // 3 inputs: 2 nodes
+/// assert_eq!(tape.len() - before, 3); // 3 inputs: 2 payload slots and a header
 /// let g = tape.gradient(y * 2.0);
 /// let (a, b, c) = (1.0f64, 2.0f64, 3.0f64);
 /// assert!((g.wrt(x[0]) - 2.0 * (b * (a * b).cos() * c.exp() + 1.0 / c)).abs() < 1e-12);
@@ -239,21 +295,8 @@ pub fn preaccumulate(xs: &[Var], f: impl FnOnce(&[Var]) -> Var) -> Var {
         inner.gradient_into(y, &local, &mut partials);
         y.val
     };
-    // Chain the nonzero terms: the first node takes two inputs, each later one the running sum
-    // and one more input; the last carries the value.
-    let mut terms = xs.iter().zip(&partials).filter(|(x, &d)| x.id != 0 && d != 0.0);
-    let Some((first, &d0)) = terms.next() else {
-        return Var::constant(value);
-    };
-    let (mut id, mut da) = (first.id, d0);
-    for (x, &d) in terms {
-        id = push(Node { a: id, b: x.id, da, db: d });
-        da = 1.0;
-    }
-    if id == first.id {
-        id = push(Node { a: id, b: 0, da, db: 0.0 });
-    }
-    Var::node(value, id)
+    // One n-ary node over the nonzero terms.
+    Var::node(value, push_terms(xs.iter().zip(&partials).filter(|(_, &d)| d != 0.0).map(|(&x, &d)| (x, d))))
 }
 
 /// A tape scope: variables made in it, and everything computed from them, are recorded until
@@ -357,12 +400,25 @@ impl Tape {
             let start = y.id as usize - m;
             adj[start] = 1.0;
             let nodes = &t.nodes[m..];
-            for k in (1..=start).rev() {
+            let mut k = start;
+            while k > 0 {
                 let g = adj[k];
+                k -= 1;
                 if g == 0.0 {
                     continue;
                 }
-                let n = nodes[k - 1];
+                let n = nodes[k];
+                if n.a == NARY {
+                    // An n-ary node: its payload nodes (never named as parents, so their own
+                    // adjoints stay zero) take this adjoint; skip over them.
+                    let p = n.b as usize;
+                    for q in &nodes[k - p..k] {
+                        adj[(q.a as usize).saturating_sub(m)] += q.da * g;
+                        adj[(q.b as usize).saturating_sub(m)] += q.db * g;
+                    }
+                    k -= p;
+                    continue;
+                }
                 adj[(n.a as usize).saturating_sub(m)] += n.da * g;
                 adj[(n.b as usize).saturating_sub(m)] += n.db * g;
             }

@@ -6,7 +6,7 @@ mod gmm;
 
 use adjoint_scalar::jacobian_forward;
 use adjoint_scalar::prelude::*;
-use gmm::{data_path, gmm_objective, read_gmm, GmmInput};
+use gmm::{data_path, gmm_objective, gmm_objective_binary, read_gmm, GmmInput};
 
 struct Objective<'a>(&'a GmmInput);
 impl VectorFn for Objective<'_> {
@@ -60,6 +60,24 @@ fn gradient_on_1k_d10_k5_spot_checks() {
         b[i] -= h;
         let fd = (gmm_objective(&inp, &a) - gmm_objective(&inp, &b)) / (2.0 * h);
         assert!((g[i] - fd).abs() <= 1e-5 * (1.0 + fd.abs()), "entry {i}: {} vs fd {fd}", g[i]);
+    }
+}
+
+/// The objective written with the fused operations (one n-ary node per dot product, squared
+/// norm, log-sum-exp) against the one-binary-operation-at-a-time version: values and gradients.
+#[test]
+fn fused_objective_matches_the_binary_one() {
+    for file in ["test.txt", "1k/gmm_d10_K5.txt"] {
+        let inp = read_gmm(&data_path(file)).unwrap();
+        let p = inp.params();
+        let (v, g) = value_and_gradient(|x: &[Var]| gmm_objective(&inp, x), &p);
+        let (vb, gb) = value_and_gradient(|x: &[Var]| gmm_objective_binary(&inp, x), &p);
+        assert!((v - vb).abs() <= 1e-12 * vb.abs(), "{file}: {v} vs {vb}");
+        assert_eq!(v, gmm_objective(&inp, &p), "{file}: Var and f64 values differ");
+        let scale = gb.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+        for (i, (a, b)) in g.iter().zip(&gb).enumerate() {
+            assert!((a - b).abs() <= 1e-11 * scale, "{file} entry {i}: {a} vs {b}");
+        }
     }
 }
 

@@ -182,8 +182,9 @@ fn preaccumulate_matches_direct_taping() {
     for (a, b) in g1.iter().zip(&g2) {
         assert!((a - b).abs() <= 1e-14 * a.abs().max(1.0), "{g1:?} vs {g2:?}");
     }
-    // Three non-constant inputs: two nodes, against every operation of `f`.
-    assert_eq!(n2, 2);
+    // Three non-constant inputs: one n-ary node (two payload slots and a header), against
+    // every operation of `f`.
+    assert_eq!(n2, 3);
     assert!(n1 >= 9, "{n1}");
     // The enclosing scope's variable gets its derivative through the outer sweep.
     let y = preaccumulate(&[z, z], |v| v[0] * v[1]);

@@ -30,6 +30,26 @@ impl GmmInput {
     }
 }
 
+/// A synthetic input of ADBench's shape (deterministic; no file needed): `n` points in `d`
+/// dimensions, `k` components, `γ = 1`, `m = 0`. For sizes with no ADBench file in the
+/// repository (the small-`d` GradBench workloads).
+pub fn synthetic(d: usize, k: usize, n: usize) -> GmmInput {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut draw =
+        |count: usize, scale: f64| -> Vec<f64> { (0..count).map(|_| scale * (next() - 0.5)).collect() };
+    let alphas = draw(k, 2.0);
+    let means = draw(k * d, 2.0);
+    let icf = draw(k * d * (d + 1) / 2, 1.0);
+    let x = draw(n * d, 2.0);
+    GmmInput { d, k, n, alphas, means, icf, x, gamma: 1.0, m: 0 }
+}
+
 /// Path of a file under the repository's `data/adbench/gmm/`.
 /// `ADJOINT_REPO_ROOT` overrides the repository root (for running a prebuilt bench binary
 /// elsewhere).
@@ -90,7 +110,76 @@ fn ln_gamma(x: f64) -> f64 {
 #[allow(clippy::approx_constant)]
 const PI_ADBENCH: f64 = 3.14159265359;
 
-fn log_sum_exp<T: Real>(v: &[T]) -> T {
+/// The objective of `gmm_objective` in ADBench's gmm.h, at parameters `p = [α, μ, icf]`.
+///
+/// Written with the fused operations of [`Real`] (`dot`, `sum_sq`, `sum_slice`,
+/// `log_sum_exp`): each records one n-ary node on the `Var` tape instead of one node per
+/// binary operation, and folds the same binary operations for `f64` and `Dual`.
+pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
+    let (d, k, n) = (inp.d, inp.k, inp.n);
+    let icf_len = d * (d + 1) / 2;
+    let alphas = &p[..k];
+    let means = &p[k..k + k * d];
+    let icf = &p[k + k * d..];
+
+    // Per component: exp of the diagonal and the sum of log-diagonal (q), as gmm.h does, and
+    // Q = diag(exp q) + L (L strictly lower, stored column-major in icf) gathered row by row:
+    // row r is [Q[r,0], …, Q[r,r]] at offset r(r+1)/2, so (Q·xc)[r] is one dot product.
+    let mut qdiags = Vec::with_capacity(k * d);
+    let mut sum_qs = Vec::with_capacity(k);
+    let mut qrows = Vec::with_capacity(k * icf_len);
+    for c in 0..k {
+        let q = &icf[c * icf_len..c * icf_len + d];
+        let l = &icf[c * icf_len + d..(c + 1) * icf_len];
+        qdiags.extend(q.iter().map(|v| v.exp()));
+        sum_qs.push(T::sum_slice(q));
+        for row in 0..d {
+            // Column `col` of L starts at col·(d−1) − col·(col−1)/2 and holds rows col+1.. .
+            qrows.extend(
+                (0..row).map(|col| l[col * (d - 1) - col * col.saturating_sub(1) / 2 + row - col - 1]),
+            );
+            qrows.push(qdiags[c * d + row]);
+        }
+    }
+
+    // Q_c (x_i − μ_c) = Q_c x_i − Q_c μ_c, as the tensor-tier GradBench eval computes it:
+    // Q_c μ_c once per component, and then row r of the difference is a linear combination with
+    // constant weights (`dot_lit`: one partial per entry instead of two for `dot`) of
+    // [(Q_c μ_c)_r, Q_c[r, 0..=r]] with weights [−1, x_i[0..=r]].
+    let mut arows = Vec::with_capacity(k * (icf_len + d));
+    for c in 0..k {
+        let mu = &means[c * d..(c + 1) * d];
+        for r in 0..d {
+            let start = c * icf_len + r * (r + 1) / 2;
+            let row = &qrows[start..start + r + 1];
+            arows.push(T::dot(row, &mu[..r + 1]));
+            arows.extend_from_slice(row);
+        }
+    }
+    let base: Vec<T> = (0..k).map(|c| alphas[c] + sum_qs[c]).collect();
+    let mut xa = vec![-1.0; d + 1];
+    let mut lx = vec![T::zero(); d];
+    let mut main = vec![T::zero(); k];
+    let mut lses = Vec::with_capacity(n);
+    for i in 0..n {
+        xa[1..].copy_from_slice(&inp.x[i * d..(i + 1) * d]);
+        for (c, m) in main.iter_mut().enumerate() {
+            // ‖Q_c (x_i − μ_c)‖².
+            let rows = &arows[c * (icf_len + d)..(c + 1) * (icf_len + d)];
+            for (r, out) in lx.iter_mut().enumerate() {
+                let start = r * (r + 1) / 2 + r;
+                *out = T::dot_lit(&rows[start..start + r + 2], &xa[..r + 2]);
+            }
+            *m = T::dot_lit(&[base[c], T::sum_sq(&lx)], &[1.0, -0.5]);
+        }
+        lses.push(T::log_sum_exp(&main));
+    }
+    let slse = T::sum_slice(&lses);
+
+    gmm_tail(inp, alphas, &qdiags, &sum_qs, icf, slse)
+}
+
+fn log_sum_exp_binary<T: Real>(v: &[T]) -> T {
     let mut mx = v[0];
     for &e in &v[1..] {
         mx = mx.max(e);
@@ -99,8 +188,9 @@ fn log_sum_exp<T: Real>(v: &[T]) -> T {
     s.ln() + mx
 }
 
-/// The objective of `gmm_objective` in ADBench's gmm.h, at parameters `p = [α, μ, icf]`.
-pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
+/// The same objective with one binary operation at a time (the version before the fused
+/// operations): the reference for the tests and the benchmark's before/after.
+pub fn gmm_objective_binary<T: Real>(inp: &GmmInput, p: &[T]) -> T {
     let (d, k, n) = (inp.d, inp.k, inp.n);
     let icf_len = d * (d + 1) / 2;
     let alphas = &p[..k];
@@ -145,11 +235,19 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
             let sq: T = lx.iter().map(|&v| v * v).sum();
             main[c] = alphas[c] + sum_qs[c] - half * sq;
         }
-        slse += log_sum_exp(&main);
+        slse += log_sum_exp_binary(&main);
     }
 
+    gmm_tail(inp, alphas, &qdiags, &sum_qs, icf, slse)
+}
+
+/// Everything after the data term: `−n·lse(α)`, the constant and the Wishart prior.
+fn gmm_tail<T: Real>(inp: &GmmInput, alphas: &[T], qdiags: &[T], sum_qs: &[T], icf: &[T], slse: T) -> T {
+    let (d, k, n) = (inp.d, inp.k, inp.n);
+    let icf_len = d * (d + 1) / 2;
+    let half = T::lit(0.5);
     let constant = T::lit(-(n as f64) * d as f64 * 0.5 * (2.0 * PI_ADBENCH).ln());
-    let lse_alphas = log_sum_exp(alphas);
+    let lse_alphas = T::log_sum_exp(alphas);
 
     // Wishart prior.
     let gamma = T::lit(inp.gamma);
@@ -157,7 +255,7 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
     for c in 0..k {
         let qd = &qdiags[c * d..(c + 1) * d];
         let l = &icf[c * icf_len + d..(c + 1) * icf_len];
-        let fro: T = qd.iter().map(|&v| v * v).sum::<T>() + l.iter().map(|&v| v * v).sum::<T>();
+        let fro = T::sum_sq(qd) + T::sum_sq(l);
         prior += half * gamma * gamma * fro - T::lit(inp.m as f64) * sum_qs[c];
     }
     let nw = d as f64 + inp.m as f64 + 1.0;

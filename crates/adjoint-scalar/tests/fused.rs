@@ -1,0 +1,213 @@
+//! The fused n-ary operations of `Real` (`sum_slice`, `dot`, `dot_lit`, `sum_sq`,
+//! `log_sum_exp`) against the same function written with binary operations: values and
+//! gradients (reverse), forward tangents (`Dual`, `DualVec`), Hessians (`Dual<Var>`), and
+//! central finite differences; plus their edge cases and what they record on the tape.
+
+use adjoint_scalar::prelude::*;
+use adjoint_scalar::{jacobian_forward, preaccumulate};
+use proptest::prelude::*;
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Sum,
+    Dot,
+    DotLit,
+    SumSq,
+    Lse,
+}
+
+const ALL: [Op; 5] = [Op::Sum, Op::Dot, Op::DotLit, Op::SumSq, Op::Lse];
+
+fn weights(n: usize) -> Vec<f64> {
+    (0..n).map(|i| 0.5 - 0.3 * i as f64).collect()
+}
+
+/// The fused operation on `x` (for `Dot`, the two halves of `x`).
+fn fused<T: Real>(op: Op, x: &[T]) -> T {
+    match op {
+        Op::Sum => T::sum_slice(x),
+        Op::Dot => T::dot(&x[..x.len() / 2], &x[x.len() / 2..]),
+        Op::DotLit => T::dot_lit(x, &weights(x.len())),
+        Op::SumSq => T::sum_sq(x),
+        Op::Lse => T::log_sum_exp(x),
+    }
+}
+
+/// The same with one binary operation at a time.
+fn unfused<T: Real>(op: Op, x: &[T]) -> T {
+    let mut acc = T::zero();
+    match op {
+        Op::Sum => x.iter().for_each(|&v| acc += v),
+        Op::Dot => {
+            let (a, b) = x.split_at(x.len() / 2);
+            a.iter().zip(b).for_each(|(&u, &v)| acc += u * v)
+        }
+        Op::DotLit => x.iter().zip(weights(x.len())).for_each(|(&u, w)| acc += u * T::lit(w)),
+        Op::SumSq => x.iter().for_each(|&v| acc += v * v),
+        Op::Lse => {
+            let m = x.iter().fold(x[0], |m, &v| if v > m { v } else { m });
+            let m = T::lit(m.value());
+            x.iter().for_each(|&v| acc += (v - m).exp());
+            acc = acc.ln() + m;
+        }
+    }
+    acc
+}
+
+/// A nonlinear use of the operation, so that second derivatives are not trivial.
+fn outer<T: Real>(y: T, x: &[T]) -> T {
+    y.sin() + y * x[0]
+}
+
+struct F(Op, bool);
+impl ScalarFn for F {
+    fn eval<T: Real>(&self, x: &[T]) -> T {
+        let y = if self.1 { fused(self.0, x) } else { unfused(self.0, x) };
+        outer(y, x)
+    }
+}
+impl VectorFn for F {
+    fn eval<T: Real>(&self, x: &[T]) -> Vec<T> {
+        vec![ScalarFn::eval(self, x)]
+    }
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+#[allow(clippy::needless_range_loop)]
+fn check(op: Op, x: &[f64]) {
+    let (f, u) = (F(op, true), F(op, false));
+    // Values, f64: the fused ops sum in the same order as the folds.
+    assert!(close(fused(op, x), unfused(op, x), 1e-14), "{op:?} value");
+    // Reverse mode.
+    let (vf, gf) = value_and_gradient(|v: &[Var]| ScalarFn::eval(&f, v), x);
+    let (vu, gu) = value_and_gradient(|v: &[Var]| ScalarFn::eval(&u, v), x);
+    assert!(close(vf, vu, 1e-14), "{op:?}: {vf} vs {vu}");
+    // Forward mode, N tangents (DualVec: the default chain_n) and one (Dual: its own).
+    let jf = jacobian_forward(&f, x);
+    for i in 0..x.len() {
+        assert!(close(gf[i], gu[i], 1e-12), "{op:?} grad {i}: {} vs {}", gf[i], gu[i]);
+        assert!(close(gf[i], jf.data[i], 1e-12), "{op:?} forward {i}: {} vs {}", gf[i], jf.data[i]);
+        let d = derivative(
+            |t: Dual<f64>| {
+                let xs: Vec<Dual<f64>> =
+                    x.iter().enumerate().map(|(j, &v)| if j == i { t } else { Dual::constant(v) }).collect();
+                ScalarFn::eval(&f, &xs)
+            },
+            x[i],
+        );
+        assert!(close(gf[i], d, 1e-12), "{op:?} dual {i}: {} vs {d}", gf[i]);
+        // Central differences.
+        let h = 1e-6;
+        let (mut a, mut b) = (x.to_vec(), x.to_vec());
+        a[i] += h;
+        b[i] -= h;
+        let fd = (ScalarFn::eval(&f, &a) - ScalarFn::eval(&f, &b)) / (2.0 * h);
+        assert!(close(gf[i], fd, 1e-6), "{op:?} fd {i}: {} vs {fd}", gf[i]);
+    }
+    // Second order: Dual<Var> runs the rules with Var partials.
+    let (hf, hu) = (hessian(&f, x), hessian(&u, x));
+    for (p, q) in hf.data.iter().zip(&hu.data) {
+        assert!(close(*p, *q, 1e-11), "{op:?} hessian {p} vs {q}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn fused_ops_match_their_unfused_composition(
+        x in prop::collection::vec(-3.0f64..3.0, 1..10),
+        extra in -3.0f64..3.0,
+    ) {
+        for op in ALL {
+            let mut x = x.clone();
+            if matches!(op, Op::Dot) {
+                x.extend(x.clone().iter().map(|v| v * 0.7 + extra));
+            }
+            check(op, &x);
+        }
+    }
+}
+
+#[test]
+fn one_n_ary_node_per_call() {
+    let t = Tape::new();
+    let x = t.vars(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+    let slots = |f: &dyn Fn() -> Var| {
+        let before = t.len();
+        f();
+        t.len() - before
+    };
+    // m terms: ⌈m/2⌉ payload slots and a header; one or two terms: one ordinary node.
+    assert_eq!(slots(&|| Var::sum_slice(&x)), 4 + 1);
+    assert_eq!(slots(&|| Var::dot(&x[..3], &x[3..6])), 3 + 1);
+    assert_eq!(slots(&|| Var::sum_sq(&x[..2])), 1);
+    assert_eq!(slots(&|| Var::log_sum_exp(&x[..1])), 1);
+    // Constants record nothing and drop out of a mixed call.
+    let c = [Var::constant(1.0), Var::constant(2.0)];
+    assert_eq!(slots(&|| Var::dot_lit(&c, &[1.0, 1.0])), 0);
+    assert!(Var::sum_slice(&c).is_constant());
+    // Three variable terms (x0·2, x2·1, x1·1): two payload slots and a header.
+    assert_eq!(slots(&|| Var::dot(&[x[0], c[0], x[1]], &[c[1], x[2], c[0]])), 3);
+    let y = Var::dot(&[x[0], c[0], x[1]], &[c[1], x[2], c[0]]);
+    let g = t.gradient(y);
+    assert_eq!([g.wrt(x[0]), g.wrt(x[1]), g.wrt(x[2])], [2.0, 1.0, 1.0]);
+}
+
+#[test]
+fn n_ary_nodes_compose_with_binary_nodes_and_nested_scopes() {
+    let outer_tape = Tape::new();
+    let z = outer_tape.var(0.5);
+    {
+        let t = Tape::new();
+        let x = t.vars(&[1.0, 2.0, 3.0]);
+        // A header whose adjoint stays zero (unused), then one that is used twice.
+        let _unused = Var::sum_slice(&x);
+        let s = Var::dot(&[x[0], x[1], x[2], z], &[x[2], x[1], x[0], z]);
+        let y = s * s + Var::sum_sq(&[s, x[0], z]);
+        let g = t.gradient(y);
+        // s = 2·x0·x2 + x1² + z² = 10.25, y = 2s² + x0² + z², z a constant of this scope.
+        let ds = 4.0 * 10.25;
+        assert_eq!(s.value(), 10.25);
+        assert_eq!(
+            [g.wrt(x[0]), g.wrt(x[1]), g.wrt(x[2]), g.wrt(z)],
+            [ds * 6.0 + 2.0, ds * 4.0, ds * 2.0, 0.0]
+        );
+    }
+    // The enclosing scope's variable gets its derivative through the outer sweep.
+    let y = Var::log_sum_exp(&[z, z, Var::constant(0.5)]);
+    assert!((outer_tape.gradient(y).wrt(z) - 2.0 / 3.0).abs() < 1e-15);
+    // preaccumulate records its linear combination the same way.
+    let p = preaccumulate(&[z, z * 2.0, z * 3.0], |v| v[0] * v[1] * v[2]);
+    assert!((outer_tape.gradient(p).wrt(z) - 18.0 * 0.25).abs() < 1e-13);
+}
+
+#[test]
+fn edge_cases() {
+    assert_eq!(f64::sum_slice(&[]), 0.0);
+    assert_eq!(f64::dot(&[], &[]), 0.0);
+    assert_eq!(f64::log_sum_exp(&[]), f64::NEG_INFINITY);
+    assert_eq!(f64::log_sum_exp(&[f64::NEG_INFINITY; 2]), f64::NEG_INFINITY);
+    // Shifted: no overflow, and the softmax partials stay finite.
+    let (v, g) = value_and_gradient(|x: &[Var]| Var::log_sum_exp(x), &[1000.0, 1000.0 + 2f64.ln()]);
+    assert!((v - (1000.0 + 3f64.ln())).abs() < 1e-12, "{v}");
+    assert!((g[0] - 1.0 / 3.0).abs() < 1e-12 && (g[1] - 2.0 / 3.0).abs() < 1e-12, "{g:?}");
+    let e = Var::log_sum_exp(&[]);
+    assert!(e.is_constant() && e.value() == f64::NEG_INFINITY);
+}
+
+#[test]
+#[should_panic(expected = "Real::dot: slices of lengths 2 and 3 (must be equal)")]
+fn dot_of_unequal_lengths_panics() {
+    let _ = f64::dot(&[1.0, 2.0], &[1.0, 2.0, 3.0]);
+}
+
+#[test]
+#[should_panic(expected = "Real::dot_lit: slices of lengths 2 and 1 (must be equal)")]
+fn dot_lit_of_unequal_lengths_panics_for_var() {
+    let t = Tape::new();
+    let x = t.vars(&[1.0, 2.0]);
+    let _ = Var::dot_lit(&x, &[1.0]);
+}
