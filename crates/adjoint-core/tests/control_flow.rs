@@ -241,8 +241,8 @@ fn staging_cost_does_not_depend_on_the_trip_count() {
 
 #[test]
 fn fori_loop_t_matches_fori_loop() {
-    let body_u = |i: usize, y: &Tensor| (y * (i as f64 + 1.0)).sin() + 0.1;
-    let body_t = |i: &Tensor, y: &Tensor| (y * (i.to_f64() + 1.0)).sin() + 0.1;
+    let body_u = |i: usize, y: &Tensor| (y * (i as f64 * 0.1 + 0.5)).sin() + 0.1;
+    let body_t = |i: &Tensor, y: &Tensor| (y * (i.to_f64() * 0.1 + 0.5)).sin() + 0.1;
     let f = move |x: &Tensor| fori_loop_t(2, 7, body_t, x.clone());
     let r = move |x: &Tensor| fori_loop(2, 7, body_u, x.clone());
     let x = v(&[0.3, -0.8]);
@@ -364,7 +364,7 @@ fn cond_matches_the_branch() {
 }
 
 #[test]
-#[should_panic(expected = "adjoint: cond: on_true returns [f64[2]] but on_false returns [f64[]]")]
+#[should_panic(expected = "adjoint: cond: on_true returns [float64[2]] but on_false returns [float64[]]")]
 fn cond_refuses_branches_that_disagree() {
     jit(|x: &Tensor| cond(&x.sum().gt_scalar(0.0), |x: &Tensor| x.clone(), |x: &Tensor| x.sum(), x))(&v(&[
         1.0, 2.0,
@@ -372,7 +372,9 @@ fn cond_refuses_branches_that_disagree() {
 }
 
 #[test]
-#[should_panic(expected = "adjoint: scan: the body returns a carry of types [f64[2]] but takes [f64[]]")]
+#[should_panic(
+    expected = "adjoint: scan: the body returns a carry of types [float64[2]] but takes [float64[]]"
+)]
 fn scan_refuses_a_carry_that_changes_shape() {
     jit(|c: &Tensor| scan(|c: &Tensor, x: &Tensor| (c * x, ()), c, &v(&[1.0, 2.0]).reshape(&[1, 2])).0)(
         &Tensor::scalar(1.0f64),

@@ -19,7 +19,7 @@ use super::body::{floats, jvp_body, permute_inputs, pick, ranges, trace_closed, 
 use super::scan::Scan;
 use super::Checkpoint;
 use crate::batching::{move_axis, to_front};
-use crate::primitive::{Aval, Grads, Outs, Primitive, Pullback};
+use crate::primitive::{Aval, Outs, Primitive, Pullback};
 use crate::tensor::Tensor;
 use crate::trace::bind_multi;
 
@@ -82,6 +82,27 @@ impl While {
         let mut out: Vec<Tensor> = bins.split_off(nb);
         out.push(Tensor::scalar(trips as i64));
         out
+    }
+}
+
+impl While {
+    /// The body guarded by the condition: inputs `[cond consts, body consts, carry]`, output
+    /// `cond(c) ? body(c) : c`.
+    fn guarded(&self) -> crate::jit::ir::Ir {
+        let (nk, nb) = (self.cconsts, self.bconsts);
+        let mut avals = self.cond.in_avals()[..nk].to_vec();
+        avals.extend(self.body.in_avals());
+        let (cond, body) = (self.cond.clone(), self.body.clone());
+        trace_closed(&avals, move |v| {
+            let mut cins = v[..nk].to_vec();
+            cins.extend_from_slice(&v[nk + nb..]);
+            let done = cond.run(&cins).swap_remove(0).cast(DType::F64).eq_scalar(0.0);
+            let next = body.run(&v[nk..]);
+            next.iter()
+                .zip(&v[nk + nb..])
+                .map(|(n, old)| Tensor::select(&done.broadcast_to(old.shape()), old, n))
+                .collect()
+        })
     }
 }
 
@@ -174,22 +195,20 @@ impl Primitive for While {
                  function instead (grad(jit(f))), or use scan/fori_loop_t with a fixed length"
             ),
         };
+        // A scan of `n` guarded steps, `c ← cond(c) ? body(c) : c`: for one loop the guard
+        // always holds; under `vmap` `n` is the largest trip count and the guard stops the
+        // examples that finished earlier, as the batched loop does.
         let scan = Scan {
-            body: self.body.clone(),
-            consts: nb,
+            body: Body::new(self.guarded()),
+            consts: nk + nb,
             carry: nc,
             length: n,
             reverse: false,
             policy: Checkpoint::Every,
         };
-        let (mut souts, spb) = scan.vjp_every(&primals[nk..]);
+        let (mut souts, spb) = scan.vjp_every(primals);
         souts.push(trips.clone());
-        let pb = Pullback::multi((), move |_, cts| {
-            let g = (spb.f)(&cts[..nc]);
-            let mut all: Grads = (0..nk).map(|_| None).collect();
-            all.extend(g);
-            all
-        });
+        let pb = Pullback::multi((), move |_, cts| (spb.f)(&cts[..nc]));
         Some((souts, pb))
     }
 
