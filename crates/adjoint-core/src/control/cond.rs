@@ -22,7 +22,15 @@ use crate::primitive::{Aval, Grads, Outs, Primitive, Pullback};
 use crate::tensor::Tensor;
 use crate::trace::bind_multi;
 
-/// `branches[1](ops)` if the predicate is nonzero, else `branches[0](ops)`.
+/// `branches[1](ops)` if the predicate is nonzero, else `branches[0](ops)`; bound by
+/// [`cond`](crate::cond) under a transform.
+///
+/// ```
+/// use adjoint_core::{cond, jit::make_ir, Tensor};
+/// let f = |x: &Tensor| cond(&x.gt_scalar(0.0), |x: &Tensor| x.sin(), |x: &Tensor| x.cos(), x);
+/// let ir = make_ir(f)(&Tensor::scalar(1.0f64));
+/// assert_eq!(ir.eqns.last().map(|e| e.prim.name()), Some("cond"));
+/// ```
 #[derive(Clone)]
 pub struct Cond {
     pub(crate) branches: [Body; 2],

@@ -28,7 +28,17 @@ use crate::primitive::{Aval, Grads, Outs, Primitive, Pullback, Residuals};
 use crate::tensor::Tensor;
 use crate::trace::bind_multi;
 
-/// A loop over axis 0 of the `xs` operands (see the [module docs](self)).
+/// A loop over axis 0 of the `xs` operands (see the [module docs](self)); bound by
+/// [`scan`](crate::scan) under a transform.
+///
+/// ```
+/// use adjoint_core::{jit::make_ir, scan, Tensor};
+/// // 10,000 steps, one equation.
+/// let xs = Tensor::ones(&[10_000]).to_f64();
+/// let ir = make_ir(|c: &Tensor| scan(|c: &Tensor, x: &Tensor| (c.sin() + x, ()), c, &xs).0)(&Tensor::scalar(0.0f64));
+/// assert_eq!(ir.eqns.len(), 1);
+/// assert!(ir.to_string().contains("scan[length: 10000"));
+/// ```
 #[derive(Clone)]
 pub struct Scan {
     pub(crate) body: Body,

@@ -23,7 +23,14 @@ use crate::primitive::{Aval, Outs, Primitive, Pullback};
 use crate::tensor::Tensor;
 use crate::trace::bind_multi;
 
-/// A loop `while cond(c) { c = body(c) }` (see the [module docs](self)).
+/// A loop `while cond(c) { c = body(c) }` (see the [module docs](self)); bound by
+/// [`while_loop`](crate::while_loop) under a transform.
+///
+/// ```
+/// use adjoint_core::{jit::make_ir, while_loop, Tensor};
+/// let ir = make_ir(|x: &Tensor| while_loop(|y: &Tensor| y.lt_scalar(10.0), |y: &Tensor| y * 2.0, x.clone()))(&Tensor::scalar(1.0f64));
+/// assert_eq!((ir.eqns.len(), ir.eqns[0].prim.name()), (1, "while_loop"));
+/// ```
 #[derive(Clone)]
 pub struct While {
     pub(crate) cond: Body,
