@@ -60,7 +60,7 @@ pub use adjoint_tensor::ops::{
     pool::Pool2dParams,
 };
 pub use adjoint_tensor::{Array, DType};
-pub use control::{fori_loop, scan};
+pub use control::{cond, fori_loop, fori_loop_t, scan, scan_with, while_loop, Checkpoint};
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use jit::{jit, jit_stats, make_ir};
 pub use ops::{Conv1dOptions, Conv2dOptions, Pool2dOptions};

@@ -36,8 +36,14 @@
 //! `#[params(skip)]`) are not part of the signature: they are read once, when a signature is
 //! first traced, and the result's non-tensor parts are those of that trace. A jitted
 //! function holds `Rc`s (primitives may own user closures), so it is neither `Send` nor `Sync`.
-//! Loops and branches on values (`scan`, `while_loop`, `cond`), fusion and a compiled backend
-//! are not staged yet: the program runs op by op.
+//! Structured control flow is staged: [`scan`](crate::scan), [`fori_loop_t`](crate::fori_loop_t),
+//! [`while_loop`](crate::while_loop) and [`cond`](crate::cond) each record one equation whose
+//! primitive holds the body's program (see [`crate::control`]), so tracing cost does not
+//! depend on the trip count; `fori_loop` (index as a Rust `usize`) and Rust `for`/`if` on
+//! values are still unrolled or refused at trace time. `jit(grad(f))` through a `while_loop`
+//! panics (the trip count reverse mode needs is unknown while staging; `grad(jit(f))` works).
+//! Loop bodies are not optimised by the passes (they run as traced), and there is no fusion
+//! or compiled backend: the program runs op by op.
 
 pub mod exec;
 pub mod ir;

@@ -106,3 +106,30 @@ binary_row!(rem, 2.1, 2.9, 1.0, 1.01, |a: &Tensor, b: &Tensor| a.rem(&(b * 0.7))
 binary_row!(select_by_sign, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| {
     Tensor::select(&a.gt_scalar(0.0), &(a * b), &b.exp())
 });
+
+// Control flow (`crate::control`): staged as one primitive under every transform.
+unary_row!(scan_over_axis_0, -1.0, 1.0, |x: &Tensor| {
+    let xs = if x.rank() == 0 { x.reshape(&[1]) } else { x.clone() };
+    let init = xs.sum_axes(&[0], false) * 0.1;
+    let (c, ys) = adjoint_core::scan(
+        |c: &Tensor, xi: &Tensor| {
+            let h = (c * 0.5 + xi).sin();
+            (h.clone(), &h * xi)
+        },
+        &init,
+        &xs,
+    );
+    ys.sum_axes(&[0], false) + c
+});
+unary_row!(scan_every_2nd_carry_stored, -1.0, 1.0, |x: &Tensor| {
+    let xs = if x.rank() == 0 { x.reshape(&[1]) } else { x.clone() };
+    let init = xs.sum_axes(&[0], false).cos();
+    let step = |c: &Tensor, xi: &Tensor| ((c * xi).sin() + xi, c * 2.0);
+    let (c, ys) = adjoint_core::scan_with(adjoint_core::Checkpoint::EveryK(2), step, &init, &xs);
+    ys.sum_axes(&[0], false) * c
+});
+// (while_loop is not a row: jit∘grad through it is refused, see tests/control_flow.rs.)
+unary_row!(cond_both_branches, 0.2, 1.0, |x: &Tensor| {
+    // Nonempty inputs take the true branch, empty ones (sum 0) the false one.
+    adjoint_core::cond(&x.sum().gt_scalar(0.0), |x: &Tensor| (x * x).sin(), |x: &Tensor| x.exp() * 2.0, x)
+});

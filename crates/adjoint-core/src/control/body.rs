@@ -1,0 +1,174 @@
+//! Loop and branch bodies as programs: tracing a closure once into an [`Ir`] at abstract
+//! values, hoisting the tracers it closes over into explicit inputs, running a body, and the
+//! three body transforms (JVP, VJP, vmap) that the control-flow primitives' rules are built
+//! from. Each transform traces "run the body under the transform" into a new program, so a
+//! derived body is again made of primitives and can be transformed again (second order).
+
+use std::rc::Rc;
+
+use crate::jit::exec::Executable;
+use crate::jit::ir::Ir;
+use crate::jit::stage;
+use crate::primitive::Aval;
+use crate::tensor::Tensor;
+use crate::transforms::{jvp, vjp};
+use crate::vmap::vmap_leaves;
+
+/// A traced body, ready to run many times (its last-use table is computed once).
+#[derive(Clone)]
+pub(crate) struct Body(pub(crate) Rc<Executable>);
+
+impl Body {
+    pub(crate) fn new(ir: Ir) -> Body {
+        Body(Rc::new(Executable::new(ir)))
+    }
+    pub(crate) fn ir(&self) -> &Ir {
+        &self.0.ir
+    }
+    pub(crate) fn in_avals(&self) -> Vec<Aval> {
+        self.ir().inputs.iter().map(|&v| self.ir().avals[v].clone()).collect()
+    }
+    pub(crate) fn out_avals(&self) -> Vec<Aval> {
+        self.ir().outputs.iter().map(|&v| self.ir().avals[v].clone()).collect()
+    }
+    /// Run the body: its equations are bound again, so transforms active on `ins` apply.
+    pub(crate) fn run(&self, ins: &[Tensor]) -> Vec<Tensor> {
+        self.0.run(ins)
+    }
+    /// The number of equations (for `Debug`).
+    pub(crate) fn len(&self) -> usize {
+        self.ir().eqns.len()
+    }
+}
+
+/// A concrete placeholder of `aval` (tracing only reads its abstract value).
+pub(crate) fn placeholder(a: &Aval) -> Tensor {
+    Tensor::full_of(&a.shape, 0.0, a.dtype)
+}
+
+/// Trace `f` over flat leaves of abstract values `avals` into a body. Tracers of enclosing
+/// transforms that `f` closes over are hoisted out of the program's constants: they become the
+/// body's first inputs and are returned, to be passed as explicit operands (so those transforms
+/// see the dependence). Concrete constants stay inside the program.
+#[track_caller]
+pub(crate) fn trace_flat(avals: &[Aval], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> (Ir, Vec<Tensor>) {
+    let ph: Vec<Tensor> = avals.iter().map(placeholder).collect();
+    let (mut ir, _) = stage::trace(|v: &Vec<Tensor>| f(v), &ph);
+    let mut hoisted = Vec::new();
+    let mut front = Vec::new();
+    ir.consts.retain(|(v, t)| {
+        if t.is_tracer() {
+            front.push(*v);
+            hoisted.push(t.clone());
+            false
+        } else {
+            true
+        }
+    });
+    front.extend_from_slice(&ir.inputs);
+    ir.inputs = front;
+    (ir, hoisted)
+}
+
+/// Trace a function of flat leaves that must not close over tracers (a body transform).
+pub(crate) fn trace_closed(avals: &[Aval], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> Ir {
+    let (ir, hoisted) = trace_flat(avals, f);
+    assert!(hoisted.is_empty(), "adjoint: internal error: a derived loop body closes over a tracer");
+    ir
+}
+
+/// Which entries are floating point (the differentiable ones).
+pub(crate) fn floats(avals: &[Aval]) -> Vec<bool> {
+    avals.iter().map(|a| a.dtype.is_float()).collect()
+}
+
+/// The entries of `xs` where `mask` holds.
+pub(crate) fn pick<T: Clone>(xs: &[T], mask: &[bool]) -> Vec<T> {
+    xs.iter().zip(mask).filter(|(_, &m)| m).map(|(x, _)| x.clone()).collect()
+}
+
+/// `all` with its masked entries replaced by `new`, in order.
+pub(crate) fn merge(all: &[Tensor], mask: &[bool], new: &[Tensor]) -> Vec<Tensor> {
+    let mut it = new.iter();
+    all.iter()
+        .zip(mask)
+        .map(|(x, &m)| if m { it.next().expect("one per masked entry").clone() } else { x.clone() })
+        .collect()
+}
+
+/// Reorder a program's inputs: input `i` of the result is input `perm[i]` of `ir`.
+pub(crate) fn permute_inputs(mut ir: Ir, perm: &[usize]) -> Ir {
+    ir.inputs = perm.iter().map(|&i| ir.inputs[i]).collect();
+    ir
+}
+
+/// Reorder a program's outputs: output `i` of the result is output `perm[i]` of `ir`.
+pub(crate) fn permute_outputs(mut ir: Ir, perm: &[usize]) -> Ir {
+    ir.outputs = perm.iter().map(|&i| ir.outputs[i]).collect();
+    ir
+}
+
+/// Index permutation that interleaves groups: `groups` lists `(start, len)` ranges of the
+/// original order, concatenated in the given order.
+pub(crate) fn ranges(groups: &[(usize, usize)]) -> Vec<usize> {
+    groups.iter().flat_map(|&(s, n)| s..s + n).collect()
+}
+
+/// The forward-mode body: inputs `[ins…, tangents of the float ins…]`, outputs
+/// `[outs…, tangents of the float outs…]`.
+pub(crate) fn jvp_body(body: &Body) -> Ir {
+    let in_avals = body.in_avals();
+    let fin = floats(&in_avals);
+    let fout = floats(&body.out_avals());
+    let n = in_avals.len();
+    let mut avals = in_avals.clone();
+    avals.extend(pick(&in_avals, &fin));
+    let b = body.clone();
+    trace_closed(&avals, move |v| {
+        let (p, t) = v.split_at(n);
+        let fp = pick(p, &fin);
+        let (outs, touts) = jvp(|q: &Vec<Tensor>| b.run(&merge(p, &fin, q)), &fp, &t.to_vec());
+        let mut r = outs;
+        r.extend(pick(&touts, &fout));
+        r
+    })
+}
+
+/// The reverse-mode body: inputs `[ins…, cotangents of the float outs…]`, outputs the
+/// cotangents of the float ins.
+pub(crate) fn vjp_body(body: &Body) -> Ir {
+    let in_avals = body.in_avals();
+    let out_avals = body.out_avals();
+    let fin = floats(&in_avals);
+    let fout = floats(&out_avals);
+    let n = in_avals.len();
+    let mut avals = in_avals.clone();
+    avals.extend(pick(&out_avals, &fout));
+    let b = body.clone();
+    trace_closed(&avals, move |v| {
+        let (p, c) = v.split_at(n);
+        let fp = pick(p, &fin);
+        let fo = fout.clone();
+        let (_, pb) = vjp(|q: &Vec<Tensor>| pick(&b.run(&merge(p, &fin, q)), &fo), &fp);
+        pb(&c.to_vec())
+    })
+}
+
+/// The batched body: input `i` has a batch axis 0 of `size` where `axes[i]` is set; every
+/// output has a batch axis 0 (unbatched ones are broadcast).
+pub(crate) fn vmap_body(body: &Body, axes: &[Option<usize>], size: usize) -> Ir {
+    let avals: Vec<Aval> = body
+        .in_avals()
+        .into_iter()
+        .zip(axes)
+        .map(|(mut a, ax)| {
+            if ax.is_some() {
+                a.shape.insert(0, size);
+            }
+            a
+        })
+        .collect();
+    let b = body.clone();
+    let axes = axes.to_vec();
+    trace_closed(&avals, move |v| vmap_leaves(|q: &Vec<Tensor>| b.run(q), &v.to_vec(), &axes))
+}
