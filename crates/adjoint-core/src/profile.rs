@@ -284,7 +284,10 @@ pub fn from_env<R>(f: impl FnOnce() -> R) -> R {
     let (r, prof) = profile(f);
     eprint!("{prof}");
     match prof.write_chrome_trace(Path::new(&path)) {
-        Ok(()) => eprintln!("adjoint: profile trace written to {} (open it in https://ui.perfetto.dev)", path.to_string_lossy()),
+        Ok(()) => eprintln!(
+            "adjoint: profile trace written to {} (open it in https://ui.perfetto.dev)",
+            path.to_string_lossy()
+        ),
         Err(e) => eprintln!("adjoint: could not write the profile trace to {}: {e}", path.to_string_lossy()),
     }
     r
@@ -336,7 +339,13 @@ fn describe(ts: &[&Tensor]) -> String {
         if i > 0 {
             s.push(' ');
         }
-        s.push_str(&format!("{}{:?}", t.dtype().name(), t.shape()).replace(' ', ""));
+        let dtype = match t.dtype() {
+            adjoint_tensor::DType::F32 => "f32",
+            adjoint_tensor::DType::F64 => "f64",
+            adjoint_tensor::DType::I64 => "i64",
+            adjoint_tensor::DType::Bool => "bool",
+        };
+        s.push_str(&format!("{dtype}{:?}", t.shape()).replace(' ', ""));
     }
     s
 }
@@ -620,7 +629,8 @@ impl Profile {
         tmp_name.push(name);
         tmp_name.push(format!(".{}.tmp", std::process::id()));
         let tmp = path.with_file_name(tmp_name);
-        let written = std::fs::write(&tmp, self.chrome_trace_json()).and_then(|()| std::fs::rename(&tmp, path));
+        let written =
+            std::fs::write(&tmp, self.chrome_trace_json()).and_then(|()| std::fs::rename(&tmp, path));
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }

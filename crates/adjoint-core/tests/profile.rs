@@ -22,7 +22,10 @@ fn three_exps_are_three_calls_of_24_kb_at_this_line() {
     assert_eq!((r.op, r.calls, r.bytes, r.level, r.backward_of), ("exp", 3, 24_000, Level::Eager, None));
     assert_eq!((r.site.file(), r.site.line()), (file!(), line));
     assert_eq!(prof.events().len(), 3);
-    assert!(prof.events().iter().all(|e| e.inputs == "f64[1000]" && e.outputs == "f64[1000]" && e.bytes == 8000));
+    assert!(prof
+        .events()
+        .iter()
+        .all(|e| e.inputs == "f64[1000]" && e.outputs == "f64[1000]" && e.bytes == 8000));
     // The input and the three outputs are alive when the third exp returns (other tests' arrays
     // only add to the process-wide count).
     assert!(r.peak_live >= 4 * 8000, "{}", r.peak_live);
@@ -57,7 +60,7 @@ fn grad_records_vjp_levels_and_labels_the_backward_pass_with_the_forward_site() 
     let x = ones(1000);
     let line = line!() + 1;
     let (g, prof) = profile(|| grad(|x: &Tensor| x.exp().sum())(&x));
-    assert_eq!(g.to_vec::<f64>()[0], std::f64::consts::E);
+    assert!((g.to_vec::<f64>()[0] - std::f64::consts::E).abs() < 1e-12);
     // Forward: `exp` handled by the vjp level, holding the kernel's eager bind; both at this line.
     let exp = rows_of(&prof, "exp");
     let levels: Vec<Level> = exp.iter().filter(|r| r.backward_of.is_none()).map(|r| r.level).collect();
@@ -102,7 +105,10 @@ fn chrome_trace_parses_and_has_one_complete_event_per_bind() {
         assert!(e["ts"].as_f64().unwrap() >= 0.0 && e["dur"].as_f64().unwrap() >= 0.0);
         assert!(e["pid"].is_u64() && e["tid"].is_u64());
         assert_eq!(e["args"]["bytes"].as_u64().unwrap() as usize, ours.bytes);
-        assert!(e["args"]["site"].as_str().unwrap().contains("profile.rs"));
+        if ours.op == "exp" {
+            assert_eq!(e["args"]["site"].as_str().unwrap(), ours.site.to_string());
+            assert!(ours.site.file().ends_with("profile.rs"));
+        }
     }
     assert!(complete.iter().any(|e| e["args"]["backward_of"] == "exp" && e["cat"] == "eager,backward"));
     // Only the file is left: the temporary was renamed over it.

@@ -6,8 +6,8 @@ use smallvec::SmallVec;
 
 use super::frames::{dead_tracer, depth, own_payload, top_of, with_tape, Kind};
 use crate::debug;
-use crate::profile;
 use crate::primitive::{Aval, Outs, Primitive};
+use crate::profile;
 use crate::tensor::{Payload, Repr, Tensor};
 
 /// Apply a one-output primitive to tensors: the heart of every op. See [`bind_multi`].

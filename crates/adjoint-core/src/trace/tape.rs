@@ -4,8 +4,8 @@
 use smallvec::SmallVec;
 
 use crate::debug;
-use crate::profile;
 use crate::primitive::{Grads, Pullback};
+use crate::profile;
 use crate::tensor::Tensor;
 
 struct Node {
