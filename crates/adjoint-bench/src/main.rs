@@ -19,6 +19,10 @@
 //! - Timing is identical on both sides (see [`measure`]): 5 warm-ups, 20 samples of batches
 //!   lasting ≥ 10 ms, median and 10th/90th percentiles. Nothing here asserts a duration.
 //! - Two threads: the rayon pool is sized from `RAYON_NUM_THREADS`, 2 when unset.
+//! - `ADJOINT_PROFILE=trace.json` profiles the run (`adjoint_core::profile::from_env`): the
+//!   table per op and call site on stderr, a Chrome trace for Perfetto in the file. The timings
+//!   printed then include the profiler's cost per op; use it to see where time goes, not for
+//!   the ratios.
 
 mod arm;
 mod measure;
@@ -92,19 +96,22 @@ fn main() {
         }
         on
     };
-    workloads::w1(plan, &which);
-    workloads::w2_w4(plan, &which);
-    if which("W5_arm_bptt") {
-        workloads::w5(plan);
-    }
-    workloads::w6(plan, &which);
-    workloads::w7(plan, &which);
-    if which("W8_matmul_grad") {
-        workloads::w8(plan);
-    }
-    if which("W9_ode_lv_grad") {
-        workloads::w9(plan);
-    }
+    // With ADJOINT_PROFILE=path, the whole run is profiled (table on stderr, trace at path).
+    adjoint_core::profile::from_env(|| {
+        workloads::w1(plan, &which);
+        workloads::w2_w4(plan, &which);
+        if which("W5_arm_bptt") {
+            workloads::w5(plan);
+        }
+        workloads::w6(plan, &which);
+        workloads::w7(plan, &which);
+        if which("W8_matmul_grad") {
+            workloads::w8(plan);
+        }
+        if which("W9_ode_lv_grad") {
+            workloads::w9(plan);
+        }
+    });
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ mod ops;
 pub mod params;
 pub mod primitive;
 pub mod prims;
+pub mod profile;
 pub mod tensor;
 pub mod testing;
 pub mod trace;
@@ -65,6 +66,7 @@ pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use jit::{jit, jit_stats, make_ir};
 pub use ops::{Conv1dOptions, Conv2dOptions, Pool2dOptions};
 pub use params::Params;
+pub use profile::{profile, Profile};
 pub use tensor::{Tensor, ValueError};
 pub use transforms::{
     grad, hessian, hvp, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, value_and_grad_with_aux,

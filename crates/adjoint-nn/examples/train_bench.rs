@@ -29,9 +29,13 @@
 //!   beyond what the process already holds.
 //!
 //! RSS over a long run (`--rss-steps N`): instead of timing, each selected step runs `N` times
-//! and one line per tenth of the run reports the RSS and the mean time per step of that tenth
-//! (`suite: "rss"`), with the buffer cache's counters (`adjoint_tensor::cache`); run it with
+//! and one line after steps 1, 10, 100 and each tenth of the run reports the RSS and the mean
+//! time per step since the previous line (`suite: "rss"`), with the buffer cache's counters (`adjoint_tensor::cache`); run it with
 //! `ADJOINT_CACHE=0` for the same run without the cache.
+//!
+//! Profile (`ADJOINT_PROFILE=trace.json`, best with `--rss-steps 20`): the run under
+//! `adjoint_core::profile::from_env`: the table per op and call site on stderr, the Chrome trace
+//! in the file. Timings printed then include the profiler's cost.
 //!
 //! CPU use: `cpu_util` is (user + system CPU time of the process) / wall time over the timed
 //! steps, from `/proc/self/stat`; with 2 threads a pool that really runs on both cores shows
@@ -143,12 +147,18 @@ fn bench<S: FnMut() -> f64>(cfg: &Cfg, name: &str, size: &str, build: impl FnOnc
     }
 }
 
-/// `n` steps; one line per tenth of them: RSS, mean seconds per step, cache counters.
+/// `n` steps; one line at steps 1, 10 and 100 and at each tenth of the run: RSS, mean seconds
+/// per step since the previous line, cache counters.
 fn rss_run(name: &str, n: usize, mut step: impl FnMut() -> f64) {
     let block = (n / 10).max(1);
+    let mut marks: Vec<usize> = [1, 10, 100].into_iter().filter(|&m| m < n).collect();
+    marks.extend((1..=n / block).map(|i| i * block));
+    marks.push(n);
+    marks.sort_unstable();
+    marks.dedup();
     let mut done = 0;
-    while done < n {
-        let k = block.min(n - done);
+    for mark in marks {
+        let k = mark - done;
         let t = std::time::Instant::now();
         let mut loss = 0.0;
         for _ in 0..k {
@@ -198,13 +208,16 @@ fn main() {
     }
     // Bring the rayon pool up before the baseline RSS is read (as `import torch` precedes it).
     rayon::broadcast(|_| ());
-    if cfg.want("mlp") {
-        bench(&cfg, "mlp_adam", "784-512-512-10, batch 128", steps::mlp);
-    }
-    if cfg.want("cnn") {
-        bench(&cfg, "cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear", steps::cnn);
-    }
-    if cfg.want("lstm") {
-        bench(&cfg, "lstm_adam", "in 8, hidden 128, seq 64, batch 32", steps::lstm);
-    }
+    // With ADJOINT_PROFILE=path, the run is profiled (table on stderr, trace at path).
+    adjoint_core::profile::from_env(|| {
+        if cfg.want("mlp") {
+            bench(&cfg, "mlp_adam", "784-512-512-10, batch 128", steps::mlp);
+        }
+        if cfg.want("cnn") {
+            bench(&cfg, "cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear", steps::cnn);
+        }
+        if cfg.want("lstm") {
+            bench(&cfg, "lstm_adam", "in 8, hidden 128, seq 64, batch 32", steps::lstm);
+        }
+    });
 }

@@ -81,7 +81,7 @@ impl Array {
             DType::I64 => Storage::I64(filled(n, value as i64)),
             DType::Bool => Storage::Bool(filled(n, value != 0.0)),
         };
-        Array { storage: Arc::new(storage), layout: Layout::contiguous(shape) }
+        Array { storage: Arc::new(storage.counted()), layout: Layout::contiguous(shape) }
     }
 
     /// All zeros.
@@ -226,25 +226,46 @@ impl Array {
     }
 
     /// The elements in row-major order, converted to `T`.
+    ///
+    /// The vector comes from the buffer cache ([`crate::cache::take`]), like every kernel's
+    /// output: `cast` and `contiguous` build their storage from it, so the buffer they free later
+    /// is one of the cache's sizes and is reused (a plain `Vec` of the exact length would be a
+    /// "foreign" buffer, freed to the system on every step). Its capacity may exceed its length.
+    ///
+    /// ```
+    /// use adjoint_tensor::Array;
+    /// let a = Array::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).transpose(0, 1);
+    /// assert_eq!(a.to_vec::<f64>(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// ```
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
         if self.dtype() == T::DTYPE {
-            if let Some(s) = self.as_slice::<T>() {
-                return s.to_vec();
-            }
             let src = T::slice(&self.storage).expect("dtype checked");
-            if self.layout.rank() == 2 && self.layout.strides[1] != 1 && self.numel() >= 1024 {
-                return gather_2d(src, &self.layout);
-            }
-            let mut out = Vec::with_capacity(self.numel());
-            self.layout.for_each_offset(|o| out.push(src[o]));
+            return self.gather_converted(src, |x| x);
+        }
+        match &*self.storage {
+            Storage::F32(v) => self.gather_converted(v, |x| T::from_f64(x as f64)),
+            Storage::F64(v) => self.gather_converted(v, T::from_f64),
+            Storage::I64(v) => self.gather_converted(v, |x| T::from_f64(x as f64)),
+            Storage::Bool(v) => self.gather_converted(v, |x| T::from_f64(x.to_f64())),
+        }
+    }
+
+    /// The elements of `src` under this array's layout, in row-major order, each converted by
+    /// `f`, into a vector from the buffer cache.
+    fn gather_converted<S: Element, T: Element>(&self, src: &[S], f: impl Fn(S) -> T) -> Vec<T> {
+        let n = self.numel();
+        let mut out: Vec<T> = crate::cache::take(n);
+        if n == 0 {
             return out;
         }
-        match self.dtype() {
-            DType::F32 => self.to_vec::<f32>().into_iter().map(|x| T::from_f64(x as f64)).collect(),
-            DType::F64 => self.to_vec::<f64>().into_iter().map(T::from_f64).collect(),
-            DType::I64 => self.to_vec::<i64>().into_iter().map(|x| T::from_f64(x as f64)).collect(),
-            DType::Bool => self.to_vec::<bool>().into_iter().map(|x| T::from_f64(x.to_f64())).collect(),
+        if let Some(s) = self.layout.contiguous_range().map(|r| &src[r]) {
+            out.extend(s.iter().map(|&x| f(x)));
+        } else if self.layout.rank() == 2 && self.layout.strides[1] != 1 && n >= 1024 {
+            gather_2d(src, &self.layout, &mut out, &f);
+        } else {
+            self.layout.for_each_offset(|o| out.push(f(src[o])));
         }
+        out
     }
 
     /// The single element of a one-element array, converted to `T`.
@@ -276,7 +297,7 @@ impl Array {
             Storage::I64(_) => Storage::I64(self.to_vec()),
             Storage::Bool(_) => Storage::Bool(self.to_vec()),
         };
-        Array { storage: Arc::new(storage), layout: Layout::contiguous(self.shape()) }
+        Array { storage: Arc::new(storage.counted()), layout: Layout::contiguous(self.shape()) }
     }
 
     // ---------------------------------------------------------------- views
@@ -439,29 +460,63 @@ impl Array {
 /// Row-major copy of a strided 2-D view (a transpose, typically) in 32 × 32 tiles, so each
 /// tile's source cache lines are reused across its rows instead of being fetched once per
 /// element as a column-order walk does.
-fn gather_2d<T: Element>(src: &[T], l: &Layout) -> Vec<T> {
+fn gather_2d<S: Element, T: Element>(src: &[S], l: &Layout, out: &mut Vec<T>, f: &impl Fn(S) -> T) {
     const B: usize = 32;
     let (r, c) = (l.shape[0], l.shape[1]);
     let (s0, s1) = (l.strides[0], l.strides[1]);
     let off = l.offset as isize;
-    let mut out = vec![T::default(); r * c];
+    out.resize(r * c, T::default());
     for ib in (0..r).step_by(B) {
         for jb in (0..c).step_by(B) {
             for i in ib..(ib + B).min(r) {
                 let row = off + i as isize * s0;
                 let dst = &mut out[i * c..(i + 1) * c];
                 for (j, d) in dst.iter_mut().enumerate().take((jb + B).min(c)).skip(jb) {
-                    *d = src[(row + j as isize * s1) as usize];
+                    *d = f(src[(row + j as isize * s1) as usize]);
                 }
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_vec_buffers_come_from_the_cache_and_go_back_to_it() {
+        if !crate::cache::enabled() {
+            return;
+        }
+        // An odd size, so that no parallel test asks for this class in between.
+        let n = 77_777;
+        let a = Array::arange(0.0, n as f64, 1.0, DType::F32);
+        for (i, src) in [a.clone(), a.reshape(&[7, 11_111]).transpose(0, 1), a.reshape(&[11_111, 7]).flip(0)]
+            .into_iter()
+            .enumerate()
+        {
+            // Same dtype (contiguous, 2-D gather, strided walk) and a conversion.
+            let v: Vec<f32> = src.to_vec();
+            let ptr = v.as_ptr();
+            crate::cache::give(v);
+            let w: Vec<f32> = crate::cache::take(n);
+            assert_eq!(w.as_ptr(), ptr, "case {i}: to_vec's buffer is one of the cache's sizes");
+            let c = src.cast(DType::F64);
+            let expect: Vec<f64> = src.to_vec::<f32>().iter().map(|&x| x as f64).collect();
+            assert_eq!(c.to_vec::<f64>(), expect, "case {i}");
+            crate::cache::give(w);
+        }
+    }
+
+    #[test]
+    fn live_bytes_follow_storages() {
+        // Other tests allocate in parallel, so only a lower bound is checked while `a` lives.
+        let a = Array::zeros(&[123_457], DType::F64);
+        assert!(crate::storage::live_bytes() >= 123_457 * 8);
+        let b = a.cast(DType::F32);
+        assert!(crate::storage::live_bytes() >= 123_457 * 12);
+        drop((a, b));
+    }
 
     #[test]
     fn views_share_storage() {

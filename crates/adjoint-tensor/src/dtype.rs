@@ -110,7 +110,7 @@ macro_rules! impl_element {
             }
             #[inline]
             fn into_storage(v: Vec<Self>) -> Storage {
-                Storage::$variant(v)
+                Storage::$variant(v).counted()
             }
             #[inline]
             fn to_f64(self) -> f64 {
@@ -145,7 +145,7 @@ impl Element for bool {
     }
     #[inline]
     fn into_storage(v: Vec<Self>) -> Storage {
-        Storage::Bool(v)
+        Storage::Bool(v).counted()
     }
     #[inline]
     fn to_f64(self) -> f64 {

@@ -14,12 +14,65 @@
 //! distributions), where nothing is huge unless asked for. The advice changes no contents and
 //! its failure (an old kernel, THP disabled) is harmless, so the result is ignored; off Linux
 //! the helper does nothing.
+//!
+//! **Live bytes.** [`live_bytes`] is the capacity in bytes of every storage alive now, on all
+//! threads, and [`peak_live_bytes`] its high-water mark since [`reset_peak_live_bytes`]: one
+//! relaxed atomic add when a storage is built by this crate (`Element::into_storage`,
+//! `Array::full`, `cast`, `contiguous`, `clone`) and one subtraction when it is dropped — a few
+//! nanoseconds next to an allocation. The profiler (`adjoint::profile`) reads them. Capacity, not
+//! length, is counted: it is what the allocation holds (a buffer from the cache is rounded up to
+//! its size class). Buffers held by the cache are not live; [`crate::cache::stats`] counts those.
+//! A storage built directly from an enum variant outside this crate is not counted when built
+//! but is when dropped, so the counter is signed and read clamped at zero.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::dtype::DType;
 
+static LIVE: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of capacity of every storage alive now (all threads).
+///
+/// ```
+/// use adjoint_tensor::{storage, Array, DType};
+/// let a = Array::zeros(&[1000], DType::F64);
+/// assert!(storage::live_bytes() >= 8000);
+/// # drop(a);
+/// ```
+pub fn live_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed).max(0) as usize
+}
+
+/// The most bytes [`live_bytes`] reached since the last [`reset_peak_live_bytes`] (or since the
+/// process started).
+///
+/// ```
+/// use adjoint_tensor::{storage, Array, DType};
+/// storage::reset_peak_live_bytes();
+/// drop(Array::zeros(&[1 << 20], DType::F64));
+/// assert!(storage::peak_live_bytes() >= 8 << 20);
+/// ```
+pub fn peak_live_bytes() -> usize {
+    PEAK.load(Ordering::Relaxed) as usize
+}
+
+/// Restart the high-water mark of [`peak_live_bytes`] at the current [`live_bytes`].
+pub fn reset_peak_live_bytes() {
+    PEAK.store(live_bytes() as u64, Ordering::Relaxed);
+}
+
+#[inline]
+fn count_alloc(bytes: usize) {
+    let now = LIVE.fetch_add(bytes as i64, Ordering::Relaxed) + bytes as i64;
+    if now > PEAK.load(Ordering::Relaxed) as i64 {
+        PEAK.fetch_max(now as u64, Ordering::Relaxed);
+    }
+}
+
 /// A flat buffer of elements. Arrays share one behind an `Arc`; views never copy it. When the
 /// last array using it is dropped, its buffer goes back to the [`cache`](crate::cache) for reuse.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Storage {
     /// `f32` elements.
     F32(Vec<f32>),
@@ -61,10 +114,41 @@ impl Storage {
     pub fn size_in_bytes(&self) -> usize {
         self.len() * self.dtype().size_in_bytes()
     }
+
+    /// Bytes of the buffer's allocation (its capacity; at least [`size_in_bytes`](Self::size_in_bytes)).
+    pub fn capacity_in_bytes(&self) -> usize {
+        let cap = match self {
+            Storage::F32(v) => v.capacity(),
+            Storage::F64(v) => v.capacity(),
+            Storage::I64(v) => v.capacity(),
+            Storage::Bool(v) => v.capacity(),
+        };
+        cap * self.dtype().size_in_bytes()
+    }
+
+    /// Count this new storage in [`live_bytes`] (every constructor of this crate calls it once).
+    #[inline]
+    pub(crate) fn counted(self) -> Storage {
+        count_alloc(self.capacity_in_bytes());
+        self
+    }
+}
+
+impl Clone for Storage {
+    fn clone(&self) -> Storage {
+        let s = match self {
+            Storage::F32(v) => Storage::F32(v.clone()),
+            Storage::F64(v) => Storage::F64(v.clone()),
+            Storage::I64(v) => Storage::I64(v.clone()),
+            Storage::Bool(v) => Storage::Bool(v.clone()),
+        };
+        s.counted()
+    }
 }
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        LIVE.fetch_sub(self.capacity_in_bytes() as i64, Ordering::Relaxed);
         match self {
             Storage::F32(v) => crate::cache::give(std::mem::take(v)),
             Storage::F64(v) => crate::cache::give(std::mem::take(v)),

@@ -7,6 +7,7 @@ use smallvec::SmallVec;
 use super::frames::{dead_tracer, depth, own_payload, top_of, with_tape, Kind};
 use crate::debug;
 use crate::primitive::{Aval, Outs, Primitive};
+use crate::profile;
 use crate::tensor::{Payload, Repr, Tensor};
 
 /// Apply a one-output primitive to tensors: the heart of every op. See [`bind_multi`].
@@ -19,10 +20,14 @@ use crate::tensor::{Payload, Repr, Tensor};
 #[track_caller]
 #[inline]
 pub fn bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
-    if let Some(out) = eval_fast(p, args) {
-        return out;
-    }
-    let mut outs = bind_multi(p, args);
+    let mut outs = if profile::requested() {
+        profile::record(p, args, || bind_multi_unprofiled(p, args))
+    } else {
+        if let Some(out) = eval_fast(p, args) {
+            return out;
+        }
+        bind_multi_unprofiled(p, args)
+    };
     if outs.len() != 1 {
         several_outputs(p.name(), outs.len());
     }
@@ -56,9 +61,12 @@ fn eval_fast<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Option<Tensor> {
 #[track_caller]
 #[inline]
 pub(crate) fn bind_below<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
+    if profile::requested() {
+        return profile::record(p, args, || bind_multi_unprofiled(p, args));
+    }
     match eval_fast(p, args) {
         Some(out) => smallvec::smallvec![out],
-        None => bind_multi(p, args),
+        None => bind_multi_unprofiled(p, args),
     }
 }
 
@@ -72,7 +80,8 @@ fn several_outputs(op: &str, n: usize) -> ! {
 ///
 /// The shape rule runs first, at every level (so a direct `bind` is checked like the op's
 /// method); then, with no transform active, the kernel runs (one thread-local read); otherwise
-/// the frame owning the highest-level argument interprets the primitive.
+/// the frame owning the highest-level argument interprets the primitive. While a
+/// [`profile`](crate::profile()) is running, each bind is recorded (one relaxed load when not).
 ///
 /// ```
 /// use adjoint_core::{prims::split::Split, trace::bind_multi, Tensor};
@@ -83,6 +92,17 @@ fn several_outputs(op: &str, n: usize) -> ! {
 #[track_caller]
 #[inline]
 pub fn bind_multi<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
+    if profile::requested() {
+        return profile::record(p, args, || bind_multi_unprofiled(p, args));
+    }
+    bind_multi_unprofiled(p, args)
+}
+
+/// [`bind_multi`] without the profiler's hook (the profiler calls it, and so do `bind` and
+/// `bind_below` after their own hook).
+#[track_caller]
+#[inline]
+fn bind_multi_unprofiled<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
     let avals: SmallVec<[Aval; 4]> = args.iter().map(|a| Aval::of(a)).collect();
     let out_avals = p.shape(&avals);
     if debug::requested() {

@@ -5,6 +5,7 @@ use smallvec::SmallVec;
 
 use crate::debug;
 use crate::primitive::{Grads, Pullback};
+use crate::profile;
 use crate::tensor::Tensor;
 
 struct Node {
@@ -14,6 +15,9 @@ struct Node {
     pullback: Option<Pullback>,
     /// The forward op and its call site, recorded in anomaly mode only.
     origin: Option<debug::Origin>,
+    /// The forward op and its call site, recorded while profiling only (the profiler labels the
+    /// pullback's binds with it).
+    profiled: Option<(&'static str, &'static std::panic::Location<'static>)>,
 }
 
 /// A reverse-mode tape (one per `grad`/`vjp` call).
@@ -34,7 +38,8 @@ impl Tape {
     ) -> usize {
         let first_out = self.n_values;
         self.n_values += n_out;
-        self.nodes.push(Node { parents, first_out, n_out, pullback, origin });
+        let profiled = if pullback.is_some() { profile::current() } else { None };
+        self.nodes.push(Node { parents, first_out, n_out, pullback, origin, profiled });
         first_out
     }
 
@@ -110,7 +115,9 @@ impl Tape {
                 cts[range].iter().cloned().collect()
             };
             let rule = node.origin.map(|o| debug::RuleGuard::enter(debug::RuleKind::Vjp, o));
+            let backward = node.profiled.map(profile::BackwardGuard::enter);
             let grads: Grads = (pb.f)(&out_cts);
+            drop(backward);
             drop(rule);
             drop(out_cts);
             if consume {

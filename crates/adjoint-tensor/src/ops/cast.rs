@@ -27,6 +27,6 @@ impl Array {
             DType::I64 => Storage::I64(self.to_vec()),
             DType::Bool => Storage::Bool(self.to_vec()),
         };
-        Array::from_parts(Arc::new(storage), Layout::contiguous(self.shape()))
+        Array::from_parts(Arc::new(storage.counted()), Layout::contiguous(self.shape()))
     }
 }
