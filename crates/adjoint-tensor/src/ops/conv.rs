@@ -31,6 +31,8 @@ use crate::error::{OrFail, Result};
 use crate::ops::matmul::{gemm_into, gemm_par_work, gemm_parallelism, MatMut, MatRef};
 use crate::storage::filled;
 
+mod winograd;
+
 /// Hyper-parameters of [`Array::conv2d`], as PyTorch's `conv2d` (`[height, width]` order).
 ///
 /// ```
@@ -528,6 +530,7 @@ fn conv_forward(
     let g = geometry(op, x.shape(), wt.shape(), p, shown, one_d)?;
     let (xc, wc) = (x.contiguous(), wt.contiguous());
     Ok(match x.dtype() {
+        DType::F32 if winograd::fits(&g) => run::<f32>(winograd::forward, &g, &xc, &wc, &g.out_shape()),
         DType::F32 => run::<f32>(forward, &g, &xc, &wc, &g.out_shape()),
         DType::F64 => run::<f64>(forward, &g, &xc, &wc, &g.out_shape()),
         _ => unreachable!("checked float"),
@@ -548,6 +551,7 @@ fn conv_input_grad(
     check_grad_shape(op, &g, gout)?;
     let (gc, wc) = (gout.contiguous(), wt.contiguous());
     Ok(match gout.dtype() {
+        DType::F32 if winograd::fits(&g) => run::<f32>(winograd::input_grad, &g, &gc, &wc, input_shape),
         DType::F32 => run::<f32>(input_grad, &g, &gc, &wc, input_shape),
         DType::F64 => run::<f64>(input_grad, &g, &gc, &wc, input_shape),
         _ => unreachable!("checked float"),
@@ -568,6 +572,7 @@ fn conv_weight_grad(
     check_grad_shape(op, &g, gout)?;
     let (xc, gc) = (x.contiguous(), gout.contiguous());
     Ok(match x.dtype() {
+        DType::F32 if winograd::fits(&g) => run::<f32>(winograd::weight_grad, &g, &xc, &gc, weight_shape),
         DType::F32 => run::<f32>(weight_grad, &g, &xc, &gc, weight_shape),
         DType::F64 => run::<f64>(weight_grad, &g, &xc, &gc, weight_shape),
         _ => unreachable!("checked float"),

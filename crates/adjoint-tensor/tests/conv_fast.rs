@@ -1,0 +1,156 @@
+//! The specialised convolution kernels (Winograd F(2×2, 3×3) for `f32` 3×3 stride-1
+//! convolutions with at least 8 channels per group, the direct kernel for narrow inputs) against
+//! a naive `f64` loop: forward, input gradient and weight gradient, on odd sizes, every padding
+//! up to 2, groups and batch sizes around the thread count.
+//!
+//! Tolerance: the reference is exact to `f64` rounding. An `f32` result (inputs rounded to
+//! `f32` first, so the inputs are the same) differs from it by rounding in the sum of products
+//! and, for Winograd, in the transforms, whose coefficients are 0, ±1 and ±½ and whose
+//! intermediate terms are at most 4× the size of an input (`|Bᵀ d B|` entries sum 4 elements of
+//! `d`, `|G g Gᵀ|` entries are averages of at most 9 kernel taps): a bound of the form
+//! `c · 2⁻²⁴ · Σ|x||w|` with `c` a small multiple of the number of additions per term (16 for
+//! a 16-term channel product, ~8 more in the transforms). We check each element against
+//! `32 · 2⁻²⁴ · Σ|terms|` (the sum of absolute products for that element, computed by the same
+//! naive loop), i.e. ~2e-6 relative to the magnitude scale, which a wrong tap or a wrong
+//! transform coefficient misses by orders of magnitude.
+
+use adjoint_tensor::ops::conv::Conv2dOptions;
+use adjoint_tensor::{Array, DType};
+use proptest::prelude::*;
+
+/// Deterministic values in [-1, 1) from a seed (splitmix64).
+fn rand_vec(seed: u64, n: usize) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            // Rounded to f32 so that both sides see the same inputs.
+            ((z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 as f64
+        })
+        .collect()
+}
+
+/// Naive forward, input gradient and weight gradient of a stride-1, dilation-1 convolution,
+/// each with its per-element sum of absolute terms (for the tolerance).
+struct Reference {
+    y: Vec<f64>,
+    y_abs: Vec<f64>,
+    dx: Vec<f64>,
+    dx_abs: Vec<f64>,
+    dw: Vec<f64>,
+    dw_abs: Vec<f64>,
+}
+
+fn reference(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], gy: &[f64], p: &Conv2dOptions) -> Reference {
+    let ([n, c, h, wd], [o, cg, kh, kw]) = (xs, ws);
+    let og = o / p.groups;
+    let (oh, ow) = (h + 2 * p.padding[0] + 1 - kh, wd + 2 * p.padding[1] + 1 - kw);
+    let z = |len| vec![0.0; len];
+    let mut r = Reference {
+        y: z(n * o * oh * ow),
+        y_abs: z(n * o * oh * ow),
+        dx: z(x.len()),
+        dx_abs: z(x.len()),
+        dw: z(w.len()),
+        dw_abs: z(w.len()),
+    };
+    for b in 0..n {
+        for oc in 0..o {
+            let gi = oc / og;
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let yi = ((b * o + oc) * oh + y) * ow + xx;
+                    for ci in 0..cg {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let ih = (y + ki) as isize - p.padding[0] as isize;
+                                let iw = (xx + kj) as isize - p.padding[1] as isize;
+                                if ih < 0 || iw < 0 || ih as usize >= h || iw as usize >= wd {
+                                    continue;
+                                }
+                                let xi = ((b * c + gi * cg + ci) * h + ih as usize) * wd + iw as usize;
+                                let wi = ((oc * cg + ci) * kh + ki) * kw + kj;
+                                r.y[yi] += x[xi] * w[wi];
+                                r.y_abs[yi] += (x[xi] * w[wi]).abs();
+                                r.dx[xi] += gy[yi] * w[wi];
+                                r.dx_abs[xi] += (gy[yi] * w[wi]).abs();
+                                r.dw[wi] += gy[yi] * x[xi];
+                                r.dw_abs[wi] += (gy[yi] * x[xi]).abs();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+fn check(got: &Array, want: &[f64], scale: &[f64], what: &str, case: &Case) {
+    let got = got.to_vec::<f64>();
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ ({case:?})");
+    for (i, ((g, w), s)) in got.iter().zip(want).zip(scale).enumerate() {
+        let tol = 32.0 * f32::EPSILON as f64 / 2.0 * s + 1e-30;
+        assert!((g - w).abs() <= tol, "{what}: element {i}: got {g}, want {w} (tol {tol:e}) {case:?}");
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    x: [usize; 4],
+    w: [usize; 4],
+    p: Conv2dOptions,
+    seed: u64,
+}
+
+/// 3×3 stride-1 convolutions, 8–12 channels per group on both sides (the Winograd range), odd
+/// and even sizes down to a single output row or column.
+fn winograd_case() -> impl Strategy<Value = Case> {
+    (1usize..=5, 1usize..=2, 8usize..=12, 8usize..=12, 0usize..=2, 0usize..=2, 1usize..=9, 1usize..=9, any::<u64>())
+        .prop_map(|(n, g, cg, og, ph, pw, eh, ew, seed)| {
+            let h = (2 + eh).saturating_sub(2 * ph).max(1);
+            let w = (2 + ew).saturating_sub(2 * pw).max(1);
+            let p = Conv2dOptions { padding: [ph, pw], groups: g, ..Default::default() };
+            Case { x: [n, g * cg, h, w], w: [g * og, cg, 3, 3], p, seed }
+        })
+        .prop_filter("kernel fits", |c| c.x[2] + 2 * c.p.padding[0] >= 3 && c.x[3] + 2 * c.p.padding[1] >= 3)
+}
+
+fn run_case(c: &Case) {
+    let xv = rand_vec(c.seed, c.x.iter().product());
+    let wv = rand_vec(c.seed ^ 1, c.w.iter().product());
+    let (oh, ow) = (c.x[2] + 2 * c.p.padding[0] - 2, c.x[3] + 2 * c.p.padding[1] - 2);
+    let ys = [c.x[0], c.w[0], oh + 3 - c.w[2], ow + 3 - c.w[3]];
+    let gv = rand_vec(c.seed ^ 2, ys.iter().product());
+    let r = reference(&xv, c.x, &wv, c.w, &gv, &c.p);
+    let f32_arr = |v: &[f64], s: &[usize]| Array::from_slice(v, s).cast(DType::F32);
+    let (x, w, gy) = (f32_arr(&xv, &c.x), f32_arr(&wv, &c.w), f32_arr(&gv, &ys));
+    let y = x.conv2d(&w, &c.p);
+    assert_eq!(y.shape(), &ys[..], "{c:?}");
+    check(&y, &r.y, &r.y_abs, "forward", c);
+    check(&Array::conv2d_input_grad(&gy, &w, &c.x, &c.p), &r.dx, &r.dx_abs, "input grad", c);
+    check(&Array::conv2d_weight_grad(&x, &gy, &c.w, &c.p), &r.dw, &r.dw_abs, "weight grad", c);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn winograd_matches_naive(c in winograd_case()) {
+        run_case(&c);
+    }
+}
+
+/// The shapes of the W3 workload's second layer and the benchmark's layer, once each (the
+/// random cases are smaller than a tile row of these).
+#[test]
+fn winograd_matches_naive_on_benchmark_shapes() {
+    for (x, w) in [([2, 32, 14, 14], [64, 32, 3, 3]), ([1, 32, 28, 28], [64, 32, 3, 3])] {
+        let p = Conv2dOptions { padding: [1, 1], ..Default::default() };
+        run_case(&Case { x, w, p, seed: 7 });
+    }
+}
