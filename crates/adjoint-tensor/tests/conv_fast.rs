@@ -1,7 +1,7 @@
-//! The specialised convolution kernels (Winograd F(2×2, 3×3) for `f32` 3×3 stride-1
-//! convolutions with at least 8 channels per group, the direct kernel for narrow inputs) against
-//! a naive `f64` loop: forward, input gradient and weight gradient, on odd sizes, every padding
-//! up to 2, groups and batch sizes around the thread count.
+//! The specialised convolution and pooling kernels against naive `f64` loops: Winograd
+//! F(2×2, 3×3) for `f32` 3×3 stride-1 convolutions with at least 8 channels per group (forward,
+//! input gradient and weight gradient, on odd sizes, every padding up to 2, groups, several
+//! images), and the 2×2 max-pooling path (ties, NaNs, odd sizes).
 //!
 //! Tolerance: the reference is exact to `f64` rounding and both sides see the same inputs
 //! (rounded to `f32` first). Winograd's error is bounded norm-wise, not per element: each
@@ -152,5 +152,64 @@ fn winograd_matches_naive_on_benchmark_shapes() {
     for (x, w) in [([2, 32, 14, 14], [64, 32, 3, 3]), ([1, 32, 28, 28], [64, 32, 3, 3])] {
         let p = Conv2dOptions { padding: [1, 1], ..Default::default() };
         run_case(&Case { x, w, p, seed: 7 });
+    }
+}
+
+/// Naive 2×2 stride-2 max pooling of `[n·c, h, w]` planes: value and flat index, the first NaN
+/// in row-major window order winning, else the first maximum.
+fn naive_max_2x2(x: &[f64], planes: usize, h: usize, w: usize) -> (Vec<f64>, Vec<i64>) {
+    let (oh, ow) = (h / 2, w / 2);
+    let (mut vals, mut idx) = (vec![], vec![]);
+    for p in 0..planes {
+        for i in 0..oh {
+            for j in 0..ow {
+                let window = [(2 * i, 2 * j), (2 * i, 2 * j + 1), (2 * i + 1, 2 * j), (2 * i + 1, 2 * j + 1)];
+                let flat: Vec<usize> = window.iter().map(|&(r, c)| r * w + c).collect();
+                let at = flat.iter().copied().find(|&k| x[p * h * w + k].is_nan()).unwrap_or_else(|| {
+                    let mut best = flat[0];
+                    for &k in &flat[1..] {
+                        if x[p * h * w + k] > x[p * h * w + best] {
+                            best = k;
+                        }
+                    }
+                    best
+                });
+                vals.push(x[p * h * w + at]);
+                idx.push(at as i64);
+            }
+        }
+    }
+    (vals, idx)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The 2×2 fast path of max pooling, with many ties and NaNs (values from {−1, 0, 1, NaN}),
+    /// odd sizes (the last row/column dropped), in f32 and f64.
+    #[test]
+    fn max_pool_2x2_matches_naive_with_ties_and_nans(
+        n in 1usize..=3, c in 1usize..=3, h in 2usize..=9, w in 2usize..=9, seed in any::<u64>()
+    ) {
+        let x: Vec<f64> = rand_vec(seed, n * c * h * w)
+            .into_iter()
+            .map(|v| match ((v + 1.0) * 4.0) as usize {
+                0 => f64::NAN,
+                1 | 2 => -1.0,
+                3 | 4 => 0.0,
+                _ => 1.0,
+            })
+            .collect();
+        let (want, want_idx) = naive_max_2x2(&x, n * c, h, w);
+        let p = adjoint_tensor::ops::pool::Pool2dOptions::new([2, 2]);
+        for dt in [DType::F64, DType::F32] {
+            let (y, idx) = Array::from_slice(&x, &[n, c, h, w]).cast(dt).max_pool2d_with_indices(&p);
+            prop_assert_eq!(y.shape(), &[n, c, h / 2, w / 2]);
+            let got = y.to_vec::<f64>();
+            for (g, e) in got.iter().zip(&want) {
+                prop_assert!(g == e || (g.is_nan() && e.is_nan()), "{dt:?}: got {g}, want {e}");
+            }
+            prop_assert_eq!(idx.to_vec::<i64>(), want_idx.clone());
+        }
     }
 }
