@@ -1,14 +1,16 @@
-//! Convolution and pooling kernels A/B in one process: the specialised kernels against the
-//! im2col path they replace (`ADJOINT_CONV_WINOGRAD=0` toggled between runs), at 1 and 2 threads,
-//! for the issue-17 shapes. Median of interleaved samples; prints one line per kernel.
+//! Convolution kernels A/B in one process: the Winograd kernels against the im2col path they
+//! replace (`ADJOINT_CONV_WINOGRAD=0` toggled between interleaved samples), at 1 and 2 threads,
+//! for the issue-17 shapes (the micro benchmark's layer and W3's two layers); then the im2col
+//! GEMM alone and max pooling with indices. Medians; one line per kernel.
 //!
-//! `cargo run --release -p adjoint-tensor --example conv_bench [-- SAMPLES]`
+//! `cargo run --release -p adjoint-tensor --example conv_bench [-- SAMPLES [forward|input|weight]]`
+//! (with a kernel name: run only that kernel of the first shape, for a profiler).
 
 use std::time::Instant;
 
 use adjoint_tensor::ops::conv::Conv2dOptions;
 use adjoint_tensor::ops::pool::Pool2dOptions;
-use adjoint_tensor::{Array, DType};
+use adjoint_tensor::Array;
 
 fn data(seed: u64, shape: &[usize]) -> Array {
     let n: usize = shape.iter().product();
@@ -48,7 +50,6 @@ fn ab(samples: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
 fn with_fast<R>(on: bool, f: impl FnOnce() -> R) -> R {
     // Edition 2021: set_var is safe; the benchmark is single-threaded at this point.
     std::env::set_var("ADJOINT_CONV_WINOGRAD", if on { "1" } else { "0" });
-    std::env::set_var("ADJOINT_CONV_DIRECT", if on { "1" } else { "0" });
     f()
 }
 
@@ -108,5 +109,4 @@ fn main() {
             }
         });
     }
-    let _ = DType::F32;
 }

@@ -45,7 +45,14 @@ struct Reference {
     dw_abs: Vec<f64>,
 }
 
-fn reference(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], gy: &[f64], p: &Conv2dOptions) -> Reference {
+fn reference(
+    x: &[f64],
+    xs: [usize; 4],
+    w: &[f64],
+    ws: [usize; 4],
+    gy: &[f64],
+    p: &Conv2dOptions,
+) -> Reference {
     let ([n, c, h, wd], [o, cg, kh, kw]) = (xs, ws);
     let og = o / p.groups;
     let (oh, ow) = (h + 2 * p.padding[0] + 1 - kh, wd + 2 * p.padding[1] + 1 - kw);
@@ -110,7 +117,17 @@ struct Case {
 /// 3×3 stride-1 convolutions, 8–12 channels per group on both sides (the Winograd range), odd
 /// and even sizes down to a single output row or column.
 fn winograd_case() -> impl Strategy<Value = Case> {
-    (1usize..=5, 1usize..=2, 8usize..=12, 8usize..=12, 0usize..=2, 0usize..=2, 1usize..=9, 1usize..=9, any::<u64>())
+    (
+        1usize..=5,
+        1usize..=2,
+        8usize..=12,
+        8usize..=12,
+        0usize..=2,
+        0usize..=2,
+        1usize..=9,
+        1usize..=9,
+        any::<u64>(),
+    )
         .prop_map(|(n, g, cg, og, ph, pw, eh, ew, seed)| {
             let h = (2 + eh).saturating_sub(2 * ph).max(1);
             let w = (2 + ew).saturating_sub(2 * pw).max(1);

@@ -16,6 +16,12 @@
 //!   `Wᵀ · grad_out` per image followed by col2im, which scatter-adds the unrolled columns back
 //!   onto the image; the weight gradient is `Σₙ grad_out · colᵀ`, each thread summing its share of
 //!   the batch into its own buffer before the partial sums are added.
+//! - **Winograd F(2×2, 3×3) for `f32` 3×3 stride-1 convolutions** with at least 8 channels per
+//!   group on both sides (`conv/winograd.rs`): forward, input gradient and weight gradient with
+//!   2.25× fewer multiply-adds, the products still going through `gemm`. Chosen by measurement
+//!   on the issue-17 shapes (`cargo run --release -p adjoint-tensor --example conv_bench`, which
+//!   A/Bs it against im2col in one process); `f64` and every other shape keep im2col, so the
+//!   core's `f64` gradient tables see the exact path. `ADJOINT_CONV_WINOGRAD=0` turns it off.
 //! - **1-D is 2-D with `H = 1`**: the memory of `[N, C, L]` is that of `[N, C, 1, L]`, so the 1-D
 //!   functions only validate in their own terms and call the 2-D kernels.
 

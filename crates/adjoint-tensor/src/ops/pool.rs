@@ -11,6 +11,8 @@
 //!   input plane (PyTorch's convention); the backward kernel scatter-adds through those indices,
 //!   so it needs neither the input nor the pooling parameters. Ties go to the first maximum in
 //!   row-major window order; a NaN in a window wins (NaN propagates).
+//! - **The 2×2, stride-2 window has its own loop** (`max_2x2_plane`): the four candidates are
+//!   read directly instead of clipping a window per output, with the same tie and NaN rule.
 //! - **1-D pooling is 2-D pooling with `H = 1`**: the memory of `[N, C, L]` is that of
 //!   `[N, C, 1, L]`.
 
@@ -201,8 +203,11 @@ fn max_2x2_plane<T: FloatElement>(g: &Geom, plane: &[T], o: &mut [T], ix: &mut [
         let (r0, r1) = (2 * oh * g.w, (2 * oh + 1) * g.w);
         let (top, bottom) = (&plane[r0..r0 + 2 * g.ow], &plane[r1..r1 + 2 * g.ow]);
         let (orow, irow) = (&mut o[oh * g.ow..(oh + 1) * g.ow], &mut ix[oh * g.ow..(oh + 1) * g.ow]);
-        for (ow, ((t, b), (ov, iv))) in
-            top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(orow.iter_mut().zip(irow.iter_mut())).enumerate()
+        for (ow, ((t, b), (ov, iv))) in top
+            .chunks_exact(2)
+            .zip(bottom.chunks_exact(2))
+            .zip(orow.iter_mut().zip(irow.iter_mut()))
+            .enumerate()
         {
             let cands = [(t[0], r0), (t[1], r0 + 1), (b[0], r1), (b[1], r1 + 1)];
             let (mut best, mut at) = cands[0];

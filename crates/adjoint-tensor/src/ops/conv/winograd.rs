@@ -2,7 +2,7 @@
 //! input gradient and weight gradient.
 //!
 //! ## Design choices
-//! - **Why Winograd.** Each 2×2 output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d Bᵀᵀ)] A` for the 4×4 input
+//! - **Why Winograd.** Each 2×2 output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the 4×4 input
 //!   patch `d` around it: 16 multiplies per tile and channel pair instead of 36, so the
 //!   multiply-adds drop 2.25× and the rest is additions in the transforms. The 16 products over
 //!   channels are 16 independent GEMMs `M_ξ = U_ξ · V_ξ` (`[O/g, C/g] × [C/g, tiles]`), which go
@@ -13,11 +13,13 @@
 //!   terms at most 4× the size of an input element: about `2^-23 · 8 · Σ|x||w|`, which is
 //!   below the `f32` GEMM's own error scale. `f64` stays on the im2col path (the core's gradient
 //!   tables compare to 1e-12 there).
-//! - **Transforms are vectorised over a row of tiles.** Input rows are split into even and odd
-//!   columns once, so every transform step is a contiguous vector operation over the tiles of a
-//!   tile row (`Bᵀ` first down the four rows, then across), and the outputs are stored as
-//!   contiguous segments of the `V_ξ` rows; the output transform reads 16 contiguous segments
-//!   and writes interleaved 2×2 results. Both are compiled for AVX2 when the CPU has it.
+//! - **Transforms are contiguous vector operations over all tiles of a plane.** The tile grid
+//!   gets one padding slot per tile row (`tw + 1` slots per row), and the input plane is split
+//!   once into its four (row, column) parity phases laid out on that grid; then each of the 16
+//!   `d_ab` is a phase shifted by whole slots, and `Bᵀ d B` (and `Aᵀ m A`, `A ȳ Aᵀ`) become
+//!   additions of whole slot vectors, compiled for AVX2 when the CPU has it. The padding slots
+//!   cost `1/(tw + 1)` more GEMM columns; they are never written out, and hold zeros in the
+//!   weight gradient so they add nothing there.
 //! - **Gradients reuse the machinery.** The input gradient of a 3×3 stride-1 convolution is the
 //!   forward convolution of `grad_out` with the flipped, transposed kernel and padding `2 − p`,
 //!   so it runs through the same driver. The weight gradient is the exact adjoint of the forward
@@ -66,7 +68,18 @@ struct Plan {
 
 impl Plan {
     fn forward(g: &Geom) -> Plan {
-        Plan { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, groups: g.groups, ph: g.ph, pw: g.pw, oh: g.oh, ow: g.ow }
+        Plan {
+            n: g.n,
+            c: g.c,
+            h: g.h,
+            w: g.w,
+            o: g.o,
+            groups: g.groups,
+            ph: g.ph,
+            pw: g.pw,
+            oh: g.oh,
+            ow: g.ow,
+        }
     }
     /// The transposed convolution that computes the input gradient: reads `grad_out`, writes
     /// the input's shape.
@@ -170,7 +183,11 @@ struct Bufs {
 impl Bufs {
     fn new(p: &Plan, m_rows: usize) -> Bufs {
         let t = p.slots();
-        Bufs { v: vec![0.0; 16 * p.cg() * t], m: vec![0.0; 16 * m_rows * t], scratch: vec![0.0; 4 * p.phase_len() + 12 * t] }
+        Bufs {
+            v: vec![0.0; 16 * p.cg() * t],
+            m: vec![0.0; 16 * m_rows * t],
+            scratch: vec![0.0; 4 * p.phase_len() + 12 * t],
+        }
     }
 }
 
@@ -192,7 +209,13 @@ fn combine3(dst: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f3
 /// phase planes `P[ra·2 + cb][i·tp + j] = padded[2i + ra][2j + cb]` in `phases` (each
 /// `phase_len` long, zero where the padded plane is outside `plane`).
 #[inline(always)]
-fn split_phases(p: &Plan, plane: &[f32], (rows, cols): (usize, usize), (pad_r, pad_c): (usize, usize), phases: &mut [f32]) {
+fn split_phases(
+    p: &Plan,
+    plane: &[f32],
+    (rows, cols): (usize, usize),
+    (pad_r, pad_c): (usize, usize),
+    phases: &mut [f32],
+) {
     let (tp, len) = (p.tp(), p.phase_len());
     phases[..4 * len].fill(0.0);
     let max_q = 2 * tp;
@@ -252,7 +275,13 @@ fn input_transform_generic(p: &Plan, plane: &[f32], v: &mut [f32], xi_stride: us
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn input_transform_avx2(p: &Plan, plane: &[f32], v: &mut [f32], xi_stride: usize, scratch: &mut [f32]) {
+unsafe fn input_transform_avx2(
+    p: &Plan,
+    plane: &[f32],
+    v: &mut [f32],
+    xi_stride: usize,
+    scratch: &mut [f32],
+) {
     input_transform_generic(p, plane, v, xi_stride, scratch)
 }
 
@@ -273,9 +302,10 @@ fn output_transform_generic(p: &Plan, m: &[f32], xi_stride: usize, out: &mut [f3
     let y: [&mut [f32]; 4] = std::array::from_fn(|_| next());
     let [s00, s01, s02, s03] = s0;
     let [s10, s11, s12, s13] = s1;
-    for (j, (a, b)) in [(&mut *s00, &mut *s10), (&mut *s01, &mut *s11), (&mut *s02, &mut *s12), (&mut *s03, &mut *s13)]
-        .into_iter()
-        .enumerate()
+    for (j, (a, b)) in
+        [(&mut *s00, &mut *s10), (&mut *s01, &mut *s11), (&mut *s02, &mut *s12), (&mut *s03, &mut *s13)]
+            .into_iter()
+            .enumerate()
     {
         combine3(a, mm(j), mm(4 + j), mm(8 + j), |x, y, z| x + y + z);
         combine3(b, mm(4 + j), mm(8 + j), mm(12 + j), |x, y, z| x - y - z);
