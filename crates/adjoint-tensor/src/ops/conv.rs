@@ -16,6 +16,12 @@
 //!   `Wᵀ · grad_out` per image followed by col2im, which scatter-adds the unrolled columns back
 //!   onto the image; the weight gradient is `Σₙ grad_out · colᵀ`, each thread summing its share of
 //!   the batch into its own buffer before the partial sums are added.
+//! - **Winograd F(2×2, 3×3) for `f32` 3×3 stride-1 convolutions** with at least 8 channels per
+//!   group on both sides (`conv/winograd.rs`): forward, input gradient and weight gradient with
+//!   2.25× fewer multiply-adds, the products still going through `gemm`. Chosen by measurement
+//!   on the issue-17 shapes (`cargo run --release -p adjoint-tensor --example conv_bench`, which
+//!   A/Bs it against im2col in one process); `f64` and every other shape keep im2col, so the
+//!   core's `f64` gradient tables see the exact path. `ADJOINT_CONV_WINOGRAD=0` turns it off.
 //! - **1-D is 2-D with `H = 1`**: the memory of `[N, C, L]` is that of `[N, C, 1, L]`, so the 1-D
 //!   functions only validate in their own terms and call the 2-D kernels.
 
@@ -30,6 +36,8 @@ use crate::ensure;
 use crate::error::{OrFail, Result};
 use crate::ops::matmul::{gemm_into, gemm_par_work, gemm_parallelism, MatMut, MatRef};
 use crate::storage::filled;
+
+mod winograd;
 
 /// Hyper-parameters of [`Array::conv2d`], as PyTorch's `conv2d` (`[height, width]` order).
 ///
@@ -528,6 +536,7 @@ fn conv_forward(
     let g = geometry(op, x.shape(), wt.shape(), p, shown, one_d)?;
     let (xc, wc) = (x.contiguous(), wt.contiguous());
     Ok(match x.dtype() {
+        DType::F32 if winograd::fits(&g) => run::<f32>(winograd::forward, &g, &xc, &wc, &g.out_shape()),
         DType::F32 => run::<f32>(forward, &g, &xc, &wc, &g.out_shape()),
         DType::F64 => run::<f64>(forward, &g, &xc, &wc, &g.out_shape()),
         _ => unreachable!("checked float"),
@@ -548,6 +557,7 @@ fn conv_input_grad(
     check_grad_shape(op, &g, gout)?;
     let (gc, wc) = (gout.contiguous(), wt.contiguous());
     Ok(match gout.dtype() {
+        DType::F32 if winograd::fits(&g) => run::<f32>(winograd::input_grad, &g, &gc, &wc, input_shape),
         DType::F32 => run::<f32>(input_grad, &g, &gc, &wc, input_shape),
         DType::F64 => run::<f64>(input_grad, &g, &gc, &wc, input_shape),
         _ => unreachable!("checked float"),
@@ -568,6 +578,7 @@ fn conv_weight_grad(
     check_grad_shape(op, &g, gout)?;
     let (xc, gc) = (x.contiguous(), gout.contiguous());
     Ok(match x.dtype() {
+        DType::F32 if winograd::fits(&g) => run::<f32>(winograd::weight_grad, &g, &xc, &gc, weight_shape),
         DType::F32 => run::<f32>(weight_grad, &g, &xc, &gc, weight_shape),
         DType::F64 => run::<f64>(weight_grad, &g, &xc, &gc, weight_shape),
         _ => unreachable!("checked float"),

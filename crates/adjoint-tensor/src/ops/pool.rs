@@ -11,6 +11,8 @@
 //!   input plane (PyTorch's convention); the backward kernel scatter-adds through those indices,
 //!   so it needs neither the input nor the pooling parameters. Ties go to the first maximum in
 //!   row-major window order; a NaN in a window wins (NaN propagates).
+//! - **The 2×2, stride-2 window has its own loop** (`max_2x2_plane`): the four candidates are
+//!   read directly instead of clipping a window per output, with the same tie and NaN rule.
 //! - **1-D pooling is 2-D pooling with `H = 1`**: the memory of `[N, C, L]` is that of
 //!   `[N, C, 1, L]`.
 
@@ -192,12 +194,49 @@ fn planes<T: Send>(out: &mut [T], plane: usize, parallel: bool, f: impl Fn(usize
     }
 }
 
+/// Max pooling of one plane with the common 2×2, stride-2, unpadded window: the four candidates
+/// are read directly instead of through `Geom::window`, with the same rule as the general scan
+/// (the first NaN in row-major window order wins, else the first maximum).
+#[inline]
+fn max_2x2_plane<T: FloatElement>(g: &Geom, plane: &[T], o: &mut [T], ix: &mut [i64]) {
+    for oh in 0..g.oh {
+        let (r0, r1) = (2 * oh * g.w, (2 * oh + 1) * g.w);
+        let (top, bottom) = (&plane[r0..r0 + 2 * g.ow], &plane[r1..r1 + 2 * g.ow]);
+        let (orow, irow) = (&mut o[oh * g.ow..(oh + 1) * g.ow], &mut ix[oh * g.ow..(oh + 1) * g.ow]);
+        for (ow, ((t, b), (ov, iv))) in top
+            .chunks_exact(2)
+            .zip(bottom.chunks_exact(2))
+            .zip(orow.iter_mut().zip(irow.iter_mut()))
+            .enumerate()
+        {
+            let cands = [(t[0], r0), (t[1], r0 + 1), (b[0], r1), (b[1], r1 + 1)];
+            let (mut best, mut at) = cands[0];
+            if !best.is_nan() {
+                for (v, j) in cands.into_iter().skip(1) {
+                    if v.is_nan() {
+                        (best, at) = (v, j);
+                        break;
+                    }
+                    if v > best {
+                        (best, at) = (v, j);
+                    }
+                }
+            }
+            *ov = best;
+            *iv = (at + 2 * ow) as i64;
+        }
+    }
+}
+
 fn max_kernel<T: FloatElement>(g: &Geom, x: &[T]) -> (Vec<T>, Vec<i64>) {
     let (ip, op) = (g.in_plane(), g.out_plane());
     let mut out = filled(g.n * g.c * op, T::zero());
     let mut idx = filled(out.len(), 0i64);
     let body = |i: usize, (o, ix): (&mut [T], &mut [i64])| {
         let plane = &x[i * ip..(i + 1) * ip];
+        if g.p == Pool2dOptions::new([2, 2]) {
+            return max_2x2_plane(g, plane, o, ix);
+        }
         for oh in 0..g.oh {
             for ow in 0..g.ow {
                 let (h0, h1, w0, w1, _) = g.window(oh, ow);
