@@ -22,25 +22,25 @@ fn close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
     }
 }
 
-fn fused_lstm(p: &Vec<Tensor>) -> Vec<Tensor> {
+fn fused_lstm(p: &[Tensor]) -> Vec<Tensor> {
     let (h, c) = Tensor::lstm_cell(&p[0], &p[1], &p[2]);
     vec![h, c]
 }
 
-fn fused_gru(p: &Vec<Tensor>) -> Vec<Tensor> {
+fn fused_gru(p: &[Tensor]) -> Vec<Tensor> {
     vec![Tensor::gru_cell(&p[0], &p[1], &p[2])]
 }
 
 /// Fused against composite: outputs, `vjp` with random cotangents, `jvp` with random tangents.
 fn compare(
-    fused: fn(&Vec<Tensor>) -> Vec<Tensor>,
+    fused: fn(&[Tensor]) -> Vec<Tensor>,
     composite: fn(&[Tensor]) -> Vec<Tensor>,
     args: Vec<Tensor>,
     seed: u64,
     tol: f64,
     what: &str,
 ) {
-    let (yf, pbf) = vjp(fused, &args);
+    let (yf, pbf) = vjp(|p: &Vec<Tensor>| fused(p), &args);
     let (yc, pbc) = vjp(|p: &Vec<Tensor>| composite(p), &args);
     for (k, (a, b)) in yf.iter().zip(&yc).enumerate() {
         close(a, b, tol, &format!("{what} output {k}"));
@@ -52,7 +52,7 @@ fn compare(
     }
     let tangents: Vec<Tensor> =
         args.iter().enumerate().map(|(k, a)| rand(a.shape(), seed ^ (k as u64 + 20), a.dtype())).collect();
-    let (_, tf) = jvp(fused, &args, &tangents);
+    let (_, tf) = jvp(|p: &Vec<Tensor>| fused(p), &args, &tangents);
     let (_, tc) = jvp(|p: &Vec<Tensor>| composite(p), &args, &tangents);
     for (k, (a, b)) in tf.iter().zip(&tc).enumerate() {
         close(a, b, tol, &format!("{what} tangent of output {k}"));

@@ -206,7 +206,7 @@ fn recurrent_cells_name_their_operands() {
         msg.contains("lstm_cell: needs float operands of one dtype, [B, 4·H] twice then [B, H] (1)"),
         "{msg}"
     );
-    assert!(msg.contains("got f32[2, 8], f32[2, 8], f32[2, 3]"), "{msg}");
+    assert!(msg.contains("got float32[2, 8], float32[2, 8], float32[2, 3]"), "{msg}");
     assert!(msg.contains(&format!("shape_rules.rs:{line}:")), "{msg}");
     let msg = panic_message(|| drop(Tensor::gru_cell(&g, &g.to_f64(), &c)));
     assert!(msg.contains("gru_cell: needs float operands"), "{msg}");

@@ -100,7 +100,9 @@ unary_row!(lstm_cell, -1.5, 1.5, |x: &Tensor| {
     let r: usize = x.shape().iter().rev().skip(1).product();
     let x2 = x.reshape(&[r, d]);
     let gx = Tensor::concat(&[&x2, &x2.sin(), &(&x2 * &x2), &x2.cos()], 1);
-    let gh = Tensor::concat(&[&x2.cos(), &(&x2 * 0.5), &x2.sin(), &-&x2], 1);
+    // No subexpression shared with gx: jit's CSE would merge it and reorder the sums of
+    // cotangents, which jit_table compares bitwise.
+    let gh = Tensor::concat(&[&(&x2 * 0.25), &(&x2 * 0.5), &x2.tanh(), &-&x2], 1);
     let (h, c) = Tensor::lstm_cell(&gx, &gh, &(&x2 * 1.5));
     (h + &c * &c).reshape(x.shape())
 });

@@ -13,6 +13,10 @@
 //! the recomputation uses the same functions (`sigmoid_fast`, `tanh_fast`) as the forward
 //! pass, so both see identical activations. Rows are independent; above
 //! [`PAR_THRESHOLD`](super::PAR_THRESHOLD) elements the rows are split across `rayon`.
+//!
+//! The inner loops index several equal-length gate slices with one counter (the form LLVM
+//! vectorises once the slices are cut to length), hence `needless_range_loop` is allowed.
+#![allow(clippy::needless_range_loop)]
 
 use rayon::prelude::*;
 
