@@ -188,3 +188,42 @@ pub fn by_loop1<P: Primitive + ?Sized>(
     let (mut o, mut a) = by_loop(p, args, axes, 0);
     (o.swap_remove(0), a.swap_remove(0))
 }
+
+/// The batching rule of a row-wise primitive (every argument and output `[rows, features]`,
+/// each row computed independently, like the recurrent cells): the batch axis is folded into
+/// the rows (`[size, rows, f] → [size·rows, f]`), the primitive runs once, and its outputs are
+/// unfolded with the batch axis in front. Unbatched arguments are broadcast first (the fold
+/// then copies them once).
+///
+/// ```
+/// use adjoint_core::{batching::by_rows, prims::gru_cell::GruCell, Tensor};
+/// let (g, h) = (Tensor::zeros(&[2, 6]), Tensor::ones(&[4, 2, 2]));
+/// let (outs, axes) = by_rows(&GruCell, &[&g, &g, &h], &[None, None, Some(0)], 4);
+/// assert_eq!((outs[0].shape(), axes[0]), (&[4, 2, 2][..], Some(0)));
+/// ```
+pub fn by_rows<P: Primitive + ?Sized>(
+    p: &P,
+    args: &[&Tensor],
+    axes: &[Option<usize>],
+    size: usize,
+) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    let mut rows = 0;
+    let folded: SmallVec<[Tensor; 6]> = args
+        .iter()
+        .zip(axes)
+        .map(|(t, a)| {
+            let t = to_front(t, *a, size);
+            let s = t.shape();
+            rows = s[1];
+            t.reshape(&[s[0] * s[1], s[2]])
+        })
+        .collect();
+    let refs: SmallVec<[&Tensor; 6]> = folded.iter().collect();
+    bind_multi(p, &refs)
+        .into_iter()
+        .map(|o| {
+            let f = o.shape()[1];
+            (o.reshape(&[size, rows, f]), Some(0))
+        })
+        .unzip()
+}

@@ -109,6 +109,17 @@ fn rows() -> Vec<Row> {
         ));
         r.push(row("index_add", index_add::IndexAdd(2), vec![f(s), idx(vec![3, 0], &[2]), src]));
     }
+    for b in [3, 0] {
+        let (g4, g3, s) = (f(&[b, 8]), f(&[b, 6]), f(&[b, 2]));
+        r.push(row("lstm_cell", lstm_cell::LstmCell, vec![g4.clone(), g4.clone(), s.clone()]));
+        r.push(row(
+            "lstm_cell",
+            lstm_cell::LstmCellGrad,
+            vec![g4.clone(), g4, s.clone(), s.clone(), s.clone()],
+        ));
+        r.push(row("gru_cell", gru_cell::GruCell, vec![g3.clone(), g3.clone(), s.clone()]));
+        r.push(row("gru_cell", gru_cell::GruCellGrad, vec![g3.clone(), g3, s.clone(), s]));
+    }
     for n in [2, 0] {
         let x = f(&[n, 4, 7, 6]);
         let w = f(&[6, 2, 3, 2]);
@@ -184,6 +195,21 @@ fn a_direct_bind_is_checked_with_the_callers_line() {
     let msg =
         panic_message(|| drop(a.sum_axes(&[0], false).max_axes(&[0], false).reshape(&[]).split(0, &[])));
     assert!(msg.contains("split: axis 0 is out of range"), "{msg}");
+}
+
+#[test]
+fn recurrent_cells_name_their_operands() {
+    let (g, c) = (Tensor::zeros(&[2, 8]), Tensor::zeros(&[2, 3]));
+    let line = line!() + 1;
+    let msg = panic_message(|| drop(Tensor::lstm_cell(&g, &g, &c)));
+    assert!(
+        msg.contains("lstm_cell: needs float operands of one dtype, [B, 4·H] twice then [B, H] (1)"),
+        "{msg}"
+    );
+    assert!(msg.contains("got float32[2, 8], float32[2, 8], float32[2, 3]"), "{msg}");
+    assert!(msg.contains(&format!("shape_rules.rs:{line}:")), "{msg}");
+    let msg = panic_message(|| drop(Tensor::gru_cell(&g, &g.to_f64(), &c)));
+    assert!(msg.contains("gru_cell: needs float operands"), "{msg}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod activations;
 mod elementwise;
 mod linalg;
 mod operators;
+mod recurrent;
 mod reduce;
 mod shape;
 

@@ -73,6 +73,32 @@ pub mod rules {
         }
     }
 
+    /// A recurrent cell's operands: `gx`, `gh` of one float dtype and shape `[B, G·H]`
+    /// (`gates` = G), then any number of `[B, H]` states or cotangents of that dtype.
+    /// Returns `(B, H)`.
+    #[track_caller]
+    pub fn recurrent_cell(op: &str, gates: usize, a: &[Aval]) -> (usize, usize) {
+        let s = a[0].shape.as_slice();
+        let ok = s.len() == 2
+            && s[1] % gates == 0
+            && a[1].shape.as_slice() == s
+            && a[2..].iter().all(|x| x.shape.as_slice() == [s[0], s[1] / gates])
+            && a.iter().all(|x| x.dtype == a[0].dtype)
+            && a[0].dtype.is_float();
+        if !ok {
+            let got: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+            misuse(
+                op,
+                format!(
+                    "needs float operands of one dtype, [B, {gates}·H] twice then [B, H] ({}), got {}",
+                    a.len() - 2,
+                    got.join(", ")
+                ),
+            );
+        }
+        (s[0], s[1] / gates)
+    }
+
     /// `axes` are valid, sorted and distinct; the shape after reducing them.
     #[track_caller]
     pub fn reduce(op: &str, axes: &[usize], keepdim: bool, a: &Aval) -> Shape {
@@ -102,6 +128,7 @@ pub mod rules {
     }
 }
 
+use crate::primitive::{Outs, Pullback};
 use crate::tensor::Tensor;
 
 /// Broadcast `t` to `shape` (no-op when it already has it).
@@ -150,11 +177,13 @@ pub mod exp;
 pub mod expm1;
 pub mod flip;
 pub mod gather;
+pub mod gru_cell;
 pub mod index_add;
 pub mod index_select;
 pub mod log;
 pub mod log1p;
 pub mod logical;
+pub mod lstm_cell;
 pub mod matmul;
 pub mod max_min;
 pub mod max_pool2d;
@@ -202,4 +231,33 @@ pub fn expand_reduced(c: &Tensor, in_shape: &[usize], axes: &[usize]) -> Tensor 
     let kept = kept_shape(in_shape, axes);
     let c = if c.shape() == kept.as_slice() { c.clone() } else { c.reshape(&kept) };
     bcast(&c, in_shape)
+}
+
+/// A composite function of several tensors: the reference form of a fused primitive, written
+/// with ordinary ops.
+pub type Composite = fn(&[Tensor]) -> Vec<Tensor>;
+
+/// Forward-mode rule of a fused primitive from its composite form: a nested `jvp` of `f` (a
+/// missing tangent is zeros). Correct at any order because `f` is made of ordinary ops; used
+/// where speed does not matter (the recurrent cells' tangents, their reverse passes' own
+/// derivatives).
+pub fn composite_jvp(f: Composite, p: &[&Tensor], t: &[Option<&Tensor>]) -> Outs<Option<Tensor>> {
+    let primals: Vec<Tensor> = p.iter().map(|x| (*x).clone()).collect();
+    let tangents: Vec<Tensor> =
+        p.iter().zip(t).map(|(x, t)| t.map_or_else(|| x.zeros_like(), |t| t.clone())).collect();
+    let (_, outs) = crate::transforms::jvp(|q: &Vec<Tensor>| f(q), &primals, &tangents);
+    outs.into_iter().map(Some).collect()
+}
+
+/// Reverse-mode rule of a fused primitive from its composite form: the pullback runs a nested
+/// `vjp` of `f` at the primals (a missing cotangent is zeros). See [`composite_jvp`].
+pub fn composite_vjp(f: Composite, p: &[&Tensor], wants: &[bool]) -> Pullback {
+    let primals: Vec<Tensor> = p.iter().map(|x| (*x).clone()).collect();
+    let wants = wants.to_vec();
+    Pullback::multi(primals, move |primals, cts| {
+        let (outs, pb) = crate::transforms::vjp(|q: &Vec<Tensor>| f(q), primals);
+        let cts: Vec<Tensor> =
+            outs.iter().zip(cts).map(|(o, c)| c.clone().unwrap_or_else(|| o.zeros_like())).collect();
+        pb(&cts).into_iter().zip(&wants).map(|(g, &w)| w.then_some(g)).collect()
+    })
 }

@@ -94,6 +94,27 @@ unary_row!(logsumexp_softmax, -3.0, 3.0, |x: &Tensor| if x.rank() == 0 {
 });
 unary_row!(softplus_gelu_silu, -3.0, 3.0, |x: &Tensor| x.softplus() + x.gelu() * x.silu());
 
+// The recurrent cells on `[rows, d]` views of x (rank 0 → [1, 1]), both outputs used.
+unary_row!(lstm_cell, -1.5, 1.5, |x: &Tensor| {
+    let d = x.shape().last().copied().unwrap_or(1);
+    let r: usize = x.shape().iter().rev().skip(1).product();
+    let x2 = x.reshape(&[r, d]);
+    let gx = Tensor::concat(&[&x2, &x2.sin(), &(&x2 * &x2), &x2.cos()], 1);
+    // No subexpression shared with gx: jit's CSE would merge it and reorder the sums of
+    // cotangents, which jit_table compares bitwise.
+    let gh = Tensor::concat(&[&(&x2 * 0.25), &(&x2 * 0.5), &x2.tanh(), &-&x2], 1);
+    let (h, c) = Tensor::lstm_cell(&gx, &gh, &(&x2 * 1.5));
+    (h + &c * &c).reshape(x.shape())
+});
+unary_row!(gru_cell, -1.5, 1.5, |x: &Tensor| {
+    let d = x.shape().last().copied().unwrap_or(1);
+    let r: usize = x.shape().iter().rev().skip(1).product();
+    let x2 = x.reshape(&[r, d]);
+    let gx = Tensor::concat(&[&x2, &x2.sin(), &(&x2 * &x2)], 1);
+    let gh = Tensor::concat(&[&x2.cos(), &-&x2, &(&x2 * 0.5)], 1);
+    Tensor::gru_cell(&gx, &gh, &x2.tanh()).reshape(x.shape())
+});
+
 binary_row!(add, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a + b);
 binary_row!(sub, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a - b);
 binary_row!(mul, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a * b);

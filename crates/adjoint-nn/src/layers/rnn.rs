@@ -8,13 +8,17 @@
 //! for these names (a derive would give `layers.0.weight_ih`).
 //!
 //! ## Evaluation
-//! The sequence is split into time steps once and carried between layers as a list of `[B, F]`
-//! tensors, so no step ever slices a large tensor: under reverse mode the derivative of a
-//! slice is a zero-padded tensor of the full size, and slicing a projected `[B, T, G·H]`
-//! sequence per step would make backpropagation through time cost `O(T²)`. An LSTM step is one
-//! matrix product `[x_t, h]·[W_ih, W_hh]ᵀ` (weights concatenated once per call) giving all
-//! four gates `[B, 4H]`. Everything is ordinary differentiable ops, so `grad`
-//! backpropagates through time and higher derivatives work.
+//! Each step is one fused primitive, [`Tensor::lstm_cell`] or [`Tensor::gru_cell`] (gate
+//! nonlinearities and state update in one pass forward, every gate's gradient in one pass
+//! backward), fed by two projections: the input projection of **all** time steps is one matrix
+//! product `[T·B, in]·W_ihᵀ` (biases added once), and each step adds only its own `h·W_hhᵀ`.
+//! The projected sequence is cut into its `T` steps by one multi-output `split` (time-major
+//! rows, so each step is a contiguous `[B, G·H]` view): under reverse mode the derivative of
+//! a slice is a zero-padded tensor of the full size, and slicing the `[T·B, G·H]` projection
+//! once per step would make backpropagation through time cost `O(T²)`, whereas the split's
+//! derivative is one concat. Layers pass their outputs on as a list of `[B, H]` steps. The
+//! cells are primitives with rules of every order, so `grad` backpropagates through time and
+//! higher derivatives, `vmap` and `jit` work.
 
 use adjoint_core::params::{join_name, Buffer};
 use adjoint_core::{Params, Tensor};
@@ -135,16 +139,25 @@ macro_rules! rnn_params {
     };
 }
 
-/// The parts of `t` cut along `axis` into the given sizes (one `split` primitive).
-fn gates<const N: usize>(t: &Tensor, axis: usize, sizes: [usize; N]) -> [Tensor; N] {
-    let parts = t.split(axis, &sizes);
-    std::array::from_fn(|k| parts[k].clone())
-}
-
-/// The time steps of a `[B, T, F]` sequence as `T` tensors `[B, F]`.
-fn time_steps(x: &Tensor) -> Vec<Tensor> {
-    let (b, t, f) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-    (0..t).map(|s| x.narrow(1, s, 1).reshape(&[b, f])).collect()
+/// The input projections `x_t·W_ihᵀ + bias` of all time steps (`[B, F]` each) as one matrix
+/// product, cut into the steps again by one `split`. `steps` is either the list of steps or,
+/// for the first layer, `[x]` with `x` of shape `[B, T, F]`.
+fn project(steps: &[Tensor], w_ih: &Tensor, bias: Option<&Tensor>) -> Vec<Tensor> {
+    let rows = if steps.len() == 1 && steps[0].rank() == 3 {
+        let x = &steps[0];
+        let (b, t, f) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+        x.permute(&[1, 0, 2]).reshape(&[t * b, f])
+    } else {
+        let refs: Vec<&Tensor> = steps.iter().collect();
+        Tensor::concat(&refs, 0)
+    };
+    let t = if steps.len() == 1 && steps[0].rank() == 3 { steps[0].shape()[1] } else { steps.len() };
+    let b = rows.shape()[0] / t.max(1);
+    let mut p = rows.matmul(&w_ih.t());
+    if let Some(bias) = bias {
+        p = p + bias;
+    }
+    p.split(0, &vec![b; t])
 }
 
 /// Inter-layer dropout on every time step (training only).
@@ -237,28 +250,20 @@ impl Lstm {
         let b = x.shape()[0];
         let h0 = initial("Lstm", state.map(|s| s.0), nl, b, h, x.dtype());
         let c0 = initial("Lstm", state.map(|s| s.1), nl, b, h, x.dtype());
-        let mut steps = time_steps(x);
+        let mut steps = vec![x.clone()];
         let (mut hn, mut cn) = (Vec::with_capacity(nl), Vec::with_capacity(nl));
         for (l, w) in self.layers.iter().enumerate() {
             if l > 0 {
                 steps = drop_steps(steps, self.dropout, ctx);
             }
-            let w_t = Tensor::concat(&[&w.weight_ih, &w.weight_hh], 1).t();
-            let bias = sum_biases(w);
+            let gx = project(&steps, &w.weight_ih, sum_biases(w).as_ref());
+            let whh_t = w.weight_hh.t();
             let mut hs = h0.narrow(0, l, 1).reshape(&[b, h]);
             let mut cs = c0.narrow(0, l, 1).reshape(&[b, h]);
-            for xt in steps.iter_mut() {
-                let mut g = Tensor::concat(&[&*xt, &hs], 1).matmul(&w_t);
-                if let Some(bias) = &bias {
-                    g = g + bias;
-                }
-                // One `split` per cut (its derivative is one concat), not a pad-and-add
-                // `narrow` per gate.
-                let [i_f, gg, o] = gates(&g, 1, [2 * h, h, h]);
-                let [i, f] = gates(&i_f.sigmoid(), 1, [h, h]);
-                cs = f * &cs + i * gg.tanh();
-                hs = o.sigmoid() * cs.tanh();
-                *xt = hs.clone();
+            steps = Vec::with_capacity(gx.len());
+            for gx_t in &gx {
+                (hs, cs) = Tensor::lstm_cell(gx_t, &hs.matmul(&whh_t), &cs);
+                steps.push(hs.clone());
             }
             hn.push(hs);
             cn.push(cs);
@@ -326,30 +331,24 @@ impl Gru {
         check_input("Gru", x, self.layers[0].weight_ih.shape()[1]);
         let b = x.shape()[0];
         let h0 = initial("Gru", h0, nl, b, h, x.dtype());
-        let mut steps = time_steps(x);
+        let mut steps = vec![x.clone()];
         let mut hn = Vec::with_capacity(nl);
         for (l, w) in self.layers.iter().enumerate() {
             if l > 0 {
                 steps = drop_steps(steps, self.dropout, ctx);
             }
-            // b_hn sits inside r ⊙ (W_hn h + b_hn), so the two projections stay separate.
-            let (wih_t, whh_t) = (w.weight_ih.t(), w.weight_hh.t());
+            // b_hn sits inside r ⊙ (W_hn h + b_hn), so the hidden projection keeps its bias.
+            let gx = project(&steps, &w.weight_ih, w.bias_ih.as_ref());
+            let whh_t = w.weight_hh.t();
             let mut hs = h0.narrow(0, l, 1).reshape(&[b, h]);
-            for xt in steps.iter_mut() {
-                let mut gi = xt.matmul(&wih_t);
-                if let Some(bi) = &w.bias_ih {
-                    gi = gi + bi;
-                }
+            steps = Vec::with_capacity(gx.len());
+            for gx_t in &gx {
                 let mut gh = hs.matmul(&whh_t);
                 if let Some(bh) = &w.bias_hh {
                     gh = gh + bh;
                 }
-                let [gi_rz, gi_n] = gates(&gi, 1, [2 * h, h]);
-                let [gh_rz, gh_n] = gates(&gh, 1, [2 * h, h]);
-                let [r, z] = gates(&(gi_rz + gh_rz).sigmoid(), 1, [h, h]);
-                let n = (gi_n + r * gh_n).tanh();
-                hs = &n + z * (&hs - &n);
-                *xt = hs.clone();
+                hs = Tensor::gru_cell(gx_t, &gh, &hs);
+                steps.push(hs.clone());
             }
             hn.push(hs);
         }

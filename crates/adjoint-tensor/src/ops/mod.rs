@@ -15,6 +15,7 @@ pub mod matmul;
 pub mod pad;
 pub mod pool;
 pub mod reduce;
+pub mod rnn;
 pub mod select;
 pub mod sort;
 pub mod unary;

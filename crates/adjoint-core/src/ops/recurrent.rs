@@ -1,0 +1,42 @@
+//! Recurrent cells: one fused primitive per LSTM or GRU step (see `prims::lstm_cell`).
+
+use crate::prims::gru_cell::GruCell;
+use crate::prims::lstm_cell::LstmCell;
+use crate::tensor::Tensor;
+use crate::trace::{bind, bind_multi};
+
+impl Tensor {
+    /// One LSTM step from the gates' input projection `gx` and hidden projection `gh`
+    /// (`[B, 4H]` each, PyTorch's gate order `(i, f, g, o)`, biases in either) and the cell
+    /// state `c` (`[B, H]`): returns `(h', c')` with `c' = σ(f)·c + σ(i)·tanh(g)`,
+    /// `h' = σ(o)·tanh(c')`, where `(i, f, g, o)` are the parts of `gx + gh`. One fused
+    /// kernel forward and one backward; differentiable to any order.
+    ///
+    /// ```
+    /// use adjoint_core::Tensor;
+    /// let (gx, gh) = (Tensor::zeros(&[2, 8]), Tensor::zeros(&[2, 8]));
+    /// let (h, c) = Tensor::lstm_cell(&gx, &gh, &Tensor::ones(&[2, 2]));
+    /// assert_eq!(c.to_vec::<f32>(), vec![0.5; 4]);
+    /// assert_eq!(h.shape(), &[2, 2]);
+    /// ```
+    #[track_caller]
+    pub fn lstm_cell(gx: &Tensor, gh: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
+        let mut o = bind_multi(&LstmCell, &[gx, gh, c]).into_iter();
+        (o.next().expect("h"), o.next().expect("c"))
+    }
+
+    /// One GRU step with PyTorch's equations from the gates' input projection `gx` and hidden
+    /// projection `gh` (`[B, 3H]` each, gates `(r, z, n)`, `b_hn` inside `gh`) and the hidden
+    /// state `h` (`[B, H]`): `n = tanh(gx_n + r·gh_n)`, `h' = n + z·(h - n)`. One fused kernel
+    /// forward and one backward; differentiable to any order.
+    ///
+    /// ```
+    /// use adjoint_core::Tensor;
+    /// let g = Tensor::zeros(&[1, 6]);
+    /// assert_eq!(Tensor::gru_cell(&g, &g, &Tensor::ones(&[1, 2])).to_vec::<f32>(), vec![0.5; 2]);
+    /// ```
+    #[track_caller]
+    pub fn gru_cell(gx: &Tensor, gh: &Tensor, h: &Tensor) -> Tensor {
+        bind(&GruCell, &[gx, gh, h])
+    }
+}
