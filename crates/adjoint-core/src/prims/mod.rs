@@ -80,7 +80,7 @@ pub mod rules {
     pub fn recurrent_cell(op: &str, gates: usize, a: &[Aval]) -> (usize, usize) {
         let s = a[0].shape.as_slice();
         let ok = s.len() == 2
-            && s[1] % gates == 0
+            && s[1].is_multiple_of(gates)
             && a[1].shape.as_slice() == s
             && a[2..].iter().all(|x| x.shape.as_slice() == [s[0], s[1] / gates])
             && a.iter().all(|x| x.dtype == a[0].dtype)
