@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 
 use crate::jit::fused::{Fused, Instr, Kernel, Load, Op, Slot};
 use crate::jit::ir::{Eqn, Ir, Var};
-use crate::primitive::{Aval, Primitive};
+use crate::primitive::Primitive;
 use crate::prims;
 
 /// The elementwise operation an equation performs, if the fused kernel can run it: float
@@ -225,7 +225,7 @@ fn build(
     let mut loads: Vec<(Load, Option<usize>)> = Vec::new();
     let mut outputs: Vec<Var> = Vec::new();
     let mut out_dtypes: Vec<DType> = Vec::new();
-    // Registers: free list; pinned ones (inputs that are materialised) are never freed.
+    // Registers: a free list; those of loaded inputs are never shared (see below).
     let mut registers = 0usize;
     let mut free: Vec<usize> = Vec::new();
     let mut alloc = |free: &mut Vec<usize>| {
@@ -261,7 +261,9 @@ fn build(
                         loads.push((load, None));
                         Slot::Input(kidx)
                     } else {
-                        let r = alloc(&mut free);
+                        // A fresh register: loads happen before the block's first
+                        // instruction (scalars once per call), so it may not share one.
+                        let r = alloc(&mut Vec::new());
                         loads.push((load, Some(r)));
                         Slot::Reg(r)
                     };
@@ -319,10 +321,4 @@ fn build(
     };
     let prim = Fused { kernel: Rc::new(kernel), ops: Rc::new(ops) };
     Eqn { prim: Rc::new(prim), ins: inputs.into_iter().collect(), outs: outputs.into_iter().collect() }
-}
-
-/// The abstract values of a fused equation's outputs (for tests).
-#[doc(hidden)]
-pub fn fused_avals(ir: &Ir) -> Vec<Aval> {
-    ir.eqns.iter().filter(|e| e.prim.name() == "fused").flat_map(|e| e.outs.iter().map(|&v| ir.avals[v].clone())).collect()
 }
