@@ -29,7 +29,14 @@ fn labels(n: usize) -> Tensor {
 type AdamJitState<M> = (M, Vec<Tensor>, Vec<Tensor>, Tensor);
 
 /// Adam (as `functional::adam`) with the bias corrections `c = [1/bias1, 1/bias2_sqrt]` a tensor.
-fn adam_update(ps: &[Tensor], gs: &[Tensor], m: &[Tensor], v: &[Tensor], c: &Tensor, cfg: &AdamConfig) -> [Vec<Tensor>; 3] {
+fn adam_update(
+    ps: &[Tensor],
+    gs: &[Tensor],
+    m: &[Tensor],
+    v: &[Tensor],
+    c: &Tensor,
+    cfg: &AdamConfig,
+) -> [Vec<Tensor>; 3] {
     let (b1, b2) = cfg.betas;
     let (inv_bias1, inv_bias2_sqrt) = (c.narrow(0, 0, 1).reshape(&[]), c.narrow(0, 1, 1).reshape(&[]));
     let (mut out, mut m1, mut m2) = (Vec::new(), Vec::new(), Vec::new());

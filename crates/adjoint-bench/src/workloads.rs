@@ -199,7 +199,9 @@ pub fn w7(plan: Plan, which: &dyn Fn(&str) -> bool) {
         let jvg = jit(&vg);
         let compile_s = first_call(|| jvg(&params));
         let s = measure(plan, 1.0, || jvg(&params));
-        Line::new("W7_gmm_obj_grad", "jit", s, "f64; jit(value_and_grad)").with("compile_s", json!(compile_s)).print();
+        Line::new("W7_gmm_obj_grad", "jit", s, "f64; jit(value_and_grad)")
+            .with("compile_s", json!(compile_s))
+            .print();
     }
 }
 
@@ -215,9 +217,14 @@ pub fn w8(plan: Plan) {
     let jvg = jit(&vg);
     let compile_s = first_call(|| jvg(&p));
     let s = measure(plan, 1.0, || jvg(&p));
-    Line::new("W8_matmul_grad", "jit", s, "jit(value_and_grad): the ones-cotangent products become row/column sums")
-        .with("compile_s", json!(compile_s))
-        .print();
+    Line::new(
+        "W8_matmul_grad",
+        "jit",
+        s,
+        "jit(value_and_grad): the ones-cotangent products become row/column sums",
+    )
+    .with("compile_s", json!(compile_s))
+    .print();
 }
 
 /// W9: Lotka–Volterra `u' = (α − βv)u`, `v' = (δu − γ)v` over any scalar.

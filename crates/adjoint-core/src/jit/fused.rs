@@ -164,9 +164,12 @@ impl Kernel {
         let ins: Vec<&[T]> = args
             .iter()
             .zip(&owned)
-            .map(|(a, o)| o.as_ref().unwrap_or(a).as_slice::<T>().expect("contiguous, of the program's dtype"))
+            .map(|(a, o)| {
+                o.as_ref().unwrap_or(a).as_slice::<T>().expect("contiguous, of the program's dtype")
+            })
             .collect();
-        let mut outs: Vec<Vec<T>> = self.outputs.iter().map(|_| adjoint_tensor::cache::take::<T>(n)).collect();
+        let mut outs: Vec<Vec<T>> =
+            self.outputs.iter().map(|_| adjoint_tensor::cache::take::<T>(n)).collect();
         let out_ptrs: Vec<Ptr<T>> = outs.iter_mut().map(|v| Ptr(v.as_mut_ptr())).collect();
         if n >= PAR_THRESHOLD {
             let tasks = n.div_ceil(CHUNK);

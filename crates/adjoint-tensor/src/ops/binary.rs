@@ -42,7 +42,12 @@ unsafe fn zip_avx2<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
 
 /// `out[i] = f(a[i], b[i])`, vectorized. All three have equal lengths.
 #[inline]
-pub(crate) fn zip<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], a: &[A], b: &[B], f: &F) {
+pub(crate) fn zip<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
+    out: &mut [MaybeUninit<U>],
+    a: &[A],
+    b: &[B],
+    f: &F,
+) {
     debug_assert!(out.len() == a.len() && out.len() == b.len());
     dispatch_avx2!(zip_generic, zip_avx2, (out, a, b, f))
 }

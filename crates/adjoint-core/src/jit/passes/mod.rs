@@ -21,8 +21,12 @@ use super::ir::Ir;
 /// the plan for calls with no transform active only (see [`crate::jit::exec`]).
 pub fn optimize(ir: Ir) -> Ir {
     let mut ir = ir;
-    let pipeline =
-        [("fold_constants", fold_constants as fn(Ir) -> Ir), ("simplify", simplify), ("cse", cse), ("dce", dce)];
+    let pipeline = [
+        ("fold_constants", fold_constants as fn(Ir) -> Ir),
+        ("simplify", simplify),
+        ("cse", cse),
+        ("dce", dce),
+    ];
     for (name, pass) in pipeline {
         ir = pass(ir);
         if cfg!(debug_assertions) {
