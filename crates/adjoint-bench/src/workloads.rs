@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use adjoint_core::debug::detect_anomaly;
-use adjoint_core::{grad, hvp, value_and_grad, DType, Tensor};
+use adjoint_core::{grad, hvp, jit, value_and_grad, DType, Tensor};
 use adjoint_gradbench::evals::gmm;
 use adjoint_scalar::{value_and_gradient, value_and_gradient_into, Real, Var};
 use adjoint_solvers::ode::{odeint, odeint_real, GradMethod, Method, OdeOptions};
@@ -51,11 +51,37 @@ pub fn w1(plan: Plan, which: &dyn Fn(&str) -> bool) {
         let s = measure(plan, (2 * LEN) as f64, || g(&x));
         Line::new("W1_chain_fwd_bwd", "eager", s, "grad of 1000 × (x·1.0001 + 0.0001); time / 2000 ops")
             .print();
+        let jg = jit(&g);
+        let compile_s = first_call(|| jg(&x));
+        let s = measure(plan, (2 * LEN) as f64, || jg(&x));
+        Line::new(
+            "W1_chain_fwd_bwd",
+            "jit",
+            s,
+            "jit(grad(chain)): the staged backward pass fused into one kernel; time / 2000 ops",
+        )
+        .with("compile_s", json!(compile_s))
+        .print();
     }
 }
 
+/// Seconds taken by the first call of a jitted function (tracing, passes, one run), as the
+/// peers report `compile_s`.
+fn first_call<R>(f: impl FnOnce() -> R) -> f64 {
+    let t = std::time::Instant::now();
+    black_box(f());
+    t.elapsed().as_secs_f64()
+}
+
+/// A jitted step line: the first call is timed as `compile_s`, then the usual measurement.
+fn jit_line(plan: Plan, workload: &'static str, mut step: impl FnMut() -> f64, notes: &str) {
+    let compile_s = first_call(&mut step);
+    let s = measure(plan, 1.0, &mut step);
+    Line::new(workload, "jit", s, notes).with("compile_s", json!(compile_s)).print();
+}
+
 /// `W2_mlp_step`, `W3_cnn_step`, `W4_lstm_step`: full training steps (adjoint-nn), defined in
-/// [`steps`].
+/// [`steps`], eager (`nn`) and as one jitted step (`jit`).
 pub fn w2_w4(plan: Plan, which: &dyn Fn(&str) -> bool) {
     if which("W2_mlp_step") {
         let mut step = steps::mlp();
@@ -71,15 +97,18 @@ pub fn w2_w4(plan: Plan, which: &dyn Fn(&str) -> bool) {
             "the nn step inside adjoint::debug::detect_anomaly (a debugging mode)",
         )
         .print();
+        jit_line(plan, "W2_mlp_step", steps::mlp_jit(), "jit(value_and_grad + functional Adam update)");
     }
     if which("W3_cnn_step") {
         let s = measure(plan, 1.0, steps::cnn());
         Line::new("W3_cnn_step", "nn", s, "adjoint-nn: value_and_grad + Sgd::step (momentum 0.9)").print();
+        jit_line(plan, "W3_cnn_step", steps::cnn_jit(), "jit(value_and_grad + functional::momentum)");
     }
     if which("W4_lstm_step") {
         let s = measure(plan, 1.0, steps::lstm());
         Line::new("W4_lstm_step", "nn", s, "adjoint-nn: Lstm + Linear head, value_and_grad + Adam::step")
             .print();
+        jit_line(plan, "W4_lstm_step", steps::lstm_jit(), "jit(value_and_grad + functional Adam update)");
     }
 }
 
@@ -134,6 +163,10 @@ pub fn w6(plan: Plan, which: &dyn Fn(&str) -> bool) {
         let vg = value_and_grad(f);
         let s = measure(plan, 1.0, || vg(&x));
         Line::new("W6_grad", "tensor", s, "value_and_grad; A [2000,1000] f32").print();
+        let jvg = jit(&vg);
+        let compile_s = first_call(|| jvg(&x));
+        let s = measure(plan, 1.0, || jvg(&x));
+        Line::new("W6_grad", "jit", s, "jit(value_and_grad)").with("compile_s", json!(compile_s)).print();
     }
     if which("W6_hvp") {
         let s = measure(plan, 1.0, || hvp(f, &x, &v));
@@ -163,6 +196,12 @@ pub fn w7(plan: Plan, which: &dyn Fn(&str) -> bool) {
         let vg = value_and_grad(|p: &(Tensor, Tensor, Tensor, Tensor)| gmm::objective(&consts, p));
         let s = measure(plan, 1.0, || vg(&params));
         Line::new("W7_gmm_obj_grad", "tensor", s, "f64; value_and_grad over (alphas, means, q, l)").print();
+        let jvg = jit(&vg);
+        let compile_s = first_call(|| jvg(&params));
+        let s = measure(plan, 1.0, || jvg(&params));
+        Line::new("W7_gmm_obj_grad", "jit", s, "f64; jit(value_and_grad)")
+            .with("compile_s", json!(compile_s))
+            .print();
     }
 }
 
@@ -175,6 +214,17 @@ pub fn w8(plan: Plan) {
     let p = (a, b);
     let s = measure(plan, 1.0, || vg(&p));
     Line::new("W8_matmul_grad", "tensor", s, "value_and_grad over (A, B)").print();
+    let jvg = jit(&vg);
+    let compile_s = first_call(|| jvg(&p));
+    let s = measure(plan, 1.0, || jvg(&p));
+    Line::new(
+        "W8_matmul_grad",
+        "jit",
+        s,
+        "jit(value_and_grad): the ones-cotangent products become row/column sums",
+    )
+    .with("compile_s", json!(compile_s))
+    .print();
 }
 
 /// W9: Lotka–Volterra `u' = (α − βv)u`, `v' = (δu − γ)v` over any scalar.

@@ -76,6 +76,9 @@ pub trait PrimitiveValue {
     fn to_rc(&self) -> Rc<dyn Primitive>;
     /// The primitive's type: primitives of different types never compare equal.
     fn type_key(&self) -> TypeId;
+    /// The value as `Any`, so a pass can read the parameters of the primitives it rewrites
+    /// (`jit`'s fusion and simplification downcast to the types they know).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl<T: Primitive + Clone + 'static> PrimitiveValue for T {
@@ -84,6 +87,9 @@ impl<T: Primitive + Clone + 'static> PrimitiveValue for T {
     }
     fn type_key(&self) -> TypeId {
         TypeId::of::<T>()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

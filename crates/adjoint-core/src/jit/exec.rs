@@ -1,46 +1,148 @@
-//! Running a staged program: each equation's primitive is bound again on the values of its
-//! inputs. With no transform active the binds take the eager fast path (the kernels, no tape);
-//! under an enclosing `grad`, `jvp` or `vmap` they go through that transform's level like any
-//! other op, which is what makes `grad(jit(f))` and `vmap(jit(f))` compose.
+//! Running a staged program, two ways.
+//!
+//! - **Replay through `bind`** when a transform is active (or anomaly mode is on): each
+//!   equation's primitive is bound again on the values of its inputs, so under an enclosing
+//!   `grad`, `jvp` or `vmap` the binds go through that transform's level like any other op,
+//!   which is what makes `grad(jit(f))` and `vmap(jit(f))` compose.
+//! - **The fast plan** when no transform is active (one thread-local read) and every input and
+//!   constant is concrete: the program after [`fuse`](super::passes::fuse) (elementwise chains
+//!   as [`Fused`](super::fused::Fused) kernels), run straight on the arrays — each equation's
+//!   `eval`, no `Tensor` wrapping, no shape rule re-checked per call (the checker validated
+//!   the plan once). Intermediates are dropped after their last reader, so their buffers go
+//!   back to the buffer cache (`adjoint_tensor::cache`) and the next kernel of that size
+//!   takes them: buffer reuse by liveness, without a separate arena.
 
 use smallvec::SmallVec;
 
 use super::ir::{Ir, Var};
-use crate::tensor::Tensor;
-use crate::trace::bind_below;
+use crate::tensor::{Repr, Tensor};
+use crate::trace::{bind_below, depth};
+use adjoint_tensor::Array;
 
-/// A program ready to run: the IR and, per equation, the variables it is the last to read (so
-/// intermediate values are dropped as soon as they are dead).
+/// For each equation, the variables it is the last to read (dropped right after it).
+fn last_reads(ir: &Ir) -> Vec<SmallVec<[Var; 2]>> {
+    let n = ir.avals.len();
+    let mut last = vec![usize::MAX; n];
+    for (i, e) in ir.eqns.iter().enumerate() {
+        for &v in &e.ins {
+            last[v] = i;
+        }
+    }
+    for &v in &ir.outputs {
+        last[v] = usize::MAX;
+    }
+    let mut frees = vec![SmallVec::new(); ir.eqns.len()];
+    for (v, &i) in last.iter().enumerate() {
+        if i != usize::MAX && !frees[i].contains(&v) {
+            frees[i].push(v);
+        }
+    }
+    frees
+}
+
+/// The transform-free plan: the fused program with its constants as arrays.
+struct Plan {
+    ir: Ir,
+    consts: Vec<(Var, Array)>,
+    frees: Vec<SmallVec<[Var; 2]>>,
+}
+
+impl Plan {
+    /// `None` when a constant is a tracer of an enclosing transform (then replay is needed).
+    fn new(ir: &Ir) -> Option<Plan> {
+        let consts = ir
+            .consts
+            .iter()
+            .map(|(v, t)| match &t.0 {
+                Repr::Concrete(a) => Some((*v, a.clone())),
+                Repr::Tracer(_) => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let ir = super::passes::fuse(ir.clone());
+        if cfg!(debug_assertions) {
+            ir.assert_valid("fuse");
+        }
+        let frees = last_reads(&ir);
+        Some(Plan { ir, consts, frees })
+    }
+
+    fn run(&self, inputs: &[Tensor]) -> Option<Vec<Tensor>> {
+        let ir = &self.ir;
+        let mut env: Vec<Option<Array>> = vec![None; ir.avals.len()];
+        for (&v, t) in ir.inputs.iter().zip(inputs) {
+            match &t.0 {
+                Repr::Concrete(a) => env[v] = Some(a.clone()),
+                Repr::Tracer(_) => return None,
+            }
+        }
+        for (v, a) in &self.consts {
+            env[*v] = Some(a.clone());
+        }
+        for (e, frees) in ir.eqns.iter().zip(&self.frees) {
+            let outs = {
+                let args: SmallVec<[&Array; 4]> =
+                    e.ins.iter().map(|&v| env[v].as_ref().expect("defined before use (checked)")).collect();
+                e.prim.eval(&args)
+            };
+            if cfg!(debug_assertions) {
+                for (&v, a) in e.outs.iter().zip(&outs) {
+                    let want = &ir.avals[v];
+                    assert!(
+                        a.shape() == want.shape.as_slice() && a.dtype() == want.dtype,
+                        "adjoint: jit: internal error: `{}` gave {:?} {}, the plan declares {want}",
+                        e.prim.name(),
+                        a.shape(),
+                        a.dtype()
+                    );
+                }
+            }
+            for (&v, a) in e.outs.iter().zip(outs) {
+                env[v] = Some(a);
+            }
+            for &v in frees {
+                env[v] = None;
+            }
+        }
+        Some(
+            ir.outputs
+                .iter()
+                .map(|&v| Tensor::from_array(env[v].clone().expect("outputs are defined (checked)")))
+                .collect(),
+        )
+    }
+}
+
+/// A program ready to run: the IR for replay, with, per equation, the variables it is the
+/// last to read (so intermediate values are dropped as soon as they are dead), and the fast
+/// plan for calls with no transform active.
 pub(crate) struct Executable {
     pub(crate) ir: Ir,
     frees: Vec<SmallVec<[Var; 2]>>,
+    plan: Option<Plan>,
 }
 
 impl Executable {
     pub(crate) fn new(ir: Ir) -> Executable {
-        let n = ir.avals.len();
-        let mut last = vec![usize::MAX; n];
-        for (i, e) in ir.eqns.iter().enumerate() {
-            for &v in &e.ins {
-                last[v] = i;
-            }
-        }
-        for &v in &ir.outputs {
-            last[v] = usize::MAX;
-        }
-        let mut frees = vec![SmallVec::new(); ir.eqns.len()];
-        for (v, &i) in last.iter().enumerate() {
-            if i != usize::MAX && !frees[i].contains(&v) {
-                frees[i].push(v);
-            }
-        }
-        Executable { ir, frees }
+        let plan = Plan::new(&ir);
+        let frees = last_reads(&ir);
+        Executable { ir, frees, plan }
     }
 
-    /// Run the program on one tensor per input variable; returns one tensor per output.
+    /// Run the program on one tensor per input variable; returns one tensor per output. With
+    /// no transform active, the fast plan; otherwise replay through `bind`.
     pub(crate) fn run(&self, inputs: &[Tensor]) -> Vec<Tensor> {
+        assert_eq!(inputs.len(), self.ir.inputs.len(), "adjoint: jit: internal error: input count");
+        if depth() == 0 && !crate::debug::requested() {
+            if let Some(outs) = self.plan.as_ref().and_then(|p| p.run(inputs)) {
+                return outs;
+            }
+        }
+        self.replay(inputs)
+    }
+
+    /// Replay the program through `bind` (see the [module docs](self)).
+    pub(crate) fn replay(&self, inputs: &[Tensor]) -> Vec<Tensor> {
         let ir = &self.ir;
-        assert_eq!(inputs.len(), ir.inputs.len(), "adjoint: jit: internal error: input count");
         let mut env: Vec<Option<Tensor>> = vec![None; ir.avals.len()];
         for (&v, t) in ir.inputs.iter().zip(inputs) {
             env[v] = Some(t.clone());
@@ -78,4 +180,17 @@ impl Executable {
 /// ```
 pub fn run_ir(ir: &Ir, inputs: &[Tensor]) -> Vec<Tensor> {
     Executable::new(ir.clone()).run(inputs)
+}
+
+/// Run a program once by replaying it through `bind`, never through the fused plan: the
+/// reference the fast path is tested against.
+///
+/// ```
+/// use adjoint_core::{jit::{exec::{replay_ir, run_ir}, make_ir}, Tensor};
+/// let x = Tensor::from_vec(vec![0.5f64, 2.0], &[2]);
+/// let ir = make_ir(|x: &Tensor| (x.exp() * x).sin())(&x);
+/// assert_eq!(replay_ir(&ir, &[x.clone()])[0].to_vec::<f64>(), run_ir(&ir, &[x])[0].to_vec::<f64>());
+/// ```
+pub fn replay_ir(ir: &Ir, inputs: &[Tensor]) -> Vec<Tensor> {
+    Executable::new(ir.clone()).replay(inputs)
 }

@@ -15,10 +15,16 @@
 //!   primitive is `Clone + 'static`, see [`PrimitiveValue`](crate::primitive::PrimitiveValue))
 //!   and their input variables. [`Ir::check`] re-runs every equation's shape rule; debug
 //!   builds run it after staging and after every pass ([`passes`]: constant folding,
-//!   common-subexpression elimination, dead-code elimination).
-//! - **Execution replays the program through `bind`** ([`exec`]): each equation's primitive is
-//!   bound again on the values of its inputs. With no transform active that is the eager fast
-//!   path (kernels, no tape). Under an enclosing `grad`, `jvp` or `vmap`, the replayed binds go
+//!   algebraic simplification, common-subexpression elimination, dead-code elimination; then,
+//!   for the fast plan only, fusion).
+//! - **Two ways to run** ([`exec`]). With no transform active at call time (one thread-local
+//!   read) the *fast plan* runs: the program after [`passes::fuse`], whose chains of
+//!   elementwise ops of one shape are single [`fused::Fused`] kernels — a chunked vector
+//!   interpreter over L1-sized blocks that calls the same per-element functions as the
+//!   op-by-op kernels, so results are bit-identical — and whose other equations call their
+//!   kernels (`eval`) directly on the arrays. Otherwise the program is *replayed through
+//!   `bind`*: each equation's primitive is bound again on the values of its inputs, so a
+//!   fused equation is never seen by a transform. Under an enclosing `grad`, `jvp` or `vmap`, the replayed binds go
 //!   through that transform's level like any other op, so `grad(jit(f))`, `vmap(jit(f))` and
 //!   `hessian(jit(f))` compose with no rules of their own and agree bitwise with the eager
 //!   computation. `jit(grad(f))` stages the backward pass too, since it is made of ordinary
@@ -42,10 +48,15 @@
 //! depend on the trip count; `fori_loop` (index as a Rust `usize`) and Rust `for`/`if` on
 //! values are still unrolled or refused at trace time. `jit(grad(f))` through a `while_loop`
 //! panics (the trip count reverse mode needs is unknown while staging; `grad(jit(f))` works).
-//! Loop bodies are not optimised by the passes (they run as traced), and there is no fusion
-//! or compiled backend: the program runs op by op.
+//! Loop bodies are not optimised by the passes (they run as traced). Fusion covers float
+//! elementwise ops whose operands are of the group's shape, scalars, or broadcast along
+//! leading axes; reductions are not fused into the group (a reduction's summation order would
+//! change), and nothing is computed in place: intermediates are dropped after their last
+//! reader and their buffers reused through the buffer cache. The executor is an interpreter,
+//! not compiled code (Cranelift was not tried).
 
 pub mod exec;
+pub mod fused;
 pub mod ir;
 pub mod passes;
 pub(crate) mod stage;

@@ -42,7 +42,12 @@ unsafe fn zip_avx2<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
 
 /// `out[i] = f(a[i], b[i])`, vectorized. All three have equal lengths.
 #[inline]
-fn zip<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], a: &[A], b: &[B], f: &F) {
+pub(crate) fn zip<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
+    out: &mut [MaybeUninit<U>],
+    a: &[A],
+    b: &[B],
+    f: &F,
+) {
     debug_assert!(out.len() == a.len() && out.len() == b.len());
     dispatch_avx2!(zip_generic, zip_avx2, (out, a, b, f))
 }
@@ -234,18 +239,32 @@ pub(crate) fn min_nan<T: num_traits::Float>(a: T, b: T) -> T {
     }
 }
 
-fn float_binary<T: FastFloat>(a: &Array, b: &Array, op: BinaryOp) -> Result<Array> {
+/// Where a binary function sends its results: a fresh array (the operands broadcast), or a
+/// block of a fused program ([`crate::ops::block`]).
+pub(crate) trait Apply2<T> {
+    type Out;
+    fn apply2<F: Fn(T, T) -> T + Sync>(self, name: &'static str, f: F) -> Self::Out;
+}
+
+impl<T: Element> Apply2<T> for (&Array, &Array) {
+    type Out = Result<Array>;
+    fn apply2<F: Fn(T, T) -> T + Sync>(self, name: &'static str, f: F) -> Result<Array> {
+        map2(name, self.0, self.1, f)
+    }
+}
+
+pub(crate) fn float_binary<T: FastFloat, A: Apply2<T>>(a: A, op: BinaryOp) -> A::Out {
     let name = op.name();
     match op {
-        BinaryOp::Add => map2(name, a, b, |x: T, y: T| x + y),
-        BinaryOp::Sub => map2(name, a, b, |x: T, y: T| x - y),
-        BinaryOp::Mul => map2(name, a, b, |x: T, y: T| x * y),
-        BinaryOp::Div => map2(name, a, b, |x: T, y: T| x / y),
-        BinaryOp::Pow => map2(name, a, b, |x: T, y: T| x.powf(y)),
-        BinaryOp::Max => map2(name, a, b, max_nan::<T>),
-        BinaryOp::Min => map2(name, a, b, min_nan::<T>),
-        BinaryOp::Atan2 => map2(name, a, b, |x: T, y: T| x.atan2(y)),
-        BinaryOp::Rem => map2(name, a, b, |x: T, y: T| x % y),
+        BinaryOp::Add => a.apply2(name, |x: T, y: T| x + y),
+        BinaryOp::Sub => a.apply2(name, |x: T, y: T| x - y),
+        BinaryOp::Mul => a.apply2(name, |x: T, y: T| x * y),
+        BinaryOp::Div => a.apply2(name, |x: T, y: T| x / y),
+        BinaryOp::Pow => a.apply2(name, |x: T, y: T| x.powf(y)),
+        BinaryOp::Max => a.apply2(name, max_nan::<T>),
+        BinaryOp::Min => a.apply2(name, min_nan::<T>),
+        BinaryOp::Atan2 => a.apply2(name, |x: T, y: T| x.atan2(y)),
+        BinaryOp::Rem => a.apply2(name, |x: T, y: T| x % y),
     }
 }
 
@@ -344,8 +363,8 @@ impl Array {
         let name = op.name();
         same_dtype(name, self, rhs)?;
         match self.dtype() {
-            DType::F32 => float_binary::<f32>(self, rhs, op),
-            DType::F64 => float_binary::<f64>(self, rhs, op),
+            DType::F32 => float_binary::<f32, _>((self, rhs), op),
+            DType::F64 => float_binary::<f64, _>((self, rhs), op),
             DType::I64 if !matches!(op, BinaryOp::Pow | BinaryOp::Atan2) => int_binary(self, rhs, op),
             dt => Err(TensorError::new(
                 name,

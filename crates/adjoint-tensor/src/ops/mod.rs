@@ -4,6 +4,7 @@
 //! slice fast path (no per-element index arithmetic); large ones are split across `rayon`.
 
 pub mod binary;
+pub mod block;
 pub mod cast;
 pub mod compare;
 pub mod concat;

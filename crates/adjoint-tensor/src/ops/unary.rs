@@ -324,14 +324,17 @@ pub(crate) fn map1<T: Element, U: Element>(a: &Array, f: impl Fn(T) -> U + Sync)
     Array::from_vec(out, a.shape())
 }
 
-/// Where a unary function sends its results: a fresh array, or the input's own buffer.
-trait Apply<T> {
-    fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> Array;
+/// Where a unary function sends its results: a fresh array, the input's own buffer, or a
+/// block of a fused program ([`crate::ops::block`]).
+pub(crate) trait Apply<T> {
+    type Out;
+    fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> Self::Out;
 }
 
 struct Fresh<'a>(&'a Array);
 
 impl<T: Element> Apply<T> for Fresh<'_> {
+    type Out = Array;
     fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> Array {
         map1(self.0, f)
     }
@@ -340,6 +343,7 @@ impl<T: Element> Apply<T> for Fresh<'_> {
 struct InPlace(Array);
 
 impl<T: Element> Apply<T> for InPlace {
+    type Out = Array;
     fn apply<F: Fn(T) -> T + Sync>(mut self, f: F) -> Array {
         match self.0.try_unique_slice_mut::<T>() {
             Some(xs) if xs.len() >= PAR_THRESHOLD => {
@@ -474,7 +478,7 @@ impl UnaryOp {
     }
 }
 
-fn float_unary<T: FastFloat, A: Apply<T>>(op: UnaryOp, a: A) -> Array {
+pub(crate) fn float_unary<T: FastFloat, A: Apply<T>>(op: UnaryOp, a: A) -> A::Out {
     use UnaryOp::*;
     let (zero, one) = (T::zero(), T::one());
     match op {
@@ -513,7 +517,7 @@ fn float_unary<T: FastFloat, A: Apply<T>>(op: UnaryOp, a: A) -> Array {
     }
 }
 
-fn int_unary<A: Apply<i64>>(op: UnaryOp, a: A) -> Array {
+fn int_unary<A: Apply<i64, Out = Array>>(op: UnaryOp, a: A) -> Array {
     use UnaryOp::*;
     match op {
         Neg => a.apply(|x: i64| x.wrapping_neg()),

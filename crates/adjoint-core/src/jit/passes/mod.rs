@@ -4,19 +4,30 @@
 mod cse;
 mod dce;
 mod fold;
+mod fuse;
+mod simplify;
 
 pub use cse::cse;
 pub use dce::dce;
 pub use fold::{fold_constants, FOLD_LIMIT};
+pub use fuse::{classify, fuse};
+pub use simplify::simplify;
 
 use super::ir::Ir;
 
-/// The pipeline `jit` runs on a freshly staged program: constant folding, then
-/// common-subexpression elimination, then dead-code elimination (which also drops the
-/// constants the first two left unread).
+/// The pipeline `jit` runs on a freshly staged program: constant folding, algebraic
+/// simplification, common-subexpression elimination, then dead-code elimination (which also
+/// drops the constants and equations the others left unread). [`fuse`] runs after these, on
+/// the plan for calls with no transform active only (see [`crate::jit::exec`]).
 pub fn optimize(ir: Ir) -> Ir {
     let mut ir = ir;
-    for (name, pass) in [("fold_constants", fold_constants as fn(Ir) -> Ir), ("cse", cse), ("dce", dce)] {
+    let pipeline = [
+        ("fold_constants", fold_constants as fn(Ir) -> Ir),
+        ("simplify", simplify),
+        ("cse", cse),
+        ("dce", dce),
+    ];
+    for (name, pass) in pipeline {
         ir = pass(ir);
         if cfg!(debug_assertions) {
             ir.assert_valid(name);

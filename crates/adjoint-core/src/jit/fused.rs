@@ -1,0 +1,324 @@
+//! The fused kernel: a chain (or DAG) of elementwise ops of one shape and float dtype, run as a
+//! small register program by a chunked vector interpreter.
+//!
+//! ## Design
+//! - **Blocks in L1.** The elements are processed in blocks of [`BLOCK`] (a tensor smaller
+//!   than that is one block of its own size). Each instruction applies one op to a whole block
+//!   ([`adjoint_tensor::ops::block`], the same per-element functions as the op-by-op kernels,
+//!   so results are bit-identical); intermediates live in a register file of
+//!   `registers × BLOCK` elements that stays in L1, and registers are reused as soon as their
+//!   value is dead (linear scan over the program), so a chain of 1,000 ops needs two.
+//! - **Operands are slots**: an input read whole is a pointer into the input (no copy), an
+//!   output is written straight into its result buffer, a scalar operand is one register
+//!   filled once per call, and an operand broadcast along leading axes (a bias row) is
+//!   materialised per block.
+//! - **Per-op cost on tiny tensors** is one `match` and a call over a slice of the block's
+//!   length: a flat `Vec` of instructions, no allocation, no reference counting per op.
+//! - **Large tensors** are cut into fixed chunks of [`CHUNK`] elements run in parallel
+//!   (`rayon`) above [`PAR_THRESHOLD`]; the cut never depends on the thread count.
+//! - **Masks** (comparisons) are kept as `1`/`0` in the float registers; a mask the rest of the
+//!   program reads is converted to `bool` once at the end.
+//!
+//! A [`Fused`] equation exists only in the plan `jit` runs when no transform is active
+//! ([`super::exec`]); transforms always see the original equations (replayed through `bind`),
+//! so `Fused` has no derivative or batching rules of its own.
+
+use std::fmt;
+use std::rc::Rc;
+
+use adjoint_tensor::ops::binary::BinaryOp;
+use adjoint_tensor::ops::block::BlockFloat;
+use adjoint_tensor::ops::compare::CompareOp;
+use adjoint_tensor::ops::unary::UnaryOp;
+use adjoint_tensor::{Array, DType};
+use rayon::prelude::*;
+
+use crate::primitive::{Aval, Outs, Primitive, Pullback};
+use crate::tensor::Tensor;
+
+/// Elements per block: 512 × 8 bytes = 4 KiB per f64 register, so a handful stay in L1.
+pub const BLOCK: usize = 512;
+/// Elements per parallel task.
+pub const CHUNK: usize = 1 << 14;
+/// Fewer elements than this run on the calling thread.
+pub const PAR_THRESHOLD: usize = 1 << 16;
+
+/// One elementwise operation of a fused program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A unary function ([`Array::unary`]).
+    Unary(UnaryOp),
+    /// A binary function ([`Array::binary`]).
+    Binary(BinaryOp),
+    /// A comparison, giving a mask (`1`/`0`).
+    Compare(CompareOp),
+    /// `if mask { a } else { b }`.
+    Select,
+    /// The operand itself (a broadcast, a `stop_gradient`).
+    Copy,
+}
+
+impl Op {
+    /// Number of operands.
+    pub fn arity(self) -> usize {
+        match self {
+            Op::Unary(_) | Op::Copy => 1,
+            Op::Binary(_) | Op::Compare(_) => 2,
+            Op::Select => 3,
+        }
+    }
+}
+
+/// How an input of a fused program is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Load {
+    /// Element `i` of the input (the input has the program's shape).
+    Full,
+    /// The input's only element, for every `i`.
+    Scalar,
+    /// Element `i mod len` (the input's shape is a suffix of the program's: broadcast along
+    /// leading axes).
+    Suffix(usize),
+}
+
+/// Where an operand lives while a block runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Input `k`, read in place (a [`Load::Full`] input that needs no conversion).
+    Input(usize),
+    /// Output `k`, written in place.
+    Output(usize),
+    /// Register `r` of the register file.
+    Reg(usize),
+}
+
+/// An instruction: `dst = op(src…)`, slots being indices into [`Kernel::slots`].
+#[derive(Clone, Copy, Debug)]
+pub struct Instr {
+    /// The operation.
+    pub op: Op,
+    /// The slot written; never one of the sources.
+    pub dst: u32,
+    /// The slots read (the first `op.arity()`).
+    pub src: [u32; 3],
+}
+
+/// A compiled fused program (see the [module docs](self)).
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    /// The float type every value is computed in.
+    pub dtype: DType,
+    /// The shape of every value of the program.
+    pub shape: Vec<usize>,
+    /// The abstract value of each input (the program's dtype, or `bool` for a mask).
+    pub inputs: Vec<Aval>,
+    /// How each input is read; inputs that are not read in place get a register (`reg`).
+    pub loads: Vec<(Load, Option<usize>)>,
+    /// The dtype of each output (the program's, or `bool` for a mask).
+    pub outputs: Vec<DType>,
+    /// Every operand location.
+    pub slots: Vec<Slot>,
+    /// Registers in the register file.
+    pub registers: usize,
+    /// The program.
+    pub instrs: Vec<Instr>,
+}
+
+/// A pointer that may cross to a `rayon` task: each task touches a disjoint range of elements.
+#[derive(Clone, Copy)]
+struct Ptr<T>(*mut T);
+// SAFETY: tasks write disjoint element ranges of the outputs and only read the inputs.
+unsafe impl<T> Send for Ptr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Ptr<T> {}
+
+impl Kernel {
+    fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Run on one array per input; returns one array per output.
+    pub fn run(&self, args: &[&Array]) -> Outs<Array> {
+        match self.dtype {
+            DType::F32 => self.run_typed::<f32>(args),
+            DType::F64 => self.run_typed::<f64>(args),
+            dt => unreachable!("adjoint: jit: internal error: fused program of dtype {dt}"),
+        }
+    }
+
+    fn run_typed<T: BlockFloat>(&self, args: &[&Array]) -> Outs<Array> {
+        let n = self.numel();
+        // Inputs as contiguous arrays of `T` (masks from outside are converted once).
+        let owned: Vec<Option<Array>> = args
+            .iter()
+            .map(|a| {
+                if a.dtype() != self.dtype {
+                    Some(a.cast(self.dtype))
+                } else if !a.is_contiguous() {
+                    Some(a.contiguous())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let ins: Vec<&[T]> = args
+            .iter()
+            .zip(&owned)
+            .map(|(a, o)| {
+                o.as_ref().unwrap_or(a).as_slice::<T>().expect("contiguous, of the program's dtype")
+            })
+            .collect();
+        let mut outs: Vec<Vec<T>> =
+            self.outputs.iter().map(|_| adjoint_tensor::cache::take::<T>(n)).collect();
+        let out_ptrs: Vec<Ptr<T>> = outs.iter_mut().map(|v| Ptr(v.as_mut_ptr())).collect();
+        if n >= PAR_THRESHOLD {
+            let tasks = n.div_ceil(CHUNK);
+            (0..tasks).into_par_iter().for_each(|t| {
+                let (lo, hi) = (t * CHUNK, ((t + 1) * CHUNK).min(n));
+                self.run_range(&ins, &out_ptrs, lo, hi);
+            });
+        } else {
+            self.run_range(&ins, &out_ptrs, 0, n);
+        }
+        for v in outs.iter_mut() {
+            // SAFETY: every instruction writing an output slot ran over every block of
+            // `0..n` (each output is the destination of exactly one instruction).
+            unsafe { v.set_len(n) };
+        }
+        outs.into_iter()
+            .zip(&self.outputs)
+            .map(|(v, &dt)| {
+                if dt == DType::Bool {
+                    let b: Vec<bool> = v.iter().map(|&x| x != T::zero()).collect();
+                    adjoint_tensor::cache::give(v);
+                    Array::from_vec(b, &self.shape)
+                } else {
+                    Array::from_vec(v, &self.shape)
+                }
+            })
+            .collect()
+    }
+
+    /// Run elements `lo..hi`, block by block, with a register file of its own.
+    fn run_range<T: BlockFloat>(&self, ins: &[&[T]], outs: &[Ptr<T>], lo: usize, hi: usize) {
+        let blk = BLOCK.min(hi - lo);
+        let mut regs: Vec<T> = vec![T::zero(); self.registers * blk];
+        let base = regs.as_mut_ptr();
+        let mut ptrs: Vec<*mut T> = self
+            .slots
+            .iter()
+            .map(|s| match *s {
+                // SAFETY: `r < registers`, so the block lies inside `regs`.
+                Slot::Reg(r) => unsafe { base.add(r * blk) },
+                _ => std::ptr::null_mut(),
+            })
+            .collect();
+        // Scalars: filled once.
+        for (k, (load, reg)) in self.loads.iter().enumerate() {
+            if let (Load::Scalar, Some(r)) = (load, reg) {
+                regs[r * blk..(r + 1) * blk].fill(ins[k][0]);
+            }
+        }
+        let mut start = lo;
+        while start < hi {
+            let len = blk.min(hi - start);
+            for (p, s) in ptrs.iter_mut().zip(&self.slots) {
+                match *s {
+                    // SAFETY: `start + len <= n`, the length of every full input and output.
+                    Slot::Input(k) => *p = unsafe { ins[k].as_ptr().add(start) as *mut T },
+                    Slot::Output(k) => *p = unsafe { outs[k].0.add(start) },
+                    Slot::Reg(_) => {}
+                }
+            }
+            for (k, (load, reg)) in self.loads.iter().enumerate() {
+                match (load, reg) {
+                    (Load::Suffix(m), Some(r)) => {
+                        let dst = &mut regs[r * blk..r * blk + len];
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            *d = ins[k][(start + i) % m];
+                        }
+                    }
+                    (Load::Full, Some(r)) => {
+                        regs[r * blk..r * blk + len].copy_from_slice(&ins[k][start..start + len])
+                    }
+                    _ => {}
+                }
+            }
+            for ins in &self.instrs {
+                // SAFETY: every slot points at `len` valid elements (a register block, or
+                // the block's range of an input or output); the destination is never one of
+                // the sources (the allocator guarantees it), and inputs are only read.
+                unsafe {
+                    let s = |i: usize| std::slice::from_raw_parts(ptrs[ins.src[i] as usize] as *const T, len);
+                    let d = std::slice::from_raw_parts_mut(ptrs[ins.dst as usize], len);
+                    match ins.op {
+                        Op::Unary(u) => T::unary_block(u, s(0), d),
+                        Op::Binary(b) => T::binary_block(b, s(0), s(1), d),
+                        Op::Compare(c) => T::compare_block(c, s(0), s(1), d),
+                        Op::Select => T::select_block(s(0), s(1), s(2), d),
+                        Op::Copy => d.copy_from_slice(s(0)),
+                    }
+                }
+            }
+            start += len;
+        }
+        drop(ptrs);
+        drop(regs);
+    }
+}
+
+/// A fused group of elementwise equations as one primitive (see the [module docs](self)).
+#[derive(Clone)]
+pub struct Fused {
+    /// The compiled program.
+    pub kernel: Rc<Kernel>,
+    /// The names of the ops it runs, in order (for printing).
+    pub ops: Rc<Vec<&'static str>>,
+}
+
+impl fmt::Debug for Fused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = &self.kernel;
+        let mut ops = self.ops.iter().take(6).copied().collect::<Vec<_>>().join(",");
+        if self.ops.len() > 6 {
+            ops.push_str(",…");
+        }
+        write!(f, "Fused {{ n: {}, registers: {}, ops: {ops} }}", k.instrs.len(), k.registers)
+    }
+}
+
+#[cold]
+fn no_rule(what: &str) -> ! {
+    panic!(
+        "adjoint: jit: internal error: a fused equation reached a {what}; fused equations exist \
+         only in the plan jit runs with no transform active"
+    )
+}
+
+impl Primitive for Fused {
+    fn name(&self) -> &'static str {
+        "fused"
+    }
+    fn cse_key(&self) -> Option<String> {
+        None
+    }
+    fn shape(&self, args: &[Aval]) -> Outs<Aval> {
+        let k = &self.kernel;
+        if args != k.inputs.as_slice() {
+            crate::primitive::misuse("fused", format!("expects inputs {:?}, got {args:?}", k.inputs));
+        }
+        k.outputs.iter().map(|&dt| Aval::new(&k.shape, dt)).collect()
+    }
+    fn eval(&self, args: &[&Array]) -> Outs<Array> {
+        self.kernel.run(args)
+    }
+    fn jvp(&self, _: &[&Tensor], _: &[Option<&Tensor>], _: &[Tensor]) -> Outs<Option<Tensor>> {
+        no_rule("jvp")
+    }
+    fn vjp(&self, _: &[&Tensor], _: &[Tensor], _: &[bool]) -> Pullback {
+        no_rule("vjp")
+    }
+    fn batch(&self, _: &[&Tensor], _: &[Option<usize>], _: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        no_rule("vmap")
+    }
+}
