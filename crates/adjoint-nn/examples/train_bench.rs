@@ -135,6 +135,8 @@ fn run(cfg: &Cfg, name: &str, size: &str, base_kb: Option<f64>, mut step: impl F
 mod timing;
 
 // The three steps are defined once, in the workload suite (W2–W4 of `benches/WORKLOADS.md`).
+// The jitted steps are the bench's; this example measures the eager ones.
+#[allow(dead_code)]
 #[path = "../../adjoint-bench/src/steps.rs"]
 mod steps;
 
