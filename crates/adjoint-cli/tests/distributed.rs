@@ -96,7 +96,10 @@ mod mpi {
             if k.ends_with("time_s") {
                 continue;
             }
-            assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{name}: {k}: one process {a}, two ranks {b}");
+            // An accuracy is a count over a held-out set (359 digits for imaging): a different
+            // summation order may flip one borderline example, 1/359 = 2.8e-3.
+            let tol = if k.contains("accuracy") { 3e-3 } else { 1e-3 };
+            assert!((a - b).abs() <= tol * a.abs().max(1.0), "{name}: {k}: one process {a}, two ranks {b}");
         }
     }
 
