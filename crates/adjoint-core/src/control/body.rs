@@ -41,6 +41,15 @@ impl Body {
     }
 }
 
+/// The shape rule's check of a loop primitive's operands against the avals its body was staged
+/// at, panicking through [`misuse`](crate::primitive::misuse) with the op's name.
+#[track_caller]
+pub(crate) fn check_operands(op: &str, args: &[Aval], want: &[Aval]) {
+    if args != want {
+        crate::primitive::misuse(op, format!("operands {args:?} do not match the staged body's {want:?}"));
+    }
+}
+
 /// A concrete placeholder of `aval` (tracing only reads its abstract value).
 pub(crate) fn placeholder(a: &Aval) -> Tensor {
     Tensor::full_of(&a.shape, 0.0, a.dtype)

@@ -340,13 +340,7 @@ impl Primitive for Scan {
 
     #[track_caller]
     fn shape(&self, args: &[Aval]) -> Outs<Aval> {
-        let want = self.operand_avals();
-        if args != want.as_slice() {
-            crate::primitive::misuse(
-                "scan",
-                format!("operands {args:?} do not match the staged body's {want:?}"),
-            );
-        }
+        super::body::check_operands("scan", args, &self.operand_avals());
         self.out_avals().into_iter().collect()
     }
 

@@ -124,13 +124,7 @@ impl Primitive for While {
 
     #[track_caller]
     fn shape(&self, args: &[Aval]) -> Outs<Aval> {
-        let want = self.operand_avals();
-        if args != want.as_slice() {
-            crate::primitive::misuse(
-                "while_loop",
-                format!("operands {args:?} do not match the staged body's {want:?}"),
-            );
-        }
+        super::body::check_operands("while_loop", args, &self.operand_avals());
         let mut o: Outs<Aval> = self.body.in_avals()[self.bconsts..].iter().cloned().collect();
         o.push(Aval::new(&[], DType::I64));
         o
