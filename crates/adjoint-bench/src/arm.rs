@@ -54,37 +54,60 @@ pub fn loss_real<T: Real>(tau: &[T]) -> T {
 /// The same loss on the tensor tier, for τ of shape `[steps, 2]` (any float dtype).
 pub fn loss_tensor(tau: &Tensor) -> Tensor {
     let steps = tau.shape()[0];
-    let col = |j| tau.narrow(1, j, 1).reshape(&[steps]);
-    let (t1, t2) = (col(0), col(1));
     let zero = Tensor::full_of(&[1], 0.0, tau.dtype());
-    let (mut q1, mut q2, mut v1, mut v2) = (zero.clone(), zero.clone(), zero.clone(), zero);
+    let mut c = (zero.clone(), zero.clone(), zero.clone(), zero);
     for t in 0..steps {
-        let (c2, s2) = (q2.cos(), q2.sin());
-        let m11 = &c2 * (2.0 * M2 * L1 * L2) + ((M1 + M2) * L1 * L1 + M2 * L2 * L2);
-        let m12 = &c2 * (M2 * L1 * L2) + M2 * L2 * L2;
-        let m22 = M2 * L2 * L2;
-        let h = &s2 * (M2 * L1 * L2);
-        let cq1 = -(&h * &(&(&v1 * &v2) * 2.0 + &v2 * &v2));
-        let cq2 = &h * &(&v1 * &v1);
-        let c12 = (&q1 + &q2).cos();
-        let g1 = q1.cos() * ((M1 + M2) * G * L1) + &c12 * (M2 * G * L2);
-        let g2 = &c12 * (M2 * G * L2);
-        let r1 = &(&t1.narrow(0, t, 1) - &cq1) - &g1;
-        let r2 = &(&t2.narrow(0, t, 1) - &cq2) - &g2;
-        let det = &m11 * m22 - &m12 * &m12;
-        let a1 = &(&r1 * m22 - &m12 * &r2) / &det;
-        let a2 = &(&m11 * &r2 - &m12 * &r1) / &det;
-        v1 = &v1 + &(a1 * DT);
-        v2 = &v2 + &(a2 * DT);
-        q1 = &q1 + &(&v1 * DT);
-        q2 = &q2 + &(&v2 * DT);
+        c = step_tensor(&c, &tau.narrow(0, t, 1).reshape(&[2]));
     }
-    let q12 = &q1 + &q2;
+    final_loss(&c, tau)
+}
+
+/// One step of the rollout on the tensor tier: the carry `(q1, q2, v1, v2)` of `[1]` tensors
+/// and the step's torques `[2]` give the next carry. [`loss_tensor`] unrolls it in a Rust loop;
+/// [`loss_scan`] stages it once as a [`scan`](adjoint_core::scan).
+fn step_tensor(c: &(Tensor, Tensor, Tensor, Tensor), tau: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
+    let (q1, q2, v1, v2) = c;
+    let (c2, s2) = (q2.cos(), q2.sin());
+    let m11 = &c2 * (2.0 * M2 * L1 * L2) + ((M1 + M2) * L1 * L1 + M2 * L2 * L2);
+    let m12 = &c2 * (M2 * L1 * L2) + M2 * L2 * L2;
+    let m22 = M2 * L2 * L2;
+    let h = &s2 * (M2 * L1 * L2);
+    let cq1 = -(&h * &(&(v1 * v2) * 2.0 + v2 * v2));
+    let cq2 = &h * &(v1 * v1);
+    let c12 = (q1 + q2).cos();
+    let g1 = q1.cos() * ((M1 + M2) * G * L1) + &c12 * (M2 * G * L2);
+    let g2 = &c12 * (M2 * G * L2);
+    let r1 = &(&tau.narrow(0, 0, 1) - &cq1) - &g1;
+    let r2 = &(&tau.narrow(0, 1, 1) - &cq2) - &g2;
+    let det = &m11 * m22 - &m12 * &m12;
+    let a1 = &(&r1 * m22 - &m12 * &r2) / &det;
+    let a2 = &(&m11 * &r2 - &m12 * &r1) / &det;
+    let v1 = v1 + &(a1 * DT);
+    let v2 = v2 + &(a2 * DT);
+    let q1 = q1 + &(&v1 * DT);
+    let q2 = q2 + &(&v2 * DT);
+    (q1, q2, v1, v2)
+}
+
+/// The loss of the final carry and τ (shared by [`loss_tensor`] and [`loss_scan`]).
+fn final_loss(c: &(Tensor, Tensor, Tensor, Tensor), tau: &Tensor) -> Tensor {
+    let (q1, q2) = (&c.0, &c.1);
+    let q12 = q1 + q2;
     let px = q1.cos() * L1 + q12.cos() * L2;
     let py = q1.sin() * L1 + q12.sin() * L2;
     let ex = px - TARGET.0;
     let ey = py - TARGET.1;
     (&ex * &ex + &ey * &ey).sum() + (tau * tau).sum() * REG
+}
+
+/// The same loss with the rollout as one [`scan`](adjoint_core::scan) over the rows of τ: under
+/// `jit` the 500 steps are one equation (compile time independent of the horizon), and reverse
+/// mode runs the body's VJP program in a reverse scan.
+pub fn loss_scan(tau: &Tensor) -> Tensor {
+    let zero = Tensor::full_of(&[1], 0.0, tau.dtype());
+    let init = (zero.clone(), zero.clone(), zero.clone(), zero);
+    let (end, ()) = adjoint_core::scan(|c, x: &Tensor| (step_tensor(c, x), ()), &init, tau);
+    final_loss(&end, tau)
 }
 
 #[cfg(test)]
@@ -116,6 +139,22 @@ mod tests {
             m[i] -= h;
             let fd = (loss_real(&p) - loss_real(&m)) / (2.0 * h);
             assert!((fd - g_s[i]).abs() <= 1e-6 * fd.abs().max(1e-3), "τ[{i}]: fd {fd} vs ad {}", g_s[i]);
+        }
+    }
+
+    #[test]
+    fn the_scan_rollout_matches_the_unrolled_one_eager_and_under_jit() {
+        let steps = 40;
+        let t = Tensor::from_slice(&some_tau(steps), &[steps, 2]);
+        let (l0, g0) = value_and_grad(loss_tensor)(&t);
+        let (l1, g1) = value_and_grad(loss_scan)(&t);
+        let (l2, g2) = adjoint_core::jit(value_and_grad(loss_scan))(&t);
+        let g0 = g0.to_vec::<f64>();
+        for (l, g) in [(l1, g1), (l2, g2)] {
+            assert!((l.item() - l0.item()).abs() <= 1e-12 * l0.item().abs(), "{} vs {}", l.item(), l0.item());
+            for (a, b) in g0.iter().zip(g.to_vec::<f64>()) {
+                assert!((a - b).abs() <= 1e-10 * a.abs().max(1e-3), "{a} vs {b}");
+            }
         }
     }
 

@@ -134,6 +134,26 @@ pub fn w5(plan: Plan) {
     .with("check", check)
     .print();
 
+    // Tensor tier, staged: the rollout as one `scan`, the whole value-and-gradient jitted.
+    let vg_jit = jit(value_and_grad(arm::loss_scan));
+    let (l, g) = vg_jit(&Tensor::from_slice(&zeros, &[arm::STEPS, 2]));
+    let check = json!({"loss": l.item(), "grad_norm": norm(&g.to_vec::<f64>())});
+    let step = || {
+        let (l, _) = vg_jit(&tau32);
+        l.item()
+    };
+    let compile_s = first_call(step);
+    let s = measure(plan, 1.0, step);
+    Line::new(
+        "W5_arm_bptt",
+        "jit_scan",
+        s,
+        "f32; jit(value_and_grad) of the rollout as one scan (500 steps staged once)",
+    )
+    .with("check", check)
+    .with("compile_s", json!(compile_s))
+    .print();
+
     // Scalar tier: the Var tape is f64-only, so this variant runs in f64 (more work, not less).
     let (l, g) = value_and_gradient(arm::loss_real, &zeros);
     let check = json!({"loss": l, "grad_norm": norm(&g)});

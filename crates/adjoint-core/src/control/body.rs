@@ -19,8 +19,15 @@ use crate::vmap::vmap_leaves;
 pub(crate) struct Body(pub(crate) Rc<Executable>);
 
 impl Body {
+    /// The body after `jit`'s passes (folding, exact simplifications, CSE, DCE): a body is
+    /// run once per trip, so a derived body's leftovers (`x · 1`, repeated `cos q`) cost
+    /// every step.
     pub(crate) fn new(ir: Ir) -> Body {
-        Body(Rc::new(Executable::new(ir)))
+        Body(Rc::new(Executable::new(crate::jit::passes::optimize(ir))))
+    }
+    /// The body scalarised, when its values are tiny (see [`crate::jit::small`]).
+    pub(crate) fn small(&self) -> Option<&crate::jit::small::SmallPlan> {
+        self.0.small()
     }
     pub(crate) fn ir(&self) -> &Ir {
         &self.0.ir

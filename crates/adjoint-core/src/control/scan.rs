@@ -17,6 +17,7 @@
 
 use std::fmt;
 
+use adjoint_tensor::ops::block::BlockFloat;
 use adjoint_tensor::Array;
 
 use super::body::{
@@ -24,6 +25,7 @@ use super::body::{
 };
 use super::Checkpoint;
 use crate::batching::{move_axis, to_front};
+use crate::jit::small::SmallPlan;
 use crate::primitive::{Aval, Grads, Outs, Primitive, Pullback, Residuals};
 use crate::tensor::Tensor;
 use crate::trace::bind_multi;
@@ -146,6 +148,62 @@ impl Scan {
             res.push(Tensor::stack(&refs, 0));
         }
         res
+    }
+
+    /// The loop on a scalarised body ([`SmallPlan`]): one register file for the whole loop,
+    /// each step's `x` read from the operands and each `y` written into its stacked result,
+    /// with no allocation per step.
+    fn run_small<T: BlockFloat>(&self, sp: &SmallPlan, args: &[&Array]) -> Outs<Array> {
+        let (nk, nc) = (self.consts, self.carry);
+        let mut r = sp.registers::<T>();
+        for (k, a) in args[..nk + nc].iter().enumerate() {
+            for (&i, x) in sp.input(k).iter().zip(a.to_vec::<T>()) {
+                r[i as usize] = x;
+            }
+        }
+        let xs: Vec<Vec<T>> = args[nk + nc..].iter().map(|a| a.to_vec::<T>()).collect();
+        let out_avals = self.out_avals();
+        let mut ys: Vec<Vec<T>> =
+            out_avals[nc..].iter().map(|a| vec![T::zero(); a.shape.iter().product()]).collect();
+        let mut carry: Vec<T> = Vec::new();
+        for step in 0..self.length {
+            let i = if self.reverse { self.length - 1 - step } else { step };
+            for (k, x) in xs.iter().enumerate() {
+                let regs = sp.input(nk + nc + k);
+                let n = regs.len();
+                for (&reg, &v) in regs.iter().zip(&x[i * n..(i + 1) * n]) {
+                    r[reg as usize] = v;
+                }
+            }
+            sp.exec(&mut r);
+            // The ys first: one may be a carry input (a stored residual), overwritten next.
+            for (j, y) in ys.iter_mut().enumerate() {
+                let regs = sp.output(nc + j);
+                let n = regs.len();
+                for (d, &o) in y[i * n..(i + 1) * n].iter_mut().zip(regs) {
+                    *d = r[o as usize];
+                }
+            }
+            carry.clear();
+            for k in 0..nc {
+                carry.extend(sp.output(k).iter().map(|&o| r[o as usize]));
+            }
+            let mut it = carry.iter();
+            for k in 0..nc {
+                for &reg in sp.input(nk + k) {
+                    r[reg as usize] = *it.next().expect("one value per carry element");
+                }
+            }
+        }
+        let mut outs: Outs<Array> = Outs::new();
+        for (k, a) in out_avals[..nc].iter().enumerate() {
+            let v: Vec<T> = sp.input(nk + k).iter().map(|&i| r[i as usize]).collect();
+            outs.push(Array::from_vec(v, &a.shape));
+        }
+        for (y, a) in ys.into_iter().zip(&out_avals[nc..]) {
+            outs.push(Array::from_vec(y, &a.shape));
+        }
+        outs
     }
 
     /// Reverse mode storing every step's carry (the `Every` policy).
@@ -345,6 +403,12 @@ impl Primitive for Scan {
     }
 
     fn eval(&self, args: &[&Array]) -> Outs<Array> {
+        if let Some(sp) = self.body.small() {
+            return match sp.dtype {
+                adjoint_tensor::DType::F32 => self.run_small::<f32>(sp, args),
+                _ => self.run_small::<f64>(sp, args),
+            };
+        }
         let ts: Vec<Tensor> = args.iter().map(|a| Tensor::from_array((*a).clone())).collect();
         self.run(&ts).into_iter().map(|t| t.value().clone()).collect()
     }

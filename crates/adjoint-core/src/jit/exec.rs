@@ -15,6 +15,7 @@
 use smallvec::SmallVec;
 
 use super::ir::{Ir, Var};
+use super::small::SmallPlan;
 use crate::tensor::{Repr, Tensor};
 use crate::trace::{bind_below, depth};
 use adjoint_tensor::Array;
@@ -119,13 +120,20 @@ pub(crate) struct Executable {
     pub(crate) ir: Ir,
     frees: Vec<SmallVec<[Var; 2]>>,
     plan: Option<Plan>,
+    /// The scalarised program, built on first request (loop bodies ask for it).
+    small: std::cell::OnceCell<Option<SmallPlan>>,
 }
 
 impl Executable {
     pub(crate) fn new(ir: Ir) -> Executable {
         let plan = Plan::new(&ir);
         let frees = last_reads(&ir);
-        Executable { ir, frees, plan }
+        Executable { ir, frees, plan, small: std::cell::OnceCell::new() }
+    }
+
+    /// The program scalarised ([`SmallPlan`]), when every value is tiny and every op supported.
+    pub(crate) fn small(&self) -> Option<&SmallPlan> {
+        self.small.get_or_init(|| SmallPlan::new(&self.ir)).as_ref()
     }
 
     /// Run the program on one tensor per input variable; returns one tensor per output. With

@@ -59,6 +59,7 @@ pub mod exec;
 pub mod fused;
 pub mod ir;
 pub mod passes;
+pub mod small;
 pub(crate) mod stage;
 
 use std::cell::RefCell;

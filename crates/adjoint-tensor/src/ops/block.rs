@@ -36,6 +36,11 @@ pub trait BlockFloat: FloatElement {
     /// `out[i] = op(a[i], b[i])`, exactly as [`Array::binary`](crate::Array::binary) computes
     /// it. Equal lengths.
     fn binary_block(op: BinaryOp, a: &[Self], b: &[Self], out: &mut [Self]);
+    /// `op(x)` on one element, by the same per-element function as
+    /// [`unary_block`](Self::unary_block), without the slice machinery (scalarised programs).
+    fn unary_one(op: UnaryOp, x: Self) -> Self;
+    /// `op(a, b)` on one element, as [`binary_block`](Self::binary_block) computes it.
+    fn binary_one(op: BinaryOp, a: Self, b: Self) -> Self;
     /// `out[i] = 1` where `op(a[i], b[i])` holds, else `0`.
     fn compare_block(op: CompareOp, a: &[Self], b: &[Self], out: &mut [Self]) {
         let f = |c: bool| if c { Self::one() } else { Self::zero() };
@@ -82,6 +87,27 @@ impl<T: Copy> Apply2<T> for Block2<'_, T> {
     }
 }
 
+/// One element through the kernels' per-element functions.
+struct One<T>(T);
+
+impl<T: Copy> Apply<T> for One<T> {
+    type Out = T;
+    #[inline(always)]
+    fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> T {
+        f(self.0)
+    }
+}
+
+struct One2<T>(T, T);
+
+impl<T: Copy> Apply2<T> for One2<T> {
+    type Out = T;
+    #[inline(always)]
+    fn apply2<F: Fn(T, T) -> T + Sync>(self, _name: &'static str, f: F) -> T {
+        f(self.0, self.1)
+    }
+}
+
 fn unary<T: FastFloat>(op: UnaryOp, x: &[T], out: &mut [T]) {
     debug_assert_eq!(x.len(), out.len());
     float_unary::<T, _>(op, Block1(x, out))
@@ -99,6 +125,14 @@ impl BlockFloat for f32 {
     fn binary_block(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) {
         binary(op, a, b, out)
     }
+    #[inline]
+    fn unary_one(op: UnaryOp, x: f32) -> f32 {
+        float_unary::<f32, _>(op, One(x))
+    }
+    #[inline]
+    fn binary_one(op: BinaryOp, a: f32, b: f32) -> f32 {
+        float_binary::<f32, _>(One2(a, b), op)
+    }
 }
 
 impl BlockFloat for f64 {
@@ -107,5 +141,13 @@ impl BlockFloat for f64 {
     }
     fn binary_block(op: BinaryOp, a: &[f64], b: &[f64], out: &mut [f64]) {
         binary(op, a, b, out)
+    }
+    #[inline]
+    fn unary_one(op: UnaryOp, x: f64) -> f64 {
+        float_unary::<f64, _>(op, One(x))
+    }
+    #[inline]
+    fn binary_one(op: BinaryOp, a: f64, b: f64) -> f64 {
+        float_binary::<f64, _>(One2(a, b), op)
     }
 }

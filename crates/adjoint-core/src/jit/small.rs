@@ -1,0 +1,376 @@
+//! Scalarised programs: a program whose every value is a tiny tensor, compiled to a flat list
+//! of scalar instructions over one register file.
+//!
+//! ## Why
+//! A loop body of scalar physics (`W5_arm_bptt`: 2 joints, 50–130 ops a step, every value a
+//! `[1]` or `[2]` tensor) spends almost all of its time in per-op overhead when run as arrays:
+//! an allocation per value, reference counts, a layout per op, and the loop's own slicing and
+//! stacking. XLA compiles such a loop to straight-line scalar code. This is the interpreter
+//! version of that: every element of every value gets a register (data movement — reshape,
+//! slice, broadcast, pad, concat — is resolved at compile time into register aliases and
+//! costs nothing at run time), and each arithmetic element is one [`Instr`] that calls the
+//! same per-element function as the array kernels ([`BlockFloat`]), so results agree with
+//! eager execution bit for bit, except that a `reduce_sum` adds its elements in index order.
+//!
+//! ## Limits
+//! A program qualifies when its inputs, outputs and constants are all of one float dtype,
+//! every value has at most [`SMALL_LIMIT`] elements, and every equation is an elementwise op
+//! the fusion pass knows ([`classify`]), `reshape`, `slice`, `pad`, `concat`, `reduce_sum`, or a
+//! `cast` of a mask to the float type.
+//! Otherwise [`SmallPlan::new`] gives `None` and the program runs as arrays.
+//! [`Scan`](crate::control::Scan) uses it to run a whole loop with no allocation per step.
+
+use adjoint_tensor::ops::binary::BinaryOp;
+use adjoint_tensor::ops::block::BlockFloat;
+use adjoint_tensor::{Array, DType};
+
+use super::fused::Op;
+use super::ir::Ir;
+use super::passes::classify;
+use crate::prims;
+use crate::tensor::Repr;
+
+/// Values with more elements than this are not scalarised.
+pub const SMALL_LIMIT: usize = 64;
+/// Programs with more instructions than this are not scalarised.
+const INSTR_LIMIT: usize = 1 << 16;
+
+/// An instruction's operation: the four arithmetic operators and negation inline (one jump
+/// in the interpreter's `match`), everything else through the kernels' per-element functions.
+#[derive(Clone, Copy, Debug)]
+enum Code {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Neg,
+    Other(Op),
+}
+
+impl Code {
+    fn of(op: Op) -> Code {
+        use adjoint_tensor::ops::unary::UnaryOp;
+        match op {
+            Op::Binary(BinaryOp::Add) => Code::Add,
+            Op::Binary(BinaryOp::Sub) => Code::Sub,
+            Op::Binary(BinaryOp::Mul) => Code::Mul,
+            Op::Binary(BinaryOp::Div) => Code::Div,
+            Op::Unary(UnaryOp::Neg) => Code::Neg,
+            op => Code::Other(op),
+        }
+    }
+}
+
+/// One scalar instruction: `regs[dst] = op(regs[src…])`.
+#[derive(Clone, Copy, Debug)]
+pub struct Instr {
+    code: Code,
+    dst: u32,
+    src: [u32; 3],
+}
+
+/// A scalarised program (see the [module docs](self)).
+#[derive(Clone, Debug)]
+pub struct SmallPlan {
+    /// The float type of every input, output and constant.
+    pub dtype: DType,
+    registers: usize,
+    /// The registers of each input's elements (row-major), written before a run.
+    inputs: Vec<Vec<u32>>,
+    /// The registers each output's elements are read from after a run.
+    outputs: Vec<Vec<u32>>,
+    /// Constant registers and their values.
+    consts: Vec<(u32, f64)>,
+    instrs: Vec<Instr>,
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for k in (0..shape.len().saturating_sub(1)).rev() {
+        s[k] = s[k + 1] * shape[k + 1];
+    }
+    s
+}
+
+/// The multi-index of element `i` of `shape`.
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for k in (0..shape.len()).rev() {
+        idx[k] = i % shape[k];
+        i /= shape[k];
+    }
+    idx
+}
+
+/// The element of an operand of shape `s` that element `idx` of the (broadcast) output reads.
+fn broadcast_source(idx: &[usize], s: &[usize]) -> usize {
+    let off = idx.len() - s.len();
+    let st = strides(s);
+    s.iter().enumerate().map(|(k, &d)| if d == 1 { 0 } else { idx[k + off] * st[k] }).sum()
+}
+
+struct Builder {
+    registers: usize,
+    instrs: Vec<Instr>,
+    consts: Vec<(u32, f64)>,
+}
+
+impl Builder {
+    fn fresh(&mut self) -> u32 {
+        self.registers += 1;
+        (self.registers - 1) as u32
+    }
+    fn constant(&mut self, x: f64) -> u32 {
+        let r = self.fresh();
+        self.consts.push((r, x));
+        r
+    }
+    fn emit(&mut self, op: Op, src: [u32; 3]) -> u32 {
+        let dst = self.fresh();
+        self.instrs.push(Instr { code: Code::of(op), dst, src });
+        dst
+    }
+}
+
+impl SmallPlan {
+    /// Scalarise `ir`, or `None` when it does not qualify (see the [module docs](self)).
+    pub fn new(ir: &Ir) -> Option<SmallPlan> {
+        let dtype = ir.inputs.first().map(|&v| ir.avals[v].dtype)?;
+        if !matches!(dtype, DType::F32 | DType::F64) {
+            return None;
+        }
+        let float_ok = |v: usize| ir.avals[v].dtype == dtype;
+        if !ir.inputs.iter().chain(&ir.outputs).all(|&v| float_ok(v)) {
+            return None;
+        }
+        if ir.avals.iter().any(|a| a.shape.iter().product::<usize>() > SMALL_LIMIT) {
+            return None;
+        }
+        let mut b = Builder { registers: 0, instrs: Vec::new(), consts: Vec::new() };
+        let mut regs: Vec<Option<Vec<u32>>> = vec![None; ir.avals.len()];
+        let numel = |v: usize| ir.avals[v].shape.iter().product::<usize>();
+        let mut inputs = Vec::with_capacity(ir.inputs.len());
+        for &v in &ir.inputs {
+            let r: Vec<u32> = (0..numel(v)).map(|_| b.fresh()).collect();
+            inputs.push(r.clone());
+            regs[v] = Some(r);
+        }
+        for (v, t) in &ir.consts {
+            let Repr::Concrete(a) = &t.0 else { return None };
+            if a.dtype() != dtype {
+                return None;
+            }
+            let xs: Vec<f64> = a.to_vec();
+            regs[*v] = Some(xs.into_iter().map(|x| b.constant(x)).collect());
+        }
+        for e in &ir.eqns {
+            if e.outs.len() != 1 {
+                return None;
+            }
+            let out = e.outs[0];
+            let oshape = &ir.avals[out].shape;
+            let ins: Vec<&Vec<u32>> = e.ins.iter().map(|&v| regs[v].as_ref()).collect::<Option<_>>()?;
+            let p = e.prim.as_any();
+            let r: Vec<u32> = if let Some(op) = classify(&*e.prim) {
+                // Operands: the plan's dtype, or masks (bool) for comparisons' results and
+                // `select`'s condition.
+                let ok = e.ins.iter().all(|&v| matches!(ir.avals[v].dtype, DType::Bool) || float_ok(v));
+                if !ok || !(float_ok(out) || ir.avals[out].dtype == DType::Bool) {
+                    return None;
+                }
+                (0..oshape.iter().product::<usize>())
+                    .map(|i| {
+                        let idx = unravel(i, oshape);
+                        let mut src = [0u32; 3];
+                        for (k, &v) in e.ins.iter().enumerate() {
+                            src[k] = ins[k][broadcast_source(&idx, &ir.avals[v].shape)];
+                        }
+                        if op == Op::Copy {
+                            src[0]
+                        } else {
+                            b.emit(op, src)
+                        }
+                    })
+                    .collect()
+            } else if p.is::<prims::reshape::Reshape>() {
+                ins[0].clone()
+            } else if let Some(c) = p.downcast_ref::<prims::cast::Cast>() {
+                // A mask is already `1`/`0` in its registers; a cast to the same type is a copy.
+                let from = ir.avals[e.ins[0]].dtype;
+                if !(c.0 == dtype && (from == DType::Bool || from == dtype)) {
+                    return None;
+                }
+                ins[0].clone()
+            } else if let Some(s) = p.downcast_ref::<prims::slice::Slice>() {
+                let ishape = &ir.avals[e.ins[0]].shape;
+                let st = strides(ishape);
+                (0..oshape.iter().product::<usize>())
+                    .map(|i| {
+                        let mut idx = unravel(i, oshape);
+                        idx[s.axis] = s.start + idx[s.axis] * s.step;
+                        ins[0][idx.iter().zip(&st).map(|(a, b)| a * b).sum::<usize>()]
+                    })
+                    .collect()
+            } else if let Some(pd) = p.downcast_ref::<prims::pad::Pad>() {
+                let ishape = &ir.avals[e.ins[0]].shape;
+                let st = strides(ishape);
+                let fill = b.constant(pd.value);
+                (0..oshape.iter().product::<usize>())
+                    .map(|i| {
+                        let idx = unravel(i, oshape);
+                        let mut at = 0;
+                        for (k, &j) in idx.iter().enumerate() {
+                            let (lo, _) = pd.pads[k];
+                            if j < lo || j - lo >= ishape[k] {
+                                return fill;
+                            }
+                            at += (j - lo) * st[k];
+                        }
+                        ins[0][at]
+                    })
+                    .collect()
+            } else if let Some(c) = p.downcast_ref::<prims::concat::Concat>() {
+                let axis = c.0;
+                (0..oshape.iter().product::<usize>())
+                    .map(|i| {
+                        let mut idx = unravel(i, oshape);
+                        let mut k = 0;
+                        while idx[axis] >= ir.avals[e.ins[k]].shape[axis] {
+                            idx[axis] -= ir.avals[e.ins[k]].shape[axis];
+                            k += 1;
+                        }
+                        let st = strides(&ir.avals[e.ins[k]].shape);
+                        ins[k][idx.iter().zip(&st).map(|(a, b)| a * b).sum::<usize>()]
+                    })
+                    .collect()
+            } else if let Some(rs) = p.downcast_ref::<prims::reduce_sum::ReduceSum>() {
+                if !float_ok(e.ins[0]) {
+                    return None;
+                }
+                let ishape = &ir.avals[e.ins[0]].shape;
+                let mut acc: Vec<Option<u32>> = vec![None; oshape.iter().product()];
+                let ost = strides(oshape);
+                for (i, &src) in ins[0].iter().enumerate() {
+                    let idx = unravel(i, ishape);
+                    let kept = idx.iter().enumerate().filter(|(k, _)| !rs.axes.contains(k));
+                    let o: usize = if rs.keepdim {
+                        idx.iter()
+                            .enumerate()
+                            .map(|(k, &j)| if rs.axes.contains(&k) { 0 } else { j * ost[k] })
+                            .sum()
+                    } else {
+                        kept.zip(&ost).map(|((_, &j), s)| j * s).sum()
+                    };
+                    acc[o] = Some(match acc[o] {
+                        None => src,
+                        Some(a) => b.emit(Op::Binary(BinaryOp::Add), [a, src, 0]),
+                    });
+                }
+                let zero = (acc.iter().any(Option::is_none)).then(|| b.constant(0.0));
+                acc.into_iter().map(|a| a.or(zero).expect("zero for empty sums")).collect()
+            } else {
+                return None;
+            };
+            if b.instrs.len() > INSTR_LIMIT {
+                return None;
+            }
+            regs[out] = Some(r);
+        }
+        let outputs = ir.outputs.iter().map(|&v| regs[v].clone()).collect::<Option<Vec<_>>>()?;
+        Some(SmallPlan { dtype, registers: b.registers, inputs, outputs, consts: b.consts, instrs: b.instrs })
+    }
+
+    /// Number of scalar instructions (for tests and `Debug`).
+    pub fn len(&self) -> usize {
+        self.instrs.len()
+    }
+
+    /// Whether the program has no instruction (pure data movement).
+    pub fn is_empty(&self) -> bool {
+        self.instrs.is_empty()
+    }
+
+    /// A register file with the constants filled in.
+    pub fn registers<T: BlockFloat>(&self) -> Vec<T> {
+        let mut r = vec![T::zero(); self.registers];
+        for &(i, x) in &self.consts {
+            r[i as usize] = T::from_f64(x);
+        }
+        r
+    }
+
+    /// The registers of input `k`'s elements.
+    pub fn input(&self, k: usize) -> &[u32] {
+        &self.inputs[k]
+    }
+
+    /// The registers output `k` is read from.
+    pub fn output(&self, k: usize) -> &[u32] {
+        &self.outputs[k]
+    }
+
+    /// Run the instructions on a register file whose inputs are filled.
+    ///
+    /// # Panics
+    /// If `r` is shorter than the plan's register count.
+    #[inline]
+    pub fn exec<T: BlockFloat>(&self, r: &mut [T]) {
+        use adjoint_tensor::ops::compare::CompareOp as C;
+        assert!(r.len() >= self.registers, "adjoint: small plan: register file too short");
+        let (zero, one) = (T::zero(), T::one());
+        let mask = |c: bool| if c { one } else { zero };
+        for ins in &self.instrs {
+            // SAFETY: every register index of an instruction is below `self.registers`
+            // (`Builder::fresh` hands them out), and `r` has at least that many (checked above).
+            let get = |k: usize| unsafe { *r.get_unchecked(ins.src[k] as usize) };
+            let a = get(0);
+            let v = match ins.code {
+                Code::Add => a + get(1),
+                Code::Sub => a - get(1),
+                Code::Mul => a * get(1),
+                Code::Div => a / get(1),
+                Code::Neg => -a,
+                Code::Other(Op::Unary(u)) => T::unary_one(u, a),
+                Code::Other(Op::Binary(bo)) => T::binary_one(bo, a, get(1)),
+                Code::Other(Op::Compare(co)) => {
+                    let b = get(1);
+                    mask(match co {
+                        C::Eq => a == b,
+                        C::Ne => a != b,
+                        C::Lt => a < b,
+                        C::Le => a <= b,
+                        C::Gt => a > b,
+                        C::Ge => a >= b,
+                    })
+                }
+                Code::Other(Op::Select) => get(if a != zero { 1 } else { 2 }),
+                Code::Other(Op::Copy) => a,
+            };
+            // SAFETY: as above.
+            unsafe { *r.get_unchecked_mut(ins.dst as usize) = v };
+        }
+    }
+
+    /// Run once on arrays (one per input, of the declared shapes): for tests and one-off calls.
+    pub fn run(&self, args: &[&Array], out_shapes: &[Vec<usize>]) -> Vec<Array> {
+        match self.dtype {
+            DType::F32 => self.run_typed::<f32>(args, out_shapes),
+            _ => self.run_typed::<f64>(args, out_shapes),
+        }
+    }
+
+    fn run_typed<T: BlockFloat>(&self, args: &[&Array], out_shapes: &[Vec<usize>]) -> Vec<Array> {
+        let mut r = self.registers::<T>();
+        for (k, a) in args.iter().enumerate() {
+            for (&i, x) in self.inputs[k].iter().zip(a.to_vec::<T>()) {
+                r[i as usize] = x;
+            }
+        }
+        self.exec(&mut r);
+        self.outputs
+            .iter()
+            .zip(out_shapes)
+            .map(|(o, s)| Array::from_vec(o.iter().map(|&i| r[i as usize]).collect::<Vec<T>>(), s))
+            .collect()
+    }
+}
