@@ -88,8 +88,8 @@ proptest! {
 fn only_small_single_dtype_programs_qualify() {
     let x = Tensor::zeros(&[4]).to_f64();
     assert!(SmallPlan::new(&make_ir(|x: &Tensor| (x.sin() * 2.0).sum())(&x)).is_some());
-    // Too many elements.
-    let big = Tensor::zeros(&[65]).to_f64();
+    // Too many elements (more than `SMALL_LIMIT`).
+    let big = Tensor::zeros(&[257]).to_f64();
     assert!(SmallPlan::new(&make_ir(|x: &Tensor| x.sin())(&big)).is_none());
     // A matrix product is not scalarised.
     let m = Tensor::zeros(&[2, 2]).to_f64();

@@ -7,9 +7,10 @@
 use std::rc::Rc;
 
 use crate::jit::exec::Executable;
-use crate::jit::ir::Ir;
+use crate::jit::ir::{Eqn, Ir, Var};
 use crate::jit::stage;
 use crate::primitive::Aval;
+use crate::prims;
 use crate::tensor::Tensor;
 use crate::transforms::{jvp, vjp};
 use crate::vmap::vmap_leaves;
@@ -187,4 +188,160 @@ pub(crate) fn vmap_body(body: &Body, axes: &[Option<usize>], size: usize) -> Ir 
     let b = body.clone();
     let axes = axes.to_vec();
     trace_closed(&avals, move |v| vmap_leaves(|q: &Vec<Tensor>| b.run(q), &v.to_vec(), &axes))
+}
+
+/// Partial evaluation of a reverse-mode loop body, as JAX does for `scan`: the equations of
+/// the backward body `bir` that read only values known in the forward pass (the loop's
+/// constants, the step's carry and `x`, literals) move into the forward body `fir`, which
+/// emits the ones the rest of the backward body reads as extra `ys` (residuals, stacked by the
+/// forward scan); the backward body takes them as extra `xs` at the end of its inputs instead
+/// of recomputing them. `known` pairs an input index of `bir` with the input index of `fir`
+/// holding the same value.
+///
+/// Only small residuals are stored (at most [`SMALL_LIMIT`](crate::jit::small::SMALL_LIMIT)
+/// elements, float): a larger or non-float value is recomputed in the backward body. Returns
+/// `None` when nothing moves. The forward body's duplicate work (the moved equations repeat
+/// its own) is merged by CSE when the body is built ([`Body::new`]).
+pub(crate) fn split_residuals(fir: &Ir, bir: &Ir, known: &[(usize, usize)]) -> Option<(Ir, Ir, usize)> {
+    use crate::jit::small::SMALL_LIMIT;
+    let n = bir.avals.len();
+    let mut forced = vec![false; bir.eqns.len()];
+    let mut producer: Vec<Option<usize>> = vec![None; n];
+    for (i, e) in bir.eqns.iter().enumerate() {
+        for &o in &e.outs {
+            producer[o] = Some(i);
+        }
+    }
+    let (keq, res) = loop {
+        let mut kn = vec![false; n];
+        for &(bi, _) in known {
+            kn[bir.inputs[bi]] = true;
+        }
+        for (v, _) in &bir.consts {
+            kn[*v] = true;
+        }
+        let mut keq = vec![false; bir.eqns.len()];
+        for (i, e) in bir.eqns.iter().enumerate() {
+            keq[i] = !forced[i] && e.ins.iter().all(|&v| kn[v]);
+            for &o in &e.outs {
+                kn[o] = keq[i];
+            }
+        }
+        // Residuals: values of moved equations read by a remaining one or returned.
+        let mut wanted = vec![false; n];
+        for (i, e) in bir.eqns.iter().enumerate() {
+            if !keq[i] {
+                e.ins.iter().for_each(|&v| wanted[v] = true);
+            }
+        }
+        bir.outputs.iter().for_each(|&v| wanted[v] = true);
+        let res: Vec<Var> = (0..n).filter(|&v| wanted[v] && producer[v].is_some_and(|p| keq[p])).collect();
+        let mut changed = false;
+        for &v in &res {
+            let a = &bir.avals[v];
+            if !a.dtype.is_float() || a.shape.iter().product::<usize>() > SMALL_LIMIT {
+                forced[producer[v].expect("a residual has a producer")] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break (keq, res);
+        }
+    };
+    if !keq.iter().any(|&k| k) {
+        return None;
+    }
+    // The forward body, extended.
+    let mut fwd = fir.clone();
+    let mut fmap: Vec<Option<Var>> = vec![None; n];
+    for &(bi, fi) in known {
+        fmap[bir.inputs[bi]] = Some(fir.inputs[fi]);
+    }
+    for (v, t) in &bir.consts {
+        // Reuse an equal literal of the forward body, so CSE can merge the repeated work.
+        let same = fwd.consts.iter().find(|(_, u)| {
+            crate::primitive::Aval::of(u) == bir.avals[*v]
+                && matches!((&u.0, &t.0), (crate::tensor::Repr::Concrete(a), crate::tensor::Repr::Concrete(b))
+                    if a.to_vec::<f64>().iter().map(|x| x.to_bits()).eq(b.to_vec::<f64>().iter().map(|x| x.to_bits())))
+        });
+        fmap[*v] = Some(match same {
+            Some((u, _)) => *u,
+            None => {
+                let u = fwd.new_var(bir.avals[*v].clone());
+                fwd.consts.push((u, t.clone()));
+                u
+            }
+        });
+    }
+    for (i, e) in bir.eqns.iter().enumerate() {
+        if !keq[i] {
+            continue;
+        }
+        let ins = e.ins.iter().map(|&v| fmap[v].expect("a moved equation reads known values")).collect();
+        let outs = e
+            .outs
+            .iter()
+            .map(|&o| {
+                let u = fwd.new_var(bir.avals[o].clone());
+                fmap[o] = Some(u);
+                u
+            })
+            .collect();
+        fwd.eqns.push(Eqn { prim: e.prim.clone(), ins, outs });
+    }
+    // The residuals travel packed into one vector (one stacked `y`, one `x` of the backward
+    // scan): reshapes, a concat and slices, which a scalarised body resolves to register
+    // aliases, so a step copies one contiguous run instead of one per residual.
+    let dtype = bir.avals[res[0]].dtype;
+    let sizes: Vec<usize> = res.iter().map(|&v| bir.avals[v].shape.iter().product()).collect();
+    let total: usize = sizes.iter().sum();
+    let packable = total <= SMALL_LIMIT && res.iter().all(|&v| bir.avals[v].dtype == dtype);
+    let mut bwd = bir.clone();
+    bwd.eqns.clear();
+    if packable {
+        let flat: Vec<Var> = res
+            .iter()
+            .zip(&sizes)
+            .map(|(&v, &k)| {
+                let u = fwd.new_var(Aval::new(&[k], dtype));
+                let src = fmap[v].expect("residuals are computed");
+                fwd.eqns.push(Eqn {
+                    prim: Rc::new(prims::reshape::Reshape(vec![k])),
+                    ins: [src].into_iter().collect(),
+                    outs: [u].into_iter().collect(),
+                });
+                u
+            })
+            .collect();
+        let packed = fwd.new_var(Aval::new(&[total], dtype));
+        fwd.eqns.push(Eqn {
+            prim: Rc::new(prims::concat::Concat(0)),
+            ins: flat.into_iter().collect(),
+            outs: [packed].into_iter().collect(),
+        });
+        fwd.outputs.push(packed);
+        let pin = bwd.new_var(Aval::new(&[total], dtype));
+        bwd.inputs.push(pin);
+        let mut at = 0;
+        for (&v, &k) in res.iter().zip(&sizes) {
+            let piece = bwd.new_var(Aval::new(&[k], dtype));
+            bwd.eqns.push(Eqn {
+                prim: Rc::new(prims::slice::Slice { axis: 0, start: at, end: at + k, step: 1 }),
+                ins: [pin].into_iter().collect(),
+                outs: [piece].into_iter().collect(),
+            });
+            bwd.eqns.push(Eqn {
+                prim: Rc::new(prims::reshape::Reshape(bir.avals[v].shape.to_vec())),
+                ins: [piece].into_iter().collect(),
+                outs: [v].into_iter().collect(),
+            });
+            at += k;
+        }
+    } else {
+        fwd.outputs.extend(res.iter().map(|&v| fmap[v].expect("residuals are computed")));
+        bwd.inputs.extend(res.iter().copied());
+    }
+    // The backward body, without the moved equations.
+    bwd.eqns.extend(bir.eqns.iter().zip(&keq).filter(|(_, &k)| !k).map(|(e, _)| e.clone()));
+    Some((fwd, bwd, if packable { 1 } else { res.len() }))
 }

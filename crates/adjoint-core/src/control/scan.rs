@@ -213,9 +213,6 @@ impl Scan {
         let mut fir = self.body.ir().clone();
         let carry_in: Vec<usize> = fir.inputs[nk..nk + nc].to_vec();
         fir.outputs.extend(carry_in);
-        let fwd = self.with(Body::new(fir), nk, nc);
-        let mut outs = bind_multi(&fwd, primals);
-        let cs: Vec<Tensor> = outs.drain(nc + ny..).collect();
         let in_avals = self.body.in_avals();
         let out_avals = self.out_avals();
         let fin = floats(&in_avals);
@@ -255,6 +252,26 @@ impl Scan {
         });
         debug_assert!(hoisted.is_empty());
         let _ = fy;
+        // A small body stores what its backward pass reads of the forward computation
+        // instead of recomputing it (see `split_residuals`).
+        let mut nres = 0;
+        let (fir, bir) = if self.body.small().is_some() {
+            let known: Vec<(usize, usize)> =
+                (0..nk).map(|i| (i, i)).chain((0..nc + nx).map(|m| (nk + fc + fk + m, nk + m))).collect();
+            match super::body::split_residuals(&fir, &bir, &known) {
+                Some((f, b, n)) => {
+                    nres = n;
+                    (f, b)
+                }
+                None => (fir, bir),
+            }
+        } else {
+            (fir, bir)
+        };
+        let fwd = self.with(Body::new(fir), nk, nc);
+        let mut outs = bind_multi(&fwd, primals);
+        let rs: Vec<Tensor> = outs.drain(nc + ny + nc..).collect();
+        let cs: Vec<Tensor> = outs.drain(nc + ny..).collect();
         let bwd = Scan {
             body: Body::new(bir),
             consts: nk,
@@ -266,12 +283,15 @@ impl Scan {
         let mut res: Vec<Tensor> = primals[..nk].iter().map(|t| (*t).clone()).collect();
         res.extend(cs);
         res.extend(primals[nk + nc..].iter().map(|t| (*t).clone()));
+        res.extend(rs);
         let op_avals = self.operand_avals();
         let pb = Pullback::multi(Res(res), move |r, cts| {
             let cts = materialise(cts, &out_avals);
             let consts = &r.0[..nk];
             let cs = &r.0[nk..nk + nc];
-            let xs = &r.0[nk + nc..];
+            let xs = &r.0[nk + nc..nk + nc + nx];
+            let rs = &r.0[nk + nc + nx..];
+            debug_assert_eq!(rs.len(), nres);
             let mut ops: Vec<Tensor> = consts.to_vec();
             ops.extend(pick(&cts[..nc], &fin[nk..nk + nc]));
             ops.extend(
@@ -280,6 +300,7 @@ impl Scan {
             ops.extend_from_slice(cs);
             ops.extend_from_slice(xs);
             ops.extend(pick(&cts[nc..], &fout[nc..]));
+            ops.extend_from_slice(rs);
             let refs: Vec<&Tensor> = ops.iter().collect();
             let g = bind_multi(&bwd, &refs);
             let (g_c, rest) = g.split_at(fc);

@@ -31,7 +31,7 @@ use crate::prims;
 use crate::tensor::Repr;
 
 /// Values with more elements than this are not scalarised.
-pub const SMALL_LIMIT: usize = 64;
+pub const SMALL_LIMIT: usize = 256;
 /// Programs with more instructions than this are not scalarised.
 const INSTR_LIMIT: usize = 1 << 16;
 
