@@ -51,6 +51,26 @@ fn dce_fires_on_a_staged_gradient() {
 }
 
 #[test]
+fn dce_renumbers_the_live_variables_densely() {
+    // A gradient that folds to a constant: the trace defines thousands of variables, the
+    // optimised program one input and one constant.
+    let g = grad(|x: &Tensor| {
+        let mut y = x.clone();
+        for _ in 0..100 {
+            y = &y * 1.5 + 0.25;
+        }
+        y.sum()
+    });
+    let x = v(&[2.0]);
+    let ir = make_ir(&g)(&x);
+    let out = optimize(ir.clone());
+    out.check().unwrap();
+    assert!(ir.avals.len() > 300, "{}", ir.avals.len());
+    assert_eq!((out.eqns.len(), out.avals.len()), (0, 2), "{out}");
+    assert_eq!(bits(&jit(&g)(&x)), bits(&g(&x)));
+}
+
+#[test]
 fn cse_merges_repeated_work_only_when_the_parameters_agree() {
     let f = |x: &Tensor| {
         let a = x.exp().sum_axes(&[0], false) + x.exp().sum_axes(&[0], false);
