@@ -21,6 +21,14 @@
 //! - **Reverse mode through `scan`** stores residual carries according to a [`Checkpoint`]
 //!   policy: every step's carry, or every `k`-th one (the steps of a segment are recomputed
 //!   in the backward pass, as a nested scan), or every `⌈√N⌉`-th one.
+//! - **Bodies are optimised and, when tiny, scalarised.** A body goes through `jit`'s passes
+//!   when it is built (it runs once per trip). A body whose values all have at most
+//!   [`SMALL_LIMIT`](crate::jit::small::SMALL_LIMIT) elements runs as one scalar register
+//!   program for the whole loop ([`crate::jit::small`]): no allocation or reference count per
+//!   step, data movement resolved to register aliases. For such bodies reverse mode also
+//!   stores what the backward step reads of the forward step (JAX's partial evaluation of
+//!   `scan`) instead of recomputing it, packed into one stacked vector (`body::split_residuals`);
+//!   larger bodies store only the carries and recompute.
 //! - **Reverse mode through `while_loop`** works when the trip count is known: the forward
 //!   pass records it, then runs as a `scan` of that many steps (the loop body is computed
 //!   twice). Under `jit(grad(…))` the count is unknown while staging and the call panics with

@@ -48,7 +48,8 @@
 //! depend on the trip count; `fori_loop` (index as a Rust `usize`) and Rust `for`/`if` on
 //! values are still unrolled or refused at trace time. `jit(grad(f))` through a `while_loop`
 //! panics (the trip count reverse mode needs is unknown while staging; `grad(jit(f))` works).
-//! Loop bodies are not optimised by the passes (they run as traced). Fusion covers float
+//! Loop bodies get the same passes; a loop whose values are tiny runs as one scalar register
+//! program ([`small`]). Fusion covers float
 //! elementwise ops whose operands are of the group's shape, scalars, or broadcast along
 //! leading axes; reductions are not fused into the group (a reduction's summation order would
 //! change), and nothing is computed in place: intermediates are dropped after their last
