@@ -18,7 +18,7 @@
 //! the fusion pass knows ([`classify`]), `reshape`, `slice`, `pad`, `concat`, `reduce_sum`, or a
 //! `cast` of a mask to the float type.
 //! Otherwise [`SmallPlan::new`] gives `None` and the program runs as arrays.
-//! [`Scan`](crate::control::Scan) uses it to run a whole loop with no allocation per step.
+//! [`Scan`](crate::control::scan::Scan) uses it to run a whole loop with no allocation per step.
 
 use adjoint_tensor::ops::binary::BinaryOp;
 use adjoint_tensor::ops::block::BlockFloat;
