@@ -9,6 +9,8 @@
 //! adjoint-dist-worker shards --len N --epochs E [--drop-last]
 //! adjoint-dist-worker bench-allreduce [--reps N]
 //! adjoint-dist-worker bench-step [--model w2|w3] [--global-batch G] [--steps N] [--plain] [--overlap]
+//!                                 [--split]
+//! adjoint-dist-worker bench-pack [--reps N]
 //! ```
 //!
 //! `train` runs Adam on a small f64 model, data sharded by `DistributedSampler`, `B` examples
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         "shards" => shards(&opts),
         "bench-allreduce" => bench::allreduce(&opts),
         "bench-step" => bench::step(&opts),
+        "bench-pack" => bench::pack(&opts),
         other => Err(format!("unknown command {other}")),
     };
     match res {
