@@ -165,6 +165,34 @@ pub fn gather_into<T: adjoint_tensor::Element>(dst: &mut [T], t: &Tensor) {
     }
 }
 
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+impl Flat {
+    /// A `shape`-shaped tensor from `world` blocks of `block` elements: rank `r`'s rows of it
+    /// (its share of `shape[0]`, as `DataParallel` splits rows) start at `offset` in block `r`.
+    pub(crate) fn unpack_rows(&self, block: usize, offset: usize, shape: &[usize], world: usize) -> Tensor {
+        fn gather<T: adjoint_tensor::Element>(
+            v: &[T],
+            block: usize,
+            offset: usize,
+            shape: &[usize],
+            world: usize,
+        ) -> Tensor {
+            let row: usize = shape[1..].iter().product();
+            let mut out: Vec<T> = adjoint_tensor::cache::take(shape[0] * row);
+            for r in 0..world {
+                let len = (r + 1) * shape[0] / world - r * shape[0] / world;
+                let at = r * block + offset;
+                out.extend_from_slice(&v[at..at + len * row]);
+            }
+            Tensor::from_vec(out, shape)
+        }
+        match self {
+            Flat::F32(v) => gather(v, block, offset, shape, world),
+            Flat::F64(v) => gather(v, block, offset, shape, world),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

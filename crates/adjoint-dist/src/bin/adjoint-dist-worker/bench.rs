@@ -160,8 +160,8 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     let (r, w) = (dist.rank(), dist.world_size());
     let per = g / w;
     let (x, y) = batch(&shape, r * per..(r + 1) * per);
-    let mut dp =
-        DataParallel::new(&dist, model, opt, DataParallelConfig::default()).map_err(|e| e.to_string())?;
+    let config = DataParallelConfig { shard_update: o.flag("shard"), ..Default::default() };
+    let mut dp = DataParallel::new(&dist, model, opt, config).map_err(|e| e.to_string())?;
     let mut phases: Vec<[f64; 4]> = Vec::new();
     let split = o.flag("split");
     for i in 0..steps + 3 {
@@ -205,6 +205,7 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     let parts = dist.mean(&parts).map_err(|e| e.to_string())?;
     if dist.is_root() {
         let how = if o.flag("overlap") { "train_step" } else { "step" };
+        let how = if o.flag("shard") { format!("{how} sharded") } else { how.to_string() };
         print!("ranks={w} batch={g} threads={} {how} step_ms {:.3}", rayon::current_num_threads(), t * 1e3);
         if !phases.is_empty() {
             if split {
