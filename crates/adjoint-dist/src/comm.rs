@@ -157,6 +157,63 @@ impl Dist {
         Ok(Pending { request, what: what.to_string() })
     }
 
+    /// Start summing `send` (`world_size` blocks of `recv.len()` elements) over all ranks and
+    /// leaving block `rank` of the sum in `recv` (`MPI_Ireduce_scatter_block`).
+    ///
+    /// # Safety
+    ///
+    /// As [`start_allreduce`](Self::start_allreduce).
+    #[track_caller]
+    pub unsafe fn start_reduce_scatter<T: Reducible>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        what: &str,
+    ) -> Result<Pending, DistError> {
+        assert_eq!(send.len(), recv.len() * self.size, "adjoint-dist: reduce-scatter: buffer lengths");
+        let mut request = ffi::RSMPI_REQUEST_NULL;
+        let rc = ffi::MPI_Ireduce_scatter_block(
+            send.as_ptr().cast(),
+            recv.as_mut_ptr().cast(),
+            count(recv.len())?,
+            T::datatype(),
+            ffi::RSMPI_SUM,
+            self.world.as_raw(),
+            &mut request,
+        );
+        check(rc, what)?;
+        Ok(Pending { request, what: what.to_string() })
+    }
+
+    /// Start gathering every rank's `send` into `recv` (`world_size` blocks of `send.len()`
+    /// elements, in rank order; `MPI_Iallgather`).
+    ///
+    /// # Safety
+    ///
+    /// As [`start_allreduce`](Self::start_allreduce).
+    #[track_caller]
+    pub unsafe fn start_allgather<T: Reducible>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        what: &str,
+    ) -> Result<Pending, DistError> {
+        assert_eq!(send.len() * self.size, recv.len(), "adjoint-dist: allgather: buffer lengths");
+        let mut request = ffi::RSMPI_REQUEST_NULL;
+        let rc = ffi::MPI_Iallgather(
+            send.as_ptr().cast(),
+            count(send.len())?,
+            T::datatype(),
+            recv.as_mut_ptr().cast(),
+            count(send.len())?,
+            T::datatype(),
+            self.world.as_raw(),
+            &mut request,
+        );
+        check(rc, what)?;
+        Ok(Pending { request, what: what.to_string() })
+    }
+
     /// Start broadcasting `buf` from rank 0.
     ///
     /// # Safety

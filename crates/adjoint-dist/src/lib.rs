@@ -55,7 +55,7 @@ mod comm;
 mod parallel;
 mod sampler;
 
-pub use bucket::{Bucket, BucketPlan, DEFAULT_BUCKET_BYTES};
+pub use bucket::{gather_into, Bucket, BucketPlan, DEFAULT_BUCKET_BYTES};
 #[cfg(feature = "mpi")]
 pub use comm::{Dist, Pending, Reducible, DEFAULT_TIMEOUT};
 #[cfg(feature = "mpi")]

@@ -8,6 +8,7 @@ use std::time::Instant;
 use adjoint_core::{Params, Tensor};
 use adjoint_nn::checkpoint::{self, LoadOptions};
 use adjoint_nn::optim::Optimizer;
+use adjoint_tensor::DType;
 
 use crate::bucket::{BucketPlan, Flat, DEFAULT_BUCKET_BYTES};
 use crate::comm::{Dist, Pending};
@@ -18,12 +19,79 @@ use crate::DistError;
 pub struct DataParallelConfig {
     /// Largest bucket of gradients sent in one allreduce (default 25 MiB, as DDP).
     pub bucket_bytes: usize,
+    /// Shard the optimizer update across the ranks (ZeRO stage 1; default off). Each
+    /// floating-point leaf with at least `world_size` rows (its first dimension) is split by
+    /// rows: its gradient is reduce-scattered (each rank receives the mean of its rows only),
+    /// each rank runs the optimizer on its rows and keeps the optimizer state of its rows only,
+    /// and the updated rows are all-gathered into the full parameters. The communication
+    /// volume is that of an allreduce; the update's compute and the optimizer state per rank
+    /// are divided by the world size. Other leaves (scalars, leaves with fewer rows than
+    /// ranks) are allreduced and updated on every rank as without sharding.
+    ///
+    /// Needs an element-wise optimizer (SGD, Adam, AdamW, RMSprop, Adagrad — not L-BFGS):
+    /// its state tensors that have the shape of a sharded parameter are split the same way,
+    /// the rest (step counters) are kept whole. While sharded,
+    /// [`optimizer`](DataParallel::optimizer) is this rank's part and the `f` of
+    /// [`step_with`](DataParallel::step_with) and [`train_step`](DataParallel::train_step) sees
+    /// this rank's rows of the mean gradient (element-wise transformations only: a global
+    /// gradient norm cannot be computed from a shard); checkpoints hold the full state
+    /// ([`full_optimizer`](DataParallel::full_optimizer) gathers it), so a sharded run resumes
+    /// with or without sharding, on any number of ranks.
+    pub shard_update: bool,
 }
 
 impl Default for DataParallelConfig {
     fn default() -> Self {
-        DataParallelConfig { bucket_bytes: DEFAULT_BUCKET_BYTES }
+        DataParallelConfig { bucket_bytes: DEFAULT_BUCKET_BYTES, shard_update: false }
     }
+}
+
+/// Rows `(start, len)` of `rows` that rank `r` of `w` owns in a sharded update.
+fn row_range(rows: usize, w: usize, r: usize) -> (usize, usize) {
+    let (lo, hi) = (r * rows / w, (r + 1) * rows / w);
+    (lo, hi - lo)
+}
+
+/// Whether a leaf of this dtype and shape is split by rows across `w` ranks.
+fn shardable(dtype: DType, shape: &[usize], w: usize) -> bool {
+    matches!(dtype, DType::F32 | DType::F64) && shape.first().is_some_and(|&rows| rows >= w)
+}
+
+/// Rows `lo..lo + len` of `t`, copied into a tensor of their own.
+fn rows_of(t: &Tensor, lo: usize, len: usize) -> Tensor {
+    let v = t.narrow(0, lo, len);
+    match t.dtype() {
+        DType::F32 => Tensor::from_vec(v.to_vec::<f32>(), v.shape()),
+        _ => Tensor::from_vec(v.to_vec::<f64>(), v.shape()),
+    }
+}
+
+/// The sharded leaves of one dtype: each rank's rows of each leaf, laid out rank-major so that
+/// rank `r`'s rows of every leaf are block `r` of the reduce-scatter and of the all-gather.
+struct ShardGroup {
+    /// Leaf indices, in the order packed (reverse leaf order, as the buckets).
+    leaves: Vec<usize>,
+    /// Start of each leaf's rows within a block (elements; the same on every rank).
+    offsets: Vec<usize>,
+    /// Elements in a block: for each leaf, the most rows a rank owns times the row length.
+    block: usize,
+    /// `world_size` blocks: this rank's gradient, rank-major.
+    send: Flat,
+    /// One block: the sum of this rank's rows, then its updated parameter rows.
+    own: Flat,
+    /// `world_size` blocks: every rank's updated rows.
+    gather: Flat,
+}
+
+/// The state of a sharded update ([`DataParallelConfig::shard_update`]).
+struct Sharding {
+    groups: Vec<ShardGroup>,
+    /// For each leaf, `Some((group, position in the group))` when sharded.
+    slot: Vec<Option<(usize, usize)>>,
+    /// This rank's parameter leaves: its rows of the sharded leaves, the others whole.
+    leaves: Vec<Tensor>,
+    /// For each leaf of the optimizer: its full shape when it holds this rank's rows only.
+    opt_full: Vec<Option<Vec<usize>>>,
 }
 
 /// Data-parallel training of `params` with optimizer `opt` on every rank of `dist`.
@@ -75,6 +143,8 @@ pub struct DataParallel<'d, P: Params, O: Optimizer> {
     poisoned: bool,
     /// Of the last step: buckets started before the last gradient was ready, and buckets.
     overlap: (usize, usize),
+    /// `Some` when the update is sharded.
+    sharding: Option<Sharding>,
 }
 
 impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
@@ -86,10 +156,75 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
             Vec::new()
         };
         let bytes = dist.broadcast_bytes(&bytes)?;
-        let (params, opt) = decode(Path::new("<broadcast>"), &bytes, &(params, opt))?;
-        let plan = BucketPlan::for_leaves(&params.leaves(), config.bucket_bytes);
+        let (params, mut opt) = decode(Path::new("<broadcast>"), &bytes, &(params, opt))?;
+        let leaves = params.leaves();
+        let (w, r) = (dist.world_size(), dist.rank());
+        let sharded = |t: &Tensor| config.shard_update && shardable(t.dtype(), t.shape(), w);
+        // The buckets carry the leaves that are not sharded (all of them without sharding).
+        let specs: Vec<(DType, usize)> =
+            leaves.iter().map(|t| (if sharded(t) { DType::I64 } else { t.dtype() }, t.numel())).collect();
+        let plan = BucketPlan::new(&specs, config.bucket_bytes);
         let send = plan.buckets.iter().map(|b| Flat::zeros(b.dtype, b.len)).collect();
         let recv = plan.buckets.iter().map(|b| Flat::zeros(b.dtype, b.len)).collect();
+        let sharding = config.shard_update.then(|| {
+            let mut groups: Vec<(DType, ShardGroup)> = Vec::new();
+            let mut slot = vec![None; leaves.len()];
+            for i in (0..leaves.len()).rev() {
+                let t = &leaves[i];
+                if !sharded(t) {
+                    continue;
+                }
+                let g = match groups.iter().position(|(d, _)| *d == t.dtype()) {
+                    Some(g) => g,
+                    None => {
+                        let empty = || Flat::zeros(t.dtype(), 0);
+                        let group = ShardGroup {
+                            leaves: Vec::new(),
+                            offsets: Vec::new(),
+                            block: 0,
+                            send: empty(),
+                            own: empty(),
+                            gather: empty(),
+                        };
+                        groups.push((t.dtype(), group));
+                        groups.len() - 1
+                    }
+                };
+                let grp = &mut groups[g].1;
+                slot[i] = Some((g, grp.leaves.len()));
+                grp.leaves.push(i);
+                grp.offsets.push(grp.block);
+                let rows = t.shape()[0];
+                grp.block += rows.div_ceil(w) * (t.numel() / rows);
+            }
+            let groups: Vec<ShardGroup> = groups
+                .into_iter()
+                .map(|(dtype, mut g)| {
+                    g.send = Flat::zeros(dtype, w * g.block);
+                    g.own = Flat::zeros(dtype, g.block);
+                    g.gather = Flat::zeros(dtype, w * g.block);
+                    g
+                })
+                .collect();
+            let mine = |t: &Tensor| {
+                let (lo, len) = row_range(t.shape()[0], w, r);
+                rows_of(t, lo, len)
+            };
+            let shard_leaves = leaves.iter().map(|t| if sharded(t) { mine(t) } else { t.clone() }).collect();
+            // The optimizer's state tensors shaped like a sharded leaf keep this rank's rows.
+            let shapes: Vec<&[usize]> = leaves.iter().filter(|t| sharded(t)).map(|t| t.shape()).collect();
+            let mut opt_full = Vec::new();
+            opt = opt.map_tensors(&mut |t| {
+                let split = matches!(t.dtype(), DType::F32 | DType::F64) && shapes.contains(&t.shape());
+                opt_full.push(split.then(|| t.shape().to_vec()));
+                if split {
+                    mine(t)
+                } else {
+                    t.clone()
+                }
+            });
+            Sharding { groups, slot, leaves: shard_leaves, opt_full }
+        });
         Ok(DataParallel {
             dist,
             params,
@@ -100,6 +235,7 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
             recv,
             poisoned: false,
             overlap: (0, 0),
+            sharding,
         })
     }
 
@@ -160,9 +296,58 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         &self.params
     }
 
-    /// The optimizer (equal on every rank).
+    /// The optimizer (equal on every rank). With a sharded update
+    /// ([`DataParallelConfig::shard_update`]), this rank's part: its state covers this rank's
+    /// rows of the sharded leaves ([`full_optimizer`](Self::full_optimizer) gathers the whole).
     pub fn optimizer(&self) -> &O {
         &self.opt
+    }
+
+    /// Whether the optimizer update is sharded ([`DataParallelConfig::shard_update`]).
+    pub fn is_sharded(&self) -> bool {
+        self.sharding.is_some()
+    }
+
+    /// The whole optimizer: [`optimizer`](Self::optimizer) when the update is not sharded
+    /// (a copy); with a sharded update, every rank's part gathered (collective: every rank
+    /// calls it, and every rank gets the whole).
+    pub fn full_optimizer(&self) -> Result<O, DistError> {
+        let Some(sh) = &self.sharding else {
+            return Ok(self.opt.with_leaves(&self.opt.leaves()));
+        };
+        if self.poisoned {
+            return Err(DistError::Poisoned);
+        }
+        let (w, r) = (self.dist.world_size(), self.dist.rank());
+        let mut full = Vec::new();
+        for (t, shape) in self.opt.leaves().iter().zip(&sh.opt_full) {
+            let Some(shape) = shape else {
+                full.push(t.clone());
+                continue;
+            };
+            // Each rank's rows in place in a zero tensor, summed over the ranks (a checkpoint's
+            // worth of traffic, not a step's: simplicity over speed).
+            let row = shape[1..].iter().product::<usize>();
+            let (lo, _) = row_range(shape[0], w, r);
+            let n = shape[0] * row;
+            full.push(match t.dtype() {
+                DType::F32 => {
+                    let mut v = vec![0.0f32; n];
+                    let mine = t.to_vec::<f32>();
+                    v[lo * row..lo * row + mine.len()].copy_from_slice(&mine);
+                    self.dist.allreduce_sum(&mut v)?;
+                    Tensor::from_vec(v, shape)
+                }
+                _ => {
+                    let mut v = vec![0.0f64; n];
+                    let mine = t.to_vec::<f64>();
+                    v[lo * row..lo * row + mine.len()].copy_from_slice(&mine);
+                    self.dist.allreduce_sum(&mut v)?;
+                    Tensor::from_vec(v, shape)
+                }
+            });
+        }
+        Ok(self.opt.with_leaves(&full))
     }
 
     /// The optimizer, e.g. to set its learning rate from a schedule (do the same on every rank).
@@ -188,8 +373,16 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         self.dist
     }
 
-    /// The parameters and optimizer, consumed.
+    /// The parameters and optimizer, consumed. With a sharded update this gathers the whole
+    /// optimizer ([`full_optimizer`](Self::full_optimizer): collective, and a failure stops
+    /// the job with [`Dist::abort`]).
     pub fn into_parts(mut self) -> (P, O) {
+        if self.sharding.is_some() {
+            match self.full_optimizer() {
+                Ok(full) => self.opt = full,
+                Err(e) => self.dist.abort(&e),
+            }
+        }
         self.release_buffers();
         let mut me = std::mem::ManuallyDrop::new(self);
         // SAFETY: each field is read exactly once and `me` is never dropped.
@@ -200,6 +393,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             std::ptr::drop_in_place(&mut me.accum);
             std::ptr::drop_in_place(&mut me.send);
             std::ptr::drop_in_place(&mut me.recv);
+            std::ptr::drop_in_place(&mut me.sharding);
             (params, opt)
         }
     }
@@ -225,13 +419,53 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// (gradient clipping must see the global gradient, not a rank's).
     #[track_caller]
     pub fn step_with(&mut self, grads: &P, f: impl FnOnce(P) -> P) -> Result<(), DistError> {
-        let avg = f(self.allreduce_mean(grads)?);
-        self.params = self.opt.step(&self.params, &avg);
-        Ok(())
+        let avg = f(self.reduce(grads)?);
+        self.apply(&avg)
     }
 
-    /// The mean of `grads` over all ranks (collective), bucket by bucket.
+    /// The mean of `grads` over all ranks (collective), bucket by bucket. With a sharded
+    /// update the sharded leaves are averaged one allreduce each (this is not the step's
+    /// path, which reduce-scatters them).
     pub fn allreduce_mean(&mut self, grads: &P) -> Result<P, DistError> {
+        let mean = self.reduce(grads)?;
+        let Some(sh) = &self.sharding else { return Ok(mean) };
+        if self.poisoned {
+            return Err(DistError::Poisoned);
+        }
+        let scale = 1.0 / self.dist.world_size() as f64;
+        let leaves: Result<Vec<Tensor>, DistError> = grads
+            .leaves()
+            .iter()
+            .zip(mean.leaves())
+            .enumerate()
+            .map(|(i, (g, m))| {
+                if sh.slot[i].is_none() {
+                    return Ok(m);
+                }
+                let g = match self.accum.as_ref() {
+                    Some(a) => g + &a.leaves()[i],
+                    None => g.clone(),
+                };
+                Ok(match g.dtype() {
+                    DType::F32 => {
+                        let mut v = g.to_vec::<f32>();
+                        self.dist.allreduce_sum(&mut v)?;
+                        Tensor::from_vec(v.iter().map(|x| x * scale as f32).collect::<Vec<f32>>(), g.shape())
+                    }
+                    _ => {
+                        let mut v = g.to_vec::<f64>();
+                        self.dist.allreduce_sum(&mut v)?;
+                        Tensor::from_vec(v.iter().map(|x| x * scale).collect::<Vec<f64>>(), g.shape())
+                    }
+                })
+            })
+            .collect();
+        Ok(grads.with_leaves(&leaves?))
+    }
+
+    /// The mean of `grads` (plus any `no_sync` sum) over all ranks; with a sharded update,
+    /// this rank's rows of the sharded leaves.
+    fn reduce(&mut self, grads: &P) -> Result<P, DistError> {
         let leaves = grads.leaves();
         self.check_leaves(leaves.len());
         let mut round = self.begin_round()?;
@@ -267,8 +501,71 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         });
         let out = self.finish_round(round, &grads.leaves())?;
         let avg = f(grads.with_leaves(&out));
-        self.params = self.opt.step(&self.params, &avg);
+        self.apply(&avg)?;
         Ok(value)
+    }
+
+    /// Apply the optimizer to the mean gradient `avg` (from [`reduce`](Self::reduce)); with a
+    /// sharded update, to this rank's rows, then all-gather the updated rows.
+    fn apply(&mut self, avg: &P) -> Result<(), DistError> {
+        let Some(sh) = self.sharding.as_mut() else {
+            self.params = self.opt.step(&self.params, avg);
+            return Ok(());
+        };
+        let new = self.opt.step(&self.params.with_leaves(&sh.leaves), avg).leaves();
+        let deadline = Instant::now() + self.dist.timeout();
+        let mut pending = Vec::new();
+        let mut result = Ok(());
+        for (k, g) in sh.groups.iter_mut().enumerate() {
+            for (&i, &off) in g.leaves.iter().zip(&g.offsets) {
+                g.own.pack(off, &new[i]);
+            }
+            let what = format!("all-gather of parameter shard group {k}");
+            // SAFETY: the buffers belong to `self` and are not touched before the wait below;
+            // after a failure `poisoned` leaks them.
+            let started = unsafe {
+                match (&g.own, &mut g.gather) {
+                    (Flat::F32(s), Flat::F32(r)) => self.dist.start_allgather(s, r, &what),
+                    (Flat::F64(s), Flat::F64(r)) => self.dist.start_allgather(s, r, &what),
+                    _ => unreachable!("a group's buffers share its dtype"),
+                }
+            };
+            match started {
+                Ok(p) => pending.push(p),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        for p in pending {
+            if result.is_ok() {
+                result = self.dist.wait_until(p, deadline);
+            } else {
+                std::mem::forget(p);
+            }
+        }
+        if let Err(e) = result {
+            self.poisoned = true;
+            return Err(e);
+        }
+        let w = self.dist.world_size();
+        let full: Vec<Tensor> = self
+            .params
+            .leaves()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match sh.slot[i] {
+                Some((k, pos)) => {
+                    let g = &sh.groups[k];
+                    g.gather.unpack_rows(g.block, g.offsets[pos], p.shape(), w)
+                }
+                None => new[i].clone(),
+            })
+            .collect();
+        self.params = self.params.with_leaves(&full);
+        sh.leaves = new;
+        Ok(())
     }
 
     #[track_caller]
@@ -301,6 +598,21 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// bucket that is now complete, in plan order (all ranks must start collectives in the
     /// same order), and let MPI progress the ones on the wire.
     fn leaf_ready(&mut self, round: &mut Round, i: usize, g: &Tensor) {
+        if let Some((k, pos)) = self.sharding.as_ref().and_then(|s| s.slot[i]) {
+            // This rank's gradient of a sharded leaf: each rank's rows into that rank's block.
+            let w = self.dist.world_size();
+            let g = match round.accum.as_ref() {
+                Some(acc) => g + &acc[i],
+                None => g.clone(),
+            };
+            let grp = &mut self.sharding.as_mut().expect("sharded").groups[k];
+            let rows = g.shape()[0];
+            for r in 0..w {
+                let (lo, len) = row_range(rows, w, r);
+                grp.send.pack(r * grp.block + grp.offsets[pos], &g.narrow(0, lo, len));
+            }
+            return;
+        }
         let Some((k, pos)) = self.plan.slot[i] else { return };
         let b = &self.plan.buckets[k];
         assert!(
@@ -355,7 +667,30 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             }
             None => Ok(()),
         };
-        for p in round.pending {
+        let mut pending = round.pending;
+        // The sharded leaves' reduce-scatters, once the backward sweep is over and after every
+        // bucket (all ranks start them in the same order).
+        if let (Ok(()), Some(sh)) = (&result, self.sharding.as_mut()) {
+            for (k, g) in sh.groups.iter_mut().enumerate() {
+                let what = format!("reduce-scatter of gradient shard group {k}");
+                // SAFETY: as the buckets' allreduce.
+                let started = unsafe {
+                    match (&g.send, &mut g.own) {
+                        (Flat::F32(s), Flat::F32(r)) => self.dist.start_reduce_scatter(s, r, &what),
+                        (Flat::F64(s), Flat::F64(r)) => self.dist.start_reduce_scatter(s, r, &what),
+                        _ => unreachable!("a group's buffers share its dtype"),
+                    }
+                };
+                match started {
+                    Ok(p) => pending.push(p),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        for p in pending {
             if result.is_ok() {
                 result = self.dist.wait_until(p, round.deadline);
             } else {
@@ -366,13 +701,22 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             self.poisoned = true;
             return Err(e);
         }
-        let scale = 1.0 / self.dist.world_size() as f64;
+        let (w, r) = (self.dist.world_size(), self.dist.rank());
+        let scale = 1.0 / w as f64;
         Ok(leaves
             .iter()
             .enumerate()
-            .map(|(i, g)| match self.plan.slot[i] {
-                Some((k, pos)) => self.recv[k].unpack(self.plan.buckets[k].offsets[pos], g.shape(), scale),
-                None => match round.accum.as_ref() {
+            .map(|(i, g)| match (self.plan.slot[i], self.sharding.as_ref().and_then(|s| s.slot[i])) {
+                (Some((k, pos)), _) => {
+                    self.recv[k].unpack(self.plan.buckets[k].offsets[pos], g.shape(), scale)
+                }
+                (None, Some((k, pos))) => {
+                    let grp = &self.sharding.as_ref().expect("sharded").groups[k];
+                    let mut shape = g.shape().to_vec();
+                    shape[0] = row_range(shape[0], w, r).1;
+                    grp.own.unpack(grp.offsets[pos], &shape, scale)
+                }
+                (None, None) => match round.accum.as_ref() {
                     Some(acc) => g + &acc[i],
                     None => g.clone(),
                 },
@@ -393,8 +737,10 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         O: Clone,
     {
         let mut status = Vec::new();
+        // With a sharded update the whole optimizer state is gathered first (on every rank).
+        let opt = if self.sharding.is_some() { self.full_optimizer()? } else { self.opt.clone() };
         if self.dist.is_root() {
-            if let Err(e) = checkpoint::save(path, &(self.params.clone(), self.opt.clone()), metadata) {
+            if let Err(e) = checkpoint::save(path, &(self.params.clone(), opt), metadata) {
                 status = e.to_string().into_bytes();
             }
         }
@@ -408,9 +754,17 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// Leave empty buffers behind; after a timed-out collective, MPI may still write into the
     /// old ones, so they are leaked rather than freed.
     fn release_buffers(&mut self) {
-        let bufs = std::mem::take(&mut self.send).into_iter().chain(std::mem::take(&mut self.recv));
+        let mut bufs = std::mem::take(&mut self.send);
+        bufs.append(&mut self.recv);
+        if let Some(sh) = self.sharding.as_mut() {
+            for g in &mut sh.groups {
+                for b in [&mut g.send, &mut g.own, &mut g.gather] {
+                    bufs.push(std::mem::replace(b, Flat::F64(Vec::new())));
+                }
+            }
+        }
         if self.poisoned {
-            bufs.for_each(std::mem::forget);
+            bufs.into_iter().for_each(std::mem::forget);
         }
     }
 }

@@ -278,3 +278,40 @@ fn a_stalled_rank_makes_the_others_time_out_instead_of_hanging() {
         "adjoint-dist: rank 0 failed: rank 0: allreduce of gradient bucket 0 did not complete within 3.0 s",
     );
 }
+
+#[test]
+fn a_sharded_update_gives_the_same_steps() {
+    // ZeRO-1: every leaf with at least 2 rows is reduce-scattered, updated by its owner and
+    // all-gathered; with the backward overlap and with no_sync accumulation too.
+    equivalence("mlp", &["--shard"]);
+    equivalence("cnn", &["--shard", "--overlap", "--bucket-bytes", "256"]);
+    equivalence("mlp", &["--shard", "--accum", "2"]);
+}
+
+#[test]
+fn a_sharded_run_checkpoints_the_whole_optimizer_and_resumes_unsharded_on_1_or_sharded_on_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let train = ["train", "--steps", "30"];
+    must(mpirun(2, &[&train[..], &["--batch", "8", "--out", &p("full")]].concat()), "uninterrupted");
+    let first =
+        ["train", "--steps", "10", "--batch", "8", "--save-every", "5", "--ckpt", &p("ckpt"), "--shard"];
+    must(mpirun(2, &first), "first part, sharded");
+    let full = result(Path::new(&p("full")));
+    // 3 ranks split the MLP's rows unevenly.
+    for (np, batch, extra) in [(1, "16", &[][..]), (3, "5", &["--shard"][..])] {
+        let out = p(&format!("resumed{np}"));
+        let r = must(
+            mpirun(
+                np,
+                &[&train[..], &["--batch", batch, "--resume", &p("ckpt"), "--out", &out], extra].concat(),
+            ),
+            "resume",
+        );
+        assert!(r.output.contains(&format!("resumed at step 10 on {np} ranks (saved on 2)")), "{}", r.output);
+        if np == 1 {
+            let resumed = result(Path::new(&out));
+            assert_close(&(full.0[10..].to_vec(), full.1.clone()), &resumed, "resumed unsharded on 1 rank");
+        }
+    }
+}

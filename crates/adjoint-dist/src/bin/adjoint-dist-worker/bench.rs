@@ -160,9 +160,10 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     let (r, w) = (dist.rank(), dist.world_size());
     let per = g / w;
     let (x, y) = batch(&shape, r * per..(r + 1) * per);
-    let mut dp =
-        DataParallel::new(&dist, model, opt, DataParallelConfig::default()).map_err(|e| e.to_string())?;
-    let mut phases: Vec<[f64; 3]> = Vec::new();
+    let config = DataParallelConfig { shard_update: o.flag("shard"), ..Default::default() };
+    let mut dp = DataParallel::new(&dist, model, opt, config).map_err(|e| e.to_string())?;
+    let mut phases: Vec<[f64; 4]> = Vec::new();
+    let split = o.flag("split");
     for i in 0..steps + 3 {
         dist.barrier().map_err(|e| e.to_string())?;
         let t = Instant::now();
@@ -173,6 +174,12 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
             // The phases apart: the gradient, the mean over the ranks (packing, allreduce
             // including any wait for the other ranks, unpacking), the optimizer update.
             let (_, grads) = value_and_grad(loss)(dp.params());
+            let t0 = Instant::now();
+            // `--split`: a barrier between the gradient and the mean, so the mean phase is the
+            // communication alone and the wait for the slower rank shows apart.
+            if split {
+                dist.barrier().map_err(|e| e.to_string())?;
+            }
             let t1 = Instant::now();
             let mut t2 = t1;
             let r = dp.step_with(&grads, |g| {
@@ -180,7 +187,8 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
                 g
             });
             if i >= 3 {
-                phases.push([(t1 - t).as_secs_f64(), (t2 - t1).as_secs_f64(), t2.elapsed().as_secs_f64()]);
+                let d = |a: Instant, b: Instant| (b - a).as_secs_f64();
+                phases.push([d(t, t0), d(t0, t1), d(t1, t2), t2.elapsed().as_secs_f64()]);
             }
             r
         };
@@ -193,20 +201,62 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     }
     let t = dist.mean(&[median(times)]).map_err(|e| e.to_string())?[0];
     let phase = |k: usize| median(phases.iter().map(|p| p[k]).collect());
-    let split = if phases.is_empty() { vec![0.0; 3] } else { (0..3).map(phase).collect() };
-    let split = dist.mean(&split).map_err(|e| e.to_string())?;
+    let parts = if phases.is_empty() { vec![0.0; 4] } else { (0..4).map(phase).collect() };
+    let parts = dist.mean(&parts).map_err(|e| e.to_string())?;
     if dist.is_root() {
         let how = if o.flag("overlap") { "train_step" } else { "step" };
+        let how = if o.flag("shard") { format!("{how} sharded") } else { how.to_string() };
         print!("ranks={w} batch={g} threads={} {how} step_ms {:.3}", rayon::current_num_threads(), t * 1e3);
         if !phases.is_empty() {
-            print!(
-                " (gradient {:.3}, mean over ranks {:.3}, update {:.3})",
-                split[0] * 1e3,
-                split[1] * 1e3,
-                split[2] * 1e3
-            );
+            if split {
+                print!(" (gradient {:.3}, wait {:.3}", parts[0] * 1e3, parts[1] * 1e3);
+            } else {
+                print!(" (gradient {:.3}", parts[0] * 1e3);
+            }
+            print!(", mean over ranks {:.3}, update {:.3})", parts[2] * 1e3, parts[3] * 1e3);
         }
         println!();
     }
+    Ok(())
+}
+
+/// Packing W2's gradient (batch 64: one rank's share) into a flat `f32` buffer, median ms:
+/// `to_vec` then a copy (what `DataParallel` did before), [`adjoint_dist::gather_into`] (what it
+/// does: 16 × 16 tiles straight into the buffer), and a `memcpy` of each leaf's storage (the
+/// lower bound, in storage order, which is not row-major for the transposed weight gradients).
+pub fn pack(o: &Opts) -> Result<(), String> {
+    let m = w2_model();
+    let ce = CrossEntropy::default();
+    let (x, y) = batch(&[64, 784], 0..64);
+    let (_, grads) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&m);
+    let leaves = grads.leaves();
+    let n: usize = leaves.iter().map(|l| l.numel()).sum();
+    let mut buf = vec![0.0f32; n];
+    let reps: usize = o.num("reps", 200);
+    let mut line = String::from("pack W2 gradient ms:");
+    for (mode, name) in ["to_vec", "gather_into", "storage_memcpy"].iter().enumerate() {
+        let mut ts = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            let mut off = 0;
+            for l in &leaves {
+                let k = l.numel();
+                let dst = &mut buf[off..off + k];
+                match mode {
+                    0 => dst.copy_from_slice(&l.to_vec::<f32>()),
+                    1 => adjoint_dist::gather_into(dst, l),
+                    _ => {
+                        let a = l.value();
+                        let o = a.layout().offset;
+                        dst.copy_from_slice(&a.storage_slice::<f32>()[o..o + k]);
+                    }
+                }
+                off += k;
+            }
+            ts.push(t.elapsed().as_secs_f64());
+        }
+        line += &format!(" {name} {:.3}", median(ts) * 1e3);
+    }
+    println!("{line}");
     Ok(())
 }

@@ -3,19 +3,22 @@
 //!
 //! ```text
 //! adjoint-dist-worker train  --model mlp|cnn --batch B --steps S [--reference] [--out FILE]
-//!                            [--accum K] [--overlap] [--bucket-bytes N]
+//!                            [--accum K] [--overlap] [--bucket-bytes N] [--shard]
 //!                            [--ckpt FILE --save-every K] [--resume FILE]
 //!                            [--fail-rank R --fail-step K --fail kill|raise|stall] [--timeout SECS]
 //! adjoint-dist-worker shards --len N --epochs E [--drop-last]
 //! adjoint-dist-worker bench-allreduce [--reps N]
 //! adjoint-dist-worker bench-step [--model w2|w3] [--global-batch G] [--steps N] [--plain] [--overlap]
+//!                                 [--split] [--shard]
+//! adjoint-dist-worker bench-pack [--reps N]
 //! ```
 //!
 //! `train` runs Adam on a small f64 model, data sharded by `DistributedSampler`, `B` examples
 //! per rank per step (`--reference`: no MPI at all, a plain one-process `DataLoader` loop with
 //! batch `B`, the baseline of the equivalence tests). `--accum K` splits each rank's batch into
 //! K micro-batches accumulated with `no_sync`; `--overlap` uses `DataParallel::train_step`
-//! (allreduce during the backward sweep) instead of `value_and_grad` + `step`. Rank 0 writes the losses and final
+//! (allreduce during the backward sweep) instead of `value_and_grad` + `step`; `--shard` shards
+//! the optimizer update (`DataParallelConfig::shard_update`). Rank 0 writes the losses and final
 //! parameters as JSON to `--out`. Every line a rank prints starts with `rank R:`.
 
 mod bench;
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         "shards" => shards(&opts),
         "bench-allreduce" => bench::allreduce(&opts),
         "bench-step" => bench::step(&opts),
+        "bench-pack" => bench::pack(&opts),
         other => Err(format!("unknown command {other}")),
     };
     match res {

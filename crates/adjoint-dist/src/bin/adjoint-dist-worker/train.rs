@@ -116,6 +116,7 @@ fn distributed<M: Module + Params + Clone>(
     let per_epoch = sampler.num_samples() / batch;
     let config = DataParallelConfig {
         bucket_bytes: o.num("bucket-bytes", DataParallelConfig::default().bucket_bytes),
+        shard_update: o.flag("shard"),
     };
     let opt = Adam::new(&model, adam);
     let (mut dp, start) = match o.get("resume") {
