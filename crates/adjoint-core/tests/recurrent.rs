@@ -103,7 +103,8 @@ fn lstm_seq_with_only_the_last_state_used_matches_its_composite() {
         rand(&[3, 2], 4, DType::F64),
     ];
     let last = |hs: &Tensor| hs.narrow(0, 4, 1).sin().sum();
-    let g = adjoint_core::grad(|p: &Vec<Tensor>| last(&Tensor::lstm_seq(&p[0], &p[1], &p[2], &p[3]).0))(&args);
+    let g =
+        adjoint_core::grad(|p: &Vec<Tensor>| last(&Tensor::lstm_seq(&p[0], &p[1], &p[2], &p[3]).0))(&args);
     let want = adjoint_core::grad(|p: &Vec<Tensor>| last(&lstm_seq_composite(p)[0]))(&args);
     for (a, b) in g.iter().zip(&want) {
         close(a, b, 1e-12, "h_T-only gradient");
@@ -111,7 +112,11 @@ fn lstm_seq_with_only_the_last_state_used_matches_its_composite() {
     let gg = |fused: bool| {
         adjoint_core::grad(move |p: &Vec<Tensor>| {
             let g = adjoint_core::grad(move |q: &Vec<Tensor>| {
-                let hs = if fused { Tensor::lstm_seq(&q[0], &q[1], &q[2], &q[3]).0 } else { lstm_seq_composite(q)[0].clone() };
+                let hs = if fused {
+                    Tensor::lstm_seq(&q[0], &q[1], &q[2], &q[3]).0
+                } else {
+                    lstm_seq_composite(q)[0].clone()
+                };
                 last(&hs)
             })(p);
             g.iter().map(|t| (t * t).sum()).fold(Tensor::from(0.0).to_f64(), |a, b| a + b)

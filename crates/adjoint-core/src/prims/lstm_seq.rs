@@ -54,18 +54,24 @@ pub struct LstmSeqGrad {
 #[track_caller]
 fn check(op: &str, gx: &Aval, w: &Aval, states: &[Aval], seqs: &[Aval]) -> (usize, usize, usize) {
     let s = gx.shape.as_slice();
-    let ok = s.len() == 3 && s[2].is_multiple_of(4) && {
-        let (t, b, h) = (s[0], s[1], s[2] / 4);
-        w.shape.as_slice() == [4 * h, h]
-            && states.iter().all(|x| x.shape.as_slice() == [b, h])
-            && seqs.iter().all(|x| x.shape.as_slice() == [t, b, h] || x.shape.as_slice() == [t, b, 4 * h])
-    } && [w].into_iter().chain(states).chain(seqs).all(|x| x.dtype == gx.dtype)
+    let ok = s.len() == 3
+        && s[2].is_multiple_of(4)
+        && {
+            let (t, b, h) = (s[0], s[1], s[2] / 4);
+            w.shape.as_slice() == [4 * h, h]
+                && states.iter().all(|x| x.shape.as_slice() == [b, h])
+                && seqs.iter().all(|x| x.shape.as_slice() == [t, b, h] || x.shape.as_slice() == [t, b, 4 * h])
+        }
+        && [w].into_iter().chain(states).chain(seqs).all(|x| x.dtype == gx.dtype)
         && gx.dtype.is_float();
     if !ok {
         let got: Vec<String> = [gx, w].into_iter().chain(states).chain(seqs).map(|x| x.to_string()).collect();
         misuse(
             op,
-            format!("needs float operands of one dtype, [T, B, 4·H], [4·H, H], [B, H]…, got {}", got.join(", ")),
+            format!(
+                "needs float operands of one dtype, [T, B, 4·H], [4·H, H], [B, H]…, got {}",
+                got.join(", ")
+            ),
         );
     }
     (s[0], s[1], s[2] / 4)
@@ -185,7 +191,8 @@ impl Primitive for LstmSeq {
     }
     fn vjp(&self, p: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback {
         let wants = [wants[0], wants[1], wants[2], wants[3]];
-        let res = vec![p[1].clone(), p[2].clone(), p[3].clone(), outs[0].clone(), outs[1].clone(), outs[2].clone()];
+        let res =
+            vec![p[1].clone(), p[2].clone(), p[3].clone(), outs[0].clone(), outs[1].clone(), outs[2].clone()];
         Pullback::multi(res, move |r, cts| {
             if cts.iter().all(Option::is_none) {
                 return Grads::new();
@@ -238,16 +245,21 @@ impl Primitive for LstmSeqGrad {
             misuse("lstm_seq_grad", format!("needs {n} operands, got {}", a.len()));
         }
         let (t, b, h) = check("lstm_seq_grad", &a[5], &a[0], &a[1..3], &[]);
-        let seq_ok = [3, 4, 6, 7].iter().all(|&k| a[k].shape.as_slice() == [t, b, h] && a[k].dtype == a[5].dtype)
-            && a[8..].iter().all(|x| x == &a[5]);
+        let seq_ok =
+            [3, 4, 6, 7].iter().all(|&k| a[k].shape.as_slice() == [t, b, h] && a[k].dtype == a[5].dtype)
+                && a[8..].iter().all(|x| x == &a[5]);
         if !seq_ok {
             let got: Vec<String> = a.iter().map(|x| x.to_string()).collect();
-            misuse("lstm_seq_grad", format!("hs, cs, dhs, dcs must be [T, B, H] and da like a, got {}", got.join(", ")));
+            misuse(
+                "lstm_seq_grad",
+                format!("hs, cs, dhs, dcs must be [T, B, H] and da like a, got {}", got.join(", ")),
+            );
         }
         smallvec![a[5].clone(), a[0].clone(), a[1].clone(), a[2].clone()]
     }
     fn eval(&self, a: &[&Array]) -> Outs<Array> {
-        let (da, dw, dh0, dc0) = rnn::lstm_seq_grad(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a.get(8).copied());
+        let (da, dw, dh0, dc0) =
+            rnn::lstm_seq_grad(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a.get(8).copied());
         smallvec![da, dw, dh0, dc0]
     }
     fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _outs: &[Tensor]) -> Outs<Option<Tensor>> {

@@ -8,17 +8,18 @@
 //! for these names (a derive would give `layers.0.weight_ih`).
 //!
 //! ## Evaluation
-//! Each step is one fused primitive, [`Tensor::lstm_cell`] or [`Tensor::gru_cell`] (gate
-//! nonlinearities and state update in one pass forward, every gate's gradient in one pass
-//! backward), fed by two projections: the input projection of **all** time steps is one matrix
-//! product `[T·B, in]·W_ihᵀ` (biases added once), and each step adds only its own `h·W_hhᵀ`.
-//! The projected sequence is cut into its `T` steps by one multi-output `split` (time-major
-//! rows, so each step is a contiguous `[B, G·H]` view): under reverse mode the derivative of
-//! a slice is a zero-padded tensor of the full size, and slicing the `[T·B, G·H]` projection
-//! once per step would make backpropagation through time cost `O(T²)`, whereas the split's
-//! derivative is one concat. Layers pass their outputs on as a list of `[B, H]` steps. The
-//! cells are primitives with rules of every order, so `grad` backpropagates through time and
-//! higher derivatives, `vmap` and `jit` work.
+//! The input projection of **all** time steps is one matrix product `[T·B, in]·W_ihᵀ` over
+//! time-major rows (biases added once). An LSTM layer's recurrence is then one primitive,
+//! [`Tensor::lstm_seq`]: all steps forward in one kernel (per step one `h·W_hhᵀ` product and
+//! the fused cell), backpropagation through time in one kernel whose `W_hh` gradient is a single
+//! product over all `T·B` rows; one tape node per layer. A GRU step is one fused primitive,
+//! [`Tensor::gru_cell`], with the projected sequence cut into its `T` steps by one
+//! multi-output `split` (time-major rows, so each step is a contiguous `[B, G·H]` view): under
+//! reverse mode the derivative of a slice is a zero-padded tensor of the full size, and
+//! slicing the `[T·B, G·H]` projection once per step would make backpropagation through time
+//! cost `O(T²)`, whereas the split's derivative is one concat. All of these are primitives with
+//! rules of every order, so `grad` backpropagates through time and higher derivatives, `vmap`
+//! and `jit` work.
 
 use adjoint_core::params::{join_name, Buffer};
 use adjoint_core::{Params, Tensor};
@@ -273,7 +274,8 @@ impl Lstm {
             let h0l = h0.narrow(0, l, 1).reshape(&[b, h]);
             let c0l = c0.narrow(0, l, 1).reshape(&[b, h]);
             let (hs, cs, _) = Tensor::lstm_seq(&gx, &w.weight_hh, &h0l, &c0l);
-            let last = |s: &Tensor, init: Tensor| if t == 0 { init } else { s.narrow(0, t - 1, 1).reshape(&[b, h]) };
+            let last =
+                |s: &Tensor, init: Tensor| if t == 0 { init } else { s.narrow(0, t - 1, 1).reshape(&[b, h]) };
             hn.push(last(&hs, h0l));
             cn.push(last(&cs, c0l));
             rows = hs.reshape(&[t * b, h]);

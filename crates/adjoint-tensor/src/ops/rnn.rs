@@ -23,7 +23,6 @@ use rayon::prelude::*;
 use gemm::Parallelism;
 
 use super::fastmath::FastFloat;
-use super::unary::dispatch_avx2;
 use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef};
 use super::PAR_THRESHOLD;
 use crate::{cache, Array, DType, Element};
@@ -291,8 +290,7 @@ fn gru_bwd<T: FastFloat + Element>(ins: &[&Array], b: usize, h: usize) -> (Array
 ///
 /// Each step is one single-threaded `gemm` accumulating `h_{t-1}·w_hhᵀ` into a copy of `gx_t`
 /// and one pass of the cell over `[B, H]` that overwrites the pre-activations with the
-/// activations; no per-step allocation. The cell is compiled for AVX2 too (chosen at run
-/// time), like the elementwise kernels.
+/// activations; no per-step allocation.
 ///
 /// ```
 /// use adjoint_tensor::{ops::rnn, Array};
@@ -315,15 +313,25 @@ pub fn lstm_seq(gx: &Array, w_hh: &Array, h0: &Array, c0: &Array) -> (Array, Arr
 /// (`seqs`: hidden-size sequences then gate-size ones, told apart by their last dim) of one
 /// float dtype; returns `(T, B, H)`.
 #[track_caller]
-fn check_seq(op: &str, gx: &Array, w: &Array, h0: &Array, states: &[&Array], seqs: &[&Array]) -> (usize, usize, usize) {
+fn check_seq(
+    op: &str,
+    gx: &Array,
+    w: &Array,
+    h0: &Array,
+    states: &[&Array],
+    seqs: &[&Array],
+) -> (usize, usize, usize) {
     let (s, d) = (gx.shape(), gx.dtype());
-    let ok = s.len() == 3 && s[2] % 4 == 0 && {
-        let (t, b, h) = (s[0], s[1], s[2] / 4);
-        w.shape() == [4 * h, h]
-            && h0.shape() == [b, h]
-            && states.iter().all(|x| x.shape() == [b, h])
-            && seqs.iter().all(|x| x.shape() == [t, b, h] || x.shape() == [t, b, 4 * h])
-    } && [w, h0].iter().chain(states).chain(seqs).all(|a| a.dtype() == d)
+    let ok = s.len() == 3
+        && s[2] % 4 == 0
+        && {
+            let (t, b, h) = (s[0], s[1], s[2] / 4);
+            w.shape() == [4 * h, h]
+                && h0.shape() == [b, h]
+                && states.iter().all(|x| x.shape() == [b, h])
+                && seqs.iter().all(|x| x.shape() == [t, b, h] || x.shape() == [t, b, 4 * h])
+        }
+        && [w, h0].iter().chain(states).chain(seqs).all(|a| a.dtype() == d)
         && matches!(d, DType::F32 | DType::F64);
     if !ok {
         let shapes: Vec<(&[usize], DType)> = [gx, w, h0]
@@ -342,18 +350,22 @@ fn transposed<T>(w: &[T], h: usize) -> MatRef<'_, T> {
     MatRef { data: w, offset: 0, rs: 1, cs: h }
 }
 
-fn lstm_seq_fwd<T: FastFloat + Element>(ins: &[&Array], t: usize, b: usize, h: usize) -> (Array, Array, Array) {
-    dispatch_avx2!(lstm_seq_fwd_generic::<T>, lstm_seq_fwd_avx2::<T>, (ins, t, b, h))
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn lstm_seq_fwd_avx2<T: FastFloat + Element>(ins: &[&Array], t: usize, b: usize, h: usize) -> (Array, Array, Array) {
+fn lstm_seq_fwd<T: FastFloat + Element>(
+    ins: &[&Array],
+    t: usize,
+    b: usize,
+    h: usize,
+) -> (Array, Array, Array) {
     lstm_seq_fwd_generic::<T>(ins, t, b, h)
 }
 
 #[inline(always)]
-fn lstm_seq_fwd_generic<T: FastFloat + Element>(ins: &[&Array], t: usize, b: usize, h: usize) -> (Array, Array, Array) {
+fn lstm_seq_fwd_generic<T: FastFloat + Element>(
+    ins: &[&Array],
+    t: usize,
+    b: usize,
+    h: usize,
+) -> (Array, Array, Array) {
     let s = slices::<T>(ins);
     let (gx, w, h0, c0) = (s[0], s[1], s[2], s[3]);
     let (bh, bg) = (b * h, b * 4 * h);
@@ -381,7 +393,8 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(ins: &[&Array], t: usize, b: usi
             let (xi, rest) = x.split_at_mut(h);
             let (xf, rest) = rest.split_at_mut(h);
             let (xg, xo) = rest.split_at_mut(h);
-            let (cp, ho, co) = (&cp[r * h..(r + 1) * h], &mut ho[r * h..(r + 1) * h], &mut co[r * h..(r + 1) * h]);
+            let (cp, ho, co) =
+                (&cp[r * h..(r + 1) * h], &mut ho[r * h..(r + 1) * h], &mut co[r * h..(r + 1) * h]);
             for j in 0..h {
                 let i = xi[j].sigmoid_fast();
                 let f = xf[j].sigmoid_fast();
@@ -443,18 +456,13 @@ pub fn lstm_seq_grad(
             4 * h
         );
     }
-    let ins: Vec<Array> = [w_hh, h0, c0, hs, cs, a, dhs, dcs].into_iter().chain(da).map(Array::contiguous).collect();
+    let ins: Vec<Array> =
+        [w_hh, h0, c0, hs, cs, a, dhs, dcs].into_iter().chain(da).map(Array::contiguous).collect();
     let refs: Vec<&Array> = ins.iter().collect();
     by_dtype!(a.dtype(), lstm_seq_bwd(&refs, t, b, h))
 }
 
-fn lstm_seq_bwd<T: FastFloat + Element>(ins: &[&Array], t: usize, b: usize, h: usize) -> (Array, Array, Array, Array) {
-    dispatch_avx2!(lstm_seq_bwd_generic::<T>, lstm_seq_bwd_avx2::<T>, (ins, t, b, h))
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn lstm_seq_bwd_avx2<T: FastFloat + Element>(
+fn lstm_seq_bwd<T: FastFloat + Element>(
     ins: &[&Array],
     t: usize,
     b: usize,
