@@ -395,19 +395,31 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
             let (xg, xo) = rest.split_at_mut(h);
             let (cp, ho, co) =
                 (&cp[r * h..(r + 1) * h], &mut ho[r * h..(r + 1) * h], &mut co[r * h..(r + 1) * h]);
-            for j in 0..h {
-                let i = xi[j].sigmoid_fast();
-                let f = xf[j].sigmoid_fast();
-                let g = xg[j].tanh_fast();
-                let o = xo[j].sigmoid_fast();
-                let c = f * cp[j] + i * g;
-                (xi[j], xf[j], xg[j], xo[j]) = (i, f, g, o);
-                co[j] = c;
-                ho[j] = o * c.tanh_fast();
-            }
+            lstm_seq_cell_row([xi, xf, xg, xo], cp, ho, co);
         }
     }
     (Array::from_vec(hs, &[t, b, h]), Array::from_vec(cs, &[t, b, h]), Array::from_vec(a, &[t, b, 4 * h]))
+}
+
+/// One row of [`lstm_seq`]'s cell: the gate pre-activations (overwritten with the
+/// activations), the previous cell state, and the new hidden and cell states. A function of
+/// its own so that the mutable slices are distinct arguments (LLVM then knows they do not
+/// alias and may vectorize the loop).
+#[inline(never)]
+fn lstm_seq_cell_row<T: FastFloat>([xi, xf, xg, xo]: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
+    let h = cp.len();
+    let (xi, xf, xg, xo) = (&mut xi[..h], &mut xf[..h], &mut xg[..h], &mut xo[..h]);
+    let (ho, co) = (&mut ho[..h], &mut co[..h]);
+    for j in 0..h {
+        let i = xi[j].sigmoid_fast();
+        let f = xf[j].sigmoid_fast();
+        let g = xg[j].tanh_fast();
+        let o = xo[j].sigmoid_fast();
+        let c = f * cp[j] + i * g;
+        (xi[j], xf[j], xg[j], xo[j]) = (i, f, g, o);
+        co[j] = c;
+        ho[j] = o * c.tanh_fast();
+    }
 }
 
 /// The reverse pass of [`lstm_seq`]: from the weights `w_hh`, the initial states `h0`, `c0`,
