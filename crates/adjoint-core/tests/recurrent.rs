@@ -1,4 +1,4 @@
-//! The fused recurrent cells (`lstm_cell`, `gru_cell`) against their composite forms — the
+//! The fused recurrent cells (`lstm_cell`, `gru_cell`) and the LSTM sequence (`lstm_seq`) against their composite forms — the
 //! op-by-op formulas (`lstm_composite`, `gru_composite`) — on odd sizes in f32 and f64: the
 //! outputs, the reverse-mode gradients (the fused `*_cell_grad` kernels against `vjp` of the
 //! composite) and the forward-mode tangents. The derivatives of every order are also checked
@@ -6,6 +6,7 @@
 
 use adjoint_core::prims::gru_cell::gru_composite;
 use adjoint_core::prims::lstm_cell::lstm_composite;
+use adjoint_core::prims::lstm_seq::lstm_seq_composite;
 use adjoint_core::{jvp, vjp, DType, Tensor};
 use adjoint_tensor::random::{uniform, Key};
 use proptest::prelude::*;
@@ -25,6 +26,11 @@ fn close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
 fn fused_lstm(p: &[Tensor]) -> Vec<Tensor> {
     let (h, c) = Tensor::lstm_cell(&p[0], &p[1], &p[2]);
     vec![h, c]
+}
+
+fn fused_lstm_seq(p: &[Tensor]) -> Vec<Tensor> {
+    let (hs, cs, a) = Tensor::lstm_seq(&p[0], &p[1], &p[2], &p[3]);
+    vec![hs, cs, a]
 }
 
 fn fused_gru(p: &[Tensor]) -> Vec<Tensor> {
@@ -66,6 +72,10 @@ proptest! {
         let (dtype, tol) = if f32_ { (DType::F32, 2e-5) } else { (DType::F64, 1e-12) };
         let lstm = vec![rand(&[b, 4 * h], seed, dtype), rand(&[b, 4 * h], seed ^ 1, dtype), rand(&[b, h], seed ^ 2, dtype)];
         compare(fused_lstm, lstm_composite, lstm, seed, tol, "lstm_cell");
+        let t = (seed % 4) as usize;
+        let w = rand(&[4 * h, h], seed ^ 3, dtype) * 0.5;
+        let seq = vec![rand(&[t, b, 4 * h], seed, dtype), w, rand(&[b, h], seed ^ 4, dtype), rand(&[b, h], seed ^ 5, dtype)];
+        compare(fused_lstm_seq, lstm_seq_composite, seq, seed, tol, "lstm_seq");
         let gru = vec![rand(&[b, 3 * h], seed, dtype), rand(&[b, 3 * h], seed ^ 1, dtype), rand(&[b, h], seed ^ 2, dtype)];
         compare(fused_gru, gru_composite, gru, seed, tol, "gru_cell");
     }
@@ -79,5 +89,40 @@ fn an_unused_output_gets_no_cotangent_work() {
     let want = adjoint_core::grad(|p: &Vec<Tensor>| lstm_composite(p)[0].sum())(&args);
     for (a, b) in g.iter().zip(&want) {
         close(a, b, 1e-12, "h-only gradient");
+    }
+}
+
+#[test]
+fn lstm_seq_with_only_the_last_state_used_matches_its_composite() {
+    // The layers' use: only h_T (a slice of hs) is used, so the pullback gets no cotangent
+    // for cs and a; also the gradient of the gradient (the reverse pass's own rules).
+    let args = vec![
+        rand(&[5, 3, 8], 1, DType::F64),
+        rand(&[8, 2], 2, DType::F64) * 0.5,
+        rand(&[3, 2], 3, DType::F64),
+        rand(&[3, 2], 4, DType::F64),
+    ];
+    let last = |hs: &Tensor| hs.narrow(0, 4, 1).sin().sum();
+    let g =
+        adjoint_core::grad(|p: &Vec<Tensor>| last(&Tensor::lstm_seq(&p[0], &p[1], &p[2], &p[3]).0))(&args);
+    let want = adjoint_core::grad(|p: &Vec<Tensor>| last(&lstm_seq_composite(p)[0]))(&args);
+    for (a, b) in g.iter().zip(&want) {
+        close(a, b, 1e-12, "h_T-only gradient");
+    }
+    let gg = |fused: bool| {
+        adjoint_core::grad(move |p: &Vec<Tensor>| {
+            let g = adjoint_core::grad(move |q: &Vec<Tensor>| {
+                let hs = if fused {
+                    Tensor::lstm_seq(&q[0], &q[1], &q[2], &q[3]).0
+                } else {
+                    lstm_seq_composite(q)[0].clone()
+                };
+                last(&hs)
+            })(p);
+            g.iter().map(|t| (t * t).sum()).fold(Tensor::from(0.0).to_f64(), |a, b| a + b)
+        })(&args)
+    };
+    for (a, b) in gg(true).iter().zip(&gg(false)) {
+        close(a, b, 1e-10, "gradient of the squared gradient norm");
     }
 }

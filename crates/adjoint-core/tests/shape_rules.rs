@@ -118,7 +118,14 @@ fn rows() -> Vec<Row> {
             vec![g4.clone(), g4, s.clone(), s.clone(), s.clone()],
         ));
         r.push(row("gru_cell", gru_cell::GruCell, vec![g3.clone(), g3.clone(), s.clone()]));
-        r.push(row("gru_cell", gru_cell::GruCellGrad, vec![g3.clone(), g3, s.clone(), s]));
+        r.push(row("gru_cell", gru_cell::GruCellGrad, vec![g3.clone(), g3, s.clone(), s.clone()]));
+        let (gs, w, hs) = (f(&[3, b, 8]), f(&[8, 2]), f(&[3, b, 2]));
+        r.push(row("lstm_seq", lstm_seq::LstmSeq, vec![gs.clone(), w.clone(), s.clone(), s.clone()]));
+        let ops = vec![w, s.clone(), s.clone(), hs.clone(), hs.clone(), gs.clone(), hs.clone(), hs];
+        let mut with_da = ops.clone();
+        with_da.push(gs);
+        r.push(row("lstm_seq", lstm_seq::LstmSeqGrad { gates: false }, ops));
+        r.push(row("lstm_seq", lstm_seq::LstmSeqGrad { gates: true }, with_da));
     }
     for n in [2, 0] {
         let x = f(&[n, 4, 7, 6]);

@@ -2,6 +2,7 @@
 
 use crate::prims::gru_cell::GruCell;
 use crate::prims::lstm_cell::LstmCell;
+use crate::prims::lstm_seq::LstmSeq;
 use crate::tensor::Tensor;
 use crate::trace::{bind, bind_multi};
 
@@ -23,6 +24,27 @@ impl Tensor {
     pub fn lstm_cell(gx: &Tensor, gh: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
         let mut o = bind_multi(&LstmCell, &[gx, gh, c]).into_iter();
         (o.next().expect("h"), o.next().expect("c"))
+    }
+
+    /// A whole LSTM layer's recurrence in one primitive: from the input projections `gx` of
+    /// every step (`[T, B, 4H]`, time-major, biases included), the hidden weights `w_hh`
+    /// (`[4H, H]`, PyTorch's layout) and the initial states `h0`, `c0` (`[B, H]`), runs the
+    /// `T` steps of [`lstm_cell`](Self::lstm_cell) with `gh_t = h_{t-1}·w_hhᵀ` and returns
+    /// `(hs, cs, a)`: every hidden and cell state (`[T, B, H]`) and every gate activation
+    /// `(σ(i), σ(f), tanh(g), σ(o))` (`[T, B, 4H]`). One kernel forward, one backward (backpropagation through
+    /// time with a single weight-gradient product); differentiable to any order.
+    ///
+    /// ```
+    /// use adjoint_core::Tensor;
+    /// let (gx, w) = (Tensor::zeros(&[3, 2, 8]), Tensor::zeros(&[8, 2]));
+    /// let (hs, cs, a) = Tensor::lstm_seq(&gx, &w, &Tensor::zeros(&[2, 2]), &Tensor::ones(&[2, 2]));
+    /// assert_eq!(cs.to_vec::<f32>()[8..], [0.125; 4]); // σ(0)³·c₀
+    /// assert_eq!((hs.shape(), a.shape()), (&[3, 2, 2][..], &[3, 2, 8][..]));
+    /// ```
+    #[track_caller]
+    pub fn lstm_seq(gx: &Tensor, w_hh: &Tensor, h0: &Tensor, c0: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let mut o = bind_multi(&LstmSeq, &[gx, w_hh, h0, c0]).into_iter();
+        (o.next().expect("hs"), o.next().expect("cs"), o.next().expect("a"))
     }
 
     /// One GRU step with PyTorch's equations from the gates' input projection `gx` and hidden

@@ -184,6 +184,7 @@ pub mod log;
 pub mod log1p;
 pub mod logical;
 pub mod lstm_cell;
+pub mod lstm_seq;
 pub mod matmul;
 pub mod max_min;
 pub mod max_pool2d;

@@ -8,17 +8,18 @@
 //! for these names (a derive would give `layers.0.weight_ih`).
 //!
 //! ## Evaluation
-//! Each step is one fused primitive, [`Tensor::lstm_cell`] or [`Tensor::gru_cell`] (gate
-//! nonlinearities and state update in one pass forward, every gate's gradient in one pass
-//! backward), fed by two projections: the input projection of **all** time steps is one matrix
-//! product `[T·B, in]·W_ihᵀ` (biases added once), and each step adds only its own `h·W_hhᵀ`.
-//! The projected sequence is cut into its `T` steps by one multi-output `split` (time-major
-//! rows, so each step is a contiguous `[B, G·H]` view): under reverse mode the derivative of
-//! a slice is a zero-padded tensor of the full size, and slicing the `[T·B, G·H]` projection
-//! once per step would make backpropagation through time cost `O(T²)`, whereas the split's
-//! derivative is one concat. Layers pass their outputs on as a list of `[B, H]` steps. The
-//! cells are primitives with rules of every order, so `grad` backpropagates through time and
-//! higher derivatives, `vmap` and `jit` work.
+//! The input projection of **all** time steps is one matrix product `[T·B, in]·W_ihᵀ` over
+//! time-major rows (biases added once). An LSTM layer's recurrence is then one primitive,
+//! [`Tensor::lstm_seq`]: all steps forward in one kernel (per step one `h·W_hhᵀ` product and
+//! the fused cell), backpropagation through time in one kernel whose `W_hh` gradient is a single
+//! product over all `T·B` rows; one tape node per layer. A GRU step is one fused primitive,
+//! [`Tensor::gru_cell`], with the projected sequence cut into its `T` steps by one
+//! multi-output `split` (time-major rows, so each step is a contiguous `[B, G·H]` view): under
+//! reverse mode the derivative of a slice is a zero-padded tensor of the full size, and
+//! slicing the `[T·B, G·H]` projection once per step would make backpropagation through time
+//! cost `O(T²)`, whereas the split's derivative is one concat. All of these are primitives with
+//! rules of every order, so `grad` backpropagates through time and higher derivatives, `vmap`
+//! and `jit` work.
 
 use adjoint_core::params::{join_name, Buffer};
 use adjoint_core::{Params, Tensor};
@@ -139,25 +140,36 @@ macro_rules! rnn_params {
     };
 }
 
-/// The input projections `x_t·W_ihᵀ + bias` of all time steps (`[B, F]` each) as one matrix
-/// product, cut into the steps again by one `split`. `steps` is either the list of steps or,
-/// for the first layer, `[x]` with `x` of shape `[B, T, F]`.
+/// The rows `[T·B, F]` of a batch-first input `[B, T, F]`, time-major (step `t` is rows
+/// `t·B..(t+1)·B`).
+fn time_major(x: &Tensor) -> Tensor {
+    let (b, t, f) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    x.permute(&[1, 0, 2]).reshape(&[t * b, f])
+}
+
+/// The input projections `x_t·W_ihᵀ + bias` of all time steps as one matrix product over the
+/// time-major rows `[T·B, F]`.
+fn project_rows(rows: &Tensor, w_ih: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let p = rows.matmul(&w_ih.t());
+    match bias {
+        Some(bias) => p + bias,
+        None => p,
+    }
+}
+
+/// The input projections of all time steps (`[B, F]` each) as one matrix product, cut into
+/// the steps again by one `split`. `steps` is either the list of steps or, for the first
+/// layer, `[x]` with `x` of shape `[B, T, F]`.
 fn project(steps: &[Tensor], w_ih: &Tensor, bias: Option<&Tensor>) -> Vec<Tensor> {
     let rows = if steps.len() == 1 && steps[0].rank() == 3 {
-        let x = &steps[0];
-        let (b, t, f) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-        x.permute(&[1, 0, 2]).reshape(&[t * b, f])
+        time_major(&steps[0])
     } else {
         let refs: Vec<&Tensor> = steps.iter().collect();
         Tensor::concat(&refs, 0)
     };
     let t = if steps.len() == 1 && steps[0].rank() == 3 { steps[0].shape()[1] } else { steps.len() };
     let b = rows.shape()[0] / t.max(1);
-    let mut p = rows.matmul(&w_ih.t());
-    if let Some(bias) = bias {
-        p = p + bias;
-    }
-    p.split(0, &vec![b; t])
+    project_rows(&rows, w_ih, bias).split(0, &vec![b; t])
 }
 
 /// Inter-layer dropout on every time step (training only).
@@ -250,26 +262,25 @@ impl Lstm {
         let b = x.shape()[0];
         let h0 = initial("Lstm", state.map(|s| s.0), nl, b, h, x.dtype());
         let c0 = initial("Lstm", state.map(|s| s.1), nl, b, h, x.dtype());
-        let mut steps = vec![x.clone()];
+        let t = x.shape()[1];
+        // Time-major rows [T·B, ·]: the input of each layer's projection, then its output.
+        let mut rows = time_major(x);
         let (mut hn, mut cn) = (Vec::with_capacity(nl), Vec::with_capacity(nl));
         for (l, w) in self.layers.iter().enumerate() {
-            if l > 0 {
-                steps = drop_steps(steps, self.dropout, ctx);
+            if l > 0 && self.dropout > 0.0 && ctx.is_training() {
+                rows = Dropout { p: self.dropout }.forward_with(&rows, ctx);
             }
-            let gx = project(&steps, &w.weight_ih, sum_biases(w).as_ref());
-            let whh_t = w.weight_hh.t();
-            let mut hs = h0.narrow(0, l, 1).reshape(&[b, h]);
-            let mut cs = c0.narrow(0, l, 1).reshape(&[b, h]);
-            steps = Vec::with_capacity(gx.len());
-            for gx_t in &gx {
-                (hs, cs) = Tensor::lstm_cell(gx_t, &hs.matmul(&whh_t), &cs);
-                steps.push(hs.clone());
-            }
-            hn.push(hs);
-            cn.push(cs);
+            let gx = project_rows(&rows, &w.weight_ih, sum_biases(w).as_ref()).reshape(&[t, b, 4 * h]);
+            let h0l = h0.narrow(0, l, 1).reshape(&[b, h]);
+            let c0l = c0.narrow(0, l, 1).reshape(&[b, h]);
+            let (hs, cs, _) = Tensor::lstm_seq(&gx, &w.weight_hh, &h0l, &c0l);
+            let last =
+                |s: &Tensor, init: Tensor| if t == 0 { init } else { s.narrow(0, t - 1, 1).reshape(&[b, h]) };
+            hn.push(last(&hs, h0l));
+            cn.push(last(&cs, c0l));
+            rows = hs.reshape(&[t * b, h]);
         }
-        let refs: Vec<&Tensor> = steps.iter().collect();
-        let seq = Tensor::stack(&refs, 1);
+        let seq = rows.reshape(&[t, b, h]).permute(&[1, 0, 2]);
         let hr: Vec<&Tensor> = hn.iter().collect();
         let cr: Vec<&Tensor> = cn.iter().collect();
         (seq, (Tensor::stack(&hr, 0), Tensor::stack(&cr, 0)))

@@ -20,7 +20,10 @@
 
 use rayon::prelude::*;
 
+use gemm::Parallelism;
+
 use super::fastmath::FastFloat;
+use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef};
 use super::PAR_THRESHOLD;
 use crate::{cache, Array, DType, Element};
 
@@ -275,4 +278,283 @@ fn gru_bwd<T: FastFloat + Element>(ins: &[&Array], b: usize, h: usize) -> (Array
         }
     });
     (Array::from_vec(dx, &[b, 3 * h]), Array::from_vec(dy, &[b, 3 * h]), Array::from_vec(dhp, &[b, h]))
+}
+
+/// A whole LSTM sequence (one layer, time-major): from the input projections `gx`
+/// (`[T, B, 4H]`, biases included), the hidden weights `w_hh` (`[4H, H]`, PyTorch's layout)
+/// and the initial states `h0`, `c0` (`[B, H]`), runs the `T` steps of [`lstm_cell`] with
+/// `gh_t = h_{t-1}·w_hhᵀ` and returns `(hs, cs, a)`: every hidden state and cell state
+/// (`[T, B, H]`) and every gate activation `a_t = (σ(i), σ(f), tanh(g), σ(o))` of the
+/// pre-activations `gx_t + gh_t` (`[T, B, 4H]`, kept for the reverse pass [`lstm_seq_grad`],
+/// which then needs no transcendental but `tanh(c_t)`).
+///
+/// Each step is one single-threaded `gemm` accumulating `h_{t-1}·w_hhᵀ` into a copy of `gx_t`
+/// and one pass of the cell over `[B, H]` that overwrites the pre-activations with the
+/// activations; no per-step allocation.
+///
+/// ```
+/// use adjoint_tensor::{ops::rnn, Array};
+/// let gx = Array::from_vec(vec![0.0f64; 8], &[2, 1, 4]);
+/// let w = Array::from_vec(vec![0.0f64; 4], &[4, 1]);
+/// let one = Array::from_vec(vec![1.0f64], &[1, 1]);
+/// let (hs, cs, a) = rnn::lstm_seq(&gx, &w, &one, &one);
+/// assert_eq!(cs.to_vec::<f64>(), vec![0.5, 0.25]); // σ(0)·c each step
+/// assert_eq!((hs.shape(), a.shape()), (&[2, 1, 1][..], &[2, 1, 4][..]));
+/// ```
+#[track_caller]
+pub fn lstm_seq(gx: &Array, w_hh: &Array, h0: &Array, c0: &Array) -> (Array, Array, Array) {
+    let (t, b, h) = check_seq("lstm_seq", gx, w_hh, h0, &[c0], &[]);
+    let ins = [gx.contiguous(), w_hh.contiguous(), h0.contiguous(), c0.contiguous()];
+    let refs: Vec<&Array> = ins.iter().collect();
+    by_dtype!(gx.dtype(), lstm_seq_fwd(&refs, t, b, h))
+}
+
+/// Checks `[T, B, 4H]`, `[4H, H]`, `[B, H]`… (`states`), `[T, B, H]`… and `[T, B, 4H]`…
+/// (`seqs`: hidden-size sequences then gate-size ones, told apart by their last dim) of one
+/// float dtype; returns `(T, B, H)`.
+#[track_caller]
+fn check_seq(
+    op: &str,
+    gx: &Array,
+    w: &Array,
+    h0: &Array,
+    states: &[&Array],
+    seqs: &[&Array],
+) -> (usize, usize, usize) {
+    let (s, d) = (gx.shape(), gx.dtype());
+    let ok = s.len() == 3
+        && s[2] % 4 == 0
+        && {
+            let (t, b, h) = (s[0], s[1], s[2] / 4);
+            w.shape() == [4 * h, h]
+                && h0.shape() == [b, h]
+                && states.iter().all(|x| x.shape() == [b, h])
+                && seqs.iter().all(|x| x.shape() == [t, b, h] || x.shape() == [t, b, 4 * h])
+        }
+        && [w, h0].iter().chain(states).chain(seqs).all(|a| a.dtype() == d)
+        && matches!(d, DType::F32 | DType::F64);
+    if !ok {
+        let shapes: Vec<(&[usize], DType)> = [gx, w, h0]
+            .into_iter()
+            .chain(states.iter().copied())
+            .chain(seqs.iter().copied())
+            .map(|a| (a.shape(), a.dtype()))
+            .collect();
+        panic!("adjoint-tensor: {op}: needs float arrays [T, B, 4·H], [4·H, H], [B, H]…, got {shapes:?}");
+    }
+    (s[0], s[1], s[2] / 4)
+}
+
+/// `W` (`[4H, H]`, row-major) as the right operand `Wᵀ` (`[H, 4H]`) of a product.
+fn transposed<T>(w: &[T], h: usize) -> MatRef<'_, T> {
+    MatRef { data: w, offset: 0, rs: 1, cs: h }
+}
+
+fn lstm_seq_fwd<T: FastFloat + Element>(
+    ins: &[&Array],
+    t: usize,
+    b: usize,
+    h: usize,
+) -> (Array, Array, Array) {
+    lstm_seq_fwd_generic::<T>(ins, t, b, h)
+}
+
+#[inline(always)]
+fn lstm_seq_fwd_generic<T: FastFloat + Element>(
+    ins: &[&Array],
+    t: usize,
+    b: usize,
+    h: usize,
+) -> (Array, Array, Array) {
+    let s = slices::<T>(ins);
+    let (gx, w, h0, c0) = (s[0], s[1], s[2], s[3]);
+    let (bh, bg) = (b * h, b * 4 * h);
+    let mut a = cache::take::<T>(t * bg);
+    a.extend_from_slice(gx);
+    let (mut hs, mut cs) = (output::<T>(t * bh), output::<T>(t * bh));
+    for s in 0..t {
+        let (done_h, rest_h) = hs.split_at_mut(s * bh);
+        let (done_c, rest_c) = cs.split_at_mut(s * bh);
+        let (hp, cp) = if s == 0 { (h0, c0) } else { (&done_h[(s - 1) * bh..], &done_c[(s - 1) * bh..]) };
+        let a_s = &mut a[s * bg..(s + 1) * bg];
+        if h > 0 && b > 0 {
+            gemm_into(
+                (b, 4 * h, h),
+                MatMut { data: &mut *a_s, rs: 4 * h, cs: 1 },
+                true,
+                MatRef { data: hp, offset: 0, rs: h, cs: 1 },
+                transposed(w, h),
+                Parallelism::None,
+            );
+        }
+        let (ho, co) = (&mut rest_h[..bh], &mut rest_c[..bh]);
+        for r in 0..b {
+            let x = &mut a_s[r * 4 * h..(r + 1) * 4 * h];
+            let (xi, rest) = x.split_at_mut(h);
+            let (xf, rest) = rest.split_at_mut(h);
+            let (xg, xo) = rest.split_at_mut(h);
+            let (cp, ho, co) =
+                (&cp[r * h..(r + 1) * h], &mut ho[r * h..(r + 1) * h], &mut co[r * h..(r + 1) * h]);
+            lstm_seq_cell_row([xi, xf, xg, xo], cp, ho, co);
+        }
+    }
+    (Array::from_vec(hs, &[t, b, h]), Array::from_vec(cs, &[t, b, h]), Array::from_vec(a, &[t, b, 4 * h]))
+}
+
+/// One row of [`lstm_seq`]'s cell: the gate pre-activations (overwritten with the
+/// activations), the previous cell state, and the new hidden and cell states. A function of
+/// its own so that the mutable slices are distinct arguments (LLVM then knows they do not
+/// alias and may vectorize the loop).
+#[inline(never)]
+fn lstm_seq_cell_row<T: FastFloat>([xi, xf, xg, xo]: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
+    let h = cp.len();
+    let (xi, xf, xg, xo) = (&mut xi[..h], &mut xf[..h], &mut xg[..h], &mut xo[..h]);
+    let (ho, co) = (&mut ho[..h], &mut co[..h]);
+    for j in 0..h {
+        let i = xi[j].sigmoid_fast();
+        let f = xf[j].sigmoid_fast();
+        let g = xg[j].tanh_fast();
+        let o = xo[j].sigmoid_fast();
+        let c = f * cp[j] + i * g;
+        (xi[j], xf[j], xg[j], xo[j]) = (i, f, g, o);
+        co[j] = c;
+        ho[j] = o * c.tanh_fast();
+    }
+}
+
+/// The reverse pass of [`lstm_seq`]: from the weights `w_hh`, the initial states `h0`, `c0`,
+/// the forward's `hs`, `cs`, `a` and the cotangents `dhs`, `dcs` (`[T, B, H]`) and `da`
+/// (`[T, B, 4H]`, `None` for zero) of its three outputs, returns `(d_gx, d_w_hh, d_h0, d_c0)`:
+/// the cotangent of every gate pre-activation (`[T, B, 4H]`, which is that of `gx`), of
+/// `w_hh`, of `h0` and of `c0`.
+///
+/// Backpropagation through time runs one [`lstm_cell_grad`]-like pass and one `[B, 4H]·W`
+/// product per step, from the last step to the first; the weight gradient is then **one**
+/// product `d_aᵀ·[h0; h_0 … h_{T-2}]` over all `T·B` rows (split across the pool when large)
+/// instead of `T` small ones. The activations are read from `a`, `tanh(c_t)` is recomputed
+/// from `cs`; `hs[T-1]` is not read.
+///
+/// ```
+/// use adjoint_tensor::{ops::rnn, Array};
+/// let z = |s: &[usize]| Array::from_vec(vec![0.0f64; s.iter().product()], s);
+/// let one = Array::from_vec(vec![1.0f64], &[1, 1]);
+/// let (hs, cs, a) = rnn::lstm_seq(&z(&[1, 1, 4]), &z(&[4, 1]), &one, &one);
+/// let (da, dw, dh0, dc0) = rnn::lstm_seq_grad(&z(&[4, 1]), &one, &one, &hs, &cs, &a, &z(&[1, 1, 1]), &Array::from_vec(vec![1.0f64], &[1, 1, 1]), None);
+/// assert_eq!(dc0.to_vec::<f64>(), vec![0.5]); // ∂c_0/∂c_{-1} = σ(f)
+/// assert_eq!(da.to_vec::<f64>(), vec![0.0, 0.25, 0.5, 0.0]); // σ'(0)·c_{-1} for f, σ(i) for g
+/// assert_eq!((dw.to_vec::<f64>(), dh0.to_vec::<f64>()), (vec![0.0, 0.25, 0.5, 0.0], vec![0.0]));
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn lstm_seq_grad(
+    w_hh: &Array,
+    h0: &Array,
+    c0: &Array,
+    hs: &Array,
+    cs: &Array,
+    a: &Array,
+    dhs: &Array,
+    dcs: &Array,
+    da: Option<&Array>,
+) -> (Array, Array, Array, Array) {
+    let mut seqs = vec![hs, cs, dhs, dcs];
+    seqs.extend(da);
+    let (t, b, h) = check_seq("lstm_seq_grad", a, w_hh, h0, &[c0], &seqs);
+    let ok = hs.shape() == [t, b, h] && cs.shape() == hs.shape() && dhs.shape() == hs.shape();
+    let ok = ok && dcs.shape() == hs.shape() && da.is_none_or(|d| d.shape() == a.shape());
+    if !ok {
+        panic!(
+            "adjoint-tensor: lstm_seq_grad: hs, cs, dhs, dcs must be [{t}, {b}, {h}] and da [{t}, {b}, {}]",
+            4 * h
+        );
+    }
+    let ins: Vec<Array> =
+        [w_hh, h0, c0, hs, cs, a, dhs, dcs].into_iter().chain(da).map(Array::contiguous).collect();
+    let refs: Vec<&Array> = ins.iter().collect();
+    by_dtype!(a.dtype(), lstm_seq_bwd(&refs, t, b, h))
+}
+
+fn lstm_seq_bwd<T: FastFloat + Element>(
+    ins: &[&Array],
+    t: usize,
+    b: usize,
+    h: usize,
+) -> (Array, Array, Array, Array) {
+    lstm_seq_bwd_generic::<T>(ins, t, b, h)
+}
+
+#[inline(always)]
+fn lstm_seq_bwd_generic<T: FastFloat + Element>(
+    ins: &[&Array],
+    t: usize,
+    b: usize,
+    h: usize,
+) -> (Array, Array, Array, Array) {
+    let s = slices::<T>(ins);
+    let (w, h0, c0, hs, cs, a, dhs, dcs) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+    let da = s.get(8).copied();
+    let (bh, bg) = (b * h, b * 4 * h);
+    let one = T::one();
+    let mut d_a = output::<T>(t * bg);
+    let (mut dh_next, mut dc_next) = (output::<T>(bh), output::<T>(bh));
+    let no_da = output::<T>(if da.is_some() { 0 } else { 4 * h });
+    for s in (0..t).rev() {
+        let cp_all = if s == 0 { c0 } else { &cs[(s - 1) * bh..s * bh] };
+        let dg_s = &mut d_a[s * bg..(s + 1) * bg];
+        for r in 0..b {
+            let x = &a[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h];
+            let (xi, xf, xg, xo) = (&x[..h], &x[h..2 * h], &x[2 * h..3 * h], &x[3 * h..]);
+            let e = da.map_or(&no_da[..], |d| &d[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h]);
+            let (ei, ef, eg, eo) = (&e[..h], &e[h..2 * h], &e[2 * h..3 * h], &e[3 * h..]);
+            let rh = r * h..(r + 1) * h;
+            let cp = &cp_all[rh.clone()];
+            let rs = s * bh + r * h..s * bh + (r + 1) * h;
+            let (c, dh_in, dc_in) = (&cs[rs.clone()], &dhs[rs.clone()], &dcs[rs]);
+            let (dhn, dcn) = (&dh_next[rh.clone()], &mut dc_next[rh]);
+            let dg = &mut dg_s[r * 4 * h..(r + 1) * 4 * h];
+            let (di, rest) = dg.split_at_mut(h);
+            let (df, rest) = rest.split_at_mut(h);
+            let (dgg, do_) = rest.split_at_mut(h);
+            for j in 0..h {
+                let (i, f, g, o) = (xi[j], xf[j], xg[j], xo[j]);
+                let tc = c[j].tanh_fast();
+                let dh = dh_in[j] + dhn[j];
+                let dct = dc_in[j] + dcn[j] + dh * o * (one - tc * tc);
+                di[j] = (dct * g + ei[j]) * i * (one - i);
+                df[j] = (dct * cp[j] + ef[j]) * f * (one - f);
+                dgg[j] = (dct * i + eg[j]) * (one - g * g);
+                do_[j] = (dh * tc + eo[j]) * o * (one - o);
+                dcn[j] = dct * f;
+            }
+        }
+        if h > 0 && b > 0 {
+            gemm_into(
+                (b, h, 4 * h),
+                MatMut { data: &mut dh_next, rs: h, cs: 1 },
+                false,
+                MatRef { data: dg_s, offset: 0, rs: 4 * h, cs: 1 },
+                MatRef { data: w, offset: 0, rs: h, cs: 1 },
+                Parallelism::None,
+            );
+        }
+    }
+    // d_w = Σ_t d_a_tᵀ·h_{t-1}: step 0 against h0, steps 1.. against hs[..T-1] in one product.
+    let mut dw = output::<T>(4 * h * h);
+    if t > 0 && h > 0 && b > 0 {
+        let lhs = |offset| MatRef { data: &d_a, offset, rs: 1, cs: 4 * h };
+        let rows = |data| MatRef { data, offset: 0, rs: h, cs: 1 };
+        let dst = MatMut { data: &mut dw, rs: h, cs: 1 };
+        gemm_into((4 * h, h, b), dst, false, lhs(0), rows(h0), Parallelism::None);
+        let k = (t - 1) * b;
+        if k > 0 {
+            let dst = MatMut { data: &mut dw, rs: h, cs: 1 };
+            gemm_into((4 * h, h, k), dst, true, lhs(bg), rows(hs), gemm_parallelism(4 * h, h, k));
+        }
+    }
+    (
+        Array::from_vec(d_a, &[t, b, 4 * h]),
+        Array::from_vec(dw, &[4 * h, h]),
+        Array::from_vec(dh_next, &[b, h]),
+        Array::from_vec(dc_next, &[b, h]),
+    )
 }
