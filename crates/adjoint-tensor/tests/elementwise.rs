@@ -204,10 +204,12 @@ fn ref_binary(op: BinaryOp, x: f64, y: f64, int: bool) -> f64 {
         Min => x.min(y),
         Atan2 => x.atan2(y),
         Rem => x % y,
+        ReluGrad if x > 0.0 => y,
+        ReluGrad => 0.0,
     }
 }
 
-const FLOAT_BINARY: [BinaryOp; 9] = [
+const FLOAT_BINARY: [BinaryOp; 10] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
@@ -217,6 +219,7 @@ const FLOAT_BINARY: [BinaryOp; 9] = [
     BinaryOp::Min,
     BinaryOp::Atan2,
     BinaryOp::Rem,
+    BinaryOp::ReluGrad,
 ];
 const COMPARES: [CompareOp; 6] =
     [CompareOp::Eq, CompareOp::Ne, CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge];
@@ -270,13 +273,13 @@ proptest! {
         ka in 0u8..5,
         kb in 0u8..5,
         seed in any::<u64>(),
-        op in 0usize..9,
+        op in 0usize..FLOAT_BINARY.len(),
         dt in 0u8..3,
     ) {
         let dtype = dtype_of(dt);
         let op = FLOAT_BINARY[op];
         let int = dtype == DType::I64;
-        if int && matches!(op, BinaryOp::Pow | BinaryOp::Atan2) {
+        if int && op.float_only() {
             return Ok(());
         }
         let nonzero = int && matches!(op, BinaryOp::Div | BinaryOp::Rem);
