@@ -597,3 +597,26 @@ fn misuse_messages_name_op_shapes_and_caller() {
     let m = panic_message(|| b.logical_or(&Array::zeros(&[3], DType::Bool)));
     assert!(m.contains("logical_or") && m.contains("[4]") && m.contains("[3]"), "{m}");
 }
+
+#[test]
+fn select_with_a_scalar_branch_matches_reference() {
+    // `where(x > 0, x, 0)` and `where(x > 0, 0, x)`: one branch a broadcast scalar, at odd
+    // sizes below and above the parallel threshold, contiguous and strided.
+    for n in [1usize, 7, 33, 70_001] {
+        let xs: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
+        for dtype in [DType::F32, DType::F64] {
+            let x = Array::from_vec(xs.clone(), &[n]).cast(dtype);
+            let z = Array::scalar(0.0f64).cast(dtype);
+            let c = x.greater(&z);
+            let pos: Vec<f64> = xs.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+            let neg: Vec<f64> = xs.iter().map(|&v| if v > 0.0 { 0.0 } else { v }).collect();
+            assert_eq!(Array::select(&c, &x, &z).to_vec::<f64>(), pos);
+            assert_eq!(Array::select(&c, &z, &x).to_vec::<f64>(), neg);
+            // A [2, n] view with the scalar broadcast along both axes.
+            let x2 = Array::from_vec([xs.clone(), xs.clone()].concat(), &[2, n]).cast(dtype);
+            let c2 = x2.greater(&z);
+            let got = Array::select(&c2, &x2, &z).to_vec::<f64>();
+            assert_eq!(got, [pos.clone(), pos.clone()].concat());
+        }
+    }
+}
