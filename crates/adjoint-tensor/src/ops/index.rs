@@ -135,7 +135,8 @@ fn scatter_add_kernel<T: Element + AddAssign>(
             // rule): row `r` of the output takes row `r` of the source, so rows are disjoint
             // and go to rayon in groups.
             let (w_in, w_out) = (idx_layout.shape[rank - 1], base.shape()[rank - 1]);
-            if w_in > 0 {
+            if let Some(per) = crate::ops::PAR_THRESHOLD.checked_div(w_in) {
+                let per = per.max(1);
                 let row = |(o, (i, v)): (&mut [T], (&[i64], &[T]))| {
                     for (&j, &x) in i.iter().zip(v) {
                         o[j as usize] += x;
@@ -143,7 +144,6 @@ fn scatter_add_kernel<T: Element + AddAssign>(
                 };
                 if sv.len() >= crate::ops::PAR_THRESHOLD {
                     use rayon::prelude::*;
-                    let per = (crate::ops::PAR_THRESHOLD / w_in).max(1);
                     out.par_chunks_mut(w_out * per)
                         .zip(ix.par_chunks(w_in * per).zip(sv.par_chunks(w_in * per)))
                         .for_each(|(o, (i, v))| {
