@@ -608,6 +608,7 @@ fn select_with_a_scalar_branch_matches_reference() {
             let x = Array::from_vec(xs.clone(), &[n]).cast(dtype);
             let z = Array::scalar(0.0f64).cast(dtype);
             let c = x.greater(&z);
+            let xs = x.to_vec::<f64>(); // as rounded to the dtype
             let pos: Vec<f64> = xs.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
             let neg: Vec<f64> = xs.iter().map(|&v| if v > 0.0 { 0.0 } else { v }).collect();
             assert_eq!(Array::select(&c, &x, &z).to_vec::<f64>(), pos);
