@@ -48,7 +48,7 @@ fn fuse_turns_an_elementwise_chain_into_one_kernel() {
 
 #[test]
 fn fuse_handles_scalars_bias_rows_masks_and_several_outputs() {
-    // relu(x @ w + b) (compare + select), a bias row broadcast along the leading axis, a
+    // relu(x @ w + b) (the relu primitive), a bias row broadcast along the leading axis, a
     // mask read outside the group, two values escaping.
     let f = |p: &(Tensor, Tensor, Tensor)| {
         let h = p.0.matmul(&p.1) + &p.2;
@@ -67,12 +67,26 @@ fn fuse_handles_scalars_bias_rows_masks_and_several_outputs() {
     fused.check().unwrap();
     let n = names(&fused);
     assert_eq!(n.iter().filter(|&&x| x == "fused").count(), 1, "{fused}");
-    assert!(!n.contains(&"select") && !n.contains(&"exp"), "{fused}");
+    assert!(!n.contains(&"relu") && !n.contains(&"exp"), "{fused}");
     let ins = vec![p.0.clone(), p.1.clone(), p.2.clone()];
     let (a, b) = (run_ir(&fused, &ins), replay_ir(&ir, &ins));
     assert_eq!(a[2].dtype(), DType::Bool);
     assert_eq!(a[2].to_vec::<f64>(), b[2].to_vec::<f64>());
     same(&a[..2], &b[..2]);
+}
+
+#[test]
+fn fuse_takes_relu_and_its_backward() {
+    // The reverse pass of relu(x)·x + 1 is relu_grad(y, c)·x + c·y: relu_grad joins the group.
+    let f = |x: &Tensor| adjoint_core::grad(|x: &Tensor| (x.relu() * x + 1.0).sin().sum())(x);
+    let x = rand(&[37, 5], 9, -1.0, 1.0, DType::F32);
+    let ir = optimize(make_ir(f)(&x));
+    let fused = fuse(ir.clone());
+    fused.check().unwrap();
+    let n = names(&fused);
+    assert!(!n.contains(&"relu") && !n.contains(&"relu_grad"), "{fused}");
+    same(&run_ir(&fused, std::slice::from_ref(&x)), &replay_ir(&ir, std::slice::from_ref(&x)));
+    assert_eq!(bits(&jit(f)(&x)), bits(&f(&x)));
 }
 
 #[test]

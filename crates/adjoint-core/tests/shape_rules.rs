@@ -45,6 +45,7 @@ fn rows() -> Vec<Row> {
     let mut r = Vec::new();
     for s in [&[2, 3][..], &[0, 3], &[]] {
         r.push(row("abs", abs::Abs, vec![f(s)]));
+        r.push(row("relu", relu::Relu, vec![f(s)]));
         r.push(row("neg", neg::Neg, vec![f(s)]));
         r.push(row("sign", sign::Sign, vec![f(s)]));
         r.push(row("stop_gradient", stop_gradient::StopGradient, vec![f(s)]));
@@ -69,6 +70,7 @@ fn rows() -> Vec<Row> {
         r.push(row("add", add::Add, vec![f(x), f(y)]));
         r.push(row("sub", sub::Sub, vec![f(x), f(y)]));
         r.push(row("mul", mul::Mul, vec![f(x), f(y)]));
+        r.push(row("relu", relu::ReluGrad, vec![f(x), f(y)]));
         r.push(row("div", div::Div, vec![f(x), f(y)]));
         r.push(row("rem", rem::Rem, vec![f(x), f(y)]));
         r.push(row("pow", pow::Pow, vec![f(x), f(y)]));

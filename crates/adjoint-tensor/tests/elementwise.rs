@@ -204,10 +204,12 @@ fn ref_binary(op: BinaryOp, x: f64, y: f64, int: bool) -> f64 {
         Min => x.min(y),
         Atan2 => x.atan2(y),
         Rem => x % y,
+        ReluGrad if x > 0.0 => y,
+        ReluGrad => 0.0,
     }
 }
 
-const FLOAT_BINARY: [BinaryOp; 9] = [
+const FLOAT_BINARY: [BinaryOp; 10] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
@@ -217,6 +219,7 @@ const FLOAT_BINARY: [BinaryOp; 9] = [
     BinaryOp::Min,
     BinaryOp::Atan2,
     BinaryOp::Rem,
+    BinaryOp::ReluGrad,
 ];
 const COMPARES: [CompareOp; 6] =
     [CompareOp::Eq, CompareOp::Ne, CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge];
@@ -270,13 +273,13 @@ proptest! {
         ka in 0u8..5,
         kb in 0u8..5,
         seed in any::<u64>(),
-        op in 0usize..9,
+        op in 0usize..FLOAT_BINARY.len(),
         dt in 0u8..3,
     ) {
         let dtype = dtype_of(dt);
         let op = FLOAT_BINARY[op];
         let int = dtype == DType::I64;
-        if int && matches!(op, BinaryOp::Pow | BinaryOp::Atan2) {
+        if int && op.float_only() {
             return Ok(());
         }
         let nonzero = int && matches!(op, BinaryOp::Div | BinaryOp::Rem);
@@ -593,4 +596,28 @@ fn misuse_messages_name_op_shapes_and_caller() {
     assert!(m.contains("logical_and") && m.contains("float32") && m.contains("elementwise.rs"), "{m}");
     let m = panic_message(|| b.logical_or(&Array::zeros(&[3], DType::Bool)));
     assert!(m.contains("logical_or") && m.contains("[4]") && m.contains("[3]"), "{m}");
+}
+
+#[test]
+fn select_with_a_scalar_branch_matches_reference() {
+    // `where(x > 0, x, 0)` and `where(x > 0, 0, x)`: one branch a broadcast scalar, at odd
+    // sizes below and above the parallel threshold, contiguous and strided.
+    for n in [1usize, 7, 33, 70_001] {
+        let xs: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
+        for dtype in [DType::F32, DType::F64] {
+            let x = Array::from_vec(xs.clone(), &[n]).cast(dtype);
+            let z = Array::scalar(0.0f64).cast(dtype);
+            let c = x.greater(&z);
+            let xs = x.to_vec::<f64>(); // as rounded to the dtype
+            let pos: Vec<f64> = xs.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+            let neg: Vec<f64> = xs.iter().map(|&v| if v > 0.0 { 0.0 } else { v }).collect();
+            assert_eq!(Array::select(&c, &x, &z).to_vec::<f64>(), pos);
+            assert_eq!(Array::select(&c, &z, &x).to_vec::<f64>(), neg);
+            // A [2, n] view with the scalar broadcast along both axes.
+            let x2 = Array::from_vec([xs.clone(), xs.clone()].concat(), &[2, n]).cast(dtype);
+            let c2 = x2.greater(&z);
+            let got = Array::select(&c2, &x2, &z).to_vec::<f64>();
+            assert_eq!(got, [pos.clone(), pos.clone()].concat());
+        }
+    }
 }

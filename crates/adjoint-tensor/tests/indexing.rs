@@ -607,3 +607,29 @@ fn sort_misuse_messages() {
     assert_panics(|| Array::scalar(1.0f32).sort(0, false), &["sort", "axis 0", "[]"]);
     assert_eq!(x.try_topk(4, 1, true).unwrap_err().op, "topk");
 }
+
+#[test]
+fn scatter_add_along_the_last_axis_matches_a_loop() {
+    // Max pooling's reverse rule: zeros (a broadcast scalar, or an owned buffer) scattered into
+    // along the last axis with contiguous index and source, below and above the parallel size.
+    for (rows, w_in, w_out) in [(3usize, 5usize, 7usize), (8 * 9, 1000, 1500)] {
+        let n = rows * w_in;
+        let idx: Vec<i64> = (0..n).map(|i| ((i * 7919 + i / w_in * 31) % w_out) as i64).collect();
+        let src: Vec<f64> = (0..n).map(|i| (i % 13) as f64 - 6.0).collect();
+        let mut want = vec![0.0f64; rows * w_out];
+        for i in 0..n {
+            want[i / w_in * w_out + idx[i] as usize] += src[i];
+        }
+        let (ia, sa) =
+            (Array::from_vec(idx, &[rows / 3, 3, w_in]), Array::from_vec(src, &[rows / 3, 3, w_in]));
+        for base in [
+            Array::scalar(0.0f64).broadcast_to(&[rows / 3, 3, w_out]),
+            Array::zeros(&[rows / 3, 3, w_out], DType::F64),
+        ] {
+            let got = base.scatter_add(2, &ia, &sa);
+            assert_eq!(got.to_vec::<f64>(), want);
+            let got32 = base.cast(DType::F32).scatter_add(2, &ia, &sa.cast(DType::F32));
+            assert_eq!(got32.to_vec::<f64>(), want);
+        }
+    }
+}

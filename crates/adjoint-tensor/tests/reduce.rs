@@ -194,6 +194,39 @@ proptest! {
         }
     }
 
+    /// Reduced axes on both sides of a block of kept ones, with rows long enough for the
+    /// plan that folds them in place (a bias gradient, `[N, C, H, W]` to `[C]`).
+    #[test]
+    fn reductions_around_a_kept_block_match_reference(
+        lead in prop::collection::vec(1usize..4, 1..3),
+        mid in prop::collection::vec(1usize..5, 1..3),
+        tail in prop::collection::vec(3usize..13, 2..3),
+        kind in 0u8..5,
+        seed in any::<u64>(),
+        keepdim in any::<bool>(),
+        f64_ in any::<bool>(),
+    ) {
+        let dtype = if f64_ { DType::F64 } else { DType::F32 };
+        let shape: Vec<usize> = lead.iter().chain(&mid).chain(&tail).copied().collect();
+        let red: Vec<bool> = (0..shape.len()).map(|d| d < lead.len() || d >= lead.len() + mid.len()).collect();
+        let axes: Vec<usize> = (0..shape.len()).filter(|&d| red[d]).collect();
+        let (keep, squeezed) = out_shapes(&shape, &red);
+        for op in OPS {
+            let range = if op == ReduceOp::Prod { Range::NearOne } else { Range::Wide };
+            let a = make(&shape, kind, seed, dtype, range);
+            let got = a.reduce(op, &axes, keepdim);
+            prop_assert_eq!(got.shape(), if keepdim { &keep[..] } else { &squeezed[..] });
+            let vals = a.to_vec::<f64>();
+            let got_v = got.to_vec::<f64>();
+            for (o, g) in groups(&vals, &shape, &red).iter().enumerate() {
+                let want = ref_float(op, g);
+                let scale: f64 = g.iter().map(|x| x.abs()).sum::<f64>().max(want.abs()) + 1e-30;
+                let tol = if dtype == DType::F32 { 2e-6 * scale.max(1.0) * (g.len() as f64).sqrt() } else { 1e-13 * scale };
+                prop_assert!(close(got_v[o], want, tol), "{} of {:?}: got {} want {}", op.name(), shape, got_v[o], want);
+            }
+        }
+    }
+
     #[test]
     fn int_and_bool_reductions_match_reference(
         shape in prop::collection::vec(0usize..6, 0..5),
@@ -481,4 +514,25 @@ fn misuse_messages_name_op_axes_shapes_and_caller() {
     let m = panic_message(|| Array::scalar(1.0f32).cumprod(0));
     assert!(m.contains("cumprod") && m.contains("[]") && m.contains("reduce.rs"), "{m}");
     assert_eq!(f.try_cumsum(9).unwrap_err().op, "cumsum");
+}
+
+#[test]
+fn bias_gradient_sized_reduction_matches_the_transposed_copy() {
+    // [N, C, H, W] summed to [C] (and kept as [1, C, 1, 1]), above the parallel threshold.
+    let shape = [19usize, 7, 29, 31];
+    let a = Array::from_vec(values(numel(&shape), 11, DType::F32, Range::Wide), &shape).cast(DType::F32);
+    let want = a
+        .permute(&[1, 0, 2, 3])
+        .contiguous()
+        .reshape(&[7, 19 * 29 * 31])
+        .sum_axes(&[1], false)
+        .to_vec::<f64>();
+    let got = a.sum_axes(&[0, 2, 3], true);
+    assert_eq!(got.shape(), &[1, 7, 1, 1]);
+    for (g, w) in got.to_vec::<f64>().iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-3 * (1.0 + w.abs()), "{g} vs {w}");
+    }
+    let mx = a.max_axes(&[0, 2, 3], false).to_vec::<f64>();
+    let want_mx = a.permute(&[1, 0, 2, 3]).contiguous().reshape(&[7, 19 * 29 * 31]).max_axes(&[1], false);
+    assert_eq!(mx, want_mx.to_vec::<f64>());
 }

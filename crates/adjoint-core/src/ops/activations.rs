@@ -12,13 +12,38 @@
 use adjoint_tensor::DType;
 
 use crate::tensor::Tensor;
+use crate::trace::bind;
 use crate::transforms::stop_gradient;
 
 impl Tensor {
-    /// `max(x, 0)`; derivative 0 at 0 (as PyTorch).
+    /// `max(x, 0)`; derivative 0 at 0 (as PyTorch). A primitive: one pass forward, one
+    /// [`relu_grad`](Self::relu_grad) backward.
+    ///
+    /// ```
+    /// use adjoint_core::{grad, Tensor};
+    /// let x = Tensor::from_vec(vec![-1.0f64, 0.0, 2.0], &[3]);
+    /// assert_eq!(x.relu().to_vec::<f64>(), vec![0.0, 0.0, 2.0]);
+    /// let g = grad(|x: &Tensor| x.relu().sum())(&x);
+    /// assert_eq!(g.to_vec::<f64>(), vec![0.0, 0.0, 1.0]);
+    /// ```
     #[track_caller]
     pub fn relu(&self) -> Tensor {
-        Tensor::select(&self.gt_scalar(0.0), self, &Tensor::scalar_of(0.0, self.dtype()))
+        bind(&crate::prims::relu::Relu, &[self])
+    }
+
+    /// ReLU's derivative applied to `g`: `g` where `self > 0`, else 0 (broadcasting), with
+    /// `self` ReLU's input or output. Differentiable in `g` (linear) and with zero derivative
+    /// in `self`.
+    ///
+    /// ```
+    /// use adjoint_core::Tensor;
+    /// let y = Tensor::from_vec(vec![0.0f32, 3.0], &[2]);
+    /// let g = Tensor::from_vec(vec![5.0f32, 7.0], &[2]);
+    /// assert_eq!(y.relu_grad(&g).to_vec::<f32>(), vec![0.0, 7.0]);
+    /// ```
+    #[track_caller]
+    pub fn relu_grad(&self, g: &Tensor) -> Tensor {
+        bind(&crate::prims::relu::ReluGrad, &[self, g])
     }
 
     /// `x` for `x > 0`, `slope·x` otherwise.

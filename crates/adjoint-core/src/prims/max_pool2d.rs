@@ -54,7 +54,8 @@ impl Primitive for MaxPool2d {
             let (s, o) = (&shape, idx.shape());
             let flat_idx = idx.reshape(&[o[0], o[1], o[2] * o[3]]);
             let flat_c = c.reshape(&[o[0], o[1], o[2] * o[3]]);
-            let zeros = Tensor::full_of(&[s[0], s[1], s[2] * s[3]], 0.0, c.dtype());
+            // A broadcast zero, not a filled buffer: scatter_add then writes its output once.
+            let zeros = Tensor::scalar_of(0.0, c.dtype()).broadcast_to(&[s[0], s[1], s[2] * s[3]]);
             grads![Some(zeros.scatter_add(2, &flat_idx, &flat_c).reshape(s))]
         })
     }

@@ -196,6 +196,7 @@ pub mod pow;
 pub mod reduce_max;
 pub mod reduce_prod;
 pub mod reduce_sum;
+pub mod relu;
 pub mod rem;
 pub mod reshape;
 pub mod rounding;

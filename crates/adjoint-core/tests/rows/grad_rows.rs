@@ -16,6 +16,14 @@ unary_row!(erf, -2.0, 2.0, |x: &Tensor| x.erf());
 unary_row!(log1p, -0.5, 2.0, |x: &Tensor| x.log1p());
 unary_row!(expm1, -2.0, 2.0, |x: &Tensor| x.expm1());
 unary_row!(abs_away_from_zero, 0.2, 2.0, |x: &Tensor| (x * -1.0).abs() + x.abs());
+// relu and relu_grad away from the kink: z = ±1.5x, the sign alternating by element, |z| ≥ 0.3
+// (not ±1: jit would drop `x · 1` and sum the cotangents in another order).
+unary_row!(relu_away_from_zero, 0.2, 2.0, |x: &Tensor| {
+    let signs: Vec<f64> = (0..x.numel()).map(|i| if i % 2 == 0 { 1.5 } else { -1.5 }).collect();
+    let z = x * Tensor::from_vec(signs, x.shape());
+    let r = z.relu();
+    &r * &z + r.exp() + z.relu_grad(&(&z * x))
+});
 unary_row!(sign_floor_ceil_round_zero_derivative, 0.1, 0.4, |x: &Tensor| x.sign() * x
     + x.floor()
     + x.ceil() * x

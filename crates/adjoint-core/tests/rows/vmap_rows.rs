@@ -10,6 +10,7 @@ unary!(tanh_sigmoid, -2.0, 2.0, |x: &Tensor| x.tanh() * x.sigmoid());
 unary!(sqrt, 0.5, 3.0, |x: &Tensor| x.sqrt());
 unary!(erf_log1p_expm1, -0.5, 2.0, |x: &Tensor| x.erf() + x.log1p() * x.expm1());
 unary!(abs_sign, -2.0, 2.0, |x: &Tensor| x.abs() + x.sign());
+unary!(relu_relu_grad, -2.0, 2.0, |x: &Tensor| x.relu() * 2.0 + x.relu_grad(&(x * x)));
 unary!(floor_ceil_round, -3.0, 3.0, |x: &Tensor| x.floor() + x.ceil() * 2.0 + x.round() * 4.0);
 unary!(cast_f32_and_back, -2.0, 2.0, |x: &Tensor| x.cast(DType::F32).cast(DType::F64));
 unary!(cast_to_int, -5.0, 5.0, |x: &Tensor| x.cast(DType::I64));
@@ -136,6 +137,7 @@ unary!(gru_cell, -1.5, 1.5, |x: &Tensor| {
 
 binary!(add, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a + b);
 binary!(sub, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a - b);
+binary!(relu_grad, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a.relu_grad(b) + b.relu_grad(a));
 binary!(mul, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a * b);
 binary!(div, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a / b);
 binary!(pow, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a.pow(b));

@@ -196,6 +196,10 @@ pub enum BinaryOp {
     /// `torch.fmod` (not NumPy's `%`, which takes the sign of the divisor). A zero int64
     /// divisor is an error; a zero float divisor gives NaN.
     Rem,
+    /// ReLU's derivative applied to a cotangent: `b` where `a > 0`, else `0` (float only).
+    /// `a` may be ReLU's input or its output (positive at the same places); NaN in `a` gives 0.
+    /// One pass, where `select(a > 0, b, 0)` takes two and a mask.
+    ReluGrad,
 }
 
 impl BinaryOp {
@@ -211,7 +215,13 @@ impl BinaryOp {
             BinaryOp::Min => "minimum",
             BinaryOp::Atan2 => "atan2",
             BinaryOp::Rem => "rem",
+            BinaryOp::ReluGrad => "relu_grad",
         }
+    }
+
+    /// True for the ops defined on floats only (`pow`, `atan2`, `relu_grad`).
+    pub fn float_only(self) -> bool {
+        matches!(self, BinaryOp::Pow | BinaryOp::Atan2 | BinaryOp::ReluGrad)
     }
 }
 
@@ -265,6 +275,11 @@ pub(crate) fn float_binary<T: FastFloat, A: Apply2<T>>(a: A, op: BinaryOp) -> A:
         BinaryOp::Min => a.apply2(name, min_nan::<T>),
         BinaryOp::Atan2 => a.apply2(name, |x: T, y: T| x.atan2(y)),
         BinaryOp::Rem => a.apply2(name, |x: T, y: T| x % y),
+        // A branch-free blend: vectorizes like the arithmetic ops.
+        BinaryOp::ReluGrad => {
+            let zero = T::zero();
+            a.apply2(name, move |x: T, g: T| if x > zero { g } else { zero })
+        }
     }
 }
 
@@ -298,7 +313,7 @@ fn int_binary(a: &Array, b: &Array, op: BinaryOp) -> Result<Array> {
         BinaryOp::Rem => map2(name, a, b, |x: i64, y: i64| if y == 0 { 0 } else { x.wrapping_rem(y) }),
         BinaryOp::Max => map2(name, a, b, |x: i64, y: i64| x.max(y)),
         BinaryOp::Min => map2(name, a, b, |x: i64, y: i64| x.min(y)),
-        BinaryOp::Pow | BinaryOp::Atan2 => unreachable!("checked by try_binary"),
+        BinaryOp::Pow | BinaryOp::Atan2 | BinaryOp::ReluGrad => unreachable!("checked by try_binary"),
     }
 }
 
@@ -331,7 +346,7 @@ macro_rules! binary_methods {
 impl Array {
     /// `op` applied to the elements of `self` and `rhs`, broadcast together (NumPy rules).
     ///
-    /// Both must have the same dtype (there is no promotion). `Pow` and `Atan2` need floats;
+    /// Both must have the same dtype (there is no promotion). `Pow`, `Atan2` and `ReluGrad` need floats;
     /// the others also take `int64`. Panics, naming the op, the dtypes and shapes and the
     /// caller's line, on mismatched dtypes or shapes, a float-only op on `int64`, or an `int64`
     /// division by zero; see [`try_binary`](Self::try_binary).
@@ -365,12 +380,12 @@ impl Array {
         match self.dtype() {
             DType::F32 => float_binary::<f32, _>((self, rhs), op),
             DType::F64 => float_binary::<f64, _>((self, rhs), op),
-            DType::I64 if !matches!(op, BinaryOp::Pow | BinaryOp::Atan2) => int_binary(self, rhs, op),
+            DType::I64 if !op.float_only() => int_binary(self, rhs, op),
             dt => Err(TensorError::new(
                 name,
                 format!(
                     "needs {} arrays, got {dt} {:?} and {dt} {:?}",
-                    if matches!(op, BinaryOp::Pow | BinaryOp::Atan2) { "float" } else { "float or int64" },
+                    if op.float_only() { "float" } else { "float or int64" },
                     self.shape(),
                     rhs.shape()
                 ),
@@ -418,6 +433,16 @@ impl Array {
         /// assert_eq!(a.rem(&Array::scalar(2.0f64)).to_vec::<f64>(), vec![1.5, -1.5]);
         /// ```
         rem => Rem;
+        /// `rhs` where `self > 0`, else 0 (float only): ReLU's backward, `self` being ReLU's
+        /// input or output and `rhs` the cotangent; see [`BinaryOp::ReluGrad`].
+        ///
+        /// ```
+        /// use adjoint_tensor::Array;
+        /// let y = Array::from_vec(vec![0.0f32, 2.0, -1.0], &[3]);
+        /// let g = Array::from_vec(vec![5.0f32, 6.0, 7.0], &[3]);
+        /// assert_eq!(y.relu_grad(&g).to_vec::<f32>(), vec![0.0, 6.0, 0.0]);
+        /// ```
+        relu_grad => ReluGrad;
     }
 
     /// Elementwise AND of two `bool` arrays, broadcasting.

@@ -97,6 +97,14 @@ fn gather_dispatch(src: &Array, axis: usize, idx_layout: &Layout, idx: &[i64]) -
     }
 }
 
+/// The index elements as one slice when `layout` is contiguous.
+fn contiguous_run<'a>(layout: &Layout, idx: &'a [i64]) -> Option<&'a [i64]> {
+    if layout.numel() == 0 {
+        return None; // (an empty view's offset may lie past its storage)
+    }
+    layout.contiguous_range().map(|r| &idx[r])
+}
+
 /// A contiguous copy of `base` with `out[i with axis replaced by idx[i]] += src[i]`.
 fn scatter_add_kernel<T: Element + AddAssign>(
     base: &Array,
@@ -106,12 +114,50 @@ fn scatter_add_kernel<T: Element + AddAssign>(
     src: &Array,
 ) -> Array {
     // (An empty view may carry an offset past its empty storage: never read it.)
-    let mut out: Vec<T> = if base.numel() == 0 { Vec::new() } else { base.to_vec() };
+    let mut out: Vec<T> = if base.numel() == 0 {
+        Vec::new()
+    } else if base.layout().strides.iter().all(|&s| s == 0) {
+        // A broadcast value (the zeros of a reverse rule): fill, no per-element walk.
+        let mut v = crate::cache::take(base.numel());
+        v.resize(base.numel(), base.storage_slice::<T>()[base.layout().offset]);
+        v
+    } else {
+        base.to_vec()
+    };
     let cs = contiguous_strides(base.shape());
     let step = cs[axis] as usize;
+    let rank = base.shape().len();
+    let s = src.storage_slice::<T>();
+    if let (Some(ix), Some(sv)) = (contiguous_run(idx_layout, idx), src.as_slice::<T>()) {
+        let same_rows = idx_layout.shape[..rank - 1] == base.shape()[..rank - 1];
+        if axis + 1 == rank && same_rows && src.shape() == &idx_layout.shape[..] && !out.is_empty() {
+            // Along the last axis with contiguous index and source (max pooling's reverse
+            // rule): row `r` of the output takes row `r` of the source, so rows are disjoint
+            // and go to rayon in groups.
+            let (w_in, w_out) = (idx_layout.shape[rank - 1], base.shape()[rank - 1]);
+            if let Some(per) = crate::ops::PAR_THRESHOLD.checked_div(w_in) {
+                let per = per.max(1);
+                let row = |(o, (i, v)): (&mut [T], (&[i64], &[T]))| {
+                    for (&j, &x) in i.iter().zip(v) {
+                        o[j as usize] += x;
+                    }
+                };
+                if sv.len() >= crate::ops::PAR_THRESHOLD {
+                    use rayon::prelude::*;
+                    out.par_chunks_mut(w_out * per)
+                        .zip(ix.par_chunks(w_in * per).zip(sv.par_chunks(w_in * per)))
+                        .for_each(|(o, (i, v))| {
+                            o.chunks_mut(w_out).zip(i.chunks(w_in).zip(v.chunks(w_in))).for_each(row)
+                        });
+                } else {
+                    out.chunks_mut(w_out).zip(ix.chunks(w_in).zip(sv.chunks(w_in))).for_each(row);
+                }
+            }
+            return wrap(out, base.shape());
+        }
+    }
     let mut dst = Layout { shape: idx_layout.shape.clone(), strides: cs, offset: 0 };
     dst.strides[axis] = 0;
-    let s = src.storage_slice::<T>();
     Layout::for_each_offset3(&dst, idx_layout, src.layout(), |d, io, so| {
         out[d + idx[io] as usize * step] += s[so];
     });

@@ -305,6 +305,10 @@ enum Plan {
     Rows { off: isize, m: usize, rs: isize, k: usize },
     /// Output `[i, j]` folds `src[off + i*sp + r*sk + j]` over `r < k`, `j < q`.
     Cols { off: isize, p: usize, sp: isize, k: usize, sk: isize, q: usize },
+    /// Output `i` combines the folds of the `p` contiguous runs `src[off + r*sp + i*sm ..][..k]`,
+    /// `r < p`, in order: reduced axes on both sides of one block of kept ones (a bias
+    /// gradient, `[N, C, H, W]` summed to `[C]`), in one pass without a transposing copy.
+    Mid { off: isize, p: usize, sp: isize, m: usize, sm: isize, k: usize },
 }
 
 /// Many rows shorter than [`LANES`] (the `d = 2` sums of a mixture model, a softmax over 5
@@ -359,6 +363,19 @@ fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
                 (0..m).map(row).collect()
             }
         }
+        Plan::Mid { off, p, sp, m, sm, k } => {
+            let out = |i: usize| {
+                (0..p).fold(C::identity::<T>(), |acc, r| {
+                    let s = (off + r as isize * sp + i as isize * sm) as usize;
+                    C::combine(acc, fold::<T, C>(&src[s..s + k]))
+                })
+            };
+            if m > 1 && m * p * k >= PAR_THRESHOLD {
+                (0..m).into_par_iter().map(out).collect()
+            } else {
+                (0..m).map(out).collect()
+            }
+        }
         Plan::Cols { off, p, sp, k, sk, q } => {
             let mut out = filled(p * q, C::identity::<T>());
             if out.is_empty() {
@@ -411,6 +428,29 @@ fn plan(a: &Array, kept: &[usize], red: &[usize], m: usize, k: usize) -> (Array,
                     let plan =
                         Plan::Cols { off: l.offset as isize, p, sp: l.strides[0], k, sk: l.strides[1], q };
                     return (a.clone(), plan);
+                }
+            }
+        }
+    }
+    // One block of kept axes between reduced ones, the last of them long enough for a
+    // contiguous fold to pay: `[p, m, k]`, rows of `k` contiguous.
+    if let (Some(&kf), Some(&kl)) = (kept.first(), kept.last()) {
+        if kl - kf + 1 == kept.len() && kf > 0 && kl + 1 < a.rank() {
+            let shape = a.shape();
+            let (p, kk) = (shape[..kf].iter().product::<usize>(), shape[kl + 1..].iter().product::<usize>());
+            if kk >= LANES {
+                if let Some(l) = a.layout().reshape(&[p, m, kk]) {
+                    if l.strides[2] == 1 {
+                        let plan = Plan::Mid {
+                            off: l.offset as isize,
+                            p,
+                            sp: l.strides[0],
+                            m,
+                            sm: l.strides[1],
+                            k: kk,
+                        };
+                        return (a.clone(), plan);
+                    }
                 }
             }
         }

@@ -34,6 +34,39 @@ fn select_slices<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], t: &[T], f: &[
     dispatch_avx2!(select_generic, select_avx2, (out, c, t, f))
 }
 
+/// `select` with one branch a single value (`where(x > 0, x, 0)`): `t` (or `f`) is `None`
+/// for the branch that is the scalar `v`.
+#[inline(always)]
+fn select_scalar_generic<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], s: &[T], v: T, s_on_true: bool) {
+    if s_on_true {
+        for ((o, &c), &t) in out.iter_mut().zip(c).zip(s) {
+            o.write(if c { t } else { v });
+        }
+    } else {
+        for ((o, &c), &f) in out.iter_mut().zip(c).zip(s) {
+            o.write(if c { v } else { f });
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn select_scalar_avx2<T: Copy>(
+    out: &mut [MaybeUninit<T>],
+    c: &[bool],
+    s: &[T],
+    v: T,
+    s_on_true: bool,
+) {
+    select_scalar_generic(out, c, s, v, s_on_true)
+}
+
+/// `out[i] = if c[i] { s[i] } else { v }` (or the other way round when `!s_on_true`).
+#[inline]
+fn select_scalar<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], s: &[T], v: T, s_on_true: bool) {
+    dispatch_avx2!(select_scalar_generic, select_scalar_avx2, (out, c, s, v, s_on_true))
+}
+
 fn select_typed<T: Element>(cond: &Array, on_true: &Array, on_false: &Array, shape: &[usize]) -> Array {
     let n = crate::layout::numel(shape);
     let all_same = cond.shape() == shape && on_true.shape() == shape && on_false.shape() == shape;
@@ -52,9 +85,13 @@ fn select_typed<T: Element>(cond: &Array, on_true: &Array, on_false: &Array, sha
             let [ic, it, iff] = walk.inner_strides();
             walk.build_with(|o: &mut [MaybeUninit<T>], [oc, ot, of]| {
                 let len = o.len();
+                let (uc, ut, uf) = (oc as usize, ot as usize, of as usize);
                 if (ic, it, iff) == (1, 1, 1) {
-                    let (oc, ot, of) = (oc as usize, ot as usize, of as usize);
-                    select_slices(o, &sc[oc..oc + len], &st[ot..ot + len], &sf[of..of + len]);
+                    select_slices(o, &sc[uc..uc + len], &st[ut..ut + len], &sf[uf..uf + len]);
+                } else if (ic, it, iff) == (1, 1, 0) {
+                    select_scalar(o, &sc[uc..uc + len], &st[ut..ut + len], sf[uf], true);
+                } else if (ic, it, iff) == (1, 0, 1) {
+                    select_scalar(o, &sc[uc..uc + len], &sf[uf..uf + len], st[ut], false);
                 } else {
                     for (i, y) in o.iter_mut().enumerate() {
                         let i = i as isize;

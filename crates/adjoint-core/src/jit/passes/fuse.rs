@@ -52,6 +52,8 @@ pub fn classify(p: &dyn Primitive) -> Option<Op> {
         prims::tanh::Tanh => Op::Unary(UnaryOp::Tanh),
         prims::sigmoid::Sigmoid => Op::Unary(UnaryOp::Sigmoid),
         prims::erf::Erf => Op::Unary(UnaryOp::Erf),
+        prims::relu::Relu => Op::Unary(UnaryOp::Relu),
+        prims::relu::ReluGrad => Op::Binary(BinaryOp::ReluGrad),
         prims::select::Select => Op::Select,
         prims::broadcast::BroadcastTo => Op::Copy,
         prims::stop_gradient::StopGradient => Op::Copy,
