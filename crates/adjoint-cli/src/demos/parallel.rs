@@ -128,9 +128,9 @@ pub enum Replica<'p, M: Params + Clone, O: Optimizer + Clone> {
         /// Its optimizer.
         opt: O,
     },
-    /// Data-parallel.
+    /// Data-parallel (boxed: its bucket plan and buffers make it much larger than `Local`).
     #[cfg(feature = "distributed")]
-    Dist(adjoint_dist::DataParallel<'p, M, O>),
+    Dist(Box<adjoint_dist::DataParallel<'p, M, O>>),
     #[doc(hidden)]
     _Unused(std::marker::PhantomData<&'p ()>),
 }
@@ -142,7 +142,7 @@ impl<'p, M: Params + Clone, O: Optimizer + Clone> Replica<'p, M, O> {
         if let Some(d) = par.dist() {
             let dp = adjoint_dist::DataParallel::new(d, model, opt, Default::default())
                 .map_err(|e| e.to_string())?;
-            return Ok(Replica::Dist(dp));
+            return Ok(Replica::Dist(Box::new(dp)));
         }
         let _ = par;
         Ok(Replica::Local { model, opt })
