@@ -161,7 +161,11 @@ impl Scan {
                 r[i as usize] = x;
             }
         }
-        let xs: Vec<Vec<T>> = args[nk + nc..].iter().map(|a| a.to_vec::<T>()).collect();
+        // Read in place when contiguous (the usual case); copied otherwise.
+        let xs: Vec<std::borrow::Cow<'_, [T]>> = args[nk + nc..]
+            .iter()
+            .map(|a| a.as_slice::<T>().map_or_else(|| a.to_vec::<T>().into(), Into::into))
+            .collect();
         let out_avals = self.out_avals();
         let mut ys: Vec<Vec<T>> =
             out_avals[nc..].iter().map(|a| vec![T::zero(); a.shape.iter().product()]).collect();
