@@ -106,21 +106,25 @@ impl Flat {
     }
 
     /// `shape`-shaped tensor from `offset`, multiplied by `scale` (in a buffer from the
-    /// tensor crate's caching allocator, so the step does not page-fault a fresh one).
+    /// tensor crate's caching allocator, so the step does not page-fault a fresh one; a plain
+    /// copy when `scale` is 1).
     pub(crate) fn unpack(&self, offset: usize, shape: &[usize], scale: f64) -> Tensor {
         fn scaled<T: adjoint_tensor::Element + std::ops::Mul<Output = T>>(
             src: &[T],
-            s: T,
+            s: Option<T>,
             shape: &[usize],
         ) -> Tensor {
             let mut out: Vec<T> = adjoint_tensor::cache::take(src.len());
-            out.extend(src.iter().map(|&x| x * s));
+            match s {
+                Some(s) => out.extend(src.iter().map(|&x| x * s)),
+                None => out.extend_from_slice(src),
+            }
             Tensor::from_vec(out, shape)
         }
         let n: usize = shape.iter().product();
         match self {
-            Flat::F32(v) => scaled(&v[offset..offset + n], scale as f32, shape),
-            Flat::F64(v) => scaled(&v[offset..offset + n], scale, shape),
+            Flat::F32(v) => scaled(&v[offset..offset + n], (scale != 1.0).then_some(scale as f32), shape),
+            Flat::F64(v) => scaled(&v[offset..offset + n], (scale != 1.0).then_some(scale), shape),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! leaks them (see [`Pending`]) and should stop the job with [`Dist::abort`].
 
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use mpi::ffi;
@@ -16,6 +17,9 @@ use mpi::traits::*;
 
 use crate::DistError;
 
+/// Polls of a wait before it starts yielding the core.
+const SPINS: u32 = 200;
+
 /// Default deadline of one collective: long enough for a slow step on an oversubscribed
 /// machine, short enough that a dead peer is reported within minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -23,6 +27,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// This process's place in the MPI job.
 pub struct Dist {
     world: SimpleCommunicator,
+    /// A duplicate of `world` for the point-to-point messages of [`start_ring_allreduce`]
+    /// (Self::start_ring_allreduce), so they never match a user's messages on the world.
+    ring_comm: SimpleCommunicator,
+    /// Collectives started on `ring_comm` so far: the message tag of the next one (all ranks
+    /// start them in the same order, so the counts agree), which keeps the messages of rings in
+    /// flight at the same time apart.
+    ring_seq: AtomicU32,
     rank: usize,
     size: usize,
     timeout: Duration,
@@ -34,6 +45,24 @@ pub struct Dist {
 pub trait Reducible: Copy + Default + 'static {
     /// The MPI datatype.
     fn datatype() -> ffi::MPI_Datatype;
+}
+
+/// Floating-point element types: [`Dist::start_ring_allreduce`] sums and scales them itself.
+pub trait Float: Reducible + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
+    /// `x` rounded to this type.
+    fn from_f64(x: f64) -> Self;
+}
+
+impl Float for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+}
+
+impl Float for f32 {
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
 }
 
 impl Reducible for f64 {
@@ -62,17 +91,159 @@ impl Reducible for u8 {
 /// may still write into the buffers).
 #[must_use = "a started collective must be waited for"]
 pub struct Pending {
+    /// The MPI request of a collective started in MPI (null for a ring).
     request: ffi::MPI_Request,
+    /// `Some` for [`Dist::start_ring_allreduce`]: the steps still to do.
+    ring: Option<Box<Ring>>,
     what: String,
+}
+
+impl Pending {
+    fn new(request: ffi::MPI_Request, what: &str) -> Pending {
+        Pending { request, ring: None, what: what.to_string() }
+    }
+
+    fn done(&self) -> bool {
+        // SAFETY: comparing handles.
+        self.request == unsafe { ffi::RSMPI_REQUEST_NULL } && self.ring.is_none()
+    }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        // SAFETY: comparing handles.
-        if self.request != unsafe { ffi::RSMPI_REQUEST_NULL } && !std::thread::panicking() {
+        if !self.done() && !std::thread::panicking() {
             eprintln!("adjoint-dist: {} was dropped before it completed", self.what);
             std::process::abort();
         }
+    }
+}
+
+/// A ring allreduce in progress ([`Dist::start_ring_allreduce`]): `2 (p − 1)` steps of one
+/// send to the right neighbour and one receive from the left, with the sums done here.
+struct Ring {
+    /// The caller's buffer (lent until the ring completes) and its length in elements.
+    buf: *mut u8,
+    len: usize,
+    /// Bytes per element, and the element type.
+    elem: usize,
+    datatype: ffi::MPI_Datatype,
+    /// `dst[i] = (dst[i] + src[i]) * scale` over `n` elements, for the element type.
+    add: unsafe fn(*mut u8, *const u8, usize, f64),
+    scale: f64,
+    /// Receives a chunk during the reduce-scatter (`f64` words: aligned for either type).
+    tmp: Vec<f64>,
+    rank: usize,
+    size: usize,
+    comm: ffi::MPI_Comm,
+    tag: c_int,
+    /// The step whose messages are in flight (`2 (p − 1)` when done), and its two requests
+    /// (send, receive).
+    step: usize,
+    reqs: [ffi::MPI_Request; 2],
+}
+
+/// `dst = (dst + src) * scale`, elementwise, `n` elements of `T`.
+///
+/// # Safety
+///
+/// `dst` and `src` point to `n` valid, non-overlapping, aligned elements of `T`.
+unsafe fn add_scaled<T: Float>(dst: *mut u8, src: *const u8, n: usize, scale: f64) {
+    let dst = std::slice::from_raw_parts_mut(dst.cast::<T>(), n);
+    let src = std::slice::from_raw_parts(src.cast::<T>(), n);
+    if scale == 1.0 {
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = *d + s);
+    } else {
+        let k = T::from_f64(scale);
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = (*d + s) * k);
+    }
+}
+
+impl Ring {
+    /// Elements `(start, len)` of chunk `c` (chunk `c mod p`).
+    fn chunk(&self, c: usize) -> (usize, usize) {
+        let (p, c) = (self.size, c % self.size);
+        let (lo, hi) = (c * self.len / p, (c + 1) * self.len / p);
+        (lo, hi - lo)
+    }
+
+    /// Post the messages of step `self.step`. Reduce-scatter (steps `s < p − 1`): send chunk
+    /// `r − s` (this rank's partial sum of it) and receive chunk `r − s − 1` into `tmp`; after
+    /// `p − 1` steps this rank holds the whole sum of chunk `r + 1`. All-gather (steps
+    /// `p − 1 + s`): send chunk `r + 1 − s` and receive chunk `r − s` in place.
+    fn post(&mut self) -> c_int {
+        let (p, r) = (self.size, self.rank);
+        let (right, left) = (((r + 1) % p) as c_int, ((r + p - 1) % p) as c_int);
+        let (send, recv, into_tmp) = if self.step < p - 1 {
+            let s = self.step;
+            (self.chunk(r + p - s), self.chunk(r + 2 * p - s - 1), true)
+        } else {
+            let s = self.step - (p - 1);
+            (self.chunk(r + 1 + p - s), self.chunk(r + p - s), false)
+        };
+        let dst = if into_tmp {
+            self.tmp.as_mut_ptr().cast::<u8>()
+        } else {
+            // SAFETY: `recv` lies inside the caller's buffer.
+            unsafe { self.buf.add(recv.0 * self.elem) }
+        };
+        // SAFETY: the buffers stay lent until the ring completes (see `start_ring_allreduce`);
+        // a send and a receive of the same step never overlap (different chunks, or `tmp`).
+        unsafe {
+            let rc = ffi::MPI_Irecv(
+                dst.cast(),
+                recv.1 as c_int,
+                self.datatype,
+                left,
+                self.tag,
+                self.comm,
+                &mut self.reqs[1],
+            );
+            if rc != ffi::MPI_SUCCESS as c_int {
+                return rc;
+            }
+            ffi::MPI_Isend(
+                self.buf.add(send.0 * self.elem).cast(),
+                send.1 as c_int,
+                self.datatype,
+                right,
+                self.tag,
+                self.comm,
+                &mut self.reqs[0],
+            )
+        }
+    }
+
+    /// Move forward as far as the messages allow: `Ok(true)` once every step is done.
+    fn advance(&mut self) -> Result<bool, c_int> {
+        let (p, r) = (self.size, self.rank);
+        while self.step < 2 * (p - 1) {
+            let mut flag: c_int = 0;
+            // SAFETY: live requests (or null ones, which test as complete).
+            let rc =
+                unsafe { ffi::MPI_Testall(2, self.reqs.as_mut_ptr(), &mut flag, ffi::RSMPI_STATUSES_IGNORE) };
+            if rc != ffi::MPI_SUCCESS as c_int {
+                return Err(rc);
+            }
+            if flag == 0 {
+                return Ok(false);
+            }
+            if self.step < p - 1 {
+                // The chunk received into `tmp`; on the last reduce-scatter step it is whole
+                // and is scaled on the way.
+                let (lo, n) = self.chunk(r + 2 * p - self.step - 1);
+                let scale = if self.step == p - 2 { self.scale } else { 1.0 };
+                // SAFETY: `tmp` holds `n` received elements; the chunk is inside the buffer.
+                unsafe { (self.add)(self.buf.add(lo * self.elem), self.tmp.as_ptr().cast(), n, scale) };
+            }
+            self.step += 1;
+            if self.step < 2 * (p - 1) {
+                let rc = self.post();
+                if rc != ffi::MPI_SUCCESS as c_int {
+                    return Err(rc);
+                }
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -92,8 +263,17 @@ impl Dist {
         let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             .ok_or_else(|| DistError::Mpi("MPI was already initialised in this process".into()))?;
         let world = universe.world();
+        let ring_comm = world.duplicate();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
-        Ok(Dist { world, rank, size, timeout: DEFAULT_TIMEOUT, _universe: universe })
+        Ok(Dist {
+            world,
+            ring_comm,
+            ring_seq: AtomicU32::new(0),
+            rank,
+            size,
+            timeout: DEFAULT_TIMEOUT,
+            _universe: universe,
+        })
     }
 
     /// This process's rank.
@@ -154,7 +334,7 @@ impl Dist {
             &mut request,
         );
         check(rc, what)?;
-        Ok(Pending { request, what: what.to_string() })
+        Ok(Pending::new(request, what))
     }
 
     /// Start summing `send` (`world_size` blocks of `recv.len()` elements) over all ranks and
@@ -182,7 +362,7 @@ impl Dist {
             &mut request,
         );
         check(rc, what)?;
-        Ok(Pending { request, what: what.to_string() })
+        Ok(Pending::new(request, what))
     }
 
     /// Start gathering every rank's `send` into `recv` (`world_size` blocks of `send.len()`
@@ -211,7 +391,7 @@ impl Dist {
             &mut request,
         );
         check(rc, what)?;
-        Ok(Pending { request, what: what.to_string() })
+        Ok(Pending::new(request, what))
     }
 
     /// Start broadcasting `buf` from rank 0.
@@ -234,12 +414,86 @@ impl Dist {
             &mut request,
         );
         check(rc, what)?;
-        Ok(Pending { request, what: what.to_string() })
+        Ok(Pending::new(request, what))
     }
 
-    /// Whether `pending` has completed (one `MPI_Test`, which also lets MPI move it forward).
-    /// A completed request may still be passed to [`wait`](Self::wait), which returns at once.
-    pub fn test(&self, pending: &mut Pending) -> Result<bool, DistError> {
+    /// Start summing `buf` over all ranks, in place, and multiplying the sum by `scale`, with
+    /// a ring of point-to-point messages driven from here rather than MPI's own allreduce.
+    ///
+    /// The buffer is cut into `p` chunks; in `p − 1` reduce-scatter steps each rank sends a
+    /// chunk to its right neighbour and adds the one it receives from its left into its own,
+    /// so that rank `r` ends with the whole sum of chunk `r + 1` (scaled as it is finished);
+    /// `p − 1` all-gather steps then pass the finished chunks round. Every rank sends and
+    /// receives `2 (p − 1) / p` of the buffer and sums `(p − 1) / p` of it, all ranks at once,
+    /// and each chunk is summed by one rank only, so the result is the same on every rank bit
+    /// for bit.
+    ///
+    /// Why not `MPI_Iallreduce`: Open MPI's non-blocking allreduce (libnbc) runs a binomial
+    /// tree below 4 ranks: rank 1 sends everything to rank 0, rank 0 sums, and sends the sum
+    /// back, so each rank idles half the collective and the whole buffer crosses twice. For
+    /// W2's 2.7 MB of gradients on 2 ranks the ring took 0.6–1.0 ms and the binomial tree
+    /// 4 ms (medians under load 4.5–5: an idle rank that yields its core waits for the
+    /// scheduler to get it back; BENCHMARKS.md, issue 20). Summing here also folds the mean's
+    /// division into the last reduction instead of a pass of its own.
+    ///
+    /// Progress: one step's messages move inside [`test`](Self::test) and
+    /// [`wait`](Self::wait), which also post the next step.
+    ///
+    /// # Safety
+    ///
+    /// As [`start_allreduce`](Self::start_allreduce): `buf` may not be read, written, moved or
+    /// freed until [`wait`](Self::wait) returns `Ok` for the returned request.
+    pub unsafe fn start_ring_allreduce<T: Float>(
+        &self,
+        buf: &mut [T],
+        scale: f64,
+        what: &str,
+    ) -> Result<Pending, DistError> {
+        count(buf.len())?;
+        // Every rank starts rings in the same order, so the sequence numbers agree; tags stay
+        // below 2^15 (the least MPI_TAG_UB the standard allows).
+        let tag = (self.ring_seq.fetch_add(1, Ordering::Relaxed) % (1 << 15)) as c_int;
+        let p = self.size;
+        if p == 1 {
+            if scale != 1.0 {
+                let k = T::from_f64(scale);
+                buf.iter_mut().for_each(|x| *x = *x * k);
+            }
+            return Ok(Pending::new(ffi::RSMPI_REQUEST_NULL, what));
+        }
+        let most = buf.len().div_ceil(p) * std::mem::size_of::<T>();
+        let mut ring = Box::new(Ring {
+            buf: buf.as_mut_ptr().cast(),
+            len: buf.len(),
+            elem: std::mem::size_of::<T>(),
+            datatype: T::datatype(),
+            add: add_scaled::<T>,
+            scale,
+            tmp: vec![0.0; most.div_ceil(8)],
+            rank: self.rank,
+            size: p,
+            comm: self.ring_comm.as_raw(),
+            tag,
+            step: 0,
+            reqs: [ffi::RSMPI_REQUEST_NULL; 2],
+        });
+        check(ring.post(), what)?;
+        Ok(Pending { request: ffi::RSMPI_REQUEST_NULL, ring: Some(ring), what: what.to_string() })
+    }
+
+    /// Move `pending` forward: `Ok(true)` once it has completed.
+    fn progress(&self, pending: &mut Pending) -> Result<bool, DistError> {
+        if let Some(ring) = pending.ring.as_mut() {
+            return match ring.advance() {
+                Ok(false) => Ok(false),
+                Ok(true) => {
+                    pending.ring = None;
+                    Ok(true)
+                }
+                Err(rc) => Err(DistError::Mpi(format!("{}: MPI error code {rc}", pending.what))),
+            };
+        }
+        // SAFETY: comparing handles.
         if pending.request == unsafe { ffi::RSMPI_REQUEST_NULL } {
             return Ok(true);
         }
@@ -248,6 +502,12 @@ impl Dist {
         let rc = unsafe { ffi::MPI_Test(&mut pending.request, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
         check(rc, &pending.what)?;
         Ok(flag != 0)
+    }
+
+    /// Whether `pending` has completed (one `MPI_Test`, which also lets MPI move it forward).
+    /// A completed request may still be passed to [`wait`](Self::wait), which returns at once.
+    pub fn test(&self, pending: &mut Pending) -> Result<bool, DistError> {
+        self.progress(pending)
     }
 
     /// Poll `pending` until it completes or the deadline passes (then [`DistError::Timeout`];
@@ -261,19 +521,13 @@ impl Dist {
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
-            // SAFETY: comparing handles.
-            if pending.request == unsafe { ffi::RSMPI_REQUEST_NULL } {
-                return Ok(());
-            }
-            let mut flag: c_int = 0;
-            // SAFETY: a live request; MPI sets it to MPI_REQUEST_NULL when it completes.
-            let rc = unsafe { ffi::MPI_Test(&mut pending.request, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
-            if let Err(e) = check(rc, &pending.what) {
-                std::mem::forget(pending);
-                return Err(e);
-            }
-            if flag != 0 {
-                return Ok(());
+            match self.progress(&mut pending) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    std::mem::forget(pending);
+                    return Err(e);
+                }
             }
             if Instant::now() >= deadline {
                 let what = std::mem::take(&mut pending.what);
@@ -284,7 +538,7 @@ impl Dist {
             // an oversubscribed machine), and after 10 ms sleep between polls so a long wait
             // (a slow or dead peer) does not burn a core.
             spins += 1;
-            if spins < 200 {
+            if spins < SPINS {
                 std::hint::spin_loop();
             } else if start.elapsed() < Duration::from_millis(10) {
                 std::thread::yield_now();
@@ -341,7 +595,7 @@ impl Dist {
         // SAFETY: no buffers.
         let rc = unsafe { ffi::MPI_Ibarrier(self.world.as_raw(), &mut request) };
         check(rc, "barrier")?;
-        self.wait(Pending { request, what: "barrier".into() })
+        self.wait(Pending::new(request, "barrier"))
     }
 }
 

@@ -137,8 +137,9 @@ pub struct DataParallel<'d, P: Params, O: Optimizer> {
     opt: O,
     plan: BucketPlan,
     accum: Option<P>,
-    send: Vec<Flat>,
-    recv: Vec<Flat>,
+    /// One buffer per bucket: the gradients are packed into it and summed in place
+    /// ([`Dist::start_ring_allreduce`]), so a bucket is copied in once and out once.
+    bufs: Vec<Flat>,
     /// A collective timed out: its buffers are still lent to MPI.
     poisoned: bool,
     /// Of the last step: buckets started before the last gradient was ready, and buckets.
@@ -164,8 +165,7 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
         let specs: Vec<(DType, usize)> =
             leaves.iter().map(|t| (if sharded(t) { DType::I64 } else { t.dtype() }, t.numel())).collect();
         let plan = BucketPlan::new(&specs, config.bucket_bytes);
-        let send = plan.buckets.iter().map(|b| Flat::zeros(b.dtype, b.len)).collect();
-        let recv = plan.buckets.iter().map(|b| Flat::zeros(b.dtype, b.len)).collect();
+        let bufs = plan.buckets.iter().map(|b| Flat::zeros(b.dtype, b.len)).collect();
         let sharding = config.shard_update.then(|| {
             let mut groups: Vec<(DType, ShardGroup)> = Vec::new();
             let mut slot = vec![None; leaves.len()];
@@ -231,8 +231,7 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
             opt,
             plan,
             accum: None,
-            send,
-            recv,
+            bufs,
             poisoned: false,
             overlap: (0, 0),
             sharding,
@@ -391,8 +390,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             let opt = std::ptr::read(&me.opt);
             std::ptr::drop_in_place(&mut me.plan);
             std::ptr::drop_in_place(&mut me.accum);
-            std::ptr::drop_in_place(&mut me.send);
-            std::ptr::drop_in_place(&mut me.recv);
+            std::ptr::drop_in_place(&mut me.bufs);
             std::ptr::drop_in_place(&mut me.sharding);
             (params, opt)
         }
@@ -622,11 +620,12 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             b.dtype
         );
         match round.accum.as_ref() {
-            Some(acc) => self.send[k].pack(b.offsets[pos], &(g + &acc[i])),
-            None => self.send[k].pack(b.offsets[pos], g),
+            Some(acc) => self.bufs[k].pack(b.offsets[pos], &(g + &acc[i])),
+            None => self.bufs[k].pack(b.offsets[pos], g),
         }
         round.remaining[k] -= 1;
         round.left -= 1;
+        let scale = 1.0 / self.dist.world_size() as f64;
         while round.error.is_none()
             && round.next < self.plan.buckets.len()
             && round.remaining[round.next] == 0
@@ -636,10 +635,9 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             // SAFETY: the buffers belong to `self` and are neither touched nor freed before
             // `finish_round` has waited for them; after a failure `poisoned` leaks them.
             let started = unsafe {
-                match (&self.send[k], &mut self.recv[k]) {
-                    (Flat::F32(s), Flat::F32(r)) => self.dist.start_allreduce(s, r, &what),
-                    (Flat::F64(s), Flat::F64(r)) => self.dist.start_allreduce(s, r, &what),
-                    _ => unreachable!("send and receive buffers share the bucket's dtype"),
+                match &mut self.bufs[k] {
+                    Flat::F32(v) => self.dist.start_ring_allreduce(v, scale, &what),
+                    Flat::F64(v) => self.dist.start_ring_allreduce(v, scale, &what),
                 }
             };
             match started {
@@ -708,7 +706,8 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             .enumerate()
             .map(|(i, g)| match (self.plan.slot[i], self.sharding.as_ref().and_then(|s| s.slot[i])) {
                 (Some((k, pos)), _) => {
-                    self.recv[k].unpack(self.plan.buckets[k].offsets[pos], g.shape(), scale)
+                    // Already divided by the world size (in the ring's last sum).
+                    self.bufs[k].unpack(self.plan.buckets[k].offsets[pos], g.shape(), 1.0)
                 }
                 (None, Some((k, pos))) => {
                     let grp = &self.sharding.as_ref().expect("sharded").groups[k];
@@ -754,8 +753,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// Leave empty buffers behind; after a timed-out collective, MPI may still write into the
     /// old ones, so they are leaked rather than freed.
     fn release_buffers(&mut self) {
-        let mut bufs = std::mem::take(&mut self.send);
-        bufs.append(&mut self.recv);
+        let mut bufs = std::mem::take(&mut self.bufs);
         if let Some(sh) = self.sharding.as_mut() {
             for g in &mut sh.groups {
                 for b in [&mut g.send, &mut g.own, &mut g.gather] {
