@@ -237,15 +237,21 @@ pub fn pack(o: &Opts) -> Result<(), String> {
     let m = w2_model();
     let ce = CrossEntropy::default();
     let (x, y) = batch(&[64, 784], 0..64);
-    let (_, grads) = value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&m);
-    let leaves = grads.leaves();
+    let gradient = || value_and_grad(|m: &_| cross_entropy(&Module::forward(m, &x), &y, &ce))(&m).1.leaves();
+    let mut leaves = gradient();
     let n: usize = leaves.iter().map(|l| l.numel()).sum();
     let mut buf = vec![0.0f32; n];
     let reps: usize = o.num("reps", 200);
-    let mut line = String::from("pack W2 gradient ms:");
+    // `--fresh`: a new gradient before each pack, as in a training step (the caches hold
+    // what the backward pass left), instead of packing the same one over and over.
+    let fresh = o.flag("fresh");
+    let mut line = format!("pack W2 gradient ms{}:", if fresh { " (fresh gradient each time)" } else { "" });
     for (mode, name) in ["to_vec", "gather_into", "storage_memcpy"].iter().enumerate() {
         let mut ts = Vec::new();
         for _ in 0..reps {
+            if fresh {
+                leaves = gradient();
+            }
             let t = Instant::now();
             let mut off = 0;
             for l in &leaves {

@@ -10,7 +10,7 @@
 //! adjoint-dist-worker bench-allreduce [--reps N]
 //! adjoint-dist-worker bench-step [--model w2|w3] [--global-batch G] [--steps N] [--plain] [--overlap]
 //!                                 [--split] [--shard]
-//! adjoint-dist-worker bench-pack [--reps N]
+//! adjoint-dist-worker bench-pack [--reps N] [--fresh]
 //! ```
 //!
 //! `train` runs Adam on a small f64 model, data sharded by `DistributedSampler`, `B` examples
