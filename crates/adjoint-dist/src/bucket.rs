@@ -7,8 +7,10 @@
 //! only, so a mixed `f32`/`f64` model gets one bucket per run of equal dtypes. Leaves that are
 //! not floating point (step counters, indices) are not reduced.
 
+use std::sync::Arc;
+
 use adjoint_core::Tensor;
-use adjoint_tensor::DType;
+use adjoint_tensor::{Array, DType, Layout, Storage};
 
 /// DDP's default bucket size, 25 MiB.
 pub const DEFAULT_BUCKET_BYTES: usize = 25 * 1024 * 1024;
@@ -126,6 +128,48 @@ impl Flat {
             Flat::F32(v) => scaled(&v[offset..offset + n], (scale != 1.0).then_some(scale as f32), shape),
             Flat::F64(v) => scaled(&v[offset..offset + n], (scale != 1.0).then_some(scale), shape),
         }
+    }
+}
+
+/// A bucket's buffer that becomes the storage of the mean gradients: `DataParallel` packs the
+/// gradients into it, sums it over the ranks in place, and hands out views of it, so the mean
+/// gradients are not copied out (W2: 2.7 MB, 0.25 ms a step). The next step packs into the
+/// same buffer when those views are gone (the optimizer has consumed them, as in
+/// `DataParallel::step`), else into a new one, leaving the old one to the views.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) struct SharedBuf(Arc<Storage>);
+
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+impl SharedBuf {
+    pub(crate) fn zeros(dtype: DType, len: usize) -> SharedBuf {
+        SharedBuf(Arc::new(match dtype {
+            DType::F32 => Storage::F32(adjoint_tensor::cache::take_filled(len, 0.0)),
+            _ => Storage::F64(adjoint_tensor::cache::take_filled(len, 0.0)),
+        }))
+    }
+
+    /// The buffer to write, a new one when views of the current one are still alive.
+    pub(crate) fn unique(&mut self) -> &mut Storage {
+        if Arc::get_mut(&mut self.0).is_none() {
+            *self = SharedBuf::zeros(self.0.dtype(), self.0.len());
+        }
+        Arc::get_mut(&mut self.0).expect("a new buffer has one owner")
+    }
+
+    /// Copy `t` (a leaf of this buffer's dtype) in at `offset`.
+    pub(crate) fn pack(&mut self, offset: usize, t: &Tensor) {
+        match self.unique() {
+            Storage::F32(v) => gather_into(&mut v[offset..offset + t.numel()], t),
+            Storage::F64(v) => gather_into(&mut v[offset..offset + t.numel()], t),
+            _ => unreachable!("bucket buffers are f32 or f64"),
+        }
+    }
+
+    /// The `shape`-shaped elements from `offset`, as a view sharing this buffer.
+    pub(crate) fn view(&self, offset: usize, shape: &[usize]) -> Tensor {
+        let mut layout = Layout::contiguous(shape);
+        layout.offset = offset;
+        Tensor::from_array(Array::from_parts(self.0.clone(), layout))
     }
 }
 
@@ -358,6 +402,25 @@ mod tests {
         let mut dst = vec![0.0f64; 24];
         gather_into(&mut dst, &t);
         assert_eq!(dst, t.to_vec::<f64>());
+    }
+
+    #[test]
+    fn shared_buffers_are_reused_only_once_their_views_are_gone() {
+        let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
+        let mut b = SharedBuf::zeros(DType::F32, 6);
+        b.pack(2, &t);
+        let v = b.view(2, &[2, 2]);
+        assert_eq!(v.to_vec::<f32>(), vec![1.0, 2.0, 3.0, 4.0]);
+        // A view is alive: packing must not write under it.
+        b.pack(2, &Tensor::from_vec(vec![5.0f32; 4], &[2, 2]));
+        assert_eq!(v.to_vec::<f32>(), vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(b.view(2, &[2, 2]).to_vec::<f32>(), vec![5.0; 4]);
+        // No view left: the same buffer is written again.
+        drop(v);
+        let before = Arc::as_ptr(&b.0);
+        b.pack(0, &Tensor::from_vec(vec![6.0f32, 7.0], &[2]));
+        assert_eq!(Arc::as_ptr(&b.0), before);
+        assert_eq!(b.view(0, &[2]).to_vec::<f32>(), vec![6.0, 7.0]);
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::time::Instant;
 use adjoint_core::{Params, Tensor};
 use adjoint_nn::checkpoint::{self, LoadOptions};
 use adjoint_nn::optim::Optimizer;
-use adjoint_tensor::DType;
+use adjoint_tensor::{DType, Storage};
 
-use crate::bucket::{BucketPlan, Flat, DEFAULT_BUCKET_BYTES};
+use crate::bucket::{BucketPlan, Flat, SharedBuf, DEFAULT_BUCKET_BYTES};
 use crate::comm::{Dist, Pending};
 use crate::DistError;
 
@@ -137,9 +137,9 @@ pub struct DataParallel<'d, P: Params, O: Optimizer> {
     opt: O,
     plan: BucketPlan,
     accum: Option<P>,
-    /// One buffer per bucket: the gradients are packed into it and summed in place
-    /// ([`Dist::start_ring_allreduce`]), so a bucket is copied in once and out once.
-    bufs: Vec<Flat>,
+    /// One buffer per bucket: the gradients are packed into it, summed in place
+    /// ([`Dist::start_ring_allreduce`]) and handed out as views (no copy out).
+    bufs: Vec<SharedBuf>,
     /// A collective timed out: its buffers are still lent to MPI.
     poisoned: bool,
     /// Of the last step: buckets started before the last gradient was ready, and buckets.
@@ -165,7 +165,7 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
         let specs: Vec<(DType, usize)> =
             leaves.iter().map(|t| (if sharded(t) { DType::I64 } else { t.dtype() }, t.numel())).collect();
         let plan = BucketPlan::new(&specs, config.bucket_bytes);
-        let bufs = plan.buckets.iter().map(|b| Flat::zeros(b.dtype, b.len)).collect();
+        let bufs = plan.buckets.iter().map(|b| SharedBuf::zeros(b.dtype, b.len)).collect();
         let sharding = config.shard_update.then(|| {
             let mut groups: Vec<(DType, ShardGroup)> = Vec::new();
             let mut slot = vec![None; leaves.len()];
@@ -635,9 +635,10 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             // SAFETY: the buffers belong to `self` and are neither touched nor freed before
             // `finish_round` has waited for them; after a failure `poisoned` leaks them.
             let started = unsafe {
-                match &mut self.bufs[k] {
-                    Flat::F32(v) => self.dist.start_ring_allreduce(v, scale, &what),
-                    Flat::F64(v) => self.dist.start_ring_allreduce(v, scale, &what),
+                match self.bufs[k].unique() {
+                    Storage::F32(v) => self.dist.start_ring_allreduce(v, scale, &what),
+                    Storage::F64(v) => self.dist.start_ring_allreduce(v, scale, &what),
+                    _ => unreachable!("bucket buffers are f32 or f64"),
                 }
             };
             match started {
@@ -707,7 +708,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             .map(|(i, g)| match (self.plan.slot[i], self.sharding.as_ref().and_then(|s| s.slot[i])) {
                 (Some((k, pos)), _) => {
                     // Already divided by the world size (in the ring's last sum).
-                    self.bufs[k].unpack(self.plan.buckets[k].offsets[pos], g.shape(), 1.0)
+                    self.bufs[k].view(self.plan.buckets[k].offsets[pos], g.shape())
                 }
                 (None, Some((k, pos))) => {
                     let grp = &self.sharding.as_ref().expect("sharded").groups[k];
@@ -753,7 +754,8 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// Leave empty buffers behind; after a timed-out collective, MPI may still write into the
     /// old ones, so they are leaked rather than freed.
     fn release_buffers(&mut self) {
-        let mut bufs = std::mem::take(&mut self.bufs);
+        let buckets = std::mem::take(&mut self.bufs);
+        let mut bufs = Vec::new();
         if let Some(sh) = self.sharding.as_mut() {
             for g in &mut sh.groups {
                 for b in [&mut g.send, &mut g.own, &mut g.gather] {
@@ -763,6 +765,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         }
         if self.poisoned {
             bufs.into_iter().for_each(std::mem::forget);
+            buckets.into_iter().for_each(std::mem::forget);
         }
     }
 }
