@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Distributed benchmarks (docs/distributed.md, BENCHMARKS.md "Data-parallel training"):
 #   1. allreduce, 8 B to 64 MiB, 2 local ranks: adjoint-dist (Dist's polled MPI_Iallreduce, and
-#      DataParallel::allreduce_mean with its bucketing) next to Open MPI's own MPI_Allreduce and
-#      MPI_Iallreduce + MPI_Test (benches/dist/allreduce.c, built with mpicc);
+#      DataParallel::allreduce_mean: packing, Dist's own ring allreduce, views out) next to Open
+#      MPI's own MPI_Allreduce and MPI_Iallreduce + MPI_Test (benches/dist/allreduce.c, mpicc);
 #   2. the W2 step at the global batch of W2 (128): 1 rank x 2 threads (no MPI) against
 #      2 ranks x 1 thread (DataParallel: step, and train_step overlapping the backward sweep),
 #      and PyTorch (1 x 2 threads; DDP with gloo on the same 2 ranks) from the benches venv

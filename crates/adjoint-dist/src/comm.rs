@@ -431,10 +431,11 @@ impl Dist {
     /// Why not `MPI_Iallreduce`: Open MPI's non-blocking allreduce (libnbc) runs a binomial
     /// tree below 4 ranks: rank 1 sends everything to rank 0, rank 0 sums, and sends the sum
     /// back, so each rank idles half the collective and the whole buffer crosses twice. For
-    /// W2's 2.7 MB of gradients on 2 ranks the ring took 0.6–1.0 ms and the binomial tree
-    /// 4 ms (medians under load 4.5–5: an idle rank that yields its core waits for the
-    /// scheduler to get it back; BENCHMARKS.md, issue 20). Summing here also folds the mean's
-    /// division into the last reduction instead of a pass of its own.
+    /// W2's 2.7 MB of gradients on 2 ranks, libnbc's own ring took 0.6–2.9 ms and its binomial
+    /// tree 3.6–4.0 ms (medians under load 4.5–5: an idle rank that yields its core waits for
+    /// the scheduler to give it back; BENCHMARKS.md, issue 20). Running the ring here does not
+    /// depend on an Open MPI tuning parameter, and folds the mean's division into the last sum
+    /// instead of a pass of its own.
     ///
     /// Progress: one step's messages move inside [`test`](Self::test) and
     /// [`wait`](Self::wait), which also post the next step.

@@ -9,9 +9,10 @@
 //!   ranks with batch `b` see exactly the batches of one process with batch `W·b`.
 //! - [`DataParallel`] (feature `mpi`) broadcasts rank 0's parameters and optimizer state,
 //!   averages gradients by non-blocking allreduce in buckets ([`BucketPlan`], 25 MiB by default
-//!   as DDP, last layers first), started during the backward sweep as each bucket's gradients
-//!   become final ([`DataParallel::train_step`]), accumulates micro-batches without
-//!   communication (`no_sync`), and writes checkpoints on rank 0 only.
+//!   as DDP, last layers first; each bucket summed in place by a ring allreduce that `Dist`
+//!   runs itself, [`Dist::start_ring_allreduce`]), started during the backward sweep as each
+//!   bucket's gradients become final ([`DataParallel::train_step`]), accumulates micro-batches
+//!   without communication (`no_sync`), and writes checkpoints on rank 0 only.
 //! - [`Dist`] (feature `mpi`) is the world: rank, size, means of metrics across ranks, and
 //!   collectives that never hang. Each is started non-blocking and completed by polling
 //!   `MPI_Test` against a deadline, so a rank whose peer died gets [`DistError::Timeout`]
@@ -57,7 +58,7 @@ mod sampler;
 
 pub use bucket::{gather_into, Bucket, BucketPlan, DEFAULT_BUCKET_BYTES};
 #[cfg(feature = "mpi")]
-pub use comm::{Dist, Pending, Reducible, DEFAULT_TIMEOUT};
+pub use comm::{Dist, Float, Pending, Reducible, DEFAULT_TIMEOUT};
 #[cfg(feature = "mpi")]
 pub use parallel::{DataParallel, DataParallelConfig};
 pub use sampler::{DistributedSampler, Shard};

@@ -36,9 +36,9 @@ fn time_collective(dist: &Dist, reps: usize, mut f: impl FnMut()) -> Result<f64,
     Ok(median(times))
 }
 
-/// Allreduce of `f32` messages from 8 B to 64 MiB: `Dist`'s non-blocking allreduce with
-/// polling (what `DataParallel` uses per bucket) and `DataParallel::allreduce_mean` on a
-/// gradient of one leaf (packing, allreduce, unpacking and scaling: the bucketing overhead).
+/// Allreduce of `f32` messages from 8 B to 64 MiB: `Dist`'s polled `MPI_Iallreduce` ("raw")
+/// and `DataParallel::allreduce_mean` on a gradient of one leaf ("bucketed": packing, `Dist`'s
+/// own ring allreduce with the division folded in, a view out).
 pub fn allreduce(o: &Opts) -> Result<(), String> {
     let dist = Dist::init().map_err(|e| e.to_string())?;
     let e = |e: adjoint_dist::DistError| e.to_string();
