@@ -10,6 +10,7 @@
 #   3. the compute of one W2 / W3 step on 1 thread by per-rank batch (benches/dist/model.py).
 #
 #   benches/dist.sh            # prints the raw lines; results also in runs/dist-<stamp>/
+#   PY=../other-checkout/benches/python/.venv/bin/python benches/dist.sh   # torch from another venv
 #
 # Needs Open MPI (apt-get install openmpi-bin libopenmpi-dev libclang-dev). Reports the load
 # average before each part: numbers taken with a load above 0.5 need a re-measure.
@@ -31,7 +32,7 @@ echo "== allreduce (2 ranks): Open MPI, then adjoint-dist"
 "${MPIRUN[@]}" -np 2 "$W" bench-allreduce | tee "$OUT/allreduce-adjoint.txt"
 
 echo "== W2 step, global batch 128 (load: $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$OUT/load.txt"
-PY=benches/python/.venv/bin/python
+PY="${PY:-benches/python/.venv/bin/python}"  # PY=/path/to/python to use another venv
 HAVE_TORCH=0
 "$PY" -c "import torch" 2>/dev/null && HAVE_TORCH=1
 for rep in 1 2 3; do
