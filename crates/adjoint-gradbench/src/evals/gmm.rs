@@ -37,6 +37,9 @@ pub struct Consts {
     x: Tensor,
     /// Where each entry of `Qₖ` (row-major `d × d`) comes from in `[exp(qₖ), lₖ, 0]`.
     q_index: Tensor,
+    /// For the expanded form ([`objective_expanded`]): `Φᵀ`, `[d² + d + 1, n]`, rows
+    /// `x_a x_b` (`a, b < d`), then `x_a`, then ones.
+    phi_t: Option<Tensor>,
 }
 
 impl Consts {
@@ -55,7 +58,22 @@ impl Consts {
                 li += 1;
             }
         }
-        Consts { d, k, n, m, gamma, x, q_index: Tensor::from_vec(idx, &[d * d]) }
+        let phi_t = (d <= EXPANDED_MAX_D).then(|| {
+            let xs = x.to_vec::<f64>();
+            let p = d * d + d + 1;
+            let mut phi = vec![1.0; p * n];
+            for i in 0..n {
+                let xi = &xs[i * d..(i + 1) * d];
+                for a in 0..d {
+                    for b in 0..d {
+                        phi[(a * d + b) * n + i] = xi[a] * xi[b];
+                    }
+                    phi[(d * d + a) * n + i] = xi[a];
+                }
+            }
+            Tensor::from_vec(phi, &[p, n])
+        });
+        Consts { d, k, n, m, gamma, x, q_index: Tensor::from_vec(idx, &[d * d]), phi_t }
     }
 }
 
@@ -85,14 +103,61 @@ fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
-/// The log-posterior for parameters `(alpha [k], mu [k,d], q [k,d], l [k,ld])`.
+/// Largest `d` for which [`objective`] uses the expanded form.
+pub const EXPANDED_MAX_D: usize = 10;
+
+/// The log-posterior for parameters `(alpha [k], mu [k,d], q [k,d], l [k,ld])`: the expanded
+/// form ([`objective_expanded`]) for `d ≤` [`EXPANDED_MAX_D`], else [`objective_gemm`].
 pub fn objective(c: &Consts, params: &(Tensor, Tensor, Tensor, Tensor)) -> Tensor {
+    match (&c.phi_t, std::env::var("GMM_FORM").as_deref()) {
+        (Some(phi_t), Ok("expanded") | Err(_)) => objective_expanded(c, phi_t, params),
+        _ => objective_gemm(c, params),
+    }
+}
+
+/// `Qₖ` for every component, `[k, d, d]`, from `exp(q)` and `l`.
+fn q_matrices(c: &Consts, qdiag: &Tensor, l: &Tensor) -> Tensor {
+    let (d, k) = (c.d, c.k);
+    let packed = Tensor::concat(&[qdiag, l, &Tensor::full_of(&[k, 1], 0.0, DType::F64)], 1);
+    packed.index_select(1, &c.q_index).reshape(&[k, d, d])
+}
+
+/// The log-posterior with the quadratic form expanded: `‖Qₖ(xᵢ − μₖ)‖² = xᵢᵀAₖxᵢ − 2xᵢᵀAₖμₖ +
+/// μₖᵀAₖμₖ` with `Aₖ = QₖᵀQₖ`, so the whole `[k, n]` matrix of `αₖ + Σqₖ − ½‖Qₖ(xᵢ − μₖ)‖²` is
+/// one product of a `[k, d² + d + 1]` coefficient matrix (built from the parameters by small
+/// ops) with the constant features `Φᵀ = [xᵢ ⊗ xᵢ; xᵢ; 1]`. No `n·k·d` array is formed and
+/// nothing is reduced over `d`, so a forward pass is one GEMM and a `logsumexp` over `k` and
+/// the backward pass one more GEMM: at small `d` the per-op overhead and memory traffic of the
+/// `[n, k·d]` formulation ([`objective_gemm`]) dominated. Points run along the last axis, so
+/// `logsumexp` over axis 0 broadcasts its maximum along a leading axis and accumulates whole
+/// rows. Reverse mode differentiates this formula like any other; nothing is hand-derived.
+/// The expansion trades a little cancellation (terms of the size of `‖Qₖxᵢ‖²` cancel to
+/// the size of `‖Qₖ(xᵢ − μₖ)‖²`) for speed; it is used only at small `d`.
+pub fn objective_expanded(c: &Consts, phi_t: &Tensor, params: &(Tensor, Tensor, Tensor, Tensor)) -> Tensor {
+    let (alpha, mu, q, l) = params;
+    let (d, k) = (c.d, c.k);
+    let qdiag = q.exp();
+    let sum_q = q.sum_axes(&[1], false);
+    let qmat = q_matrices(c, &qdiag, l);
+    // A_k = Q_kᵀ Q_k, b_k = A_k μ_k, c_k = μ_kᵀ A_k μ_k.
+    let a = (&qmat.reshape(&[k, d, d, 1]) * &qmat.reshape(&[k, d, 1, d])).sum_axes(&[1], false);
+    let b = (&a * &mu.reshape(&[k, 1, d])).sum_axes(&[2], false);
+    let cq = (&b * mu).sum_axes(&[1], false);
+    let bias = &(alpha + &sum_q) - &(cq * 0.5);
+    let coef = Tensor::concat(&[&(a.reshape(&[k, d * d]) * -0.5), &b, &bias.reshape(&[k, 1])], 1);
+    let main = coef.matmul(phi_t);
+    let slse = main.logsumexp(&[0], false).sum();
+    finish(c, slse, alpha, &qdiag, &sum_q, l)
+}
+
+/// The log-posterior as `[n, k·d]` products: `Qₖ(xᵢ − μₖ)` for all `i, k` is `X · [Q₁ᵀ … Q_Kᵀ]`
+/// minus `μₖ Qₖᵀ`, squared and summed over `d`.
+pub fn objective_gemm(c: &Consts, params: &(Tensor, Tensor, Tensor, Tensor)) -> Tensor {
     let (alpha, mu, q, l) = params;
     let (d, k, n) = (c.d, c.k, c.n);
     let qdiag = q.exp();
     let sum_q = q.sum_axes(&[1], false);
-    let packed = Tensor::concat(&[&qdiag, l, &Tensor::full_of(&[k, 1], 0.0, DType::F64)], 1);
-    let qmat = packed.index_select(1, &c.q_index).reshape(&[k, d, d]);
+    let qmat = q_matrices(c, &qdiag, l);
     // (x_i - mu_k) Q_k^T for all i, k: [n, k*d]
     let w = qmat.reshape(&[k * d, d]).t();
     let xq = c.x.matmul(&w);
@@ -101,6 +166,12 @@ pub fn objective(c: &Consts, params: &(Tensor, Tensor, Tensor, Tensor)) -> Tenso
     let sq = (&diff * &diff).reshape(&[n, k, d]).sum_axes(&[2], false);
     let main = &(alpha + &sum_q).reshape(&[1, k]) - &(sq * 0.5);
     let slse = main.logsumexp(&[1], false).sum();
+    finish(c, slse, alpha, &qdiag, &sum_q, l)
+}
+
+/// The log-posterior from `slse = Σᵢ logsumexp_k(…)`: the normalisation and the Wishart prior.
+fn finish(c: &Consts, slse: Tensor, alpha: &Tensor, qdiag: &Tensor, sum_q: &Tensor, l: &Tensor) -> Tensor {
+    let (d, k, n) = (c.d, c.k, c.n);
     let lse_alpha = alpha.logsumexp(&[0], false);
     let constant = -(n as f64) * d as f64 * 0.5 * (2.0 * std::f64::consts::PI).ln();
 
@@ -111,7 +182,7 @@ pub fn objective(c: &Consts, params: &(Tensor, Tensor, Tensor, Tensor)) -> Tenso
         lgd += ln_gamma(0.5 * nw + 0.5 * (1.0 - j as f64));
     }
     let cst = nw * d as f64 * (c.gamma.ln() - 0.5 * 2f64.ln()) - lgd;
-    let frob = (&qdiag * &qdiag).sum() + (l * l).sum();
+    let frob = (qdiag * qdiag).sum() + (l * l).sum();
     let prior = &(frob * (0.5 * c.gamma * c.gamma)) - &(sum_q.sum() * c.m);
     let ws = -prior + k as f64 * cst;
 
@@ -166,6 +237,22 @@ pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
+    if std::env::var("GMM_MODE").as_deref() == Ok("jit") {
+        let out = |(a, mu, q, l): (Tensor, Tensor, Tensor, Tensor)| json!({"alpha": a.to_vec::<f64>(), "mu": rows(&mu), "q": rows(&q), "l": rows(&l)});
+        return Some(Ok(match function {
+            "objective" => {
+                let f = adjoint_core::jit(|p: &(Tensor, Tensor, Tensor, Tensor)| objective(&consts, p));
+                timed(input, || f(&params).item(), |v| json!(v))
+            }
+            "jacobian" => {
+                let f = adjoint_core::jit(value_and_grad(|p: &(Tensor, Tensor, Tensor, Tensor)| {
+                    objective(&consts, p)
+                }));
+                timed(input, || f(&params).1, out)
+            }
+            _ => return None,
+        }));
+    }
     Some(Ok(match function {
         "objective" => timed(input, || objective(&consts, &params).item(), |v| json!(v)),
         "jacobian" => timed(
