@@ -17,7 +17,7 @@
 //! arrays (about 25 ops forward, 40 backward, each over ≤ 2·10⁵ numbers) and trailed GradBench's
 //! `manual` tool (0.61–0.76× at k = 5, 50, 100); the expanded form has a handful of ops on
 //! `[k, n]` arrays plus tiny ones on the parameters. When those `[k, n]` arrays are small
-//! (`k·n ≤` [`JIT_MAX_KN`]), the derivative is also run through [`adjoint_core::jit`]
+//! (`k·n ≤` [`JIT_MAX_KN`]), the derivative is also run through [`adjoint_core::jit()`]
 //! (`jit(value_and_grad(f))`: staged once per `evaluate`, its elementwise chains fused), which
 //! halves what per-op overhead is left. Measurements and the choice of both thresholds are in
 //! `benches/GRADBENCH.md`.
@@ -121,18 +121,18 @@ fn ln_gamma(x: f64) -> f64 {
 }
 
 /// Largest `d` for which [`objective`] uses the expanded form. Measured (2026-12-04, one core,
-/// GradBench's inputs, n = 1000): at d = 2, 10 and 20 the expanded form took 0.3–0.6× the
-/// time of the GEMM form on every k; at d = 32 it was level at k = 5 and faster at k = 100; at
-/// d = 64 it was 2× slower at k = 5 (its `[d² + d + 1, n]` features outgrow the caches). Its
-/// cancellation (terms of the size of `‖Qₖxᵢ‖²` cancelling to `‖Qₖ(xᵢ − μₖ)‖²`) left gradients
-/// within 1e-12 (relative) of the GEMM form's at every d up to 64.
+/// GradBench's inputs, n = 1000, CPU time): at d = 2, 10 and 20 the expanded form took 0.3–0.6×
+/// the time of the GEMM form; at d = 32 it was mixed at k = 5 and faster at k = 100; at d = 64 it
+/// was 2× slower at k = 5 (its `[d² + d + 1, n]` features outgrow the caches). Its cancellation
+/// (terms of the size of `‖Qₖxᵢ‖²` cancelling to `‖Qₖ(xᵢ − μₖ)‖²`) left gradients within 2e-12
+/// (relative) of the GEMM form's at every d up to 64.
 pub const EXPANDED_MAX_D: usize = 20;
 
 /// Largest `k·n` for which [`evaluate`] runs the functions through `jit`. Measured
-/// (2026-12-04, CPU time, three interleaved rounds): at k·n = 5,000 and 10,000 the jitted
-/// expanded form took 0.75–0.93× the eager time (d = 2 and 10); at 25,000 and 50,000 it took
-/// 1.0–1.25× (the fused interpreter's loads of row-broadcast operands cost more than the ops it
-/// saves); at 100,000, 0.7–1.0×.
+/// (2026-12-04, CPU time, three interleaved rounds on a loaded machine): at k·n = 5,000 and
+/// 10,000 the jitted expanded form took 0.72–0.96× the eager time (0.84–1.09× at d = 10,
+/// k = 10); at 25,000 and 50,000, 1.0–1.3×; at 100,000, 0.4–1.0×. Only the small case, where
+/// per-op overhead dominates and jit wins clearly, is taken.
 pub const JIT_MAX_KN: usize = 10_000;
 
 /// The log-posterior for parameters `(alpha [k], mu [k,d], q [k,d], l [k,ld])`: the expanded
