@@ -6,6 +6,13 @@
 //! process itself spent, which waiting for a busy core does not inflate).
 //!
 //! ```sh
+//! # inputs, with GradBench's Python package installed (a venv as in benches/GRADBENCH.md):
+//! mkdir -p /tmp/gmmin && python -c 'import json; from gradbench.evals.gmm.run import generate
+//! for d in [2, 10]:
+//!     for k in [5, 10, 25, 50, 100]:
+//!         json.dump(generate(seed=31337, d=d, k=k, n=1000, m=0, gamma=1.0), open(f"/tmp/gmmin/{d}_{k}_1000.json", "w"))'
+//! # the tool's allocator settings (main.rs calls mallopt; glibc reads the same from the environment):
+//! export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864
 //! RAYON_NUM_THREADS=1 taskset -c 1 cargo run --release -p adjoint-gradbench --example gmm_timing -- /tmp/gmmin/2_5_1000.json …
 //! ```
 use adjoint_gradbench::{evals::gmm, Limits};
