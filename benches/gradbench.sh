@@ -12,7 +12,8 @@
 #        TOOLS (default "adjoint manual"); EVAL_ARGS (extra eval flags, e.g. "--min-seconds 0"
 #          for a quick validation pass), EVAL_ARGS_<eval> (for one eval, e.g. EVAL_ARGS_ht=
 #          "--max 11"); CPU (default 1): the core both tools run on;
-#        LOGS (default benches/gradbench-logs): where `gradbench run -o` writes EVAL/TOOL.jsonl.
+#        LOGS (default benches/gradbench-logs): where `gradbench run -o` writes EVAL/TOOL.jsonl;
+#        CARGO_TARGET_DIR (if set): where the adjoint-gradbench binary is built and taken from.
 # Nothing of GradBench is copied into this repo: the checkout is used in place. The manual tool
 # is built there by GradBench's cpp.py (needs nlohmann/json: apt-get install nlohmann-json3-dev,
 # linked as GRADBENCH/cpp/json.hpp).
@@ -31,7 +32,7 @@ export RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THRE
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 (cd "$HERE" && cargo build --release -p adjoint-gradbench)
-BIN="$HERE/target/release/adjoint-gradbench"
+BIN="${CARGO_TARGET_DIR:-$HERE/target}/release/adjoint-gradbench"
 [ -x "$CLI" ] || { echo "gradbench CLI not found at $CLI (cargo build --release -p gradbench in $GB)" >&2; exit 2; }
 [ -e "$GB/cpp/json.hpp" ] || ln -s /usr/include/nlohmann/json.hpp "$GB/cpp/json.hpp"
 make -C "$GB/cpp" >/dev/null

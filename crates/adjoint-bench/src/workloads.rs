@@ -196,7 +196,8 @@ pub fn w6(plan: Plan, which: &dyn Fn(&str) -> bool) {
 }
 
 /// `W7_gmm_obj`, `W7_gmm_obj_grad`: the ADBench GMM objective, d = 10, K = 25, n = 10,000, f64.
-/// The tensor-tier objective is adjoint-gradbench's gmm eval (one GEMM for all points and
+/// The tensor-tier objective is adjoint-gradbench's gmm eval (at d = 10 its expanded form: one
+/// GEMM of `[K, d² + d + 1]` coefficients with the points' features, for all points and
 /// components).
 pub fn w7(plan: Plan, which: &dyn Fn(&str) -> bool) {
     let (d, kk, n) = (10, 25, 10_000);

@@ -22,7 +22,8 @@
 //! | eval | tier | why |
 //! |---|---|---|
 //! | hello | scalar ([`adjoint_scalar::derivative`], `Dual`) | one scalar |
-//! | lse, gmm | tensor (`adjoint_core::grad`) | a few large array ops; the scalar tape would record millions of nodes (lse holds `x` as 32K-element chunks so temporaries stay in cache) |
+//! | lse | tensor (`adjoint_core::grad`) | a few large array ops; the scalar tape would record millions of nodes (`x` is held as 32K-element chunks so temporaries stay in cache) |
+//! | gmm | tensor (`value_and_grad`; `jit(value_and_grad)` when `k·n ≤ 10⁴`) | `d ≤ 20`: the quadratic forms expanded (`Aₖ = QₖᵀQₖ`), so the `[k, n]` log-terms are one GEMM with constant point features and no `n·k·d` array exists; larger `d`: one `[n, k·d]` GEMM of all `Qₖ(xᵢ − μₖ)`. Small arrays are staged and fused by `jit` (per-op overhead dominated at `d = 2`) |
 //! | llsq | tensor, blocked | the power matrix is built in 1 MiB row blocks, each consumed by its matmul while in cache; the gradient is the sum of per-block `grad`s |
 //! | kmeans | f64 nearest-centroid search, then tensor (`jvp` of `grad`) | only `n` of the `n·k` distances have a non-zero derivative: AD differentiates `Σᵢ ‖C[jᵢ] − Pᵢ‖²` with the `jᵢ` found in plain f64 (the choice `min`'s own rule makes) |
 //! | ode | tensor (`adjoint_core::grad` through `adjoint_solvers::ode::odeint`'s continuous adjoint, `Backsolve`, Tsit5) | the gradient GradBench checks is that of the continuous solution (`manual` uses its closed form): an adaptive solve at SciPy's tolerances costs ~7 steps each way whatever `s` is, instead of a tape through all `s` RK4 steps; the primal stays the exact `s`-step RK4 in plain `f64` |

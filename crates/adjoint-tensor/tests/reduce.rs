@@ -382,6 +382,15 @@ fn large_reductions_take_every_plan() {
             assert_eq!(v.max_axes(axes, true).to_vec::<f64>(), want, "max over {axes:?}");
         }
     }
+    // Many short rows (fewer than 32 elements) above the parallel threshold: split into row
+    // groups, every row folded whole (gmm's d = 2 sums at k = 50), also from an offset view.
+    let m = 50_001;
+    let vals: Vec<f64> = (0..3 * m).map(|i| ((i * 7919) % 13) as f64 - 6.0).collect();
+    let a = Array::from_vec(vals.clone(), &[m, 3]);
+    let want: Vec<f64> = vals.chunks(3).map(|r| r.iter().sum()).collect();
+    assert_eq!(a.sum_axes(&[1], false).to_vec::<f64>(), want, "short rows");
+    let want: Vec<f64> = vals.chunks(3).map(|r| r[1] + r[2]).collect();
+    assert_eq!(a.narrow(1, 1, 2).sum_axes(&[1], false).to_vec::<f64>(), want, "short rows of a view");
     // A long f32 sum is pairwise: 2^20 copies of 0.1 lose almost nothing.
     let ones = Array::full(&[1 << 20], 0.1, DType::F32);
     let s = ones.sum_all().item::<f64>();

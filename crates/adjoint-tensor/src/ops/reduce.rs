@@ -314,43 +314,47 @@ enum Plan {
 /// Many rows shorter than [`LANES`] (the `d = 2` sums of a mixture model, a softmax over 5
 /// classes): one loop over all of them, since [`fold`]'s per-call setup (dispatch, `LANES`
 /// accumulators) costs more than the `k` combines. Same order as `fold` for such rows, so the
-/// same result.
+/// same result. Output `i` of `out` folds `src[off + i*rs ..][..k]`.
 #[inline(always)]
-fn fold_short_rows_generic<T: Num, C: Combine>(
-    src: &[T],
-    off: isize,
-    m: usize,
-    rs: isize,
-    k: usize,
-) -> Vec<T> {
-    (0..m)
-        .map(|i| {
-            let s = (off + i as isize * rs) as usize;
-            src[s..s + k].iter().fold(C::identity::<T>(), |r, &v| C::combine(r, v))
-        })
-        .collect()
+fn fold_short_rows_generic<T: Num, C: Combine>(out: &mut [T], src: &[T], off: isize, rs: isize, k: usize) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let s = (off + i as isize * rs) as usize;
+        *o = src[s..s + k].iter().fold(C::identity::<T>(), |r, &v| C::combine(r, v));
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fold_short_rows_avx2<T: Num, C: Combine>(
+    out: &mut [T],
     src: &[T],
     off: isize,
-    m: usize,
     rs: isize,
     k: usize,
-) -> Vec<T> {
-    fold_short_rows_generic::<T, C>(src, off, m, rs, k)
+) {
+    fold_short_rows_generic::<T, C>(out, src, off, rs, k)
+}
+
+fn fold_short_rows<T: Num, C: Combine>(out: &mut [T], src: &[T], off: isize, rs: isize, k: usize) {
+    dispatch_avx2!(fold_short_rows_generic::<T, C>, fold_short_rows_avx2::<T, C>, (out, src, off, rs, k))
 }
 
 fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
     match plan {
-        Plan::Rows { off, m, rs, k } if k < LANES && m * k < PAR_THRESHOLD => {
-            dispatch_avx2!(
-                fold_short_rows_generic::<T, C>,
-                fold_short_rows_avx2::<T, C>,
-                (src, off, m, rs, k)
-            )
+        // Short rows stay in the one-loop kernel at every size (before, `m·k` above
+        // `PAR_THRESHOLD` fell through to one `fold` call per row: gmm's d = 2 sums at k = 50
+        // cost 4× those at k = 25); large inputs are split into fixed groups of rows.
+        Plan::Rows { off, m, rs, k } if k < LANES => {
+            let mut out = filled(m, C::identity::<T>());
+            if m * k < PAR_THRESHOLD {
+                fold_short_rows::<T, C>(&mut out, src, off, rs, k);
+            } else {
+                let rows = PAR_THRESHOLD / k.max(1);
+                out.par_chunks_mut(rows).enumerate().for_each(|(c, o)| {
+                    fold_short_rows::<T, C>(o, src, off + (c * rows) as isize * rs, rs, k)
+                });
+            }
+            out
         }
         Plan::Rows { off, m, rs, k } => {
             let row = |i: usize| {
