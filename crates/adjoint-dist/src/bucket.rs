@@ -174,132 +174,20 @@ impl SharedBuf {
 }
 
 /// Copy the elements of `t` (of type `T`) into `dst` in row-major order, straight from its
-/// storage: a contiguous tensor is one `memcpy`; a 2-D strided one (a weight gradient is
-/// usually the transpose of a matrix product) is copied in tiles, with no temporary.
-///
-/// The tiles matter: the weight gradients of W2 are transposed views whose rows lie 2 KiB
-/// apart, and a row-by-row gather (what `Tensor::to_vec` does, in 32 × 32 tiles, then a second
-/// copy) keeps evicting its own source lines (they map to the same few L1 sets). Packing W2's
-/// 2.7 MB gradient took 1.1 ms that way and 0.34 ms in 16 × 16 tiles when packing the same
-/// gradient over and over; packed right after the backward pass that computed it (as in a
-/// step: `bench-pack --fresh`), the 16 × 16 tiles took 0.95 ms. An `f32` transposed view
-/// (first stride 1, the W2 case) is therefore copied in 8 × 8 blocks transposed in AVX
-/// registers where the CPU has AVX: eight 32-byte loads and eight 32-byte stores per block
-/// instead of 64 scalar loads. Other layouts and `f64` take the scalar 16 × 16 tiles.
+/// storage: a contiguous tensor is one `memcpy`; a 2-D strided one (a transposed view) goes
+/// through adjoint-tensor's tiled and, for `f32`, AVX-blocked transpose
+/// ([`adjoint_tensor::ops::transpose::copy_2d_into`]), with no temporary. Packing W2's 2.7 MB
+/// gradient right after the backward pass took 0.95 ms in scalar 16 × 16 tiles and
+/// 0.32–0.42 ms in AVX blocks (`bench-pack --fresh`).
 pub fn gather_into<T: adjoint_tensor::Element>(dst: &mut [T], t: &Tensor) {
-    const B: usize = 16;
     let a = t.value();
     assert_eq!(dst.len(), a.numel(), "adjoint-dist: gather_into: {} elements into {}", a.numel(), dst.len());
     if let Some(s) = a.as_slice::<T>() {
         dst.copy_from_slice(s);
-        return;
-    }
-    let l = a.layout();
-    if l.rank() != 2 || a.dtype() != T::DTYPE {
+    } else if a.layout().rank() == 2 && a.dtype() == T::DTYPE {
+        adjoint_tensor::ops::transpose::copy_2d_into(dst, a.storage_slice::<T>(), a.layout());
+    } else {
         dst.copy_from_slice(&a.to_vec::<T>());
-        return;
-    }
-    let src = a.storage_slice::<T>();
-    let (r, c) = (l.shape[0], l.shape[1]);
-    let (s0, s1) = (l.strides[0], l.strides[1]);
-    let off = l.offset as isize;
-    // Full 8 × 8 blocks of an f32 transposed view in AVX registers; the edges below.
-    let (mut r_done, mut c_done) = (0, 0);
-    #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == adjoint_tensor::DType::F32
-        && s0 == 1
-        && s1 > 0
-        && std::arch::is_x86_feature_detected!("avx")
-    {
-        (r_done, c_done) = (r / 8 * 8, c / 8 * 8);
-        // SAFETY: `T` is `f32` (checked above); the layout keeps every element inside the
-        // storage, and the blocks stay inside `r_done × c_done`.
-        unsafe {
-            let dst = std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<f32>(), dst.len());
-            let src = std::slice::from_raw_parts(src.as_ptr().cast::<f32>(), src.len());
-            transpose_blocks_avx(dst, src, l.offset, s1 as usize, r_done, c_done, c);
-        }
-    }
-    let mut tiles = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
-        for ib in rows.clone().step_by(B) {
-            let ie = (ib + B).min(rows.end);
-            for jb in cols.clone().step_by(B) {
-                let je = (jb + B).min(cols.end);
-                for i in ib..ie {
-                    let row = off + i as isize * s0;
-                    for (j, x) in (jb..je).zip(&mut dst[i * c + jb..i * c + je]) {
-                        *x = src[(row + j as isize * s1) as usize];
-                    }
-                }
-            }
-        }
-    };
-    // Everything but the AVX blocks: the columns right of them, then the rows below them.
-    tiles(0..r, c_done..c);
-    tiles(r_done..r, 0..c_done);
-}
-
-/// Rows `0..r8` and columns `0..c8` (multiples of 8) of a 2-D `f32` view with strides
-/// `(1, s1)` at `off` in `src` (a transposed matrix: storage row `j` is column `j`), written
-/// row-major into `dst` (rows of `c` elements): each 8 × 8 block is eight loads of 8
-/// consecutive elements (one per column), an in-register transpose, and eight stores of 8
-/// (one per row). Blocks go down 16 rows at a time, so each 64-byte source line is used whole.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn transpose_blocks_avx(
-    dst: &mut [f32],
-    src: &[f32],
-    off: usize,
-    s1: usize,
-    r8: usize,
-    c8: usize,
-    c: usize,
-) {
-    use std::arch::x86_64::*;
-    if r8 == 0 || c8 == 0 {
-        return;
-    }
-    assert!(off + (r8 - 1) + (c8 - 1) * s1 < src.len() && (r8 - 1) * c + c8 <= dst.len());
-    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
-    for ib in (0..r8).step_by(16) {
-        for jb in (0..c8).step_by(8) {
-            for i0 in (ib..(ib + 16).min(r8)).step_by(8) {
-                let p = s.add(off + i0 + jb * s1);
-                let r0 = _mm256_loadu_ps(p);
-                let r1 = _mm256_loadu_ps(p.add(s1));
-                let r2 = _mm256_loadu_ps(p.add(2 * s1));
-                let r3 = _mm256_loadu_ps(p.add(3 * s1));
-                let r4 = _mm256_loadu_ps(p.add(4 * s1));
-                let r5 = _mm256_loadu_ps(p.add(5 * s1));
-                let r6 = _mm256_loadu_ps(p.add(6 * s1));
-                let r7 = _mm256_loadu_ps(p.add(7 * s1));
-                let t0 = _mm256_unpacklo_ps(r0, r1);
-                let t1 = _mm256_unpackhi_ps(r0, r1);
-                let t2 = _mm256_unpacklo_ps(r2, r3);
-                let t3 = _mm256_unpackhi_ps(r2, r3);
-                let t4 = _mm256_unpacklo_ps(r4, r5);
-                let t5 = _mm256_unpackhi_ps(r4, r5);
-                let t6 = _mm256_unpacklo_ps(r6, r7);
-                let t7 = _mm256_unpackhi_ps(r6, r7);
-                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                let q = d.add(i0 * c + jb);
-                _mm256_storeu_ps(q, _mm256_permute2f128_ps::<0x20>(u0, u4));
-                _mm256_storeu_ps(q.add(c), _mm256_permute2f128_ps::<0x20>(u1, u5));
-                _mm256_storeu_ps(q.add(2 * c), _mm256_permute2f128_ps::<0x20>(u2, u6));
-                _mm256_storeu_ps(q.add(3 * c), _mm256_permute2f128_ps::<0x20>(u3, u7));
-                _mm256_storeu_ps(q.add(4 * c), _mm256_permute2f128_ps::<0x31>(u0, u4));
-                _mm256_storeu_ps(q.add(5 * c), _mm256_permute2f128_ps::<0x31>(u1, u5));
-                _mm256_storeu_ps(q.add(6 * c), _mm256_permute2f128_ps::<0x31>(u2, u6));
-                _mm256_storeu_ps(q.add(7 * c), _mm256_permute2f128_ps::<0x31>(u3, u7));
-            }
-        }
     }
 }
 

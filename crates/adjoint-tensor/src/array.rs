@@ -240,6 +240,13 @@ impl Array {
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
         if self.dtype() == T::DTYPE {
             let src = T::slice(&self.storage).expect("dtype checked");
+            let n = self.numel();
+            if self.layout.rank() == 2 && self.layout.strides[1] != 1 && n >= 1024 {
+                let mut out: Vec<T> = crate::cache::take(n);
+                out.resize(n, T::default());
+                crate::ops::transpose::copy_2d_into(&mut out, src, &self.layout);
+                return out;
+            }
             return self.gather_converted(src, |x| x);
         }
         match &*self.storage {

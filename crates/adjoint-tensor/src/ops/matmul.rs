@@ -42,6 +42,21 @@ pub(crate) fn gemm_par_work() -> usize {
     })
 }
 
+/// Products with at least this many rows copy an aliasing column-major right operand first
+/// (see [`aliasing_columns`]); below it the copy costs more than it saves.
+const COPY_RHS_MIN_ROWS: usize = 32;
+
+/// True for a column-major right operand (`Wᵀ` of a row-major weight, as `Linear` multiplies)
+/// whose columns lie a multiple of 256 elements apart. `gemm` packs such an operand by reading
+/// down those columns, and with a power-of-two distance every line it reads maps to the same
+/// few L1 sets: W2's `[128, 512]·[512, 512]ᵀ` ran at 60 GFLOP/s against 98–106 for the same
+/// product with a row-major operand (one thread; `examples/mlp_gemm_bench.rs`). A row-major
+/// copy first (`ops::transpose`, 50 µs for 512 × 512) brings it to 98 GFLOP/s including the
+/// copy. Other distances (W2's 784) lose nothing measurable and are not copied.
+fn aliasing_columns((rs, cs): (usize, usize)) -> bool {
+    rs == 1 && cs > 1 && cs % 256 == 0
+}
+
 /// A read-only matrix inside a slice: element `(i, j)` is `data[offset + i*rs + j*cs]`.
 #[derive(Clone, Copy)]
 pub(crate) struct MatRef<'a, T> {
@@ -99,31 +114,121 @@ pub(crate) fn gemm_into<T: FloatElement>(
     assert!(last_index(m, n, 0, dst.rs, dst.cs) < dst.data.len(), "gemm_into: dst out of bounds");
     assert!(last_index(m, k, lhs.offset, lhs.rs, lhs.cs) < lhs.data.len(), "gemm_into: lhs out of bounds");
     assert!(last_index(k, n, rhs.offset, rhs.rs, rhs.cs) < rhs.data.len(), "gemm_into: rhs out of bounds");
-    // SAFETY: every element gemm touches lies inside the slices (checked above, strides are
-    // non-negative); `dst` is borrowed mutably so it aliases neither input; `T` is f32 or f64,
-    // both supported by gemm.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.data.as_mut_ptr(),
-            dst.cs as isize,
-            dst.rs as isize,
-            accumulate,
-            lhs.data.as_ptr().add(lhs.offset),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr().add(rhs.offset),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
+    let raw = RawProduct {
+        dst: SendPtr(dst.data.as_mut_ptr()),
+        dst_strides: (dst.rs, dst.cs),
+        lhs: SendPtr(lhs.data.as_ptr().wrapping_add(lhs.offset) as *mut T),
+        lhs_strides: (lhs.rs, lhs.cs),
+        rhs: SendPtr(rhs.data.as_ptr().wrapping_add(rhs.offset) as *mut T),
+        rhs_strides: (rhs.rs, rhs.cs),
+        accumulate,
+    };
+    match par {
+        Parallelism::Rayon(threads) if threads > 1 && split_products() => {
+            // SAFETY: the blocks are disjoint parts of the product checked above.
+            unsafe { raw.split(m, n, k, threads) }
+        }
+        // SAFETY: every element gemm touches lies inside the slices (checked above, strides are
+        // non-negative); `dst` is borrowed mutably so it aliases neither input; `T` is f32 or
+        // f64, both supported by gemm.
+        _ => unsafe { raw.block(0..m, 0..n, k, par) },
+    }
+}
+
+/// Whether a product split across threads is cut into one independent single-threaded `gemm`
+/// per thread ([`RawProduct::split`]) rather than handed to `gemm`'s own threading.
+/// `ADJOINT_GEMM_SPLIT=0` selects `gemm`'s (for measuring).
+fn split_products() -> bool {
+    static SPLIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SPLIT.get_or_init(|| std::env::var("ADJOINT_GEMM_SPLIT").map_or(true, |v| v.trim() != "0"))
+}
+
+/// A raw pointer that may cross to another rayon thread (the blocks it addresses are disjoint).
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only used for disjoint blocks of one product whose bounds were checked.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// One bounds-checked product `dst (+)= lhs · rhs`, addressed by raw pointers and strides so that
+/// it can be cut into blocks of rows or columns of `dst`.
+#[derive(Clone, Copy)]
+struct RawProduct<T> {
+    dst: SendPtr<T>,
+    dst_strides: (usize, usize),
+    lhs: SendPtr<T>,
+    lhs_strides: (usize, usize),
+    rhs: SendPtr<T>,
+    rhs_strides: (usize, usize),
+    accumulate: bool,
+}
+
+impl<T: FloatElement> RawProduct<T> {
+    /// `dst[rows, cols] (+)= lhs[rows, :] · rhs[:, cols]`.
+    ///
+    /// # Safety
+    /// The product must have been bounds-checked for the full `m×n` with this `k`, and `rows`,
+    /// `cols` must lie inside it; no other thread may touch this block of `dst`.
+    unsafe fn block(
+        &self,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        k: usize,
+        par: Parallelism,
+    ) {
+        let (dr, dc) = self.dst_strides;
+        let (lr, lc) = self.lhs_strides;
+        let (rr, rc) = self.rhs_strides;
+        // SAFETY: the caller guarantees the block lies in the checked product.
+        unsafe {
+            gemm::gemm(
+                rows.len(),
+                cols.len(),
+                k,
+                self.dst.0.add(rows.start * dr + cols.start * dc),
+                dc as isize,
+                dr as isize,
+                self.accumulate,
+                self.lhs.0.add(rows.start * lr),
+                lc as isize,
+                lr as isize,
+                self.rhs.0.add(cols.start * rc),
+                rc as isize,
+                rr as isize,
+                T::one(),
+                T::one(),
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+
+    /// The product cut along the longer side of `dst` into `threads` blocks (multiples of 16
+    /// rows or columns, the kernels' register tile), each one single-threaded `gemm` on its own
+    /// rayon task: no barrier between the threads and no shared packed panel, at the price of
+    /// packing the uncut operand once per thread.
+    ///
+    /// # Safety
+    /// As [`block`](Self::block), for the whole `m×n` product.
+    unsafe fn split(&self, m: usize, n: usize, k: usize, threads: usize) {
+        let long = m.max(n);
+        let step = long.div_ceil(threads).next_multiple_of(16).min(long);
+        let blocks: Vec<std::ops::Range<usize>> =
+            (0..long).step_by(step).map(|s| s..(s + step).min(long)).collect();
+        let this = *self;
+        blocks.into_par_iter().for_each(move |b| {
+            // SAFETY: blocks are disjoint and inside the checked product (caller's guarantee).
+            unsafe {
+                if m >= n {
+                    this.block(b, 0..n, k, Parallelism::None)
+                } else {
+                    this.block(0..m, b, k, Parallelism::None)
+                }
+            }
+        });
     }
 }
 
@@ -237,6 +342,10 @@ impl Array {
             a = a.contiguous();
         }
         if matrix_strides(b.layout()).is_none() {
+            b = b.contiguous();
+        }
+        if b.rank() == 2 && m >= COPY_RHS_MIN_ROWS && matrix_strides(b.layout()).is_some_and(aliasing_columns)
+        {
             b = b.contiguous();
         }
         let full = |bat: &Shape, r: usize, c: usize| -> Shape {

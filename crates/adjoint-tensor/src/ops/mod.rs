@@ -19,6 +19,7 @@ pub mod reduce;
 pub mod rnn;
 pub mod select;
 pub mod sort;
+pub mod transpose;
 pub mod unary;
 
 /// Element count above which elementwise kernels and reductions go parallel.

@@ -1,0 +1,73 @@
+//! The products of one W2 MLP training step (784-512-512-10, batch 128, f32), each timed alone:
+//! forward `x·Wᵀ`, the input gradient `g·W` and the weight gradient in both orientations
+//! (`xᵀ·g` as the tape's matmul rule forms it, and `gᵀ·x` in the weight's own layout).
+//! Medians of interleaved samples; the pool size is `RAYON_NUM_THREADS`.
+//!
+//! `cargo run --release -p adjoint-tensor --example mlp_gemm_bench [-- SAMPLES]`
+
+use std::time::Instant;
+
+use adjoint_tensor::Array;
+
+/// One timed product.
+type Case<'a> = (&'static str, Box<dyn Fn() -> Array + 'a>);
+
+fn data(seed: u64, shape: &[usize]) -> Array {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    Array::from_vec(v, shape)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let samples: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(50);
+    let b = 128;
+    let layers = [(784, 512), (512, 512), (512, 10)];
+    let mut total = [0.0f64; 4];
+    println!("threads {}", rayon::current_num_threads());
+    for (l, &(i, o)) in layers.iter().enumerate() {
+        let x = data(1, &[b, i]);
+        let w = data(2, &[o, i]);
+        let g = data(3, &[b, o]);
+        let cases: [Case; 4] = [
+            ("fwd x·Wᵀ", Box::new(|| x.matmul(&w.transpose(0, 1)))),
+            ("dx g·W", Box::new(|| g.matmul(&w))),
+            ("dWᵀ xᵀ·g", Box::new(|| x.transpose(0, 1).matmul(&g))),
+            ("dW gᵀ·x", Box::new(|| g.transpose(0, 1).matmul(&x))),
+        ];
+        let mut times = vec![Vec::new(); cases.len()];
+        for _ in 0..samples {
+            for (c, (_, f)) in cases.iter().enumerate() {
+                let t = Instant::now();
+                let r = f();
+                times[c].push(t.elapsed().as_secs_f64());
+                std::hint::black_box(r);
+            }
+        }
+        for (c, (name, _)) in cases.iter().enumerate() {
+            let t = median(std::mem::take(&mut times[c]));
+            if c != 1 || l > 0 {
+                total[c] += t;
+            }
+            let flops = 2.0 * (b * i * o) as f64;
+            println!("{i:>4}x{o:<4} {name:<10} {:8.1} µs {:6.1} GFLOP/s", t * 1e6, flops / t * 1e-9);
+        }
+    }
+    println!(
+        "step products (fwd + dW + dx of layers 2-3): {:.2} ms with dW as xᵀ·g, {:.2} ms with gᵀ·x",
+        (total[0] + total[2] + total[1]) * 1e3,
+        (total[0] + total[3] + total[1]) * 1e3
+    );
+}
