@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use adjoint_core::jit::passes::{cse, dce, fold_constants, optimize, FOLD_LIMIT};
+use adjoint_core::jit::passes::{cse, dce, fold_constants, optimize, simplify, FOLD_LIMIT};
 use adjoint_core::jit::{Eqn, Ir};
 use adjoint_core::primitive::Aval;
 use adjoint_core::prims::{exp::Exp, mul::Mul, reduce_sum::ReduceSum};
@@ -173,4 +173,40 @@ fn the_checker_rejects_broken_programs() {
     let out = ir.eqns[0].outs[0];
     ir.eqns[2].outs[0] = out;
     assert!(ir.check().unwrap_err().contains("defined twice"));
+}
+
+#[test]
+fn simplify_transposes_a_product_instead_of_its_result() {
+    // The weight gradient of x·Wᵀ is staged as (xᵀ·C̄)ᵀ; simplify turns it into C̄ᵀ·x (a
+    // row-major result) and drops the double transpose of x. Same bits as eager (whose rule
+    // makes the same choice from the layout) and as the plain order.
+    let x = Tensor::from_vec((0..12).map(|i| (i as f64 * 0.37).sin()).collect::<Vec<_>>(), &[3, 4]);
+    let r = Tensor::from_vec((0..15).map(|i| (i as f64 * 0.91).cos()).collect::<Vec<_>>(), &[3, 5]);
+    let w = Tensor::from_vec((0..20).map(|i| i as f64 * 0.1 - 1.0).collect::<Vec<_>>(), &[5, 4]);
+    let r2 = r.clone();
+    // x is an input too, so the gradient is staged rather than folded to a constant.
+    let g = move |p: &(Tensor, Tensor)| grad(|w: &Tensor| (p.0.matmul(&w.t()) * &r2).sum())(&p.1);
+    let xw = (x.clone(), w.clone());
+    let ir = make_ir(&g)(&xw);
+    let permutes = |ir: &Ir| names(ir).iter().filter(|n| **n == "permute").count();
+    let out = dce(simplify(ir.clone()));
+    out.check().unwrap();
+    // Before: Wᵀ (forward), xᵀ, the product's transpose; after: the forward's Wᵀ is dead (the
+    // gradient does not read the forward product) and C̄ᵀ is the one transpose left.
+    assert!(permutes(&out) < permutes(&ir), "{ir}\n=>\n{out}");
+    let last = out.eqns.iter().rev().find(|e| e.prim.name() == "matmul").expect("a product");
+    assert_eq!(out.avals[last.outs[0]].shape.as_slice(), &[5, 4]);
+    let plain = x.value().transpose(0, 1).matmul(r.value()).transpose(0, 1);
+    let want: Vec<u64> = plain.to_vec::<f64>().iter().map(|v| v.to_bits()).collect();
+    assert_eq!(bits(&jit(&g)(&xw)), want);
+    assert_eq!(bits(&g(&xw)), want);
+    assert!(jit(&g)(&xw).value().is_contiguous());
+    // A product read twice is left alone (rewriting would compute it twice).
+    let h = |a: &Tensor| {
+        let p = a.matmul(a);
+        &p.t() + &p
+    };
+    let ir = make_ir(h)(&w.narrow(0, 0, 4));
+    let out = dce(simplify(ir.clone()));
+    assert_eq!(names(&out).iter().filter(|n| **n == "matmul").count(), 1, "{out}");
 }

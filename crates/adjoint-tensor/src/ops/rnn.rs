@@ -345,11 +345,6 @@ fn check_seq(
     (s[0], s[1], s[2] / 4)
 }
 
-/// `W` (`[4H, H]`, row-major) as the right operand `Wᵀ` (`[H, 4H]`) of a product.
-fn transposed<T>(w: &[T], h: usize) -> MatRef<'_, T> {
-    MatRef { data: w, offset: 0, rs: 1, cs: h }
-}
-
 fn lstm_seq_fwd<T: FastFloat + Element>(
     ins: &[&Array],
     t: usize,
@@ -367,7 +362,11 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
     h: usize,
 ) -> (Array, Array, Array) {
     let s = slices::<T>(ins);
-    let (gx, w, h0, c0) = (s[0], s[1], s[2], s[3]);
+    let (gx, h0, c0) = (s[0], s[2], s[3]);
+    // `Wᵀ` row-major once: read as a transposed view, `gemm` packs it on each of the T
+    // products through 512-byte-apart columns (L1 set conflicts); W4's T products took 3.75 ms
+    // that way.
+    let wt: Vec<T> = ins[1].transpose(0, 1).to_vec();
     let (bh, bg) = (b * h, b * 4 * h);
     let mut a = cache::take::<T>(t * bg);
     a.extend_from_slice(gx);
@@ -383,7 +382,7 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
                 MatMut { data: &mut *a_s, rs: 4 * h, cs: 1 },
                 true,
                 MatRef { data: hp, offset: 0, rs: h, cs: 1 },
-                transposed(w, h),
+                MatRef { data: &wt, offset: 0, rs: 4 * h, cs: 1 },
                 Parallelism::None,
             );
         }
@@ -395,17 +394,34 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
             let (xg, xo) = rest.split_at_mut(h);
             let (cp, ho, co) =
                 (&cp[r * h..(r + 1) * h], &mut ho[r * h..(r + 1) * h], &mut co[r * h..(r + 1) * h]);
-            lstm_seq_cell_row([xi, xf, xg, xo], cp, ho, co);
+            cell_row([xi, xf, xg, xo], cp, ho, co);
         }
     }
     (Array::from_vec(hs, &[t, b, h]), Array::from_vec(cs, &[t, b, h]), Array::from_vec(a, &[t, b, 4 * h]))
 }
 
-/// One row of [`lstm_seq`]'s cell: the gate pre-activations (overwritten with the
-/// activations), the previous cell state, and the new hidden and cell states. A function of
-/// its own so that the mutable slices are distinct arguments (LLVM then knows they do not
-/// alias and may vectorize the loop).
+/// [`lstm_seq_cell_row`], in its AVX2 + FMA build when the CPU has them (the cell's
+/// exponentials then run 8 lanes wide; the baseline build is SSE2).
+fn cell_row<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        return unsafe { cell_row_avx2(x, cp, ho, co) };
+    }
+    lstm_seq_cell_row(x, cp, ho, co)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
 #[inline(never)]
+unsafe fn cell_row_avx2<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
+    lstm_seq_cell_row(x, cp, ho, co)
+}
+
+/// One row of [`lstm_seq`]'s cell: the gate pre-activations (overwritten with the
+/// activations), the previous cell state, and the new hidden and cell states. The mutable
+/// slices are distinct arguments, so LLVM knows they do not alias and vectorizes the loop.
+#[inline(always)]
 fn lstm_seq_cell_row<T: FastFloat>([xi, xf, xg, xo]: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
     let h = cp.len();
     let (xi, xf, xg, xo) = (&mut xi[..h], &mut xf[..h], &mut xg[..h], &mut xo[..h]);
@@ -419,6 +435,59 @@ fn lstm_seq_cell_row<T: FastFloat>([xi, xf, xg, xo]: [&mut [T]; 4], cp: &[T], ho
         (xi[j], xf[j], xg[j], xo[j]) = (i, f, g, o);
         co[j] = c;
         ho[j] = o * c.tanh_fast();
+    }
+}
+
+/// The inputs of one row of [`lstm_seq_grad`]'s cell pass (each `H` long): the gate
+/// activations, the cotangents of the pre-activations from outside (`da`), the previous and
+/// this step's cell state, the cotangents of `h` and `c` from outside, and `dh` from the next
+/// step.
+struct GradRow<'a, T> {
+    gates: [&'a [T]; 4],
+    extra: [&'a [T]; 4],
+    cp: &'a [T],
+    c: &'a [T],
+    dh_in: &'a [T],
+    dc_in: &'a [T],
+    dhn: &'a [T],
+}
+
+/// [`grad_row_generic`] in its AVX2 + FMA build when the CPU has them.
+fn grad_row<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        return unsafe { grad_row_avx2(x, d, dcn) };
+    }
+    grad_row_generic(x, d, dcn)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn grad_row_avx2<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
+    grad_row_generic(x, d, dcn)
+}
+
+/// One row of the cell's reverse pass: the four gate cotangents and `dc` for the step before.
+#[inline(always)]
+fn grad_row_generic<T: FastFloat>(x: &GradRow<'_, T>, [di, df, dgg, do_]: [&mut [T]; 4], dcn: &mut [T]) {
+    let h = dcn.len();
+    let one = T::one();
+    let [xi, xf, xg, xo] = x.gates.map(|g| &g[..h]);
+    let [ei, ef, eg, eo] = x.extra.map(|e| &e[..h]);
+    let (cp, c, dh_in, dc_in, dhn) = (&x.cp[..h], &x.c[..h], &x.dh_in[..h], &x.dc_in[..h], &x.dhn[..h]);
+    let (di, df, dgg, do_) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut do_[..h]);
+    for j in 0..h {
+        let (i, f, g, o) = (xi[j], xf[j], xg[j], xo[j]);
+        let tc = c[j].tanh_fast();
+        let dh = dh_in[j] + dhn[j];
+        let dct = dc_in[j] + dcn[j] + dh * o * (one - tc * tc);
+        di[j] = (dct * g + ei[j]) * i * (one - i);
+        df[j] = (dct * cp[j] + ef[j]) * f * (one - f);
+        dgg[j] = (dct * i + eg[j]) * (one - g * g);
+        do_[j] = (dh * tc + eo[j]) * o * (one - o);
+        dcn[j] = dct * f;
     }
 }
 
@@ -494,7 +563,6 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
     let (w, h0, c0, hs, cs, a, dhs, dcs) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
     let da = s.get(8).copied();
     let (bh, bg) = (b * h, b * 4 * h);
-    let one = T::one();
     let mut d_a = output::<T>(t * bg);
     let (mut dh_next, mut dc_next) = (output::<T>(bh), output::<T>(bh));
     let no_da = output::<T>(if da.is_some() { 0 } else { 4 * h });
@@ -515,17 +583,11 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
             let (di, rest) = dg.split_at_mut(h);
             let (df, rest) = rest.split_at_mut(h);
             let (dgg, do_) = rest.split_at_mut(h);
-            for j in 0..h {
-                let (i, f, g, o) = (xi[j], xf[j], xg[j], xo[j]);
-                let tc = c[j].tanh_fast();
-                let dh = dh_in[j] + dhn[j];
-                let dct = dc_in[j] + dcn[j] + dh * o * (one - tc * tc);
-                di[j] = (dct * g + ei[j]) * i * (one - i);
-                df[j] = (dct * cp[j] + ef[j]) * f * (one - f);
-                dgg[j] = (dct * i + eg[j]) * (one - g * g);
-                do_[j] = (dh * tc + eo[j]) * o * (one - o);
-                dcn[j] = dct * f;
-            }
+            grad_row(
+                &GradRow { gates: [xi, xf, xg, xo], extra: [ei, ef, eg, eo], cp, c, dh_in, dc_in, dhn },
+                [di, df, dgg, do_],
+                dcn,
+            );
         }
         if h > 0 && b > 0 {
             gemm_into(

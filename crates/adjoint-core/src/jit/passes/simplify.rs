@@ -6,6 +6,13 @@
 //! entries are all equal (the ones-cotangent of `Σ(A @ B)`, `W8_matmul_grad`) becomes a row
 //! or column sum, `c · Σ_k B[k, j]` broadcast over rows — O(kn) instead of O(mkn); its
 //! result agrees with the product to rounding, not bitwise.
+//!
+//! Two rewrites are about layout, not arithmetic: `(A @ B)ᵀ → Bᵀ @ Aᵀ` for rank-2 operands whose
+//! product has no other reader, and `(Xᵀ)ᵀ → X`. The backward pass of `x @ Wᵀ` (every `Linear`)
+//! forms the weight's gradient as `(xᵀ @ C̄)ᵀ`, a transposed view that an optimizer then reads
+//! across its storage; as `C̄ᵀ @ x` it comes out row-major. The eager rule makes the same choice
+//! from the operand's layout (`prims::matmul`); both orders sum over the same inner index in the
+//! same order (bitwise equal on every shape `tests/prim_matmul.rs` checks).
 
 use std::rc::Rc;
 
@@ -41,15 +48,22 @@ fn uniform(ir: &Ir, v: Var) -> Option<f64> {
 pub fn simplify(mut ir: Ir) -> Ir {
     let mut rename: Vec<Var> = (0..ir.avals.len()).collect();
     let eqns = std::mem::take(&mut ir.eqns);
+    // How many equations (and outputs) read each variable, before any rewrite.
+    let mut readers = vec![0usize; ir.avals.len()];
+    for v in eqns.iter().flat_map(|e| e.ins.iter()).chain(&ir.outputs) {
+        readers[*v] += 1;
+    }
     // The producing equation of each (renamed) variable among those kept so far.
     let mut producer: Vec<Option<usize>> = vec![None; ir.avals.len()];
     for mut e in eqns {
         for v in e.ins.iter_mut() {
             *v = rename[*v];
         }
-        match rewrite(&mut ir, &e, &producer) {
+        match rewrite(&mut ir, &e, &producer, &readers) {
             Some(Rewrite::Alias(to)) => {
                 rename[e.outs[0]] = to;
+                // The dropped equation no longer reads `to`; its output's readers now do.
+                readers[to] = readers[to].saturating_sub(1) + readers[e.outs[0]];
             }
             Some(Rewrite::Eqns(new)) => {
                 producer.resize(ir.avals.len(), None);
@@ -81,7 +95,7 @@ enum Rewrite {
     Eqns(Vec<Eqn>),
 }
 
-fn rewrite(ir: &mut Ir, e: &Eqn, producer: &[Option<usize>]) -> Option<Rewrite> {
+fn rewrite(ir: &mut Ir, e: &Eqn, producer: &[Option<usize>], readers: &[usize]) -> Option<Rewrite> {
     if e.outs.len() != 1 {
         return None;
     }
@@ -121,7 +135,46 @@ fn rewrite(ir: &mut Ir, e: &Eqn, producer: &[Option<usize>]) -> Option<Rewrite> 
     if a.is::<prims::matmul::Matmul>() {
         return matmul_uniform(ir, e);
     }
+    if is_transpose(e) {
+        let inner = producer[e.ins[0]].map(|p| &ir.eqns[p])?;
+        if is_transpose(inner) {
+            return Some(Rewrite::Alias(inner.ins[0]));
+        }
+        if inner.prim.as_any().is::<prims::matmul::Matmul>()
+            && readers.get(e.ins[0]) == Some(&1)
+            && ir.avals[inner.ins[0]].rank() == 2
+            && ir.avals[inner.ins[1]].rank() == 2
+        {
+            return Some(transposed_product(ir, inner.ins[0], inner.ins[1], e.outs[0], producer));
+        }
+    }
     None
+}
+
+/// A rank-2 `permute([1, 0])`.
+fn is_transpose(e: &Eqn) -> bool {
+    e.prim.as_any().downcast_ref::<prims::permute::Permute>().is_some_and(|p| p.0 == [1, 0])
+}
+
+/// `out = (A @ B)ᵀ` as `Bᵀ @ Aᵀ`, an operand that is itself a transpose read through.
+fn transposed_product(ir: &mut Ir, a: Var, b: Var, out: Var, producer: &[Option<usize>]) -> Rewrite {
+    let mut eqns = Vec::new();
+    let mut t = |ir: &mut Ir, v: Var| -> Var {
+        if let Some(p) = producer.get(v).copied().flatten().filter(|&p| is_transpose(&ir.eqns[p])) {
+            return ir.eqns[p].ins[0];
+        }
+        let s = &ir.avals[v];
+        let tv = ir.new_var(Aval::new(&[s.shape[1], s.shape[0]], s.dtype));
+        eqns.push(Eqn {
+            prim: Rc::new(prims::permute::Permute(vec![1, 0])),
+            ins: smallvec![v],
+            outs: smallvec![tv],
+        });
+        tv
+    };
+    let (bt, at) = (t(ir, b), t(ir, a));
+    eqns.push(Eqn { prim: Rc::new(prims::matmul::Matmul), ins: smallvec![bt, at], outs: smallvec![out] });
+    Rewrite::Eqns(eqns)
 }
 
 /// `C @ B` with `C` uniformly `c` → `broadcast(c · Σ_rows B)`; `A @ C` → `broadcast(c · Σ_cols A)`
