@@ -172,3 +172,31 @@ fn mismatched_operands_panic_with_the_op_and_shapes() {
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("lstm_cell") && msg.contains("[2, 2]"), "{msg}");
 }
+
+/// At W4's size (B 32, H 128) each step's hidden units are split across two threads (forward
+/// and reverse); every element is computed by the same operations in the same order either way,
+/// so 1 and 2 threads agree bitwise, in f32 and f64, with and without a cotangent for `a`.
+#[test]
+fn lstm_seq_split_across_threads_matches_one_thread_bitwise() {
+    let (t, b, h) = (6, 32, 128);
+    for dtype in [DType::F32, DType::F64] {
+        let r = |i: u64, s: &[usize], scale: f64| arr(&values(s.iter().product(), i, scale), s, dtype);
+        let (gx, w) = (r(1, &[t, b, 4 * h], 1.0), r(2, &[4 * h, h], 0.15));
+        let (h0, c0) = (r(3, &[b, h], 0.5), r(4, &[b, h], 0.5));
+        let (dhs, dcs, da) = (r(5, &[t, b, h], 1.0), r(6, &[t, b, h], 1.0), r(7, &[t, b, 4 * h], 1.0));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (hs, cs, a) = rnn::lstm_seq(&gx, &w, &h0, &c0);
+                let g1 = rnn::lstm_seq_grad(&w, &h0, &c0, &hs, &cs, &a, &dhs, &dcs, Some(&da));
+                let g2 = rnn::lstm_seq_grad(&w, &h0, &c0, &hs, &cs, &a, &dhs, &dcs, None);
+                let bits = |x: &Array| x.to_vec::<f64>().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                [&hs, &cs, &a, &g1.0, &g1.1, &g1.2, &g1.3, &g2.0, &g2.1, &g2.2, &g2.3].map(bits)
+            })
+        };
+        let (one, two) = (run(1), run(2));
+        for (i, (x, y)) in one.iter().zip(&two).enumerate() {
+            assert!(x == y, "{dtype}: output {i} differs between 1 and 2 threads");
+        }
+    }
+}

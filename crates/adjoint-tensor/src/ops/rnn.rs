@@ -371,33 +371,92 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
     let mut a = cache::take::<T>(t * bg);
     a.extend_from_slice(gx);
     let (mut hs, mut cs) = (output::<T>(t * bh), output::<T>(t * bh));
+    let split = rayon::current_num_threads() > 1 && b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32;
     for s in 0..t {
         let (done_h, rest_h) = hs.split_at_mut(s * bh);
         let (done_c, rest_c) = cs.split_at_mut(s * bh);
         let (hp, cp) = if s == 0 { (h0, c0) } else { (&done_h[(s - 1) * bh..], &done_c[(s - 1) * bh..]) };
-        let a_s = &mut a[s * bg..(s + 1) * bg];
-        if h > 0 && b > 0 {
-            gemm_into(
-                (b, 4 * h, h),
-                MatMut { data: &mut *a_s, rs: 4 * h, cs: 1 },
-                true,
-                MatRef { data: hp, offset: 0, rs: h, cs: 1 },
-                MatRef { data: &wt, offset: 0, rs: 4 * h, cs: 1 },
-                Parallelism::None,
-            );
-        }
-        let (ho, co) = (&mut rest_h[..bh], &mut rest_c[..bh]);
-        for r in 0..b {
-            let x = &mut a_s[r * 4 * h..(r + 1) * 4 * h];
-            let (xi, rest) = x.split_at_mut(h);
-            let (xf, rest) = rest.split_at_mut(h);
-            let (xg, xo) = rest.split_at_mut(h);
-            let (cp, ho, co) =
-                (&cp[r * h..(r + 1) * h], &mut ho[r * h..(r + 1) * h], &mut co[r * h..(r + 1) * h]);
-            cell_row([xi, xf, xg, xo], cp, ho, co);
-        }
+        let (hp, cp) = (&hp[..bh], &cp[..bh]);
+        let a_s = SendPtr(a[s * bg..(s + 1) * bg].as_mut_ptr());
+        let (ho, co) = (SendPtr(rest_h[..bh].as_mut_ptr()), SendPtr(rest_c[..bh].as_mut_ptr()));
+        // Hidden units `u` of this step: their four gates' products and their cells.
+        let units = |u: std::ops::Range<usize>| {
+            let n = u.len();
+            if n == 0 || b == 0 {
+                return;
+            }
+            // SAFETY: `a_s` has `b × 4h` elements, `hp` `b × h`, `wt` `h × 4h`, `ho`/`co` `b × h`
+            // (sliced above); columns `q·h + u` of `a_s`, `u` of `ho`/`co` lie inside them, and
+            // the two halves touch disjoint columns.
+            unsafe {
+                for q in 0..4 {
+                    gemm::gemm(
+                        b,
+                        n,
+                        h,
+                        a_s.get().add(q * h + u.start),
+                        1,
+                        (4 * h) as isize,
+                        true,
+                        hp.as_ptr(),
+                        1,
+                        h as isize,
+                        wt.as_ptr().add(q * h + u.start),
+                        1,
+                        (4 * h) as isize,
+                        T::one(),
+                        T::one(),
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+                for r in 0..b {
+                    let row = a_s.get().add(r * 4 * h + u.start);
+                    let x = std::array::from_fn(|q| std::slice::from_raw_parts_mut(row.add(q * h), n));
+                    let at = r * h + u.start;
+                    let (ho, co) = (
+                        std::slice::from_raw_parts_mut(ho.get().add(at), n),
+                        std::slice::from_raw_parts_mut(co.get().add(at), n),
+                    );
+                    cell_row(x, &cp[at..at + n], ho, co);
+                }
+            }
+        };
+        split_units(h, split, units);
     }
     (Array::from_vec(hs, &[t, b, h]), Array::from_vec(cs, &[t, b, h]), Array::from_vec(a, &[t, b, 4 * h]))
+}
+
+/// Work (`B·4H·H` multiply-adds) of one step from which [`lstm_seq`] and [`lstm_seq_grad`]
+/// split each step's hidden units across two threads: W4's steps (2.1 M) are split.
+const SPLIT_STEP_WORK: usize = 1 << 20;
+
+/// A raw pointer shared by the two halves of a step, which write disjoint columns through it.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only used for the disjoint column halves of one step (see `split_units`).
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// `f(0..h)`, or `f` on the two halves of the hidden units in parallel (`rayon::join`) when
+/// `split`. A step's cells are independent across units, and so are the gate products once
+/// cut by columns, so one join per step is all the synchronisation the recurrence needs.
+fn split_units(h: usize, split: bool, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    if !split {
+        return f(0..h);
+    }
+    let mid = (h / 2).next_multiple_of(16).min(h);
+    rayon::join(|| f(0..mid), || f(mid..h));
 }
 
 /// [`lstm_seq_cell_row`], in its AVX2 + FMA build when the CPU has them (the cell's
@@ -566,39 +625,77 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
     let mut d_a = output::<T>(t * bg);
     let (mut dh_next, mut dc_next) = (output::<T>(bh), output::<T>(bh));
     let no_da = output::<T>(if da.is_some() { 0 } else { 4 * h });
+    let split = rayon::current_num_threads() > 1 && b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32;
+    assert!(d_a.len() == t * bg && dh_next.len() == bh && dc_next.len() == bh && w.len() == 4 * h * h);
     for s in (0..t).rev() {
         let cp_all = if s == 0 { c0 } else { &cs[(s - 1) * bh..s * bh] };
-        let dg_s = &mut d_a[s * bg..(s + 1) * bg];
-        for r in 0..b {
-            let x = &a[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h];
-            let (xi, xf, xg, xo) = (&x[..h], &x[h..2 * h], &x[2 * h..3 * h], &x[3 * h..]);
-            let e = da.map_or(&no_da[..], |d| &d[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h]);
-            let (ei, ef, eg, eo) = (&e[..h], &e[h..2 * h], &e[2 * h..3 * h], &e[3 * h..]);
-            let rh = r * h..(r + 1) * h;
-            let cp = &cp_all[rh.clone()];
-            let rs = s * bh + r * h..s * bh + (r + 1) * h;
-            let (c, dh_in, dc_in) = (&cs[rs.clone()], &dhs[rs.clone()], &dcs[rs]);
-            let (dhn, dcn) = (&dh_next[rh.clone()], &mut dc_next[rh]);
-            let dg = &mut dg_s[r * 4 * h..(r + 1) * 4 * h];
-            let (di, rest) = dg.split_at_mut(h);
-            let (df, rest) = rest.split_at_mut(h);
-            let (dgg, do_) = rest.split_at_mut(h);
-            grad_row(
-                &GradRow { gates: [xi, xf, xg, xo], extra: [ei, ef, eg, eo], cp, c, dh_in, dc_in, dhn },
-                [di, df, dgg, do_],
-                dcn,
-            );
-        }
-        if h > 0 && b > 0 {
-            gemm_into(
-                (b, h, 4 * h),
-                MatMut { data: &mut dh_next, rs: h, cs: 1 },
-                false,
-                MatRef { data: dg_s, offset: 0, rs: 4 * h, cs: 1 },
-                MatRef { data: w, offset: 0, rs: h, cs: 1 },
-                Parallelism::None,
-            );
-        }
+        let dg_s = SendPtr(d_a[s * bg..(s + 1) * bg].as_mut_ptr());
+        let dcn_all = SendPtr(dc_next.as_mut_ptr());
+        let dhn_all = &dh_next[..];
+        // The cells of hidden units `u`: their four gate cotangents and `dc` for the step before.
+        let cells = |u: std::ops::Range<usize>| {
+            let n = u.len();
+            for r in 0..b {
+                let x = &a[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h];
+                let e = da.map_or(&no_da[..], |d| &d[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h]);
+                let (lo, hi) = (u.start, u.end);
+                let rh = r * h + u.start..r * h + u.end;
+                let rs = s * bh + rh.start..s * bh + rh.end;
+                // SAFETY: `dg_s` has `b × 4h` elements and `dcn_all` `b × h` (asserted above);
+                // this half writes only columns `q·h + u` of row `r` and units `u`, which the
+                // other half never touches.
+                let (d, dcn) = unsafe {
+                    let row = dg_s.get().add(r * 4 * h + u.start);
+                    let d: [&mut [T]; 4] =
+                        std::array::from_fn(|q| std::slice::from_raw_parts_mut(row.add(q * h), n));
+                    (d, std::slice::from_raw_parts_mut(dcn_all.get().add(rh.start), n))
+                };
+                let row = GradRow {
+                    gates: std::array::from_fn(|q| &x[q * h + lo..q * h + hi]),
+                    extra: std::array::from_fn(|q| &e[q * h + lo..q * h + hi]),
+                    cp: &cp_all[rh.clone()],
+                    c: &cs[rs.clone()],
+                    dh_in: &dhs[rs.clone()],
+                    dc_in: &dcs[rs],
+                    dhn: &dhn_all[rh],
+                };
+                grad_row(&row, d, dcn);
+            }
+        };
+        split_units(h, split, cells);
+        // dh for the step before, columns `u`: [B, 4H]·W[:, u] (every cell is done: the join).
+        let dhn = SendPtr(dh_next.as_mut_ptr());
+        let product = |u: std::ops::Range<usize>| {
+            if u.is_empty() || b == 0 {
+                return;
+            }
+            // SAFETY: columns `u` of the `b × h` `dh_next` and of the `4h × h` `w`, all of the
+            // `b × 4h` `dg_s` (read only now); the halves write disjoint columns.
+            unsafe {
+                gemm::gemm(
+                    b,
+                    u.len(),
+                    4 * h,
+                    dhn.get().add(u.start),
+                    1,
+                    h as isize,
+                    false,
+                    dg_s.get().cast_const(),
+                    1,
+                    (4 * h) as isize,
+                    w.as_ptr().add(u.start),
+                    1,
+                    h as isize,
+                    T::one(),
+                    T::one(),
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        };
+        split_units(h, split, product);
     }
     // d_w = Σ_t d_a_tᵀ·h_{t-1}: step 0 against h0, steps 1.. against hs[..T-1] in one product.
     let mut dw = output::<T>(4 * h * h);
