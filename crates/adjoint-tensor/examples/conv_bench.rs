@@ -12,24 +12,9 @@ use adjoint_tensor::ops::conv::Conv2dOptions;
 use adjoint_tensor::ops::pool::Pool2dOptions;
 use adjoint_tensor::Array;
 
-fn data(seed: u64, shape: &[usize]) -> Array {
-    let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
-    Array::from_vec(v, shape)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{data, median};
 
 /// Interleaved samples of `a` (new) and `b` (old); returns medians in ms.
 fn ab(samples: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {

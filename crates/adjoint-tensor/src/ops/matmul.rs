@@ -135,6 +135,52 @@ pub(crate) fn gemm_into<T: FloatElement>(
     }
 }
 
+/// `dst (+)= lhs · rhs` for an `m×k · k×n` product addressed by raw pointers and `(row, column)`
+/// strides: the one place that calls `gemm`, for [`gemm_into`] and for kernels whose threads
+/// write interleaved columns of one buffer (`ops::rnn`).
+///
+/// # Safety
+/// Every element of the three matrices under those strides must lie inside its allocation, `T`
+/// must be `f32` or `f64`, and no other thread may write the elements of `dst` this call writes
+/// or the inputs while it runs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_raw<T: FloatElement>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    (dr, dc): (usize, usize),
+    accumulate: bool,
+    lhs: *const T,
+    (lr, lc): (usize, usize),
+    rhs: *const T,
+    (rr, rc): (usize, usize),
+    par: Parallelism,
+) {
+    // SAFETY: the caller's contract is gemm's.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dc as isize,
+            dr as isize,
+            accumulate,
+            lhs,
+            lc as isize,
+            lr as isize,
+            rhs,
+            rc as isize,
+            rr as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
 /// Whether a product split across threads is cut into one independent single-threaded `gemm`
 /// per thread ([`RawProduct::split`]) rather than handed to `gemm`'s own threading.
 /// `ADJOINT_GEMM_SPLIT=0` selects `gemm`'s (for measuring).
@@ -182,27 +228,17 @@ impl<T: FloatElement> RawProduct<T> {
         let (rr, rc) = self.rhs_strides;
         // SAFETY: the caller guarantees the block lies in the checked product.
         unsafe {
-            gemm::gemm(
-                rows.len(),
-                cols.len(),
-                k,
+            gemm_raw(
+                (rows.len(), cols.len(), k),
                 self.dst.0.add(rows.start * dr + cols.start * dc),
-                dc as isize,
-                dr as isize,
+                (dr, dc),
                 self.accumulate,
                 self.lhs.0.add(rows.start * lr),
-                lc as isize,
-                lr as isize,
+                (lr, lc),
                 self.rhs.0.add(cols.start * rc),
-                rc as isize,
-                rr as isize,
-                T::one(),
-                T::one(),
-                false,
-                false,
-                false,
+                (rr, rc),
                 par,
-            );
+            )
         }
     }
 

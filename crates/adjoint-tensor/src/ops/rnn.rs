@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use gemm::Parallelism;
 
 use super::fastmath::FastFloat;
-use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef};
+use super::matmul::{gemm_into, gemm_parallelism, gemm_raw, MatMut, MatRef};
 use super::PAR_THRESHOLD;
 use crate::{cache, Array, DType, Element};
 
@@ -390,25 +390,15 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
             // the two halves touch disjoint columns.
             unsafe {
                 for q in 0..4 {
-                    gemm::gemm(
-                        b,
-                        n,
-                        h,
+                    gemm_raw(
+                        (b, n, h),
                         a_s.get().add(q * h + u.start),
-                        1,
-                        (4 * h) as isize,
+                        (4 * h, 1),
                         true,
                         hp.as_ptr(),
-                        1,
-                        h as isize,
+                        (h, 1),
                         wt.as_ptr().add(q * h + u.start),
-                        1,
-                        (4 * h) as isize,
-                        T::one(),
-                        T::one(),
-                        false,
-                        false,
-                        false,
+                        (4 * h, 1),
                         Parallelism::None,
                     );
                 }
@@ -672,27 +662,17 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
             // SAFETY: columns `u` of the `b × h` `dh_next` and of the `4h × h` `w`, all of the
             // `b × 4h` `dg_s` (read only now); the halves write disjoint columns.
             unsafe {
-                gemm::gemm(
-                    b,
-                    u.len(),
-                    4 * h,
+                gemm_raw(
+                    (b, u.len(), 4 * h),
                     dhn.get().add(u.start),
-                    1,
-                    h as isize,
+                    (h, 1),
                     false,
                     dg_s.get().cast_const(),
-                    1,
-                    (4 * h) as isize,
+                    (4 * h, 1),
                     w.as_ptr().add(u.start),
-                    1,
-                    h as isize,
-                    T::one(),
-                    T::one(),
-                    false,
-                    false,
-                    false,
+                    (h, 1),
                     Parallelism::None,
-                );
+                )
             }
         };
         split_units(h, split, product);
