@@ -189,13 +189,21 @@ fn split_products() -> bool {
     *SPLIT.get_or_init(|| std::env::var("ADJOINT_GEMM_SPLIT").map_or(true, |v| v.trim() != "0"))
 }
 
-/// A raw pointer that may cross to another rayon thread (the blocks it addresses are disjoint).
+/// A raw pointer that may cross to another rayon thread: for kernels whose threads write
+/// disjoint parts of one buffer (the blocks of a split product, `ops::rnn`'s column halves).
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used for disjoint blocks of one product whose bounds were checked.
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+// SAFETY: only used for disjoint parts of one bounds-checked buffer (see each use).
 unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
 
 /// One bounds-checked product `dst (+)= lhs · rhs`, addressed by raw pointers and strides so that
 /// it can be cut into blocks of rows or columns of `dst`.

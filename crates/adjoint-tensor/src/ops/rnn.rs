@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use gemm::Parallelism;
 
 use super::fastmath::FastFloat;
-use super::matmul::{gemm_into, gemm_parallelism, gemm_raw, MatMut, MatRef};
+use super::matmul::{gemm_into, gemm_parallelism, gemm_raw, MatMut, MatRef, SendPtr};
 use super::PAR_THRESHOLD;
 use crate::{cache, Array, DType, Element};
 
@@ -422,21 +422,6 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
 /// Work (`B·4H·H` multiply-adds) of one step from which [`lstm_seq`] and [`lstm_seq_grad`]
 /// split each step's hidden units across two threads: W4's steps (2.1 M) are split.
 const SPLIT_STEP_WORK: usize = 1 << 20;
-
-/// A raw pointer shared by the two halves of a step, which write disjoint columns through it.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used for the disjoint column halves of one step (see `split_units`).
-unsafe impl<T> Send for SendPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
 
 /// `f(0..h)`, or `f` on the two halves of the hidden units in parallel (`rayon::join`) when
 /// `split`. A step's cells are independent across units, and so are the gate products once
