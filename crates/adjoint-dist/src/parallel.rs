@@ -536,17 +536,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
                 }
             }
         }
-        for p in pending {
-            if result.is_ok() {
-                result = self.dist.wait_until(p, deadline);
-            } else {
-                std::mem::forget(p);
-            }
-        }
-        if let Err(e) = result {
-            self.poisoned = true;
-            return Err(e);
-        }
+        settle(self.dist, &mut self.poisoned, pending, result, deadline)?;
         let w = self.dist.world_size();
         let full: Vec<Tensor> = self
             .params
@@ -689,17 +679,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
                 }
             }
         }
-        for p in pending {
-            if result.is_ok() {
-                result = self.dist.wait_until(p, round.deadline);
-            } else {
-                std::mem::forget(p);
-            }
-        }
-        if let Err(e) = result {
-            self.poisoned = true;
-            return Err(e);
-        }
+        settle(self.dist, &mut self.poisoned, pending, result, round.deadline)?;
         let (w, r) = (self.dist.world_size(), self.dist.rank());
         let scale = 1.0 / w as f64;
         Ok(leaves
@@ -768,6 +748,28 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             buckets.into_iter().for_each(std::mem::forget);
         }
     }
+}
+
+/// Wait for every started collective while `result` is `Ok`; after a failure, leak the rest
+/// (their buffers may still be in MPI's hands), set `poisoned` and return the error.
+fn settle(
+    dist: &Dist,
+    poisoned: &mut bool,
+    pending: Vec<Pending>,
+    mut result: Result<(), DistError>,
+    deadline: Instant,
+) -> Result<(), DistError> {
+    for p in pending {
+        if result.is_ok() {
+            result = dist.wait_until(p, deadline);
+        } else {
+            std::mem::forget(p);
+        }
+    }
+    if result.is_err() {
+        *poisoned = true;
+    }
+    result
 }
 
 impl<P: Params, O: Optimizer> Drop for DataParallel<'_, P, O> {

@@ -268,7 +268,8 @@ impl Array {
         if let Some(s) = self.layout.contiguous_range().map(|r| &src[r]) {
             out.extend(s.iter().map(|&x| f(x)));
         } else if self.layout.rank() == 2 && self.layout.strides[1] != 1 && n >= 1024 {
-            gather_2d(src, &self.layout, &mut out, &f);
+            out.resize(n, T::default());
+            crate::ops::transpose::copy_2d_map(&mut out, src, &self.layout, f);
         } else {
             self.layout.for_each_offset(|o| out.push(f(src[o])));
         }
@@ -461,28 +462,6 @@ impl Array {
     /// A contiguous owned copy of the shape as a `Shape`.
     pub fn shape_vec(&self) -> Shape {
         self.layout.shape.clone()
-    }
-}
-
-/// Row-major copy of a strided 2-D view (a transpose, typically) in 32 × 32 tiles, so each
-/// tile's source cache lines are reused across its rows instead of being fetched once per
-/// element as a column-order walk does.
-fn gather_2d<S: Element, T: Element>(src: &[S], l: &Layout, out: &mut Vec<T>, f: &impl Fn(S) -> T) {
-    const B: usize = 32;
-    let (r, c) = (l.shape[0], l.shape[1]);
-    let (s0, s1) = (l.strides[0], l.strides[1]);
-    let off = l.offset as isize;
-    out.resize(r * c, T::default());
-    for ib in (0..r).step_by(B) {
-        for jb in (0..c).step_by(B) {
-            for i in ib..(ib + B).min(r) {
-                let row = off + i as isize * s0;
-                let dst = &mut out[i * c..(i + 1) * c];
-                for (j, d) in dst.iter_mut().enumerate().take((jb + B).min(c)).skip(jb) {
-                    *d = f(src[(row + j as isize * s1) as usize]);
-                }
-            }
-        }
     }
 }
 

@@ -28,6 +28,19 @@ use crate::layout::Layout;
 /// ```
 #[track_caller]
 pub fn copy_2d_into<T: Element>(dst: &mut [T], src: &[T], l: &Layout) {
+    copy_2d(dst, src, l, |x| x, true)
+}
+
+/// [`copy_2d_into`] with each element converted by `f` on the way (`Array::to_vec` into another
+/// element type); the scalar tiles only.
+#[track_caller]
+pub(crate) fn copy_2d_map<S: Element, T: Element>(dst: &mut [T], src: &[S], l: &Layout, f: impl Fn(S) -> T) {
+    copy_2d(dst, src, l, f, false)
+}
+
+/// The copy; `avx` (only for the identity `f`) allows the `f32` register transposes.
+#[track_caller]
+fn copy_2d<S: Element, T: Element>(dst: &mut [T], src: &[S], l: &Layout, f: impl Fn(S) -> T, avx: bool) {
     const B: usize = 16;
     assert_eq!(l.rank(), 2, "copy_2d_into: a 2-D layout, got shape {:?}", l.shape.as_slice());
     let (r, c) = (l.shape[0], l.shape[1]);
@@ -49,9 +62,15 @@ pub fn copy_2d_into<T: Element>(dst: &mut [T], src: &[T], l: &Layout) {
     }
     let (mut r_done, mut c_done) = (0, 0);
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == DType::F32 && s0 == 1 && s1 > 0 && std::arch::is_x86_feature_detected!("avx") {
+    if avx
+        && S::DTYPE == DType::F32
+        && T::DTYPE == DType::F32
+        && s0 == 1
+        && s1 > 0
+        && std::arch::is_x86_feature_detected!("avx")
+    {
         (r_done, c_done) = (r / 8 * 8, c / 8 * 8);
-        // SAFETY: `T` is `f32` (checked above, `Element` types are distinct); the corners
+        // SAFETY: `S` and `T` are `f32` (checked above, `Element` types are distinct); the corners
         // checked above keep every element of the view inside `src`, and the blocks stay inside
         // `r_done × c_done` of a `dst` of `r × c`.
         unsafe {
@@ -67,7 +86,7 @@ pub fn copy_2d_into<T: Element>(dst: &mut [T], src: &[T], l: &Layout) {
                 let je = (jb + B).min(cols.end);
                 for i in ib..ie {
                     for (j, x) in (jb..je).zip(&mut dst[i * c + jb..i * c + je]) {
-                        *x = src[at(i, j) as usize];
+                        *x = f(src[at(i, j) as usize]);
                     }
                 }
             }
@@ -173,6 +192,13 @@ mod tests {
                 let mut got = vec![-1.0f32; r * c];
                 copy_2d_into(&mut got, v.storage_slice::<f32>(), v.layout());
                 assert_eq!(got, want, "f32 {r}x{c} view {k}");
+                let mut conv = vec![-1.0f64; r * c];
+                copy_2d_map(&mut conv, v.storage_slice::<f32>(), v.layout(), |x| x as f64);
+                assert_eq!(
+                    conv,
+                    want.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+                    "f32→f64 {r}x{c} view {k}"
+                );
                 let v64 = v.cast(DType::F64);
                 let t = v.transpose(0, 1).cast(DType::F64).transpose(0, 1);
                 for a in [&v64, &t] {
