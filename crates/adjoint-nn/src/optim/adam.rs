@@ -4,7 +4,9 @@
 
 use adjoint_core::{Params, Tensor};
 
-use super::kernel::{lerp, update_leaf};
+use adjoint_tensor::FloatElement;
+
+use super::kernel::{lerp, update_leaf_rule, ElementRule, MAX_STATE};
 use super::{check_state, count_tensor, read_count, step_leaves, zeros_per_leaf, Optimizer, ParamGroups};
 
 /// Hyperparameters of [`Adam`] (PyTorch's names and defaults).
@@ -88,6 +90,69 @@ struct AdamState<'a> {
     step: &'a mut Tensor,
 }
 
+/// Adam's update of one element (PyTorch's order of operations), evaluated in the leaf's own
+/// precision: `state[0]` is the first moment, `state[1]` the second.
+#[derive(Clone, Copy)]
+struct AdamRule {
+    sign: f64,
+    lr: f64,
+    wd: f64,
+    decoupled: bool,
+    b1: f64,
+    b2: f64,
+    step_size: f64,
+    bias_correction2_sqrt: f64,
+    eps: f64,
+}
+
+impl AdamRule {
+    /// The decayed parameter and gradient, and the updated moments.
+    #[inline(always)]
+    fn moments<S: FloatElement>(&self, x: S, g: S, s: &mut [S; MAX_STATE]) -> S {
+        let c = S::from_f64;
+        let mut g = c(self.sign) * g;
+        let mut x = x;
+        if self.wd != 0.0 {
+            if self.decoupled {
+                x = x * c(1.0 - self.lr * self.wd);
+            } else {
+                g = g + c(self.wd) * x;
+            }
+        }
+        s[0] = lerp(s[0], g, c(1.0 - self.b1));
+        s[1] = s[1] * c(self.b2) + c(1.0 - self.b2) * g * g;
+        x
+    }
+
+    /// The step from the decayed parameter `x` with second moment `second`.
+    #[inline(always)]
+    fn update<S: FloatElement>(&self, x: S, first: S, second: S) -> S {
+        let c = S::from_f64;
+        let denom = second.sqrt() / c(self.bias_correction2_sqrt) + c(self.eps);
+        x + c(-self.step_size) * (first / denom)
+    }
+}
+
+impl ElementRule for AdamRule {
+    #[inline(always)]
+    fn apply<S: FloatElement>(&self, x: S, g: S, s: &mut [S; MAX_STATE]) -> S {
+        let x = self.moments(x, g, s);
+        self.update(x, s[0], s[1])
+    }
+}
+
+/// Adam with AMSGrad: `state[2]` is the running maximum of the second moment.
+struct AmsGrad(AdamRule);
+
+impl ElementRule for AmsGrad {
+    #[inline(always)]
+    fn apply<S: FloatElement>(&self, x: S, g: S, s: &mut [S; MAX_STATE]) -> S {
+        let x = self.0.moments(x, g, s);
+        s[2] = s[2].max(s[1]);
+        self.0.update(x, s[0], s[2])
+    }
+}
+
 /// One Adam/AdamW step over all leaves.
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
@@ -122,32 +187,22 @@ fn adam_step<P: Params>(
         }
         let lr = c.lr * o.lr_scale;
         let wd = o.weight_decay.unwrap_or(c.weight_decay);
-        let step_size = lr / bias_correction1;
-        let f = move |x: f64, g: f64, s: &mut [f64; 4]| {
-            let mut g = sign * g;
-            let mut x = x;
-            if wd != 0.0 {
-                if decoupled {
-                    x *= 1.0 - lr * wd;
-                } else {
-                    g += wd * x;
-                }
-            }
-            s[0] = lerp(s[0], g, 1.0 - b1);
-            s[1] = s[1] * b2 + (1.0 - b2) * g * g;
-            let second = if amsgrad {
-                s[2] = s[2].max(s[1]);
-                s[2]
-            } else {
-                s[1]
-            };
-            let denom = second.sqrt() / bias_correction2_sqrt + eps;
-            x + -step_size * (s[0] / denom)
+        let rule = AdamRule {
+            sign,
+            lr,
+            wd,
+            decoupled,
+            b1,
+            b2,
+            step_size: lr / bias_correction1,
+            bias_correction2_sqrt,
+            eps,
         };
         let new = if amsgrad {
-            update_leaf(p, g, &mut [&mut st.exp_avg[i], &mut st.exp_avg_sq[i], &mut st.max_exp_avg_sq[i]], f)
+            let states = &mut [&mut st.exp_avg[i], &mut st.exp_avg_sq[i], &mut st.max_exp_avg_sq[i]];
+            update_leaf_rule(p, g, states, &AmsGrad(rule))
         } else {
-            update_leaf(p, g, &mut [&mut st.exp_avg[i], &mut st.exp_avg_sq[i]], f)
+            update_leaf_rule(p, g, &mut [&mut st.exp_avg[i], &mut st.exp_avg_sq[i]], &rule)
         };
         out.push(new);
     }

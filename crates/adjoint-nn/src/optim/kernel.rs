@@ -5,17 +5,21 @@
 //! `(param, grad, state…) -> new param`, and [`update_leaf`] runs it in a single pass: state
 //! buffers are rewritten in place when the optimizer holds the only handle to them (the usual
 //! case), and the only allocation per leaf is the new parameter. Large leaves are split into
-//! chunks processed by rayon. Elements are computed in `f64` and stored back in the leaf's type
-//! (`f32` leaves keep `f32` state).
+//! chunks processed by rayon. `f32` leaves keep `f32` state.
 //!
-//! The workspace builds for baseline x86-64 (SSE2), where the loop's `f64` square roots and
-//! divisions run one element at a time; on a CPU with AVX2 and FMA the same loop is compiled a
-//! second time with those features and chosen at run time (W2's Adam update over 670 k
-//! parameters, fastest decile on one thread: 2.4 → 1.0 ms, measured at load ≈ 9, beside
-//! PyTorch's fused Adam at 0.34 ms in the same minutes; not re-measured on a quiet machine).
+//! An update is an [`ElementRule`], generic over the element type. A rule written as an `f64`
+//! closure ([`update_leaf`]) is evaluated in `f64` and rounded back; Adam's rule is written
+//! once for both types and runs in the leaf's own precision, as PyTorch's fused kernels do
+//! (`opmath` of `float` is `float`): its square root and division are then 8 lanes wide
+//! instead of 4 (W2's Adam update over 670 k `f32` parameters on one thread, quiet machine,
+//! `adjoint-dist-worker bench-step --plain`: see BENCHMARKS.md, issue 17).
+//!
+//! The workspace builds for baseline x86-64 (SSE2), where square roots and divisions run one
+//! element at a time; on a CPU with AVX2 and FMA the same loop is compiled a second time with
+//! those features and chosen at run time.
 
 use adjoint_core::Tensor;
-use adjoint_tensor::{Array, DType, Element};
+use adjoint_tensor::{Array, DType, Element, FloatElement};
 use rayon::prelude::*;
 
 /// Elements per rayon task; below two of these the loop runs on the calling thread.
@@ -25,17 +29,48 @@ const PAR_CHUNK: usize = 1 << 15;
 /// momentum).
 pub(crate) const MAX_STATE: usize = 4;
 
-/// Run `f(param, grad, state)` over every element of one leaf and return the new parameter.
-/// `states[k]` appears as `state[k]` in `f`; entries past `states.len()` are scratch.
-/// Leaves that are not floating point are returned unchanged.
+/// One element's update, `(param, grad, state…) -> new param`, in the element type `S` of the
+/// leaf (`f32` or `f64`). `state[k]` is state buffer `k`; entries past the buffers given are
+/// scratch.
+pub(crate) trait ElementRule: Sync {
+    fn apply<S: FloatElement>(&self, x: S, g: S, state: &mut [S; MAX_STATE]) -> S;
+}
+
+/// A rule written over `f64`: evaluated in `f64` for either leaf type and rounded back.
+struct InF64<F>(F);
+
+impl<F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64 + Sync> ElementRule for InF64<F> {
+    #[inline(always)]
+    fn apply<S: FloatElement>(&self, x: S, g: S, state: &mut [S; MAX_STATE]) -> S {
+        let mut s = state.map(|v| v.to_f64());
+        let y = (self.0)(x.to_f64(), g.to_f64(), &mut s);
+        *state = s.map(S::from_f64);
+        S::from_f64(y)
+    }
+}
+
+/// Run `f(param, grad, state)` in `f64` over every element of one leaf and return the new
+/// parameter (see [`update_leaf_rule`]).
 pub(crate) fn update_leaf<F>(param: &Tensor, grad: &Tensor, states: &mut [&mut Tensor], f: F) -> Tensor
 where
     F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64 + Sync,
 {
+    update_leaf_rule(param, grad, states, &InF64(f))
+}
+
+/// Run `rule` over every element of one leaf, in the leaf's precision, and return the new
+/// parameter. `states[k]` appears as `state[k]` in the rule. Leaves that are not floating point
+/// are returned unchanged.
+pub(crate) fn update_leaf_rule<R: ElementRule>(
+    param: &Tensor,
+    grad: &Tensor,
+    states: &mut [&mut Tensor],
+    rule: &R,
+) -> Tensor {
     assert!(states.len() <= MAX_STATE, "adjoint-nn: update_leaf: too many state buffers");
     match param.dtype() {
-        DType::F32 => update_typed::<f32, F>(param, grad, states, f),
-        DType::F64 => update_typed::<f64, F>(param, grad, states, f),
+        DType::F32 => update_typed::<f32, R>(param, grad, states, rule),
+        DType::F64 => update_typed::<f64, R>(param, grad, states, rule),
         _ => param.clone(),
     }
 }
@@ -64,10 +99,12 @@ fn contiguous_vec<T: Element>(a: &Array) -> std::borrow::Cow<'_, [T]> {
     }
 }
 
-fn update_typed<T: Element, F>(param: &Tensor, grad: &Tensor, states: &mut [&mut Tensor], f: F) -> Tensor
-where
-    F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64 + Sync,
-{
+fn update_typed<T: FloatElement, R: ElementRule>(
+    param: &Tensor,
+    grad: &Tensor,
+    states: &mut [&mut Tensor],
+    f: &R,
+) -> Tensor {
     let n = param.numel();
     let ps = contiguous_vec::<T>(param.value());
     let gs = contiguous_vec::<T>(grad.value());
@@ -93,9 +130,9 @@ where
                 jobs.push((&ps[off..off + len], &gs[off..off + len], o, st));
                 off += len;
             }
-            jobs.into_par_iter().for_each(|(p, g, o, mut st)| run(p, g, o, &mut st, &f));
+            jobs.into_par_iter().for_each(|(p, g, o, mut st)| run(p, g, o, &mut st, f));
         } else {
-            run(&ps, &gs, &mut out, &mut slices, &f);
+            run(&ps, &gs, &mut out, &mut slices, f);
         }
     }
     for (t, a) in states.iter_mut().zip(arrays) {
@@ -104,10 +141,7 @@ where
     Tensor::from_array(Array::from_vec(out, param.shape()))
 }
 
-fn run<T: Element, F>(ps: &[T], gs: &[T], out: &mut [T], st: &mut [&mut [T]], f: &F)
-where
-    F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64,
-{
+fn run<T: FloatElement, F: ElementRule>(ps: &[T], gs: &[T], out: &mut [T], st: &mut [&mut [T]], f: &F) {
     // One monomorphic loop per state count: with `K` known and every slice cut to `n`, the
     // bounds checks go and the loop vectorises (a loop over `st.len()` slices did neither).
     match st {
@@ -120,10 +154,13 @@ where
     }
 }
 
-fn run_k<T: Element, F, const K: usize>(ps: &[T], gs: &[T], out: &mut [T], st: [&mut &mut [T]; K], f: &F)
-where
-    F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64,
-{
+fn run_k<T: FloatElement, F: ElementRule, const K: usize>(
+    ps: &[T],
+    gs: &[T],
+    out: &mut [T],
+    st: [&mut &mut [T]; K],
+    f: &F,
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
@@ -134,34 +171,35 @@ where
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn run_k_avx2<T: Element, F, const K: usize>(
+unsafe fn run_k_avx2<T: FloatElement, F: ElementRule, const K: usize>(
     ps: &[T],
     gs: &[T],
     out: &mut [T],
     st: [&mut &mut [T]; K],
     f: &F,
-) where
-    F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64,
-{
+) {
     run_k_body(ps, gs, out, st, f)
 }
 
 #[inline(always)]
-fn run_k_body<T: Element, F, const K: usize>(ps: &[T], gs: &[T], out: &mut [T], st: [&mut &mut [T]; K], f: &F)
-where
-    F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64,
-{
+fn run_k_body<T: FloatElement, F: ElementRule, const K: usize>(
+    ps: &[T],
+    gs: &[T],
+    out: &mut [T],
+    st: [&mut &mut [T]; K],
+    f: &F,
+) {
     let n = out.len();
     let (ps, gs) = (&ps[..n], &gs[..n]);
     let st: [&mut [T]; K] = st.map(|s| &mut s[..n]);
     for i in 0..n {
-        let mut s = [0.0f64; MAX_STATE];
+        let mut s = [T::zero(); MAX_STATE];
         for j in 0..K {
-            s[j] = st[j][i].to_f64();
+            s[j] = st[j][i];
         }
-        out[i] = T::from_f64(f(ps[i].to_f64(), gs[i].to_f64(), &mut s));
+        out[i] = f.apply(ps[i], gs[i], &mut s);
         for j in 0..K {
-            st[j][i] = T::from_f64(s[j]);
+            st[j][i] = s[j];
         }
     }
 }
@@ -169,10 +207,10 @@ where
 /// PyTorch's `lerp`: `a + w (b - a)` for `w < 0.5`, else `b - (b - a)(1 - w)` (exact at both
 /// ends).
 #[inline]
-pub(crate) fn lerp(a: f64, b: f64, w: f64) -> f64 {
-    if w.abs() < 0.5 {
+pub(crate) fn lerp<S: FloatElement>(a: S, b: S, w: S) -> S {
+    if w.abs() < S::from_f64(0.5) {
         a + w * (b - a)
     } else {
-        b - (b - a) * (1.0 - w)
+        b - (b - a) * (S::one() - w)
     }
 }
