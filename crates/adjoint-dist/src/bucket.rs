@@ -82,55 +82,6 @@ impl BucketPlan {
     }
 }
 
-/// A bucket's flat buffer (used by `DataParallel`, tested here without MPI).
-#[derive(Debug)]
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-pub(crate) enum Flat {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-}
-
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-impl Flat {
-    pub(crate) fn zeros(dtype: DType, len: usize) -> Flat {
-        match dtype {
-            DType::F32 => Flat::F32(vec![0.0; len]),
-            _ => Flat::F64(vec![0.0; len]),
-        }
-    }
-
-    /// Copy `t` (a leaf of this buffer's dtype) in at `offset`.
-    pub(crate) fn pack(&mut self, offset: usize, t: &Tensor) {
-        match self {
-            Flat::F32(v) => gather_into(&mut v[offset..offset + t.numel()], t),
-            Flat::F64(v) => gather_into(&mut v[offset..offset + t.numel()], t),
-        }
-    }
-
-    /// `shape`-shaped tensor from `offset`, multiplied by `scale` (in a buffer from the
-    /// tensor crate's caching allocator, so the step does not page-fault a fresh one; a plain
-    /// copy when `scale` is 1).
-    pub(crate) fn unpack(&self, offset: usize, shape: &[usize], scale: f64) -> Tensor {
-        fn scaled<T: adjoint_tensor::Element + std::ops::Mul<Output = T>>(
-            src: &[T],
-            s: Option<T>,
-            shape: &[usize],
-        ) -> Tensor {
-            let mut out: Vec<T> = adjoint_tensor::cache::take(src.len());
-            match s {
-                Some(s) => out.extend(src.iter().map(|&x| x * s)),
-                None => out.extend_from_slice(src),
-            }
-            Tensor::from_vec(out, shape)
-        }
-        let n: usize = shape.iter().product();
-        match self {
-            Flat::F32(v) => scaled(&v[offset..offset + n], (scale != 1.0).then_some(scale as f32), shape),
-            Flat::F64(v) => scaled(&v[offset..offset + n], (scale != 1.0).then_some(scale), shape),
-        }
-    }
-}
-
 /// A bucket's buffer that becomes the storage of the mean gradients: `DataParallel` packs the
 /// gradients into it, sums it over the ranks in place, and hands out views of it, so the mean
 /// gradients are not copied out (W2: 2.7 MB, 0.25 ms a step). The next step packs into the
@@ -188,34 +139,6 @@ pub fn gather_into<T: adjoint_tensor::Element>(dst: &mut [T], t: &Tensor) {
         adjoint_tensor::ops::transpose::copy_2d_into(dst, a.storage_slice::<T>(), a.layout());
     } else {
         dst.copy_from_slice(&a.to_vec::<T>());
-    }
-}
-
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-impl Flat {
-    /// A `shape`-shaped tensor from `world` blocks of `block` elements: rank `r`'s rows of it
-    /// (its share of `shape[0]`, as `DataParallel` splits rows) start at `offset` in block `r`.
-    pub(crate) fn unpack_rows(&self, block: usize, offset: usize, shape: &[usize], world: usize) -> Tensor {
-        fn gather<T: adjoint_tensor::Element>(
-            v: &[T],
-            block: usize,
-            offset: usize,
-            shape: &[usize],
-            world: usize,
-        ) -> Tensor {
-            let row: usize = shape[1..].iter().product();
-            let mut out: Vec<T> = adjoint_tensor::cache::take(shape[0] * row);
-            for r in 0..world {
-                let len = (r + 1) * shape[0] / world - r * shape[0] / world;
-                let at = r * block + offset;
-                out.extend_from_slice(&v[at..at + len * row]);
-            }
-            Tensor::from_vec(out, shape)
-        }
-        match self {
-            Flat::F32(v) => gather(v, block, offset, shape, world),
-            Flat::F64(v) => gather(v, block, offset, shape, world),
-        }
     }
 }
 
@@ -309,16 +232,5 @@ mod tests {
         b.pack(0, &Tensor::from_vec(vec![6.0f32, 7.0], &[2]));
         assert_eq!(Arc::as_ptr(&b.0), before);
         assert_eq!(b.view(0, &[2]).to_vec::<f32>(), vec![6.0, 7.0]);
-    }
-
-    #[test]
-    fn pack_then_unpack_round_trips() {
-        let t = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]);
-        let mut f = Flat::zeros(DType::F64, 6);
-        f.pack(2, &t);
-        assert_eq!(f.unpack(2, &[2, 2], 0.5).to_vec::<f64>(), vec![0.5, 1.0, 1.5, 2.0]);
-        let mut g = Flat::zeros(DType::F32, 2);
-        g.pack(0, &Tensor::from_vec(vec![4.0f32, 8.0], &[2]));
-        assert_eq!(g.unpack(0, &[2], 0.25).to_vec::<f32>(), vec![1.0, 2.0]);
     }
 }

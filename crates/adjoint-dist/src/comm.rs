@@ -121,9 +121,10 @@ impl Drop for Pending {
 /// A ring allreduce in progress ([`Dist::start_ring_allreduce`]): `2 (p − 1)` steps of one
 /// send to the right neighbour and one receive from the left, with the sums done here.
 struct Ring {
-    /// The caller's buffer (lent until the ring completes) and its length in elements.
+    /// The caller's buffer (lent until the ring completes), and the element offsets of its `p`
+    /// chunks (`p + 1` bounds).
     buf: *mut u8,
-    len: usize,
+    bounds: Vec<usize>,
     /// Bytes per element, and the element type.
     elem: usize,
     datatype: ffi::MPI_Datatype,
@@ -136,9 +137,15 @@ struct Ring {
     size: usize,
     comm: ffi::MPI_Comm,
     tag: c_int,
-    /// The step whose messages are in flight (`2 (p − 1)` when done), and its two requests
-    /// (send, receive).
+    /// Chunk `c` of the schedule is chunk `(c + shift) mod p` of the buffer: 0 for the
+    /// allreduce, `p − 1` for the reduce-scatter and all-gather, so that rank `r` finishes
+    /// (and all-gathers from) block `r`.
+    shift: usize,
+    /// The step whose messages are in flight (`end` when done), its two requests (send,
+    /// receive), and the step after the last one: `p − 1` for a reduce-scatter, `2 (p − 1)`
+    /// otherwise (an all-gather starts at step `p − 1`).
     step: usize,
+    end: usize,
     reqs: [ffi::MPI_Request; 2],
 }
 
@@ -161,9 +168,8 @@ unsafe fn add_scaled<T: Float>(dst: *mut u8, src: *const u8, n: usize, scale: f6
 impl Ring {
     /// Elements `(start, len)` of chunk `c` (chunk `c mod p`).
     fn chunk(&self, c: usize) -> (usize, usize) {
-        let (p, c) = (self.size, c % self.size);
-        let (lo, hi) = (c * self.len / p, (c + 1) * self.len / p);
-        (lo, hi - lo)
+        let c = (c + self.shift) % self.size;
+        (self.bounds[c], self.bounds[c + 1] - self.bounds[c])
     }
 
     /// Post the messages of step `self.step`. Reduce-scatter (steps `s < p − 1`): send chunk
@@ -216,7 +222,7 @@ impl Ring {
     /// Move forward as far as the messages allow: `Ok(true)` once every step is done.
     fn advance(&mut self) -> Result<bool, c_int> {
         let (p, r) = (self.size, self.rank);
-        while self.step < 2 * (p - 1) {
+        while self.step < self.end {
             let mut flag: c_int = 0;
             // SAFETY: live requests (or null ones, which test as complete).
             let rc =
@@ -236,7 +242,7 @@ impl Ring {
                 unsafe { (self.add)(self.buf.add(lo * self.elem), self.tmp.as_ptr().cast(), n, scale) };
             }
             self.step += 1;
-            if self.step < 2 * (p - 1) {
+            if self.step < self.end {
                 let rc = self.post();
                 if rc != ffi::MPI_SUCCESS as c_int {
                     return Err(rc);
@@ -274,6 +280,11 @@ impl Dist {
             timeout: DEFAULT_TIMEOUT,
             _universe: universe,
         })
+    }
+
+    /// The world communicator's raw handle.
+    pub(crate) fn world_raw(&self) -> ffi::MPI_Comm {
+        self.world.as_raw()
     }
 
     /// This process's rank.
@@ -337,63 +348,6 @@ impl Dist {
         Ok(Pending::new(request, what))
     }
 
-    /// Start summing `send` (`world_size` blocks of `recv.len()` elements) over all ranks and
-    /// leaving block `rank` of the sum in `recv` (`MPI_Ireduce_scatter_block`).
-    ///
-    /// # Safety
-    ///
-    /// As [`start_allreduce`](Self::start_allreduce).
-    #[track_caller]
-    pub unsafe fn start_reduce_scatter<T: Reducible>(
-        &self,
-        send: &[T],
-        recv: &mut [T],
-        what: &str,
-    ) -> Result<Pending, DistError> {
-        assert_eq!(send.len(), recv.len() * self.size, "adjoint-dist: reduce-scatter: buffer lengths");
-        let mut request = ffi::RSMPI_REQUEST_NULL;
-        let rc = ffi::MPI_Ireduce_scatter_block(
-            send.as_ptr().cast(),
-            recv.as_mut_ptr().cast(),
-            count(recv.len())?,
-            T::datatype(),
-            ffi::RSMPI_SUM,
-            self.world.as_raw(),
-            &mut request,
-        );
-        check(rc, what)?;
-        Ok(Pending::new(request, what))
-    }
-
-    /// Start gathering every rank's `send` into `recv` (`world_size` blocks of `send.len()`
-    /// elements, in rank order; `MPI_Iallgather`).
-    ///
-    /// # Safety
-    ///
-    /// As [`start_allreduce`](Self::start_allreduce).
-    #[track_caller]
-    pub unsafe fn start_allgather<T: Reducible>(
-        &self,
-        send: &[T],
-        recv: &mut [T],
-        what: &str,
-    ) -> Result<Pending, DistError> {
-        assert_eq!(send.len() * self.size, recv.len(), "adjoint-dist: allgather: buffer lengths");
-        let mut request = ffi::RSMPI_REQUEST_NULL;
-        let rc = ffi::MPI_Iallgather(
-            send.as_ptr().cast(),
-            count(send.len())?,
-            T::datatype(),
-            recv.as_mut_ptr().cast(),
-            count(send.len())?,
-            T::datatype(),
-            self.world.as_raw(),
-            &mut request,
-        );
-        check(rc, what)?;
-        Ok(Pending::new(request, what))
-    }
-
     /// Start broadcasting `buf` from rank 0.
     ///
     /// # Safety
@@ -450,6 +404,81 @@ impl Dist {
         scale: f64,
         what: &str,
     ) -> Result<Pending, DistError> {
+        let (n, p) = (buf.len(), self.size);
+        let bounds = (0..=p).map(|c| c * n / p).collect();
+        // SAFETY: passed on to the caller.
+        unsafe { self.start_ring(buf, bounds, scale, 0..2 * (p - 1), 0, what) }
+    }
+
+    /// Start the reduce-scatter half of [`start_ring_allreduce`](Self::start_ring_allreduce):
+    /// `buf` is `world_size` consecutive parts, part `r` of `parts[r]` elements, and when the
+    /// request completes part `rank` holds the sum over all ranks of their part `rank`,
+    /// multiplied by `scale` (the other parts are left partly summed). Each rank sends and
+    /// receives `(p − 1) / p` of the buffer. With
+    /// [`start_ring_allgather`](Self::start_ring_allgather) after it, this is the sharded
+    /// update's communication: the same volume as one allreduce.
+    ///
+    /// # Safety
+    ///
+    /// As [`start_ring_allreduce`](Self::start_ring_allreduce).
+    #[track_caller]
+    pub unsafe fn start_ring_reduce_scatter<T: Float>(
+        &self,
+        buf: &mut [T],
+        parts: &[usize],
+        scale: f64,
+        what: &str,
+    ) -> Result<Pending, DistError> {
+        let (p, bounds) = (self.size, self.part_bounds(buf.len(), parts, "reduce-scatter"));
+        // SAFETY: passed on to the caller.
+        unsafe { self.start_ring(buf, bounds, scale, 0..p - 1, p - 1, what) }
+    }
+
+    /// Start the all-gather half of [`start_ring_allreduce`](Self::start_ring_allreduce):
+    /// `buf` is `world_size` consecutive parts as in
+    /// [`start_ring_reduce_scatter`](Self::start_ring_reduce_scatter), and when the request
+    /// completes every part `r` holds rank `r`'s part `r`.
+    ///
+    /// # Safety
+    ///
+    /// As [`start_ring_allreduce`](Self::start_ring_allreduce).
+    #[track_caller]
+    pub unsafe fn start_ring_allgather<T: Float>(
+        &self,
+        buf: &mut [T],
+        parts: &[usize],
+        what: &str,
+    ) -> Result<Pending, DistError> {
+        let (p, bounds) = (self.size, self.part_bounds(buf.len(), parts, "all-gather"));
+        // SAFETY: passed on to the caller.
+        unsafe { self.start_ring(buf, bounds, 1.0, p - 1..2 * (p - 1), p - 1, what) }
+    }
+
+    /// The `p + 1` bounds of consecutive parts of `parts[r]` elements, which must cover `len`.
+    #[track_caller]
+    fn part_bounds(&self, len: usize, parts: &[usize], op: &str) -> Vec<usize> {
+        assert!(
+            parts.len() == self.size && parts.iter().sum::<usize>() == len,
+            "adjoint-dist: {op}: parts {parts:?} for {} ranks do not cover a buffer of {len} elements",
+            self.size
+        );
+        let mut bounds = vec![0];
+        for &n in parts {
+            bounds.push(bounds.last().copied().unwrap_or(0) + n);
+        }
+        bounds
+    }
+
+    /// Steps `steps` of the ring schedule over `buf` cut at `bounds` (see `Ring`).
+    unsafe fn start_ring<T: Float>(
+        &self,
+        buf: &mut [T],
+        bounds: Vec<usize>,
+        scale: f64,
+        steps: std::ops::Range<usize>,
+        shift: usize,
+        what: &str,
+    ) -> Result<Pending, DistError> {
         count(buf.len())?;
         // Every rank starts rings in the same order, so the sequence numbers agree; tags stay
         // below 2^15 (the least MPI_TAG_UB the standard allows).
@@ -462,10 +491,12 @@ impl Dist {
             }
             return Ok(Pending::new(ffi::RSMPI_REQUEST_NULL, what));
         }
-        let most = buf.len().div_ceil(p) * std::mem::size_of::<T>();
+        // Only the reduce-scatter steps receive into `tmp`.
+        let largest = bounds.windows(2).map(|b| b[1] - b[0]).max().unwrap_or(0);
+        let most = if steps.start < p - 1 { largest * std::mem::size_of::<T>() } else { 0 };
         let mut ring = Box::new(Ring {
             buf: buf.as_mut_ptr().cast(),
-            len: buf.len(),
+            bounds,
             elem: std::mem::size_of::<T>(),
             datatype: T::datatype(),
             add: add_scaled::<T>,
@@ -475,7 +506,9 @@ impl Dist {
             size: p,
             comm: self.ring_comm.as_raw(),
             tag,
-            step: 0,
+            shift,
+            step: steps.start,
+            end: steps.end,
             reqs: [ffi::RSMPI_REQUEST_NULL; 2],
         });
         check(ring.post(), what)?;

@@ -55,6 +55,8 @@ mod comm;
 #[cfg(feature = "mpi")]
 mod parallel;
 mod sampler;
+#[cfg(feature = "mpi")]
+mod shm;
 
 pub use bucket::{gather_into, Bucket, BucketPlan, DEFAULT_BUCKET_BYTES};
 #[cfg(feature = "mpi")]

@@ -8,10 +8,11 @@ use std::time::Instant;
 use adjoint_core::{Params, Tensor};
 use adjoint_nn::checkpoint::{self, LoadOptions};
 use adjoint_nn::optim::Optimizer;
-use adjoint_tensor::{DType, Storage};
+use adjoint_tensor::{DType, Element, Storage};
 
-use crate::bucket::{BucketPlan, Flat, SharedBuf, DEFAULT_BUCKET_BYTES};
-use crate::comm::{Dist, Pending};
+use crate::bucket::{gather_into, BucketPlan, SharedBuf, DEFAULT_BUCKET_BYTES};
+use crate::comm::{Dist, Float, Pending};
+use crate::shm::Segment;
 use crate::DistError;
 
 /// Options of [`DataParallel`].
@@ -38,11 +39,16 @@ pub struct DataParallelConfig {
     /// ([`full_optimizer`](DataParallel::full_optimizer) gathers it), so a sharded run resumes
     /// with or without sharding, on any number of ranks.
     pub shard_update: bool,
+    /// With a sharded update and every rank on one node, move the reduce-scatter and the
+    /// all-gather through memory the ranks share (`MPI_Win_allocate_shared`: plain loads and
+    /// stores, one pass per byte) instead of the ring of point-to-point messages (default
+    /// on). Worlds that span nodes use the ring whatever this says.
+    pub shared_memory: bool,
 }
 
 impl Default for DataParallelConfig {
     fn default() -> Self {
-        DataParallelConfig { bucket_bytes: DEFAULT_BUCKET_BYTES, shard_update: false }
+        DataParallelConfig { bucket_bytes: DEFAULT_BUCKET_BYTES, shard_update: false, shared_memory: true }
     }
 }
 
@@ -66,32 +72,46 @@ fn rows_of(t: &Tensor, lo: usize, len: usize) -> Tensor {
     }
 }
 
-/// The sharded leaves of one dtype: each rank's rows of each leaf, laid out rank-major so that
-/// rank `r`'s rows of every leaf are block `r` of the reduce-scatter and of the all-gather.
-struct ShardGroup {
-    /// Leaf indices, in the order packed (reverse leaf order, as the buckets).
-    leaves: Vec<usize>,
-    /// Start of each leaf's rows within a block (elements; the same on every rank).
-    offsets: Vec<usize>,
-    /// Elements in a block: for each leaf, the most rows a rank owns times the row length.
-    block: usize,
-    /// `world_size` blocks: this rank's gradient, rank-major.
-    send: Flat,
-    /// One block: the sum of this rank's rows, then its updated parameter rows.
-    own: Flat,
-    /// `world_size` blocks: every rank's updated rows.
-    gather: Flat,
+/// One leaf of a sharded update. Rank `r` owns the rows [`row_range`]`(rows, w, r)`, a
+/// contiguous range of the row-major leaf, so each buffer below is the whole leaf and rank
+/// `r`'s rows are its part `r` for the ring reduce-scatter and all-gather.
+struct ShardLeaf {
+    /// Elements each rank owns (its rows times the row length), in rank order.
+    parts: Vec<usize>,
+    /// This rank's first element and the shape of its rows.
+    start: usize,
+    /// The leaf's element type, and its byte offset in each rank's gradient and parameter
+    /// areas of the shared segment (when there is one).
+    dtype: DType,
+    at: usize,
+    own_shape: Vec<usize>,
+    /// The gradient: packed whole, reduce-scattered in place; this rank's rows of the mean are
+    /// a view of it.
+    grad: SharedBuf,
+    /// The parameter, two buffers used in turn: this rank's updated rows are copied in, the
+    /// all-gather fills in the others', and the new parameter is a view of the whole. The
+    /// buffer of the step before last has no views left by then (unless the caller kept that
+    /// parameter, when [`SharedBuf::unique`] takes a new one), so nothing is copied out.
+    param: [SharedBuf; 2],
 }
 
 /// The state of a sharded update ([`DataParallelConfig::shard_update`]).
 struct Sharding {
-    groups: Vec<ShardGroup>,
-    /// For each leaf, `Some((group, position in the group))` when sharded.
-    slot: Vec<Option<(usize, usize)>>,
+    /// For each leaf, `Some` when sharded.
+    slot: Vec<Option<ShardLeaf>>,
+    /// The sharded leaves in the order their collectives start (reverse leaf order, as the
+    /// buckets: the backward sweep finishes the last leaves first).
+    order: Vec<usize>,
     /// This rank's parameter leaves: its rows of the sharded leaves, the others whole.
     leaves: Vec<Tensor>,
     /// For each leaf of the optimizer: its full shape when it holds this rank's rows only.
     opt_full: Vec<Option<Vec<usize>>>,
+    /// Which of the two parameter buffers the next all-gather fills.
+    turn: usize,
+    /// When every rank is on this node: the shared segment that replaces the rings, and the
+    /// bytes of one area in it (each rank's segment is its gradient area, then its parameter
+    /// area; see [`crate::shm`]).
+    shm: Option<(Segment, usize)>,
 }
 
 /// Data-parallel training of `params` with optimizer `opt` on every rank of `dist`.
@@ -166,46 +186,54 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
             leaves.iter().map(|t| (if sharded(t) { DType::I64 } else { t.dtype() }, t.numel())).collect();
         let plan = BucketPlan::new(&specs, config.bucket_bytes);
         let bufs = plan.buckets.iter().map(|b| SharedBuf::zeros(b.dtype, b.len)).collect();
-        let sharding = config.shard_update.then(|| {
-            let mut groups: Vec<(DType, ShardGroup)> = Vec::new();
-            let mut slot = vec![None; leaves.len()];
-            for i in (0..leaves.len()).rev() {
-                let t = &leaves[i];
-                if !sharded(t) {
-                    continue;
+        // Byte offsets of the sharded leaves in a rank's gradient (and parameter) area.
+        let mut area = 0;
+        let at: Vec<usize> = leaves
+            .iter()
+            .map(|t| {
+                let here = area;
+                if sharded(t) {
+                    area += (t.numel() * t.dtype().size_in_bytes()).div_ceil(64) * 64;
                 }
-                let g = match groups.iter().position(|(d, _)| *d == t.dtype()) {
-                    Some(g) => g,
-                    None => {
-                        let empty = || Flat::zeros(t.dtype(), 0);
-                        let group = ShardGroup {
-                            leaves: Vec::new(),
-                            offsets: Vec::new(),
-                            block: 0,
-                            send: empty(),
-                            own: empty(),
-                            gather: empty(),
-                        };
-                        groups.push((t.dtype(), group));
-                        groups.len() - 1
-                    }
-                };
-                let grp = &mut groups[g].1;
-                slot[i] = Some((g, grp.leaves.len()));
-                grp.leaves.push(i);
-                grp.offsets.push(grp.block);
-                let rows = t.shape()[0];
-                grp.block += rows.div_ceil(w) * (t.numel() / rows);
-            }
-            let groups: Vec<ShardGroup> = groups
-                .into_iter()
-                .map(|(dtype, mut g)| {
-                    g.send = Flat::zeros(dtype, w * g.block);
-                    g.own = Flat::zeros(dtype, g.block);
-                    g.gather = Flat::zeros(dtype, w * g.block);
-                    g
+                here
+            })
+            .collect();
+        // Collective on every rank alike (the leaves' shapes are rank 0's).
+        let shm = if config.shard_update && config.shared_memory && area > 0 {
+            Segment::new(dist, 2 * area)?.map(|s| (s, area))
+        } else {
+            None
+        };
+        // With shared memory the ring buffers are not used.
+        let on_shm = shm.is_some();
+        let ring_len = |n: usize| if on_shm { 0 } else { n };
+        let sharding = config.shard_update.then(|| {
+            let slot: Vec<Option<ShardLeaf>> = leaves
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    sharded(t).then(|| {
+                        let (rows, n) = (t.shape()[0], t.numel());
+                        let row = n / rows;
+                        let (lo, len) = row_range(rows, w, r);
+                        let mut own_shape = t.shape().to_vec();
+                        own_shape[0] = len;
+                        ShardLeaf {
+                            parts: (0..w).map(|q| row_range(rows, w, q).1 * row).collect(),
+                            start: lo * row,
+                            dtype: t.dtype(),
+                            at: at[i],
+                            own_shape,
+                            grad: SharedBuf::zeros(t.dtype(), ring_len(n)),
+                            param: [
+                                SharedBuf::zeros(t.dtype(), ring_len(n)),
+                                SharedBuf::zeros(t.dtype(), ring_len(n)),
+                            ],
+                        }
+                    })
                 })
                 .collect();
+            let order = (0..leaves.len()).rev().filter(|&i| slot[i].is_some()).collect();
             let mine = |t: &Tensor| {
                 let (lo, len) = row_range(t.shape()[0], w, r);
                 rows_of(t, lo, len)
@@ -223,7 +251,7 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
                     t.clone()
                 }
             });
-            Sharding { groups, slot, leaves: shard_leaves, opt_full }
+            Sharding { slot, order, leaves: shard_leaves, opt_full, turn: 0, shm }
         });
         Ok(DataParallel {
             dist,
@@ -511,24 +539,52 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             return Ok(());
         };
         let new = self.opt.step(&self.params.with_leaves(&sh.leaves), avg).leaves();
+        if let Some((seg, area)) = &sh.shm {
+            // This rank's rows into its parameter area; after the barrier, every rank's.
+            let rank = self.dist.rank();
+            for &i in &sh.order {
+                let l = sh.slot[i].as_ref().expect("a sharded leaf");
+                let (at, n) = (area + l.at + l.start * l.dtype.size_in_bytes(), new[i].numel());
+                // SAFETY: this rank's parameter area; the others read it only after the barrier
+                // below, and finish before the next step's first barrier.
+                unsafe {
+                    match l.dtype {
+                        DType::F32 => gather_into(seg.slice_mut::<f32>(rank, at, n), &new[i]),
+                        _ => gather_into(seg.slice_mut::<f64>(rank, at, n), &new[i]),
+                    }
+                }
+            }
+            shm_barrier(self.dist, &mut self.poisoned, seg)?;
+            let full: Vec<Tensor> = self
+                .params
+                .leaves()
+                .iter()
+                .enumerate()
+                .map(|(i, p)| match &sh.slot[i] {
+                    Some(l) => match l.dtype {
+                        DType::F32 => gather_rows::<f32>(seg, area + l.at, l, p.shape()),
+                        _ => gather_rows::<f64>(seg, area + l.at, l, p.shape()),
+                    },
+                    None => new[i].clone(),
+                })
+                .collect();
+            self.params = self.params.with_leaves(&full);
+            sh.leaves = new;
+            return Ok(());
+        }
         let deadline = Instant::now() + self.dist.timeout();
         let mut pending = Vec::new();
         let mut result = Ok(());
-        for (k, g) in sh.groups.iter_mut().enumerate() {
-            for (&i, &off) in g.leaves.iter().zip(&g.offsets) {
-                g.own.pack(off, &new[i]);
-            }
-            let what = format!("all-gather of parameter shard group {k}");
-            // SAFETY: the buffers belong to `self` and are not touched before the wait below;
-            // after a failure `poisoned` leaks them.
-            let started = unsafe {
-                match (&g.own, &mut g.gather) {
-                    (Flat::F32(s), Flat::F32(r)) => self.dist.start_allgather(s, r, &what),
-                    (Flat::F64(s), Flat::F64(r)) => self.dist.start_allgather(s, r, &what),
-                    _ => unreachable!("a group's buffers share its dtype"),
-                }
-            };
-            match started {
+        let turn = sh.turn;
+        sh.turn ^= 1;
+        for &i in &sh.order {
+            let l = sh.slot[i].as_mut().expect("a sharded leaf");
+            let buf = &mut l.param[turn];
+            buf.pack(l.start, &new[i]);
+            let what = format!("all-gather of parameter leaf {i}");
+            // SAFETY: the buffer belongs to `self` and is not touched before the wait below;
+            // after a failure `poisoned` leaks it.
+            match unsafe { start_ring(self.dist, buf, Ring::AllGather, &l.parts, &what) } {
                 Ok(p) => pending.push(p),
                 Err(e) => {
                     result = Err(e);
@@ -537,17 +593,13 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             }
         }
         settle(self.dist, &mut self.poisoned, pending, result, deadline)?;
-        let w = self.dist.world_size();
         let full: Vec<Tensor> = self
             .params
             .leaves()
             .iter()
             .enumerate()
-            .map(|(i, p)| match sh.slot[i] {
-                Some((k, pos)) => {
-                    let g = &sh.groups[k];
-                    g.gather.unpack_rows(g.block, g.offsets[pos], p.shape(), w)
-                }
+            .map(|(i, p)| match &sh.slot[i] {
+                Some(l) => l.param[turn].view(0, p.shape()),
                 None => new[i].clone(),
             })
             .collect();
@@ -586,18 +638,29 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// bucket that is now complete, in plan order (all ranks must start collectives in the
     /// same order), and let MPI progress the ones on the wire.
     fn leaf_ready(&mut self, round: &mut Round, i: usize, g: &Tensor) {
-        if let Some((k, pos)) = self.sharding.as_ref().and_then(|s| s.slot[i]) {
-            // This rank's gradient of a sharded leaf: each rank's rows into that rank's block.
-            let w = self.dist.world_size();
+        if let Some(sh) = self.sharding.as_mut().filter(|s| s.slot[i].is_some()) {
+            // A sharded leaf's gradient, whole, into its ring buffer or this rank's gradient
+            // area; its reduce-scatter starts after the sweep.
+            let l = sh.slot[i].as_mut().expect("a sharded leaf");
+            let summed;
             let g = match round.accum.as_ref() {
-                Some(acc) => g + &acc[i],
-                None => g.clone(),
+                Some(acc) => {
+                    summed = g + &acc[i];
+                    &summed
+                }
+                None => g,
             };
-            let grp = &mut self.sharding.as_mut().expect("sharded").groups[k];
-            let rows = g.shape()[0];
-            for r in 0..w {
-                let (lo, len) = row_range(rows, w, r);
-                grp.send.pack(r * grp.block + grp.offsets[pos], &g.narrow(0, lo, len));
+            match &sh.shm {
+                // SAFETY: this rank's gradient area, which no rank reads before the barrier
+                // in `finish_round`.
+                Some((seg, _)) => unsafe {
+                    let rank = self.dist.rank();
+                    match l.dtype {
+                        DType::F32 => gather_into(seg.slice_mut::<f32>(rank, l.at, g.numel()), g),
+                        _ => gather_into(seg.slice_mut::<f64>(rank, l.at, g.numel()), g),
+                    }
+                },
+                None => l.grad.pack(0, g),
             }
             return;
         }
@@ -659,18 +722,16 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         let mut pending = round.pending;
         // The sharded leaves' reduce-scatters, once the backward sweep is over and after every
         // bucket (all ranks start them in the same order).
-        if let (Ok(()), Some(sh)) = (&result, self.sharding.as_mut()) {
-            for (k, g) in sh.groups.iter_mut().enumerate() {
-                let what = format!("reduce-scatter of gradient shard group {k}");
+        let scale = 1.0 / self.dist.world_size() as f64;
+        let ring = self.sharding.as_mut().filter(|sh| sh.shm.is_none());
+        if let (Ok(()), Some(sh)) = (&result, ring) {
+            for &i in &sh.order {
+                let l = sh.slot[i].as_mut().expect("a sharded leaf");
+                let what = format!("reduce-scatter of gradient leaf {i}");
                 // SAFETY: as the buckets' allreduce.
-                let started = unsafe {
-                    match (&g.send, &mut g.own) {
-                        (Flat::F32(s), Flat::F32(r)) => self.dist.start_reduce_scatter(s, r, &what),
-                        (Flat::F64(s), Flat::F64(r)) => self.dist.start_reduce_scatter(s, r, &what),
-                        _ => unreachable!("a group's buffers share its dtype"),
-                    }
-                };
-                match started {
+                match unsafe {
+                    start_ring(self.dist, &mut l.grad, Ring::ReduceScatter(scale), &l.parts, &what)
+                } {
                     Ok(p) => pending.push(p),
                     Err(e) => {
                         result = Err(e);
@@ -680,28 +741,43 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             }
         }
         settle(self.dist, &mut self.poisoned, pending, result, round.deadline)?;
-        let (w, r) = (self.dist.world_size(), self.dist.rank());
-        let scale = 1.0 / w as f64;
-        Ok(leaves
+        // Shared memory: every rank's gradients are in place after the barrier; this rank sums
+        // its rows of them.
+        let mut own = vec![None; leaves.len()];
+        if let Some(sh) = self.sharding.as_ref() {
+            if let Some((seg, _)) = &sh.shm {
+                shm_barrier(self.dist, &mut self.poisoned, seg)?;
+                for &i in &sh.order {
+                    let l = sh.slot[i].as_ref().expect("a sharded leaf");
+                    own[i] = Some(match l.dtype {
+                        DType::F32 => reduce_rows::<f32>(seg, l, scale),
+                        _ => reduce_rows::<f64>(seg, l, scale),
+                    });
+                }
+            }
+        }
+        let out: Vec<Tensor> = leaves
             .iter()
             .enumerate()
-            .map(|(i, g)| match (self.plan.slot[i], self.sharding.as_ref().and_then(|s| s.slot[i])) {
-                (Some((k, pos)), _) => {
-                    // Already divided by the world size (in the ring's last sum).
-                    self.bufs[k].view(self.plan.buckets[k].offsets[pos], g.shape())
+            .map(|(i, g)| {
+                match (self.plan.slot[i], self.sharding.as_ref().and_then(|s| s.slot[i].as_ref())) {
+                    (Some((k, pos)), _) => {
+                        // Already divided by the world size (in the ring's last sum).
+                        self.bufs[k].view(self.plan.buckets[k].offsets[pos], g.shape())
+                    }
+                    (None, Some(l)) => match own[i].take() {
+                        Some(mean) => mean,
+                        // Already divided by the world size (in the ring's last sum).
+                        None => l.grad.view(l.start, &l.own_shape),
+                    },
+                    (None, None) => match round.accum.as_ref() {
+                        Some(acc) => g + &acc[i],
+                        None => g.clone(),
+                    },
                 }
-                (None, Some((k, pos))) => {
-                    let grp = &self.sharding.as_ref().expect("sharded").groups[k];
-                    let mut shape = g.shape().to_vec();
-                    shape[0] = row_range(shape[0], w, r).1;
-                    grp.own.unpack(grp.offsets[pos], &shape, scale)
-                }
-                (None, None) => match round.accum.as_ref() {
-                    Some(acc) => g + &acc[i],
-                    None => g.clone(),
-                },
             })
-            .collect())
+            .collect();
+        Ok(out)
     }
 
     /// Save `(params, optimizer)` with `metadata` to `path` on rank 0 only, then wait for every
@@ -735,17 +811,99 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// old ones, so they are leaked rather than freed.
     fn release_buffers(&mut self) {
         let buckets = std::mem::take(&mut self.bufs);
-        let mut bufs = Vec::new();
+        let mut shards = Vec::new();
         if let Some(sh) = self.sharding.as_mut() {
-            for g in &mut sh.groups {
-                for b in [&mut g.send, &mut g.own, &mut g.gather] {
-                    bufs.push(std::mem::replace(b, Flat::F64(Vec::new())));
-                }
+            shards.extend(sh.slot.iter_mut().filter_map(Option::take));
+            if let Some((seg, _)) = sh.shm.take() {
+                seg.release(self.poisoned);
             }
         }
         if self.poisoned {
-            bufs.into_iter().for_each(std::mem::forget);
+            shards.into_iter().for_each(std::mem::forget);
             buckets.into_iter().for_each(std::mem::forget);
+        }
+    }
+}
+
+/// Wait for every rank with the shared segment's stores ordered around the barrier (a
+/// failure poisons the replica, as a failed collective does).
+fn shm_barrier(dist: &Dist, poisoned: &mut bool, seg: &Segment) -> Result<(), DistError> {
+    seg.sync();
+    let r = dist.barrier();
+    seg.sync();
+    if r.is_err() {
+        *poisoned = true;
+    }
+    r
+}
+
+/// This rank's rows of leaf `l`'s mean gradient: the sum over the ranks' gradient areas, in
+/// rank order, times `scale`.
+fn reduce_rows<T: Float + Element>(seg: &Segment, l: &ShardLeaf, scale: f64) -> Tensor {
+    let n: usize = l.own_shape.iter().product();
+    let at = l.at + l.start * std::mem::size_of::<T>();
+    let mut out: Vec<T> = adjoint_tensor::cache::take(n);
+    // SAFETY: every rank wrote its gradient area before the barrier, and none writes it again
+    // before the next step's second barrier, which this rank reaches after this read.
+    unsafe {
+        out.extend_from_slice(seg.slice::<T>(0, at, n));
+        for q in 1..l.parts.len() {
+            out.iter_mut().zip(seg.slice::<T>(q, at, n)).for_each(|(o, &x)| *o = *o + x);
+        }
+    }
+    if scale != 1.0 {
+        let k = <T as Float>::from_f64(scale);
+        out.iter_mut().for_each(|o| *o = *o * k);
+    }
+    Tensor::from_vec(out, &l.own_shape)
+}
+
+/// Leaf `l`'s new parameter, `shape`: each rank's rows from its parameter area (leaf at byte
+/// `at`).
+fn gather_rows<T: Float + Element>(seg: &Segment, at: usize, l: &ShardLeaf, shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut out: Vec<T> = adjoint_tensor::cache::take(n);
+    let mut start = 0;
+    for (q, &len) in l.parts.iter().enumerate() {
+        // SAFETY: rank q wrote these rows before the barrier and writes them again only after
+        // the next step's first barrier, which this rank reaches after this read.
+        out.extend_from_slice(unsafe { seg.slice::<T>(q, at + start * std::mem::size_of::<T>(), len) });
+        start += len;
+    }
+    Tensor::from_vec(out, shape)
+}
+
+/// The two halves of a ring allreduce that a sharded update runs apart.
+#[derive(Clone, Copy)]
+enum Ring {
+    ReduceScatter(f64),
+    AllGather,
+}
+
+/// Start `op` over the whole of `buf`, cut into the ranks' `parts`.
+///
+/// # Safety
+///
+/// As [`Dist::start_ring_allreduce`]: `buf` is lent to the ring until it completes.
+unsafe fn start_ring(
+    dist: &Dist,
+    buf: &mut SharedBuf,
+    op: Ring,
+    parts: &[usize],
+    what: &str,
+) -> Result<Pending, DistError> {
+    // SAFETY: passed on to the caller.
+    unsafe {
+        match (buf.unique(), op) {
+            (Storage::F32(v), Ring::ReduceScatter(scale)) => {
+                dist.start_ring_reduce_scatter(v, parts, scale, what)
+            }
+            (Storage::F64(v), Ring::ReduceScatter(scale)) => {
+                dist.start_ring_reduce_scatter(v, parts, scale, what)
+            }
+            (Storage::F32(v), Ring::AllGather) => dist.start_ring_allgather(v, parts, what),
+            (Storage::F64(v), Ring::AllGather) => dist.start_ring_allgather(v, parts, what),
+            _ => unreachable!("sharded leaves are f32 or f64"),
         }
     }
 }

@@ -286,6 +286,42 @@ fn a_sharded_update_gives_the_same_steps() {
     equivalence("mlp", &["--shard"]);
     equivalence("cnn", &["--shard", "--overlap", "--bucket-bytes", "256"]);
     equivalence("mlp", &["--shard", "--accum", "2"]);
+    // 3 ranks split the MLP's rows unevenly: the sharded update, through shared memory and
+    // through the ring, against the unsharded one on the same 3 ranks (the sampler's shards of
+    // 3 ranks are not one process's batches, so this compares the update, not the data).
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let args =
+            ["train", "--model", "mlp", "--steps", "20", "--batch", "8", "--out", out.to_str().unwrap()];
+        must(mpirun(3, &[&args[..], extra].concat()), name);
+        result(&out)
+    };
+    let whole = run("unsharded", &[]);
+    assert!(whole.0[19] < 0.9 * whole.0[0], "the loss did not decrease: {:?}", whole.0);
+    assert_close(&whole, &run("shared", &["--shard"]), "3 ranks, sharded through shared memory");
+    assert_close(&whole, &run("ring", &["--shard", "--ring"]), "3 ranks, sharded through the ring");
+}
+
+#[test]
+fn a_sharded_update_over_the_ring_gives_the_same_steps() {
+    // `--ring`: the point-to-point reduce-scatter and all-gather of worlds that span nodes, in
+    // place of the shared segment one node uses.
+    equivalence("mlp", &["--shard", "--ring"]);
+    equivalence("cnn", &["--shard", "--ring", "--overlap", "--bucket-bytes", "256"]);
+}
+
+#[test]
+fn a_stalled_rank_makes_the_sharded_update_time_out_at_its_barrier() {
+    let run = mpirun(
+        2,
+        &["train", "--steps", "1000", "--timeout", "3", "--shard"]
+            .iter()
+            .chain(&["--fail-rank", "1", "--fail-step", "3", "--fail", "stall"])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    assert_stopped(&run, "adjoint-dist: rank 0 failed: rank 0: barrier did not complete within 3.0 s");
 }
 
 #[test]
@@ -299,7 +335,9 @@ fn a_sharded_run_checkpoints_the_whole_optimizer_and_resumes_unsharded_on_1_or_s
     must(mpirun(2, &first), "first part, sharded");
     let full = result(Path::new(&p("full")));
     // 3 ranks split the MLP's rows unevenly.
-    for (np, batch, extra) in [(1, "16", &[][..]), (3, "5", &["--shard"][..])] {
+    for (np, batch, extra) in
+        [(1, "16", &[][..]), (3, "5", &["--shard"][..]), (3, "5", &["--shard", "--ring"][..])]
+    {
         let out = p(&format!("resumed{np}"));
         let r = must(
             mpirun(

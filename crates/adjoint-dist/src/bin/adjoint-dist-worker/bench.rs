@@ -168,7 +168,11 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     let (r, w) = (dist.rank(), dist.world_size());
     let per = g / w;
     let (x, y) = batch(&shape, r * per..(r + 1) * per);
-    let config = DataParallelConfig { shard_update: o.flag("shard"), ..Default::default() };
+    let config = DataParallelConfig {
+        shard_update: o.flag("shard"),
+        shared_memory: !o.flag("ring"),
+        ..Default::default()
+    };
     let mut dp = DataParallel::new(&dist, model, opt, config).map_err(|e| e.to_string())?;
     let mut phases: Vec<[f64; 4]> = Vec::new();
     let split = o.flag("split");

@@ -117,6 +117,7 @@ fn distributed<M: Module + Params + Clone>(
     let config = DataParallelConfig {
         bucket_bytes: o.num("bucket-bytes", DataParallelConfig::default().bucket_bytes),
         shard_update: o.flag("shard"),
+        shared_memory: !o.flag("ring"),
     };
     let opt = Adam::new(&model, adam);
     let (mut dp, start) = match o.get("resume") {
