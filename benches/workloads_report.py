@@ -31,7 +31,7 @@ CHECK_TOL_BY = {"W9_ode_lv_grad": 1e-4}
 
 
 def load(path):
-    results, runs, machine, bad = {}, {}, None, 0
+    rounds, runs, machine, bad = {}, {}, None, 0
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
@@ -47,7 +47,11 @@ def load(path):
                 bad += 1
                 continue
             if d.get("meta") == "run":
-                runs[d.get("framework")] = d
+                r = runs.setdefault(d.get("framework"), dict(d, wall_s=0.0))
+                if isinstance(d.get("wall_s"), (int, float)):
+                    r["wall_s"] += d["wall_s"]
+                if d.get("rc", 0) != 0:
+                    r["rc"] = d["rc"]
             elif d.get("meta") == "machine":
                 machine = d
             elif "workload" in d and "framework" in d:
@@ -59,10 +63,27 @@ def load(path):
                     print(f"workloads_report: {path}:{n}: result without numeric median/p10/p90, skipped", file=sys.stderr)
                     continue
                 key = (d["workload"], d["framework"], d.get("variant", ""))
-                if key in results:
-                    print(f"workloads_report: {path}:{n}: {key} repeated, the later line wins", file=sys.stderr)
-                results[key] = d
-    return results, runs, machine, bad
+                rounds.setdefault(key, []).append(d)
+    return {k: combine(v) for k, v in rounds.items()}, runs, machine, bad
+
+
+def combine(lines):
+    """One result from its rounds (`benches/run --rounds N`): the round whose median is the median of
+    the rounds' medians (the lower middle one for an even count), with every round's median in
+    `rounds_s`, in run order."""
+    if len(lines) == 1:
+        return lines[0]
+    ranked = sorted(lines, key=lambda d: d["median_s"])
+    d = dict(ranked[(len(ranked) - 1) // 2])
+    d["rounds_s"] = [x["median_s"] for x in lines]
+    return d
+
+
+def fmt_rounds(d):
+    """`median` or `median (rounds a / b / c)`."""
+    if "rounds_s" not in d:
+        return fmt_t(d["median_s"])
+    return f"{fmt_t(d['median_s'])} (rounds {' / '.join(fmt_t(x) for x in d['rounds_s'])})"
 
 
 def fmt_t(s):
@@ -148,6 +169,10 @@ def render(results, runs, machine, bad, results_path):
     w("- Frameworks: " + "; ".join(status))
     if bad:
         w(f"- **{bad} malformed line(s) in the results file were skipped.**")
+    if (m.get("rounds") or 1) > 1:
+        w(f"- **{m['rounds']} rounds**, the frameworks interleaved (adjoint, PyTorch, JAX, adjoint, …): each figure is "
+          "the median over the rounds of the per-round median, each round's median beside it; p10–p90 are the "
+          "median round's.")
     w("- Times are seconds per iteration (W1: per op): median (p10–p90) over "
       + ("≥ 5 samples after 2 warm-ups" if quick else "≥ 20 samples after 5 warm-ups")
       + "; a sample is the mean over a batch of iterations that lasts ≥ 10 ms. JAX's first call (tracing + "
@@ -203,7 +228,7 @@ def render(results, runs, machine, bad, results_path):
                 var = md_escape(d.get("variant", ""))
                 if len(rows) > 1 and i == 0:
                     var += " (best)"
-                w(f"| {NAMES[fw]} | {var} | {fmt_t(d['median_s'])} | {fmt_t(d['p10_s'])}–{fmt_t(d['p90_s'])} | "
+                w(f"| {NAMES[fw]} | {var} | {fmt_rounds(d)} | {fmt_t(d['p10_s'])}–{fmt_t(d['p90_s'])} | "
                   f"{sb} | {comp} | {md_escape(d.get('notes', ''))} |")
         b = {fw: best(results, wl, fw) for fw in FRAMEWORKS}
         parts = []
