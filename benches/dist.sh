@@ -4,7 +4,8 @@
 #      DataParallel::allreduce_mean: packing, Dist's own ring allreduce, views out) next to Open
 #      MPI's own MPI_Allreduce and MPI_Iallreduce + MPI_Test (benches/dist/allreduce.c, mpicc);
 #   2. the W2 step at the global batch of W2 (128): 1 rank x 2 threads (no MPI) against
-#      2 ranks x 1 thread (DataParallel: step, and train_step overlapping the backward sweep),
+#      2 ranks x 1 thread (DataParallel: step, and train_step overlapping the backward sweep;
+#      each also with the sharded update through shared memory, --shard),
 #      and PyTorch (1 x 2 threads; DDP with gloo on the same 2 ranks) from the benches venv
 #      (benches/python/.venv) when torch is installed there;
 #   3. the compute of one W2 / W3 step on 1 thread by per-rank batch (benches/dist/model.py).
@@ -39,6 +40,8 @@ for rep in 1 2 3; do
     RAYON_NUM_THREADS=2 "$W" bench-step --plain --global-batch 128 --steps 100
     "${MPIRUN[@]}" -np 2 "$W" bench-step --global-batch 128 --steps 100
     "${MPIRUN[@]}" -np 2 "$W" bench-step --overlap --global-batch 128 --steps 100
+    "${MPIRUN[@]}" -np 2 "$W" bench-step --shard --global-batch 128 --steps 100
+    "${MPIRUN[@]}" -np 2 "$W" bench-step --shard --overlap --global-batch 128 --steps 100
     if [[ $HAVE_TORCH == 1 ]]; then
         "$PY" benches/dist/ddp_w2.py --ranks 1 --threads 2 --steps 100
         "$PY" benches/dist/ddp_w2.py --ranks 2 --threads 1 --steps 100
