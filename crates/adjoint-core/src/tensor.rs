@@ -179,6 +179,18 @@ impl Tensor {
         }
     }
 
+    /// Whether `self` and `other` are one value: the same tracer, or concrete views of the same
+    /// storage with the same layout and dtype. `false` says nothing (equal values may differ).
+    pub(crate) fn is_same(&self, other: &Tensor) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Tracer(a), Repr::Tracer(b)) => Arc::ptr_eq(a, b),
+            (Repr::Concrete(a), Repr::Concrete(b)) => {
+                Arc::ptr_eq(a.storage(), b.storage()) && a.layout() == b.layout() && a.dtype() == b.dtype()
+            }
+            _ => false,
+        }
+    }
+
     /// Number of dimensions.
     #[inline]
     pub fn rank(&self) -> usize {

@@ -1,6 +1,8 @@
 //! The matmul rule's layout choice: the gradient of a transposed operand (`Wᵀ` in `x·Wᵀ`, as
 //! `Linear` multiplies) comes out in the weight's own row-major layout, with the same values as
 //! the plain rule `xᵀ·C̄` (bitwise: both orders sum over the same inner index in order).
+//! Weights of at most 4096 elements (the rule's `SMALL_MATRIX`) take the plain order, whatever
+//! the layout; their values are checked all the same.
 
 use adjoint_core::{grad, DType, Tensor};
 use adjoint_tensor::random::{normal, Key};
@@ -21,8 +23,9 @@ fn the_gradient_of_a_transposed_operand_is_row_major_and_equals_the_plain_rule()
             // L = Σ (x·Wᵀ) ⊙ r, so ∂L/∂W = rᵀ·x and ∂L/∂x = r·W.
             let gw = grad(|w: &Tensor| (x.matmul(&w.t()) * &r).sum())(&w);
             let gx = grad(|x: &Tensor| (x.matmul(&w.t()) * &r).sum())(&x);
+            let large = o * i > 4096;
             assert!(
-                gw.value().is_contiguous(),
+                !large || gw.value().is_contiguous(),
                 "{dtype} {b}x{i}x{o}: weight gradient layout {:?}",
                 gw.value().layout()
             );
@@ -36,7 +39,11 @@ fn the_gradient_of_a_transposed_operand_is_row_major_and_equals_the_plain_rule()
             let s = randn(5, &[i, b], dtype);
             let wl = randn(6, &[o, i], dtype);
             let g = grad(|w: &Tensor| (w.t().matmul(&y) * &s).sum())(&wl);
-            assert!(g.value().is_contiguous(), "{dtype} lhs {b}x{i}x{o}: layout {:?}", g.value().layout());
+            assert!(
+                !large || g.value().is_contiguous(),
+                "{dtype} lhs {b}x{i}x{o}: layout {:?}",
+                g.value().layout()
+            );
             let plain = s.value().matmul(&y.value().transpose(0, 1)).transpose(0, 1);
             assert_eq!(bits(g.value()), bits(&plain), "{dtype} lhs {b}x{i}x{o}: ∂L/∂W differs from s·yᵀ");
         }

@@ -189,6 +189,33 @@ fn matmul_large_and_many_small_agree_in_f32_and_f64() {
 }
 
 #[test]
+fn matmul_writes_every_element_of_an_unzeroed_output() {
+    // The output buffer is not zeroed before gemm writes it: free NaN-filled arrays of each
+    // output's size first (the buffer cache hands such buffers out again), then compare with the
+    // naive product. One thread, split across threads, batched, and a transposed operand.
+    let cases: [(Vec<usize>, Vec<usize>, bool); 4] = [
+        (vec![100, 7], vec![7, 90], false),
+        (vec![300, 120], vec![120, 250], false),
+        (vec![4, 60, 5], vec![5, 50], false),
+        (vec![90, 200], vec![200, 110], true),
+    ];
+    for (sa, sb, transposed) in cases {
+        let out: usize = sa[..sa.len() - 1].iter().product::<usize>() * sb[sb.len() - 1];
+        for _ in 0..4 {
+            drop(Array::from_vec(vec![f64::NAN; out], &[out]));
+        }
+        let a = rand_arr(21, &sa);
+        let b = if transposed {
+            let (k, n) = (sb[0], sb[1]);
+            rand_arr(22, &[n, k]).transpose(0, 1)
+        } else {
+            rand_arr(22, &sb)
+        };
+        check_matmul(&a, &b);
+    }
+}
+
+#[test]
 fn matmul_i64_is_exact() {
     let a = Array::from_vec((0..6i64).collect(), &[2, 3]);
     let b = Array::from_vec((0..12i64).map(|v| v - 5).collect(), &[2, 3, 2]);

@@ -141,7 +141,9 @@ impl Tensor {
             // An empty sum: log 0 = -inf, no shift needed (and no maximum exists).
             return self.exp().sum_axes(&axes, keepdim).log();
         }
-        let m = stop_gradient(&self.max_axes(&axes, true));
+        // The shift carries no gradient: cut before the maximum, so no transform records the
+        // maximum's rule (its tie mask is a pass over `self`) only to drop it.
+        let m = stop_gradient(self).max_axes(&axes, true);
         // Rows that are entirely -inf (or +inf) would give inf - inf = NaN: shift by 0 there.
         let finite = m.abs().lt_scalar(f64::INFINITY);
         let m = Tensor::select(&finite, &m, &Tensor::scalar_of(0.0, m.dtype()));

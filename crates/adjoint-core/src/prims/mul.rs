@@ -30,6 +30,13 @@ impl SimplePrimitive for Mul {
         let (sa, sb) =
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
         let (wa, wb) = (wants[0], wants[1]);
+        if wa && wb && a.is_same(b) {
+            // `x * x`: both cotangents are `c * x`; one product, handed to both operands.
+            return Pullback::new(a.clone(), move |x, c| {
+                let g = unbroadcast(c * x, &sa);
+                grads![Some(g.clone()), Some(g)]
+            });
+        }
         Pullback::new((wb.then(|| a.clone()), wa.then(|| b.clone())), move |r, c| {
             let (ra, rb) = r;
             grads![rb.as_ref().map(|b| unbroadcast(c * b, &sa)), ra.as_ref().map(|a| unbroadcast(c * a, &sb))]

@@ -33,7 +33,8 @@ impl SimplePrimitive for Sub {
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
         let (wa, wb) = (wants[0], wants[1]);
         Pullback::new((), move |_, c| {
-            grads![wa.then(|| unbroadcast(c.clone(), &sa)), wb.then(|| unbroadcast(-c, &sb))]
+            // Negate after summing: `-Σc` touches the operand's elements, not the result's.
+            grads![wa.then(|| unbroadcast(c.clone(), &sa)), wb.then(|| -unbroadcast(c.clone(), &sb))]
         })
     }
     fn batch(&self, a: &[&Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {

@@ -153,6 +153,13 @@ unary_row!(gru_cell, -1.5, 1.5, |x: &Tensor| {
 binary_row!(add, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a + b);
 binary_row!(sub, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a - b);
 binary_row!(mul, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| a * b);
+// One operand twice: the rule hands one product `c·x` to both.
+unary_row!(mul_self, -2.0, 2.0, |x: &Tensor| x * x);
+// A broadcast difference squared (the GMM's `‖Q(x − μ)‖²`): sub's negated sum, then `d·d`.
+binary_row!(mul_self_of_difference, -2.0, 2.0, -2.0, 2.0, |a: &Tensor, b: &Tensor| {
+    let d = a - b;
+    &d * &d
+});
 binary_row!(div, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a / b);
 binary_row!(pow, 0.5, 2.0, 0.5, 2.0, |a: &Tensor, b: &Tensor| a.pow(b));
 binary_row!(maximum_distinct, -2.0, -0.1, 0.1, 2.0, |a: &Tensor, b: &Tensor| a.maximum(b) * a);

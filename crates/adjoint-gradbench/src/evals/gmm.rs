@@ -187,12 +187,14 @@ pub fn objective_gemm(c: &Consts, params: &(Tensor, Tensor, Tensor, Tensor)) -> 
     let qdiag = q.exp();
     let sum_q = q.sum_axes(&[1], false);
     let qmat = q_matrices(c, &qdiag, l);
-    // (x_i - mu_k) Q_k^T for all i, k: [n, k*d]
+    // Q_k (x_i - mu_k) for all i, k: [n, k, d]. Reshaped to [n, k, d] before the difference
+    // (as the peers do), so the reverse pass of the sum over d multiplies its broadcast
+    // cotangent in place instead of first copying it out to [n, k·d].
     let w = qmat.reshape(&[k * d, d]).t();
-    let xq = c.x.matmul(&w);
-    let muq = (&qmat * &mu.reshape(&[k, 1, d])).sum_axes(&[2], false).reshape(&[1, k * d]);
+    let xq = c.x.matmul(&w).reshape(&[n, k, d]);
+    let muq = (&qmat * &mu.reshape(&[k, 1, d])).sum_axes(&[2], false);
     let diff = &xq - &muq;
-    let sq = (&diff * &diff).reshape(&[n, k, d]).sum_axes(&[2], false);
+    let sq = (&diff * &diff).sum_axes(&[2], false);
     let main = &(alpha + &sum_q).reshape(&[1, k]) - &(sq * 0.5);
     let slse = main.logsumexp(&[1], false).sum();
     finish(c, slse, alpha, &qdiag, &sum_q, l)

@@ -111,12 +111,52 @@ pub(crate) fn gemm_into<T: FloatElement>(
         }
         return;
     }
-    assert!(last_index(m, n, 0, dst.rs, dst.cs) < dst.data.len(), "gemm_into: dst out of bounds");
+    let len = dst.data.len();
+    product_checked((m, n, k), (dst.data.as_mut_ptr(), len, dst.rs, dst.cs), accumulate, lhs, rhs, par)
+}
+
+/// `dst = lhs · rhs` into memory not yet written (a fresh output buffer), for `m×k · k×n`: `gemm`
+/// does not read `dst` when it is not accumulating, so the buffer need not be zeroed first.
+/// Every element of the `m×n` matrix under `(rs, cs)` is written, also when `k = 0` (zeros).
+pub(crate) fn gemm_into_uninit<T: FloatElement>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [std::mem::MaybeUninit<T>],
+    (rs, cs): (usize, usize),
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                dst[i * rs + j * cs].write(T::zero());
+            }
+        }
+        return;
+    }
+    let len = dst.len();
+    product_checked((m, n, k), (dst.as_mut_ptr().cast::<T>(), len, rs, cs), false, lhs, rhs, par)
+}
+
+/// The bounds checks and the dispatch of [`gemm_into`] and [`gemm_into_uninit`] (`m, n, k > 0`):
+/// `dst` is `len` elements from the pointer, exclusively the caller's.
+fn product_checked<T: FloatElement>(
+    (m, n, k): (usize, usize, usize),
+    (dst, len, drs, dcs): (*mut T, usize, usize, usize),
+    accumulate: bool,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    par: Parallelism,
+) {
+    assert!(last_index(m, n, 0, drs, dcs) < len, "gemm_into: dst out of bounds");
     assert!(last_index(m, k, lhs.offset, lhs.rs, lhs.cs) < lhs.data.len(), "gemm_into: lhs out of bounds");
     assert!(last_index(k, n, rhs.offset, rhs.rs, rhs.cs) < rhs.data.len(), "gemm_into: rhs out of bounds");
     let raw = RawProduct {
-        dst: SendPtr(dst.data.as_mut_ptr()),
-        dst_strides: (dst.rs, dst.cs),
+        dst: SendPtr(dst),
+        dst_strides: (drs, dcs),
         lhs: SendPtr(lhs.data.as_ptr().wrapping_add(lhs.offset) as *mut T),
         lhs_strides: (lhs.rs, lhs.cs),
         rhs: SendPtr(rhs.data.as_ptr().wrapping_add(rhs.offset) as *mut T),
@@ -128,8 +168,9 @@ pub(crate) fn gemm_into<T: FloatElement>(
             // SAFETY: the blocks are disjoint parts of the product checked above.
             unsafe { raw.split(m, n, k, threads) }
         }
-        // SAFETY: every element gemm touches lies inside the slices (checked above, strides are
-        // non-negative); `dst` is borrowed mutably so it aliases neither input; `T` is f32 or
+        // SAFETY: every element gemm touches lies inside the buffers (checked above, strides are
+        // non-negative); `dst` is the caller's alone (borrowed mutably), so it aliases neither
+        // input; gemm reads it only when accumulating (then it is initialised); `T` is f32 or
         // f64, both supported by gemm.
         _ => unsafe { raw.block(0..m, 0..n, k, par) },
     }
@@ -428,16 +469,19 @@ impl Array {
 fn matmul_float<T: FloatElement>(a: &Array, b: &Array, p: &Plan) -> Vec<T> {
     let (m, n, k) = (p.m, p.n, p.k);
     let mn = m * n;
-    let mut out = filled(p.offsets.len() * mn, T::zero());
+    let total = p.offsets.len() * mn;
     if mn == 0 || k == 0 {
-        return out;
+        return filled(total, T::zero());
     }
+    // Not zeroed first: every product writes its whole `m×n` block without reading it.
+    let mut out_buf: Vec<T> = crate::cache::take(total);
+    let out = &mut out_buf.spare_capacity_mut()[..total];
     let (ad, bd) = (a.storage_slice::<T>(), b.storage_slice::<T>());
-    let one = |dst: &mut [T], (oa, ob): (usize, usize), par: Parallelism| {
-        gemm_into(
+    let one = |dst: &mut [std::mem::MaybeUninit<T>], (oa, ob): (usize, usize), par: Parallelism| {
+        gemm_into_uninit(
             (m, n, k),
-            MatMut { data: dst, rs: n, cs: 1 },
-            false,
+            dst,
+            (n, 1),
             MatRef { data: ad, offset: oa, rs: p.lhs_strides.0, cs: p.lhs_strides.1 },
             MatRef { data: bd, offset: ob, rs: p.rhs_strides.0, cs: p.rhs_strides.1 },
             par,
@@ -457,7 +501,10 @@ fn matmul_float<T: FloatElement>(a: &Array, b: &Array, p: &Plan) -> Vec<T> {
             one(dst, o, Parallelism::None);
         }
     }
-    out
+    // SAFETY: the chunks of `mn` cover `0..total` (one per offset) and each product wrote its
+    // whole chunk (`gemm_into_uninit`'s contract); `T: Copy` needs no drop on a panic before this.
+    unsafe { out_buf.set_len(total) };
+    out_buf
 }
 
 fn matmul_int(a: &Array, b: &Array, p: &Plan) -> Vec<i64> {
