@@ -253,8 +253,8 @@ impl Ring {
     }
 }
 
-fn check(rc: c_int, what: &str) -> Result<(), DistError> {
-    // SAFETY: reading a constant.
+/// `Ok` for `MPI_SUCCESS`, else the error naming `what`.
+pub(crate) fn check(rc: c_int, what: &str) -> Result<(), DistError> {
     if rc == ffi::MPI_SUCCESS as c_int {
         Ok(())
     } else {

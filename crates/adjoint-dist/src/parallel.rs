@@ -539,6 +539,8 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             return Ok(());
         };
         let new = self.opt.step(&self.params.with_leaves(&sh.leaves), avg).leaves();
+        let turn = sh.turn;
+        sh.turn ^= 1;
         if let Some((seg, area)) = &sh.shm {
             // This rank's rows into its parameter area; after the barrier, every rank's.
             let rank = self.dist.rank();
@@ -555,52 +557,39 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
                 }
             }
             shm_barrier(self.dist, &mut self.poisoned, seg)?;
-            let full: Vec<Tensor> = self
-                .params
-                .leaves()
-                .iter()
-                .enumerate()
-                .map(|(i, p)| match &sh.slot[i] {
-                    Some(l) => match l.dtype {
-                        DType::F32 => gather_rows::<f32>(seg, area + l.at, l, p.shape()),
-                        _ => gather_rows::<f64>(seg, area + l.at, l, p.shape()),
-                    },
-                    None => new[i].clone(),
-                })
-                .collect();
-            self.params = self.params.with_leaves(&full);
-            sh.leaves = new;
-            return Ok(());
-        }
-        let deadline = Instant::now() + self.dist.timeout();
-        let mut pending = Vec::new();
-        let mut result = Ok(());
-        let turn = sh.turn;
-        sh.turn ^= 1;
-        for &i in &sh.order {
-            let l = sh.slot[i].as_mut().expect("a sharded leaf");
-            let buf = &mut l.param[turn];
-            buf.pack(l.start, &new[i]);
-            let what = format!("all-gather of parameter leaf {i}");
-            // SAFETY: the buffer belongs to `self` and is not touched before the wait below;
-            // after a failure `poisoned` leaks it.
-            match unsafe { start_ring(self.dist, buf, Ring::AllGather, &l.parts, &what) } {
-                Ok(p) => pending.push(p),
-                Err(e) => {
-                    result = Err(e);
-                    break;
+        } else {
+            let deadline = Instant::now() + self.dist.timeout();
+            let mut pending = Vec::new();
+            let mut result = Ok(());
+            for &i in &sh.order {
+                let l = sh.slot[i].as_mut().expect("a sharded leaf");
+                let buf = &mut l.param[turn];
+                buf.pack(l.start, &new[i]);
+                let what = format!("all-gather of parameter leaf {i}");
+                // SAFETY: the buffer belongs to `self` and is not touched before the wait below;
+                // after a failure `poisoned` leaks it.
+                match unsafe { start_ring(self.dist, buf, Ring::AllGather, &l.parts, &what) } {
+                    Ok(p) => pending.push(p),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
+            settle(self.dist, &mut self.poisoned, pending, result, deadline)?;
         }
-        settle(self.dist, &mut self.poisoned, pending, result, deadline)?;
         let full: Vec<Tensor> = self
             .params
             .leaves()
             .iter()
             .enumerate()
-            .map(|(i, p)| match &sh.slot[i] {
-                Some(l) => l.param[turn].view(0, p.shape()),
-                None => new[i].clone(),
+            .map(|(i, p)| match (&sh.slot[i], &sh.shm) {
+                (Some(l), Some((seg, area))) => match l.dtype {
+                    DType::F32 => gather_rows::<f32>(seg, area + l.at, l, p.shape()),
+                    _ => gather_rows::<f64>(seg, area + l.at, l, p.shape()),
+                },
+                (Some(l), None) => l.param[turn].view(0, p.shape()),
+                (None, _) => new[i].clone(),
             })
             .collect();
         self.params = self.params.with_leaves(&full);

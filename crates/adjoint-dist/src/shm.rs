@@ -19,7 +19,7 @@ use std::ffi::c_int;
 
 use mpi::ffi;
 
-use crate::comm::Dist;
+use crate::comm::{check, Dist};
 use crate::DistError;
 
 /// One shared window over the ranks of a single-node world: `bytes` per rank.
@@ -29,14 +29,6 @@ pub(crate) struct Segment {
     /// Each rank's segment, in rank order.
     bases: Vec<*mut u8>,
     bytes: usize,
-}
-
-fn check(rc: c_int, what: &str) -> Result<(), DistError> {
-    if rc == ffi::MPI_SUCCESS as c_int {
-        Ok(())
-    } else {
-        Err(DistError::Mpi(format!("{what}: MPI error code {rc}")))
-    }
 }
 
 impl Segment {
