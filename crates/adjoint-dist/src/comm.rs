@@ -316,7 +316,13 @@ impl Dist {
     /// `MPI_Abort`, which makes the launcher kill the other ranks (Open MPI's `mpirun` then
     /// reports that rank R called `MPI_ABORT`).
     pub fn abort(&self, error: &dyn std::fmt::Display) -> ! {
-        eprintln!("adjoint-dist: rank {} failed: {error}", self.rank);
+        // One write of the whole line: `eprintln!` writes a formatted line in pieces, and
+        // `mpirun`, which forwards stdout and stderr separately, then interleaved another line
+        // of this rank into the middle of it ("adjoint-dist: rank rank 1: injecting …").
+        use std::io::Write;
+        let line = format!("adjoint-dist: rank {} failed: {error}\n", self.rank);
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().write_all(line.as_bytes());
         self.world.abort(1)
     }
 
