@@ -98,21 +98,22 @@ pub(crate) fn gemm_into<T: FloatElement>(
     rhs: MatRef<'_, T>,
     par: Parallelism,
 ) {
-    if m == 0 || n == 0 {
-        return;
+    if !accumulate {
+        // SAFETY: `MaybeUninit<T>` has `T`'s layout, and `gemm_into_uninit` only writes
+        // initialised values of `T`, so the slice stays initialised.
+        let uninit = unsafe {
+            std::slice::from_raw_parts_mut(
+                dst.data.as_mut_ptr().cast::<std::mem::MaybeUninit<T>>(),
+                dst.data.len(),
+            )
+        };
+        return gemm_into_uninit((m, n, k), uninit, (dst.rs, dst.cs), lhs, rhs, par);
     }
-    if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                for j in 0..n {
-                    dst.data[i * dst.rs + j * dst.cs] = T::zero();
-                }
-            }
-        }
+    if m == 0 || n == 0 || k == 0 {
         return;
     }
     let len = dst.data.len();
-    product_checked((m, n, k), (dst.data.as_mut_ptr(), len, dst.rs, dst.cs), accumulate, lhs, rhs, par)
+    product_checked((m, n, k), (dst.data.as_mut_ptr(), len, dst.rs, dst.cs), true, lhs, rhs, par)
 }
 
 /// `dst = lhs · rhs` into memory not yet written (a fresh output buffer), for `m×k · k×n`: `gemm`
