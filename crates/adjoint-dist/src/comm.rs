@@ -118,8 +118,9 @@ impl Drop for Pending {
     }
 }
 
-/// A ring allreduce in progress ([`Dist::start_ring_allreduce`]): `2 (p − 1)` steps of one
-/// send to the right neighbour and one receive from the left, with the sums done here.
+/// A ring in progress ([`Dist::start_ring_allreduce`], or one of its halves:
+/// [`Dist::start_ring_reduce_scatter`], [`Dist::start_ring_allgather`]): steps of one send to
+/// the right neighbour and one receive from the left, with the sums done here.
 struct Ring {
     /// The caller's buffer (lent until the ring completes), and the element offsets of its `p`
     /// chunks (`p + 1` bounds).

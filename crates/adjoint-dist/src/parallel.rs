@@ -80,13 +80,13 @@ struct ShardLeaf {
     parts: Vec<usize>,
     /// This rank's first element and the shape of its rows.
     start: usize,
+    own_shape: Vec<usize>,
     /// The leaf's element type, and its byte offset in each rank's gradient and parameter
     /// areas of the shared segment (when there is one).
     dtype: DType,
     at: usize,
-    own_shape: Vec<usize>,
-    /// The gradient: packed whole, reduce-scattered in place; this rank's rows of the mean are
-    /// a view of it.
+    /// The ring path's buffers (empty when the shared segment is used). The gradient: packed
+    /// whole, reduce-scattered in place; this rank's rows of the mean are a view of it.
     grad: SharedBuf,
     /// The parameter, two buffers used in turn: this rank's updated rows are copied in, the
     /// all-gather fills in the others', and the new parameter is a view of the whole. The
@@ -568,7 +568,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
                 let what = format!("all-gather of parameter leaf {i}");
                 // SAFETY: the buffer belongs to `self` and is not touched before the wait below;
                 // after a failure `poisoned` leaks it.
-                match unsafe { start_ring(self.dist, buf, Ring::AllGather, &l.parts, &what) } {
+                match unsafe { start_ring(self.dist, buf, Half::AllGather, &l.parts, &what) } {
                     Ok(p) => pending.push(p),
                     Err(e) => {
                         result = Err(e);
@@ -719,7 +719,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
                 let what = format!("reduce-scatter of gradient leaf {i}");
                 // SAFETY: as the buckets' allreduce.
                 match unsafe {
-                    start_ring(self.dist, &mut l.grad, Ring::ReduceScatter(scale), &l.parts, &what)
+                    start_ring(self.dist, &mut l.grad, Half::ReduceScatter(scale), &l.parts, &what)
                 } {
                     Ok(p) => pending.push(p),
                     Err(e) => {
@@ -834,15 +834,18 @@ fn reduce_rows<T: Float + Element>(seg: &Segment, l: &ShardLeaf, scale: f64) -> 
     let mut out: Vec<T> = adjoint_tensor::cache::take(n);
     // SAFETY: every rank wrote its gradient area before the barrier, and none writes it again
     // before the next step's second barrier, which this rank reaches after this read.
+    // The mean's scale is folded into the last rank's sum (no pass of its own); a segment
+    // exists only for 2 ranks or more, so there is a last sum.
+    let (w, k) = (l.parts.len(), <T as Float>::from_f64(scale));
+    debug_assert!(w >= 2);
     unsafe {
         out.extend_from_slice(seg.slice::<T>(0, at, n));
-        for q in 1..l.parts.len() {
-            out.iter_mut().zip(seg.slice::<T>(q, at, n)).for_each(|(o, &x)| *o = *o + x);
+        for q in 1..w {
+            let last = q + 1 == w;
+            out.iter_mut().zip(seg.slice::<T>(q, at, n)).for_each(|(o, &x)| {
+                *o = if last { (*o + x) * k } else { *o + x };
+            });
         }
-    }
-    if scale != 1.0 {
-        let k = <T as Float>::from_f64(scale);
-        out.iter_mut().for_each(|o| *o = *o * k);
     }
     Tensor::from_vec(out, &l.own_shape)
 }
@@ -864,7 +867,7 @@ fn gather_rows<T: Float + Element>(seg: &Segment, at: usize, l: &ShardLeaf, shap
 
 /// The two halves of a ring allreduce that a sharded update runs apart.
 #[derive(Clone, Copy)]
-enum Ring {
+enum Half {
     ReduceScatter(f64),
     AllGather,
 }
@@ -877,21 +880,21 @@ enum Ring {
 unsafe fn start_ring(
     dist: &Dist,
     buf: &mut SharedBuf,
-    op: Ring,
+    op: Half,
     parts: &[usize],
     what: &str,
 ) -> Result<Pending, DistError> {
     // SAFETY: passed on to the caller.
     unsafe {
         match (buf.unique(), op) {
-            (Storage::F32(v), Ring::ReduceScatter(scale)) => {
+            (Storage::F32(v), Half::ReduceScatter(scale)) => {
                 dist.start_ring_reduce_scatter(v, parts, scale, what)
             }
-            (Storage::F64(v), Ring::ReduceScatter(scale)) => {
+            (Storage::F64(v), Half::ReduceScatter(scale)) => {
                 dist.start_ring_reduce_scatter(v, parts, scale, what)
             }
-            (Storage::F32(v), Ring::AllGather) => dist.start_ring_allgather(v, parts, what),
-            (Storage::F64(v), Ring::AllGather) => dist.start_ring_allgather(v, parts, what),
+            (Storage::F32(v), Half::AllGather) => dist.start_ring_allgather(v, parts, what),
+            (Storage::F64(v), Half::AllGather) => dist.start_ring_allgather(v, parts, what),
             _ => unreachable!("sharded leaves are f32 or f64"),
         }
     }

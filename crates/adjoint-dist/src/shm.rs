@@ -125,16 +125,15 @@ impl Segment {
 
     /// Free the window (collective) — or, after a failed collective, leave it: a peer may be
     /// gone, and freeing would wait for it.
-    pub(crate) fn release(self, poisoned: bool) {
-        let mut me = std::mem::ManuallyDrop::new(self);
+    pub(crate) fn release(mut self, poisoned: bool) {
         if poisoned {
             return;
         }
-        // SAFETY: live handles, freed once.
+        // SAFETY: live handles, freed once (`release` consumes the segment).
         unsafe {
-            ffi::MPI_Win_unlock_all(me.win);
-            ffi::MPI_Win_free(&mut me.win);
-            ffi::MPI_Comm_free(&mut me.comm);
+            ffi::MPI_Win_unlock_all(self.win);
+            ffi::MPI_Win_free(&mut self.win);
+            ffi::MPI_Comm_free(&mut self.comm);
         }
     }
 }
