@@ -84,8 +84,8 @@ fn main() {
         }
     }
     let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
-        eprintln!("adjoint-bench: could not size the thread pool: {e}");
+    if let Err(e) = adjoint_core::threads::init(threads) {
+        eprintln!("adjoint-bench: {e}");
     }
     rayon::broadcast(|_| ());
     let plan = Plan::new(quick);

@@ -317,6 +317,9 @@ fn distributed_usage_error(a: &DemoArgs) -> Option<String> {
 }
 
 fn main() -> ExitCode {
+    // The kernels' pool, with this thread as one of its threads (`RAYON_NUM_THREADS` or every
+    // core); nothing has used rayon yet, so this cannot fail but is harmless if it does.
+    let _ = adjoint_tensor::threads::init(0);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

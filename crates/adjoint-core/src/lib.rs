@@ -60,7 +60,7 @@ pub use adjoint_tensor::ops::{
     conv::{Conv1dParams, Conv2dParams},
     pool::Pool2dParams,
 };
-pub use adjoint_tensor::{Array, DType};
+pub use adjoint_tensor::{threads, Array, DType};
 pub use control::{cond, fori_loop, fori_loop_t, scan, scan_with, while_loop, Checkpoint};
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use jit::{jit, jit_stats, make_ir};

@@ -185,6 +185,8 @@ fn rss_run(name: &str, n: usize, mut step: impl FnMut() -> f64) {
 }
 
 fn main() {
+    // The kernels' pool, with this thread one of its threads (`adjoint_tensor::threads`).
+    adjoint_tensor::threads::init(0).expect("nothing has used rayon yet");
     let mut cfg = Cfg { quick: false, only: None, rss_steps: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

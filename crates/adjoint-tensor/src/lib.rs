@@ -12,7 +12,8 @@
 //!   once per kernel call, then the inner loops are monomorphic over `f32`/`f64`/`i64`/`bool`.
 //! - **Kernels write contiguous output** and take a slice fast path for contiguous input; the
 //!   strided path walks the innermost dimension as a plain loop. Above [`ops::PAR_THRESHOLD`]
-//!   elements they split work with `rayon`.
+//!   elements they split work with `rayon`, on the global pool that [`threads::init`] sets up with
+//!   the calling thread as one of its threads.
 //! - **Matrix products go through `gemm`**, which takes arbitrary row/column strides, so
 //!   transposed views are multiplied without copying.
 //! - **Randomness is counter-based** ([`random::Key`], Threefry-2x32 as in JAX): a key is split
@@ -33,6 +34,7 @@ pub mod ops;
 pub mod random;
 pub mod special;
 pub mod storage;
+pub mod threads;
 
 pub use array::Array;
 pub use dtype::{DType, Element, FloatElement};

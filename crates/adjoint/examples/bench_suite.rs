@@ -361,6 +361,7 @@ fn vmap_suite(cfg: &Cfg) {
 }
 
 fn main() {
+    let _ = adjoint::threads::init(0);
     let mut cfg =
         Cfg { quick: false, suite: "all".into(), threads: rayon::current_num_threads(), only: None };
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -28,6 +28,8 @@ mod train;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The kernels' pool (`RAYON_NUM_THREADS`), this thread one of its threads when there are two.
+    let _ = adjoint_tensor::threads::init(0);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
         eprintln!("usage: adjoint-dist-worker train|bench-allreduce|bench-step [options]");
