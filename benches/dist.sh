@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Distributed benchmarks (docs/distributed.md, BENCHMARKS.md "Data-parallel training"):
+# Distributed benchmarks (docs/distributed.md, benches/LOG.md "Data-parallel training"):
 #   1. allreduce, 8 B to 64 MiB, 2 local ranks: adjoint-dist (Dist's polled MPI_Iallreduce, and
 #      DataParallel::allreduce_mean: packing, Dist's own ring allreduce, views out) next to Open
 #      MPI's own MPI_Allreduce and MPI_Iallreduce + MPI_Test (benches/dist/allreduce.c, mpicc);

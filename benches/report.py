@@ -9,7 +9,9 @@ the issues "tensors and kernels" and "transforms" and are judged here, mechanica
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections import defaultdict
 
 PEERS = ["numpy", "torch", "jax"]
@@ -312,6 +314,36 @@ def table(res, suite, judge, jit_col, per_op, summary):
     return "\n".join(out)
 
 
+WORKLOADS_BEGIN = "<!-- workloads:begin -->"
+WORKLOADS_END = "<!-- workloads:end -->"
+
+
+def workloads_block(path):
+    """The workload suite's section of the existing file at `path`, markers included, or None."""
+    try:
+        text = open(path, encoding="utf-8").read()
+    except FileNotFoundError:
+        return None
+    b, e = text.find(WORKLOADS_BEGIN), text.find(WORKLOADS_END)
+    if b < 0 or e < b:
+        return None
+    return text[b : e + len(WORKLOADS_END)]
+
+
+def write_atomic(path, text):
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".report-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
@@ -464,8 +496,17 @@ def main():
     for lab, t, tgt, ok in summary:
         L.append(f"- {'met' if ok else '**MISSED**'}: {lab} ({t} thread{'s' if t > 1 else ''}) — {tgt}")
     L.append("")
-    with open(a.out, "w") as f:
-        f.write("\n".join(L))
+    L.append(
+        "Dated investigations (A/B comparisons of single changes, profiles, the MPI runs of `benches/dist.sh`) "
+        "are kept in [`benches/LOG.md`](benches/LOG.md), each with its date, load and command; this file holds "
+        "only what `benches/run.sh` and `benches/run` regenerate.\n"
+    )
+    # The workload suite's section is written by `benches/run` (workloads_report.py) between its
+    # markers: carried over from the file being replaced, so either script can run first.
+    kept = workloads_block(a.out)
+    if kept:
+        L.append(kept + "\n")
+    write_atomic(a.out, "\n".join(L))
     print(f"wrote {a.out}: {len(rows)} results, {n_met}/{len(summary)} targets met", file=sys.stderr)
 
 

@@ -39,7 +39,7 @@
 //! high-water mark over the whole run (which also sees temporaries inside kernels).
 //!
 //! **Cost.** Off, it costs `bind` one relaxed load of a global counter (the number of threads
-//! profiling): measured with W1's eager `add` A/B, see `BENCHMARKS.md`. On, each bind takes a
+//! profiling): measured with W1's eager `add` A/B, see `benches/LOG.md`. On, each bind takes a
 //! few hundred nanoseconds more (two clock reads, the shape strings, a hash-map update), so
 //! profiles of tiny ops overstate their share; kernels of any size are timed faithfully. The
 //! table is aggregated as events arrive; the trace keeps the first [`MAX_EVENTS`] events.

@@ -394,7 +394,7 @@ impl Dist {
     /// back, so each rank idles half the collective and the whole buffer crosses twice. For
     /// W2's 2.7 MB of gradients on 2 ranks, libnbc's own ring took 0.6–2.9 ms and its binomial
     /// tree 3.6–4.0 ms (medians under load 4.5–5: an idle rank that yields its core waits for
-    /// the scheduler to give it back; BENCHMARKS.md, issue 20). Running the ring here does not
+    /// the scheduler to give it back; benches/LOG.md, issue 20). Running the ring here does not
     /// depend on an Open MPI tuning parameter, and folds the mean's division into the last sum
     /// instead of a pass of its own.
     ///

@@ -6,7 +6,7 @@
 //! and the sum is a second pass. With every rank's gradients in shared memory, a rank sums
 //! its rows of every rank's gradient in one pass of plain loads, and copies the other ranks'
 //! updated rows straight out of their segments: one user-space pass per byte, no message. W2's
-//! sharded step on 2 ranks: BENCHMARKS.md, issue 20. Worlds that span nodes keep the ring
+//! sharded step on 2 ranks: benches/LOG.md, issue 20. Worlds that span nodes keep the ring
 //! ([`Dist::start_ring_reduce_scatter`](crate::Dist::start_ring_reduce_scatter)); so does
 //! [`DataParallelConfig::shared_memory`](crate::DataParallelConfig::shared_memory) `= false`,
 //! to measure or test that path on one node.

@@ -12,7 +12,7 @@
 //! once for both types and runs in the leaf's own precision, as PyTorch's fused kernels do
 //! (`opmath` of `float` is `float`): its square root and division are then 8 lanes wide
 //! instead of 4 (W2's Adam update over 670 k `f32` parameters on one thread, quiet machine,
-//! `adjoint-dist-worker bench-step --plain`: see BENCHMARKS.md, issue 17).
+//! `adjoint-dist-worker bench-step --plain`: see benches/LOG.md, issue 17).
 //!
 //! The workspace builds for baseline x86-64 (SSE2), where square roots and divisions run one
 //! element at a time; on a CPU with AVX2 and FMA the same loop is compiled a second time with

@@ -27,7 +27,7 @@ use crate::storage::filled;
 /// Work (`m·n·k` multiply-adds) from which one product is worth splitting across threads, by
 /// default: 2²² ≈ 161³. Measured on the LSTM step (W4: 64 products of 32×512×128 = 2.1 M MACs
 /// per pass), splitting from 64³ made two threads slower than one (33–39 ms vs 25–27 ms);
-/// from 2²² it is 25–29 ms, and the MLP, CNN and 1024³ steps are unchanged (BENCHMARKS.md).
+/// from 2²² it is 25–29 ms, and the MLP, CNN and 1024³ steps are unchanged (benches/LOG.md).
 pub(crate) const DEFAULT_GEMM_PAR_WORK: usize = 1 << 22;
 
 /// Work from which one product is split across threads: `ADJOINT_GEMM_PAR_WORK` when set to a

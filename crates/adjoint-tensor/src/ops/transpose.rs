@@ -11,7 +11,7 @@
 //!   transpose, eight 32-byte stores, instead of 64 scalar loads and stores. Blocks go down 16
 //!   rows at a time so each 64-byte source line is used whole. Measured on W2's gradients (2.7
 //!   MB): 0.95 ms in scalar 16 × 16 tiles, 0.32–0.42 ms in AVX blocks (`adjoint-dist-worker
-//!   bench-pack --fresh`, BENCHMARKS.md issue 20).
+//!   bench-pack --fresh`, benches/LOG.md, issue 20).
 
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
