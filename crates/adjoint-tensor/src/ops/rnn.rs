@@ -18,6 +18,8 @@
 //! vectorises once the slices are cut to length), hence `needless_range_loop` is allowed.
 #![allow(clippy::needless_range_loop)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rayon::prelude::*;
 
 use gemm::Parallelism;
@@ -288,9 +290,12 @@ fn gru_bwd<T: FastFloat + Element>(ins: &[&Array], b: usize, h: usize) -> (Array
 /// pre-activations `gx_t + gh_t` (`[T, B, 4H]`, kept for the reverse pass [`lstm_seq_grad`],
 /// which then needs no transcendental but `tanh(c_t)`).
 ///
-/// Each step is one single-threaded `gemm` accumulating `h_{t-1}·w_hhᵀ` into a copy of `gx_t`
+/// Each step is single-threaded `gemm`s accumulating `h_{t-1}·w_hhᵀ` into a copy of `gx_t`
 /// and one pass of the cell over `[B, H]` that overwrites the pre-activations with the
-/// activations; no per-step allocation.
+/// activations; no per-step allocation. At W4-like sizes each step's hidden units are cut in
+/// two halves (one product per gate and half), which two `rayon` workers share inside one
+/// region per sequence, synchronised per step through atomics (see `run_steps`); the results
+/// are bitwise those of one thread.
 ///
 /// ```
 /// use adjoint_tensor::{ops::rnn, Array};
@@ -351,7 +356,7 @@ fn lstm_seq_fwd<T: FastFloat + Element>(
     b: usize,
     h: usize,
 ) -> (Array, Array, Array) {
-    lstm_seq_fwd_generic::<T>(ins, t, b, h)
+    lstm_seq_fwd_generic::<T>(ins, t, b, h, split_step(b, h))
 }
 
 #[inline(always)]
@@ -360,6 +365,7 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
     t: usize,
     b: usize,
     h: usize,
+    split: bool,
 ) -> (Array, Array, Array) {
     let s = slices::<T>(ins);
     let (gx, h0, c0) = (s[0], s[2], s[3]);
@@ -371,51 +377,57 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
     let mut a = cache::take::<T>(t * bg);
     a.extend_from_slice(gx);
     let (mut hs, mut cs) = (output::<T>(t * bh), output::<T>(t * bh));
-    let split = rayon::current_num_threads() > 1 && b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32;
-    for s in 0..t {
-        let (done_h, rest_h) = hs.split_at_mut(s * bh);
-        let (done_c, rest_c) = cs.split_at_mut(s * bh);
-        let (hp, cp) = if s == 0 { (h0, c0) } else { (&done_h[(s - 1) * bh..], &done_c[(s - 1) * bh..]) };
-        let (hp, cp) = (&hp[..bh], &cp[..bh]);
-        let a_s = SendPtr(a[s * bg..(s + 1) * bg].as_mut_ptr());
-        let (ho, co) = (SendPtr(rest_h[..bh].as_mut_ptr()), SendPtr(rest_c[..bh].as_mut_ptr()));
-        // Hidden units `u` of this step: their four gates' products and their cells.
-        let units = |u: std::ops::Range<usize>| {
-            let n = u.len();
-            if n == 0 || b == 0 {
-                return;
+    assert!(a.len() == t * bg && hs.len() == t * bh && cs.len() == t * bh && wt.len() == 4 * h * h);
+    let (a_all, hs_all, cs_all) =
+        (SendPtr(a.as_mut_ptr()), SendPtr(hs.as_mut_ptr()), SendPtr(cs.as_mut_ptr()));
+    // Hidden units `u` of step `s`: their four gates' products and their cells.
+    let units = |s: usize, u: std::ops::Range<usize>| {
+        let n = u.len();
+        if n == 0 || b == 0 {
+            return;
+        }
+        // SAFETY: `a` has `t × b × 4h` elements, `hs`/`cs` `t × b × h`, `wt` `h × 4h` (asserted
+        // above); step `s` reads the whole previous state (`h0`/`c0` or step `s − 1` of
+        // `hs`/`cs`, finished by both halves before any task of step `s` starts, see
+        // `run_steps`) and writes only columns `q·h + u` of `a_s` and `u` of `hs_s`/`cs_s`,
+        // which the other half of the step never touches.
+        unsafe {
+            let (hp, cp): (&[T], &[T]) = if s == 0 {
+                (&h0[..bh], &c0[..bh])
+            } else {
+                (
+                    std::slice::from_raw_parts(hs_all.get().add((s - 1) * bh), bh),
+                    std::slice::from_raw_parts(cs_all.get().add((s - 1) * bh), bh),
+                )
+            };
+            let a_s = a_all.get().add(s * bg);
+            let (ho, co) = (hs_all.get().add(s * bh), cs_all.get().add(s * bh));
+            for q in 0..4 {
+                gemm_raw(
+                    (b, n, h),
+                    a_s.add(q * h + u.start),
+                    (4 * h, 1),
+                    true,
+                    hp.as_ptr(),
+                    (h, 1),
+                    wt.as_ptr().add(q * h + u.start),
+                    (4 * h, 1),
+                    Parallelism::None,
+                );
             }
-            // SAFETY: `a_s` has `b × 4h` elements, `hp` `b × h`, `wt` `h × 4h`, `ho`/`co` `b × h`
-            // (sliced above); columns `q·h + u` of `a_s`, `u` of `ho`/`co` lie inside them, and
-            // the two halves touch disjoint columns.
-            unsafe {
-                for q in 0..4 {
-                    gemm_raw(
-                        (b, n, h),
-                        a_s.get().add(q * h + u.start),
-                        (4 * h, 1),
-                        true,
-                        hp.as_ptr(),
-                        (h, 1),
-                        wt.as_ptr().add(q * h + u.start),
-                        (4 * h, 1),
-                        Parallelism::None,
-                    );
-                }
-                for r in 0..b {
-                    let row = a_s.get().add(r * 4 * h + u.start);
-                    let x = std::array::from_fn(|q| std::slice::from_raw_parts_mut(row.add(q * h), n));
-                    let at = r * h + u.start;
-                    let (ho, co) = (
-                        std::slice::from_raw_parts_mut(ho.get().add(at), n),
-                        std::slice::from_raw_parts_mut(co.get().add(at), n),
-                    );
-                    cell_row(x, &cp[at..at + n], ho, co);
-                }
+            for r in 0..b {
+                let row = a_s.add(r * 4 * h + u.start);
+                let x = std::array::from_fn(|q| std::slice::from_raw_parts_mut(row.add(q * h), n));
+                let at = r * h + u.start;
+                let (ho, co) = (
+                    std::slice::from_raw_parts_mut(ho.add(at), n),
+                    std::slice::from_raw_parts_mut(co.add(at), n),
+                );
+                cell_row(x, &cp[at..at + n], ho, co);
             }
-        };
-        split_units(h, split, units);
-    }
+        }
+    };
+    run_steps(t, h, split, units);
     (Array::from_vec(hs, &[t, b, h]), Array::from_vec(cs, &[t, b, h]), Array::from_vec(a, &[t, b, 4 * h]))
 }
 
@@ -423,15 +435,58 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
 /// split each step's hidden units across two threads: W4's steps (2.1 M) are split.
 const SPLIT_STEP_WORK: usize = 1 << 20;
 
-/// `f(0..h)`, or `f` on the two halves of the hidden units in parallel (`rayon::join`) when
-/// `split`. A step's cells are independent across units, and so are the gate products once
-/// cut by columns, so one join per step is all the synchronisation the recurrence needs.
-fn split_units(h: usize, split: bool, f: impl Fn(std::ops::Range<usize>) + Sync) {
+/// Whether [`lstm_seq`] and [`lstm_seq_grad`] cut each step's hidden units in two halves
+/// (from the size alone, never the thread count, so that 1 and 2 threads compute the same
+/// bits).
+fn split_step(b: usize, h: usize) -> bool {
+    b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32
+}
+
+/// Runs `f(s, units)` for the steps `s` in `0..steps` in order, each on all `0..h` units or,
+/// when `split`, on its two halves (`0..mid`, `mid..h`); every task of step `s` sees every
+/// task of step `s − 1` finished (a step's cells are independent across units, and so are the
+/// gate products once cut by columns).
+///
+/// With more than one `rayon` thread the halves run in ONE two-worker region per sequence
+/// (not a `rayon::join` per step, whose wake-ups cost more than W4's steps): the tasks
+/// `(s, k)` (index `2s + k`) are claimed in order through an atomic counter, and a task starts
+/// once the `2s` tasks before its step are done (a second counter; tasks of step `s` cannot
+/// finish before those of `s − 1`, so the count says exactly that). A worker waits only for
+/// tasks claimed before its own, by a worker that is running them, so the protocol cannot
+/// deadlock: when the partner never starts (its thread busy elsewhere, nested parallelism),
+/// the first worker claims and runs every task alone. The partition and each task's
+/// arithmetic do not depend on who runs it, so the results are bitwise those of one thread.
+fn run_steps(steps: usize, h: usize, split: bool, f: impl Fn(usize, std::ops::Range<usize>) + Sync) {
     if !split {
-        return f(0..h);
+        return (0..steps).for_each(|s| f(s, 0..h));
     }
     let mid = (h / 2).next_multiple_of(16).min(h);
-    rayon::join(|| f(0..mid), || f(mid..h));
+    let halves = [0..mid, mid..h];
+    let total = 2 * steps;
+    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= total {
+            return;
+        }
+        let s = i / 2;
+        let mut spins = 0u32;
+        while done.load(Ordering::Acquire) < 2 * s {
+            if spins < 1 << 14 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        f(s, halves[i % 2].clone());
+        done.fetch_add(1, Ordering::Release);
+    };
+    if rayon::current_num_threads() > 1 {
+        rayon::join(worker, worker);
+    } else {
+        worker();
+    }
 }
 
 /// [`lstm_seq_cell_row`], in its AVX2 + FMA build when the CPU has them (the cell's
@@ -535,7 +590,10 @@ fn grad_row_generic<T: FastFloat>(x: &GradRow<'_, T>, [di, df, dgg, do_]: [&mut 
 /// product per step, from the last step to the first; the weight gradient is then **one**
 /// product `d_aᵀ·[h0; h_0 … h_{T-2}]` over all `T·B` rows (split across the pool when large)
 /// instead of `T` small ones. The activations are read from `a`, `tanh(c_t)` is recomputed
-/// from `cs`; `hs[T-1]` is not read.
+/// from `cs`; `hs[T-1]` is not read. As in [`lstm_seq`], at W4-like sizes each step's cells
+/// and product are cut into two halves of the hidden units that two workers share in one
+/// region per sequence (`run_steps`; cells and product are two phases of a step), with
+/// results bitwise those of one thread.
 ///
 /// ```
 /// use adjoint_tensor::{ops::rnn, Array};
@@ -583,7 +641,7 @@ fn lstm_seq_bwd<T: FastFloat + Element>(
     b: usize,
     h: usize,
 ) -> (Array, Array, Array, Array) {
-    lstm_seq_bwd_generic::<T>(ins, t, b, h)
+    lstm_seq_bwd_generic::<T>(ins, t, b, h, split_step(b, h))
 }
 
 #[inline(always)]
@@ -592,6 +650,7 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
     t: usize,
     b: usize,
     h: usize,
+    split: bool,
 ) -> (Array, Array, Array, Array) {
     let s = slices::<T>(ins);
     let (w, h0, c0, hs, cs, a, dhs, dcs) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
@@ -600,68 +659,72 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
     let mut d_a = output::<T>(t * bg);
     let (mut dh_next, mut dc_next) = (output::<T>(bh), output::<T>(bh));
     let no_da = output::<T>(if da.is_some() { 0 } else { 4 * h });
-    let split = rayon::current_num_threads() > 1 && b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32;
     assert!(d_a.len() == t * bg && dh_next.len() == bh && dc_next.len() == bh && w.len() == 4 * h * h);
-    for s in (0..t).rev() {
-        let cp_all = if s == 0 { c0 } else { &cs[(s - 1) * bh..s * bh] };
-        let dg_s = SendPtr(d_a[s * bg..(s + 1) * bg].as_mut_ptr());
-        let dcn_all = SendPtr(dc_next.as_mut_ptr());
-        let dhn_all = &dh_next[..];
-        // The cells of hidden units `u`: their four gate cotangents and `dc` for the step before.
-        let cells = |u: std::ops::Range<usize>| {
-            let n = u.len();
-            for r in 0..b {
-                let x = &a[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h];
-                let e = da.map_or(&no_da[..], |d| &d[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h]);
-                let (lo, hi) = (u.start, u.end);
-                let rh = r * h + u.start..r * h + u.end;
-                let rs = s * bh + rh.start..s * bh + rh.end;
-                // SAFETY: `dg_s` has `b × 4h` elements and `dcn_all` `b × h` (asserted above);
-                // this half writes only columns `q·h + u` of row `r` and units `u`, which the
-                // other half never touches.
-                let (d, dcn) = unsafe {
-                    let row = dg_s.get().add(r * 4 * h + u.start);
-                    let d: [&mut [T]; 4] =
-                        std::array::from_fn(|q| std::slice::from_raw_parts_mut(row.add(q * h), n));
-                    (d, std::slice::from_raw_parts_mut(dcn_all.get().add(rh.start), n))
-                };
-                let row = GradRow {
-                    gates: std::array::from_fn(|q| &x[q * h + lo..q * h + hi]),
-                    extra: std::array::from_fn(|q| &e[q * h + lo..q * h + hi]),
-                    cp: &cp_all[rh.clone()],
-                    c: &cs[rs.clone()],
-                    dh_in: &dhs[rs.clone()],
-                    dc_in: &dcs[rs],
-                    dhn: &dhn_all[rh],
-                };
-                grad_row(&row, d, dcn);
-            }
-        };
-        split_units(h, split, cells);
-        // dh for the step before, columns `u`: [B, 4H]·W[:, u] (every cell is done: the join).
-        let dhn = SendPtr(dh_next.as_mut_ptr());
-        let product = |u: std::ops::Range<usize>| {
-            if u.is_empty() || b == 0 {
-                return;
-            }
-            // SAFETY: columns `u` of the `b × h` `dh_next` and of the `4h × h` `w`, all of the
-            // `b × 4h` `dg_s` (read only now); the halves write disjoint columns.
+    let (d_all, dcn_all, dhn_all) =
+        (SendPtr(d_a.as_mut_ptr()), SendPtr(dc_next.as_mut_ptr()), SendPtr(dh_next.as_mut_ptr()));
+    // Phase `2i` is the cells of step `s = T − 1 − i` (units `u`: their four gate cotangents
+    // and `dc` for the step before), phase `2i + 1` the product `dh` for the step before,
+    // columns `u`: [B, 4H]·W[:, u], which needs every cell of the step (the previous phase).
+    let phase = |p: usize, u: std::ops::Range<usize>| {
+        let s = t - 1 - p / 2;
+        let n = u.len();
+        if n == 0 || b == 0 {
+            return;
+        }
+        // SAFETY (both arms): `d_a` has `t × b × 4h` elements, `dc_next`/`dh_next` `b × h`, `w`
+        // `4h × h` (asserted above). The cells of units `u` write only columns `q·h + u` of
+        // `dg_s` and units `u` of `dc_next`, and read units `u` of `dh_next`, which only the
+        // product of the same units writes, in another phase; the product reads all of `dg_s`
+        // (finished in the phase before, see `run_steps`) and writes columns `u` of `dh_next`.
+        // The two halves of a phase touch disjoint columns.
+        let dg_s = unsafe { d_all.get().add(s * bg) };
+        if p % 2 == 1 {
             unsafe {
                 gemm_raw(
-                    (b, u.len(), 4 * h),
-                    dhn.get().add(u.start),
+                    (b, n, 4 * h),
+                    dhn_all.get().add(u.start),
                     (h, 1),
                     false,
-                    dg_s.get().cast_const(),
+                    dg_s.cast_const(),
                     (4 * h, 1),
                     w.as_ptr().add(u.start),
                     (h, 1),
                     Parallelism::None,
                 )
             }
-        };
-        split_units(h, split, product);
-    }
+            return;
+        }
+        let cp_all = if s == 0 { c0 } else { &cs[(s - 1) * bh..s * bh] };
+        for r in 0..b {
+            let x = &a[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h];
+            let e = da.map_or(&no_da[..], |d| &d[s * bg + r * 4 * h..s * bg + (r + 1) * 4 * h]);
+            let (lo, hi) = (u.start, u.end);
+            let rh = r * h + u.start..r * h + u.end;
+            let rs = s * bh + rh.start..s * bh + rh.end;
+            // SAFETY: as above.
+            let (d, dcn, dhn) = unsafe {
+                let row = dg_s.add(r * 4 * h + u.start);
+                let d: [&mut [T]; 4] =
+                    std::array::from_fn(|q| std::slice::from_raw_parts_mut(row.add(q * h), n));
+                (
+                    d,
+                    std::slice::from_raw_parts_mut(dcn_all.get().add(rh.start), n),
+                    std::slice::from_raw_parts(dhn_all.get().add(rh.start).cast_const(), n),
+                )
+            };
+            let row = GradRow {
+                gates: std::array::from_fn(|q| &x[q * h + lo..q * h + hi]),
+                extra: std::array::from_fn(|q| &e[q * h + lo..q * h + hi]),
+                cp: &cp_all[rh.clone()],
+                c: &cs[rs.clone()],
+                dh_in: &dhs[rs.clone()],
+                dc_in: &dcs[rs],
+                dhn,
+            };
+            grad_row(&row, d, dcn);
+        }
+    };
+    run_steps(2 * t, h, split, phase);
     // d_w = Σ_t d_a_tᵀ·h_{t-1}: step 0 against h0, steps 1.. against hs[..T-1] in one product.
     let mut dw = output::<T>(4 * h * h);
     if t > 0 && h > 0 && b > 0 {
@@ -681,4 +744,69 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
         Array::from_vec(dh_next, &[b, h]),
         Array::from_vec(dc_next, &[b, h]),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data<T: Element + FastFloat>(seed: u64, shape: &[usize], scale: f64) -> Array {
+        let n: usize = shape.iter().product();
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let v: Vec<f64> = (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+            })
+            .collect();
+        Array::from_vec(v, shape).cast(T::DTYPE)
+    }
+
+    fn bits(a: &Array) -> Vec<u64> {
+        a.cast(DType::F64).to_vec::<f64>().iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Forward and reverse sequence kernels, halves forced on, in a pool of `threads`.
+    fn run<T: Element + FastFloat>(threads: usize, (t, b, h): (usize, usize, usize)) -> Vec<Vec<u64>> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let gx = data::<T>(1, &[t, b, 4 * h], 1.0);
+            let w = data::<T>(2, &[4 * h, h], 0.5);
+            let (h0, c0) = (data::<T>(3, &[b, h], 0.5), data::<T>(4, &[b, h], 0.5));
+            let (dhs, dcs) = (data::<T>(5, &[t, b, h], 1.0), data::<T>(6, &[t, b, h], 0.3));
+            let da = data::<T>(7, &[t, b, 4 * h], 0.2);
+            let (hs, cs, a) = lstm_seq_fwd_generic::<T>(&[&gx, &w, &h0, &c0], t, b, h, true);
+            let mut out = vec![bits(&hs), bits(&cs), bits(&a)];
+            for extra in [None, Some(&da)] {
+                let mut ins = vec![&w, &h0, &c0, &hs, &cs, &a, &dhs, &dcs];
+                ins.extend(extra);
+                let (d_a, dw, dh, dc) = lstm_seq_bwd_generic::<T>(&ins, t, b, h, true);
+                out.extend([bits(&d_a), bits(&dw), bits(&dh), bits(&dc)]);
+            }
+            // The public entry points (halves only at W4-like sizes).
+            let (hs2, _, _) = lstm_seq(&gx, &w, &h0, &c0);
+            out.push(bits(&hs2));
+            out
+        })
+    }
+
+    #[test]
+    fn halves_on_two_threads_match_one_thread_bitwise() {
+        let sizes = [
+            (1, 1, 1),
+            (2, 1, 3),
+            (3, 2, 17),
+            (5, 3, 33),
+            (4, 5, 48),
+            (7, 4, 100),
+            (3, 32, 128),
+            (2, 3, 130),
+        ];
+        for size in sizes {
+            for _ in 0..3 {
+                assert_eq!(run::<f32>(1, size), run::<f32>(2, size), "f32 {size:?}");
+                assert_eq!(run::<f64>(1, size), run::<f64>(2, size), "f64 {size:?}");
+            }
+        }
+    }
 }
