@@ -99,6 +99,55 @@ fn fuse_runs_large_tensors_in_parallel_blocks_bit_for_bit() {
     same(&run_ir(&fused, std::slice::from_ref(&x)), &[f(&x)]);
 }
 
+/// A fused kernel reads inputs of any layout in place, through their strides: transposed,
+/// sliced with a step, flipped, and broadcast along inner axes (stride 0), on odd sizes, below
+/// and above the parallel threshold, bit for bit as the eager ops compute them.
+#[test]
+fn fused_kernels_read_strided_transposed_and_broadcast_inputs() {
+    let f = |p: &(Tensor, Tensor, Tensor)| {
+        let h = (&p.0 * 1.5 + &p.1).sin() * &p.0;
+        (h.exp() - &p.2, h.tanh())
+    };
+    for dtype in [DType::F32, DType::F64] {
+        for (m, n) in [(7, 5), (37, 29), (301, 257)] {
+            let a = rand(&[n, m], 10, -1.0, 1.0, dtype).t(); // transposed
+            let b = rand(&[m, 2 * n + 1], 11, -1.0, 1.0, dtype).slice(1, 1, 2 * n + 1, 2); // step 2
+            let c = rand(&[m, 1], 12, -1.0, 1.0, dtype).flip(0); // broadcast along the last axis
+            let p = (a, b, c);
+            assert!(!p.0.value().is_contiguous() && !p.1.value().is_contiguous());
+            let ir = optimize(make_ir(f)(&p));
+            let fused = fuse(ir.clone());
+            fused.check().unwrap();
+            assert_eq!(names(&fused), ["fused"], "{fused}");
+            let ins = [p.0.clone(), p.1.clone(), p.2.clone()];
+            same(&run_ir(&fused, &ins), &replay_ir(&ir, &ins));
+            let ((x, y), (x0, y0)) = (jit(f)(&p), f(&p));
+            assert_eq!((bits(&x), bits(&y)), (bits(&x0), bits(&y0)));
+        }
+    }
+}
+
+/// `broadcast_to` along inner axes joins the group (it used to stop fusion, and the
+/// broadcast view was copied out before the next kernel): the GMM backward pattern
+/// `c̄[n, k, 1] · diff[n, k, d]`.
+#[test]
+fn broadcast_along_inner_axes_joins_the_group() {
+    let f = |p: &(Tensor, Tensor)| (p.0.broadcast_to(&[13, 5, 7]) * &p.1 + &p.1).exp();
+    for dtype in [DType::F32, DType::F64] {
+        let p = (rand(&[13, 5, 1], 13, -1.0, 1.0, dtype), rand(&[13, 5, 7], 14, -1.0, 1.0, dtype));
+        let ir = optimize(make_ir(f)(&p));
+        let fused = fuse(ir.clone());
+        assert_eq!(names(&fused), ["fused"], "{fused}");
+        let ins = [p.0.clone(), p.1.clone()];
+        same(&run_ir(&fused, &ins), &replay_ir(&ir, &ins));
+        assert_eq!(bits(&jit(f)(&p)), bits(&f(&p)));
+        // The same with the broadcast input itself a strided view.
+        let q = (rand(&[1, 5, 13], 15, -1.0, 1.0, dtype).permute(&[2, 1, 0]), p.1.clone());
+        assert!(!q.0.value().is_contiguous());
+        assert_eq!(bits(&jit(f)(&q)), bits(&f(&q)));
+    }
+}
+
 #[test]
 fn fuse_leaves_single_ops_and_other_shapes_alone() {
     let f = |x: &Tensor| x.exp().sum_axes(&[0], false).sin();

@@ -84,6 +84,29 @@ proptest! {
     }
 }
 
+/// Scalarising exposes work no output needs and repeats: elements of a vector only one of
+/// which is read, a broadcast operand's elements computed once per copy. The scalar program
+/// drops the first and computes the second once, with bit-identical results.
+#[test]
+fn scalarised_programs_drop_dead_elements_and_repeats() {
+    for dtype in [DType::F32, DType::F64] {
+        let x = rand(&[4], 3, -1.0, 1.0, dtype);
+        // Four products, one read: one instruction.
+        let ir = optimize(make_ir(|x: &Tensor| (x * 3.0).narrow(0, 1, 1))(&x));
+        let sp = SmallPlan::new(&ir).expect("qualifies");
+        assert_eq!(sp.len(), 1, "{ir}");
+        let ins = [x.clone()];
+        let (a, b) = (run_small(&ir, &ins), replay_ir(&ir, &ins));
+        assert_eq!(bits(&a[0]), bits(&b[0]));
+        // exp of a [3, 4] broadcast of x: four exps (not twelve), then the column sums.
+        let ir = optimize(make_ir(|x: &Tensor| x.broadcast_to(&[3, 4]).exp().sum_axes(&[0], false))(&x));
+        let sp = SmallPlan::new(&ir).expect("qualifies");
+        assert_eq!(sp.len(), 4 + 4 * 2, "{ir}");
+        let (a, b) = (run_small(&ir, &ins), replay_ir(&ir, &ins));
+        assert_eq!(bits(&a[0]), bits(&b[0]));
+    }
+}
+
 #[test]
 fn only_small_single_dtype_programs_qualify() {
     let x = Tensor::zeros(&[4]).to_f64();

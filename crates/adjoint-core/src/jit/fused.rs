@@ -8,10 +8,16 @@
 //!   so results are bit-identical); intermediates live in a register file of
 //!   `registers × BLOCK` elements that stays in L1, and registers are reused as soon as their
 //!   value is dead (linear scan over the program), so a chain of 1,000 ops needs two.
-//! - **Operands are slots**: an input read whole is a pointer into the input (no copy), an
-//!   output is written straight into its result buffer, a scalar operand is one register
-//!   filled once per call, and an operand broadcast along leading axes (a bias row) is
-//!   materialised per block.
+//! - **Operands are slots**: an input that is a contiguous array of the program's shape is a
+//!   pointer into it (no copy), an output is written straight into its result buffer, a
+//!   scalar operand is one register filled once per call, and any other input — transposed,
+//!   sliced, flipped, or broadcast along any axes (a bias row, a `[n, k, 1]` cotangent read
+//!   as `[n, k, d]`) — is gathered per block through its strides into a register
+//!   ([`super::strided`]). Until issue 16 such inputs were first copied out whole with
+//!   `Array::contiguous`, which was most of `W7_gmm_obj_grad`'s jit time, and a
+//!   `broadcast_to` along inner axes stopped fusion. Whether an input is read in place is
+//!   decided per call from its layout: an input the plan expected contiguous that arrives
+//!   strided gets a spare register.
 //! - **Per-op cost on tiny tensors** is one `match` and a call over a slice of the block's
 //!   length: a flat `Vec` of instructions, no allocation, no reference counting per op.
 //! - **Large tensors** are cut into fixed chunks of [`CHUNK`] elements run in parallel
@@ -33,6 +39,7 @@ use adjoint_tensor::ops::unary::UnaryOp;
 use adjoint_tensor::{Array, DType};
 use rayon::prelude::*;
 
+use super::strided::Strided;
 use crate::primitive::{Aval, Outs, Primitive, Pullback};
 use crate::tensor::Tensor;
 
@@ -44,7 +51,7 @@ pub const CHUNK: usize = 1 << 14;
 pub const PAR_THRESHOLD: usize = 1 << 16;
 
 /// One elementwise operation of a fused program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     /// A unary function ([`Array::unary`]).
     Unary(UnaryOp),
@@ -76,9 +83,9 @@ pub enum Load {
     Full,
     /// The input's only element, for every `i`.
     Scalar,
-    /// Element `i mod len` (the input's shape is a suffix of the program's: broadcast along
-    /// leading axes).
-    Suffix(usize),
+    /// The input's shape broadcasts to the program's (numpy rules: aligned to the right, each
+    /// axis equal or 1): read through its strides, 0 along the broadcast axes.
+    Broadcast,
 }
 
 /// Where an operand lives while a block runs.
@@ -148,26 +155,45 @@ impl Kernel {
 
     fn run_typed<T: BlockFloat>(&self, args: &[&Array]) -> Outs<Array> {
         let n = self.numel();
-        // Inputs as contiguous arrays of `T` (masks from outside are converted once).
-        let owned: Vec<Option<Array>> = args
+        assert_eq!(
+            args.len(),
+            self.inputs.len(),
+            "adjoint: jit: internal error: a fused kernel of {} inputs called on {}",
+            self.inputs.len(),
+            args.len()
+        );
+        // Inputs of another dtype (masks from outside) are converted once; every other input
+        // is read where it lies, through its strides when it is not a plain slice.
+        let cast: Vec<Option<Array>> =
+            args.iter().map(|a| (a.dtype() != self.dtype).then(|| a.cast(self.dtype))).collect();
+        let mut spill = self.registers;
+        let ins: Vec<Input<'_, T>> = args
             .iter()
-            .map(|a| {
-                if a.dtype() != self.dtype {
-                    Some(a.cast(self.dtype))
-                } else if !a.is_contiguous() {
-                    Some(a.contiguous())
+            .zip(&cast)
+            .zip(&self.loads)
+            .map(|((a, c), &(load, reg))| {
+                let a = c.as_ref().unwrap_or(a);
+                let data = a.storage_slice::<T>();
+                let src = if load == Load::Scalar {
+                    Src::Scalar(data[a.layout().offset])
                 } else {
-                    None
-                }
+                    match a.as_slice::<T>() {
+                        Some(s) if a.numel() == n => Src::Slice(s),
+                        _ => Src::Strided(data, Strided::new(a, &self.shape)),
+                    }
+                };
+                // A slice input is read in place; anything else needs a register: its own,
+                // or (read in place at compile time, strided now) a spare one.
+                let reg = reg.or_else(|| {
+                    (!matches!(src, Src::Slice(_))).then(|| {
+                        spill += 1;
+                        spill - 1
+                    })
+                });
+                Input { src, reg }
             })
             .collect();
-        let ins: Vec<&[T]> = args
-            .iter()
-            .zip(&owned)
-            .map(|(a, o)| {
-                o.as_ref().unwrap_or(a).as_slice::<T>().expect("contiguous, of the program's dtype")
-            })
-            .collect();
+        let registers = spill;
         let mut outs: Vec<Vec<T>> =
             self.outputs.iter().map(|_| adjoint_tensor::cache::take::<T>(n)).collect();
         let out_ptrs: Vec<Ptr<T>> = outs.iter_mut().map(|v| Ptr(v.as_mut_ptr())).collect();
@@ -175,10 +201,10 @@ impl Kernel {
             let tasks = n.div_ceil(CHUNK);
             (0..tasks).into_par_iter().for_each(|t| {
                 let (lo, hi) = (t * CHUNK, ((t + 1) * CHUNK).min(n));
-                self.run_range(&ins, &out_ptrs, lo, hi);
+                self.run_range(&ins, registers, &out_ptrs, lo, hi);
             });
         } else {
-            self.run_range(&ins, &out_ptrs, 0, n);
+            self.run_range(&ins, registers, &out_ptrs, 0, n);
         }
         for v in outs.iter_mut() {
             // SAFETY: every instruction writing an output slot ran over every block of
@@ -199,24 +225,39 @@ impl Kernel {
             .collect()
     }
 
-    /// Run elements `lo..hi`, block by block, with a register file of its own.
-    fn run_range<T: BlockFloat>(&self, ins: &[&[T]], outs: &[Ptr<T>], lo: usize, hi: usize) {
+    /// Run elements `lo..hi`, block by block, with a register file of `registers` registers of
+    /// its own (the program's, then the spare ones of strided inputs).
+    fn run_range<T: BlockFloat>(
+        &self,
+        ins: &[Input<'_, T>],
+        registers: usize,
+        outs: &[Ptr<T>],
+        lo: usize,
+        hi: usize,
+    ) {
         let blk = BLOCK.min(hi - lo);
-        let mut regs: Vec<T> = vec![T::zero(); self.registers * blk];
+        let mut regs: Vec<T> = vec![T::zero(); registers * blk];
         let base = regs.as_mut_ptr();
+        let reg_ptr = |r: usize| {
+            debug_assert!(r < registers);
+            // SAFETY: `r < registers`, so the block lies inside `regs`.
+            unsafe { base.add(r * blk) }
+        };
         let mut ptrs: Vec<*mut T> = self
             .slots
             .iter()
             .map(|s| match *s {
-                // SAFETY: `r < registers`, so the block lies inside `regs`.
-                Slot::Reg(r) => unsafe { base.add(r * blk) },
-                _ => std::ptr::null_mut(),
+                Slot::Reg(r) => reg_ptr(r),
+                // Read through a register when not a slice (fixed for the whole range).
+                Slot::Input(k) => ins[k].reg.map_or(std::ptr::null_mut(), reg_ptr),
+                Slot::Output(_) => std::ptr::null_mut(),
             })
             .collect();
         // Scalars: filled once.
-        for (k, (load, reg)) in self.loads.iter().enumerate() {
-            if let (Load::Scalar, Some(r)) = (load, reg) {
-                regs[r * blk..(r + 1) * blk].fill(ins[k][0]);
+        for input in ins {
+            if let (Src::Scalar(x), Some(r)) = (&input.src, input.reg) {
+                // SAFETY: register `r`'s block of `blk` elements lies inside `regs`.
+                unsafe { std::slice::from_raw_parts_mut(reg_ptr(r), blk) }.fill(*x);
             }
         }
         let mut start = lo;
@@ -224,24 +265,25 @@ impl Kernel {
             let len = blk.min(hi - start);
             for (p, s) in ptrs.iter_mut().zip(&self.slots) {
                 match *s {
-                    // SAFETY: `start + len <= n`, the length of every full input and output.
-                    Slot::Input(k) => *p = unsafe { ins[k].as_ptr().add(start) as *mut T },
+                    // SAFETY: `start + len <= n`, the length of every slice input and output.
+                    Slot::Input(k) => {
+                        if let Src::Slice(x) = ins[k].src {
+                            *p = unsafe { x.as_ptr().add(start) as *mut T }
+                        }
+                    }
                     Slot::Output(k) => *p = unsafe { outs[k].0.add(start) },
                     Slot::Reg(_) => {}
                 }
             }
-            for (k, (load, reg)) in self.loads.iter().enumerate() {
-                match (load, reg) {
-                    (Load::Suffix(m), Some(r)) => {
-                        let dst = &mut regs[r * blk..r * blk + len];
-                        for (i, d) in dst.iter_mut().enumerate() {
-                            *d = ins[k][(start + i) % m];
-                        }
-                    }
-                    (Load::Full, Some(r)) => {
-                        regs[r * blk..r * blk + len].copy_from_slice(&ins[k][start..start + len])
-                    }
-                    _ => {}
+            for input in ins {
+                let Some(r) = input.reg else { continue };
+                // SAFETY: register `r`'s block of `blk >= len` elements lies inside `regs`, and
+                // no other live reference points into it.
+                let dst = unsafe { std::slice::from_raw_parts_mut(reg_ptr(r), len) };
+                match &input.src {
+                    Src::Slice(x) => dst.copy_from_slice(&x[start..start + len]),
+                    Src::Strided(data, view) => view.gather(data, start, dst),
+                    Src::Scalar(_) => {}
                 }
             }
             for ins in &self.instrs {
@@ -265,6 +307,23 @@ impl Kernel {
         drop(ptrs);
         drop(regs);
     }
+}
+
+/// Where an input's elements come from during one call.
+enum Src<'a, T> {
+    /// A contiguous array of the program's shape: element `i` is `x[i]`.
+    Slice(&'a [T]),
+    /// The input's single element.
+    Scalar(T),
+    /// Any other layout: the storage and the view read through it.
+    Strided(&'a [T], Strided),
+}
+
+/// One input of a call: its elements and the register it is loaded into per block (`None`: a
+/// slice read in place).
+struct Input<'a, T> {
+    src: Src<'a, T>,
+    reg: Option<usize>,
 }
 
 /// A fused group of elementwise equations as one primitive (see the [module docs](self)).

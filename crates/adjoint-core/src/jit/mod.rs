@@ -49,11 +49,12 @@
 //! values are still unrolled or refused at trace time. `jit(grad(f))` through a `while_loop`
 //! panics (the trip count reverse mode needs is unknown while staging; `grad(jit(f))` works).
 //! Loop bodies get the same passes; a loop whose values are tiny runs as one scalar register
-//! program ([`small`]). Fusion covers float
-//! elementwise ops whose operands are of the group's shape, scalars, or broadcast along
-//! leading axes; reductions are not fused into the group (a reduction's summation order would
-//! change), and nothing is computed in place: intermediates are dropped after their last
-//! reader and their buffers reused through the buffer cache. The executor is an interpreter,
+//! program ([`small`]), itself folded, de-duplicated and pruned per scalar element. Fusion
+//! covers float elementwise ops whose operands broadcast to the group's shape, in any layout:
+//! strided and broadcast inputs are read in place, block by block ([`strided`]). Reductions are
+//! not fused into the group (a reduction's summation order would change), and nothing is
+//! computed in place: intermediates are dropped after their last reader and their buffers
+//! reused through the buffer cache. The executor is an interpreter,
 //! not compiled code (Cranelift was not tried).
 
 pub mod exec;
@@ -62,6 +63,7 @@ pub mod ir;
 pub mod passes;
 pub mod small;
 pub(crate) mod stage;
+pub mod strided;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -11,6 +11,9 @@
 //! costs nothing at run time), and each arithmetic element is one [`Instr`] that calls the
 //! same per-element function as the array kernels ([`BlockFloat`]), so results agree with
 //! eager execution bit for bit, except that a `reduce_sum` adds its elements in index order.
+//! The scalar program is then cleaned up once (`Builder::optimize`): instructions on constants
+//! are folded by the interpreter's own step function, repeats on the same registers are
+//! computed once, and instructions no output reads are dropped.
 //!
 //! ## Limits
 //! A program qualifies when its inputs, outputs and constants are all of one float dtype,
@@ -37,7 +40,7 @@ const INSTR_LIMIT: usize = 1 << 16;
 
 /// An instruction's operation: the four arithmetic operators and negation inline (one jump
 /// in the interpreter's `match`), everything else through the kernels' per-element functions.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Code {
     Add,
     Sub,
@@ -58,6 +61,50 @@ impl Code {
             Op::Unary(UnaryOp::Neg) => Code::Neg,
             op => Code::Other(op),
         }
+    }
+
+    fn arity(self) -> usize {
+        match self {
+            Code::Add | Code::Sub | Code::Mul | Code::Div => 2,
+            Code::Neg => 1,
+            Code::Other(op) => op.arity(),
+        }
+    }
+}
+
+/// One instruction's result, its operands read by `get(k)`: the interpreter's step, also
+/// used to fold instructions on constants at compile time (so folding is exact).
+#[inline(always)]
+fn step<T: BlockFloat>(code: Code, get: impl Fn(usize) -> T) -> T {
+    use adjoint_tensor::ops::compare::CompareOp as C;
+    let (zero, one) = (T::zero(), T::one());
+    let a = get(0);
+    match code {
+        Code::Add => a + get(1),
+        Code::Sub => a - get(1),
+        Code::Mul => a * get(1),
+        Code::Div => a / get(1),
+        Code::Neg => -a,
+        Code::Other(Op::Unary(u)) => T::unary_one(u, a),
+        Code::Other(Op::Binary(bo)) => T::binary_one(bo, a, get(1)),
+        Code::Other(Op::Compare(co)) => {
+            let b = get(1);
+            let c = match co {
+                C::Eq => a == b,
+                C::Ne => a != b,
+                C::Lt => a < b,
+                C::Le => a <= b,
+                C::Gt => a > b,
+                C::Ge => a >= b,
+            };
+            if c {
+                one
+            } else {
+                zero
+            }
+        }
+        Code::Other(Op::Select) => get(if a != zero { 1 } else { 2 }),
+        Code::Other(Op::Copy) => a,
     }
 }
 
@@ -129,6 +176,62 @@ impl Builder {
         let dst = self.fresh();
         self.instrs.push(Instr { code: Code::of(op), dst, src });
         dst
+    }
+
+    /// Clean up the scalar program, in `T` (the plan's dtype): an instruction whose operands are
+    /// all constants becomes a constant (computed by the interpreter's own [`step`], so exactly
+    /// the value it would compute), a repeat of an earlier instruction on the same registers
+    /// reads that one's result (every register is written once per run, so this is exact), and
+    /// instructions no output depends on are dropped. Scalarising exposes much of this: the
+    /// elements of a broadcast constant, a backward pass's products with constant partials,
+    /// elements of a vector of which only one is read.
+    fn optimize<T: BlockFloat>(&mut self, outputs: &mut [Vec<u32>]) {
+        let n = self.registers;
+        let mut alias: Vec<u32> = (0..n as u32).collect();
+        let mut known: Vec<Option<T>> = vec![None; n];
+        for &(r, x) in &self.consts {
+            known[r as usize] = Some(T::from_f64(x));
+        }
+        let mut seen: std::collections::HashMap<(Code, [u32; 3]), u32> = std::collections::HashMap::new();
+        let mut kept: Vec<Instr> = Vec::with_capacity(self.instrs.len());
+        for mut ins in std::mem::take(&mut self.instrs) {
+            let arity = ins.code.arity();
+            for (k, s) in ins.src.iter_mut().enumerate() {
+                *s = if k < arity { alias[*s as usize] } else { 0 };
+            }
+            let dst = ins.dst as usize;
+            if ins.src[..arity].iter().all(|&s| known[s as usize].is_some()) {
+                let v = step(ins.code, |k| known[ins.src[k] as usize].expect("all known"));
+                known[dst] = Some(v);
+                self.consts.push((ins.dst, v.to_f64()));
+                continue;
+            }
+            match seen.entry((ins.code, ins.src)) {
+                std::collections::hash_map::Entry::Occupied(e) => alias[dst] = *e.get(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(ins.dst);
+                    kept.push(ins);
+                }
+            }
+        }
+        for r in outputs.iter_mut().flatten() {
+            *r = alias[*r as usize];
+        }
+        let mut live = vec![false; n];
+        for &r in outputs.iter().flatten() {
+            live[r as usize] = true;
+        }
+        let mut out: Vec<Instr> = Vec::with_capacity(kept.len());
+        for ins in kept.into_iter().rev() {
+            if live[ins.dst as usize] {
+                for &s in &ins.src[..ins.code.arity()] {
+                    live[s as usize] = true;
+                }
+                out.push(ins);
+            }
+        }
+        out.reverse();
+        self.instrs = out;
     }
 }
 
@@ -276,7 +379,11 @@ impl SmallPlan {
             }
             regs[out] = Some(r);
         }
-        let outputs = ir.outputs.iter().map(|&v| regs[v].clone()).collect::<Option<Vec<_>>>()?;
+        let mut outputs = ir.outputs.iter().map(|&v| regs[v].clone()).collect::<Option<Vec<_>>>()?;
+        match dtype {
+            DType::F32 => b.optimize::<f32>(&mut outputs),
+            _ => b.optimize::<f64>(&mut outputs),
+        }
         Some(SmallPlan { dtype, registers: b.registers, inputs, outputs, consts: b.consts, instrs: b.instrs })
     }
 
@@ -315,37 +422,11 @@ impl SmallPlan {
     /// If `r` is shorter than the plan's register count.
     #[inline]
     pub fn exec<T: BlockFloat>(&self, r: &mut [T]) {
-        use adjoint_tensor::ops::compare::CompareOp as C;
         assert!(r.len() >= self.registers, "adjoint: small plan: register file too short");
-        let (zero, one) = (T::zero(), T::one());
-        let mask = |c: bool| if c { one } else { zero };
         for ins in &self.instrs {
             // SAFETY: every register index of an instruction is below `self.registers`
             // (`Builder::fresh` hands them out), and `r` has at least that many (checked above).
-            let get = |k: usize| unsafe { *r.get_unchecked(ins.src[k] as usize) };
-            let a = get(0);
-            let v = match ins.code {
-                Code::Add => a + get(1),
-                Code::Sub => a - get(1),
-                Code::Mul => a * get(1),
-                Code::Div => a / get(1),
-                Code::Neg => -a,
-                Code::Other(Op::Unary(u)) => T::unary_one(u, a),
-                Code::Other(Op::Binary(bo)) => T::binary_one(bo, a, get(1)),
-                Code::Other(Op::Compare(co)) => {
-                    let b = get(1);
-                    mask(match co {
-                        C::Eq => a == b,
-                        C::Ne => a != b,
-                        C::Lt => a < b,
-                        C::Le => a <= b,
-                        C::Gt => a > b,
-                        C::Ge => a >= b,
-                    })
-                }
-                Code::Other(Op::Select) => get(if a != zero { 1 } else { 2 }),
-                Code::Other(Op::Copy) => a,
-            };
+            let v = step(ins.code, |k| unsafe { *r.get_unchecked(ins.src[k] as usize) });
             // SAFETY: as above.
             unsafe { *r.get_unchecked_mut(ins.dst as usize) = v };
         }

@@ -70,18 +70,17 @@ pub fn classify(p: &dyn Primitive) -> Option<Op> {
     None
 }
 
-/// How an operand of shape `s` is read by a program of shape `out`, if it can be.
+/// How an operand of shape `s` is read by a program of shape `out`, if it can be: `s` must
+/// broadcast to `out` (numpy rules).
 fn load_of(s: &[usize], out: &[usize]) -> Option<Load> {
-    let n: usize = s.iter().product();
     if s == out {
         return Some(Load::Full);
     }
-    if n == 1 {
+    if s.iter().product::<usize>() == 1 {
         return Some(Load::Scalar);
     }
-    let lead = s.iter().take_while(|&&d| d == 1).count();
-    let tail = &s[lead..];
-    (tail.len() <= out.len() && &out[out.len() - tail.len()..] == tail).then_some(Load::Suffix(n))
+    let fits = s.len() <= out.len() && s.iter().rev().zip(out.iter().rev()).all(|(&a, &b)| a == b || a == 1);
+    fits.then_some(Load::Broadcast)
 }
 
 /// The group key of a fusible equation (its computation's shape and float dtype), or `None`.
