@@ -14,6 +14,8 @@
 
 #[path = "../src/arm.rs"]
 mod arm;
+#[path = "../src/gmm_problem.rs"]
+mod gmm_problem;
 #[path = "../src/steps.rs"]
 mod steps;
 
@@ -21,21 +23,12 @@ use std::time::Instant;
 
 use adjoint_core::{jit, value_and_grad, DType, Tensor};
 use adjoint_gradbench::evals::gmm;
-use adjoint_tensor::random::{normal, Key};
+use adjoint_tensor::random::Key;
 use steps::randn;
 
 fn w7(jitted: bool) -> Box<dyn FnMut() -> f64> {
-    let (d, kk, n) = (10, 25, 10_000);
-    let k = Key::new(7).split(5);
-    let x = randn(&k[0], &[n, d], DType::F64);
-    let consts = gmm::Consts::new(d, kk, n, 0.0, 1.0, x);
-    let params = (
-        randn(&k[1], &[kk], DType::F64) * 0.1,
-        randn(&k[2], &[kk, d], DType::F64),
-        randn(&k[3], &[kk, d], DType::F64) * 0.1,
-        randn(&k[4], &[kk, d * (d - 1) / 2], DType::F64) * 0.1,
-    );
-    let vg = value_and_grad(move |p: &(Tensor, Tensor, Tensor, Tensor)| gmm::objective_gemm(&consts, p));
+    let (consts, params) = gmm_problem::w7_problem();
+    let vg = value_and_grad(move |p: &gmm_problem::GmmParams| gmm::objective_gemm(&consts, p));
     if jitted {
         let j = jit(vg);
         Box::new(move || j(&params).0.item())
@@ -45,9 +38,7 @@ fn w7(jitted: bool) -> Box<dyn FnMut() -> f64> {
 }
 
 fn w5() -> Box<dyn FnMut() -> f64> {
-    let tau: Vec<f64> = normal(&Key::new(5), &[arm::STEPS, 2], DType::F64).to_vec::<f64>();
-    let tau: Vec<f64> = tau.iter().map(|t| 0.1 * t).collect();
-    let tau32 = Tensor::from_slice(&tau, &[arm::STEPS, 2]).cast(DType::F32);
+    let tau32 = Tensor::from_slice(&arm::torques(), &[arm::STEPS, 2]).cast(DType::F32);
     let vg = jit(value_and_grad(arm::loss_scan));
     Box::new(move || vg(&tau32).0.item())
 }
@@ -62,19 +53,8 @@ fn adam(jitted: bool) -> Box<dyn FnMut() -> f64> {
     let gs: Vec<Tensor> = shapes.iter().map(|s| randn(&k[1], s, DType::F32) * 0.01).collect();
     let cfg = AdamConfig { lr: 1e-3, ..Default::default() };
     if jitted {
-        let (b1, b2) = cfg.betas;
         let step = jit(move |s: &(Vec<Tensor>, Vec<Tensor>, Vec<Tensor>, Vec<Tensor>, Tensor)| {
-            let c = &s.4;
-            let (i1, i2) = (c.narrow(0, 0, 1).reshape(&[]), c.narrow(0, 1, 1).reshape(&[]));
-            let (mut out, mut m1, mut m2) = (Vec::new(), Vec::new(), Vec::new());
-            for (((p, g), m), v) in s.0.iter().zip(&s.1).zip(&s.2).zip(&s.3) {
-                let m = m + (g - m) * (1.0 - b1);
-                let v = v * b2 + g.square() * (1.0 - b2);
-                let denom = v.sqrt() * &i2 + cfg.eps;
-                out.push(p - (&m / denom) * cfg.lr * &i1);
-                m1.push(m);
-                m2.push(v);
-            }
+            let [out, m1, m2] = steps::adam_update(&s.0, &s.1, &s.2, &s.3, &s.4, &cfg);
             (out, m1, m2)
         });
         let zeros: Vec<Tensor> = ps.iter().map(|p| p.zeros_like()).collect();
@@ -101,8 +81,10 @@ fn main() {
     let variant = args.first().map(String::as_str).unwrap_or("w2_jit");
     let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(50);
     let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
-    rayon::broadcast(|_| ());
+    if let Err(e) = adjoint_tensor::threads::init(threads) {
+        eprintln!("jit_probe: {e}");
+        std::process::exit(2);
+    }
     let mut step: Box<dyn FnMut() -> f64> = match variant {
         "w2_nn" => Box::new(steps::mlp()),
         "w2_jit" => Box::new(steps::mlp_jit()),

@@ -18,6 +18,16 @@ const M2: f64 = 1.0;
 const TARGET: (f64, f64) = (1.0, 1.0);
 const REG: f64 = 1e-3;
 
+/// The torques W5 is timed at: 0.1 · N(0, 1) from key 5, row-major `[STEPS, 2]`.
+pub fn torques() -> Vec<f64> {
+    let tau = adjoint_tensor::random::normal(
+        &adjoint_tensor::random::Key::new(5),
+        &[STEPS, 2],
+        adjoint_core::DType::F64,
+    );
+    tau.to_vec::<f64>().iter().map(|t| 0.1 * t).collect()
+}
+
 /// The loss for τ given row-major as `[steps, 2]`, on the scalar tier.
 pub fn loss_real<T: Real>(tau: &[T]) -> T {
     let c = T::lit;

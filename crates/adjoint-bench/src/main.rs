@@ -25,6 +25,7 @@
 //!   the ratios.
 
 mod arm;
+mod gmm_problem;
 mod measure;
 mod steps;
 mod timing;

@@ -29,7 +29,7 @@ fn labels(n: usize) -> Tensor {
 type AdamJitState<M> = (M, Vec<Tensor>, Vec<Tensor>, Tensor);
 
 /// Adam (as `functional::adam`) with the bias corrections `c = [1/bias1, 1/bias2_sqrt]` a tensor.
-fn adam_update(
+pub fn adam_update(
     ps: &[Tensor],
     gs: &[Tensor],
     m: &[Tensor],

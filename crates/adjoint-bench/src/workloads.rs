@@ -9,10 +9,11 @@ use adjoint_core::{grad, hvp, jit, value_and_grad, DType, Tensor};
 use adjoint_gradbench::evals::gmm;
 use adjoint_scalar::{value_and_gradient, value_and_gradient_into, Real, Var};
 use adjoint_solvers::ode::{odeint, odeint_real, GradMethod, Method, OdeOptions};
-use adjoint_tensor::random::{normal, Key};
+use adjoint_tensor::random::Key;
 use serde_json::json;
 
 use crate::arm;
+use crate::gmm_problem::w7_problem;
 use crate::measure::{measure, Line, Plan};
 use crate::steps::{self, randn};
 
@@ -116,8 +117,7 @@ pub fn w2_w4(plan: Plan, which: &dyn Fn(&str) -> bool) {
 /// `W5_arm_bptt` on both tiers, with the f64 check at τ = 0.
 pub fn w5(plan: Plan) {
     let zeros = vec![0.0f64; 2 * arm::STEPS];
-    let tau64: Vec<f64> = normal(&Key::new(5), &[arm::STEPS, 2], DType::F64).to_vec::<f64>();
-    let tau64: Vec<f64> = tau64.iter().map(|t| 0.1 * t).collect();
+    let tau64 = arm::torques();
 
     // Tensor tier: check in f64 at τ = 0, time in f32.
     let vg = value_and_grad(arm::loss_tensor);
@@ -201,16 +201,7 @@ pub fn w6(plan: Plan, which: &dyn Fn(&str) -> bool) {
 /// for small d (the squared distance multiplied out into one product with per-point features)
 /// is an algorithmic change the peers do not make, so the suite does not use it: like for like.
 pub fn w7(plan: Plan, which: &dyn Fn(&str) -> bool) {
-    let (d, kk, n) = (10, 25, 10_000);
-    let k = Key::new(7).split(5);
-    let x = randn(&k[0], &[n, d], DType::F64);
-    let consts = gmm::Consts::new(d, kk, n, 0.0, 1.0, x);
-    let params = (
-        randn(&k[1], &[kk], DType::F64) * 0.1,
-        randn(&k[2], &[kk, d], DType::F64),
-        randn(&k[3], &[kk, d], DType::F64) * 0.1,
-        randn(&k[4], &[kk, d * (d - 1) / 2], DType::F64) * 0.1,
-    );
+    let (consts, params) = w7_problem();
     if which("W7_gmm_obj") {
         let s = measure(plan, 1.0, || gmm::objective_gemm(&consts, &params).item());
         Line::new("W7_gmm_obj", "tensor", s, "f64; icf split into q [K,d] and l [K,d(d-1)/2]").print();
