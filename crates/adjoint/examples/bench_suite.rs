@@ -364,23 +364,22 @@ fn main() {
     let _ = adjoint::threads::init(0);
     let mut cfg =
         Cfg { quick: false, suite: "all".into(), threads: rayon::current_num_threads(), only: None };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
+    let usage = |msg: String| -> ! {
+        eprintln!("bench_suite: {msg} (usage: bench_suite [--quick] [--suite all|tensor|transforms|vmap] [--only SUBSTRING])");
+        std::process::exit(2)
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
             "--quick" => cfg.quick = true,
-            "--suite" => {
-                i += 1;
-                cfg.suite = args[i].clone();
-            }
-            "--only" => {
-                i += 1;
-                cfg.only = Some(args[i].clone());
-            }
+            "--suite" => cfg.suite = args.next().unwrap_or_else(|| usage("--suite needs a value".into())),
+            "--only" => cfg.only = Some(args.next().unwrap_or_else(|| usage("--only needs a value".into()))),
             "--bench" => {} // passed by `cargo bench`
-            other => panic!("unknown argument {other:?}"),
+            other => usage(format!("unknown argument {other:?}")),
         }
-        i += 1;
+    }
+    if !["all", "tensor", "transforms", "vmap"].contains(&cfg.suite.as_str()) {
+        usage(format!("unknown suite {:?}", cfg.suite));
     }
     if cfg.suite == "all" || cfg.suite == "tensor" {
         tensor_suite(&cfg);

@@ -20,7 +20,7 @@ use crate::array::Array;
 use crate::dtype::{DType, Element};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::broadcast_shapes;
-use crate::ops::unary::{build, dispatch_avx2, FastFloat, Walk};
+use crate::ops::unary::{build, dispatch_simd, simd_builds, FastFloat, Walk};
 
 #[inline(always)]
 fn zip_generic<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], a: &[A], b: &[B], f: &F) {
@@ -29,16 +29,7 @@ fn zip_generic<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>]
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn zip_avx2<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
-    out: &mut [MaybeUninit<U>],
-    a: &[A],
-    b: &[B],
-    f: &F,
-) {
-    zip_generic(out, a, b, f)
-}
+simd_builds!(zip_generic => zip_avx2, zip_avx512, [A: Copy, B: Copy, U, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], a: &[A], b: &[B], f: &F));
 
 /// `out[i] = f(a[i], b[i])`, vectorized. All three have equal lengths.
 #[inline]
@@ -49,7 +40,7 @@ pub(crate) fn zip<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
     f: &F,
 ) {
     debug_assert!(out.len() == a.len() && out.len() == b.len());
-    dispatch_avx2!(zip_generic, zip_avx2, (out, a, b, f))
+    dispatch_simd!(zip_generic, zip_avx2, zip_avx512, (out, a, b, f))
 }
 
 #[inline(always)]
@@ -64,21 +55,12 @@ fn scalar_rhs_generic<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scalar_rhs_avx2<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
-    out: &mut [MaybeUninit<U>],
-    a: &[A],
-    y: B,
-    f: &F,
-) {
-    scalar_rhs_generic(out, a, y, f)
-}
+simd_builds!(scalar_rhs_generic => scalar_rhs_avx2, scalar_rhs_avx512, [A: Copy, B: Copy, U, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], a: &[A], y: B, f: &F));
 
 /// `out[i] = f(a[i], y)`, vectorized.
 #[inline]
 fn scalar_rhs<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], a: &[A], y: B, f: &F) {
-    dispatch_avx2!(scalar_rhs_generic, scalar_rhs_avx2, (out, a, y, f))
+    dispatch_simd!(scalar_rhs_generic, scalar_rhs_avx2, scalar_rhs_avx512, (out, a, y, f))
 }
 
 #[inline(always)]
@@ -93,21 +75,12 @@ fn scalar_lhs_generic<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scalar_lhs_avx2<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
-    out: &mut [MaybeUninit<U>],
-    x: A,
-    b: &[B],
-    f: &F,
-) {
-    scalar_lhs_generic(out, x, b, f)
-}
+simd_builds!(scalar_lhs_generic => scalar_lhs_avx2, scalar_lhs_avx512, [A: Copy, B: Copy, U, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], x: A, b: &[B], f: &F));
 
 /// `out[i] = f(x, b[i])`, vectorized.
 #[inline]
 fn scalar_lhs<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], x: A, b: &[B], f: &F) {
-    dispatch_avx2!(scalar_lhs_generic, scalar_lhs_avx2, (out, x, b, f))
+    dispatch_simd!(scalar_lhs_generic, scalar_lhs_avx2, scalar_lhs_avx512, (out, x, b, f))
 }
 
 /// The broadcast shape of two operands, or an error naming `op` and both shapes.

@@ -26,6 +26,9 @@ use gemm::Parallelism;
 
 use super::fastmath::FastFloat;
 use super::matmul::{gemm_into, gemm_parallelism, gemm_raw, MatMut, MatRef, SendPtr};
+use super::unary::avx512_build;
+#[cfg(target_arch = "x86_64")]
+use super::unary::has_avx512;
 use super::PAR_THRESHOLD;
 use crate::{cache, Array, DType, Element};
 
@@ -489,9 +492,15 @@ fn run_steps(steps: usize, h: usize, split: bool, f: impl Fn(usize, std::ops::Ra
     }
 }
 
-/// [`lstm_seq_cell_row`], in its AVX2 + FMA build when the CPU has them (the cell's
-/// exponentials then run 8 lanes wide; the baseline build is SSE2).
+/// [`lstm_seq_cell_row`], in its AVX-512 or AVX2 + FMA build when the CPU has them (the
+/// cell's exponentials then run 16 or 8 lanes wide; the baseline build is SSE2). Every build
+/// gives the same bits (see `unary::dispatch_simd`).
 fn cell_row<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has the AVX-512 subsets the build enables (checked just above).
+        return unsafe { cell_row_avx512(x, cp, ho, co) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
@@ -505,6 +514,13 @@ fn cell_row<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]
 #[inline(never)]
 unsafe fn cell_row_avx2<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
     lstm_seq_cell_row(x, cp, ho, co)
+}
+
+avx512_build! {
+    #[inline(never)]
+    unsafe fn cell_row_avx512<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
+        lstm_seq_cell_row(x, cp, ho, co)
+    }
 }
 
 /// One row of [`lstm_seq`]'s cell: the gate pre-activations (overwritten with the
@@ -541,8 +557,13 @@ struct GradRow<'a, T> {
     dhn: &'a [T],
 }
 
-/// [`grad_row_generic`] in its AVX2 + FMA build when the CPU has them.
+/// [`grad_row_generic`] in its AVX-512 or AVX2 + FMA build when the CPU has them.
 fn grad_row<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has the AVX-512 subsets the build enables (checked just above).
+        return unsafe { grad_row_avx512(x, d, dcn) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
@@ -556,6 +577,13 @@ fn grad_row<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
 #[inline(never)]
 unsafe fn grad_row_avx2<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
     grad_row_generic(x, d, dcn)
+}
+
+avx512_build! {
+    #[inline(never)]
+    unsafe fn grad_row_avx512<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
+        grad_row_generic(x, d, dcn)
+    }
 }
 
 /// One row of the cell's reverse pass: the four gate cotangents and `dc` for the step before.

@@ -14,7 +14,7 @@ use crate::array::Array;
 use crate::dtype::{DType, Element};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::broadcast_shapes;
-use crate::ops::unary::{build, dispatch_avx2, Walk};
+use crate::ops::unary::{build, dispatch_simd, simd_builds, Walk};
 
 #[inline(always)]
 fn select_generic<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], t: &[T], f: &[T]) {
@@ -23,15 +23,11 @@ fn select_generic<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], t: &[T], f: &
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn select_avx2<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], t: &[T], f: &[T]) {
-    select_generic(out, c, t, f)
-}
+simd_builds!(select_generic => select_avx2, select_avx512, [T: Copy], (out: &mut [MaybeUninit<T>], c: &[bool], t: &[T], f: &[T]));
 
 #[inline]
 fn select_slices<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], t: &[T], f: &[T]) {
-    dispatch_avx2!(select_generic, select_avx2, (out, c, t, f))
+    dispatch_simd!(select_generic, select_avx2, select_avx512, (out, c, t, f))
 }
 
 /// `select` with one branch a single value (`where(x > 0, x, 0)`): `t` (or `f`) is `None`
@@ -49,22 +45,12 @@ fn select_scalar_generic<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], s: &[T
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn select_scalar_avx2<T: Copy>(
-    out: &mut [MaybeUninit<T>],
-    c: &[bool],
-    s: &[T],
-    v: T,
-    s_on_true: bool,
-) {
-    select_scalar_generic(out, c, s, v, s_on_true)
-}
+simd_builds!(select_scalar_generic => select_scalar_avx2, select_scalar_avx512, [T: Copy], (out: &mut [MaybeUninit<T>], c: &[bool], s: &[T], v: T, s_on_true: bool));
 
 /// `out[i] = if c[i] { s[i] } else { v }` (or the other way round when `!s_on_true`).
 #[inline]
 fn select_scalar<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], s: &[T], v: T, s_on_true: bool) {
-    dispatch_avx2!(select_scalar_generic, select_scalar_avx2, (out, c, s, v, s_on_true))
+    dispatch_simd!(select_scalar_generic, select_scalar_avx2, select_scalar_avx512, (out, c, s, v, s_on_true))
 }
 
 fn select_typed<T: Element>(cond: &Array, on_true: &Array, on_false: &Array, shape: &[usize]) -> Array {

@@ -265,6 +265,73 @@ macro_rules! dispatch_avx2 {
 }
 pub(crate) use dispatch_avx2;
 
+/// Declare the AVX-512 build of an elementwise kernel (see [`dispatch_simd`]): the `unsafe fn`
+/// it wraps gets `#[target_feature]` for the subsets [`has_avx512`] checks, on x86-64 only.
+macro_rules! avx512_build {
+    ($(#[$m:meta])* unsafe fn $($rest:tt)*) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        $(#[$m])*
+        unsafe fn $($rest)*
+    };
+}
+pub(crate) use avx512_build;
+
+/// Call the AVX-512 build of an elementwise kernel when the CPU has it, else the AVX2 build,
+/// else the baseline build.
+///
+/// The builds differ only in vector width: each element goes through the same scalar IEEE
+/// operations (LLVM contracts nothing into FMA without fast-math flags, and an elementwise
+/// loop has no reduction to reassociate), so all three give bit-identical results. Polynomial
+/// kernels (`exp`, `tanh`, `sigmoid`) run about 1.5× faster at 16 lanes than at 8 on Zen 4,
+/// which splits a 512-bit operation into two 256-bit halves but issues it as one.
+macro_rules! dispatch_simd {
+    ($generic:expr, $avx2:expr, $avx512:expr, ($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::ops::unary::has_avx512() {
+                // SAFETY: the CPU supports the AVX-512 subsets the build enables (checked).
+                return unsafe { $avx512($($arg),*) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { $avx2($($arg),*) };
+            }
+        }
+        $generic($($arg),*)
+    }};
+}
+pub(crate) use dispatch_simd;
+
+/// Define the AVX2 and AVX-512 builds `$avx2`, `$avx512` of the `#[inline(always)]` kernel
+/// `$generic`, for [`dispatch_simd`]: the generic parameters go in brackets, then the
+/// arguments.
+macro_rules! simd_builds {
+    ($generic:ident => $avx2:ident, $avx512:ident, [$($g:tt)*], ($($arg:ident: $ty:ty),* $(,)?)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2<$($g)*>($($arg: $ty),*) {
+            $generic($($arg),*)
+        }
+        crate::ops::unary::avx512_build! {
+            unsafe fn $avx512<$($g)*>($($arg: $ty),*) {
+                $generic($($arg),*)
+            }
+        }
+    };
+}
+pub(crate) use simd_builds;
+
+/// Whether the CPU has every AVX-512 subset [`avx512_build`] enables (cached by `std`).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
 #[inline(always)]
 fn map_slice_generic<T: Copy, U, F: Fn(T) -> U>(out: &mut [MaybeUninit<U>], src: &[T], f: &F) {
     for (o, &x) in out.iter_mut().zip(src) {
@@ -272,17 +339,13 @@ fn map_slice_generic<T: Copy, U, F: Fn(T) -> U>(out: &mut [MaybeUninit<U>], src:
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn map_slice_avx2<T: Copy, U, F: Fn(T) -> U>(out: &mut [MaybeUninit<U>], src: &[T], f: &F) {
-    map_slice_generic(out, src, f)
-}
+simd_builds!(map_slice_generic => map_slice_avx2, map_slice_avx512, [T: Copy, U, F: Fn(T) -> U], (out: &mut [MaybeUninit<U>], src: &[T], f: &F));
 
 /// `out[i] = f(src[i])`, vectorized. `out` and `src` have equal lengths.
 #[inline]
 pub(crate) fn map_slice<T: Copy, U, F: Fn(T) -> U>(out: &mut [MaybeUninit<U>], src: &[T], f: &F) {
     debug_assert_eq!(out.len(), src.len());
-    dispatch_avx2!(map_slice_generic, map_slice_avx2, (out, src, f))
+    dispatch_simd!(map_slice_generic, map_slice_avx2, map_slice_avx512, (out, src, f))
 }
 
 #[inline(always)]
@@ -292,14 +355,10 @@ fn map_inplace_generic<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn map_inplace_avx2<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
-    map_inplace_generic(xs, f)
-}
+simd_builds!(map_inplace_generic => map_inplace_avx2, map_inplace_avx512, [T: Copy, F: Fn(T) -> T], (xs: &mut [T], f: &F));
 
 fn map_inplace<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
-    dispatch_avx2!(map_inplace_generic, map_inplace_avx2, (xs, f))
+    dispatch_simd!(map_inplace_generic, map_inplace_avx2, map_inplace_avx512, (xs, f))
 }
 
 /// `f` applied to every element of `a`, as a fresh contiguous array of `a`'s shape.
