@@ -4,8 +4,14 @@
 //! `benches/run.sh` (or `benches/run.sh --train-only`).
 //!
 //! ```text
-//! RAYON_NUM_THREADS=2 cargo run --release -p adjoint-nn --example train_bench -- [--quick] [--only mlp|cnn|lstm]
+//! RAYON_NUM_THREADS=2 cargo run --release -p adjoint-nn --example train_bench -- [--quick] [--only mlp|cnn|lstm] [--jit]
 //! ```
+//!
+//! `--jit` measures the jitted steps of the workload suite instead (`adjoint-bench`'s
+//! `steps::*_jit`: the whole step, `value_and_grad` and the update, as one `jit`), with the same
+//! timing and memory fields and names ending in `_jit`; `benches/run.sh` does not pass it. Run
+//! one workload per process (`--only`) to compare the eager and jitted peaks: `peak_mb` is the
+//! process's high-water mark.
 //!
 //! Workloads (f32), each a full step — forward, loss, gradient, optimizer update:
 //! - `mlp`: 784-512-512-10, ReLU, batch 128, cross-entropy, Adam (lr 1e-3).
@@ -49,6 +55,7 @@ struct Cfg {
     quick: bool,
     only: Option<String>,
     rss_steps: Option<usize>,
+    jit: bool,
 }
 
 impl Cfg {
@@ -135,8 +142,7 @@ fn run(cfg: &Cfg, name: &str, size: &str, base_kb: Option<f64>, mut step: impl F
 mod timing;
 
 // The three steps are defined once, in the workload suite (W2–W4 of `benches/WORKLOADS.md`).
-// The jitted steps are the bench's; this example measures the eager ones.
-#[allow(dead_code)]
+// The jitted steps are measured with `--jit`.
 #[path = "../../adjoint-bench/src/steps.rs"]
 mod steps;
 
@@ -187,11 +193,12 @@ fn rss_run(name: &str, n: usize, mut step: impl FnMut() -> f64) {
 fn main() {
     // The kernels' pool, with this thread one of its threads (`adjoint_tensor::threads`).
     adjoint_tensor::threads::init(0).expect("nothing has used rayon yet");
-    let mut cfg = Cfg { quick: false, only: None, rss_steps: None };
+    let mut cfg = Cfg { quick: false, only: None, rss_steps: None, jit: false };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => cfg.quick = true,
+            "--jit" => cfg.jit = true,
             "--only" => cfg.only = args.next(),
             "--rss-steps" => match args.next().and_then(|v| v.parse().ok()) {
                 Some(n) if n > 0 => cfg.rss_steps = Some(n),
@@ -214,14 +221,30 @@ fn main() {
     rayon::broadcast(|_| ());
     // With ADJOINT_PROFILE=path, the run is profiled (table on stderr, trace at path).
     adjoint_core::profile::from_env(|| {
+        let jit = cfg.jit;
         if cfg.want("mlp") {
-            bench(&cfg, "mlp_adam", "784-512-512-10, batch 128", steps::mlp);
+            let size = "784-512-512-10, batch 128";
+            if jit {
+                bench(&cfg, "mlp_adam_jit", size, steps::mlp_jit)
+            } else {
+                bench(&cfg, "mlp_adam", size, steps::mlp)
+            }
         }
         if cfg.want("cnn") {
-            bench(&cfg, "cnn_sgd_momentum", "[64,1,28,28], 2 conv + 2 linear", steps::cnn);
+            let size = "[64,1,28,28], 2 conv + 2 linear";
+            if jit {
+                bench(&cfg, "cnn_sgd_momentum_jit", size, steps::cnn_jit)
+            } else {
+                bench(&cfg, "cnn_sgd_momentum", size, steps::cnn)
+            }
         }
         if cfg.want("lstm") {
-            bench(&cfg, "lstm_adam", "in 8, hidden 128, seq 64, batch 32", steps::lstm);
+            let size = "in 8, hidden 128, seq 64, batch 32";
+            if jit {
+                bench(&cfg, "lstm_adam_jit", size, steps::lstm_jit)
+            } else {
+                bench(&cfg, "lstm_adam", size, steps::lstm)
+            }
         }
     });
 }
