@@ -15,8 +15,8 @@
 //! `adjoint-dist-worker bench-step --plain`: see benches/LOG.md, issue 17).
 //!
 //! The workspace builds for baseline x86-64 (SSE2), where square roots and divisions run one
-//! element at a time; on a CPU with AVX2 and FMA the same loop is compiled a second time with
-//! those features and chosen at run time.
+//! element at a time; the same loop is also compiled for AVX2 + FMA and for AVX-512 and chosen
+//! at run time (no rule uses `mul_add`, so every build gives the same bits).
 
 use std::mem::MaybeUninit;
 
@@ -177,10 +177,29 @@ fn run_k<T: FloatElement, F: ElementRule, const K: usize>(
     f: &F,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { run_k_avx2(ps, gs, out, st, f) };
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") && has!("fma") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { run_k_avx512(ps, gs, out, st, f) };
+        }
+        if has!("avx2") && has!("fma") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { run_k_avx2(ps, gs, out, st, f) };
+        }
     }
+    run_k_body(ps, gs, out, st, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma")]
+unsafe fn run_k_avx512<T: FloatElement, F: ElementRule, const K: usize>(
+    ps: &[T],
+    gs: &[T],
+    out: &mut [MaybeUninit<T>],
+    st: [&mut &mut [T]; K],
+    f: &F,
+) {
     run_k_body(ps, gs, out, st, f)
 }
 

@@ -12,6 +12,9 @@
 //!   rows at a time so each 64-byte source line is used whole. Measured on W2's gradients (2.7
 //!   MB): 0.95 ms in scalar 16 × 16 tiles, 0.32–0.42 ms in AVX blocks (`adjoint-dist-worker
 //!   bench-pack --fresh`, benches/LOG.md, issue 20).
+//! - **Rows split across the pool** above [`PAR_THRESHOLD`](super::PAR_THRESHOLD) elements
+//!   (blocks of whole 16-row bands, so the tiles are the same): W2's `512 × 512` `Wᵀ` copy ran
+//!   serially before every forward product (2% of the step's samples).
 
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
@@ -28,6 +31,21 @@ use crate::layout::Layout;
 /// ```
 #[track_caller]
 pub fn copy_2d_into<T: Element>(dst: &mut [T], src: &[T], l: &Layout) {
+    let threads = rayon::current_num_threads();
+    if l.rank() == 2 && l.shape[0] >= 32 && l.shape[0] * l.shape[1] >= super::PAR_THRESHOLD && threads > 1 {
+        use rayon::prelude::*;
+        let (c, s0) = (l.shape[1], l.strides[0]);
+        let band = l.shape[0].div_ceil(threads).next_multiple_of(16);
+        assert_eq!(dst.len(), l.shape[0] * c, "copy_2d_into: {} elements into {}", l.shape[0] * c, dst.len());
+        dst.par_chunks_mut(band * c).enumerate().for_each(|(k, d)| {
+            let first = l.offset as isize + (k * band) as isize * s0;
+            let mut part = l.clone();
+            part.shape[0] = d.len() / c;
+            part.offset = usize::try_from(first).expect("copy_2d_into: the layout lies inside the storage");
+            copy_2d(d, src, &part, |x| x, true)
+        });
+        return;
+    }
     copy_2d(dst, src, l, |x| x, true)
 }
 
@@ -174,7 +192,9 @@ mod tests {
     /// 8 × 8 blocks, sliced (offset, wider stride), flipped and plain strided views, f32 and f64.
     #[test]
     fn matches_the_elementwise_walk() {
-        for (r, c) in [(1, 1), (7, 9), (8, 8), (16, 24), (17, 33), (64, 40), (100, 3)] {
+        // The last two cross PAR_THRESHOLD, so the rows are split across the pool.
+        for (r, c) in [(1, 1), (7, 9), (8, 8), (16, 24), (17, 33), (64, 40), (100, 3), (300, 230), (515, 129)]
+        {
             let base = Array::arange(0.0, (r * c * 3) as f64, 1.0, DType::F32).reshape(&[c * 3, r]);
             let views = [
                 base.narrow(0, 0, c).transpose(0, 1),
