@@ -3,7 +3,7 @@
 //! (`#[path]`) and measures their memory as well. Each function builds the model, the data and
 //! the optimizer and returns one full step (forward, loss, gradient, update) returning the loss.
 
-use adjoint_core::{jit, value_and_grad, DType, Params, Tensor};
+use adjoint_core::{jit_donate, value_and_grad, DType, Params, Tensor};
 use adjoint_nn::layers::{Conv2d, Flatten, Linear, Lstm, MaxPool2d, Module, Relu};
 use adjoint_nn::loss::{cross_entropy, mse, CrossEntropy, Reduction};
 use adjoint_nn::optim::functional::{momentum, MomentumState};
@@ -24,7 +24,8 @@ fn labels(n: usize) -> Tensor {
 /// as one jitted function from (model, optimizer state) to (model, state, loss). Adam's bias
 /// corrections depend on the step count, so they enter as a tensor input (`[1/(1-β₁ᵗ),
 /// 1/√(1-β₂ᵗ)]`) rather than a constant of the first trace; the update is `functional::adam`'s,
-/// op for op. Momentum starts from zero buffers at step 1, which PyTorch's rule makes equal to
+/// op for op. The state is donated (`jit_donate`, as the JAX peer's `donate_argnums`), so the
+/// parameters and moments are updated in their own buffers. Momentum starts from zero buffers at step 1, which PyTorch's rule makes equal to
 /// its step-0 rule (`b = g`), so one trace serves every step.
 type AdamJitState<M> = (M, Vec<Tensor>, Vec<Tensor>, Tensor);
 
@@ -58,23 +59,23 @@ fn adam_jit<M: Params + Clone + 'static>(
     cfg: AdamConfig,
     loss: impl Fn(&M) -> Tensor + 'static,
 ) -> impl FnMut() -> f64 {
-    let step = jit(move |s: &AdamJitState<M>| {
+    let step = jit_donate(move |s: &AdamJitState<M>| {
         let (l, g) = value_and_grad(&loss)(&s.0);
         let [p, m, v] = adam_update(&s.0.leaves(), &g.leaves(), &s.1, &s.2, &s.3, &cfg);
         (s.0.with_leaves(&p), m, v, l)
     });
     let zeros: Vec<Tensor> = model.leaves().iter().map(|l| l.zeros_like()).collect();
-    let mut state: AdamJitState<M> = (model, zeros.clone(), zeros, Tensor::zeros(&[2]));
+    let mut state = Some((model, zeros.clone(), zeros));
     let mut t = 0i32;
     move || {
         t += 1;
         let (b1, b2) = cfg.betas;
         let c = [1.0 / (1.0 - b1.powi(t)), 1.0 / (1.0 - b2.powi(t)).sqrt()];
-        state.3 = Tensor::from_vec(c.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &[2]);
-        let (p, m, v, l) = step(&state);
-        let loss = l.item();
-        state = (p, m, v, state.3.clone());
-        loss
+        let c = Tensor::from_vec(c.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &[2]);
+        let (p, m, v) = state.take().expect("the state is put back after every step");
+        let (p, m, v, l) = step((p, m, v, c));
+        state = Some((p, m, v));
+        l.item()
     }
 }
 
@@ -127,17 +128,17 @@ fn momentum_jit<M: Params + Clone + 'static>(
     loss: impl Fn(&M) -> Tensor + 'static,
 ) -> impl FnMut() -> f64 {
     let lr = Tensor::scalar(cfg.lr as f32);
-    let step = jit(move |s: &(M, MomentumState)| {
+    let step = jit_donate(move |s: &(M, MomentumState)| {
         let (l, g) = value_and_grad(&loss)(&s.0);
         let (p, st) = momentum(&s.0, &g, &s.1, &lr, &cfg);
         (p, st, l)
     });
     // Zero buffers at step 1: `b = 0.9·0 + g = g`, PyTorch's first step.
     let st = MomentumState { step: 1, ..MomentumState::new(&model) };
-    let mut state = (model, st);
+    let mut state = Some((model, st));
     move || {
-        let (p, st, l) = step(&state);
-        state = (p, st);
+        let (p, st, l) = step(state.take().expect("the state is put back after every step"));
+        state = Some((p, st));
         l.item()
     }
 }

@@ -63,7 +63,7 @@ pub use adjoint_tensor::ops::{
 pub use adjoint_tensor::{threads, Array, DType};
 pub use control::{cond, fori_loop, fori_loop_t, scan, scan_with, while_loop, Checkpoint};
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
-pub use jit::{jit, jit_stats, make_ir};
+pub use jit::{jit, jit_donate, jit_stats, make_ir};
 pub use ops::{Conv1dOptions, Conv2dOptions, Pool2dOptions};
 pub use params::Params;
 pub use profile::{profile, Profile};

@@ -67,13 +67,20 @@ impl Plan {
         Some(Plan { ir, consts, frees })
     }
 
-    fn run(&self, inputs: &[Tensor]) -> Option<Vec<Tensor>> {
+    /// Run on concrete inputs, taken by value so that a buffer nobody else holds can be
+    /// written in place by the kernels that read it last (see [`jit_donate`]). `Err` gives the
+    /// inputs back when one is a tracer (then the program must be replayed).
+    ///
+    /// [`jit_donate`]: super::jit_donate
+    fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Vec<Tensor>> {
+        if inputs.iter().any(|t| matches!(t.0, Repr::Tracer(_))) {
+            return Err(inputs);
+        }
         let ir = &self.ir;
         let mut env: Vec<Option<Array>> = vec![None; ir.avals.len()];
         for (&v, t) in ir.inputs.iter().zip(inputs) {
-            match &t.0 {
-                Repr::Concrete(a) => env[v] = Some(a.clone()),
-                Repr::Tracer(_) => return None,
+            if let Repr::Concrete(a) = t.0 {
+                env[v] = Some(a);
             }
         }
         for (v, a) in &self.consts {
@@ -104,12 +111,11 @@ impl Plan {
                 env[v] = None;
             }
         }
-        Some(
-            ir.outputs
-                .iter()
-                .map(|&v| Tensor::from_array(env[v].clone().expect("outputs are defined (checked)")))
-                .collect(),
-        )
+        Ok(ir
+            .outputs
+            .iter()
+            .map(|&v| Tensor::from_array(env[v].clone().expect("outputs are defined (checked)")))
+            .collect())
     }
 }
 
@@ -139,13 +145,21 @@ impl Executable {
     /// Run the program on one tensor per input variable; returns one tensor per output. With
     /// no transform active, the fast plan; otherwise replay through `bind`.
     pub(crate) fn run(&self, inputs: &[Tensor]) -> Vec<Tensor> {
+        self.run_owned(inputs.to_vec())
+    }
+
+    /// [`run`](Self::run) on inputs given up by the caller: the fast plan may write outputs
+    /// into buffers that only these inputs hold ([`jit_donate`](super::jit_donate)).
+    pub(crate) fn run_owned(&self, inputs: Vec<Tensor>) -> Vec<Tensor> {
         assert_eq!(inputs.len(), self.ir.inputs.len(), "adjoint: jit: internal error: input count");
-        if depth() == 0 && !crate::debug::requested() {
-            if let Some(outs) = self.plan.as_ref().and_then(|p| p.run(inputs)) {
-                return outs;
-            }
-        }
-        self.replay(inputs)
+        let inputs = match &self.plan {
+            Some(plan) if depth() == 0 && !crate::debug::requested() => match plan.run(inputs) {
+                Ok(outs) => return outs,
+                Err(inputs) => inputs,
+            },
+            _ => inputs,
+        };
+        self.replay(&inputs)
     }
 
     /// Replay the program through `bind` (see the [module docs](self)).

@@ -197,33 +197,80 @@ struct Compiled<O> {
 /// ```
 #[track_caller]
 pub fn jit<P: Params, O: Params, F: Fn(&P) -> O>(f: F) -> impl Fn(&P) -> O {
-    let counters = register(Location::caller());
-    let cache: RefCell<HashMap<Signature, Rc<Compiled<O>>>> = RefCell::new(HashMap::new());
+    let cache = Cache::new(f, Location::caller());
     move |p: &P| {
-        let sig = Signature::of(p);
-        let hit = cache.borrow().get(&sig).cloned();
-        let compiled = match hit {
-            Some(c) => {
-                counters.hits.fetch_add(1, Ordering::Relaxed);
-                c
-            }
-            None => {
-                let (ir, template) = stage::trace(&f, p);
-                let c = Rc::new(Compiled { exe: Executable::new(passes::optimize(ir)), template });
-                cache.borrow_mut().insert(sig, c.clone());
-                let n = counters.traces.fetch_add(1, Ordering::Relaxed) + 1;
-                if n > RETRACE_WARNING && !counters.warned.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "adjoint: jit: the function jitted at {} has been traced {n} times (once per \
-                         new input shape, dtype or structure); calls with varying shapes recompile \
-                         every time",
-                        counters.location
-                    );
-                }
-                c
-            }
-        };
+        let compiled = cache.compiled(p);
         let outs = compiled.exe.run(&p.leaves());
         compiled.template.with_leaves(&outs)
+    }
+}
+
+/// [`jit`] for a function whose input the caller gives up: the returned function takes `P` by
+/// value, and the compiled program may write its outputs into the input's buffers — JAX's
+/// `donate_argnums` for every argument. An optimizer step `state → state` then updates its
+/// parameters and moments in place instead of holding two copies during the call. A buffer is
+/// reused only when nothing else holds it (a clone kept by the caller, a constant of the
+/// program): donation never changes results, only where they are written.
+///
+/// ```
+/// use adjoint_core::{jit::jit_donate, Tensor};
+/// let step = jit_donate(|s: &(Tensor, Tensor)| (&s.0 - &s.1 * 0.5, s.1.clone()));
+/// let mut state = (Tensor::from_vec(vec![1.0f64, 2.0], &[2]), Tensor::from_vec(vec![2.0f64, 2.0], &[2]));
+/// for _ in 0..2 {
+///     state = step(state);
+/// }
+/// assert_eq!(state.0.to_vec::<f64>(), vec![-1.0, 0.0]);
+/// ```
+#[track_caller]
+pub fn jit_donate<P: Params, O: Params, F: Fn(&P) -> O>(f: F) -> impl Fn(P) -> O {
+    let cache = Cache::new(f, Location::caller());
+    move |p: P| {
+        let compiled = cache.compiled(&p);
+        let leaves = p.leaves();
+        drop(p);
+        let outs = compiled.exe.run_owned(leaves);
+        compiled.template.with_leaves(&outs)
+    }
+}
+
+/// A jitted function's programs, one per input signature, and its counters.
+struct Cache<P, O, F> {
+    f: F,
+    counters: Arc<Counters>,
+    programs: RefCell<HashMap<Signature, Rc<Compiled<O>>>>,
+    _input: std::marker::PhantomData<fn(&P)>,
+}
+
+impl<P: Params, O: Params, F: Fn(&P) -> O> Cache<P, O, F> {
+    fn new(f: F, location: &'static Location<'static>) -> Self {
+        Cache {
+            f,
+            counters: register(location),
+            programs: RefCell::new(HashMap::new()),
+            _input: std::marker::PhantomData,
+        }
+    }
+
+    /// The program for `p`'s signature: cached, or traced and optimised now.
+    fn compiled(&self, p: &P) -> Rc<Compiled<O>> {
+        let sig = Signature::of(p);
+        let hit = self.programs.borrow().get(&sig).cloned();
+        if let Some(c) = hit {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return c;
+        }
+        let (ir, template) = stage::trace(&self.f, p);
+        let c = Rc::new(Compiled { exe: Executable::new(passes::optimize(ir)), template });
+        self.programs.borrow_mut().insert(sig, c.clone());
+        let n = self.counters.traces.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > RETRACE_WARNING && !self.counters.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "adjoint: jit: the function jitted at {} has been traced {n} times (once per \
+                 new input shape, dtype or structure); calls with varying shapes recompile \
+                 every time",
+                self.counters.location
+            );
+        }
+        c
     }
 }
