@@ -176,6 +176,8 @@ pub struct SmallPlan {
     /// Constant registers and their values.
     consts: Vec<(u32, f64)>,
     instrs: Vec<Instr>,
+    /// Whether each register is read (by an instruction or as an output).
+    read: Vec<bool>,
 }
 
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -560,7 +562,24 @@ impl SmallPlan {
         }
         b.absorb_negations(&mut outputs);
         b.fuse_mul_add(&outputs);
-        Some(SmallPlan { dtype, registers: b.registers, inputs, outputs, consts: b.consts, instrs: b.instrs })
+        let mut read = vec![false; b.registers];
+        for ins in &b.instrs {
+            for &s in &ins.src[..ins.code.arity()] {
+                read[s as usize] = true;
+            }
+        }
+        for &r in outputs.iter().flatten() {
+            read[r as usize] = true;
+        }
+        Some(SmallPlan {
+            dtype,
+            registers: b.registers,
+            inputs,
+            outputs,
+            consts: b.consts,
+            instrs: b.instrs,
+            read,
+        })
     }
 
     /// Number of scalar instructions (for tests and `Debug`).
@@ -585,6 +604,12 @@ impl SmallPlan {
     /// The registers of input `k`'s elements.
     pub fn input(&self, k: usize) -> &[u32] {
         &self.inputs[k]
+    }
+
+    /// Whether register `r` is read by an instruction or an output (an input element that is
+    /// not need not be written).
+    pub fn is_read(&self, r: u32) -> bool {
+        self.read[r as usize]
     }
 
     /// The registers output `k` is read from.
