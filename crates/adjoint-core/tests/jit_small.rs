@@ -264,3 +264,45 @@ proptest! {
         close(&grad(jit(staged))(&xs), &g0, 1e-9)?;
     }
 }
+
+/// The scalarised scan's per-step moves: a carry whose outputs are other carries' inputs
+/// (a swap, moved through a buffer), a carry passed through unchanged, and an `x` of which
+/// the body reads one element. Under `jit` (the scalarised loop) the values equal the Rust
+/// loop's bit for bit, and so do the gradients of this sign-and-sum body.
+#[test]
+fn scalarised_scan_moves_swapped_carries_and_skips_unread_x() {
+    type C = (Tensor, Tensor, Tensor);
+    let body = |c: &C, x: &Tensor| {
+        let (a, b, k) = c;
+        let y = -&(a * &x.narrow(0, 1, 1));
+        ((b.clone(), &(-a) + &(&x.narrow(0, 1, 1) * 0.5), k.clone()), y)
+    };
+    let staged = |xs: &Tensor| {
+        let init = (
+            Tensor::from_vec(vec![0.25f32], &[1]),
+            Tensor::from_vec(vec![-1.5f32], &[1]),
+            xs.narrow(0, 0, 1).reshape(&[2]),
+        );
+        let ((a, b, k), ys) = scan(body, &init, xs);
+        &(&(&a * 3.0) + &b) + &(&k.sum() + &ys.sum())
+    };
+    let looped = |xs: &Tensor| {
+        let mut c = (
+            Tensor::from_vec(vec![0.25f32], &[1]),
+            Tensor::from_vec(vec![-1.5f32], &[1]),
+            xs.narrow(0, 0, 1).reshape(&[2]),
+        );
+        let mut ys = Vec::new();
+        for t in 0..xs.shape()[0] {
+            let (n, y) = body(&c, &xs.narrow(0, t, 1).reshape(&[2]));
+            c = n;
+            ys.push(y);
+        }
+        let refs: Vec<&Tensor> = ys.iter().collect();
+        &(&(&c.0 * 3.0) + &c.1) + &(&c.2.sum() + &Tensor::stack(&refs, 0).sum())
+    };
+    let xs = rand(&[7, 2], 11, -1.0, 1.0, DType::F32);
+    assert_eq!(bits(&jit(staged)(&xs)), bits(&looped(&xs)));
+    let (g, g0) = (jit(grad(staged))(&xs), grad(looped)(&xs));
+    assert_eq!(bits(&g), bits(&g0));
+}
