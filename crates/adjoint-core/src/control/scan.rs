@@ -169,14 +169,29 @@ impl Scan {
         let out_avals = self.out_avals();
         let mut ys: Vec<Vec<T>> =
             out_avals[nc..].iter().map(|a| vec![T::zero(); a.shape.iter().product()]).collect();
-        let mut carry: Vec<T> = Vec::new();
+        // Per step, only the elements of `x` the body reads are written (a backward body often
+        // ignores the stored carries its residuals replaced): (register, offset in the row).
+        let xmap: Vec<(Vec<(u32, usize)>, usize)> = (0..xs.len())
+            .map(|k| {
+                let regs = sp.input(nk + nc + k);
+                let read = regs.iter().enumerate().filter(|(_, &r)| sp.is_read(r)).map(|(j, &r)| (r, j));
+                (read.collect(), regs.len())
+            })
+            .collect();
+        // The carry's moves from output to input registers; in place when no move reads a
+        // register another one writes (else through a buffer).
+        let moves: Vec<(u32, u32)> = (0..nc)
+            .flat_map(|k| sp.output(k).iter().copied().zip(sp.input(nk + k).iter().copied()))
+            .filter(|(o, i)| o != i)
+            .collect();
+        let in_place = moves.iter().all(|&(o, _)| moves.iter().all(|&(_, i)| i != o));
+        let mut carry: Vec<T> = Vec::with_capacity(moves.len());
         for step in 0..self.length {
             let i = if self.reverse { self.length - 1 - step } else { step };
-            for (k, x) in xs.iter().enumerate() {
-                let regs = sp.input(nk + nc + k);
-                let n = regs.len();
-                for (&reg, &v) in regs.iter().zip(&x[i * n..(i + 1) * n]) {
-                    r[reg as usize] = v;
+            for ((map, n), x) in xmap.iter().zip(&xs) {
+                let row = &x[i * n..(i + 1) * n];
+                for &(reg, j) in map {
+                    r[reg as usize] = row[j];
                 }
             }
             sp.exec(&mut r);
@@ -188,14 +203,15 @@ impl Scan {
                     *d = r[o as usize];
                 }
             }
-            carry.clear();
-            for k in 0..nc {
-                carry.extend(sp.output(k).iter().map(|&o| r[o as usize]));
-            }
-            let mut it = carry.iter();
-            for k in 0..nc {
-                for &reg in sp.input(nk + k) {
-                    r[reg as usize] = *it.next().expect("one value per carry element");
+            if in_place {
+                for &(o, d) in &moves {
+                    r[d as usize] = r[o as usize];
+                }
+            } else {
+                carry.clear();
+                carry.extend(moves.iter().map(|&(o, _)| r[o as usize]));
+                for (&(_, d), &v) in moves.iter().zip(&carry) {
+                    r[d as usize] = v;
                 }
             }
         }

@@ -38,8 +38,10 @@ pub const SMALL_LIMIT: usize = 256;
 /// Programs with more instructions than this are not scalarised.
 const INSTR_LIMIT: usize = 1 << 16;
 
-/// An instruction's operation: the four arithmetic operators and negation inline (one jump
-/// in the interpreter's `match`), everything else through the kernels' per-element functions.
+/// An instruction's operation: the four arithmetic operators, negation and the fused
+/// multiply-add forms inline, everything else through the kernels' per-element functions.
+/// The fused forms round twice, exactly as the two instructions they replace
+/// (`MulAdd`: `a·b + c`, `MulSub`: `a·b − c`, `SubMul`: `c − a·b`; no FMA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Code {
     Add,
@@ -47,6 +49,9 @@ enum Code {
     Mul,
     Div,
     Neg,
+    MulAdd,
+    MulSub,
+    SubMul,
     Other(Op),
 }
 
@@ -67,9 +72,47 @@ impl Code {
         match self {
             Code::Add | Code::Sub | Code::Mul | Code::Div => 2,
             Code::Neg => 1,
+            Code::MulAdd | Code::MulSub | Code::SubMul => 3,
             Code::Other(op) => op.arity(),
         }
     }
+
+    /// The interpreter's dispatch byte: the common operations have their own arm, the rest
+    /// go through [`step`].
+    fn kind(self) -> Kind {
+        use adjoint_tensor::ops::unary::UnaryOp;
+        match self {
+            Code::Add => Kind::Add,
+            Code::Sub => Kind::Sub,
+            Code::Mul => Kind::Mul,
+            Code::Div => Kind::Div,
+            Code::Neg => Kind::Neg,
+            Code::MulAdd => Kind::MulAdd,
+            Code::MulSub => Kind::MulSub,
+            Code::SubMul => Kind::SubMul,
+            Code::Other(Op::Unary(UnaryOp::Sin)) => Kind::Sin,
+            Code::Other(Op::Unary(UnaryOp::Cos)) => Kind::Cos,
+            Code::Other(_) => Kind::Other,
+        }
+    }
+}
+
+/// A flat, one-byte form of [`Code`] for the interpreter's `match` (one jump table, no
+/// decoding of nested enums).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Neg,
+    MulAdd,
+    MulSub,
+    SubMul,
+    Sin,
+    Cos,
+    Other,
 }
 
 /// One instruction's result, its operands read by `get(k)`: the interpreter's step, also
@@ -85,6 +128,9 @@ fn step<T: BlockFloat>(code: Code, get: impl Fn(usize) -> T) -> T {
         Code::Mul => a * get(1),
         Code::Div => a / get(1),
         Code::Neg => -a,
+        Code::MulAdd => a * get(1) + get(2),
+        Code::MulSub => a * get(1) - get(2),
+        Code::SubMul => get(2) - a * get(1),
         Code::Other(Op::Unary(u)) => T::unary_one(u, a),
         Code::Other(Op::Binary(bo)) => T::binary_one(bo, a, get(1)),
         Code::Other(Op::Compare(co)) => {
@@ -111,6 +157,7 @@ fn step<T: BlockFloat>(code: Code, get: impl Fn(usize) -> T) -> T {
 /// One scalar instruction: `regs[dst] = op(regs[src…])`.
 #[derive(Clone, Copy, Debug)]
 pub struct Instr {
+    kind: Kind,
     code: Code,
     dst: u32,
     src: [u32; 3],
@@ -129,6 +176,8 @@ pub struct SmallPlan {
     /// Constant registers and their values.
     consts: Vec<(u32, f64)>,
     instrs: Vec<Instr>,
+    /// Whether each register is read (by an instruction or as an output).
+    read: Vec<bool>,
 }
 
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -172,9 +221,12 @@ impl Builder {
         self.consts.push((r, x));
         r
     }
+    fn push(&mut self, code: Code, dst: u32, src: [u32; 3]) {
+        self.instrs.push(Instr { kind: code.kind(), code, dst, src });
+    }
     fn emit(&mut self, op: Op, src: [u32; 3]) -> u32 {
         let dst = self.fresh();
-        self.instrs.push(Instr { code: Code::of(op), dst, src });
+        self.push(Code::of(op), dst, src);
         dst
     }
 
@@ -232,6 +284,130 @@ impl Builder {
         }
         out.reverse();
         self.instrs = out;
+    }
+
+    /// Remove negations by carrying signs (after [`optimize`](Self::optimize)): each value is
+    /// held as a register and a sign, `-x` costs nothing, products and quotients combine
+    /// signs, and sums and differences absorb them (`a + (−b)` is `a − b`, `(−a) − (−b)` is
+    /// `b − a`). Every rewrite is exact in IEEE arithmetic — the operators are symmetric under
+    /// negation and `a − b` *is* `a + (−b)` — including the sign of a zero: the two cases where
+    /// `−(a + b)` would give `−0` for `(−a) + (−b)`'s `+0` keep one negation instead. A value
+    /// another operation (or an output) reads with its sign set is negated once, where first
+    /// needed (a constant's sign is folded into a new constant).
+    fn absorb_negations(&mut self, outputs: &mut [Vec<u32>]) {
+        let n = self.registers;
+        let mut val: Vec<(u32, bool)> = (0..n as u32).map(|r| (r, false)).collect();
+        let konst: std::collections::HashMap<u32, f64> = self.consts.iter().copied().collect();
+        let mut negated: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        let instrs = std::mem::take(&mut self.instrs);
+        let mut materialise = |b: &mut Builder, (r, neg): (u32, bool)| -> u32 {
+            if !neg {
+                return r;
+            }
+            if let Some(&m) = negated.get(&r) {
+                return m;
+            }
+            let m = match konst.get(&r) {
+                Some(&x) => b.constant(-x),
+                None => {
+                    let m = b.fresh();
+                    b.push(Code::Neg, m, [r, 0, 0]);
+                    m
+                }
+            };
+            negated.insert(r, m);
+            m
+        };
+        for ins in instrs {
+            let ar = ins.code.arity();
+            let mut ops = [(0u32, false); 3];
+            for k in 0..ar {
+                ops[k] = val[ins.src[k] as usize];
+            }
+            let d = ins.dst;
+            let [(a, s), (b, t), _] = ops;
+            let sign = match ins.code {
+                Code::Neg => {
+                    val[d as usize] = (a, !s);
+                    continue;
+                }
+                Code::Mul | Code::Div => {
+                    self.push(ins.code, d, [a, b, 0]);
+                    s ^ t
+                }
+                Code::Add | Code::Sub => {
+                    let add = ins.code == Code::Add;
+                    let (code, src) = match (add, s, t) {
+                        (true, false, false) => (Code::Add, [a, b]),
+                        (true, false, true) | (false, false, false) => (Code::Sub, [a, b]),
+                        (true, true, false) | (false, true, true) => (Code::Sub, [b, a]),
+                        (false, false, true) => (Code::Add, [a, b]),
+                        // `(−a) + (−b)` and `(−a) − b`: negate `a`, then subtract `b`.
+                        (_, true, _) => (Code::Sub, [materialise(self, (a, true)), b]),
+                    };
+                    self.push(code, d, [src[0], src[1], 0]);
+                    false
+                }
+                _ => {
+                    let mut src = [0u32; 3];
+                    for k in 0..ar {
+                        src[k] = materialise(self, ops[k]);
+                    }
+                    self.push(ins.code, d, src);
+                    false
+                }
+            };
+            val[d as usize] = (d, sign);
+        }
+        for r in outputs.iter_mut().flatten() {
+            *r = materialise(self, val[*r as usize]);
+        }
+    }
+
+    /// Fuse a product read only by one sum or difference into it (`MulAdd`, `MulSub`,
+    /// `SubMul`): one dispatch and one register store fewer, the same two roundings.
+    fn fuse_mul_add(&mut self, outputs: &[Vec<u32>]) {
+        let n = self.registers;
+        let mut uses = vec![0u32; n];
+        for ins in &self.instrs {
+            for &s in &ins.src[..ins.code.arity()] {
+                uses[s as usize] += 1;
+            }
+        }
+        for &r in outputs.iter().flatten() {
+            uses[r as usize] += 2;
+        }
+        let mut def: Vec<Option<usize>> = vec![None; n];
+        for (i, ins) in self.instrs.iter().enumerate() {
+            if ins.code == Code::Mul && uses[ins.dst as usize] == 1 {
+                def[ins.dst as usize] = Some(i);
+            }
+        }
+        let mut dead = vec![false; self.instrs.len()];
+        for i in 0..self.instrs.len() {
+            let ins = self.instrs[i];
+            if !matches!(ins.code, Code::Add | Code::Sub) {
+                continue;
+            }
+            let product = |k: usize| def[ins.src[k] as usize].filter(|&j| !dead[j]);
+            let (j, code, other) = match (ins.code, product(0), product(1)) {
+                (Code::Add, Some(j), _) => (j, Code::MulAdd, ins.src[1]),
+                // `c + a·b` is `a·b + c`: IEEE addition is commutative.
+                (Code::Add, None, Some(j)) => (j, Code::MulAdd, ins.src[0]),
+                (Code::Sub, Some(j), _) => (j, Code::MulSub, ins.src[1]),
+                (Code::Sub, None, Some(j)) => (j, Code::SubMul, ins.src[0]),
+                _ => continue,
+            };
+            dead[j] = true;
+            let m = self.instrs[j];
+            self.instrs[i] =
+                Instr { kind: code.kind(), code, dst: ins.dst, src: [m.src[0], m.src[1], other] };
+        }
+        let mut k = 0;
+        self.instrs.retain(|_| {
+            k += 1;
+            !dead[k - 1]
+        });
     }
 }
 
@@ -384,7 +560,26 @@ impl SmallPlan {
             DType::F32 => b.optimize::<f32>(&mut outputs),
             _ => b.optimize::<f64>(&mut outputs),
         }
-        Some(SmallPlan { dtype, registers: b.registers, inputs, outputs, consts: b.consts, instrs: b.instrs })
+        b.absorb_negations(&mut outputs);
+        b.fuse_mul_add(&outputs);
+        let mut read = vec![false; b.registers];
+        for ins in &b.instrs {
+            for &s in &ins.src[..ins.code.arity()] {
+                read[s as usize] = true;
+            }
+        }
+        for &r in outputs.iter().flatten() {
+            read[r as usize] = true;
+        }
+        Some(SmallPlan {
+            dtype,
+            registers: b.registers,
+            inputs,
+            outputs,
+            consts: b.consts,
+            instrs: b.instrs,
+            read,
+        })
     }
 
     /// Number of scalar instructions (for tests and `Debug`).
@@ -411,6 +606,12 @@ impl SmallPlan {
         &self.inputs[k]
     }
 
+    /// Whether register `r` is read by an instruction or an output (an input element that is
+    /// not need not be written).
+    pub fn is_read(&self, r: u32) -> bool {
+        self.read[r as usize]
+    }
+
     /// The registers output `k` is read from.
     pub fn output(&self, k: usize) -> &[u32] {
         &self.outputs[k]
@@ -423,10 +624,24 @@ impl SmallPlan {
     #[inline]
     pub fn exec<T: BlockFloat>(&self, r: &mut [T]) {
         assert!(r.len() >= self.registers, "adjoint: small plan: register file too short");
+        use adjoint_tensor::ops::unary::UnaryOp;
         for ins in &self.instrs {
             // SAFETY: every register index of an instruction is below `self.registers`
             // (`Builder::fresh` hands them out), and `r` has at least that many (checked above).
-            let v = step(ins.code, |k| unsafe { *r.get_unchecked(ins.src[k] as usize) });
+            let get = |k: usize| unsafe { *r.get_unchecked(ins.src[k] as usize) };
+            let v = match ins.kind {
+                Kind::Add => get(0) + get(1),
+                Kind::Sub => get(0) - get(1),
+                Kind::Mul => get(0) * get(1),
+                Kind::Div => get(0) / get(1),
+                Kind::Neg => -get(0),
+                Kind::MulAdd => get(0) * get(1) + get(2),
+                Kind::MulSub => get(0) * get(1) - get(2),
+                Kind::SubMul => get(2) - get(0) * get(1),
+                Kind::Sin => T::unary_one(UnaryOp::Sin, get(0)),
+                Kind::Cos => T::unary_one(UnaryOp::Cos, get(0)),
+                Kind::Other => step(ins.code, get),
+            };
             // SAFETY: as above.
             unsafe { *r.get_unchecked_mut(ins.dst as usize) = v };
         }
