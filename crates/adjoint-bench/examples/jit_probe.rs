@@ -7,7 +7,9 @@
 //! cargo run --release -p adjoint-bench --example jit_probe -- VARIANT [STEPS]
 //! ```
 //!
-//! `VARIANT`: `w2_nn`, `w2_jit`, `w4_nn`, `w4_jit`, `w5_jit`, `w7_tensor`, `w7_jit`. Nothing is
+//! `VARIANT`: `w2_nn`, `w2_jit`, `w4_nn`, `w4_jit`, `w5_jit`, `w7_tensor`, `w7_jit`, `adam_nn`,
+//! `adam_jit` (W2's Adam update alone), `adam_nn_small`, `adam_jit_small` (the same on 89 k
+//! parameters, which stay in L2: the update's compute cost without its memory traffic). Nothing is
 //! asserted about durations; use it to compare two builds interleaved on one machine.
 
 #![allow(dead_code)]
@@ -45,10 +47,14 @@ fn w5() -> Box<dyn FnMut() -> f64> {
 
 /// Only the Adam update of W2's parameters: `nn` (the optimizer's one-pass kernel) or `jit`
 /// (the functional update the jitted step stages, jitted alone).
-fn adam(jitted: bool) -> Box<dyn FnMut() -> f64> {
+fn adam(jitted: bool, small: bool) -> Box<dyn FnMut() -> f64> {
     use adjoint_nn::optim::{Adam, AdamConfig, Optimizer};
     let k = Key::new(0).split(2);
-    let shapes: [&[usize]; 6] = [&[512, 784], &[512], &[512, 512], &[512], &[10, 512], &[10]];
+    let shapes: [&[usize]; 6] = if small {
+        [&[64, 784], &[512], &[64, 512], &[512], &[10, 512], &[10]]
+    } else {
+        [&[512, 784], &[512], &[512, 512], &[512], &[10, 512], &[10]]
+    };
     let ps: Vec<Tensor> = shapes.iter().map(|s| randn(&k[0], s, DType::F32)).collect();
     let gs: Vec<Tensor> = shapes.iter().map(|s| randn(&k[1], s, DType::F32) * 0.01).collect();
     let cfg = AdamConfig { lr: 1e-3, ..Default::default() };
@@ -91,8 +97,10 @@ fn main() {
         "w4_nn" => Box::new(steps::lstm()),
         "w4_jit" => Box::new(steps::lstm_jit()),
         "w5_jit" => w5(),
-        "adam_nn" => adam(false),
-        "adam_jit" => adam(true),
+        "adam_nn" => adam(false, false),
+        "adam_jit" => adam(true, false),
+        "adam_nn_small" => adam(false, true),
+        "adam_jit_small" => adam(true, true),
         "w7_tensor" => w7(false),
         "w7_jit" => w7(true),
         v => {

@@ -10,12 +10,16 @@
 //!   `eval`, no `Tensor` wrapping, no shape rule re-checked per call (the checker validated
 //!   the plan once). Intermediates are dropped after their last reader, so their buffers go
 //!   back to the buffer cache (`adjoint_tensor::cache`) and the next kernel of that size
-//!   takes them: buffer reuse by liveness, without a separate arena.
+//!   takes them: buffer reuse by liveness, without a separate arena. A fused kernel is
+//!   handed the inputs it is the last to read, and may write an output into one of their
+//!   buffers ([`Kernel::reuse`](super::fused::Kernel::reuse)).
 
 use smallvec::SmallVec;
 
-use super::ir::{Ir, Var};
+use super::fused::{Arg, Fused};
+use super::ir::{Eqn, Ir, Var};
 use super::small::SmallPlan;
+use crate::primitive::Outs;
 use crate::tensor::{Repr, Tensor};
 use crate::trace::{bind_below, depth};
 use adjoint_tensor::Array;
@@ -87,7 +91,10 @@ impl Plan {
             env[*v] = Some(a.clone());
         }
         for (e, frees) in ir.eqns.iter().zip(&self.frees) {
-            let outs = {
+            let fused = e.prim.as_any().downcast_ref::<Fused>().filter(|f| !f.kernel.reuse.is_empty());
+            let outs = if let Some(f) = fused {
+                run_fused(f, e, frees, &mut env)
+            } else {
                 let args: SmallVec<[&Array; 4]> =
                     e.ins.iter().map(|&v| env[v].as_ref().expect("defined before use (checked)")).collect();
                 e.prim.eval(&args)
@@ -117,6 +124,32 @@ impl Plan {
             .map(|&v| Tensor::from_array(env[v].clone().expect("outputs are defined (checked)")))
             .collect())
     }
+}
+
+/// Run a fused equation whose kernel may write outputs into input buffers
+/// ([`Kernel::reuse`](super::fused::Kernel::reuse)): each such input read for the last time
+/// here (and only once by the equation) is handed over, so that when its buffer has no other
+/// owner the output is computed in place of it, in memory that is hot in cache, rather than in
+/// a buffer taken from the cache.
+fn run_fused(f: &Fused, e: &Eqn, frees: &[Var], env: &mut [Option<Array>]) -> Outs<Array> {
+    let give = |k: usize| {
+        let v = e.ins[k];
+        f.kernel.reuse.iter().any(|p| p.0 == k)
+            && frees.contains(&v)
+            && e.ins.iter().filter(|&&u| u == v).count() == 1
+    };
+    let mut owned: SmallVec<[Option<Array>; 4]> =
+        (0..e.ins.len()).map(|k| if give(k) { env[e.ins[k]].take() } else { None }).collect();
+    let args: Vec<Arg<'_>> = e
+        .ins
+        .iter()
+        .zip(owned.iter_mut())
+        .map(|(&v, o)| match o.take() {
+            Some(a) => Arg::Owned(a),
+            None => Arg::Borrowed(env[v].as_ref().expect("defined before use (checked)")),
+        })
+        .collect();
+    f.kernel.run_args(args)
 }
 
 /// A program ready to run: the IR for replay, with, per equation, the variables it is the

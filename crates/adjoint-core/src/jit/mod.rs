@@ -52,9 +52,10 @@
 //! program ([`small`]), itself folded, de-duplicated and pruned per scalar element. Fusion
 //! covers float elementwise ops whose operands broadcast to the group's shape, in any layout:
 //! strided and broadcast inputs are read in place, block by block ([`strided`]). Reductions are
-//! not fused into the group (a reduction's summation order would change), and nothing is
-//! computed in place: intermediates are dropped after their last reader and their buffers
-//! reused through the buffer cache. The executor is an interpreter,
+//! not fused into the group (a reduction's summation order would change). Intermediates are
+//! dropped after their last reader and their buffers reused through the buffer cache; a fused
+//! kernel may write an output into the buffer of an intermediate that dies at it, but the
+//! jitted function's own inputs are never updated in place (no donation). The executor is an interpreter,
 //! not compiled code (Cranelift was not tried).
 
 pub mod exec;

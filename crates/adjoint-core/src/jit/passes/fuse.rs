@@ -310,7 +310,8 @@ fn build(
             }
         }
     }
-    let kernel = Kernel {
+    let mut kernel = Kernel {
+        reuse: Vec::new(),
         dtype,
         shape: shape.clone(),
         inputs: inputs.iter().map(|&v| ir.avals[v].clone()).collect(),
@@ -320,6 +321,7 @@ fn build(
         registers,
         instrs,
     };
+    kernel.reuse = kernel.reuse_pairs();
     let prim = Fused { kernel: Rc::new(kernel), ops: Rc::new(ops) };
     Eqn { prim: Rc::new(prim), ins: inputs.into_iter().collect(), outs: outputs.into_iter().collect() }
 }
