@@ -15,7 +15,8 @@ fn update(s: &State) -> State {
 }
 
 fn state(n: usize) -> State {
-    let v = |k: f64| Tensor::from_vec((0..n).map(|i| (i as f64 * 0.37 + k).sin()).collect::<Vec<f64>>(), &[n]);
+    let v =
+        |k: f64| Tensor::from_vec((0..n).map(|i| (i as f64 * 0.37 + k).sin()).collect::<Vec<f64>>(), &[n]);
     (v(0.0), v(1.0), v(2.0))
 }
 

@@ -41,8 +41,7 @@ pub mod prelude {
     pub use adjoint_core::testing::{check_grads, Mode, BOTH};
     pub use adjoint_core::{
         checkpoint, custom_jvp, custom_vjp, fori_loop, grad, hessian, hvp, jacfwd, jacrev, jit, jit_donate,
-        jit_stats,
-        jvp, make_ir, stop_gradient, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, Axes,
-        Conv1dOptions, Conv2dOptions, DType, Params, Pool2dOptions, Tensor,
+        jit_stats, jvp, make_ir, stop_gradient, value_and_grad, value_and_grad_with_aux, vjp, vmap,
+        vmap_axes, Axes, Conv1dOptions, Conv2dOptions, DType, Params, Pool2dOptions, Tensor,
     };
 }

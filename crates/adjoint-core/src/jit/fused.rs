@@ -35,8 +35,9 @@
 //!   instruction reading it precedes the one writing an output ([`Kernel::reuse_pairs`]),
 //!   that output is computed into it instead of a buffer from the cache: memory that is hot
 //!   (a gradient the matmul just wrote) instead of one that must be fetched to be written,
-//!   and a smaller working set. Inputs of the jitted function are never reused (the caller
-//!   still holds them).
+//!   and a smaller working set. Inputs of a [`jit`](super::jit)ted function are never reused
+//!   (the caller still holds them); those of a [`jit_donate`](super::jit_donate)d one are,
+//!   when the caller gave up its last handle.
 //!
 //! A [`Fused`] equation exists only in the plan `jit` runs when no transform is active
 //! ([`super::exec`]); transforms always see the original equations (replayed through `bind`),

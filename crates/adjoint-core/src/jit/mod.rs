@@ -54,9 +54,11 @@
 //! strided and broadcast inputs are read in place, block by block ([`strided`]). Reductions are
 //! not fused into the group (a reduction's summation order would change). Intermediates are
 //! dropped after their last reader and their buffers reused through the buffer cache; a fused
-//! kernel may write an output into the buffer of an intermediate that dies at it, but the
-//! jitted function's own inputs are never updated in place (no donation). The executor is an interpreter,
-//! not compiled code (Cranelift was not tried).
+//! kernel may write an output into the buffer of an intermediate that dies at it. [`jit`]
+//! borrows its input, so the caller's buffers are never written; [`jit_donate`] takes it by
+//! value (JAX's `donate_argnums`), and then an input buffer nobody else holds is dropped or
+//! overwritten at its last reader — an optimizer step updates parameters and moments in place.
+//! The executor is an interpreter, not compiled code (Cranelift was not tried).
 
 pub mod exec;
 pub mod fused;
