@@ -49,12 +49,34 @@ fn random_program(steps: &[(u8, usize, usize)], x: &Tensor, y: &Tensor) -> Tenso
     vals.last().unwrap().clone()
 }
 
+/// Runs the scalarised program in the interpreter and, compiled, as native code: the two
+/// agree bit for bit (NaN payloads aside); returns the interpreter's result.
 fn run_small(ir: &adjoint_core::jit::Ir, ins: &[Tensor]) -> Vec<Tensor> {
     let sp = SmallPlan::new(ir).unwrap_or_else(|| panic!("a small program qualifies: {ir}"));
     let arrays: Vec<Array> = ins.iter().map(|t| t.value().clone()).collect();
     let refs: Vec<&Array> = arrays.iter().collect();
     let shapes: Vec<Vec<usize>> = ir.outputs.iter().map(|&v| ir.avals[v].shape.to_vec()).collect();
-    sp.run(&refs, &shapes).into_iter().map(Tensor::from_array).collect()
+    let interpreted: Vec<Tensor> = if sp.is_native() {
+        // `ADJOINT_JIT_NATIVE=1`: compiled at its first run; interpret a fresh copy instead.
+        let fresh = SmallPlan::new(ir).expect("qualifies");
+        fresh.run(&refs, &shapes).into_iter().map(Tensor::from_array).collect()
+    } else {
+        sp.run(&refs, &shapes).into_iter().map(Tensor::from_array).collect()
+    };
+    #[cfg(feature = "native")]
+    {
+        assert!(sp.compile_native(), "Cranelift compiles every scalarised program");
+        let native: Vec<Tensor> = sp.run(&refs, &shapes).into_iter().map(Tensor::from_array).collect();
+        for (a, b) in interpreted.iter().zip(&native) {
+            let same = a
+                .to_vec::<f64>()
+                .iter()
+                .zip(b.to_vec::<f64>())
+                .all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()));
+            assert!(same, "native {b:?} vs interpreted {a:?} for {ir}");
+        }
+    }
+    interpreted
 }
 
 proptest! {
@@ -139,6 +161,47 @@ fn scalarised_signs_and_multiply_adds_are_exact() {
         // into the difference with `a·b`), s4 1 (fused), s5 3 (the output's sign), sin 1 —
         // 10 instead of 15.
         assert_eq!(sp.len(), 4 * 10, "{ir}");
+    }
+}
+
+/// A plan runs in the interpreter until it has run `NATIVE_THRESHOLD` instructions, then as
+/// native code (unless `ADJOINT_JIT_NATIVE` says otherwise); a jitted scan called often enough
+/// gets there, with the same bits on every call.
+#[cfg(feature = "native")]
+#[test]
+fn hot_plans_are_compiled_to_native_code_with_the_same_bits() {
+    use adjoint_core::jit::small::{native_stats, NATIVE_THRESHOLD};
+    let policy = std::env::var("ADJOINT_JIT_NATIVE").unwrap_or_default();
+    let x = rand(&[8], 4, -1.0, 1.0, DType::F64);
+    let ir = optimize(make_ir(|x: &Tensor| (x.sin() * x.cos() + x * 0.5).tanh())(&x));
+    let sp = SmallPlan::new(&ir).expect("qualifies");
+    let mut r = sp.registers::<f64>();
+    for (&i, v) in sp.input(0).iter().zip(x.to_vec::<f64>()) {
+        r[i as usize] = v;
+    }
+    let runs_to_compile = NATIVE_THRESHOLD / sp.len() as u64 + 1;
+    let mut first: Option<Vec<u64>> = None;
+    for k in 0..runs_to_compile + 2 {
+        match policy.as_str() {
+            "0" => assert!(!sp.is_native()),
+            "1" => assert!(k == 0 || sp.is_native()),
+            _ => assert_eq!(sp.is_native(), k >= runs_to_compile, "after {k} runs"),
+        }
+        sp.exec(&mut r);
+        let out: Vec<u64> = sp.output(0).iter().map(|&o| r[o as usize].to_bits()).collect();
+        assert_eq!(first.get_or_insert_with(|| out.clone()), &out, "run {k}");
+    }
+    // Through `jit`: the rollout's forward and backward bodies get hot.
+    let us = rand(&[2000, 2], 5, -1.0, 1.0, DType::F64);
+    let f = jit(value_and_grad(rollout));
+    let (l0, g0) = f(&us);
+    for _ in 0..150 {
+        let (l, g) = f(&us);
+        assert_eq!(l.item().to_bits(), l0.item().to_bits());
+        assert_eq!(bits(&g), bits(&g0));
+    }
+    if policy != "0" {
+        assert!(native_stats().compiles >= 2 && native_stats().seconds > 0.0, "{:?}", native_stats());
     }
 }
 
