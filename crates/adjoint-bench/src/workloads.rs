@@ -144,10 +144,10 @@ pub fn w5(plan: Plan) {
     };
     // The scan bodies are compiled to native code once hot (during the warm-ups): that
     // compilation counts into compile_s too.
-    let native0 = adjoint_core::jit::small::native_stats().seconds;
+    let native0 = adjoint_core::jit::native_stats().seconds;
     let trace_s = first_call(step);
     let s = measure(plan, 1.0, step);
-    let native_s = adjoint_core::jit::small::native_stats().seconds - native0;
+    let native_s = adjoint_core::jit::native_stats().seconds - native0;
     Line::new(
         "W5_arm_bptt",
         "jit_scan",

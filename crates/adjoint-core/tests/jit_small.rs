@@ -170,7 +170,7 @@ fn scalarised_signs_and_multiply_adds_are_exact() {
 #[cfg(feature = "native")]
 #[test]
 fn hot_plans_are_compiled_to_native_code_with_the_same_bits() {
-    use adjoint_core::jit::small::{native_stats, NATIVE_THRESHOLD};
+    use adjoint_core::jit::{native_stats, NATIVE_THRESHOLD};
     let policy = std::env::var("ADJOINT_JIT_NATIVE").unwrap_or_default();
     let x = rand(&[8], 4, -1.0, 1.0, DType::F64);
     let ir = optimize(make_ir(|x: &Tensor| (x.sin() * x.cos() + x * 0.5).tanh())(&x));

@@ -39,6 +39,12 @@
 //!   (the caller still holds them); those of a [`jit_donate`](super::jit_donate)d one are,
 //!   when the caller gave up its last handle.
 //!
+//! - **Native code.** Once a kernel has done enough interpreted work
+//!   ([`crate::jit::native`]), a kernel of exact operations (arithmetic, `sqrt`, reciprocals,
+//!   `abs`, rounding) is compiled through Cranelift into one pass per block, with every
+//!   intermediate in vector registers ([`native`]); everything above — gathers, prefetch,
+//!   parallel chunks, donated buffers — stays the same, and so do the bits.
+//!
 //! A [`Fused`] equation exists only in the plan `jit` runs when no transform is active
 //! ([`super::exec`]); transforms always see the original equations (replayed through `bind`),
 //! so `Fused` has no derivative or batching rules of its own.
@@ -52,6 +58,9 @@ use adjoint_tensor::ops::compare::CompareOp;
 use adjoint_tensor::ops::unary::UnaryOp;
 use adjoint_tensor::{Array, DType};
 use rayon::prelude::*;
+
+#[cfg(feature = "native")]
+mod native;
 
 use super::strided::Strided;
 use crate::primitive::{Aval, Outs, Primitive, Pullback};
@@ -148,6 +157,34 @@ pub struct Kernel {
     /// `(input, output)` pairs where the output may be written into the input's buffer when
     /// the caller hands that buffer over ([`Arg::Owned`]): see [`Kernel::reuse_pairs`].
     pub reuse: Vec<(usize, usize)>,
+    /// The kernel's native code, once hot.
+    pub native: NativeState,
+}
+
+/// A kernel's native code (see [`crate::jit::native`]): the interpreted work so far, and the
+/// code once compiled (`None` inside when the kernel has no exact native form). A clone starts
+/// afresh.
+#[derive(Default)]
+pub struct NativeState {
+    #[cfg(feature = "native")]
+    hot: std::sync::atomic::AtomicU64,
+    #[cfg(feature = "native")]
+    code: std::sync::OnceLock<Option<native::Native>>,
+}
+
+impl Clone for NativeState {
+    fn clone(&self) -> Self {
+        NativeState::default()
+    }
+}
+
+impl fmt::Debug for NativeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        #[cfg(feature = "native")]
+        return write!(f, "NativeState {{ compiled: {} }}", matches!(self.code.get(), Some(Some(_))));
+        #[cfg(not(feature = "native"))]
+        f.write_str("NativeState")
+    }
 }
 
 /// An argument of [`Kernel::run_args`]: borrowed, or handed over (the caller's last handle on
@@ -211,6 +248,43 @@ impl Kernel {
             }
         }
         pairs
+    }
+
+    /// Compile the kernel to native code now, whatever the policy; whether native code runs
+    /// it from now on (`false` without the `native` feature, on a host Cranelift does not
+    /// support, or when an operation has no exact native form).
+    pub fn compile_native(&self) -> bool {
+        #[cfg(feature = "native")]
+        return self
+            .native
+            .code
+            .get_or_init(|| native::compile(self, if self.dtype == DType::F32 { 4 } else { 8 }).ok())
+            .is_some();
+        #[cfg(not(feature = "native"))]
+        false
+    }
+
+    /// Whether native code runs the kernel.
+    pub fn is_native(&self) -> bool {
+        #[cfg(feature = "native")]
+        return matches!(self.native.code.get(), Some(Some(_)));
+        #[cfg(not(feature = "native"))]
+        false
+    }
+
+    /// The native code for a call on `n` elements, compiling it when the kernel gets hot.
+    #[cfg(feature = "native")]
+    fn native_for(&self, n: usize) -> Option<&native::Native> {
+        if let Some(c) = self.native.code.get() {
+            return c.as_ref();
+        }
+        let t = crate::jit::native::threshold()?;
+        let work = (n * self.instrs.len()) as u64;
+        let h = self.native.hot.fetch_add(work, std::sync::atomic::Ordering::Relaxed) + work;
+        if h > t && self.compile_native() {
+            return self.native.code.get().and_then(Option::as_ref);
+        }
+        None
     }
 
     /// Run on one array per input; returns one array per output.
@@ -301,14 +375,18 @@ impl Kernel {
                 None => Ptr(v.as_mut_ptr()),
             })
             .collect();
+        #[cfg(feature = "native")]
+        let code = self.native_for(n);
+        #[cfg(not(feature = "native"))]
+        let code = None;
         if n >= PAR_THRESHOLD {
             let tasks = n.div_ceil(CHUNK);
             (0..tasks).into_par_iter().for_each(|t| {
                 let (lo, hi) = (t * CHUNK, ((t + 1) * CHUNK).min(n));
-                self.run_range(&ins, registers, &out_ptrs, lo, hi);
+                self.run_range(&ins, registers, &out_ptrs, lo, hi, code);
             });
         } else {
-            self.run_range(&ins, registers, &out_ptrs, 0, n);
+            self.run_range(&ins, registers, &out_ptrs, 0, n, code);
         }
         for (v, d) in outs.iter_mut().zip(&donated) {
             if d.is_none() {
@@ -349,7 +427,10 @@ impl Kernel {
         outs: &[Ptr<T>],
         lo: usize,
         hi: usize,
+        code: Option<&NativeCode>,
     ) {
+        #[cfg(not(feature = "native"))]
+        let _ = code;
         let blk = BLOCK.min(hi - lo);
         let prefetch_ahead = PREFETCH_BLOCKS * blk;
         let mut regs: Vec<T> = vec![T::zero(); registers * blk];
@@ -419,6 +500,14 @@ impl Kernel {
                     Src::Scalar(_) | Src::Raw(_) => {}
                 }
             }
+            #[cfg(feature = "native")]
+            if let Some(c) = code {
+                // SAFETY: as for the interpreter below: every slot the program touches points
+                // at `len` valid elements, and outputs overlap only inputs they may reuse.
+                unsafe { c.call(ptrs.as_ptr(), len) };
+                start += len;
+                continue;
+            }
             for ins in &self.instrs {
                 // SAFETY: every slot points at `len` valid elements (a register block, or
                 // the block's range of an input or output); the destination is never one of
@@ -441,6 +530,12 @@ impl Kernel {
         drop(regs);
     }
 }
+
+#[cfg(feature = "native")]
+use native::Native as NativeCode;
+/// No native code without the `native` feature.
+#[cfg(not(feature = "native"))]
+enum NativeCode {}
 
 /// Ask for the cache lines of `len` elements at `p` to be brought into L2 (a hint: it never
 /// faults, and does nothing off x86-64).

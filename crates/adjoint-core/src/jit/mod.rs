@@ -58,15 +58,16 @@
 //! borrows its input, so the caller's buffers are never written; [`jit_donate`] takes it by
 //! value (JAX's `donate_argnums`), and then an input buffer nobody else holds is dropped or
 //! overwritten at its last reader — an optimizer step updates parameters and moments in place.
-//! The array executor is an interpreter (the fused kernels are chunked vector loops over
-//! L1-sized blocks, at memory bandwidth on large tensors); scalarised programs are compiled to
-//! machine code through Cranelift once hot ([`small`]'s "Native code"): on `W5_arm_bptt`
-//! that is 2–3× faster than the scalar interpreter, which spends a dispatch and a
-//! register-file load and store per scalar instruction.
+//! Hot programs run as machine code ([`native`], through Cranelift): a scalarised program as
+//! straight-line scalar code (on `W5_arm_bptt` 2–3× faster than the scalar interpreter, which
+//! spends a dispatch and a register-file load and store per instruction), a fused kernel of
+//! exact operations as one vector pass per block (its interpreter makes one pass per op);
+//! both give the interpreters' bits.
 
 pub mod exec;
 pub mod fused;
 pub mod ir;
+pub mod native;
 pub mod passes;
 pub mod small;
 pub(crate) mod stage;
@@ -80,6 +81,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 pub use ir::{Eqn, Ir, Var};
+pub use native::{native_stats, NativeStats, NATIVE_THRESHOLD};
 
 use crate::params::Params;
 use crate::primitive::Aval;

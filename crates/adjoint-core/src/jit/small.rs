@@ -24,13 +24,10 @@
 //! [`Scan`](crate::control::scan::Scan) uses it to run a whole loop with no allocation per step.
 //!
 //! ## Native code
-//! With the `native` feature (on by default) a plan that has run [`NATIVE_THRESHOLD`]
-//! instructions in the interpreter is compiled to machine code through Cranelift
-//! ([`native`]: the same IEEE operations and per-element functions, so the same bits) and runs
-//! natively from then on: a one-off eager `scan` never pays for a compiler, a jitted loop body
-//! is compiled during its first calls. The environment variable `ADJOINT_JIT_NATIVE` overrides
-//! the policy: `0` never compiles (to compare or debug), `1` compiles at the first run.
-//! [`native_stats`] counts compilations and their time.
+//! With the `native` feature (on by default) a plan that has run
+//! [`NATIVE_THRESHOLD`](crate::jit::native::NATIVE_THRESHOLD) instructions in the interpreter
+//! is compiled to machine code through Cranelift ([`crate::jit::native`]: the same IEEE
+//! operations and per-element functions, so the same bits) and runs natively from then on.
 
 use adjoint_tensor::ops::binary::BinaryOp;
 use adjoint_tensor::ops::block::BlockFloat;
@@ -44,56 +41,6 @@ use crate::tensor::Repr;
 
 #[cfg(feature = "native")]
 mod native;
-
-/// Instructions a plan runs in the interpreter before it is compiled to native code (about a
-/// millisecond of interpretation: compiling a loop body costs about as much).
-pub const NATIVE_THRESHOLD: u64 = 1 << 21;
-
-/// Native compilations of scalarised programs in this process (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct NativeStats {
-    /// Programs compiled.
-    pub compiles: u64,
-    /// Seconds spent compiling them.
-    pub seconds: f64,
-    /// Programs Cranelift could not compile (they stay interpreted).
-    pub failures: u64,
-}
-
-static NATIVE_COMPILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static NATIVE_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static NATIVE_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Native compilations so far (all zero without the `native` feature).
-///
-/// ```
-/// let s = adjoint_core::jit::small::native_stats();
-/// assert!(s.seconds >= 0.0 && s.failures <= s.compiles + s.failures);
-/// ```
-pub fn native_stats() -> NativeStats {
-    use std::sync::atomic::Ordering::Relaxed;
-    NativeStats {
-        compiles: NATIVE_COMPILES.load(Relaxed),
-        seconds: NATIVE_NANOS.load(Relaxed) as f64 * 1e-9,
-        failures: NATIVE_FAILURES.load(Relaxed),
-    }
-}
-
-/// When to compile, from `ADJOINT_JIT_NATIVE` (read once): after this many interpreted
-/// instructions, `None` for never.
-#[cfg(feature = "native")]
-fn native_threshold() -> Option<u64> {
-    static T: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    *T.get_or_init(|| match std::env::var("ADJOINT_JIT_NATIVE").as_deref() {
-        Err(_) | Ok("") => Some(NATIVE_THRESHOLD),
-        Ok("0") => None,
-        Ok("1") => Some(0),
-        Ok(v) => {
-            eprintln!("adjoint: ADJOINT_JIT_NATIVE={v:?} is neither 0 nor 1; using the default policy");
-            Some(NATIVE_THRESHOLD)
-        }
-    })
-}
 
 /// Values with more elements than this are not scalarised.
 pub const SMALL_LIMIT: usize = 256;
@@ -240,7 +187,7 @@ pub struct SmallPlan {
     instrs: Vec<Instr>,
     /// Whether each register is read (by an instruction or as an output).
     read: Vec<bool>,
-    /// Instructions interpreted so far (towards [`NATIVE_THRESHOLD`]).
+    /// Instructions interpreted so far (towards the compile threshold).
     #[cfg(feature = "native")]
     hot: std::cell::Cell<u64>,
     /// The native code, once compiled (`None` inside when compiling failed).
@@ -697,23 +644,11 @@ impl SmallPlan {
         {
             self.native
                 .get_or_init(|| {
-                    let t = std::time::Instant::now();
                     let r = match self.dtype {
                         DType::F32 => native::compile::<f32>(self),
                         _ => native::compile::<f64>(self),
                     };
-                    use std::sync::atomic::Ordering::Relaxed;
-                    match r {
-                        Ok(n) => {
-                            NATIVE_NANOS.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
-                            NATIVE_COMPILES.fetch_add(1, Relaxed);
-                            Some(std::rc::Rc::new(n))
-                        }
-                        Err(_) => {
-                            NATIVE_FAILURES.fetch_add(1, Relaxed);
-                            None
-                        }
-                    }
+                    r.ok().map(std::rc::Rc::new)
                 })
                 .is_some()
         }
@@ -750,7 +685,7 @@ impl SmallPlan {
                 unsafe { n.call(r.as_mut_ptr()) };
                 return;
             }
-            if let Some(t) = native_threshold() {
+            if let Some(t) = crate::jit::native::threshold() {
                 let h = self.hot.get() + self.instrs.len() as u64;
                 self.hot.set(h);
                 if h > t && self.compile_native() {

@@ -320,6 +320,7 @@ fn build(
         slots,
         registers,
         instrs,
+        native: Default::default(),
     };
     kernel.reuse = kernel.reuse_pairs();
     let prim = Fused { kernel: Rc::new(kernel), ops: Rc::new(ops) };

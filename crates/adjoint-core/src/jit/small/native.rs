@@ -1,60 +1,31 @@
-//! Native code for a scalarised program, through Cranelift.
+//! Native code for a scalarised program (see [`crate::jit::native`] for the mechanism, its
+//! exactness and when it runs).
 //!
-//! ## Why
 //! The interpreter ([`SmallPlan::exec`](super::SmallPlan::exec)) pays per instruction a
-//! dispatch, two or three loads from the register file and a store. Straight-line machine code
-//! keeps values in machine registers, loads each input or constant once, and stores only the
-//! registers a caller reads afterwards (the outputs). Cranelift (the code generator of
-//! wasmtime) compiles a few hundred scalar instructions in well under a millisecond; XLA
-//! compiles the same loop body in hundreds of milliseconds.
-//!
-//! ## Exactness
-//! Every instruction becomes the IEEE operation the interpreter performs (`fadd`, `fsub`,
-//! `fmul`, `fdiv`, `fneg`; the multiply-add forms are a `fmul` and a separate `fadd`/`fsub`,
-//! never a fused multiply-add); everything else (`sin`, `cos`, the other unary and binary
-//! functions, comparisons, `select`) calls the interpreter's own per-element function. So
-//! native code and the interpreter agree bit for bit, and both agree with eager execution.
-//!
-//! ## When
-//! [`SmallPlan`](super::SmallPlan) compiles a program once it is hot (see
-//! `NATIVE_THRESHOLD` in the parent module): a one-off eager `scan` stays in the interpreter,
-//! a jitted training loop's body is compiled during its first calls.
+//! dispatch, two or three loads from the register file and a store. The compiled function
+//! `f(registers)` is straight-line code that loads each input and constant once at its first
+//! read, keeps values in machine registers and stores only the outputs (what callers read
+//! afterwards; the inputs and constants are in memory already). The arithmetic is `fadd`,
+//! `fsub`, `fmul`, `fdiv`, `fneg` (the multiply-add forms a `fmul` and a separate `fadd` or
+//! `fsub`); `sin`, `cos` and every other operation call the interpreter's own per-element
+//! function.
 
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, Signature, Type, Value};
-use cranelift_codegen::isa::OwnedTargetIsa;
-use cranelift_codegen::settings::{self, Configurable};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Module};
+use cranelift_frontend::FunctionBuilder;
 
 use super::{step, Code, Kind, SmallPlan};
+use crate::jit::native::{self as jn, entry_block};
 use adjoint_tensor::ops::block::BlockFloat;
 use adjoint_tensor::ops::unary::UnaryOp;
 
-/// A compiled program: `entry(registers)` runs it on a register file whose inputs and constants
-/// are filled, and writes the output registers.
+/// A compiled program: `call(registers)` runs it on a register file whose inputs and
+/// constants are filled, and writes the output registers.
+#[derive(Debug)]
 pub(super) struct Native {
-    module: Option<JITModule>,
-    entry: unsafe extern "C" fn(*mut u8),
+    code: jn::Code,
     /// The operations of the `Other` instructions, which the code passes by address to
     /// [`other`]; boxed, so they stay put while the code lives.
     _codes: Box<[Code]>,
-}
-
-impl std::fmt::Debug for Native {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Native(..)")
-    }
-}
-
-impl Drop for Native {
-    fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
-            // SAFETY: the only pointer into the module's memory is `entry`, which dies with
-            // `self` (callers borrow `self` for every call).
-            unsafe { m.free_memory() };
-        }
-    }
 }
 
 impl Native {
@@ -63,24 +34,13 @@ impl Native {
     /// # Safety
     /// `r` must hold at least the plan's register count of `T`, the plan's float type.
     pub(super) unsafe fn call<T>(&self, r: *mut T) {
-        // SAFETY: the caller's contract; the code only touches registers below the count.
-        unsafe { (self.entry)(r.cast()) }
+        // SAFETY: compiled with exactly this signature (one pointer, no result) in the host's
+        // C calling convention; the code only touches registers below the count.
+        unsafe {
+            let f = std::mem::transmute::<*const u8, unsafe extern "C" fn(*mut u8)>(self.code.entry());
+            f(r.cast())
+        }
     }
-}
-
-/// The host's instruction set, set up once (optimised for speed; `None` on a host Cranelift
-/// does not support, where programs stay interpreted).
-fn isa() -> Option<OwnedTargetIsa> {
-    static ISA: std::sync::OnceLock<Option<OwnedTargetIsa>> = std::sync::OnceLock::new();
-    ISA.get_or_init(|| {
-        let mut flags = settings::builder();
-        flags.set("opt_level", "speed").ok()?;
-        // Calls go through absolute addresses (the JIT's memory may be far from the host's).
-        flags.set("use_colocated_libcalls", "false").ok()?;
-        flags.set("is_pic", "false").ok()?;
-        cranelift_native::builder().ok()?.finish(settings::Flags::new(flags)).ok()
-    })
-    .clone()
 }
 
 extern "C" fn sin<T: BlockFloat>(a: T) -> T {
@@ -101,25 +61,13 @@ extern "C" fn other<T: BlockFloat>(code: *const Code, a: T, b: T, c: T) -> T {
 
 /// Compile `plan` for `T` (its float type).
 pub(super) fn compile<T: BlockFloat>(plan: &SmallPlan) -> Result<Native, String> {
-    let isa = isa().ok_or("Cranelift does not support this host")?;
     let (ty, size): (Type, i64) =
         if std::mem::size_of::<T>() == 4 { (types::F32, 4) } else { (types::F64, 8) };
-    let mut module = JITModule::new(JITBuilder::with_isa(isa.clone(), default_libcall_names()));
-    let ptr = module.target_config().pointer_type();
-    let cc = isa.default_call_conv();
     let codes: Box<[Code]> = plan.instrs.iter().filter(|i| i.kind == Kind::Other).map(|i| i.code).collect();
-
-    let mut ctx = module.make_context();
-    ctx.func.signature.params.push(AbiParam::new(ptr));
-    let id = module.declare_anonymous_function(&ctx.func.signature).map_err(|e| e.to_string())?;
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let block = b.create_block();
-        b.append_block_params_for_function_params(block);
-        b.switch_to_block(block);
-        b.seal_block(block);
-        let base = b.block_params(block)[0];
+    let ptr = types::I64;
+    let code = jn::compile(&[ptr], |b: &mut FunctionBuilder<'_>, t| {
+        let (ptr, cc) = (t.ptr, t.cc);
+        let base = entry_block(b)[0];
         let mut one = Signature::new(cc);
         one.params.push(AbiParam::new(ty));
         one.returns.push(AbiParam::new(ty));
@@ -143,8 +91,8 @@ pub(super) fn compile<T: BlockFloat>(plan: &SmallPlan) -> Result<Native, String>
                 *slot =
                     Some(*val[r as usize].get_or_insert_with(|| b.ins().load(ty, flags, base, offset(r))));
             }
-            let [x, y, z] = a;
-            let (x, y, z) = (x.expect("an operand"), y.unwrap_or(x.unwrap()), z.unwrap_or(x.unwrap()));
+            let x = a[0].expect("every instruction has an operand");
+            let (y, z) = (a[1].unwrap_or(x), a[2].unwrap_or(x));
             let call = |b: &mut FunctionBuilder, sig, f: usize, args: &[Value]| {
                 let f = b.ins().iconst(ptr, f as i64);
                 let c = b.ins().call_indirect(sig, f, args);
@@ -168,12 +116,12 @@ pub(super) fn compile<T: BlockFloat>(plan: &SmallPlan) -> Result<Native, String>
                     let p = b.ins().fmul(x, y);
                     b.ins().fsub(z, p)
                 }
-                Kind::Sin => call(&mut b, one, sin::<T> as *const () as usize, &[x]),
-                Kind::Cos => call(&mut b, one, cos::<T> as *const () as usize, &[x]),
+                Kind::Sin => call(b, one, sin::<T> as *const () as usize, &[x]),
+                Kind::Cos => call(b, one, cos::<T> as *const () as usize, &[x]),
                 Kind::Other => {
                     let code = b.ins().iconst(ptr, &codes[other_k] as *const Code as i64);
                     other_k += 1;
-                    call(&mut b, four, other::<T> as *const () as usize, &[code, x, y, z])
+                    call(b, four, other::<T> as *const () as usize, &[code, x, y, z])
                 }
             };
             val[ins.dst as usize] = Some(v);
@@ -188,14 +136,7 @@ pub(super) fn compile<T: BlockFloat>(plan: &SmallPlan) -> Result<Native, String>
             }
         }
         b.ins().return_(&[]);
-        b.finalize(module.target_config());
-    }
-    module.define_function(id, &mut ctx).map_err(|e| format!("{e:?}"))?;
-    module.clear_context(&mut ctx);
-    module.finalize_definitions().map_err(|e| e.to_string())?;
-    let code = module.get_finalized_function(id);
-    // SAFETY: the function was declared with exactly this signature (one pointer, no result)
-    // in the host's default calling convention, which is `extern "C"`.
-    let entry = unsafe { std::mem::transmute::<*const u8, unsafe extern "C" fn(*mut u8)>(code) };
-    Ok(Native { module: Some(module), entry, _codes: codes })
+        Ok(())
+    })?;
+    Ok(Native { code, _codes: codes })
 }
