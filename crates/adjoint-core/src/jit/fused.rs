@@ -40,10 +40,12 @@
 //!   when the caller gave up its last handle.
 //!
 //! - **Native code.** Once a kernel has done enough interpreted work
-//!   ([`crate::jit::native`]), a kernel of exact operations (arithmetic, `sqrt`, reciprocals,
-//!   `abs`, rounding) is compiled through Cranelift into one pass per block, with every
-//!   intermediate in vector registers ([`native`]); everything above — gathers, prefetch,
-//!   parallel chunks, donated buffers — stays the same, and so do the bits.
+//!   ([`crate::jit::native`]), a kernel whose operations all have an exact native form
+//!   (arithmetic, `sqrt`, reciprocals, `abs`, rounding, comparisons, `select`, `relu` and its
+//!   gradient, NaN-propagating `maximum`/`minimum`) is compiled through Cranelift into one
+//!   pass per block, with every intermediate in vector registers (`native.rs`); everything
+//!   above — gathers, prefetch, parallel chunks, donated buffers — stays the same, and so do
+//!   the bits. Kernels with `exp`, `tanh`, `log` and the like stay interpreted.
 //!
 //! A [`Fused`] equation exists only in the plan `jit` runs when no transform is active
 //! ([`super::exec`]); transforms always see the original equations (replayed through `bind`),
