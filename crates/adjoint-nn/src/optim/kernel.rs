@@ -169,6 +169,9 @@ fn run<T: FloatElement, F: ElementRule>(
     }
 }
 
+/// The kernel in the widest build the CPU runs (adjoint-tensor's `dispatch_simd!`, the one
+/// mechanism for the elementwise kernels' AVX2 and AVX-512 builds; every build gives the same
+/// bits: no rule uses `mul_add`, and LLVM contracts nothing into FMA on its own).
 fn run_k<T: FloatElement, F: ElementRule, const K: usize>(
     ps: &[T],
     gs: &[T],
@@ -176,44 +179,12 @@ fn run_k<T: FloatElement, F: ElementRule, const K: usize>(
     st: [&mut &mut [T]; K],
     f: &F,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") && has!("fma") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { run_k_avx512(ps, gs, out, st, f) };
-        }
-        if has!("avx2") && has!("fma") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { run_k_avx2(ps, gs, out, st, f) };
-        }
-    }
-    run_k_body(ps, gs, out, st, f)
+    adjoint_tensor::dispatch_simd!(run_k_body, run_k_avx2, run_k_avx512, (ps, gs, out, st, f))
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma")]
-unsafe fn run_k_avx512<T: FloatElement, F: ElementRule, const K: usize>(
-    ps: &[T],
-    gs: &[T],
-    out: &mut [MaybeUninit<T>],
-    st: [&mut &mut [T]; K],
-    f: &F,
-) {
-    run_k_body(ps, gs, out, st, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_k_avx2<T: FloatElement, F: ElementRule, const K: usize>(
-    ps: &[T],
-    gs: &[T],
-    out: &mut [MaybeUninit<T>],
-    st: [&mut &mut [T]; K],
-    f: &F,
-) {
-    run_k_body(ps, gs, out, st, f)
-}
+adjoint_tensor::simd_builds!(run_k_body => run_k_avx2, run_k_avx512,
+    [T: FloatElement, F: ElementRule, const K: usize],
+    (ps: &[T], gs: &[T], out: &mut [MaybeUninit<T>], st: [&mut &mut [T]; K], f: &F));
 
 #[inline(always)]
 fn run_k_body<T: FloatElement, F: ElementRule, const K: usize>(

@@ -267,6 +267,8 @@ pub(crate) use dispatch_avx2;
 
 /// Declare the AVX-512 build of an elementwise kernel (see [`dispatch_simd`]): the `unsafe fn`
 /// it wraps gets `#[target_feature]` for the subsets [`has_avx512`] checks, on x86-64 only.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! avx512_build {
     ($(#[$m:meta])* unsafe fn $($rest:tt)*) => {
         #[cfg(target_arch = "x86_64")]
@@ -275,7 +277,7 @@ macro_rules! avx512_build {
         unsafe fn $($rest)*
     };
 }
-pub(crate) use avx512_build;
+pub(crate) use crate::avx512_build;
 
 /// Call the AVX-512 build of an elementwise kernel when the CPU has it, else the AVX2 build,
 /// else the baseline build.
@@ -285,11 +287,13 @@ pub(crate) use avx512_build;
 /// loop has no reduction to reassociate), so all three give bit-identical results. Polynomial
 /// kernels (`exp`, `tanh`, `sigmoid`) run about 1.5× faster at 16 lanes than at 8 on Zen 4,
 /// which splits a 512-bit operation into two 256-bit halves but issues it as one.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! dispatch_simd {
     ($generic:expr, $avx2:expr, $avx512:expr, ($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            if crate::ops::unary::has_avx512() {
+            if $crate::ops::unary::has_avx512() {
                 // SAFETY: the CPU supports the AVX-512 subsets the build enables (checked).
                 return unsafe { $avx512($($arg),*) };
             }
@@ -301,11 +305,13 @@ macro_rules! dispatch_simd {
         $generic($($arg),*)
     }};
 }
-pub(crate) use dispatch_simd;
+pub(crate) use crate::dispatch_simd;
 
 /// Define the AVX2 and AVX-512 builds `$avx2`, `$avx512` of the `#[inline(always)]` kernel
 /// `$generic`, for [`dispatch_simd`]: the generic parameters go in brackets, then the
 /// arguments.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! simd_builds {
     ($generic:ident => $avx2:ident, $avx512:ident, [$($g:tt)*], ($($arg:ident: $ty:ty),* $(,)?)) => {
         #[cfg(target_arch = "x86_64")]
@@ -313,19 +319,21 @@ macro_rules! simd_builds {
         unsafe fn $avx2<$($g)*>($($arg: $ty),*) {
             $generic($($arg),*)
         }
-        crate::ops::unary::avx512_build! {
+        $crate::avx512_build! {
             unsafe fn $avx512<$($g)*>($($arg: $ty),*) {
                 $generic($($arg),*)
             }
         }
     };
 }
-pub(crate) use simd_builds;
+pub(crate) use crate::simd_builds;
 
 /// Whether the CPU has every AVX-512 subset [`avx512_build`] enables (cached by `std`).
+/// Public for the macros, which other crates' kernels (adjoint-nn's optimizer) use too.
 #[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
 #[inline]
-pub(crate) fn has_avx512() -> bool {
+pub fn has_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512dq")
