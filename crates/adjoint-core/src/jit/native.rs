@@ -174,7 +174,12 @@ mod cranelift {
         body: impl FnOnce(&mut FunctionBuilder<'_>, &Target) -> Result<(), String>,
     ) -> Result<Code, String> {
         let isa = isa().ok_or("Cranelift does not support this host")?;
-        let mut module = JITModule::new(JITBuilder::with_isa(isa.clone(), default_libcall_names()));
+        // Owned by a `Code` from the start, so that its memory is freed on every error path too.
+        let mut code = Code {
+            module: Some(JITModule::new(JITBuilder::with_isa(isa.clone(), default_libcall_names()))),
+            entry: std::ptr::null(),
+        };
+        let module = code.module.as_mut().expect("just set");
         let target = Target { ptr: module.target_config().pointer_type(), cc: isa.default_call_conv() };
         let mut ctx = module.make_context();
         ctx.func.signature.params.extend(params.iter().map(|&t| AbiParam::new(t)));
@@ -188,8 +193,8 @@ mod cranelift {
         module.define_function(id, &mut ctx).map_err(|e| format!("{e:?}"))?;
         module.clear_context(&mut ctx);
         module.finalize_definitions().map_err(|e| e.to_string())?;
-        let entry = module.get_finalized_function(id);
-        Ok(Code { module: Some(module), entry })
+        code.entry = module.get_finalized_function(id);
+        Ok(code)
     }
 
     /// The entry block with the function's parameters, switched to and sealed.
