@@ -26,10 +26,11 @@
 //!   program reads is converted to `bool` once at the end.
 //! - **Prefetch.** A block reads its inputs and writes its outputs in bursts separated by
 //!   its instructions, during which the hardware prefetcher sees no accesses and the memory
-//!   system idles; so each block first asks for the cache lines of the block
+//!   system idles; so on AMD processors each block first asks for the cache lines of the block
 //!   [`PREFETCH_BLOCKS`] further on, into L2 (issue 16, with the next point: W2's jitted step
-//!   about 10% faster, `jit_probe w2_jit` A/B on a loaded machine; W2's Adam update alone,
-//!   whose seven streams of 670 k `f32` do not stay in cache, between 0 and 30%, noisily).
+//!   about 10% faster on a Zen 4, `jit_probe w2_jit` A/B on a loaded machine). On an Intel
+//!   Xeon the same prefetch made the step 6% and the Adam update 35% slower, so elsewhere it
+//!   is off by default ([`prefetch_blocks`], `ADJOINT_JIT_PREFETCH`).
 //! - **Outputs in dead inputs' buffers.** The fast plan hands a kernel the inputs it is the
 //!   last to read ([`Arg::Owned`]); when no other handle shares such a buffer and every
 //!   instruction reading it precedes the one writing an output ([`Kernel::reuse_pairs`]),
@@ -74,8 +75,47 @@ pub const BLOCK: usize = 512;
 pub const CHUNK: usize = 1 << 14;
 /// Fewer elements than this run on the calling thread.
 pub const PAR_THRESHOLD: usize = 1 << 16;
-/// How many blocks ahead the inputs and outputs in memory are prefetched (into L2).
+/// How many blocks ahead the inputs and outputs in memory are prefetched (into L2) on AMD
+/// processors, where it was measured to help; see [`prefetch_blocks`].
 pub const PREFETCH_BLOCKS: usize = 2;
+
+/// Blocks ahead that a kernel prefetches: `ADJOINT_JIT_PREFETCH` when set to a number (read
+/// once; `0` turns prefetching off), otherwise [`PREFETCH_BLOCKS`] on AMD processors and none
+/// elsewhere. Measured: on an AMD EPYC (Zen 4) the prefetch made W2's jitted step about 10%
+/// faster; on an Intel Xeon (AVX-512, 260 MiB L3) it made it 6% slower (`jit_probe w2_jit`,
+/// 2.51–2.59 ms with it against 2.32–2.48 without) and W2's Adam update 35% slower
+/// (`jit_probe adam_jit`: 0.65 ms against 0.47–0.49): the `prefetcht1` instructions stall
+/// once the line-fill buffers are full, and Intel's own stream prefetcher already follows the
+/// block's sequential reads (benches/LOG.md).
+///
+/// ```
+/// let blocks = adjoint_core::jit::fused::prefetch_blocks();
+/// assert_eq!(blocks, adjoint_core::jit::fused::prefetch_blocks()); // fixed for the process
+/// ```
+pub fn prefetch_blocks() -> usize {
+    static BLOCKS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BLOCKS.get_or_init(|| {
+        std::env::var("ADJOINT_JIT_PREFETCH")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(if is_amd() { PREFETCH_BLOCKS } else { 0 })
+    })
+}
+
+/// Whether this processor's CPUID vendor string is AMD's.
+fn is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let r = std::arch::x86_64::__cpuid(0);
+        let mut v = [0u8; 12];
+        v[..4].copy_from_slice(&r.ebx.to_le_bytes());
+        v[4..8].copy_from_slice(&r.edx.to_le_bytes());
+        v[8..].copy_from_slice(&r.ecx.to_le_bytes());
+        &v == b"AuthenticAMD"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
 
 /// One elementwise operation of a fused program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -434,7 +474,7 @@ impl Kernel {
         #[cfg(not(feature = "native"))]
         let _ = code;
         let blk = BLOCK.min(hi - lo);
-        let prefetch_ahead = PREFETCH_BLOCKS * blk;
+        let prefetch_ahead = prefetch_blocks() * blk;
         let mut regs: Vec<T> = vec![T::zero(); registers * blk];
         let base = regs.as_mut_ptr();
         let reg_ptr = |r: usize| {
@@ -477,7 +517,7 @@ impl Kernel {
             // Blocks further on, in memory: start fetching them while this one computes (the
             // hardware prefetcher sees no accesses while a block runs its instructions).
             let (a, b) = (start + prefetch_ahead, (start + prefetch_ahead + blk).min(hi));
-            if a < b {
+            if a < b && prefetch_ahead > 0 {
                 for input in ins {
                     match input.src {
                         Src::Slice(x) => prefetch(x[a..b].as_ptr(), b - a),
