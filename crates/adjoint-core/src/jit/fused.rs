@@ -89,8 +89,9 @@ pub const PREFETCH_BLOCKS: usize = 2;
 /// block's sequential reads (benches/LOG.md).
 ///
 /// ```
-/// let blocks = adjoint_core::jit::fused::prefetch_blocks();
-/// assert_eq!(blocks, adjoint_core::jit::fused::prefetch_blocks()); // fixed for the process
+/// use adjoint_core::jit::fused::{prefetch_blocks, BLOCK};
+/// // How far ahead of the block it computes a kernel asks for memory, in elements.
+/// println!("prefetching {} elements ahead", prefetch_blocks() * BLOCK);
 /// ```
 pub fn prefetch_blocks() -> usize {
     static BLOCKS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
