@@ -13,6 +13,7 @@ pub mod cumulative;
 mod fastmath;
 pub mod index;
 pub mod matmul;
+mod packed;
 pub mod pad;
 pub mod pool;
 pub mod reduce;

@@ -2,7 +2,8 @@
 //! step in one pass over memory, and their reverse passes giving every gate's gradient in one
 //! pass.
 //!
-//! The matrix products stay outside (`matmul`): a cell takes the input projection `gx` and the
+//! The cells' matrix products stay outside (`matmul`; the sequence kernels [`lstm_seq`] and
+//! [`lstm_seq_grad`] run theirs on a weight packed once, `ops::packed`): a cell takes the input projection `gx` and the
 //! hidden projection `gh` of all gates side by side (`[B, G·H]`, PyTorch's gate order — LSTM
 //! `(i, f, g, o)`, GRU `(r, z, n)`) and the previous state `[B, H]`. Taking the two projections
 //! separately (rather than their sum) saves the caller an addition per step and is what the
@@ -18,19 +19,21 @@
 //! vectorises once the slices are cut to length), hence `needless_range_loop` is allowed.
 #![allow(clippy::needless_range_loop)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use rayon::prelude::*;
 
 use gemm::Parallelism;
 
 use super::fastmath::FastFloat;
-use super::matmul::{gemm_into, gemm_parallelism, gemm_raw, MatMut, MatRef, SendPtr};
+use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef, SendPtr};
+use super::packed::PackedRhs;
 use super::unary::avx512_build;
 #[cfg(target_arch = "x86_64")]
 use super::unary::has_avx512;
 use super::PAR_THRESHOLD;
+
+mod steps;
 use crate::{cache, Array, DType, Element};
+use steps::{halves, run_steps, split_step, Lined};
 
 /// Run `f(first_row, outs)` over blocks of rows; output `k` has `widths[k]` elements per row.
 /// Blocks go to `rayon` when `work` (elements touched) reaches [`PAR_THRESHOLD`].
@@ -293,12 +296,12 @@ fn gru_bwd<T: FastFloat + Element>(ins: &[&Array], b: usize, h: usize) -> (Array
 /// pre-activations `gx_t + gh_t` (`[T, B, 4H]`, kept for the reverse pass [`lstm_seq_grad`],
 /// which then needs no transcendental but `tanh(c_t)`).
 ///
-/// Each step is single-threaded `gemm`s accumulating `h_{t-1}·w_hhᵀ` into a copy of `gx_t`
-/// and one pass of the cell over `[B, H]` that overwrites the pre-activations with the
-/// activations; no per-step allocation. At W4-like sizes each step's hidden units are cut in
-/// two halves (one product per gate and half), which two `rayon` workers share inside one
-/// region per sequence, synchronised per step through atomics (see `run_steps`); the results
-/// are bitwise those of one thread.
+/// Each step is the products `gx_t + h_{t-1}·w_hhᵀ` against `w_hhᵀ` packed once for the
+/// sequence (`ops::packed`, written straight into `a`) and one pass of the cell over `[B, H]`
+/// that overwrites the pre-activations with the activations; no per-step allocation. At
+/// W4-like sizes each step's hidden units are cut in two halves (one product per gate and
+/// half), which two `rayon` workers share inside one region per sequence, synchronised per
+/// step through atomics (see `run_steps`); the results are bitwise those of one thread.
 ///
 /// ```
 /// use adjoint_tensor::{ops::rnn, Array};
@@ -371,29 +374,31 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
     split: bool,
 ) -> (Array, Array, Array) {
     let s = slices::<T>(ins);
-    let (gx, h0, c0) = (s[0], s[2], s[3]);
-    // `Wᵀ` row-major once: read as a transposed view, `gemm` packs it on each of the T
-    // products through 512-byte-apart columns (L1 set conflicts); W4's T products took 3.75 ms
-    // that way.
-    let wt: Vec<T> = ins[1].transpose(0, 1).to_vec();
+    let (gx, w, h0, c0) = (s[0], s[1], s[2], s[3]);
+    // `W_hhᵀ` packed once for the T products, one segment per half and gate: element `(p, j)`
+    // of `W_hhᵀ` is `w[j·h + p]`. Segment `4·k + q` holds gate `q`'s columns of half `k`.
     let (bh, bg) = (b * h, b * 4 * h);
-    let mut a = cache::take::<T>(t * bg);
-    a.extend_from_slice(gx);
-    let (mut hs, mut cs) = (output::<T>(t * bh), output::<T>(t * bh));
-    assert!(a.len() == t * bg && hs.len() == t * bh && cs.len() == t * bh && wt.len() == 4 * h * h);
-    let (a_all, hs_all, cs_all) =
-        (SendPtr(a.as_mut_ptr()), SendPtr(hs.as_mut_ptr()), SendPtr(cs.as_mut_ptr()));
+    // The outputs start on cache lines (see `Lined`): the two halves of a step then write
+    // disjoint lines when `h` is a multiple of a line.
+    let (mut a, mut hs, mut cs) = (Lined::<T>::new(t * bg), Lined::<T>::new(t * bh), Lined::<T>::new(t * bh));
+    let halves = halves(h, split);
+    let segs: Vec<(usize, usize)> =
+        halves.iter().flat_map(|u| (0..4).map(move |q| (q * h + u.start, u.len()))).collect();
+    let wt = PackedRhs::new(w, (1, h), h, &segs);
+    assert!(gx.len() == t * bg && h0.len() == bh && c0.len() == bh && w.len() == 4 * h * h);
+    let (a_all, hs_all, cs_all) = (SendPtr(a.ptr()), SendPtr(hs.ptr()), SendPtr(cs.ptr()));
     // Hidden units `u` of step `s`: their four gates' products and their cells.
     let units = |s: usize, u: std::ops::Range<usize>| {
         let n = u.len();
         if n == 0 || b == 0 {
             return;
         }
-        // SAFETY: `a` has `t × b × 4h` elements, `hs`/`cs` `t × b × h`, `wt` `h × 4h` (asserted
-        // above); step `s` reads the whole previous state (`h0`/`c0` or step `s − 1` of
-        // `hs`/`cs`, finished by both halves before any task of step `s` starts, see
-        // `run_steps`) and writes only columns `q·h + u` of `a_s` and `u` of `hs_s`/`cs_s`,
-        // which the other half of the step never touches.
+        let half = usize::from(u.start != 0);
+        // SAFETY: `a` and `gx` have `t × b × 4h` elements, `hs`/`cs` `t × b × h` (`Lined::new`
+        // and asserted above); step `s` reads the whole previous state (`h0`/`c0` or step `s − 1`
+        // of `hs`/`cs`, finished by both halves before any task of step `s` starts, see
+        // `run_steps`) and writes only columns `q·h + u` of `a_s` (from the same columns of
+        // `gx_s`) and `u` of `hs_s`/`cs_s`, which the other half of the step never touches.
         unsafe {
             let (hp, cp): (&[T], &[T]) = if s == 0 {
                 (&h0[..bh], &c0[..bh])
@@ -406,17 +411,9 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
             let a_s = a_all.get().add(s * bg);
             let (ho, co) = (hs_all.get().add(s * bh), cs_all.get().add(s * bh));
             for q in 0..4 {
-                gemm_raw(
-                    (b, n, h),
-                    a_s.add(q * h + u.start),
-                    (4 * h, 1),
-                    true,
-                    hp.as_ptr(),
-                    (h, 1),
-                    wt.as_ptr().add(q * h + u.start),
-                    (4 * h, 1),
-                    Parallelism::None,
-                );
+                let col = q * h + u.start;
+                let init = Some((gx.as_ptr().add(s * bg + col), 4 * h));
+                wt.product(4 * half + q, b, a_s.add(col), 4 * h, init, false, hp.as_ptr(), h);
             }
             for r in 0..b {
                 let row = a_s.add(r * 4 * h + u.start);
@@ -430,66 +427,8 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
             }
         }
     };
-    run_steps(t, h, split, units);
-    (Array::from_vec(hs, &[t, b, h]), Array::from_vec(cs, &[t, b, h]), Array::from_vec(a, &[t, b, 4 * h]))
-}
-
-/// Work (`B·4H·H` multiply-adds) of one step from which [`lstm_seq`] and [`lstm_seq_grad`]
-/// split each step's hidden units across two threads: W4's steps (2.1 M) are split.
-const SPLIT_STEP_WORK: usize = 1 << 20;
-
-/// Whether [`lstm_seq`] and [`lstm_seq_grad`] cut each step's hidden units in two halves
-/// (from the size alone, never the thread count, so that 1 and 2 threads compute the same
-/// bits).
-fn split_step(b: usize, h: usize) -> bool {
-    b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32
-}
-
-/// Runs `f(s, units)` for the steps `s` in `0..steps` in order, each on all `0..h` units or,
-/// when `split`, on its two halves (`0..mid`, `mid..h`); every task of step `s` sees every
-/// task of step `s − 1` finished (a step's cells are independent across units, and so are the
-/// gate products once cut by columns).
-///
-/// With more than one `rayon` thread the halves run in ONE two-worker region per sequence
-/// (not a `rayon::join` per step, whose wake-ups cost more than W4's steps): the tasks
-/// `(s, k)` (index `2s + k`) are claimed in order through an atomic counter, and a task starts
-/// once the `2s` tasks before its step are done (a second counter; tasks of step `s` cannot
-/// finish before those of `s − 1`, so the count says exactly that). A worker waits only for
-/// tasks claimed before its own, by a worker that is running them, so the protocol cannot
-/// deadlock: when the partner never starts (its thread busy elsewhere, nested parallelism),
-/// the first worker claims and runs every task alone. The partition and each task's
-/// arithmetic do not depend on who runs it, so the results are bitwise those of one thread.
-fn run_steps(steps: usize, h: usize, split: bool, f: impl Fn(usize, std::ops::Range<usize>) + Sync) {
-    if !split {
-        return (0..steps).for_each(|s| f(s, 0..h));
-    }
-    let mid = (h / 2).next_multiple_of(16).min(h);
-    let halves = [0..mid, mid..h];
-    let total = 2 * steps;
-    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let worker = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= total {
-            return;
-        }
-        let s = i / 2;
-        let mut spins = 0u32;
-        while done.load(Ordering::Acquire) < 2 * s {
-            if spins < 1 << 14 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        f(s, halves[i % 2].clone());
-        done.fetch_add(1, Ordering::Release);
-    };
-    if rayon::current_num_threads() > 1 {
-        rayon::join(worker, worker);
-    } else {
-        worker();
-    }
+    run_steps(t, &halves, units);
+    (hs.array(&[t, b, h]), cs.array(&[t, b, h]), a.array(&[t, b, 4 * h]))
 }
 
 /// [`lstm_seq_cell_row`], in its AVX-512 or AVX2 + FMA build when the CPU has them (the
@@ -684,12 +623,16 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
     let (w, h0, c0, hs, cs, a, dhs, dcs) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
     let da = s.get(8).copied();
     let (bh, bg) = (b * h, b * 4 * h);
-    let mut d_a = output::<T>(t * bg);
-    let (mut dh_next, mut dc_next) = (output::<T>(bh), output::<T>(bh));
+    // Line-aligned outputs, as in `lstm_seq`: the halves write disjoint lines.
+    let mut d_a = Lined::<T>::new(t * bg);
+    let (mut dh_next, mut dc_next) = (Lined::<T>::new(bh), Lined::<T>::new(bh));
     let no_da = output::<T>(if da.is_some() { 0 } else { 4 * h });
-    assert!(d_a.len() == t * bg && dh_next.len() == bh && dc_next.len() == bh && w.len() == 4 * h * h);
-    let (d_all, dcn_all, dhn_all) =
-        (SendPtr(d_a.as_mut_ptr()), SendPtr(dc_next.as_mut_ptr()), SendPtr(dh_next.as_mut_ptr()));
+    assert!(w.len() == 4 * h * h);
+    let (d_all, dcn_all, dhn_all) = (SendPtr(d_a.ptr()), SendPtr(dc_next.ptr()), SendPtr(dh_next.ptr()));
+    // `W` (`[4H, H]`) packed once for the T products `dh = dg_s·W[:, u]`, one segment per half.
+    let halves = halves(h, split);
+    let segs: Vec<(usize, usize)> = halves.iter().map(|u| (u.start, u.len())).collect();
+    let wp = PackedRhs::new(w, (h, 1), 4 * h, &segs);
     // Phase `2i` is the cells of step `s = T − 1 − i` (units `u`: their four gate cotangents
     // and `dc` for the step before), phase `2i + 1` the product `dh` for the step before,
     // columns `u`: [B, 4H]·W[:, u], which needs every cell of the step (the previous phase).
@@ -707,19 +650,10 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
         // The two halves of a phase touch disjoint columns.
         let dg_s = unsafe { d_all.get().add(s * bg) };
         if p % 2 == 1 {
+            let half = usize::from(u.start != 0);
             unsafe {
-                gemm_raw(
-                    (b, n, 4 * h),
-                    dhn_all.get().add(u.start),
-                    (h, 1),
-                    false,
-                    dg_s.cast_const(),
-                    (4 * h, 1),
-                    w.as_ptr().add(u.start),
-                    (h, 1),
-                    Parallelism::None,
-                )
-            }
+                wp.product(half, b, dhn_all.get().add(u.start), h, None, false, dg_s.cast_const(), 4 * h)
+            };
             return;
         }
         let cp_all = if s == 0 { c0 } else { &cs[(s - 1) * bh..s * bh] };
@@ -752,11 +686,11 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
             grad_row(&row, d, dcn);
         }
     };
-    run_steps(2 * t, h, split, phase);
+    run_steps(2 * t, &halves, phase);
     // d_w = Σ_t d_a_tᵀ·h_{t-1}: step 0 against h0, steps 1.. against hs[..T-1] in one product.
     let mut dw = output::<T>(4 * h * h);
     if t > 0 && h > 0 && b > 0 {
-        let lhs = |offset| MatRef { data: &d_a, offset, rs: 1, cs: 4 * h };
+        let lhs = |offset| MatRef { data: d_a.slice(), offset, rs: 1, cs: 4 * h };
         let rows = |data| MatRef { data, offset: 0, rs: h, cs: 1 };
         let dst = MatMut { data: &mut dw, rs: h, cs: 1 };
         gemm_into((4 * h, h, b), dst, false, lhs(0), rows(h0), Parallelism::None);
@@ -767,10 +701,10 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
         }
     }
     (
-        Array::from_vec(d_a, &[t, b, 4 * h]),
+        d_a.array(&[t, b, 4 * h]),
         Array::from_vec(dw, &[4 * h, h]),
-        Array::from_vec(dh_next, &[b, h]),
-        Array::from_vec(dc_next, &[b, h]),
+        dh_next.array(&[b, h]),
+        dc_next.array(&[b, h]),
     )
 }
 

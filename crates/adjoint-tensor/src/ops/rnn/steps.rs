@@ -1,0 +1,117 @@
+//! The schedule of [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad):
+//! when a step is cut in two halves of hidden units, how two workers share the steps, and the
+//! line-aligned outputs that keep the halves from writing one cache line.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::output;
+use crate::{Array, Element, Layout};
+
+/// Work (`B·4H·H` multiply-adds) of one step from which [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad)
+/// split each step's hidden units across two threads: W4's steps (2.1 M) are split.
+pub(super) const SPLIT_STEP_WORK: usize = 1 << 20;
+
+/// Whether [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad) cut each step's hidden units in two halves
+/// (from the size alone, never the thread count, so that 1 and 2 threads compute the same
+/// bits).
+pub(super) fn split_step(b: usize, h: usize) -> bool {
+    b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32
+}
+
+/// The ranges of hidden units that [`run_steps`] hands out: all `0..h`, or when `split` two
+/// halves cut at a multiple of 16 (`0..mid`, `mid..h`).
+pub(super) fn halves(h: usize, split: bool) -> Vec<std::ops::Range<usize>> {
+    let all = 0..h;
+    if !split {
+        return vec![all];
+    }
+    let mid = (h / 2).next_multiple_of(16).min(h);
+    vec![0..mid, mid..h]
+}
+
+/// A zeroed output of `n` elements that starts on a 64-byte line, inside a buffer one line
+/// longer, returned as an array whose layout starts at that element.
+///
+/// Why: the allocator's large buffers start 16 bytes past a line, so the two workers of a
+/// step, writing the two halves of each row, shared the line that straddles the cut in
+/// every row and gate (false sharing): on W4's forward (Intel Xeon, 2 threads) the cells and
+/// products ran 10–15% slower than with the outputs aligned.
+pub(super) struct Lined<T> {
+    buf: Vec<T>,
+    at: usize,
+    n: usize,
+}
+
+impl<T: Element> Lined<T> {
+    pub(super) fn new(n: usize) -> Self {
+        let line = (64 / size_of::<T>()).max(1);
+        let buf = output::<T>(n + line - 1);
+        let at = (line - (buf.as_ptr() as usize % 64) / size_of::<T>().max(1)) % line;
+        Lined { buf, at, n }
+    }
+
+    /// The output's elements.
+    pub(super) fn slice(&self) -> &[T] {
+        &self.buf[self.at..self.at + self.n]
+    }
+
+    /// The first element of the output.
+    pub(super) fn ptr(&mut self) -> *mut T {
+        self.buf[self.at..self.at + self.n].as_mut_ptr()
+    }
+
+    pub(super) fn array(self, shape: &[usize]) -> Array {
+        let mut layout = Layout::contiguous(shape);
+        layout.offset = self.at;
+        Array::from_parts(std::sync::Arc::new(T::into_storage(self.buf)), layout)
+    }
+}
+
+/// Runs `f(s, units)` for the steps `s` in `0..steps` in order, each on all `0..h` units or,
+/// when `split`, on its two halves (`0..mid`, `mid..h`); every task of step `s` sees every
+/// task of step `s − 1` finished (a step's cells are independent across units, and so are the
+/// gate products once cut by columns).
+///
+/// With more than one `rayon` thread the halves run in ONE two-worker region per sequence
+/// (not a `rayon::join` per step, whose wake-ups cost more than W4's steps): the tasks
+/// `(s, k)` (index `2s + k`) are claimed in order through an atomic counter, and a task starts
+/// once the `2s` tasks before its step are done (a second counter; tasks of step `s` cannot
+/// finish before those of `s − 1`, so the count says exactly that). A worker waits only for
+/// tasks claimed before its own, by a worker that is running them, so the protocol cannot
+/// deadlock: when the partner never starts (its thread busy elsewhere, nested parallelism),
+/// the first worker claims and runs every task alone. The partition and each task's
+/// arithmetic do not depend on who runs it, so the results are bitwise those of one thread.
+pub(super) fn run_steps(
+    steps: usize,
+    halves: &[std::ops::Range<usize>],
+    f: impl Fn(usize, std::ops::Range<usize>) + Sync,
+) {
+    if let [all] = halves {
+        return (0..steps).for_each(|s| f(s, all.clone()));
+    }
+    let total = 2 * steps;
+    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= total {
+            return;
+        }
+        let s = i / 2;
+        let mut spins = 0u32;
+        while done.load(Ordering::Acquire) < 2 * s {
+            if spins < 1 << 14 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        f(s, halves[i % 2].clone());
+        done.fetch_add(1, Ordering::Release);
+    };
+    if rayon::current_num_threads() > 1 {
+        rayon::join(worker, worker);
+    } else {
+        worker();
+    }
+}
