@@ -380,7 +380,8 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
     let (bh, bg) = (b * h, b * 4 * h);
     // The outputs start on cache lines (see `Lined`): the two halves of a step then write
     // disjoint lines when `h` is a multiple of a line.
-    let (mut a, mut hs, mut cs) = (Lined::<T>::new(t * bg), Lined::<T>::new(t * bh), Lined::<T>::new(t * bh));
+    let (mut a, mut hs, mut cs) =
+        (Lined::<T>::uninit(t * bg), Lined::<T>::uninit(t * bh), Lined::<T>::uninit(t * bh));
     let halves = halves(h, split);
     let segs: Vec<(usize, usize)> =
         halves.iter().flat_map(|u| (0..4).map(move |q| (q * h + u.start, u.len()))).collect();
@@ -388,12 +389,11 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
     assert!(gx.len() == t * bg && h0.len() == bh && c0.len() == bh && w.len() == 4 * h * h);
     let (a_all, hs_all, cs_all) = (SendPtr(a.ptr()), SendPtr(hs.ptr()), SendPtr(cs.ptr()));
     // Hidden units `u` of step `s`: their four gates' products and their cells.
-    let units = |s: usize, u: std::ops::Range<usize>| {
+    let units = |s: usize, half: usize, u: std::ops::Range<usize>| {
         let n = u.len();
         if n == 0 || b == 0 {
             return;
         }
-        let half = usize::from(u.start != 0);
         // SAFETY: `a` and `gx` have `t × b × 4h` elements, `hs`/`cs` `t × b × h` (`Lined::new`
         // and asserted above); step `s` reads the whole previous state (`h0`/`c0` or step `s − 1`
         // of `hs`/`cs`, finished by both halves before any task of step `s` starts, see
@@ -428,6 +428,8 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
         }
     };
     run_steps(t, &halves, units);
+    // SAFETY: the steps' halves wrote every unit of every row of every step of `a`, `hs`, `cs`.
+    unsafe { [&mut a, &mut hs, &mut cs].into_iter().for_each(|o| o.assume_written()) };
     (hs.array(&[t, b, h]), cs.array(&[t, b, h]), a.array(&[t, b, 4 * h]))
 }
 
@@ -624,8 +626,9 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
     let da = s.get(8).copied();
     let (bh, bg) = (b * h, b * 4 * h);
     // Line-aligned outputs, as in `lstm_seq`: the halves write disjoint lines.
-    let mut d_a = Lined::<T>::new(t * bg);
-    let (mut dh_next, mut dc_next) = (Lined::<T>::new(bh), Lined::<T>::new(bh));
+    let mut d_a = Lined::<T>::uninit(t * bg);
+    // Read before written (the last step adds the cotangents from after the sequence: none).
+    let (mut dh_next, mut dc_next) = (Lined::<T>::zeroed(bh), Lined::<T>::zeroed(bh));
     let no_da = output::<T>(if da.is_some() { 0 } else { 4 * h });
     assert!(w.len() == 4 * h * h);
     let (d_all, dcn_all, dhn_all) = (SendPtr(d_a.ptr()), SendPtr(dc_next.ptr()), SendPtr(dh_next.ptr()));
@@ -636,7 +639,7 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
     // Phase `2i` is the cells of step `s = T − 1 − i` (units `u`: their four gate cotangents
     // and `dc` for the step before), phase `2i + 1` the product `dh` for the step before,
     // columns `u`: [B, 4H]·W[:, u], which needs every cell of the step (the previous phase).
-    let phase = |p: usize, u: std::ops::Range<usize>| {
+    let phase = |p: usize, half: usize, u: std::ops::Range<usize>| {
         let s = t - 1 - p / 2;
         let n = u.len();
         if n == 0 || b == 0 {
@@ -650,7 +653,6 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
         // The two halves of a phase touch disjoint columns.
         let dg_s = unsafe { d_all.get().add(s * bg) };
         if p % 2 == 1 {
-            let half = usize::from(u.start != 0);
             unsafe {
                 wp.product(half, b, dhn_all.get().add(u.start), h, None, false, dg_s.cast_const(), 4 * h)
             };
@@ -687,6 +689,8 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
         }
     };
     run_steps(2 * t, &halves, phase);
+    // SAFETY: the cells of every step wrote every gate cotangent of every row.
+    unsafe { d_a.assume_written() };
     // d_w = Σ_t d_a_tᵀ·h_{t-1}: step 0 against h0, steps 1.. against hs[..T-1] in one product.
     let mut dw = output::<T>(4 * h * h);
     if t > 0 && h > 0 && b > 0 {
@@ -728,8 +732,16 @@ mod tests {
         a.cast(DType::F64).to_vec::<f64>().iter().map(|x| x.to_bits()).collect()
     }
 
-    /// Forward and reverse sequence kernels, halves forced on, in a pool of `threads`.
+    /// Forward and reverse sequence kernels, halves forced on (or off), in a pool of `threads`.
     fn run<T: Element + FastFloat>(threads: usize, (t, b, h): (usize, usize, usize)) -> Vec<Vec<u64>> {
+        run_split::<T>(threads, (t, b, h), true)
+    }
+
+    fn run_split<T: Element + FastFloat>(
+        threads: usize,
+        (t, b, h): (usize, usize, usize),
+        split: bool,
+    ) -> Vec<Vec<u64>> {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let gx = data::<T>(1, &[t, b, 4 * h], 1.0);
@@ -737,12 +749,12 @@ mod tests {
             let (h0, c0) = (data::<T>(3, &[b, h], 0.5), data::<T>(4, &[b, h], 0.5));
             let (dhs, dcs) = (data::<T>(5, &[t, b, h], 1.0), data::<T>(6, &[t, b, h], 0.3));
             let da = data::<T>(7, &[t, b, 4 * h], 0.2);
-            let (hs, cs, a) = lstm_seq_fwd_generic::<T>(&[&gx, &w, &h0, &c0], t, b, h, true);
+            let (hs, cs, a) = lstm_seq_fwd_generic::<T>(&[&gx, &w, &h0, &c0], t, b, h, split);
             let mut out = vec![bits(&hs), bits(&cs), bits(&a)];
             for extra in [None, Some(&da)] {
                 let mut ins = vec![&w, &h0, &c0, &hs, &cs, &a, &dhs, &dcs];
                 ins.extend(extra);
-                let (d_a, dw, dh, dc) = lstm_seq_bwd_generic::<T>(&ins, t, b, h, true);
+                let (d_a, dw, dh, dc) = lstm_seq_bwd_generic::<T>(&ins, t, b, h, split);
                 out.extend([bits(&d_a), bits(&dw), bits(&dh), bits(&dc)]);
             }
             // The public entry points (halves only at W4-like sizes).
@@ -769,6 +781,9 @@ mod tests {
                 assert_eq!(run::<f32>(1, size), run::<f32>(2, size), "f32 {size:?}");
                 assert_eq!(run::<f64>(1, size), run::<f64>(2, size), "f64 {size:?}");
             }
+            // Each element's arithmetic does not depend on the cut either.
+            assert_eq!(run_split::<f32>(1, size, false), run::<f32>(2, size), "f32 {size:?}, unsplit");
+            assert_eq!(run_split::<f64>(1, size, false), run::<f64>(1, size), "f64 {size:?}, unsplit");
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::output;
-use crate::{Array, Element, Layout};
+use crate::{cache, Array, Element, Layout};
 
 /// Work (`B·4H·H` multiply-adds) of one step from which [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad)
 /// split each step's hidden units across two threads: W4's steps (2.1 M) are split.
@@ -43,32 +43,75 @@ pub(super) struct Lined<T> {
 }
 
 impl<T: Element> Lined<T> {
-    pub(super) fn new(n: usize) -> Self {
+    /// A zeroed output.
+    pub(super) fn zeroed(n: usize) -> Self {
         let line = (64 / size_of::<T>()).max(1);
         let buf = output::<T>(n + line - 1);
-        let at = (line - (buf.as_ptr() as usize % 64) / size_of::<T>().max(1)) % line;
+        let at = Self::start(&buf);
         Lined { buf, at, n }
     }
 
-    /// The output's elements.
+    /// An output whose elements the caller writes (through [`ptr`](Self::ptr)) before
+    /// [`assume_written`](Self::assume_written): no pass zeroes it first.
+    pub(super) fn uninit(n: usize) -> Self {
+        let line = (64 / size_of::<T>()).max(1);
+        let buf = cache::take::<T>(n + line - 1);
+        let at = Self::start(&buf);
+        Lined { buf, at, n }
+    }
+
+    fn start(buf: &[T]) -> usize {
+        let line = (64 / size_of::<T>()).max(1);
+        (line - (buf.as_ptr() as usize % 64) / size_of::<T>().max(1)) % line
+    }
+
+    fn total(&self) -> usize {
+        self.n + (64 / size_of::<T>()).max(1) - 1
+    }
+
+    /// Fills the padding around the output and marks the whole buffer initialised.
+    ///
+    /// # Safety
+    /// Every one of the output's `n` elements has been written through [`ptr`](Self::ptr).
+    pub(super) unsafe fn assume_written(&mut self) {
+        let total = self.total();
+        if self.buf.len() == total {
+            return;
+        }
+        let p = self.buf.as_mut_ptr();
+        // SAFETY: the buffer has room for `total` elements; the padding `0..at` and
+        // `at + n..total` is written here, the rest by the caller (contract).
+        unsafe {
+            for i in (0..self.at).chain(self.at + self.n..total) {
+                p.add(i).write(T::default());
+            }
+            self.buf.set_len(total);
+        }
+    }
+
+    /// The output's elements (after [`assume_written`](Self::assume_written) for an
+    /// [`uninit`](Self::uninit) one).
     pub(super) fn slice(&self) -> &[T] {
         &self.buf[self.at..self.at + self.n]
     }
 
-    /// The first element of the output.
+    /// The first element of the output, valid for writes of `n` elements.
     pub(super) fn ptr(&mut self) -> *mut T {
-        self.buf[self.at..self.at + self.n].as_mut_ptr()
+        self.buf.as_mut_ptr().wrapping_add(self.at)
     }
 
+    /// The output as an array of `shape` (its layout starts at the aligned element). Panics
+    /// if an [`uninit`](Self::uninit) output was not marked written.
     pub(super) fn array(self, shape: &[usize]) -> Array {
+        assert_eq!(self.buf.len(), self.total(), "adjoint-tensor: rnn: an output was not marked written");
         let mut layout = Layout::contiguous(shape);
         layout.offset = self.at;
         Array::from_parts(std::sync::Arc::new(T::into_storage(self.buf)), layout)
     }
 }
 
-/// Runs `f(s, units)` for the steps `s` in `0..steps` in order, each on all `0..h` units or,
-/// when `split`, on its two halves (`0..mid`, `mid..h`); every task of step `s` sees every
+/// Runs `f(s, k, units)` for the steps `s` in `0..steps` in order, each on all `0..h` units
+/// (`k = 0`) or, when `split`, on its two halves `k` (`0..mid`, `mid..h`; either may be empty); every task of step `s` sees every
 /// task of step `s − 1` finished (a step's cells are independent across units, and so are the
 /// gate products once cut by columns).
 ///
@@ -84,10 +127,10 @@ impl<T: Element> Lined<T> {
 pub(super) fn run_steps(
     steps: usize,
     halves: &[std::ops::Range<usize>],
-    f: impl Fn(usize, std::ops::Range<usize>) + Sync,
+    f: impl Fn(usize, usize, std::ops::Range<usize>) + Sync,
 ) {
     if let [all] = halves {
-        return (0..steps).for_each(|s| f(s, all.clone()));
+        return (0..steps).for_each(|s| f(s, 0, all.clone()));
     }
     let total = 2 * steps;
     let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
@@ -106,7 +149,7 @@ pub(super) fn run_steps(
                 std::thread::yield_now();
             }
         }
-        f(s, halves[i % 2].clone());
+        f(s, i % 2, halves[i % 2].clone());
         done.fetch_add(1, Ordering::Release);
     };
     if rayon::current_num_threads() > 1 {
