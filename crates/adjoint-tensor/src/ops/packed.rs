@@ -62,7 +62,7 @@ impl<T: Float> PackedRhs<T> {
     /// `dst[i, j] = init[i, j] + Σ_p a[i, p]·B_seg[p, j]` for the `m` rows `i` and the columns
     /// `j` of segment `seg`, where `init` is `dst` itself when `accumulate` and `init` is
     /// `None`, and zero when neither; `dst`, `init` and `a` are row-major with row strides
-    /// `ldd`, `ldi` and `lda` (`a` is `m × k`).
+    /// `ldd`, the one paired with `init`, and `lda` (`a` is `m × k`).
     ///
     /// # Safety
     /// `a` must be valid for reads of `m` rows of `k` elements at stride `lda`, `init` for
