@@ -78,19 +78,14 @@ static FOREIGN: AtomicU64 = AtomicU64::new(0);
 /// Whether caching is on: unless the environment sets `ADJOINT_CACHE=0` (read once).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("ADJOINT_CACHE").is_none_or(|v| v != "0"))
+    *ON.get_or_init(|| crate::env::switch("ADJOINT_CACHE", true))
 }
 
 /// The most bytes the cache holds: `ADJOINT_CACHE_BYTES` when set to a number, otherwise
 /// [`DEFAULT_LIMIT_BYTES`] (read once).
 pub fn limit_bytes() -> usize {
     static LIMIT: OnceLock<usize> = OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("ADJOINT_CACHE_BYTES")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(DEFAULT_LIMIT_BYTES)
-    })
+    *LIMIT.get_or_init(|| crate::env::knob("ADJOINT_CACHE_BYTES", DEFAULT_LIMIT_BYTES))
 }
 
 /// Counters of the cache since the process started.

@@ -26,6 +26,7 @@ pub mod array;
 pub mod cache;
 pub mod display;
 pub mod dtype;
+pub mod env;
 pub mod error;
 pub mod layout;
 #[cfg(feature = "ndarray")]

@@ -170,7 +170,7 @@ const HUGE_PAGE: usize = 2 << 20;
 /// pages misbehave).
 fn huge_pages_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("ADJOINT_HUGE_PAGES").is_none_or(|v| v != "0"))
+    *ON.get_or_init(|| crate::env::switch("ADJOINT_HUGE_PAGES", true))
 }
 
 /// `vec![x; n]` from the buffer cache ([`crate::cache`]), with a large fresh buffer advised as

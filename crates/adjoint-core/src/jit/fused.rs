@@ -96,10 +96,7 @@ pub const PREFETCH_BLOCKS: usize = 2;
 pub fn prefetch_blocks() -> usize {
     static BLOCKS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BLOCKS.get_or_init(|| {
-        std::env::var("ADJOINT_JIT_PREFETCH")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(if is_amd() { PREFETCH_BLOCKS } else { 0 })
+        adjoint_tensor::env::knob("ADJOINT_JIT_PREFETCH", if is_amd() { PREFETCH_BLOCKS } else { 0 })
     })
 }
 

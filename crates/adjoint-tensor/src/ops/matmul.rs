@@ -34,12 +34,7 @@ pub(crate) const DEFAULT_GEMM_PAR_WORK: usize = 1 << 22;
 /// number (read once; for measuring the threshold), otherwise [`DEFAULT_GEMM_PAR_WORK`].
 pub(crate) fn gemm_par_work() -> usize {
     static WORK: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *WORK.get_or_init(|| {
-        std::env::var("ADJOINT_GEMM_PAR_WORK")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(DEFAULT_GEMM_PAR_WORK)
-    })
+    *WORK.get_or_init(|| crate::env::knob("ADJOINT_GEMM_PAR_WORK", DEFAULT_GEMM_PAR_WORK))
 }
 
 /// Products with at least this many rows copy an aliasing column-major right operand first
@@ -228,7 +223,7 @@ pub(crate) unsafe fn gemm_raw<T: FloatElement>(
 /// `ADJOINT_GEMM_SPLIT=0` selects `gemm`'s (for measuring).
 fn split_products() -> bool {
     static SPLIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SPLIT.get_or_init(|| std::env::var("ADJOINT_GEMM_SPLIT").map_or(true, |v| v.trim() != "0"))
+    *SPLIT.get_or_init(|| crate::env::switch("ADJOINT_GEMM_SPLIT", true))
 }
 
 /// A raw pointer that may cross to another rayon thread: for kernels whose threads write

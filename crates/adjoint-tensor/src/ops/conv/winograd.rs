@@ -38,8 +38,8 @@ use crate::ops::unary::dispatch_avx2;
 /// Narrow channel counts stay on im2col: with `C/g` or `O/g` below 8 the 16 GEMMs are too thin
 /// for the transforms to pay (a first layer with one input channel is such a case).
 pub(super) fn fits(g: &Geom) -> bool {
-    let enabled = std::env::var("ADJOINT_CONV_WINOGRAD").map_or(true, |v| v.trim() != "0");
-    enabled
+    // Read on every call (not once): `examples/conv_bench.rs` toggles it between samples.
+    crate::env::switch("ADJOINT_CONV_WINOGRAD", true)
         && (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1)
         && g.ph <= 2
         && g.pw <= 2
