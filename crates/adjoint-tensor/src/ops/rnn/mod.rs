@@ -33,7 +33,7 @@ use super::PAR_THRESHOLD;
 
 mod steps;
 use crate::{cache, Array, DType, Element};
-use steps::{halves, run_steps, split_step, Lined};
+use steps::{halves, run_steps, split_step, Deps, Lined};
 
 /// Run `f(first_row, outs)` over blocks of rows; output `k` has `widths[k]` elements per row.
 /// Blocks go to `rayon` when `work` (elements touched) reaches [`PAR_THRESHOLD`].
@@ -427,7 +427,7 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
             }
         }
     };
-    run_steps(t, &halves, units);
+    run_steps(t, &halves, Deps::Both, units);
     // SAFETY: the steps' halves wrote every unit of every row of every step of `a`, `hs`, `cs`.
     unsafe { [&mut a, &mut hs, &mut cs].into_iter().for_each(|o| o.assume_written()) };
     (hs.array(&[t, b, h]), cs.array(&[t, b, h]), a.array(&[t, b, 4 * h]))
@@ -688,7 +688,7 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
             grad_row(&row, d, dcn);
         }
     };
-    run_steps(2 * t, &halves, phase);
+    run_steps(2 * t, &halves, Deps::OwnHalfAfterOdd, phase);
     // SAFETY: the cells of every step wrote every gate cotangent of every row.
     unsafe { d_a.assume_written() };
     // d_w = Σ_t d_a_tᵀ·h_{t-1}: step 0 against h0, steps 1.. against hs[..T-1] in one product.

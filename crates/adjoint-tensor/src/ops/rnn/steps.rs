@@ -2,7 +2,7 @@
 //! when a step is cut in two halves of hidden units, how two workers share the steps, and the
 //! line-aligned outputs that keep the halves from writing one cache line.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::output;
 use crate::{cache, Array, Element, Layout};
@@ -110,38 +110,59 @@ impl<T: Element> Lined<T> {
     }
 }
 
+/// Which tasks of the step before a task of step `s` waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Deps {
+    /// Both halves (the forward: a step's products read the whole previous state).
+    Both,
+    /// Both halves, except that a task of an even step waits only for its own half of the odd
+    /// step before (the backward: a half's cells read only the `dh` columns its half of the
+    /// product wrote, while a product reads every cell of the step before).
+    OwnHalfAfterOdd,
+}
+
 /// Runs `f(s, k, units)` for the steps `s` in `0..steps` in order, each on all `0..h` units
-/// (`k = 0`) or, when `split`, on its two halves `k` (`0..mid`, `mid..h`; either may be empty); every task of step `s` sees every
-/// task of step `s − 1` finished (a step's cells are independent across units, and so are the
-/// gate products once cut by columns).
+/// (`k = 0`) or, when `split`, on its two halves `k` (`0..mid`, `mid..h`; either may be
+/// empty); a task of step `s` starts once the tasks of step `s − 1` that `deps` names are
+/// finished (a step's cells are independent across units, and so are the gate products once
+/// cut by columns).
 ///
 /// With more than one `rayon` thread the halves run in ONE two-worker region per sequence
 /// (not a `rayon::join` per step, whose wake-ups cost more than W4's steps): the tasks
-/// `(s, k)` (index `2s + k`) are claimed in order through an atomic counter, and a task starts
-/// once the `2s` tasks before its step are done (a second counter; tasks of step `s` cannot
-/// finish before those of `s − 1`, so the count says exactly that). A worker waits only for
-/// tasks claimed before its own, by a worker that is running them, so the protocol cannot
-/// deadlock: when the partner never starts (its thread busy elsewhere, nested parallelism),
-/// the first worker claims and runs every task alone. The partition and each task's
-/// arithmetic do not depend on who runs it, so the results are bitwise those of one thread.
+/// `(s, k)` (index `2s + k`) are claimed in order through an atomic counter, and each task
+/// sets its own done flag. A worker waits only for tasks claimed before its own, by a worker
+/// that is running them, so the protocol cannot deadlock: when the partner never starts (its
+/// thread busy elsewhere, nested parallelism), the first worker claims and runs every task
+/// alone. The partition and each task's arithmetic do not depend on who runs it, so the
+/// results are bitwise those of one thread.
 pub(super) fn run_steps(
     steps: usize,
     halves: &[std::ops::Range<usize>],
+    deps: Deps,
     f: impl Fn(usize, usize, std::ops::Range<usize>) + Sync,
 ) {
     if let [all] = halves {
         return (0..steps).for_each(|s| f(s, 0, all.clone()));
     }
     let total = 2 * steps;
-    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let next = AtomicUsize::new(0);
+    let done: Vec<AtomicBool> = (0..total).map(|_| AtomicBool::new(false)).collect();
+    let finished = |i: usize| done[i].load(Ordering::Acquire);
     let worker = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         if i >= total {
             return;
         }
-        let s = i / 2;
+        let (s, k) = (i / 2, i % 2);
+        let ready = || {
+            s == 0
+                || match deps {
+                    Deps::OwnHalfAfterOdd if s % 2 == 0 => finished(2 * (s - 1) + k),
+                    _ => finished(2 * (s - 1)) && finished(2 * (s - 1) + 1),
+                }
+        };
         let mut spins = 0u32;
-        while done.load(Ordering::Acquire) < 2 * s {
+        while !ready() {
             if spins < 1 << 14 {
                 spins += 1;
                 std::hint::spin_loop();
@@ -149,8 +170,8 @@ pub(super) fn run_steps(
                 std::thread::yield_now();
             }
         }
-        f(s, i % 2, halves[i % 2].clone());
-        done.fetch_add(1, Ordering::Release);
+        f(s, k, halves[k].clone());
+        done[i].store(true, Ordering::Release);
     };
     if rayon::current_num_threads() > 1 {
         rayon::join(worker, worker);
