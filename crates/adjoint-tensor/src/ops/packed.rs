@@ -296,23 +296,26 @@ mod tests {
         ) {
             let ldb = col + n + 3;
             let mut s = seed;
-            let mut next = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5 };
+            let mut next = || {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            };
             let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
             let b: Vec<f32> = (0..k * ldb).map(|_| next()).collect();
             let init: Vec<f32> = (0..m * n).map(|_| next()).collect();
             let packed = PackedRhs::new(&b, (ldb, 1), k, &[(0, 1), (col, n)]);
             let mut dst = if mode == 1 { init.clone() } else { vec![f32::NAN; m * n] };
+            let (from, accumulate) = match mode {
+                0 => (Some((init.as_ptr(), n)), false),
+                1 => (None, true),
+                _ => (None, false),
+            };
             // SAFETY: every matrix has the sizes the product reads and writes.
-            unsafe {
-                match mode {
-                    0 => packed.product(1, m, dst.as_mut_ptr(), n, Some((init.as_ptr(), n)), false, a.as_ptr(), k),
-                    1 => packed.product(1, m, dst.as_mut_ptr(), n, None, true, a.as_ptr(), k),
-                    _ => packed.product(1, m, dst.as_mut_ptr(), n, None, false, a.as_ptr(), k),
-                }
-            }
+            unsafe { packed.product(1, m, dst.as_mut_ptr(), n, from, accumulate, a.as_ptr(), k) };
             let zero = vec![0.0; m * n];
             let want = naive(&a, &b, if mode == 2 { &zero } else { &init }, (m, n, k), col, ldb);
-            prop_assert_eq!(dst.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&dst), bits(&want));
         }
     }
 

@@ -3,9 +3,10 @@
 //! pass.
 //!
 //! The cells' matrix products stay outside (`matmul`; the sequence kernels [`lstm_seq`] and
-//! [`lstm_seq_grad`] run theirs on a weight packed once, `ops::packed`): a cell takes the input projection `gx` and the
-//! hidden projection `gh` of all gates side by side (`[B, G·H]`, PyTorch's gate order — LSTM
-//! `(i, f, g, o)`, GRU `(r, z, n)`) and the previous state `[B, H]`. Taking the two projections
+//! [`lstm_seq_grad`] run theirs on a weight packed once, `ops::packed`): a cell takes the
+//! input projection `gx` and the hidden projection `gh` of all gates side by side
+//! (`[B, G·H]`, PyTorch's gate order — LSTM `(i, f, g, o)`, GRU `(r, z, n)`) and the previous
+//! state `[B, H]`. Taking the two projections
 //! separately (rather than their sum) saves the caller an addition per step and is what the
 //! GRU needs anyway (`n = tanh(gx_n + r ⊙ gh_n)`).
 //!
@@ -394,7 +395,7 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
         if n == 0 || b == 0 {
             return;
         }
-        // SAFETY: `a` and `gx` have `t × b × 4h` elements, `hs`/`cs` `t × b × h` (`Lined::new`
+        // SAFETY: `a` and `gx` have `t × b × 4h` elements, `hs`/`cs` `t × b × h` (`Lined::uninit`
         // and asserted above); step `s` reads the whole previous state (`h0`/`c0` or step `s − 1`
         // of `hs`/`cs`, finished by both halves before any task of step `s` starts, see
         // `run_steps`) and writes only columns `q·h + u` of `a_s` (from the same columns of
@@ -648,9 +649,11 @@ fn lstm_seq_bwd_generic<T: FastFloat + Element>(
         // SAFETY (both arms): `d_a` has `t × b × 4h` elements, `dc_next`/`dh_next` `b × h`, `w`
         // `4h × h` (asserted above). The cells of units `u` write only columns `q·h + u` of
         // `dg_s` and units `u` of `dc_next`, and read units `u` of `dh_next`, which only the
-        // product of the same units writes, in another phase; the product reads all of `dg_s`
-        // (finished in the phase before, see `run_steps`) and writes columns `u` of `dh_next`.
-        // The two halves of a phase touch disjoint columns.
+        // product of the same units writes, in the phase they wait for (`Deps::OwnHalfAfterOdd`;
+        // the other half's product may still run: it reads the `dg` of the step after and
+        // writes the other units of `dh_next`); the product reads all of `dg_s` (both halves
+        // of the phase before, see `run_steps`) and writes columns `u` of `dh_next`. The two
+        // halves of a phase touch disjoint columns.
         let dg_s = unsafe { d_all.get().add(s * bg) };
         if p % 2 == 1 {
             unsafe {

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::output;
 use crate::{cache, Array, Element, Layout};
 
-/// Work (`B·4H·H` multiply-adds) of one step from which [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad)
-/// split each step's hidden units across two threads: W4's steps (2.1 M) are split.
+/// Work (`B·4H·H` multiply-adds) of one step from which [`lstm_seq`](super::lstm_seq) and
+/// [`lstm_seq_grad`](super::lstm_seq_grad) split each step's hidden units across two threads:
+/// W4's steps (2.1 M) are split.
 pub(super) const SPLIT_STEP_WORK: usize = 1 << 20;
 
-/// Whether [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad) cut each step's hidden units in two halves
-/// (from the size alone, never the thread count, so that 1 and 2 threads compute the same
-/// bits).
+/// Whether [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad) cut each
+/// step's hidden units in two halves (from the size alone, never the thread count, so that 1
+/// and 2 threads compute the same bits).
 pub(super) fn split_step(b: usize, h: usize) -> bool {
     b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32
 }
@@ -29,8 +30,8 @@ pub(super) fn halves(h: usize, split: bool) -> Vec<std::ops::Range<usize>> {
     vec![0..mid, mid..h]
 }
 
-/// A zeroed output of `n` elements that starts on a 64-byte line, inside a buffer one line
-/// longer, returned as an array whose layout starts at that element.
+/// An output of `n` elements that starts on a 64-byte line, inside a buffer one line longer,
+/// returned as an array whose layout starts at that element.
 ///
 /// Why: the allocator's large buffers start 16 bytes past a line, so the two workers of a
 /// step, writing the two halves of each row, shared the line that straddles the cut in
@@ -42,31 +43,32 @@ pub(super) struct Lined<T> {
     n: usize,
 }
 
+/// Elements of `T` per 64-byte line.
+fn line<T>() -> usize {
+    (64 / size_of::<T>().max(1)).max(1)
+}
+
 impl<T: Element> Lined<T> {
     /// A zeroed output.
     pub(super) fn zeroed(n: usize) -> Self {
-        let line = (64 / size_of::<T>()).max(1);
-        let buf = output::<T>(n + line - 1);
-        let at = Self::start(&buf);
-        Lined { buf, at, n }
+        Self::inside(output::<T>(n + line::<T>() - 1), n)
     }
 
     /// An output whose elements the caller writes (through [`ptr`](Self::ptr)) before
     /// [`assume_written`](Self::assume_written): no pass zeroes it first.
     pub(super) fn uninit(n: usize) -> Self {
-        let line = (64 / size_of::<T>()).max(1);
-        let buf = cache::take::<T>(n + line - 1);
-        let at = Self::start(&buf);
+        Self::inside(cache::take::<T>(n + line::<T>() - 1), n)
+    }
+
+    /// The output inside `buf` (room for `n` and a line), at its first line-aligned element.
+    fn inside(buf: Vec<T>, n: usize) -> Self {
+        let line = line::<T>();
+        let at = (line - (buf.as_ptr() as usize % 64) / size_of::<T>().max(1)) % line;
         Lined { buf, at, n }
     }
 
-    fn start(buf: &[T]) -> usize {
-        let line = (64 / size_of::<T>()).max(1);
-        (line - (buf.as_ptr() as usize % 64) / size_of::<T>().max(1)) % line
-    }
-
     fn total(&self) -> usize {
-        self.n + (64 / size_of::<T>()).max(1) - 1
+        self.n + line::<T>() - 1
     }
 
     /// Fills the padding around the output and marks the whole buffer initialised.
