@@ -1,5 +1,6 @@
 //! Times the `ode` eval's primal and gradient at GradBench's sizes (single thread:
 //! `RAYON_NUM_THREADS=1 cargo run --release -p adjoint-gradbench --example ode_timing`).
+//! With arguments `N S`, only that size (for a profiler).
 use std::time::Instant;
 
 use adjoint_gradbench::evals::ode;
@@ -11,10 +12,15 @@ fn main() {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let (ns, ss) = match args[..] {
+        [n, s] => (vec![n], vec![s]),
+        _ => (vec![1000, 10000, 100000], vec![1, 10, 100]),
+    };
     let (mut tp, mut tg) = (0.0, 0.0);
-    for n in [1000, 10000, 100000] {
+    for &n in &ns {
         let x: Vec<f64> = (0..n).map(|_| rand()).collect();
-        for s in [1, 10, 100] {
+        for &s in &ss {
             let p = time(|| ode::primal(&x, s));
             let g = time(|| ode::gradient(&x, s));
             println!("n={n:6} s={s:3}  primal {:10.3} ms  gradient {:10.3} ms", p * 1e3, g * 1e3);

@@ -16,7 +16,7 @@ use std::mem::MaybeUninit;
 use crate::dtype::FloatElement;
 use crate::ops::binary::{float_binary, zip, Apply2, BinaryOp};
 use crate::ops::compare::CompareOp;
-use crate::ops::unary::{float_unary, map_slice, Apply, FastFloat, UnaryOp};
+use crate::ops::unary::{dispatch_simd, float_unary, map_slice, simd_builds, Apply, FastFloat, UnaryOp};
 
 /// The float types a fused program runs on (`f32`, `f64`).
 ///
@@ -108,6 +108,39 @@ impl<T: Copy> Apply2<T> for One2<T> {
     }
 }
 
+#[inline(always)]
+fn one_generic<T: FastFloat>(op: UnaryOp, x: T) -> T {
+    float_unary::<T, _>(op, One(x))
+}
+
+#[inline(always)]
+fn one_into<T: FastFloat>(op: UnaryOp, x: T, out: &mut T) {
+    *out = one_generic(op, x);
+}
+
+simd_builds!(one_into => one_avx2, one_avx512, [T: FastFloat], (op: UnaryOp, x: T, out: &mut T));
+
+/// `op(x)` on one element. The ops built on fused multiply-adds (`exp`, `exp2`, `tanh`,
+/// `sigmoid`) run in the SIMD builds, where `mul_add` is one instruction (the baseline build
+/// calls libm for it: the same bits, several times slower); the others inline here.
+#[inline]
+fn one<T: FastFloat>(op: UnaryOp, x: T) -> T {
+    if matches!(op, UnaryOp::Exp | UnaryOp::Exp2 | UnaryOp::Tanh | UnaryOp::Sigmoid) {
+        return one_fused(op, x);
+    }
+    one_generic(op, x)
+}
+
+fn one_fused<T: FastFloat>(op: UnaryOp, x: T) -> T {
+    let mut out = x;
+    one_dispatch(op, x, &mut out);
+    out
+}
+
+fn one_dispatch<T: FastFloat>(op: UnaryOp, x: T, out: &mut T) {
+    dispatch_simd!(one_into, one_avx2, one_avx512, (op, x, out))
+}
+
 fn unary<T: FastFloat>(op: UnaryOp, x: &[T], out: &mut [T]) {
     debug_assert_eq!(x.len(), out.len());
     float_unary::<T, _>(op, Block1(x, out))
@@ -127,7 +160,7 @@ impl BlockFloat for f32 {
     }
     #[inline]
     fn unary_one(op: UnaryOp, x: f32) -> f32 {
-        float_unary::<f32, _>(op, One(x))
+        one(op, x)
     }
     #[inline]
     fn binary_one(op: BinaryOp, a: f32, b: f32) -> f32 {
@@ -144,7 +177,7 @@ impl BlockFloat for f64 {
     }
     #[inline]
     fn unary_one(op: UnaryOp, x: f64) -> f64 {
-        float_unary::<f64, _>(op, One(x))
+        one(op, x)
     }
     #[inline]
     fn binary_one(op: BinaryOp, a: f64, b: f64) -> f64 {

@@ -1,6 +1,15 @@
 //! Vectorisable transcendental functions (`exp` and those built on it) for the elementwise
 //! kernels: branch-free polynomial forms that LLVM turns into SIMD code, accurate to about
 //! 1 ulp, where calling libm per element would not vectorise.
+//!
+//! The polynomial steps and the range reduction are fused multiply-adds (`mul_add`): one
+//! rounding instead of two, and half the operations in the dependency chain. `mul_add` is
+//! exactly rounded wherever it runs, so every build gives the same bits; it is one instruction
+//! only where FMA is enabled — the kernels' AVX2+FMA and AVX-512 builds (`simd_builds!`), the
+//! per-element paths that go through them (`unary::unary_one`, the strided map), and every
+//! aarch64 build. Elsewhere (a baseline x86-64 build on a CPU without FMA) it is a call to
+//! libm's `fma`: the same bits, several times slower. Measured on `exp` f32, 1M elements, one
+//! thread (Xeon, AVX-512): 480–720 µs with separate multiplies and adds, 326–357 µs fused.
 
 use crate::dtype::FloatElement;
 
@@ -53,22 +62,23 @@ fn scale_f64(y: f64, n: i64) -> f64 {
 #[inline(always)]
 fn exp_poly_f32(r: f32) -> f32 {
     let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    p * r * r + r + 1.0
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 0.5);
+    (p * r).mul_add(r, r + 1.0)
 }
 
 /// `e^r` for `|r| <= ln2/2` (Cephes `exp` Padé form).
 #[inline(always)]
 fn exp_poly_f64(r: f64) -> f64 {
     let xx = r * r;
-    let px = r * ((1.261_771_930_748_105_9e-4 * xx + 3.029_944_077_074_419_6e-2) * xx + 1.0);
-    let qx = ((3.001_985_051_386_644_6e-6 * xx + 2.524_483_403_496_841e-3) * xx + 2.272_655_482_081_550_3e-1)
-        * xx
-        + 2.0;
+    let px = r * 1.261_771_930_748_105_9e-4f64.mul_add(xx, 3.029_944_077_074_419_6e-2).mul_add(xx, 1.0);
+    let qx = 3.001_985_051_386_644_6e-6f64
+        .mul_add(xx, 2.524_483_403_496_841e-3)
+        .mul_add(xx, 2.272_655_482_081_550_3e-1)
+        .mul_add(xx, 2.0);
     1.0 + 2.0 * px / (qx - px)
 }
 
@@ -82,11 +92,11 @@ impl FastFloat for f32 {
     fn exp_fast(self) -> f32 {
         // Outside [-104, 89] the result is 0 or inf anyway; clamping keeps n in range.
         let x = self.clamp(-104.0, 89.0);
-        let t = x * std::f32::consts::LOG2_E + ROUND_F32;
+        let t = x.mul_add(std::f32::consts::LOG2_E, ROUND_F32);
         let n = t - ROUND_F32;
         let ni = (t.to_bits() as i32).wrapping_sub(ROUND_F32.to_bits() as i32);
         // ln 2 split in a short head (exact products) and a tail (Cody–Waite).
-        let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+        let r = n.mul_add(2.121_944_4e-4, n.mul_add(-0.693_359_4, x));
         scale_f32(exp_poly_f32(r), ni)
     }
 
@@ -110,11 +120,11 @@ impl FastFloat for f32 {
         let big = 1.0 - 2.0 / ((2.0 * a).exp_fast() + 1.0);
         let z = self * self;
         let mut p = -5.704_988_7e-3f32;
-        p = p * z + 2.063_909e-2;
-        p = p * z - 5.373_971_6e-2;
-        p = p * z + 1.333_144_2e-1;
-        p = p * z - 3.333_328e-1;
-        let small = p * z * self + self;
+        p = p.mul_add(z, 2.063_909e-2);
+        p = p.mul_add(z, -5.373_971_6e-2);
+        p = p.mul_add(z, 1.333_144_2e-1);
+        p = p.mul_add(z, -3.333_328e-1);
+        let small = (p * z).mul_add(self, self);
         if a >= 0.625 {
             big.copysign(self)
         } else {
@@ -127,10 +137,10 @@ impl FastFloat for f64 {
     #[inline(always)]
     fn exp_fast(self) -> f64 {
         let x = self.clamp(-746.0, 710.0);
-        let t = x * std::f64::consts::LOG2_E + ROUND_F64;
+        let t = x.mul_add(std::f64::consts::LOG2_E, ROUND_F64);
         let n = t - ROUND_F64;
         let ni = (t.to_bits() as i64).wrapping_sub(ROUND_F64.to_bits() as i64);
-        let r = x - n * 6.931_457_519_531_25e-1 - n * 1.428_606_820_309_417_2e-6;
+        let r = n.mul_add(-1.428_606_820_309_417_2e-6, n.mul_add(-6.931_457_519_531_25e-1, x));
         scale_f64(exp_poly_f64(r), ni)
     }
 
@@ -143,7 +153,7 @@ impl FastFloat for f64 {
         // (x - n) is exact; multiplying by ln 2 in two parts keeps the reduced argument exact
         // enough for 1-ulp results.
         let f = x - n;
-        let r = f * 6.931_457_519_531_25e-1 + f * 1.428_606_820_309_417_2e-6;
+        let r = f.mul_add(6.931_457_519_531_25e-1, f * 1.428_606_820_309_417_2e-6);
         scale_f64(exp_poly_f64(r), ni)
     }
 
@@ -157,10 +167,13 @@ impl FastFloat for f64 {
         let a = self.abs();
         let big = 1.0 - 2.0 / ((2.0 * a).exp_fast() + 1.0);
         let z = self * self;
-        let p = (-9.643_991_794_250_523e-1 * z - 9.928_772_310_019_185e1) * z - 1.614_687_684_417_079_5e3;
-        let q =
-            ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z + 4.844_063_053_251_255e3;
-        let small = self + self * z * p / q;
+        let p = (-9.643_991_794_250_523e-1f64)
+            .mul_add(z, -9.928_772_310_019_185e1)
+            .mul_add(z, -1.614_687_684_417_079_5e3);
+        let q = (z + 1.128_116_784_916_329_3e2)
+            .mul_add(z, 2.235_488_390_601_004_6e3)
+            .mul_add(z, 4.844_063_053_251_255e3);
+        let small = (self * z).mul_add(p / q, self);
         if a >= 0.625 {
             big.copysign(self)
         } else {

@@ -27,16 +27,30 @@ use gemm::Parallelism;
 use super::fastmath::FastFloat;
 use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef, SendPtr};
 use super::packed::PackedRhs;
-use super::unary::avx512_build;
 #[cfg(target_arch = "x86_64")]
 use super::unary::has_avx512;
+use super::unary::{avx512_build, dispatch_simd, simd_builds};
 use super::PAR_THRESHOLD;
 
 mod steps;
 use crate::{cache, Array, DType, Element};
 use steps::{halves, run_steps, split_step, Deps, Lined};
 
-/// Run `f(first_row, outs)` over blocks of rows; output `k` has `widths[k]` elements per row.
+#[inline(always)]
+fn rows_block_generic<T, const N: usize, F: Fn(usize, [&mut [T]; N])>(f: &F, r0: usize, o: [&mut [T]; N]) {
+    f(r0, o)
+}
+
+simd_builds!(rows_block_generic => rows_block_avx2, rows_block_avx512, [T, const N: usize, F: Fn(usize, [&mut [T]; N])], (f: &F, r0: usize, o: [&mut [T]; N]));
+
+/// `f(r0, o)` in the widest SIMD build the CPU runs: `f`, inlined there, vectorises its gate
+/// loops at that width and its fused multiply-adds (`sigmoid_fast`, `tanh_fast`) are
+/// instructions.
+fn rows_block<T, const N: usize, F: Fn(usize, [&mut [T]; N])>(f: &F, r0: usize, o: [&mut [T]; N]) {
+    dispatch_simd!(rows_block_generic, rows_block_avx2, rows_block_avx512, (f, r0, o))
+}
+
+/// Run `f(first_row, outs)` over blocks of rows (in the widest SIMD build, [`rows_block`]); output `k` has `widths[k]` elements per row.
 /// Blocks go to `rayon` when `work` (elements touched) reaches [`PAR_THRESHOLD`].
 fn for_rows<T: Send, const N: usize>(
     rows: usize,
@@ -49,7 +63,7 @@ fn for_rows<T: Send, const N: usize>(
     }
     let threads = rayon::current_num_threads();
     if work < PAR_THRESHOLD || threads == 1 {
-        f(0, outs.map(|(o, _)| o));
+        rows_block(&f, 0, outs.map(|(o, _)| o));
         return;
     }
     let per = rows.div_ceil(threads * 4).max(1);
@@ -57,7 +71,7 @@ fn for_rows<T: Send, const N: usize>(
     let blocks: Vec<[&mut [T]; N]> = (0..rows.div_ceil(per))
         .map(|_| std::array::from_fn(|k| chunks[k].next().expect("one chunk per block")))
         .collect();
-    blocks.into_par_iter().enumerate().for_each(|(b, o)| f(b * per, o));
+    blocks.into_par_iter().enumerate().for_each(|(b, o)| rows_block(&f, b * per, o));
 }
 
 fn output<T: Element>(n: usize) -> Vec<T> {

@@ -1,0 +1,45 @@
+//! Elementwise kernels timed alone: `exp`, `tanh`, `sigmoid` and `add` on 1M and 16M `f32`
+//! elements into fresh outputs, with the bytes moved per second. Medians of interleaved
+//! samples; the pool size is `RAYON_NUM_THREADS`.
+//!
+//! `cargo run --release -p adjoint-tensor --example unary_bench [-- SAMPLES]`
+
+use std::time::Instant;
+
+use adjoint_tensor::ops::binary::BinaryOp;
+use adjoint_tensor::ops::unary::UnaryOp;
+use adjoint_tensor::Array;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{data_scaled, median};
+
+/// One timed kernel and the bytes it moves.
+type Case<'a> = (&'static str, usize, Box<dyn Fn() -> Array + 'a>);
+
+fn main() {
+    let samples: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);
+    println!("threads {}", rayon::current_num_threads());
+    for n in [1usize << 20, 1 << 24] {
+        let x = data_scaled(1, &[n], 20.0);
+        let y = data_scaled(2, &[n], 20.0);
+        let cases: [Case; 4] = [
+            ("exp", 8 * n, Box::new(|| x.unary(UnaryOp::Exp))),
+            ("tanh", 8 * n, Box::new(|| x.unary(UnaryOp::Tanh))),
+            ("sigmoid", 8 * n, Box::new(|| x.unary(UnaryOp::Sigmoid))),
+            ("add", 12 * n, Box::new(|| x.binary(&y, BinaryOp::Add))),
+        ];
+        let mut times = vec![Vec::new(); cases.len()];
+        for _ in 0..samples {
+            for (c, t) in cases.iter().zip(&mut times) {
+                let t0 = Instant::now();
+                std::hint::black_box((c.2)());
+                t.push(t0.elapsed().as_secs_f64());
+            }
+        }
+        for (c, t) in cases.iter().zip(times) {
+            let m = median(t);
+            println!("{:8} n={n:9}  {:9.1} µs  {:6.1} GB/s", c.0, m * 1e6, c.1 as f64 / m / 1e9);
+        }
+    }
+}
