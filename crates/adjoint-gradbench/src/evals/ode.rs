@@ -2,10 +2,14 @@
 //! fourth-order Runge–Kutta with `s` steps, the gradient is `∂yₙ₋₁(2)/∂x`.
 //!
 //! **Primal**: exactly the `s`-step RK4 GradBench specifies, in plain `f64`. Component `i`
-//! only ever reads component `i - 1`, at the same stage of the same step, so it runs component
-//! by component: [`component`] integrates one component through all `s` steps given the `4s`
-//! stage values of the one before (the usual RK4 steps, reordered), and a component's working
-//! set is `4s` numbers instead of whole length-`n` vectors.
+//! only ever reads component `i - 1`, at the same stage of the same step, so the components
+//! run in blocks of [`BLOCK`] ([`block`]): a block integrates through all `s` steps given the
+//! `4s` stage values of the last component before it, and hands its own last component's on.
+//! Within a step each stage is one vector operation over the block (a stage reads the previous
+//! stage's values shifted by one component), so the loops vectorise and the working set stays
+//! in L1 whatever `n` and `s` are. The earlier form — one component through all `s` steps at a
+//! time — was a chain of dependent scalar operations: 3.5 ns per component-step at `n = 10⁵`,
+//! `s = 100`, against 2.4 ns for manual's whole-vector loop.
 //!
 //! **Gradient**: the derivative of the *continuous* solution `y(2)`, by the continuous adjoint of
 //! [`adjoint_solvers::ode::odeint`] (tensor tier, `f64`, [`adjoint_core::grad`]): odeint solves
@@ -28,7 +32,6 @@
 //! `s = 100`).
 
 use adjoint_core::{grad, Tensor};
-use adjoint_scalar::Real;
 use adjoint_solvers::ode::{odeint, GradMethod, Method, OdeOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -42,42 +45,91 @@ struct Input {
     s: usize,
 }
 
-/// Component `i` through all `s` steps of size `h`, from `yᵢ(0) = 0`: its right-hand side is
-/// `x` for `i = 0` (`prev = None`) and `x · yᵢ₋₁` otherwise, `yᵢ₋₁` read at the same stage
-/// from `prev` (`4s` values). Writes this component's value at each stage — `y`, `y + h/2·k₁`,
-/// `y + h/2·k₂`, `y + h·k₃` per step — into `stages` and returns `yᵢ(2)`.
-///
-/// Every stage slope is `k_q = x·u_q`, so the products `x·h/2`, `x·h`, `x·h/6` are formed once
-/// per component and the step update `h/6·(k₁ + 2k₂ + 2k₃ + k₄)` is `(x·h/6)·(u₀ + u₃ + 2(u₁ + u₂))`:
-/// the same RK4 step with 12 operations instead of 17 (rounding differs in the last bits).
-fn component<T: Real>(x: T, prev: Option<&[T]>, h: f64, stages: &mut [T]) -> T {
-    let (a, b, c) = (x * T::lit(h / 2.0), x * T::lit(h), x * T::lit(h / 6.0));
-    let two = T::lit(2.0);
-    let mut y = T::zero();
-    for (step, out) in stages.chunks_exact_mut(4).enumerate() {
-        let [u0, u1, u2, u3] = match prev {
-            Some(u) => [u[4 * step], u[4 * step + 1], u[4 * step + 2], u[4 * step + 3]],
-            None => [T::one(); 4],
-        };
-        out[0] = y;
-        out[1] = y + a * u0;
-        out[2] = y + a * u1;
-        out[3] = y + b * u2;
-        y += c * ((u0 + u3) + (u1 + u2) * two);
-    }
-    y
-}
+/// Components per block: `y` (twice), the three step coefficients and three shifted stage rows
+/// of `BLOCK + 1` values, 16 KB in all ([`ROWS`]).
+pub const BLOCK: usize = 256;
 
 /// `y(2)` after `s` RK4 steps from `y(0) = 0`.
 pub fn primal(x: &[f64], s: usize) -> Vec<f64> {
     let h = 2.0 / s as f64;
-    let (mut prev, mut cur) = (vec![0.0; 4 * s], vec![0.0; 4 * s]);
-    let mut y = Vec::with_capacity(x.len());
-    for (i, &xi) in x.iter().enumerate() {
-        y.push(component(xi, (i > 0).then_some(&prev[..]), h, &mut cur));
-        std::mem::swap(&mut prev, &mut cur);
+    // Component 0's right-hand side is `x₀ · 1`: a "component −1" that is 1 at every stage.
+    let (mut before, mut after) = (vec![1.0; 4 * s], vec![0.0; 4 * s]);
+    let mut y = vec![0.0; x.len()];
+    let mut rows = vec![0.0; ROWS * (BLOCK + 1)];
+    for (xb, yb) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
+        block(xb, h, &before, &mut after, yb, &mut rows);
+        std::mem::swap(&mut before, &mut after);
     }
     y
+}
+
+/// The rows [`block`] works in: the three step coefficients, `y` twice and three stage rows.
+const ROWS: usize = 8;
+
+/// Components `x.len() ≤ BLOCK` through all steps of size `h`, from `y = 0`, in the widest
+/// SIMD build the CPU runs. `before` holds the stage values (`y`, `y + h/2·k₁`, `y + h/2·k₂`,
+/// `y + h·k₃` per step) of the component before the block; the block writes its last
+/// component's into `after` and its values at `t = 2` into `y`. `rows` is scratch space
+/// (`ROWS · (BLOCK + 1)` values, reused from block to block: no zeroing per block).
+fn block(x: &[f64], h: f64, before: &[f64], after: &mut [f64], y: &mut [f64], rows: &mut [f64]) {
+    adjoint_tensor::dispatch_simd!(block_body, block_avx2, block_avx512, (x, h, before, after, y, rows))
+}
+
+adjoint_tensor::simd_builds!(block_body => block_avx2, block_avx512, [],
+    (x: &[f64], h: f64, before: &[f64], after: &mut [f64], y: &mut [f64], rows: &mut [f64]));
+
+/// [`block`]'s body. Each stage slope is `k_q = x·u_q` with `u_q` the stage value of the
+/// component before, so the products `x·h/2`, `x·h`, `x·h/6` are formed once per component and
+/// the step update `h/6·(k₁ + 2k₂ + 2k₃ + k₄)` is `(x·h/6)·(u₀ + u₃ + 2(u₁ + u₂))`: the same RK4
+/// step with 12 operations instead of 17 (rounding differs from the textbook order in the last
+/// bits). The rows `u₀…u₃` are stored shifted by one (`u[q][i]` is component `i − 1`'s, slot 0
+/// the component before the block), so every stage is a plain loop over the block.
+#[inline(always)]
+fn block_body(x: &[f64], h: f64, before: &[f64], after: &mut [f64], y: &mut [f64], rows: &mut [f64]) {
+    let m = x.len();
+    debug_assert!(m <= BLOCK && y.len() == m && before.len() == after.len());
+    let mut rows = rows.chunks_exact_mut(BLOCK + 1).map(|r| &mut r[..=m]);
+    let mut row = || rows.next().expect("ROWS rows");
+    let (a, b, c) = (row(), row(), row());
+    for i in 0..m {
+        (a[i], b[i], c[i]) = (x[i] * (h / 2.0), x[i] * h, x[i] * (h / 6.0));
+    }
+    let (a, b, c) = (&a[..m], &b[..m], &c[..m]);
+    // `u0` is `y` itself, shifted: this step's values in `u0`, the next step's built in `next`.
+    let (mut u0, mut next) = (row(), row());
+    u0[1..].fill(0.0);
+    let (u1, u2, u3) = (row(), row(), row());
+    for (from, to) in before.chunks_exact(4).zip(after.chunks_exact_mut(4)) {
+        (u0[0], u1[0], u2[0], u3[0]) = (from[0], from[1], from[2], from[3]);
+        {
+            let (yv, u0s, u1o) = (&u0[1..=m], &u0[..m], &mut u1[1..=m]);
+            for i in 0..m {
+                u1o[i] = yv[i] + a[i] * u0s[i];
+            }
+        }
+        {
+            let (yv, u1s, u2o) = (&u0[1..=m], &u1[..m], &mut u2[1..=m]);
+            for i in 0..m {
+                u2o[i] = yv[i] + a[i] * u1s[i];
+            }
+        }
+        {
+            let (yv, u2s, u3o) = (&u0[1..=m], &u2[..m], &mut u3[1..=m]);
+            for i in 0..m {
+                u3o[i] = yv[i] + b[i] * u2s[i];
+            }
+        }
+        {
+            let (yv, p0, p1, p2, p3) = (&u0[1..=m], &u0[..m], &u1[..m], &u2[..m], &u3[..m]);
+            let yn = &mut next[1..=m];
+            for i in 0..m {
+                yn[i] = yv[i] + c[i] * ((p0[i] + p3[i]) + (p1[i] + p2[i]) * 2.0);
+            }
+        }
+        (to[0], to[1], to[2], to[3]) = (u0[m], u1[m], u2[m], u3[m]);
+        std::mem::swap(&mut u0, &mut next);
+    }
+    y.copy_from_slice(&u0[1..=m]);
 }
 
 /// The options [`gradient`] solves with: SciPy's default tolerances, which keep the gradient
@@ -189,6 +241,64 @@ pub fn evaluate(function: &str, input: &Value, limits: &Limits) -> Option<Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The primal one component at a time through all `s` steps (the previous implementation):
+    /// the same operations in the same order as [`block_body`], without blocks or vectors.
+    fn primal_by_component(x: &[f64], s: usize) -> Vec<f64> {
+        let h = 2.0 / s as f64;
+        let (mut prev, mut cur) = (vec![1.0; 4 * s], vec![0.0; 4 * s]);
+        let mut out = Vec::new();
+        for &xi in x {
+            let (a, b, c) = (xi * (h / 2.0), xi * h, xi * (h / 6.0));
+            let mut y = 0.0;
+            for (u, st) in prev.chunks_exact(4).zip(cur.chunks_exact_mut(4)) {
+                st.copy_from_slice(&[y, y + a * u[0], y + a * u[1], y + b * u[2]]);
+                y += c * ((u[0] + u[3]) + (u[1] + u[2]) * 2.0);
+            }
+            out.push(y);
+            std::mem::swap(&mut prev, &mut cur);
+        }
+        out
+    }
+
+    /// Textbook RK4 on whole vectors (`k₁ = f(y)`, `k₂ = f(y + h/2·k₁)`, …, as GradBench's
+    /// manual tool runs it).
+    fn primal_textbook(x: &[f64], s: usize) -> Vec<f64> {
+        let h = 2.0 / s as f64;
+        let f = |y: &[f64]| -> Vec<f64> {
+            (0..x.len()).map(|i| x[i] * if i == 0 { 1.0 } else { y[i - 1] }).collect()
+        };
+        let axpy =
+            |y: &[f64], c: f64, k: &[f64]| -> Vec<f64> { y.iter().zip(k).map(|(y, k)| y + c * k).collect() };
+        let mut y = vec![0.0; x.len()];
+        for _ in 0..s {
+            let k1 = f(&y);
+            let k2 = f(&axpy(&y, h / 2.0, &k1));
+            let k3 = f(&axpy(&y, h / 2.0, &k2));
+            let k4 = f(&axpy(&y, h, &k3));
+            for i in 0..y.len() {
+                y[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+            }
+        }
+        y
+    }
+
+    /// The blocked, vectorised primal gives the component-by-component result bit for bit (block
+    /// edges, a partial last block, one component) and the textbook RK4 to rounding.
+    #[test]
+    fn primal_matches_both_references() {
+        for n in [1, 2, 7, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 17] {
+            for s in [1, 2, 5, 33] {
+                let x = xs(n, 0.5);
+                let got = primal(&x, s);
+                let bits = |v: &[f64]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&primal_by_component(&x, s)), "n={n} s={s}");
+                for (i, (g, t)) in got.iter().zip(primal_textbook(&x, s)).enumerate() {
+                    assert!((g - t).abs() <= 1e-13 * t.abs().max(1e-300), "n={n} s={s} [{i}]: {g} vs {t}");
+                }
+            }
+        }
+    }
 
     /// `x` with entries in `[lo, lo + 2)`, deterministic.
     fn xs(n: usize, lo: f64) -> Vec<f64> {

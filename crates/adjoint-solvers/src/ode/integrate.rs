@@ -72,6 +72,10 @@ pub(crate) trait Leaf: Clone {
     fn scaled_add(&self, acc: Option<Self>, c: f64) -> Self;
     /// `self + other`.
     fn plus(&self, other: Self) -> Self;
+    /// `y + Σ cᵢ·ksᵢ` as `y + ((c₀·k₀ + c₁·k₁) + …)` (at least one term).
+    fn combine(y: &Self, ks: &[&Self], cs: &[f64]) -> Self {
+        combine_by_ops(y, ks, cs)
+    }
     /// Call `f` with the plain values (borrowed where they are contiguous `f64`).
     fn with_values(&self, f: &mut dyn FnMut(&[f64]));
     /// Number of values.
@@ -99,6 +103,19 @@ impl Leaf for Tensor {
     fn plus(&self, other: Self) -> Self {
         self + other
     }
+    /// Plain values (no transform tracing them: the forward solve inside a custom VJP, the
+    /// backward solves) are combined in one pass by [`Array::lincomb`], which gives the bits of
+    /// the op-by-op form that traced values take.
+    ///
+    /// [`Array::lincomb`]: adjoint_tensor::Array::lincomb
+    fn combine(y: &Self, ks: &[&Self], cs: &[f64]) -> Self {
+        let same = |k: &&Tensor| k.shape() == y.shape() && k.dtype() == y.dtype();
+        if y.is_tracer() || ks.iter().any(|k| k.is_tracer() || !same(k)) || !y.dtype().is_float() {
+            return combine_by_ops(y, ks, cs);
+        }
+        let arrays: Vec<&adjoint_tensor::Array> = ks.iter().map(|k| k.value()).collect();
+        Tensor::from_array(adjoint_tensor::Array::lincomb(Some(y.value()), &arrays, cs))
+    }
     fn with_values(&self, f: &mut dyn FnMut(&[f64])) {
         let a = self.value();
         match a.as_slice::<f64>() {
@@ -112,6 +129,15 @@ impl Leaf for Tensor {
     fn rosenbrock(rhs: &Rhs, t: f64, y: &[Self], f0: &[Self], h: f64, lin: &mut Self::Lin) -> Attempt {
         rosenbrock::attempt(rhs, t, y, f0, h, lin)
     }
+}
+
+/// [`Leaf::combine`] op by op, through the leaves' own arithmetic.
+fn combine_by_ops<L: Leaf>(y: &L, ks: &[&L], cs: &[f64]) -> L {
+    let mut acc: Option<L> = None;
+    for (k, &c) in ks.iter().zip(cs) {
+        acc = Some(k.scaled_add(acc, c));
+    }
+    y.plus(acc.expect("at least one term"))
 }
 
 /// A scalar of `adjoint-scalar` (`f64`, `Var`, `Dual`, …) as one leaf of a state.
@@ -180,15 +206,12 @@ pub(crate) fn lincomb<L: Leaf>(y: &[L], ks: &[Vec<L>], w: &[f64], h: f64) -> Vec
     y.iter()
         .enumerate()
         .map(|(l, yl)| {
-            let mut acc: Option<L> = None;
-            for (k, wi) in ks.iter().zip(w) {
-                if *wi != 0.0 {
-                    acc = Some(k[l].scaled_add(acc, h * wi));
-                }
-            }
-            match acc {
-                None => yl.clone(),
-                Some(a) => yl.plus(a),
+            let (terms, cs): (Vec<&L>, Vec<f64>) =
+                ks.iter().zip(w).filter(|(_, wi)| **wi != 0.0).map(|(k, wi)| (&k[l], h * wi)).unzip();
+            if terms.is_empty() {
+                yl.clone()
+            } else {
+                L::combine(yl, &terms, &cs)
             }
         })
         .collect()

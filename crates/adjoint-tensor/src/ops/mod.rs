@@ -12,6 +12,7 @@ pub mod conv;
 pub mod cumulative;
 mod fastmath;
 pub mod index;
+pub mod lincomb;
 pub mod matmul;
 mod packed;
 pub mod pad;
