@@ -29,6 +29,17 @@ fn main() {
             ("sigmoid", 8 * n, Box::new(|| x.unary(UnaryOp::Sigmoid))),
             ("add", 12 * n, Box::new(|| x.binary(&y, BinaryOp::Add))),
         ];
+        // The machine's copy bandwidth: memcpy into a buffer that exists (streams when large).
+        let (src, dst) = (x.to_vec::<f32>(), std::cell::RefCell::new(vec![0f32; n]));
+        let copy: Case = (
+            "memcpy",
+            8 * n,
+            Box::new(|| {
+                dst.borrow_mut().copy_from_slice(&src);
+                Array::scalar(0f32)
+            }),
+        );
+        let cases: Vec<Case> = cases.into_iter().chain([copy]).collect();
         let mut times = vec![Vec::new(); cases.len()];
         for _ in 0..samples {
             for (c, t) in cases.iter().zip(&mut times) {

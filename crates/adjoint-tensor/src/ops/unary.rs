@@ -11,9 +11,10 @@
 //!   written exactly once, so large outputs are not zeroed first.
 //! - **Parallel work is cut into fixed chunks** ([`CHUNK`] elements) above
 //!   [`PAR_THRESHOLD`](crate::ops::PAR_THRESHOLD), so results never depend on the thread count.
-//! - **Runtime SIMD dispatch.** The slice kernels are compiled twice, for the baseline target
-//!   and with AVX2 enabled, and pick one at run time (the check is a cached atomic load). Both
-//!   versions compute bit-identical results: no FMA contraction, no reassociation.
+//! - **Runtime SIMD dispatch.** The slice kernels are compiled three times (baseline, AVX2+FMA,
+//!   AVX-512) and pick one at run time (the check is a cached atomic load). All compute
+//!   bit-identical results: no FMA contraction but the explicit, exactly rounded `mul_add`s of
+//!   the polynomials, no reassociation.
 //! - **`exp` is a polynomial, not a libm call**, so it vectorizes: Cody–Waite range reduction
 //!   and Cephes' minimax polynomial (f32) or Padé form (f64), within 1–2 ulp of the correctly
 //!   rounded result over the whole range, with exact overflow, underflow, ±inf and NaN handling.
