@@ -76,6 +76,11 @@ pub(crate) trait Leaf: Clone {
     fn combine(y: &Self, ks: &[&Self], cs: &[f64]) -> Self {
         combine_by_ops(y, ks, cs)
     }
+    /// Append the plain values of `Σ cᵢ·ksᵢ` (`len` of them; `0` with no terms) to `out`,
+    /// accumulated in `f64` in the order of the terms (a step's error estimate).
+    fn push_sum(ks: &[&Self], cs: &[f64], len: usize, out: &mut Vec<f64>) {
+        push_sum_by_values(ks, cs, len, out)
+    }
     /// Call `f` with the plain values (borrowed where they are contiguous `f64`).
     fn with_values(&self, f: &mut dyn FnMut(&[f64]));
     /// Number of values.
@@ -115,6 +120,18 @@ impl Leaf for Tensor {
         }
         let arrays: Vec<&adjoint_tensor::Array> = ks.iter().map(|k| k.value()).collect();
         Tensor::from_array(adjoint_tensor::Array::lincomb(Some(y.value()), &arrays, cs))
+    }
+    /// `f64` values (traced or not: only the values are read) in one pass by
+    /// [`Array::lincomb`](adjoint_tensor::Array::lincomb), with the bits of the element-by-element
+    /// sum (but for the sign of a zero); other dtypes accumulate their values in `f64`.
+    fn push_sum(ks: &[&Self], cs: &[f64], len: usize, out: &mut Vec<f64>) {
+        let f64s = ks.iter().all(|k| k.dtype() == adjoint_tensor::DType::F64 && k.shape() == ks[0].shape());
+        if ks.is_empty() || !f64s {
+            return push_sum_by_values(ks, cs, len, out);
+        }
+        let arrays: Vec<&adjoint_tensor::Array> = ks.iter().map(|k| k.value()).collect();
+        let sum = adjoint_tensor::Array::lincomb(None, &arrays, cs);
+        out.extend_from_slice(sum.as_slice::<f64>().expect("a fresh contiguous array"));
     }
     fn with_values(&self, f: &mut dyn FnMut(&[f64])) {
         let a = self.value();
@@ -226,15 +243,15 @@ pub(crate) fn values<L: Leaf>(s: &[L]) -> Vec<f64> {
     out
 }
 
-/// `out += w · values(s)`, element by element over the flattened state.
-fn add_values<L: Leaf>(out: &mut [f64], s: &[L], w: f64) {
-    let mut at = 0;
-    for l in s {
-        l.with_values(&mut |v| {
-            for (o, x) in out[at..at + v.len()].iter_mut().zip(v) {
-                *o += w * x;
+/// [`Leaf::push_sum`] element by element on the plain values, in `f64`.
+fn push_sum_by_values<L: Leaf>(ks: &[&L], cs: &[f64], len: usize, out: &mut Vec<f64>) {
+    let start = out.len();
+    out.resize(start + len, 0.0);
+    for (k, &c) in ks.iter().zip(cs) {
+        k.with_values(&mut |v| {
+            for (o, x) in out[start..].iter_mut().zip(v) {
+                *o += c * x;
             }
-            at += v.len();
         });
     }
 }
@@ -284,11 +301,11 @@ fn explicit<L: Leaf>(rhs: &Rhs<L>, tab: &Tableau, t: f64, y: &[L], f: &[L], h: f
     let mut k = stages(rhs, tab, t, y, h, Some(f.to_vec()));
     let y_new = lincomb(y, &k, tab.b, h);
     k.push(rhs(&y_new, t + h));
-    let mut err = vec![0.0; y.iter().map(Leaf::len).sum()];
-    for (ks, w) in k.iter().zip(tab.e) {
-        if *w != 0.0 {
-            add_values(&mut err, ks, h * w);
-        }
+    let mut err = Vec::with_capacity(y.iter().map(Leaf::len).sum());
+    for l in 0..y.len() {
+        let (terms, cs): (Vec<&L>, Vec<f64>) =
+            k.iter().zip(tab.e).filter(|(_, w)| **w != 0.0).map(|(ks, w)| (&ks[l], h * w)).unzip();
+        L::push_sum(&terms, &cs, y[l].len(), &mut err);
     }
     let f_new = k.last().expect("FSAL stage").clone();
     Attempt { y_new, nfev: k.len() - 1, k, err, f_new }
