@@ -7,10 +7,11 @@
 //!   stage combinations: `adjoint-solvers`' Runge–Kutta driver) and get identical results.
 //!   The coefficients take the arrays' float type first (`c as f32` for `f32`), as a scalar
 //!   operand does in a binary op.
-//! - **One pass.** Op by op, `m` terms cost `2m` passes over memory and `2m` fresh arrays; here
-//!   the sum is accumulated in the output, an L1-sized block ([`BLOCK`]) at a time, so each
-//!   input is read once from memory and the output written back once. Above [`PAR_THRESHOLD`](super::PAR_THRESHOLD) elements the
-//!   chunks go to `rayon`, as in the other elementwise kernels.
+//! - **One pass.** Op by op, `m` terms cost `2m` passes over memory and `2m` fresh arrays;
+//!   here the sum is accumulated in the output, an L1-sized block ([`BLOCK`]) at a time, so
+//!   each input is read once from memory and the output written back once. Above
+//!   [`PAR_THRESHOLD`](super::PAR_THRESHOLD) elements the chunks go to `rayon`, as in the
+//!   other elementwise kernels.
 
 use std::mem::MaybeUninit;
 

@@ -574,6 +574,7 @@ impl UnaryOp {
     }
 }
 
+#[inline(always)]
 pub(crate) fn float_unary<T: FastFloat, A: Apply<T>>(op: UnaryOp, a: A) -> A::Out {
     use UnaryOp::*;
     let (zero, one) = (T::zero(), T::one());

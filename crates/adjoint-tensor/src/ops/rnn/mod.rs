@@ -27,30 +27,16 @@ use gemm::Parallelism;
 use super::fastmath::FastFloat;
 use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef, SendPtr};
 use super::packed::PackedRhs;
+use super::unary::avx512_build;
 #[cfg(target_arch = "x86_64")]
 use super::unary::has_avx512;
-use super::unary::{avx512_build, dispatch_simd, simd_builds};
 use super::PAR_THRESHOLD;
 
 mod steps;
 use crate::{cache, Array, DType, Element};
 use steps::{halves, run_steps, split_step, Deps, Lined};
 
-#[inline(always)]
-fn rows_block_generic<T, const N: usize, F: Fn(usize, [&mut [T]; N])>(f: &F, r0: usize, o: [&mut [T]; N]) {
-    f(r0, o)
-}
-
-simd_builds!(rows_block_generic => rows_block_avx2, rows_block_avx512, [T, const N: usize, F: Fn(usize, [&mut [T]; N])], (f: &F, r0: usize, o: [&mut [T]; N]));
-
-/// `f(r0, o)` in the widest SIMD build the CPU runs: `f`, inlined there, vectorises its gate
-/// loops at that width and its fused multiply-adds (`sigmoid_fast`, `tanh_fast`) are
-/// instructions.
-fn rows_block<T, const N: usize, F: Fn(usize, [&mut [T]; N])>(f: &F, r0: usize, o: [&mut [T]; N]) {
-    dispatch_simd!(rows_block_generic, rows_block_avx2, rows_block_avx512, (f, r0, o))
-}
-
-/// Run `f(first_row, outs)` over blocks of rows (in the widest SIMD build, [`rows_block`]); output `k` has `widths[k]` elements per row.
+/// Run `f(first_row, outs)` over blocks of rows; output `k` has `widths[k]` elements per row.
 /// Blocks go to `rayon` when `work` (elements touched) reaches [`PAR_THRESHOLD`].
 fn for_rows<T: Send, const N: usize>(
     rows: usize,
@@ -63,7 +49,7 @@ fn for_rows<T: Send, const N: usize>(
     }
     let threads = rayon::current_num_threads();
     if work < PAR_THRESHOLD || threads == 1 {
-        rows_block(&f, 0, outs.map(|(o, _)| o));
+        f(0, outs.map(|(o, _)| o));
         return;
     }
     let per = rows.div_ceil(threads * 4).max(1);
@@ -71,7 +57,7 @@ fn for_rows<T: Send, const N: usize>(
     let blocks: Vec<[&mut [T]; N]> = (0..rows.div_ceil(per))
         .map(|_| std::array::from_fn(|k| chunks[k].next().expect("one chunk per block")))
         .collect();
-    blocks.into_par_iter().enumerate().for_each(|(b, o)| rows_block(&f, b * per, o));
+    blocks.into_par_iter().enumerate().for_each(|(b, o)| f(b * per, o));
 }
 
 fn output<T: Element>(n: usize) -> Vec<T> {
@@ -109,199 +95,8 @@ macro_rules! by_dtype {
     };
 }
 
-/// One LSTM step: `a = gx + gh` split into `(i, f, g, o)`, `c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g)`,
-/// `h' = σ(o) ⊙ tanh(c')`. `gx`, `gh` are `[B, 4H]`, `c` is `[B, H]`; returns `(h', c')`.
-///
-/// ```
-/// use adjoint_tensor::{ops::rnn, Array};
-/// let z = Array::from_vec(vec![0.0f64; 4], &[1, 4]);
-/// let (h, c) = rnn::lstm_cell(&z, &z, &Array::from_vec(vec![2.0f64], &[1, 1]));
-/// assert_eq!(c.to_vec::<f64>(), vec![1.0]); // σ(0)·2 + σ(0)·tanh(0)
-/// assert!((h.to_vec::<f64>()[0] - 0.5 * 1f64.tanh()).abs() < 1e-15);
-/// ```
-#[track_caller]
-pub fn lstm_cell(gx: &Array, gh: &Array, c: &Array) -> (Array, Array) {
-    let (b, h) = check("lstm_cell", 4, gx, gh, c, &[]);
-    let ins = [gx.contiguous(), gh.contiguous(), c.contiguous()];
-    let refs: Vec<&Array> = ins.iter().collect();
-    by_dtype!(gx.dtype(), lstm_fwd(&refs, b, h))
-}
-
-fn lstm_fwd<T: FastFloat + Element>(ins: &[&Array], b: usize, h: usize) -> (Array, Array) {
-    let s = slices::<T>(ins);
-    let (gx, gh, cp) = (s[0], s[1], s[2]);
-    let (mut ho, mut co) = (output::<T>(b * h), output::<T>(b * h));
-    for_rows(b, [(&mut ho, h), (&mut co, h)], b * h * 6, |r0, [ho, co]| {
-        for (k, (ho, co)) in ho.chunks_exact_mut(h).zip(co.chunks_exact_mut(h)).enumerate() {
-            let r = r0 + k;
-            let (x, y, cp) =
-                (&gx[r * 4 * h..(r + 1) * 4 * h], &gh[r * 4 * h..(r + 1) * 4 * h], &cp[r * h..(r + 1) * h]);
-            let (xi, xf, xg, xo) = (&x[..h], &x[h..2 * h], &x[2 * h..3 * h], &x[3 * h..]);
-            let (yi, yf, yg, yo) = (&y[..h], &y[h..2 * h], &y[2 * h..3 * h], &y[3 * h..]);
-            for j in 0..h {
-                let i = (xi[j] + yi[j]).sigmoid_fast();
-                let f = (xf[j] + yf[j]).sigmoid_fast();
-                let g = (xg[j] + yg[j]).tanh_fast();
-                let o = (xo[j] + yo[j]).sigmoid_fast();
-                let c = f * cp[j] + i * g;
-                co[j] = c;
-                ho[j] = o * c.tanh_fast();
-            }
-        }
-    });
-    (Array::from_vec(ho, &[b, h]), Array::from_vec(co, &[b, h]))
-}
-
-/// The reverse pass of [`lstm_cell`]: from the cotangents `dh`, `dc` of `(h', c')` (`[B, H]`),
-/// the cotangent of the gate pre-activations `[B, 4H]` (the same for `gx` and `gh`) and that
-/// of `c`. The activations are recomputed from `gx + gh` and `c`.
-///
-/// ```
-/// use adjoint_tensor::{ops::rnn, Array};
-/// let z = Array::from_vec(vec![0.0f64; 4], &[1, 4]);
-/// let (c, one) = (Array::from_vec(vec![2.0f64], &[1, 1]), Array::from_vec(vec![1.0f64], &[1, 1]));
-/// let (dg, dc) = rnn::lstm_cell_grad(&z, &z, &c, &Array::from_vec(vec![0.0f64], &[1, 1]), &one);
-/// assert_eq!(dc.to_vec::<f64>(), vec![0.5]); // ∂c'/∂c = σ(f)
-/// assert_eq!(dg.to_vec::<f64>(), vec![0.0, 0.5, 0.5, 0.0]); // σ'(0)·2 for f, σ(i) for g
-/// ```
-#[track_caller]
-pub fn lstm_cell_grad(gx: &Array, gh: &Array, c: &Array, dh: &Array, dc: &Array) -> (Array, Array) {
-    let (b, h) = check("lstm_cell_grad", 4, gx, gh, c, &[dh, dc]);
-    let ins = [gx.contiguous(), gh.contiguous(), c.contiguous(), dh.contiguous(), dc.contiguous()];
-    let refs: Vec<&Array> = ins.iter().collect();
-    by_dtype!(gx.dtype(), lstm_bwd(&refs, b, h))
-}
-
-fn lstm_bwd<T: FastFloat + Element>(ins: &[&Array], b: usize, h: usize) -> (Array, Array) {
-    let s = slices::<T>(ins);
-    let (gx, gh, cp, dh, dc) = (s[0], s[1], s[2], s[3], s[4]);
-    let one = T::one();
-    let (mut dg, mut dcp) = (output::<T>(b * 4 * h), output::<T>(b * h));
-    for_rows(b, [(&mut dg, 4 * h), (&mut dcp, h)], b * h * 13, |r0, [dg, dcp]| {
-        for (k, (dg, dcp)) in dg.chunks_exact_mut(4 * h).zip(dcp.chunks_exact_mut(h)).enumerate() {
-            let r = r0 + k;
-            let (x, y) = (&gx[r * 4 * h..(r + 1) * 4 * h], &gh[r * 4 * h..(r + 1) * 4 * h]);
-            let rh = r * h..(r + 1) * h;
-            let (cp, dh, dc) = (&cp[rh.clone()], &dh[rh.clone()], &dc[rh]);
-            let (xi, xf, xg, xo) = (&x[..h], &x[h..2 * h], &x[2 * h..3 * h], &x[3 * h..]);
-            let (yi, yf, yg, yo) = (&y[..h], &y[h..2 * h], &y[2 * h..3 * h], &y[3 * h..]);
-            let (di, rest) = dg.split_at_mut(h);
-            let (df, rest) = rest.split_at_mut(h);
-            let (dgg, do_) = rest.split_at_mut(h);
-            for j in 0..h {
-                let i = (xi[j] + yi[j]).sigmoid_fast();
-                let f = (xf[j] + yf[j]).sigmoid_fast();
-                let g = (xg[j] + yg[j]).tanh_fast();
-                let o = (xo[j] + yo[j]).sigmoid_fast();
-                let tc = (f * cp[j] + i * g).tanh_fast();
-                let dct = dc[j] + dh[j] * o * (one - tc * tc);
-                di[j] = dct * g * i * (one - i);
-                df[j] = dct * cp[j] * f * (one - f);
-                dgg[j] = dct * i * (one - g * g);
-                do_[j] = dh[j] * tc * o * (one - o);
-                dcp[j] = dct * f;
-            }
-        }
-    });
-    (Array::from_vec(dg, &[b, 4 * h]), Array::from_vec(dcp, &[b, h]))
-}
-
-/// One GRU step with PyTorch's equations: `(r, z) = σ(gx_rz + gh_rz)`,
-/// `n = tanh(gx_n + r ⊙ gh_n)`, `h' = n + z ⊙ (h - n)`. `gx`, `gh` are `[B, 3H]` (biases
-/// included: `gh_n` carries `b_hn`), `h` is `[B, H]`; returns `h'`.
-///
-/// ```
-/// use adjoint_tensor::{ops::rnn, Array};
-/// let z = Array::from_vec(vec![0.0f64; 3], &[1, 3]);
-/// let h = rnn::gru_cell(&z, &z, &Array::from_vec(vec![2.0f64], &[1, 1]));
-/// assert_eq!(h.to_vec::<f64>(), vec![1.0]); // n = 0, z = 1/2
-/// ```
-#[track_caller]
-pub fn gru_cell(gx: &Array, gh: &Array, h: &Array) -> Array {
-    let (b, n) = check("gru_cell", 3, gx, gh, h, &[]);
-    let ins = [gx.contiguous(), gh.contiguous(), h.contiguous()];
-    let refs: Vec<&Array> = ins.iter().collect();
-    by_dtype!(gx.dtype(), gru_fwd(&refs, b, n))
-}
-
-fn gru_fwd<T: FastFloat + Element>(ins: &[&Array], b: usize, h: usize) -> Array {
-    let s = slices::<T>(ins);
-    let (gx, gh, hp) = (s[0], s[1], s[2]);
-    let mut ho = output::<T>(b * h);
-    for_rows(b, [(&mut ho, h)], b * h * 5, |r0, [ho]| {
-        for (k, ho) in ho.chunks_exact_mut(h).enumerate() {
-            let r = r0 + k;
-            let (x, y, hp) =
-                (&gx[r * 3 * h..(r + 1) * 3 * h], &gh[r * 3 * h..(r + 1) * 3 * h], &hp[r * h..(r + 1) * h]);
-            let (xr, xz, xn) = (&x[..h], &x[h..2 * h], &x[2 * h..]);
-            let (yr, yz, yn) = (&y[..h], &y[h..2 * h], &y[2 * h..]);
-            for j in 0..h {
-                let rg = (xr[j] + yr[j]).sigmoid_fast();
-                let z = (xz[j] + yz[j]).sigmoid_fast();
-                let n = (xn[j] + rg * yn[j]).tanh_fast();
-                ho[j] = n + z * (hp[j] - n);
-            }
-        }
-    });
-    Array::from_vec(ho, &[b, h])
-}
-
-/// The reverse pass of [`gru_cell`]: from the cotangent `dh` of `h'`, the cotangents of `gx`
-/// and `gh` (`[B, 3H]`; equal on the `r`, `z` gates) and of `h`.
-///
-/// ```
-/// use adjoint_tensor::{ops::rnn, Array};
-/// let z = Array::from_vec(vec![0.0f64; 3], &[1, 3]);
-/// let one = Array::from_vec(vec![1.0f64], &[1, 1]);
-/// let (dx, dh_gates, dh) = rnn::gru_cell_grad(&z, &z, &Array::from_vec(vec![2.0f64], &[1, 1]), &one);
-/// assert_eq!(dh.to_vec::<f64>(), vec![0.5]); // ∂h'/∂h = z
-/// assert_eq!(dx.to_vec::<f64>(), vec![0.0, 0.5, 0.5]); // z' = σ'(0)·(h - n) = 1/2; n: 1 - z
-/// assert_eq!(dh_gates.to_vec::<f64>(), vec![0.0, 0.5, 0.25]); // n gate scaled by r = 1/2
-/// ```
-#[track_caller]
-pub fn gru_cell_grad(gx: &Array, gh: &Array, h: &Array, dh: &Array) -> (Array, Array, Array) {
-    let (b, n) = check("gru_cell_grad", 3, gx, gh, h, &[dh]);
-    let ins = [gx.contiguous(), gh.contiguous(), h.contiguous(), dh.contiguous()];
-    let refs: Vec<&Array> = ins.iter().collect();
-    by_dtype!(gx.dtype(), gru_bwd(&refs, b, n))
-}
-
-fn gru_bwd<T: FastFloat + Element>(ins: &[&Array], b: usize, h: usize) -> (Array, Array, Array) {
-    let s = slices::<T>(ins);
-    let (gx, gh, hp, dh) = (s[0], s[1], s[2], s[3]);
-    let one = T::one();
-    let (mut dx, mut dy, mut dhp) = (output::<T>(b * 3 * h), output::<T>(b * 3 * h), output::<T>(b * h));
-    for_rows(b, [(&mut dx, 3 * h), (&mut dy, 3 * h), (&mut dhp, h)], b * h * 12, |r0, [dx, dy, dhp]| {
-        let rows = dx.chunks_exact_mut(3 * h).zip(dy.chunks_exact_mut(3 * h)).zip(dhp.chunks_exact_mut(h));
-        for (k, ((dx, dy), dhp)) in rows.enumerate() {
-            let r = r0 + k;
-            let (x, y) = (&gx[r * 3 * h..(r + 1) * 3 * h], &gh[r * 3 * h..(r + 1) * 3 * h]);
-            let (hp, dh) = (&hp[r * h..(r + 1) * h], &dh[r * h..(r + 1) * h]);
-            let (xr, xz, xn) = (&x[..h], &x[h..2 * h], &x[2 * h..]);
-            let (yr, yz, yn) = (&y[..h], &y[h..2 * h], &y[2 * h..]);
-            let (dxr, rest) = dx.split_at_mut(h);
-            let (dxz, dxn) = rest.split_at_mut(h);
-            let (dyr, rest) = dy.split_at_mut(h);
-            let (dyz, dyn_) = rest.split_at_mut(h);
-            for j in 0..h {
-                let rg = (xr[j] + yr[j]).sigmoid_fast();
-                let z = (xz[j] + yz[j]).sigmoid_fast();
-                let n = (xn[j] + rg * yn[j]).tanh_fast();
-                let dn = dh[j] * (one - z) * (one - n * n);
-                let da_r = dn * yn[j] * rg * (one - rg);
-                let da_z = dh[j] * (hp[j] - n) * z * (one - z);
-                dxr[j] = da_r;
-                dyr[j] = da_r;
-                dxz[j] = da_z;
-                dyz[j] = da_z;
-                dxn[j] = dn;
-                dyn_[j] = dn * rg;
-                dhp[j] = dh[j] * z;
-            }
-        }
-    });
-    (Array::from_vec(dx, &[b, 3 * h]), Array::from_vec(dy, &[b, 3 * h]), Array::from_vec(dhp, &[b, h]))
-}
+mod cell;
+pub use cell::{gru_cell, gru_cell_grad, lstm_cell, lstm_cell_grad};
 
 /// A whole LSTM sequence (one layer, time-major): from the input projections `gx`
 /// (`[T, B, 4H]`, biases included), the hidden weights `w_hh` (`[4H, H]`, PyTorch's layout)
