@@ -20,7 +20,8 @@ use crate::array::Array;
 use crate::dtype::{DType, Element};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::broadcast_shapes;
-use crate::ops::unary::{build, dispatch_simd, simd_builds, FastFloat, Walk};
+use crate::ops::simd::{dispatch_simd, simd_builds};
+use crate::ops::unary::{build, FastFloat, Walk};
 
 #[inline(always)]
 fn zip_generic<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], a: &[A], b: &[B], f: &F) {

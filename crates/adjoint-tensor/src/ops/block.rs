@@ -16,7 +16,8 @@ use std::mem::MaybeUninit;
 use crate::dtype::FloatElement;
 use crate::ops::binary::{float_binary, zip, Apply2, BinaryOp};
 use crate::ops::compare::CompareOp;
-use crate::ops::unary::{dispatch_simd, float_unary, map_slice, simd_builds, Apply, FastFloat, UnaryOp};
+use crate::ops::simd::{dispatch_simd, simd_builds};
+use crate::ops::unary::{float_unary, map_slice, Apply, FastFloat, UnaryOp};
 
 /// The float types a fused program runs on (`f32`, `f64`).
 ///

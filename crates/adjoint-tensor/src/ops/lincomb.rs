@@ -18,7 +18,8 @@ use std::mem::MaybeUninit;
 use crate::array::Array;
 use crate::dtype::{DType, FloatElement};
 use crate::error::{OrFail, Result};
-use crate::ops::unary::{build, dispatch_simd, simd_builds};
+use crate::ops::simd::{dispatch_simd, simd_builds};
+use crate::ops::unary::build;
 
 /// Elements accumulated at a time.
 const BLOCK: usize = 512;

@@ -20,6 +20,7 @@ pub mod pool;
 pub mod reduce;
 pub mod rnn;
 pub mod select;
+pub mod simd;
 pub mod sort;
 pub mod transpose;
 pub mod unary;

@@ -85,7 +85,7 @@ impl<T: Float> PackedRhs<T> {
         let job = Job { m, n, k: self.k, dst, ldd, init, a, lda, b: self.data[at..].as_ptr() };
         #[cfg(target_arch = "x86_64")]
         {
-            if super::unary::has_avx512() {
+            if super::simd::has_avx512() {
                 // SAFETY: the CPU has the AVX-512 subsets the build enables (checked); the
                 // pointers are the caller's contract.
                 return unsafe {
@@ -125,7 +125,7 @@ struct Job<T> {
     b: *const T,
 }
 
-super::unary::avx512_build! {
+super::simd::avx512_build! {
     #[inline(never)]
     unsafe fn run_avx512<T: Float, const MR: usize>(job: &Job<T>) {
         // SAFETY: forwarded.

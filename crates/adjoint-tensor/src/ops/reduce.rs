@@ -29,7 +29,8 @@ use crate::dtype::{DType, Element, FloatElement};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::Layout;
 use crate::ops::binary::{max_nan, min_nan};
-use crate::ops::unary::{dispatch_avx2, map1};
+use crate::ops::simd::dispatch_avx2;
+use crate::ops::unary::map1;
 use crate::ops::PAR_THRESHOLD;
 use crate::storage::filled;
 

@@ -14,7 +14,8 @@ use crate::array::Array;
 use crate::dtype::{DType, Element};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::broadcast_shapes;
-use crate::ops::unary::{build, dispatch_simd, simd_builds, Walk};
+use crate::ops::simd::{dispatch_simd, simd_builds};
+use crate::ops::unary::{build, Walk};
 
 #[inline(always)]
 fn select_generic<T: Copy>(out: &mut [MaybeUninit<T>], c: &[bool], t: &[T], f: &[T]) {

@@ -31,7 +31,7 @@ use rayon::prelude::*;
 
 use super::Geom;
 use crate::ops::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef};
-use crate::ops::unary::dispatch_avx2;
+use crate::ops::simd::dispatch_avx2;
 
 /// Whether the Winograd kernels serve this convolution (for `f32`; the caller checks the dtype).
 ///

@@ -10,7 +10,7 @@
 
 use super::{check, for_rows, output, slices};
 use crate::ops::fastmath::FastFloat;
-use crate::ops::unary::{dispatch_simd, simd_builds};
+use crate::ops::simd::{dispatch_simd, simd_builds};
 use crate::{Array, DType, Element};
 
 /// One LSTM step: `a = gx + gh` split into `(i, f, g, o)`, `c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g)`,

@@ -27,9 +27,9 @@ use gemm::Parallelism;
 use super::fastmath::FastFloat;
 use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef, SendPtr};
 use super::packed::PackedRhs;
-use super::unary::avx512_build;
+use super::simd::avx512_build;
 #[cfg(target_arch = "x86_64")]
-use super::unary::has_avx512;
+use super::simd::has_avx512;
 use super::PAR_THRESHOLD;
 
 mod steps;
@@ -245,7 +245,7 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
 
 /// [`lstm_seq_cell_row`], in its AVX-512 or AVX2 + FMA build when the CPU has them (the
 /// cell's exponentials then run 16 or 8 lanes wide; the baseline build is SSE2). Every build
-/// gives the same bits (see `unary::dispatch_simd`).
+/// gives the same bits (see `simd::dispatch_simd`).
 fn cell_row<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
