@@ -25,33 +25,40 @@ use crate::ops::unary::build;
 const BLOCK: usize = 512;
 
 #[inline(always)]
-fn block_generic<T: FloatElement>(out: &mut [MaybeUninit<T>], y: Option<&[T]>, ks: &[&[T]], cs: &[T]) {
+fn block_generic<T: FloatElement>(
+    out: &mut [MaybeUninit<T>],
+    at: usize,
+    y: Option<&[T]>,
+    ks: &[&[T]],
+    cs: &[T],
+) {
     let n = out.len();
-    let k0 = &ks[0][..n];
+    let k0 = &ks[0][at..at + n];
     for i in 0..n {
         out[i].write(k0[i] * cs[0]);
     }
     // SAFETY: every element was written just above; `MaybeUninit<T>` has `T`'s layout.
     let acc = unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) };
     for (k, &c) in ks.iter().zip(cs).skip(1) {
-        let k = &k[..n];
+        let k = &k[at..at + n];
         for i in 0..n {
             acc[i] = acc[i] + k[i] * c;
         }
     }
     if let Some(y) = y {
-        let y = &y[..n];
+        let y = &y[at..at + n];
         for i in 0..n {
             acc[i] = y[i] + acc[i];
         }
     }
 }
 
-simd_builds!(block_generic => block_avx2, block_avx512, [T: FloatElement], (out: &mut [MaybeUninit<T>], y: Option<&[T]>, ks: &[&[T]], cs: &[T]));
+simd_builds!(block_generic => block_avx2, block_avx512, [T: FloatElement], (out: &mut [MaybeUninit<T>], at: usize, y: Option<&[T]>, ks: &[&[T]], cs: &[T]));
 
-/// One block (at most [`BLOCK`] elements) in the widest SIMD build the CPU runs.
-fn block<T: FloatElement>(out: &mut [MaybeUninit<T>], y: Option<&[T]>, ks: &[&[T]], cs: &[T]) {
-    dispatch_simd!(block_generic, block_avx2, block_avx512, (out, y, ks, cs))
+/// Elements `at..at + out.len()` (at most [`BLOCK`]) of the combination of the whole inputs
+/// `y`, `ks`, in the widest SIMD build the CPU runs.
+fn block<T: FloatElement>(out: &mut [MaybeUninit<T>], at: usize, y: Option<&[T]>, ks: &[&[T]], cs: &[T]) {
+    dispatch_simd!(block_generic, block_avx2, block_avx512, (out, at, y, ks, cs))
 }
 
 fn lincomb_typed<T: FloatElement>(y: Option<&Array>, ks: &[&Array], cs: &[f64]) -> Array {
@@ -63,10 +70,7 @@ fn lincomb_typed<T: FloatElement>(y: Option<&Array>, ks: &[&Array], cs: &[f64]) 
     let n = ks[0].len();
     let out = build(n, |start, o: &mut [MaybeUninit<T>]| {
         for (j, ob) in o.chunks_mut(BLOCK).enumerate() {
-            let at = start + j * BLOCK;
-            let r = at..at + ob.len();
-            let kb: Vec<&[T]> = ks.iter().map(|k| &k[r.clone()]).collect();
-            block(ob, y.map(|y| &y[r.clone()]), &kb, &cs);
+            block(ob, start + j * BLOCK, y, ks, &cs);
         }
     });
     Array::from_vec(out, &shape)

@@ -96,7 +96,7 @@ impl<T: Float> PackedRhs<T> {
                     }
                 };
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if super::simd::has_avx2_fma() {
                 // SAFETY: the CPU has AVX2 and FMA (checked); the pointers are the caller's.
                 return unsafe {
                     if size_of::<T>() == 4 {

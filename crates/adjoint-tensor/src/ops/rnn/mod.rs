@@ -27,9 +27,7 @@ use gemm::Parallelism;
 use super::fastmath::FastFloat;
 use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef, SendPtr};
 use super::packed::PackedRhs;
-use super::simd::avx512_build;
-#[cfg(target_arch = "x86_64")]
-use super::simd::has_avx512;
+use super::simd::{dispatch_simd, simd_builds};
 use super::PAR_THRESHOLD;
 
 mod steps;
@@ -243,36 +241,15 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
     (hs.array(&[t, b, h]), cs.array(&[t, b, h]), a.array(&[t, b, 4 * h]))
 }
 
-/// [`lstm_seq_cell_row`], in its AVX-512 or AVX2 + FMA build when the CPU has them (the
-/// cell's exponentials then run 16 or 8 lanes wide; the baseline build is SSE2). Every build
+/// [`lstm_seq_cell_row`] in the widest SIMD build the CPU runs (the cell's exponentials then
+/// run 16 or 8 lanes wide on fused multiply-adds; the baseline build is SSE2). Every build
 /// gives the same bits (see `simd::dispatch_simd`).
 fn cell_row<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: the CPU has the AVX-512 subsets the build enables (checked just above).
-        return unsafe { cell_row_avx512(x, cp, ho, co) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (checked just above).
-        return unsafe { cell_row_avx2(x, cp, ho, co) };
-    }
-    lstm_seq_cell_row(x, cp, ho, co)
+    dispatch_simd!(lstm_seq_cell_row, cell_row_avx2, cell_row_avx512, (x, cp, ho, co))
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline(never)]
-unsafe fn cell_row_avx2<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
-    lstm_seq_cell_row(x, cp, ho, co)
-}
-
-avx512_build! {
-    #[inline(never)]
-    unsafe fn cell_row_avx512<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
-        lstm_seq_cell_row(x, cp, ho, co)
-    }
-}
+simd_builds!(lstm_seq_cell_row => cell_row_avx2, cell_row_avx512, [T: FastFloat],
+    (x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]));
 
 /// One row of [`lstm_seq`]'s cell: the gate pre-activations (overwritten with the
 /// activations), the previous cell state, and the new hidden and cell states. The mutable
@@ -308,34 +285,13 @@ struct GradRow<'a, T> {
     dhn: &'a [T],
 }
 
-/// [`grad_row_generic`] in its AVX-512 or AVX2 + FMA build when the CPU has them.
+/// [`grad_row_generic`] in the widest SIMD build the CPU runs.
 fn grad_row<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: the CPU has the AVX-512 subsets the build enables (checked just above).
-        return unsafe { grad_row_avx512(x, d, dcn) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (checked just above).
-        return unsafe { grad_row_avx2(x, d, dcn) };
-    }
-    grad_row_generic(x, d, dcn)
+    dispatch_simd!(grad_row_generic, grad_row_avx2, grad_row_avx512, (x, d, dcn))
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline(never)]
-unsafe fn grad_row_avx2<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
-    grad_row_generic(x, d, dcn)
-}
-
-avx512_build! {
-    #[inline(never)]
-    unsafe fn grad_row_avx512<T: FastFloat>(x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]) {
-        grad_row_generic(x, d, dcn)
-    }
-}
+simd_builds!(grad_row_generic => grad_row_avx2, grad_row_avx512, [T: FastFloat],
+    (x: &GradRow<'_, T>, d: [&mut [T]; 4], dcn: &mut [T]));
 
 /// One row of the cell's reverse pass: the four gate cotangents and `dc` for the step before.
 #[inline(always)]
