@@ -16,12 +16,15 @@
 //!   `Wᵀ · grad_out` per image followed by col2im, which scatter-adds the unrolled columns back
 //!   onto the image; the weight gradient is `Σₙ grad_out · colᵀ`, each thread summing its share of
 //!   the batch into its own buffer before the partial sums are added.
-//! - **Winograd F(2×2, 3×3) for `f32` 3×3 stride-1 convolutions** with at least 8 channels per
-//!   group on both sides (`conv/winograd.rs`): forward, input gradient and weight gradient with
-//!   2.25× fewer multiply-adds, the products still going through `gemm`. Chosen by measurement
-//!   on the issue-17 shapes (`cargo run --release -p adjoint-tensor --example conv_bench`, which
-//!   A/Bs it against im2col in one process); `f64` and every other shape keep im2col, so the
-//!   core's `f64` gradient tables see the exact path. `ADJOINT_CONV_WINOGRAD=0` turns it off.
+//! - **Winograd for `f32` 3×3 stride-1 convolutions** with at least 8 channels per group on both
+//!   sides (`conv/winograd.rs`): F(4×4, 3×3) for the forward pass and the input gradient (4×
+//!   fewer multiply-adds; its rounding error, about 10·ε·Σ|x||w| per element, is ~17× that of
+//!   F(2×2, 3×3), measured in `tests/conv_fast.rs`), F(2×2, 3×3) for the weight gradient
+//!   (2.25×), the products still going through `gemm`. Chosen by measurement on the issue-17
+//!   shapes (`cargo run --release -p adjoint-tensor --example conv_bench`, which A/Bs it against
+//!   im2col in one process); `f64` and every other shape keep im2col, so the core's `f64`
+//!   gradient tables see the exact path. `ADJOINT_CONV_WINOGRAD=0` turns Winograd off,
+//!   `ADJOINT_CONV_WINOGRAD_TILE=2` keeps the forward pass and input gradient on F(2×2, 3×3).
 //! - **1-D is 2-D with `H = 1`**: the memory of `[N, C, L]` is that of `[N, C, 1, L]`, so the 1-D
 //!   functions only validate in their own terms and call the 2-D kernels.
 
@@ -38,6 +41,24 @@ use crate::ops::matmul::{gemm_into, gemm_par_work, gemm_parallelism, MatMut, Mat
 use crate::storage::filled;
 
 mod winograd;
+
+/// Run `f` with this thread's `f32` 3×3 stride-1 convolutions (forward and input gradient) on
+/// Winograd F(m×m, 3×3), `m` = 2 or 4, whatever `ADJOINT_CONV_WINOGRAD_TILE` says: for tests
+/// and benchmarks that compare the two algorithms in one process. Panics for another `m`.
+///
+/// ```
+/// use adjoint_tensor::{ops::conv::{with_winograd_tile, Conv2dOptions}, Array, DType};
+/// let x = Array::ones(&[1, 8, 6, 6], DType::F32);
+/// let w = Array::ones(&[8, 8, 3, 3], DType::F32);
+/// let p = Conv2dOptions { padding: [1, 1], ..Default::default() };
+/// let a = with_winograd_tile(2, || x.conv2d(&w, &p));
+/// let b = with_winograd_tile(4, || x.conv2d(&w, &p));
+/// assert_eq!(a.shape(), b.shape());
+/// ```
+#[doc(hidden)]
+pub fn with_winograd_tile<R>(m: usize, f: impl FnOnce() -> R) -> R {
+    winograd::with_tile(m, f)
+}
 
 /// Hyper-parameters of [`Array::conv2d`], as PyTorch's `conv2d` (`[height, width]` order).
 ///

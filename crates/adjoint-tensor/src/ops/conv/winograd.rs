@@ -1,5 +1,6 @@
-//! Winograd F(2×2, 3×3) for `f32` 3×3 convolutions with stride 1 and no dilation: forward,
-//! input gradient and weight gradient.
+//! Winograd F(2×2, 3×3) and F(4×4, 3×3) for `f32` 3×3 convolutions with stride 1 and no
+//! dilation: forward and input gradient on F(4×4, 3×3) (`winograd/f43.rs`; F(2×2, 3×3) with
+//! `ADJOINT_CONV_WINOGRAD_TILE=2`), weight gradient on F(2×2, 3×3).
 //!
 //! ## Design choices
 //! - **Why Winograd.** Each 2×2 output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the 4×4 input
@@ -7,7 +8,11 @@
 //!   multiply-adds drop 2.25× and the rest is additions in the transforms. The 16 products over
 //!   channels are 16 independent GEMMs `M_ξ = U_ξ · V_ξ` (`[O/g, C/g] × [C/g, tiles]`), which go
 //!   to `gemm` per image: one image's transformed input and products (`16·C·tiles`,
-//!   `16·O·tiles` floats) stay in the per-core cache.
+//!   `16·O·tiles` floats) stay in the per-core cache. F(4×4, 3×3) is the same scheme with 36
+//!   GEMMs and 6×6 patches (4× fewer multiply-adds; see its module for the accuracy it costs).
+//! - **Blocks of images.** A task transforms a block of images whose tiles sit side by side in
+//!   the GEMMs' columns (about [`BLOCK_COLS`] of them), so that small planes (14×14: 20 tiles
+//!   of 4×4) still give `gemm` enough columns; the weight gradient sums image by image.
 //! - **`f32` only.** The transforms are exact in binary arithmetic (coefficients 0, ±1, ±½), and
 //!   the error is that of a 16-term instead of 9-term sum per channel plus a few additions of
 //!   terms at most 4× the size of an input element: about `2^-23 · 8 · Σ|x||w|`, which is
@@ -22,8 +27,8 @@
 //!   weight gradient so they add nothing there.
 //! - **Gradients reuse the machinery.** The input gradient of a 3×3 stride-1 convolution is the
 //!   forward convolution of `grad_out` with the flipped, transposed kernel and padding `2 − p`,
-//!   so it runs through the same driver. The weight gradient is the exact adjoint of the forward
-//!   algorithm: `Ū_ξ = Σ_images (A ȳ Aᵀ)_ξ · V_ξᵀ` (16 GEMMs of `[O/g, tiles] × [tiles, C/g]`)
+//!   so it runs through the same driver. The weight gradient is the exact adjoint of the
+//!   F(2×2, 3×3) forward algorithm: `Ū_ξ = Σ_images (A ȳ Aᵀ)_ξ · V_ξᵀ` (16 GEMMs of `[O/g, tiles] × [tiles, C/g]`)
 //!   followed by `ḡ = Gᵀ Ū G`, 2.25× fewer multiply-adds than `Σ grad_out · colᵀ`.
 
 use gemm::Parallelism;
@@ -32,6 +37,8 @@ use rayon::prelude::*;
 use super::Geom;
 use crate::ops::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef};
 use crate::ops::simd::dispatch_avx2;
+
+mod f43;
 
 /// Whether the Winograd kernels serve this convolution (for `f32`; the caller checks the dtype).
 ///
@@ -64,11 +71,14 @@ struct Plan {
     pw: usize,
     oh: usize,
     ow: usize,
+    /// Output tile side: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3).
+    m: usize,
 }
 
 impl Plan {
-    fn forward(g: &Geom) -> Plan {
+    fn forward(g: &Geom, m: usize) -> Plan {
         Plan {
+            m,
             n: g.n,
             c: g.c,
             h: g.h,
@@ -83,8 +93,9 @@ impl Plan {
     }
     /// The transposed convolution that computes the input gradient: reads `grad_out`, writes
     /// the input's shape.
-    fn input_grad(g: &Geom) -> Plan {
+    fn input_grad(g: &Geom, m: usize) -> Plan {
         Plan {
+            m,
             n: g.n,
             c: g.o,
             h: g.oh,
@@ -104,10 +115,14 @@ impl Plan {
         self.o / self.groups
     }
     fn th(&self) -> usize {
-        self.oh.div_ceil(2)
+        self.oh.div_ceil(self.m)
     }
     fn tw(&self) -> usize {
-        self.ow.div_ceil(2)
+        self.ow.div_ceil(self.m)
+    }
+    /// Taps per tile (`(m + 2)²`): the number of products, GEMMs and transformed planes.
+    fn taps(&self) -> usize {
+        (self.m + 2) * (self.m + 2)
     }
     /// Row stride of the tile grid: one padding slot per tile row, so that every transform
     /// works on contiguous vectors over all slots (the padding slots hold garbage forward and
@@ -145,14 +160,15 @@ fn kernel_transform(k: [f32; 9], u: &mut [f32], stride: usize) {
     }
 }
 
-/// The transformed kernels `[groups][16][og][cg]` of a plan. `flip` builds the input gradient's
+/// The transformed kernels `[groups][taps][og][cg]` of a plan. `flip` builds the input gradient's
 /// kernels from the forward weight: output `a` and input `b` of the plan are the forward's input
 /// channel `a` and output channel `b`, with the taps rotated by 180°.
 fn transform_weights(p: &Plan, wt: &[f32], flip: bool) -> Vec<f32> {
     let (og, cg) = (p.og(), p.cg());
-    let mut u = vec![0.0f32; p.groups * 16 * og * cg];
+    let size = p.taps() * og * cg;
+    let mut u = vec![0.0f32; p.groups * size];
     for gi in 0..p.groups {
-        let ug = &mut u[gi * 16 * og * cg..(gi + 1) * 16 * og * cg];
+        let ug = &mut u[gi * size..(gi + 1) * size];
         for a in 0..og {
             for b in 0..cg {
                 let mut k = [0.0f32; 9];
@@ -165,28 +181,51 @@ fn transform_weights(p: &Plan, wt: &[f32], flip: bool) -> Vec<f32> {
                 } else {
                     k.copy_from_slice(&wt[((gi * og + a) * cg + b) * 9..][..9]);
                 }
-                kernel_transform(k, &mut ug[a * cg + b..], og * cg);
+                match p.m {
+                    4 => f43::kernel_transform(k, &mut ug[a * cg + b..], og * cg),
+                    _ => kernel_transform(k, &mut ug[a * cg + b..], og * cg),
+                }
             }
         }
     }
     u
 }
 
-/// Per-task buffers: transformed input `[16][cg][slots]`, products `[16][og][slots]`, and
-/// scratch for one plane (four phase planes and eight temporaries).
+/// Per-task buffers for a block of `images`: transformed input `[taps][cg][images·slots]`,
+/// products `[taps][m_rows][images·slots]`, and scratch for one plane's transforms (its phase
+/// planes and temporaries).
 struct Bufs {
     v: Vec<f32>,
     m: Vec<f32>,
     scratch: Vec<f32>,
+    /// F(4×4, 3×3)'s row phases: zero at creation, then written only at the places every
+    /// plane of the plan writes, so the padding stays zero without a fill per plane.
+    phases: Vec<f32>,
 }
 
 impl Bufs {
-    fn new(p: &Plan, m_rows: usize) -> Bufs {
-        let t = p.slots();
+    fn new(p: &Plan, m_rows: usize, images: usize) -> Bufs {
+        let cols = images * p.slots();
+        let scratch = match p.m {
+            4 => f43::scratch_len(cols),
+            _ => 4 * p.phase_len() + 12 * p.slots(),
+        };
+        let take = |n| crate::cache::take_filled(n, 0.0f32);
+        let phases = if p.m == 4 { f43::phases_len(p) } else { 0 };
         Bufs {
-            v: vec![0.0; 16 * p.cg() * t],
-            m: vec![0.0; 16 * m_rows * t],
-            scratch: vec![0.0; 4 * p.phase_len() + 12 * t],
+            v: take(p.taps() * p.cg() * cols),
+            m: take(p.taps() * m_rows * cols),
+            scratch: take(scratch),
+            phases: take(phases),
+        }
+    }
+}
+
+impl Drop for Bufs {
+    /// Back to the tensor cache: a convolution's buffers are the same sizes every step.
+    fn drop(&mut self) {
+        for v in [&mut self.v, &mut self.m, &mut self.scratch, &mut self.phases] {
+            crate::cache::give(std::mem::take(v));
         }
     }
 }
@@ -205,37 +244,57 @@ fn combine3(dst: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f3
     }
 }
 
-/// Split `plane` (`rows × cols`, zero-padded by `pad_r`/`pad_c` on the top/left) into the four
-/// phase planes `P[ra·2 + cb][i·tp + j] = padded[2i + ra][2j + cb]` in `phases` (each
-/// `phase_len` long, zero where the padded plane is outside `plane`).
+/// Split `plane` (`rows × cols`, zero-padded by `pad_r`/`pad_c` on the top/left) into the `m²`
+/// phase planes `P[ra·m + cb][i·tp + j] = padded[m·i + ra][m·j + cb]`, `m` the plan's tile
+/// side: phase `φ` is `phases[φ·stride..][..phase_len]`, zero where the padded plane is outside
+/// `plane`. (F(2×2, 3×3) only: F(4×4, 3×3) lays its input out by rows, `winograd/f43.rs`.)
 #[inline(always)]
 fn split_phases(
     p: &Plan,
     plane: &[f32],
     (rows, cols): (usize, usize),
     (pad_r, pad_c): (usize, usize),
-    phases: &mut [f32],
+    (phases, stride): (&mut [f32], usize),
 ) {
-    let (tp, len) = (p.tp(), p.phase_len());
-    phases[..4 * len].fill(0.0);
-    let max_q = 2 * tp;
+    let (tp, len, m) = (p.tp(), p.phase_len(), p.m);
+    for ph in 0..m * m {
+        phases[ph * stride..ph * stride + len].fill(0.0);
+    }
+    // Padded columns q = x + pad_c below m·tp land in phase q % m at slot q / m: a few
+    // columns one by one up to the first multiple of m, then whole groups of m.
+    let width = (m * tp).min(cols + pad_c);
+    let q0 = pad_c.next_multiple_of(m).min(width);
+    let groups = (width - q0) / m;
     for (y, row) in plane.chunks_exact(cols).take(rows).enumerate() {
         let r = y + pad_r;
-        let (i, ra) = (r / 2, r % 2);
+        let (i, ra) = (r / m, r % m);
         if i * tp >= len {
             break;
         }
-        for cb in 0..2 {
-            let ph = &mut phases[(ra * 2 + cb) * len + i * tp..][..tp];
-            // Columns x with (x + pad_c) % 2 == cb land in phase cb at (x + pad_c) / 2.
-            let x0 = (cb + 2 - pad_c % 2) % 2;
-            for x in (x0..cols).step_by(2) {
-                let q = x + pad_c;
-                if q >= max_q {
-                    break;
-                }
-                ph[q / 2] = row[x];
-            }
+        let base = ra * m * stride + i * tp;
+        let mut put = |q: usize| phases[base + (q % m) * stride + q / m] = row[q - pad_c];
+        (pad_c..q0).for_each(&mut put);
+        (q0 + groups * m..width).for_each(&mut put);
+        let src = &row[q0 - pad_c..][..groups * m];
+        let dst = &mut phases[base + q0 / m..];
+        deinterleave::<2>(src, dst, stride);
+    }
+}
+
+/// `dst[j·stride + k] = src[M·k + j]`: the `M` phases of a row's whole groups of `M` columns.
+#[inline(always)]
+fn deinterleave<const M: usize>(src: &[f32], dst: &mut [f32], stride: usize) {
+    let n = src.len() / M;
+    let mut rows: [&mut [f32]; M] = {
+        let mut it = dst.chunks_mut(stride);
+        std::array::from_fn(|_| it.next().expect("phase"))
+    };
+    for r in rows.iter_mut() {
+        *r = &mut std::mem::take(r)[..n];
+    }
+    for (k, group) in src.chunks_exact(M).enumerate() {
+        for j in 0..M {
+            rows[j][k] = group[j];
         }
     }
 }
@@ -245,7 +304,7 @@ fn split_phases(
 fn input_transform_generic(p: &Plan, plane: &[f32], v: &mut [f32], xi_stride: usize, scratch: &mut [f32]) {
     let (tp, len, t) = (p.tp(), p.phase_len(), p.slots());
     let (phases, tmp) = scratch.split_at_mut(4 * len);
-    split_phases(p, plane, (p.h, p.w), (p.ph, p.pw), phases);
+    split_phases(p, plane, (p.h, p.w), (p.ph, p.pw), (phases, len));
     // d_ab over all slots: phase (a%2, b%2) shifted by (a/2) rows and (b/2) columns.
     let d = |a: usize, b: usize| &phases[((a % 2) * 2 + b % 2) * len + (a / 2) * tp + b / 2..][..t];
     let (t0, rest) = tmp.split_at_mut(t);
@@ -353,7 +412,7 @@ fn grad_transform_generic(p: &Plan, gy: &[f32], m: &mut [f32], xi_stride: usize,
     let (len, t) = (p.phase_len(), p.slots());
     let (phases, tmp) = scratch.split_at_mut(4 * len);
     // ȳ_(dy,dx) for every slot: the phase planes of the unpadded gradient plane.
-    split_phases(p, gy, (p.oh, p.ow), (0, 0), phases);
+    split_phases(p, gy, (p.oh, p.ow), (0, 0), (phases, len));
     let yb = |dy: usize, dx: usize| &phases[(dy * 2 + dx) * len..][..t];
     let (r0, rest) = tmp.split_at_mut(t);
     let r1 = &mut rest[..t];
@@ -388,83 +447,167 @@ fn grad_transform(p: &Plan, gy: &[f32], m: &mut [f32], xi_stride: usize, scratch
     dispatch_avx2!(grad_transform_generic, grad_transform_avx2, (p, gy, m, xi_stride, scratch))
 }
 
-/// Transform every input plane of one image's group into `bufs.v`.
-fn transform_group_input(p: &Plan, x_g: &[f32], bufs: &mut Bufs) {
-    let (cg, t, hw) = (p.cg(), p.slots(), p.h * p.w);
+/// Transform every input plane of one image's group into `bufs.v`, at column `col` of rows
+/// `cols` long.
+fn transform_group_input(p: &Plan, x_g: &[f32], bufs: &mut Bufs, col: usize, cols: usize) {
+    let (cg, hw) = (p.cg(), p.h * p.w);
     for c in 0..cg {
-        input_transform(p, &x_g[c * hw..(c + 1) * hw], &mut bufs.v[c * t..], cg * t, &mut bufs.scratch);
+        let (plane, v) = (&x_g[c * hw..(c + 1) * hw], &mut bufs.v[c * cols + col..]);
+        match p.m {
+            4 => f43::input_transform(p, plane, v, cg * cols, &mut bufs.phases),
+            _ => input_transform(p, plane, v, cg * cols, &mut bufs.scratch),
+        }
     }
 }
 
-/// One image of a forward-type plan: `out_i` (`[o, oh, ow]`) from `x_i` (`[c, h, w]`).
-fn conv_image(p: &Plan, u: &[f32], x_i: &[f32], out_i: &mut [f32], bufs: &mut Bufs, par: Parallelism) {
-    let (cg, og, t) = (p.cg(), p.og(), p.slots());
-    let (hw, ohw) = (p.h * p.w, p.oh * p.ow);
+/// Transform the products of one group of a block of images into its output planes.
+fn transform_group_output(p: &Plan, gi: usize, out_b: &mut [f32], bufs: &mut Bufs, cols: usize) {
+    let (og, t, ohw) = (p.og(), p.slots(), p.oh * p.ow);
+    let images = cols / t;
+    if p.m == 4 {
+        // A chunk of output channels at a time: their product rows are contiguous, all images.
+        let k = f43::output_chunk(p, cols);
+        for a0 in (0..og).step_by(k) {
+            let rows = k.min(og - a0);
+            let l = rows * cols;
+            let y = f43::output_transform(&bufs.m[a0 * cols..], og * cols, l, &mut bufs.scratch);
+            for a in 0..rows {
+                for i in 0..images {
+                    let plane = &mut out_b[(i * p.o + gi * og + a0 + a) * ohw..][..ohw];
+                    f43::scatter_tiles(p, y, l, a * cols + i * t, plane);
+                }
+            }
+        }
+        return;
+    }
+    for i in 0..images {
+        for a in 0..og {
+            let plane = &mut out_b[(i * p.o + gi * og + a) * ohw..][..ohw];
+            output_transform(p, &bufs.m[a * cols + i * t..], og * cols, plane, &mut bufs.scratch);
+        }
+    }
+}
+
+/// A block of images of a forward-type plan: `out_b` (`[images, o, oh, ow]`) from `x_b`
+/// (`[images, c, h, w]`). The images' tiles sit side by side in the GEMMs' columns, so that
+/// small planes still give the GEMMs enough columns.
+fn conv_block(p: &Plan, u: &[f32], x_b: &[f32], out_b: &mut [f32], bufs: &mut Bufs, par: Parallelism) {
+    let (cg, og, t, taps) = (p.cg(), p.og(), p.slots(), p.taps());
+    let (chw, hw, ohw) = (p.c * p.h * p.w, p.h * p.w, p.oh * p.ow);
+    let images = out_b.len() / (p.o * ohw);
+    let cols = images * t;
     for gi in 0..p.groups {
-        transform_group_input(p, &x_i[gi * cg * hw..(gi + 1) * cg * hw], bufs);
-        for xi in 0..16 {
+        for i in 0..images {
+            transform_group_input(p, &x_b[i * chw + gi * cg * hw..][..cg * hw], bufs, i * t, cols);
+        }
+        for xi in 0..taps {
             gemm_into(
-                (og, t, cg),
-                MatMut { data: &mut bufs.m[xi * og * t..(xi + 1) * og * t], rs: t, cs: 1 },
+                (og, cols, cg),
+                MatMut { data: &mut bufs.m[xi * og * cols..(xi + 1) * og * cols], rs: cols, cs: 1 },
                 false,
-                MatRef { data: u, offset: (gi * 16 + xi) * og * cg, rs: cg, cs: 1 },
-                MatRef { data: &bufs.v, offset: xi * cg * t, rs: t, cs: 1 },
+                MatRef { data: u, offset: (gi * taps + xi) * og * cg, rs: cg, cs: 1 },
+                MatRef { data: &bufs.v, offset: xi * cg * cols, rs: cols, cs: 1 },
                 par,
             );
         }
-        for a in 0..og {
-            let plane = &mut out_i[(gi * og + a) * ohw..(gi * og + a + 1) * ohw];
-            output_transform(p, &bufs.m[a * t..], og * t, plane, &mut bufs.scratch);
-        }
+        transform_group_output(p, gi, out_b, bufs, cols);
     }
 }
 
-/// Run a forward-type plan over the batch, in parallel over images when `image_parallel`.
+/// GEMM columns a block of images aims at: enough for `gemm`'s packing to pay, few enough that
+/// the block's transformed input and products stay near the core's L2.
+const BLOCK_COLS: usize = 128;
+
+/// Run a forward-type plan over the batch, in parallel over blocks of images when
+/// `image_parallel`.
 fn run_plan(p: &Plan, u: &[f32], x: &[f32], image_parallel: bool) -> Vec<f32> {
     let (chw, ohw) = (p.c * p.h * p.w, p.o * p.oh * p.ow);
     let mut out = crate::storage::filled(p.n * ohw, 0.0f32);
+    let mut images = (BLOCK_COLS / p.slots()).clamp(1, p.n);
     if image_parallel {
-        out.par_chunks_mut(ohw).enumerate().for_each_init(
-            || Bufs::new(p, p.og()),
-            |bufs, (i, o)| conv_image(p, u, &x[i * chw..(i + 1) * chw], o, bufs, Parallelism::None),
+        // At least one block per thread.
+        images = images.min(p.n.div_ceil(rayon::current_num_threads()));
+        out.par_chunks_mut(images * ohw).enumerate().for_each_init(
+            || Bufs::new(p, p.og(), images),
+            |bufs, (b, o)| {
+                let x_b = &x[b * images * chw..][..o.len() / ohw * chw];
+                conv_block(p, u, x_b, o, bufs, Parallelism::None)
+            },
         );
     } else {
-        let mut bufs = Bufs::new(p, p.og());
-        let par = gemm_parallelism(p.og(), p.slots(), p.cg());
-        for (i, o) in out.chunks_mut(ohw).enumerate() {
-            conv_image(p, u, &x[i * chw..(i + 1) * chw], o, &mut bufs, par);
+        let mut bufs = Bufs::new(p, p.og(), images);
+        let par = gemm_parallelism(p.og(), images * p.slots(), p.cg());
+        for (b, o) in out.chunks_mut(images * ohw).enumerate() {
+            conv_block(p, u, &x[b * images * chw..][..o.len() / ohw * chw], o, &mut bufs, par);
         }
     }
     out
 }
 
+thread_local! {
+    /// A tile forced on this thread by [`with_tile`].
+    static FORCED_TILE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` with the forward-type kernels of this thread on F(m×m, 3×3), `m` 2 or 4, whatever
+/// the environment says (the choice is made on the calling thread, before any parallel work).
+pub(super) fn with_tile<R>(m: usize, f: impl FnOnce() -> R) -> R {
+    assert!(m == 2 || m == 4, "with_winograd_tile: tile {m} is not 2 or 4");
+    /// Puts the previous setting back, also when `f` panics.
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED_TILE.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCED_TILE.with(|t| t.replace(Some(m))));
+    f()
+}
+
+/// The output tile of the forward-type kernels: 4 (F(4×4, 3×3)) unless
+/// `ADJOINT_CONV_WINOGRAD_TILE=2` asks for F(2×2, 3×3) (read per call: `conv_bench` toggles
+/// it), or [`with_tile`] forces one.
+fn forward_tile() -> usize {
+    if let Some(m) = FORCED_TILE.with(|t| t.get()) {
+        return m;
+    }
+    match crate::env::knob("ADJOINT_CONV_WINOGRAD_TILE", 4usize) {
+        2 => 2,
+        4 => 4,
+        other => {
+            eprintln!("adjoint: ADJOINT_CONV_WINOGRAD_TILE={other} is not 2 or 4; using 4");
+            4
+        }
+    }
+}
+
 /// `conv2d` forward (`[n, o, oh, ow]`); `fits(g)` must hold.
 pub(super) fn forward(g: &Geom, x: &[f32], wt: &[f32]) -> Vec<f32> {
-    let p = Plan::forward(g);
+    let p = Plan::forward(g, forward_tile());
     let u = transform_weights(&p, wt, false);
     run_plan(&p, &u, x, g.image_parallel())
 }
 
 /// `conv2d` input gradient (`[n, c, h, w]`); `fits(g)` must hold.
 pub(super) fn input_grad(g: &Geom, gout: &[f32], wt: &[f32]) -> Vec<f32> {
-    let p = Plan::input_grad(g);
+    let p = Plan::input_grad(g, forward_tile());
     let u = transform_weights(&p, wt, true);
     run_plan(&p, &u, gout, g.image_parallel())
 }
 
 /// `conv2d` weight gradient (`[o, cg, 3, 3]`); `fits(g)` must hold.
 pub(super) fn weight_grad(g: &Geom, x: &[f32], gout: &[f32]) -> Vec<f32> {
-    let p = Plan::forward(g);
+    let p = Plan::forward(g, 2);
     let (cg, og, t) = (p.cg(), p.og(), p.slots());
     let (chw, hw, ohw) = (p.c * p.h * p.w, p.h * p.w, p.oh * p.ow);
     let size = p.groups * 16 * og * cg;
     // Ū summed over a range of images.
     let partial = |images: std::ops::Range<usize>, par: Parallelism| -> Vec<f32> {
         let mut du = vec![0.0f32; size];
-        let mut bufs = Bufs::new(&p, og);
+        let mut bufs = Bufs::new(&p, og, 1);
         for i in images {
             for gi in 0..p.groups {
-                transform_group_input(&p, &x[i * chw + gi * cg * hw..][..cg * hw], &mut bufs);
+                transform_group_input(&p, &x[i * chw + gi * cg * hw..][..cg * hw], &mut bufs, 0, t);
                 for a in 0..og {
                     let plane = &gout[(i * p.o + gi * og + a) * ohw..][..ohw];
                     grad_transform(&p, plane, &mut bufs.m[a * t..], og * t, &mut bufs.scratch);
