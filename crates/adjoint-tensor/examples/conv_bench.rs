@@ -1,6 +1,7 @@
 //! Convolution kernels A/B in one process: the Winograd kernels against the im2col path they
 //! replace (`ADJOINT_CONV_WINOGRAD=0` toggled between interleaved samples), at 1 and 2 threads,
-//! for the issue-17 shapes (the micro benchmark's layer and W3's two layers); then the im2col
+//! for the issue-17 shapes (the micro benchmark's layer and W3's two layers), and F(4×4, 3×3)
+//! against F(2×2, 3×3) for the forward pass and input gradient; then the im2col
 //! GEMM alone and max pooling with indices. Medians; one line per kernel.
 //!
 //! `cargo run --release -p adjoint-tensor --example conv_bench [-- SAMPLES [forward|input|weight]]`
@@ -8,7 +9,7 @@
 
 use std::time::Instant;
 
-use adjoint_tensor::ops::conv::Conv2dOptions;
+use adjoint_tensor::ops::conv::{with_winograd_tile, Conv2dOptions};
 use adjoint_tensor::ops::pool::Pool2dOptions;
 use adjoint_tensor::Array;
 
@@ -79,6 +80,21 @@ fn main() {
                 run("forward", &|| x.conv2d(&w, &p));
                 run("input grad", &|| Array::conv2d_input_grad(&gy, &w, &xs, &p));
                 run("weight grad", &|| Array::conv2d_weight_grad(&x, &gy, &ws, &p));
+                // The forward-type kernels' two Winograd tiles against each other.
+                let tiles = |what: &str, f: &dyn Fn() -> Array| {
+                    let (f43, f23) = ab(
+                        samples,
+                        || drop(with_fast(true, || with_winograd_tile(4, f))),
+                        || drop(with_fast(true, || with_winograd_tile(2, f))),
+                    );
+                    println!(
+                        "threads {threads} {name} {what:<11} F(4x4,3x3) {f43:8.3} ms  F(2x2,3x3) {f23:8.3} ms  \
+                         speedup {:.2}x",
+                        f23 / f43
+                    );
+                };
+                tiles("forward", &|| x.conv2d(&w, &p));
+                tiles("input grad", &|| Array::conv2d_input_grad(&gy, &w, &xs, &p));
             }
             // The unroll's share: the same GEMMs on a pre-built column matrix.
             let cols = data(4, &[64, 288, 784]);

@@ -124,7 +124,8 @@ struct Case {
 }
 
 /// 3×3 stride-1 convolutions, 8–12 channels per group on both sides (the Winograd range), odd
-/// and even sizes down to a single output row or column.
+/// and even sizes from a single output row or column to 18 (1 to 5 tile rows and columns,
+/// up to 30 tile slots: every way the SIMD blocks of 16 and 8 tiles split a plane).
 fn winograd_case() -> impl Strategy<Value = Case> {
     (
         1usize..=5,
@@ -133,8 +134,8 @@ fn winograd_case() -> impl Strategy<Value = Case> {
         8usize..=12,
         0usize..=2,
         0usize..=2,
-        1usize..=9,
-        1usize..=9,
+        1usize..=18,
+        1usize..=18,
         any::<u64>(),
     )
         .prop_map(|(n, g, cg, og, ph, pw, eh, ew, seed)| {

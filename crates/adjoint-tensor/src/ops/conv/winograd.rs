@@ -1,6 +1,7 @@
 //! Winograd F(2×2, 3×3) and F(4×4, 3×3) for `f32` 3×3 convolutions with stride 1 and no
-//! dilation: forward and input gradient on F(4×4, 3×3) (`winograd/f43.rs`; F(2×2, 3×3) with
-//! `ADJOINT_CONV_WINOGRAD_TILE=2`), weight gradient on F(2×2, 3×3).
+//! dilation: forward and input gradient on F(4×4, 3×3) (`winograd/f43.rs`) where a cost model
+//! of the tiles' padding says it is faster (28×28 planes, not 14×14), weight gradient on
+//! F(2×2, 3×3).
 //!
 //! ## Design choices
 //! - **Why Winograd.** Each 2×2 output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the 4×4 input
@@ -564,33 +565,44 @@ pub(super) fn with_tile<R>(m: usize, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// The output tile of the forward-type kernels: 4 (F(4×4, 3×3)) unless
-/// `ADJOINT_CONV_WINOGRAD_TILE=2` asks for F(2×2, 3×3) (read per call: `conv_bench` toggles
-/// it), or [`with_tile`] forces one.
-fn forward_tile() -> usize {
+/// Time of F(4×4, 3×3) per padded output element relative to F(2×2, 3×3), measured with
+/// `conv_bench` on the 28×28 layer (where both tiles pad little: F(4×4) 1.17–1.28× faster,
+/// i.e. 0.78–0.85 of F(2×2)'s time, at both thread counts; 2026-12-06).
+const F43_RELATIVE_COST: f64 = 0.8;
+
+/// The output tile of a forward-type kernel writing `oh × ow` planes: the one with the lower
+/// modelled cost, `relative cost × padded grid / real grid` (a 14×14 plane pads to 16×20 slots
+/// for 4×4 tiles but 14×16 for 2×2: F(2×2) wins there, measured 0.80–0.98×); forced by
+/// `ADJOINT_CONV_WINOGRAD_TILE=2` or `4` (read per call: `conv_bench` toggles it) or
+/// [`with_tile`].
+fn forward_tile(oh: usize, ow: usize) -> usize {
     if let Some(m) = FORCED_TILE.with(|t| t.get()) {
         return m;
     }
-    match crate::env::knob("ADJOINT_CONV_WINOGRAD_TILE", 4usize) {
-        2 => 2,
-        4 => 4,
-        other => {
-            eprintln!("adjoint: ADJOINT_CONV_WINOGRAD_TILE={other} is not 2 or 4; using 4");
-            4
-        }
+    match crate::env::knob("ADJOINT_CONV_WINOGRAD_TILE", 0usize) {
+        m @ (2 | 4) => return m,
+        0 => {}
+        other => eprintln!("adjoint: ADJOINT_CONV_WINOGRAD_TILE={other} is not 2 or 4; choosing by shape"),
+    }
+    // Slots per plane: tile rows × (tile columns + the padding slot), in output elements.
+    let padded = |m: usize| (oh.div_ceil(m) * m * (ow.div_ceil(m) + 1) * m) as f64;
+    if F43_RELATIVE_COST * padded(4) < padded(2) {
+        4
+    } else {
+        2
     }
 }
 
 /// `conv2d` forward (`[n, o, oh, ow]`); `fits(g)` must hold.
 pub(super) fn forward(g: &Geom, x: &[f32], wt: &[f32]) -> Vec<f32> {
-    let p = Plan::forward(g, forward_tile());
+    let p = Plan::forward(g, forward_tile(g.oh, g.ow));
     let u = transform_weights(&p, wt, false);
     run_plan(&p, &u, x, g.image_parallel())
 }
 
 /// `conv2d` input gradient (`[n, c, h, w]`); `fits(g)` must hold.
 pub(super) fn input_grad(g: &Geom, gout: &[f32], wt: &[f32]) -> Vec<f32> {
-    let p = Plan::input_grad(g, forward_tile());
+    let p = Plan::input_grad(g, forward_tile(g.h, g.w));
     let u = transform_weights(&p, wt, true);
     run_plan(&p, &u, gout, g.image_parallel())
 }

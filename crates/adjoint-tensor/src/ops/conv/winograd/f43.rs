@@ -120,50 +120,61 @@ fn at6<const W: usize>([x0, x1, x2, x3, x4, x5]: [Lanes<W>; 6]) -> [Lanes<W>; 4]
     [x0 + s12 + s34, d12 + d34 * 2.0, s12 + s34 * 4.0, d12 + d34 * 8.0 + x5]
 }
 
-/// Run `$block::<W>($args…, k)` over `$l` slots in blocks of `W` = 16 (or 8) slots, the last
-/// block overlapping its predecessor instead of a scalar remainder (a slot computed twice gets
-/// the same value, and no output is an input); one slot at a time only below 8 slots. A macro,
-/// not a function taking a closure: a closure is not inlined into the SIMD build that calls it.
+/// Run `$block::<W>($args…, k)` over `$l` slots: blocks of `W` = 16 slots, then the rest
+/// (if any) as one block of 8 or 16 (two of 8 below 16 slots) ending at the last slot, overlapping the blocks before it
+/// instead of a scalar remainder (a slot computed twice gets the same value, and no output is
+/// an input; 20 slots cost 24, not 32); one slot at a time only below 8 slots. A macro, not a
+/// function taking a closure: a closure is not inlined into the SIMD build that calls it.
 macro_rules! for_blocks {
     ($l:expr, $block:ident($($arg:expr),*)) => {{
         let l = $l;
-        if l >= 16 {
-            let mut k = 0;
-            loop {
-                $block::<16>($($arg,)* k);
-                if k + 16 >= l {
-                    break;
-                }
-                k = (k + 16).min(l - 16);
-            }
-        } else if l >= 8 {
-            $block::<8>($($arg,)* 0);
-            $block::<8>($($arg,)* l - 8);
-        } else {
+        if l < 8 {
             for k in 0..l {
                 $block::<1>($($arg,)* k);
+            }
+        } else {
+            let mut k = 0;
+            while l - k >= 16 {
+                $block::<16>($($arg,)* k);
+                k += 16;
+            }
+            match l - k {
+                0 => {}
+                1..=8 => $block::<8>($($arg,)* l - 8),
+                _ if l >= 16 => $block::<16>($($arg,)* l - 16),
+                _ => {
+                    $block::<8>($($arg,)* 0);
+                    $block::<8>($($arg,)* l - 8);
+                }
             }
         }
     }};
 }
 
-/// `dst = src` for a short row, inside a SIMD build (a `copy_from_slice` of a few dozen floats
-/// is a call to `memmove`, which dominated the transforms).
+/// `dst = src` for a short row, inside a SIMD build: blocks of 16 (or 8) floats, the last one
+/// overlapping (a `copy_from_slice` of a few dozen floats is a call to `memmove`, which
+/// dominated the transforms).
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
     let n = dst.len();
     let src = &src[..n];
-    if n >= 16 {
-        let mut k = 0;
-        loop {
-            Lanes::<16>::load(src, k).store(dst, k);
-            if k + 16 >= n {
-                break;
-            }
-            k = (k + 16).min(n - 16);
-        }
-    } else {
+    if n < 8 {
         dst.copy_from_slice(src);
+        return;
+    }
+    let mut k = 0;
+    while n - k >= 16 {
+        Lanes::<16>::load(src, k).store(dst, k);
+        k += 16;
+    }
+    match n - k {
+        0 => {}
+        1..=8 => Lanes::<8>::load(src, n - 8).store(dst, n - 8),
+        _ if n >= 16 => Lanes::<16>::load(src, n - 16).store(dst, n - 16),
+        _ => {
+            Lanes::<8>::load(src, 0).store(dst, 0);
+            Lanes::<8>::load(src, n - 8).store(dst, n - 8);
+        }
     }
 }
 
