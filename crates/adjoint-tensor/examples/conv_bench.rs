@@ -1,7 +1,7 @@
 //! Convolution kernels A/B in one process: the Winograd kernels against the im2col path they
 //! replace (`ADJOINT_CONV_WINOGRAD=0` toggled between interleaved samples), at 1 and 2 threads,
 //! for the issue-17 shapes (the micro benchmark's layer and W3's two layers), and F(4×4, 3×3)
-//! against F(2×2, 3×3) for the forward pass and input gradient; then the im2col
+//! against F(2×2, 3×3) for all three kernels; then the im2col
 //! GEMM alone and max pooling with indices. Medians; one line per kernel.
 //!
 //! `cargo run --release -p adjoint-tensor --example conv_bench [-- SAMPLES [forward|input|weight]]`
@@ -80,7 +80,7 @@ fn main() {
                 run("forward", &|| x.conv2d(&w, &p));
                 run("input grad", &|| Array::conv2d_input_grad(&gy, &w, &xs, &p));
                 run("weight grad", &|| Array::conv2d_weight_grad(&x, &gy, &ws, &p));
-                // The forward-type kernels' two Winograd tiles against each other.
+                // The two Winograd tiles against each other.
                 let tiles = |what: &str, f: &dyn Fn() -> Array| {
                     let (f43, f23) = ab(
                         samples,
@@ -95,6 +95,7 @@ fn main() {
                 };
                 tiles("forward", &|| x.conv2d(&w, &p));
                 tiles("input grad", &|| Array::conv2d_input_grad(&gy, &w, &xs, &p));
+                tiles("weight grad", &|| Array::conv2d_weight_grad(&x, &gy, &ws, &p));
             }
             // The unroll's share: the same GEMMs on a pre-built column matrix.
             let cols = data(4, &[64, 288, 784]);

@@ -17,16 +17,15 @@
 //!   onto the image; the weight gradient is `Σₙ grad_out · colᵀ`, each thread summing its share of
 //!   the batch into its own buffer before the partial sums are added.
 //! - **Winograd for `f32` 3×3 stride-1 convolutions** with at least 8 channels per group on both
-//!   sides (`conv/winograd.rs`): the forward pass and the input gradient on F(4×4, 3×3) (4×
-//!   fewer multiply-adds; its rounding error, about 10·ε·Σ|x||w| per element, is ~17× that of
-//!   F(2×2, 3×3), measured in `tests/conv_fast.rs`) or F(2×2, 3×3) (2.25×), whichever a cost
-//!   model of the tiles' padding favours for the plane size; the weight gradient on
-//!   F(2×2, 3×3); the products go through `gemm`. Chosen by measurement on the issue-17 shapes
-//!   (`cargo run --release -p adjoint-tensor --example conv_bench`, which A/Bs it against im2col
-//!   and the two tiles against each other in one process); `f64` and every other shape keep
-//!   im2col, so the core's `f64` gradient tables see the exact path.
-//!   `ADJOINT_CONV_WINOGRAD=0` turns Winograd off, `ADJOINT_CONV_WINOGRAD_TILE=2` (or `4`)
-//!   forces a tile.
+//!   sides (`conv/winograd.rs`): all three kernels on F(4×4, 3×3) (4× fewer multiply-adds; its
+//!   rounding error, up to about 11·ε·Σ|x||w| per element, is ~17× that of F(2×2, 3×3),
+//!   measured in `tests/conv_fast.rs`) or F(2×2, 3×3) (2.25×), whichever a cost model of the
+//!   tiles' padding favours for the plane size; the products go through `gemm`. Chosen by
+//!   measurement on the issue-17 shapes (`cargo run --release -p adjoint-tensor --example
+//!   conv_bench`, which A/Bs it against im2col and the two tiles against each other in one
+//!   process); `f64` and every other shape keep im2col, so the core's `f64` gradient tables see
+//!   the exact path. `ADJOINT_CONV_WINOGRAD=0` turns Winograd off,
+//!   `ADJOINT_CONV_WINOGRAD_TILE=2` (or `4`) forces a tile.
 //! - **1-D is 2-D with `H = 1`**: the memory of `[N, C, L]` is that of `[N, C, 1, L]`, so the 1-D
 //!   functions only validate in their own terms and call the 2-D kernels.
 

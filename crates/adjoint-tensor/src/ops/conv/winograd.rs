@@ -1,7 +1,6 @@
 //! Winograd F(2×2, 3×3) and F(4×4, 3×3) for `f32` 3×3 convolutions with stride 1 and no
-//! dilation: forward and input gradient on F(4×4, 3×3) (`winograd/f43.rs`) where a cost model
-//! of the tiles' padding says it is faster (28×28 planes, not 14×14), weight gradient on
-//! F(2×2, 3×3).
+//! dilation: forward, input gradient and weight gradient, on F(4×4, 3×3) (`winograd/f43.rs`)
+//! where a cost model of the tiles' padding says it is faster (28×28 planes, not 14×14).
 //!
 //! ## Design choices
 //! - **Why Winograd.** Each 2×2 output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the 4×4 input
@@ -29,7 +28,7 @@
 //! - **Gradients reuse the machinery.** The input gradient of a 3×3 stride-1 convolution is the
 //!   forward convolution of `grad_out` with the flipped, transposed kernel and padding `2 − p`,
 //!   so it runs through the same driver. The weight gradient is the exact adjoint of the
-//!   F(2×2, 3×3) forward algorithm: `Ū_ξ = Σ_images (A ȳ Aᵀ)_ξ · V_ξᵀ` (16 GEMMs of `[O/g, tiles] × [tiles, C/g]`)
+//!   forward algorithm (here for F(2×2, 3×3); F(4×4, 3×3) likewise with 36 products): `Ū_ξ = Σ_images (A ȳ Aᵀ)_ξ · V_ξᵀ` (16 GEMMs of `[O/g, tiles] × [tiles, C/g]`)
 //!   followed by `ḡ = Gᵀ Ū G`, 2.25× fewer multiply-adds than `Σ grad_out · colᵀ`.
 
 use gemm::Parallelism;
@@ -199,9 +198,11 @@ struct Bufs {
     v: Vec<f32>,
     m: Vec<f32>,
     scratch: Vec<f32>,
-    /// F(4×4, 3×3)'s row phases: zero at creation, then written only at the places every
-    /// plane of the plan writes, so the padding stays zero without a fill per plane.
+    /// F(4×4, 3×3)'s phase buffers for input planes and for output-gradient planes: zero at
+    /// creation, then written only at the places every plane of its kind writes, so the
+    /// padding stays zero without a fill per plane.
     phases: Vec<f32>,
+    grad_phases: Vec<f32>,
 }
 
 impl Bufs {
@@ -218,6 +219,7 @@ impl Bufs {
             m: take(p.taps() * m_rows * cols),
             scratch: take(scratch),
             phases: take(phases),
+            grad_phases: take(phases),
         }
     }
 }
@@ -225,7 +227,7 @@ impl Bufs {
 impl Drop for Bufs {
     /// Back to the tensor cache: a convolution's buffers are the same sizes every step.
     fn drop(&mut self) {
-        for v in [&mut self.v, &mut self.m, &mut self.scratch, &mut self.phases] {
+        for v in [&mut self.v, &mut self.m, &mut self.scratch, &mut self.phases, &mut self.grad_phases] {
             crate::cache::give(std::mem::take(v));
         }
     }
@@ -628,12 +630,13 @@ pub(super) fn input_grad(g: &Geom, gout: &[f32], wt: &[f32]) -> Vec<f32> {
     run_plan(&p, &u, gout, g.image_parallel())
 }
 
-/// `conv2d` weight gradient (`[o, cg, 3, 3]`); `fits(g)` must hold.
+/// `conv2d` weight gradient (`[o, cg, 3, 3]`); `fits(g)` must hold. The tile is the forward
+/// pass's (F(4×4, 3×3) where it is faster): the exact adjoint of that algorithm.
 pub(super) fn weight_grad(g: &Geom, x: &[f32], gout: &[f32]) -> Vec<f32> {
-    let p = Plan::forward(g, 2);
-    let (cg, og, t) = (p.cg(), p.og(), p.slots());
+    let p = Plan::forward(g, forward_tile(g.oh, g.ow));
+    let (cg, og, t, taps) = (p.cg(), p.og(), p.slots(), p.taps());
     let (chw, hw, ohw) = (p.c * p.h * p.w, p.h * p.w, p.oh * p.ow);
-    let size = p.groups * 16 * og * cg;
+    let size = p.groups * taps * og * cg;
     // Ū summed over a range of images.
     let partial = |images: std::ops::Range<usize>, par: Parallelism| -> Vec<f32> {
         let mut du = vec![0.0f32; size];
@@ -643,10 +646,14 @@ pub(super) fn weight_grad(g: &Geom, x: &[f32], gout: &[f32]) -> Vec<f32> {
                 transform_group_input(&p, &x[i * chw + gi * cg * hw..][..cg * hw], &mut bufs, 0, t);
                 for a in 0..og {
                     let plane = &gout[(i * p.o + gi * og + a) * ohw..][..ohw];
-                    grad_transform(&p, plane, &mut bufs.m[a * t..], og * t, &mut bufs.scratch);
+                    let m = &mut bufs.m[a * t..];
+                    match p.m {
+                        4 => f43::grad_transform(&p, plane, m, og * t, &mut bufs.grad_phases),
+                        _ => grad_transform(&p, plane, m, og * t, &mut bufs.scratch),
+                    }
                 }
-                for xi in 0..16 {
-                    let off = (gi * 16 + xi) * og * cg;
+                for xi in 0..taps {
+                    let off = (gi * taps + xi) * og * cg;
                     gemm_into(
                         (og, cg, t),
                         MatMut { data: &mut du[off..off + og * cg], rs: cg, cs: 1 },
@@ -681,7 +688,13 @@ pub(super) fn weight_grad(g: &Geom, x: &[f32], gout: &[f32]) -> Vec<f32> {
     for gi in 0..p.groups {
         for a in 0..og {
             for b in 0..cg {
-                let uu: [f32; 16] = std::array::from_fn(|xi| du[((gi * 16 + xi) * og + a) * cg + b]);
+                let k = &mut dw[((gi * og + a) * cg + b) * 9..][..9];
+                let at = |xi: usize| du[((gi * taps + xi) * og + a) * cg + b];
+                if p.m == 4 {
+                    k.copy_from_slice(&f43::kernel_grad(std::array::from_fn(at)));
+                    continue;
+                }
+                let uu: [f32; 16] = std::array::from_fn(at);
                 // Gᵀ Ū: 3×4.
                 let mut r = [[0.0f32; 4]; 3];
                 for j in 0..4 {
@@ -690,7 +703,6 @@ pub(super) fn weight_grad(g: &Geom, x: &[f32], gout: &[f32]) -> Vec<f32> {
                     r[1][j] = 0.5 * (u1 - u2);
                     r[2][j] = 0.5 * (u1 + u2) + u3;
                 }
-                let k = &mut dw[((gi * og + a) * cg + b) * 9..][..9];
                 for (i, row) in r.iter().enumerate() {
                     k[3 * i] = row[0] + 0.5 * (row[1] + row[2]);
                     k[3 * i + 1] = 0.5 * (row[1] - row[2]);

@@ -1,5 +1,6 @@
-//! The transforms of Winograd F(4×4, 3×3) (Lavin & Gray's points 0, ±1, ±2, ∞), used by the
-//! forward-type kernels (forward and input gradient) of the parent module.
+//! The transforms of Winograd F(4×4, 3×3) (Lavin & Gray's points 0, ±1, ±2, ∞) for the
+//! parent module's kernels: input and output transforms (forward and input gradient), and the
+//! adjoint of the output transform with the kernel's back-transform (weight gradient).
 //!
 //! Each 4×4 output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the 6×6 input patch `d` around it:
 //! 36 products per tile and channel pair instead of 144 (4× fewer multiply-adds, against
@@ -8,6 +9,10 @@
 //! accuracy: `Bᵀ` has entries up to 5 and `G` sixths and twenty-fourths, so the rounding error
 //! grows over F(2×2, 3×3) (measured in `tests/conv_fast.rs`, which states the bound it checks);
 //! `ADJOINT_CONV_WINOGRAD_TILE=2` selects F(2×2, 3×3) instead.
+//!
+//! The weight gradient is the exact adjoint of the algorithm: `Ū_ξ = Σ (A ȳ Aᵀ)_ξ · V_ξᵀ` over
+//! tiles and images, then `ḡ = Gᵀ Ū G`; the tiles of `ȳ` do not overlap, so its 16 taps are the
+//! 16 phases of the gradient plane unshifted.
 //!
 //! ## Layout
 //! The tiles of a plane are numbered `s = i·tp + k` (tile row `i`, column `k`; `tp = tw + 1`,
@@ -204,25 +209,7 @@ simd_builds!(input_generic => input_avx2, input_avx512, [],
 fn input_generic(p: &Plan, plane: &[f32], v: &mut [f32], xi_stride: usize, phases: &mut [f32]) {
     let (tp, t, rl) = (p.tp(), p.slots(), row_phase_len(p));
     let len = rl / 4;
-    let (rows, cols) = phases[..8 * rl].split_at_mut(4 * rl);
-    // Padded row r to row r div 4 of row phase r mod 4 …
-    for (y, row) in plane.chunks_exact(p.w).take(p.h).enumerate() {
-        let r = y + p.ph;
-        copy_row(&mut rows[(r % 4) * rl + (r / 4) * 4 * tp + p.pw..][..p.w], row);
-    }
-    // … then every row's columns to their column phase, in one loop over the whole buffer:
-    // phase (a mod 4, b mod 4) is cols[(b mod 4)·rl + (a mod 4)·len..][..len].
-    {
-        let n = rl;
-        let [c0, c1, c2, c3] = rows_mut::<4>(cols, rl, n);
-        for (k, g) in rows.chunks_exact(4).enumerate().take(n) {
-            c0[k] = g[0];
-            c1[k] = g[1];
-            c2[k] = g[2];
-            c3[k] = g[3];
-        }
-    }
-    let cols = &*cols;
+    let cols = split(p, plane, (p.h, p.w), (p.ph, p.pw), phases);
     // Tap (a, b) of tile s: phase (a mod 4, b mod 4) at slot s + (a div 4)·tp + b div 4.
     let x: [&[f32]; 36] = {
         let mut q = 0;
@@ -234,6 +221,110 @@ fn input_generic(p: &Plan, plane: &[f32], v: &mut [f32], xi_stride: usize, phase
     };
     let mut o = rows_mut::<36>(v, xi_stride, t);
     for_blocks!(t, in_block(&x, &mut o));
+}
+
+/// Split a `rows × cols` plane, zero-padded by `pad_r`/`pad_c` on the top/left, into the 16
+/// phases: returns the phase buffer, phase `(r, c)` (padded `[4i + r][4k + c]` at slot
+/// `i·tp + k`) at `[c·rl + r·rl/4..]`. `phases` keeps the invariant of [`input_transform`].
+#[inline(always)]
+fn split<'a>(
+    p: &Plan,
+    plane: &[f32],
+    (rows, cols): (usize, usize),
+    (pad_r, pad_c): (usize, usize),
+    phases: &'a mut [f32],
+) -> &'a [f32] {
+    let (tp, rl) = (p.tp(), row_phase_len(p));
+    let (by_row, by_col) = phases[..8 * rl].split_at_mut(4 * rl);
+    // Padded row r to row r div 4 of row phase r mod 4 …
+    for (y, row) in plane.chunks_exact(cols).take(rows).enumerate() {
+        let r = y + pad_r;
+        copy_row(&mut by_row[(r % 4) * rl + (r / 4) * 4 * tp + pad_c..][..cols], row);
+    }
+    // … then every row's columns to their column phase, in one loop over the whole buffer.
+    let [c0, c1, c2, c3] = rows_mut::<4>(by_col, rl, rl);
+    for (k, g) in by_row.chunks_exact(4).enumerate().take(rl) {
+        c0[k] = g[0];
+        c1[k] = g[1];
+        c2[k] = g[2];
+        c3[k] = g[3];
+    }
+    by_col
+}
+
+/// `m̄ = A ȳ Aᵀ` for every tile of one output-gradient plane (`oh × ow`), written to
+/// `m[ξ·xi_stride + slot]`: the adjoint of the output transform, zero in the padding slots.
+/// `phases` keeps the invariant of [`input_transform`] for gradient planes (a buffer of its own).
+pub(super) fn grad_transform(p: &Plan, gy: &[f32], m: &mut [f32], xi_stride: usize, phases: &mut [f32]) {
+    dispatch_simd!(grad_generic, grad_avx2, grad_avx512, (p, gy, m, xi_stride, phases))
+}
+
+simd_builds!(grad_generic => grad_avx2, grad_avx512, [],
+    (p: &Plan, gy: &[f32], m: &mut [f32], xi_stride: usize, phases: &mut [f32]));
+
+#[inline(always)]
+fn grad_generic(p: &Plan, gy: &[f32], m: &mut [f32], xi_stride: usize, phases: &mut [f32]) {
+    let (t, rl) = (p.slots(), row_phase_len(p));
+    let len = rl / 4;
+    let cols = split(p, gy, (p.oh, p.ow), (0, 0), phases);
+    // ȳ (i, j) of tile s: phase (i, j) at slot s (the tiles of ȳ do not overlap).
+    let x: [&[f32]; 16] = {
+        let mut q = 0;
+        [(); 16].map(|_| {
+            let (i, j) = (q / 4, q % 4);
+            q += 1;
+            &cols[j * rl + i * len..][..t]
+        })
+    };
+    let mut o = rows_mut::<36>(m, xi_stride, t);
+    for_blocks!(t, grad_block(&x, &mut o));
+}
+
+/// `A y` of one 4-vector (`A` = `Aᵀ`'s transpose, 6×4).
+#[inline(always)]
+fn a6<const W: usize>([y0, y1, y2, y3]: [Lanes<W>; 4]) -> [Lanes<W>; 6] {
+    let (s02, s13) = (y0 + y2, y1 + y3);
+    let (e, f) = (y0 + y2 * 4.0, (y1 + y3 * 4.0) * 2.0);
+    [y0, s02 + s13, s02 - s13, e + f, e - f, y3]
+}
+
+/// `A ȳ Aᵀ` of the `W` tiles from slot `k` (`ȳ_ij = x[4i + j]`), stored to
+/// `o[6a + b][k..k + W]`.
+#[inline(always)]
+fn grad_block<const W: usize>(x: &[&[f32]; 16], o: &mut [&mut [f32]; 36], k: usize) {
+    let zero = Lanes([0.0; W]);
+    // Down the columns (t[j][a] = Σ_i A[a][i] ȳ_ij), then across the rows.
+    let mut t = [[zero; 6]; 4];
+    for j in 0..4 {
+        let ld = |i: usize| Lanes::load(x[4 * i + j], k);
+        t[j] = a6([ld(0), ld(1), ld(2), ld(3)]);
+    }
+    for a in 0..6 {
+        let r = a6([t[0][a], t[1][a], t[2][a], t[3][a]]);
+        for b in 0..6 {
+            r[b].store(o[6 * a + b], k);
+        }
+    }
+}
+
+/// `ḡ = Gᵀ Ū G` of one kernel's 36 summed products `Ū` (`uu[6a + b]`): the weight gradient
+/// from the transformed domain, row-major 3×3.
+pub(super) fn kernel_grad(uu: [f32; 36]) -> [f32; 9] {
+    let gt = |u: [f32; 6]| -> [f32; 3] {
+        [
+            u[0] / 4.0 - (u[1] + u[2]) / 6.0 + (u[3] + u[4]) / 24.0,
+            (u[2] - u[1]) / 6.0 + (u[3] - u[4]) / 12.0,
+            (u[3] + u[4] - u[1] - u[2]) / 6.0 + u[5],
+        ]
+    };
+    // Gᵀ down the columns, then across the rows.
+    let cols: [[f32; 3]; 6] = std::array::from_fn(|b| gt(std::array::from_fn(|a| uu[6 * a + b])));
+    let mut k = [0.0f32; 9];
+    for r in 0..3 {
+        let row = gt(std::array::from_fn(|b| cols[b][r]));
+        k[3 * r..3 * r + 3].copy_from_slice(&row);
+    }
+    k
 }
 
 /// The `K` rows `r·stride`, each `len` long, of `buf`.
