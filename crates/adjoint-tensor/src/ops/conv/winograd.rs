@@ -249,7 +249,7 @@ fn combine3(dst: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f3
 
 /// Split `plane` (`rows × cols`, zero-padded by `pad_r`/`pad_c` on the top/left) into the `m²`
 /// phase planes `P[ra·m + cb][i·tp + j] = padded[m·i + ra][m·j + cb]`, `m` the plan's tile
-/// side: phase `φ` is `phases[φ·stride..][..phase_len]`, zero where the padded plane is outside
+/// side: phase `φ` is `phases[φ·phase_len..][..phase_len]`, zero where the padded plane is outside
 /// `plane`. (F(2×2, 3×3) only: F(4×4, 3×3) lays its input out by rows, `winograd/f43.rs`.)
 #[inline(always)]
 fn split_phases(
@@ -257,12 +257,11 @@ fn split_phases(
     plane: &[f32],
     (rows, cols): (usize, usize),
     (pad_r, pad_c): (usize, usize),
-    (phases, stride): (&mut [f32], usize),
+    phases: &mut [f32],
 ) {
     let (tp, len, m) = (p.tp(), p.phase_len(), p.m);
-    for ph in 0..m * m {
-        phases[ph * stride..ph * stride + len].fill(0.0);
-    }
+    let stride = len;
+    phases[..m * m * len].fill(0.0);
     // Padded columns q = x + pad_c below m·tp land in phase q % m at slot q / m: a few
     // columns one by one up to the first multiple of m, then whole groups of m.
     let width = (m * tp).min(cols + pad_c);
@@ -307,7 +306,7 @@ fn deinterleave<const M: usize>(src: &[f32], dst: &mut [f32], stride: usize) {
 fn input_transform_generic(p: &Plan, plane: &[f32], v: &mut [f32], xi_stride: usize, scratch: &mut [f32]) {
     let (tp, len, t) = (p.tp(), p.phase_len(), p.slots());
     let (phases, tmp) = scratch.split_at_mut(4 * len);
-    split_phases(p, plane, (p.h, p.w), (p.ph, p.pw), (phases, len));
+    split_phases(p, plane, (p.h, p.w), (p.ph, p.pw), phases);
     // d_ab over all slots: phase (a%2, b%2) shifted by (a/2) rows and (b/2) columns.
     let d = |a: usize, b: usize| &phases[((a % 2) * 2 + b % 2) * len + (a / 2) * tp + b / 2..][..t];
     let (t0, rest) = tmp.split_at_mut(t);
@@ -415,7 +414,7 @@ fn grad_transform_generic(p: &Plan, gy: &[f32], m: &mut [f32], xi_stride: usize,
     let (len, t) = (p.phase_len(), p.slots());
     let (phases, tmp) = scratch.split_at_mut(4 * len);
     // ȳ_(dy,dx) for every slot: the phase planes of the unpadded gradient plane.
-    split_phases(p, gy, (p.oh, p.ow), (0, 0), (phases, len));
+    split_phases(p, gy, (p.oh, p.ow), (0, 0), phases);
     let yb = |dy: usize, dx: usize| &phases[(dy * 2 + dx) * len..][..t];
     let (r0, rest) = tmp.split_at_mut(t);
     let r1 = &mut rest[..t];

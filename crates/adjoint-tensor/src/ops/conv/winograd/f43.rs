@@ -156,31 +156,18 @@ macro_rules! for_blocks {
     }};
 }
 
-/// `dst = src` for a short row, inside a SIMD build: blocks of 16 (or 8) floats, the last one
-/// overlapping (a `copy_from_slice` of a few dozen floats is a call to `memmove`, which
-/// dominated the transforms).
+/// `dst = src` for a short row, inside a SIMD build: [`for_blocks!`] of 16/8-float moves (a
+/// `copy_from_slice` of a few dozen floats is a call to `memmove`, which dominated the
+/// transforms).
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len();
-    let src = &src[..n];
-    if n < 8 {
-        dst.copy_from_slice(src);
-        return;
-    }
-    let mut k = 0;
-    while n - k >= 16 {
-        Lanes::<16>::load(src, k).store(dst, k);
-        k += 16;
-    }
-    match n - k {
-        0 => {}
-        1..=8 => Lanes::<8>::load(src, n - 8).store(dst, n - 8),
-        _ if n >= 16 => Lanes::<16>::load(src, n - 16).store(dst, n - 16),
-        _ => {
-            Lanes::<8>::load(src, 0).store(dst, 0);
-            Lanes::<8>::load(src, n - 8).store(dst, n - 8);
-        }
-    }
+    let src = &src[..dst.len()];
+    for_blocks!(dst.len(), copy_block(src, dst));
+}
+
+#[inline(always)]
+fn copy_block<const W: usize>(src: &[f32], dst: &mut [f32], k: usize) {
+    Lanes::<W>::load(src, k).store(dst, k);
 }
 
 /// Floats of the phase buffers of a plan's input planes: the row phases, then the 16 phases.
