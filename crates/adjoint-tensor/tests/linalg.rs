@@ -189,6 +189,38 @@ fn matmul_large_and_many_small_agree_in_f32_and_f64() {
 }
 
 #[test]
+fn matrix_vector_products_in_every_layout() {
+    // Sizes on both sides of the thresholds at which a matrix-vector product is cut into pieces
+    // (2^18 matrix elements; along k when the matrix is laid out along the output, up to 8
+    // pieces whose partial sums are added in order), each with the output buffer NaN-filled
+    // first: `A·x` and `x·Aᵀ` (rows are dot products), `g·A` and `Aᵀ·g` (columns summed).
+    for (rows, cols) in [(600, 400), (700, 800), (2000, 1000), (37, 9000)] {
+        let a = rand_arr(31, &[rows, cols]);
+        let x = rand_arr(32, &[cols]);
+        let g = rand_arr(33, &[rows]);
+        let cases: [(Array, Array); 4] = [
+            (a.clone(), x.unsqueeze(1)),
+            (x.unsqueeze(0), a.transpose(0, 1)),
+            (g.unsqueeze(0), a.clone()),
+            (a.transpose(0, 1), g.unsqueeze(1)),
+        ];
+        for (l, r) in &cases {
+            let out = l.shape()[0] * r.shape()[1];
+            for _ in 0..4 {
+                drop(Array::from_vec(vec![f64::NAN; out], &[out]));
+                drop(Array::from_vec(vec![f32::NAN; out], &[out]));
+            }
+            check_matmul(l, r);
+        }
+        // The 1-D forms go through the same products.
+        let want = a.matmul(&x.unsqueeze(1)).to_vec::<f64>();
+        assert_eq!(a.matmul(&x).to_vec::<f64>(), want);
+        let want = g.unsqueeze(0).matmul(&a).to_vec::<f64>();
+        assert_eq!(g.matmul(&a).to_vec::<f64>(), want);
+    }
+}
+
+#[test]
 fn matmul_writes_every_element_of_an_unzeroed_output() {
     // The output buffer is not zeroed before gemm writes it: free NaN-filled arrays of each
     // output's size first (the buffer cache hands such buffers out again), then compare with the

@@ -6,12 +6,17 @@ use std::time::Duration;
 
 use adjoint_tensor::{threads, Array};
 
-/// A product big enough to be split across threads, and an elementwise op above the parallel
-/// threshold.
+/// A product big enough to be split across threads, matrix-vector products in both layouts (cut
+/// into pieces by shape), and an elementwise op above the parallel threshold.
 fn work() -> (Vec<f32>, Vec<f64>) {
     let a = Array::from_vec((0..256 * 300).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect(), &[256, 300]);
     let b = Array::from_vec((0..300 * 512).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect(), &[512, 300]);
-    let p = a.matmul(&b.transpose(0, 1)).to_vec::<f32>();
+    let mut p = a.matmul(&b.transpose(0, 1)).to_vec::<f32>();
+    let m =
+        Array::from_vec((0..2000 * 1000).map(|i| ((i * 3 % 17) as f32 - 8.0) / 9.0).collect(), &[2000, 1000]);
+    let v = Array::from_vec((0..2000).map(|i| ((i % 7) as f32 - 3.0) / 5.0).collect(), &[2000]);
+    p.extend(v.matmul(&m).to_vec::<f32>());
+    p.extend(m.matmul(&v.narrow(0, 0, 1000)).to_vec::<f32>());
     let x = Array::from_vec((0..1 << 18).map(|i| i as f64 / 1000.0).collect(), &[1 << 18]);
     (p, x.exp().to_vec::<f64>())
 }

@@ -68,10 +68,44 @@ pub(crate) struct MatMut<'a, T> {
     pub cs: usize,
 }
 
+/// Matrix elements from which a matrix-vector product (`m = 1` or `n = 1`) is split across
+/// threads: 2¹⁸ (1 MiB of `f32`, about 35 µs on one core). A product reads each element of the
+/// matrix once, so it is bound by one core's share of memory bandwidth (26–30 GB/s for W6's
+/// `[2000, 1000]` on the Intel Xeon of benches/LOG.md) and splitting its rows or columns across
+/// the pool nearly doubles that; below this size the wake-up of the pool costs more than it
+/// saves.
+const GEMV_PAR_WORK: usize = 1 << 18;
+
+/// The number of pieces of `k` a matrix-vector product (`m = 1` or `n = 1`) is cut into when its
+/// matrix is laid out along the output (`Aᵀ·g` or `g·A` of a row-major `A`: each output element
+/// sums a strided column), or `None` to leave it to the usual paths: one piece per
+/// [`GEMV_PAR_WORK`] matrix elements, at most 8.
+///
+/// Cutting such a product's output, as [`RawProduct::split`] does for the other layout (`A·x`:
+/// each output element a dot product of one contiguous row), makes each thread read a strip of
+/// every row: W6's `g·A` ran at 20 GB/s per thread against 30 for whole rows
+/// (`examples/gemv_bench.rs`). Cut along `k`, each piece reads contiguous rows into its own
+/// partial output, and the partials are added in order. The count depends on the shape alone,
+/// never on the thread count (this path is taken on one thread as well), so the result is the
+/// same on any pool. It is more pieces than two threads need on purpose: with two, W6's `g·A`
+/// took 230–270 µs on two threads, with four or eight 175–220 (the faster thread takes over
+/// queued pieces).
+fn gemv_inner_parts(
+    (m, n, k): (usize, usize, usize),
+    lhs: (usize, usize),
+    rhs: (usize, usize),
+) -> Option<usize> {
+    let along_output = (n == 1 && m >= 32 && lhs.0 == 1) || (m == 1 && n >= 32 && rhs.1 == 1);
+    let parts = (m * n * k / GEMV_PAR_WORK).min(8).min(k / 16);
+    (along_output && parts > 1).then_some(parts)
+}
+
 /// The parallelism `gemm` should use for one `m×k · k×n` product.
 pub(crate) fn gemm_parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     let threads = rayon::current_num_threads();
-    if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= gemm_par_work() {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let gemv = m.min(n) == 1 && m.max(n) >= 32;
+    if threads > 1 && (work >= gemm_par_work() || (gemv && work >= GEMV_PAR_WORK)) {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
@@ -159,6 +193,11 @@ fn product_checked<T: FloatElement>(
         rhs_strides: (rhs.rs, rhs.cs),
         accumulate,
     };
+    if let Some(parts) = gemv_inner_parts((m, n, k), raw.lhs_strides, raw.rhs_strides) {
+        let parallel = matches!(par, Parallelism::Rayon(t) if t > 1);
+        // SAFETY: the product was checked above; `dst` is the caller's alone.
+        return unsafe { raw.split_inner((m, n, k), parts, parallel) };
+    }
     match par {
         Parallelism::Rayon(threads) if threads > 1 && split_products() => {
             // SAFETY: the blocks are disjoint parts of the product checked above.
@@ -284,6 +323,62 @@ impl<T: FloatElement> RawProduct<T> {
                 (rr, rc),
                 par,
             )
+        }
+    }
+
+    /// A matrix-vector product (`m = 1` or `n = 1`) as `parts` products over consecutive ranges
+    /// of `k`: the first into `dst`, the others into partial vectors added to it in order (see
+    /// [`gemv_inner_parts`]); the pieces run on the pool when `parallel`.
+    ///
+    /// # Safety
+    /// As [`block`](Self::block), for the whole `m×n` product.
+    unsafe fn split_inner(&self, (m, n, k): (usize, usize, usize), parts: usize, parallel: bool) {
+        let len = m.max(n);
+        let step = k.div_ceil(parts);
+        let ranges: Vec<std::ops::Range<usize>> =
+            (0..k).step_by(step).map(|s| s..(s + step).min(k)).collect();
+        let mut partial: Vec<T> = vec![T::zero(); (ranges.len() - 1) * len];
+        let scratch = SendPtr(partial.as_mut_ptr());
+        let this = *self;
+        let piece = move |(i, r): (usize, &std::ops::Range<usize>)| {
+            let (lr, lc) = this.lhs_strides;
+            let (rr, rc) = this.rhs_strides;
+            let (dst, strides, accumulate) = if i == 0 {
+                (this.dst.get(), this.dst_strides, this.accumulate)
+            } else {
+                // SAFETY: partial vector `i - 1` of `len` elements inside `partial`.
+                (unsafe { scratch.get().add((i - 1) * len) }, (n, 1), false)
+            };
+            // SAFETY: the piece reads columns `r` of lhs and rows `r` of rhs, inside the checked
+            // product; it writes `dst` (piece 0, the caller's) or its own partial vector.
+            unsafe {
+                gemm_raw(
+                    (m, n, r.len()),
+                    dst,
+                    strides,
+                    accumulate,
+                    this.lhs.get().add(r.start * lc),
+                    (lr, lc),
+                    this.rhs.get().add(r.start * rr),
+                    (rr, rc),
+                    Parallelism::None,
+                )
+            }
+        };
+        if parallel {
+            ranges.par_iter().enumerate().for_each(piece);
+        } else {
+            ranges.iter().enumerate().for_each(piece);
+        }
+        let step = if n == 1 { self.dst_strides.0 } else { self.dst_strides.1 };
+        for p in partial.chunks_exact(len) {
+            for (i, &v) in p.iter().enumerate() {
+                // SAFETY: element `i` of the output vector, inside the checked `dst`.
+                unsafe {
+                    let d = self.dst.get().add(i * step);
+                    *d = *d + v;
+                }
+            }
         }
     }
 
