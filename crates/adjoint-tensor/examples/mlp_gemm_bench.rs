@@ -19,6 +19,7 @@ type Case<'a> = (&'static str, Box<dyn Fn() -> Array + 'a>);
 
 fn main() {
     let samples: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(50);
+    adjoint_tensor::threads::init(0).expect("first use of rayon");
     let b = 128;
     let layers = [(784, 512), (512, 512), (512, 10)];
     let mut total = [0.0f64; 6];

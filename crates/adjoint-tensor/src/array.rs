@@ -243,8 +243,13 @@ impl Array {
             let n = self.numel();
             if self.layout.rank() == 2 && self.layout.strides[1] != 1 && n >= 1024 {
                 let mut out: Vec<T> = crate::cache::take(n);
-                out.resize(n, T::default());
-                crate::ops::transpose::copy_2d_into(&mut out, src, &self.layout);
+                crate::ops::transpose::copy_2d_into_uninit(
+                    &mut out.spare_capacity_mut()[..n],
+                    src,
+                    &self.layout,
+                );
+                // SAFETY: the copy wrote all `n` elements.
+                unsafe { out.set_len(n) };
                 return out;
             }
             return self.gather_converted(src, |x| x);
@@ -268,8 +273,9 @@ impl Array {
         if let Some(s) = self.layout.contiguous_range().map(|r| &src[r]) {
             out.extend(s.iter().map(|&x| f(x)));
         } else if self.layout.rank() == 2 && self.layout.strides[1] != 1 && n >= 1024 {
-            out.resize(n, T::default());
-            crate::ops::transpose::copy_2d_map(&mut out, src, &self.layout, f);
+            crate::ops::transpose::copy_2d_map(&mut out.spare_capacity_mut()[..n], src, &self.layout, f);
+            // SAFETY: the copy wrote all `n` elements.
+            unsafe { out.set_len(n) };
         } else {
             self.layout.for_each_offset(|o| out.push(f(src[o])));
         }

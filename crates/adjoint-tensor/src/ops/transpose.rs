@@ -11,10 +11,16 @@
 //!   transpose, eight 32-byte stores, instead of 64 scalar loads and stores. Blocks go down 16
 //!   rows at a time so each 64-byte source line is used whole. Measured on W2's gradients (2.7
 //!   MB): 0.95 ms in scalar 16 × 16 tiles, 0.32–0.42 ms in AVX blocks (`adjoint-dist-worker
-//!   bench-pack --fresh`, benches/LOG.md, issue 20).
+//!   bench-pack --fresh`, benches/LOG.md, issue 20). 16 × 16 AVX-512 blocks (whole-line loads
+//!   and stores, with or without software prefetch) were tried on W2's `512 × 512` `Wᵀ` and
+//!   were slower on one thread (131–138 µs against 108–112).
+//! - **The destination is not zeroed first**: the copy writes every element of a buffer from
+//!   the cache (`copy_2d_into_uninit`).
 //! - **Rows split across the pool** above [`PAR_THRESHOLD`](super::PAR_THRESHOLD) elements
 //!   (blocks of whole 16-row bands, so the tiles are the same): W2's `512 × 512` `Wᵀ` copy ran
 //!   serially before every forward product (2% of the step's samples).
+
+use std::mem::MaybeUninit;
 
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
@@ -31,6 +37,15 @@ use crate::layout::Layout;
 /// ```
 #[track_caller]
 pub fn copy_2d_into<T: Element>(dst: &mut [T], src: &[T], l: &Layout) {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the copy writes only initialised `T`s.
+    let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<MaybeUninit<T>>(), dst.len()) };
+    copy_2d_into_uninit(dst, src, l)
+}
+
+/// [`copy_2d_into`] into memory not yet written (a buffer from the cache): every element of
+/// `dst` is written.
+#[track_caller]
+pub(crate) fn copy_2d_into_uninit<T: Element>(dst: &mut [MaybeUninit<T>], src: &[T], l: &Layout) {
     let threads = rayon::current_num_threads();
     if l.rank() == 2 && l.shape[0] >= 32 && l.shape[0] * l.shape[1] >= super::PAR_THRESHOLD && threads > 1 {
         use rayon::prelude::*;
@@ -49,16 +64,27 @@ pub fn copy_2d_into<T: Element>(dst: &mut [T], src: &[T], l: &Layout) {
     copy_2d(dst, src, l, |x| x, true)
 }
 
-/// [`copy_2d_into`] with each element converted by `f` on the way (`Array::to_vec` into another
-/// element type); the scalar tiles only.
+/// [`copy_2d_into_uninit`] with each element converted by `f` on the way (`Array::to_vec` into
+/// another element type); the scalar tiles only.
 #[track_caller]
-pub(crate) fn copy_2d_map<S: Element, T: Element>(dst: &mut [T], src: &[S], l: &Layout, f: impl Fn(S) -> T) {
+pub(crate) fn copy_2d_map<S: Element, T: Element>(
+    dst: &mut [MaybeUninit<T>],
+    src: &[S],
+    l: &Layout,
+    f: impl Fn(S) -> T,
+) {
     copy_2d(dst, src, l, f, false)
 }
 
 /// The copy; `avx` (only for the identity `f`) allows the `f32` register transposes.
 #[track_caller]
-fn copy_2d<S: Element, T: Element>(dst: &mut [T], src: &[S], l: &Layout, f: impl Fn(S) -> T, avx: bool) {
+fn copy_2d<S: Element, T: Element>(
+    dst: &mut [MaybeUninit<T>],
+    src: &[S],
+    l: &Layout,
+    f: impl Fn(S) -> T,
+    avx: bool,
+) {
     const B: usize = 16;
     assert_eq!(l.rank(), 2, "copy_2d_into: a 2-D layout, got shape {:?}", l.shape.as_slice());
     let (r, c) = (l.shape[0], l.shape[1]);
@@ -90,7 +116,7 @@ fn copy_2d<S: Element, T: Element>(dst: &mut [T], src: &[S], l: &Layout, f: impl
         (r_done, c_done) = (r / 8 * 8, c / 8 * 8);
         // SAFETY: `S` and `T` are `f32` (checked above, `Element` types are distinct); the corners
         // checked above keep every element of the view inside `src`, and the blocks stay inside
-        // `r_done × c_done` of a `dst` of `r × c`.
+        // `r_done × c_done` of a `dst` of `r × c`; the kernel only writes `dst`.
         unsafe {
             let dst = std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<f32>(), dst.len());
             let src = std::slice::from_raw_parts(src.as_ptr().cast::<f32>(), src.len());
@@ -104,7 +130,7 @@ fn copy_2d<S: Element, T: Element>(dst: &mut [T], src: &[S], l: &Layout, f: impl
                 let je = (jb + B).min(cols.end);
                 for i in ib..ie {
                     for (j, x) in (jb..je).zip(&mut dst[i * c + jb..i * c + je]) {
-                        *x = f(src[at(i, j) as usize]);
+                        x.write(f(src[at(i, j) as usize]));
                     }
                 }
             }
@@ -192,9 +218,19 @@ mod tests {
     /// 8 × 8 blocks, sliced (offset, wider stride), flipped and plain strided views, f32 and f64.
     #[test]
     fn matches_the_elementwise_walk() {
-        // The last two cross PAR_THRESHOLD, so the rows are split across the pool.
-        for (r, c) in [(1, 1), (7, 9), (8, 8), (16, 24), (17, 33), (64, 40), (100, 3), (300, 230), (515, 129)]
-        {
+        // The last three cross PAR_THRESHOLD, so the rows are split across the pool.
+        for (r, c) in [
+            (1, 1),
+            (7, 9),
+            (8, 8),
+            (16, 24),
+            (17, 33),
+            (64, 40),
+            (100, 3),
+            (300, 230),
+            (515, 129),
+            (512, 512),
+        ] {
             let base = Array::arange(0.0, (r * c * 3) as f64, 1.0, DType::F32).reshape(&[c * 3, r]);
             let views = [
                 base.narrow(0, 0, c).transpose(0, 1),
@@ -212,8 +248,20 @@ mod tests {
                 let mut got = vec![-1.0f32; r * c];
                 copy_2d_into(&mut got, v.storage_slice::<f32>(), v.layout());
                 assert_eq!(got, want, "f32 {r}x{c} view {k}");
-                let mut conv = vec![-1.0f64; r * c];
-                copy_2d_map(&mut conv, v.storage_slice::<f32>(), v.layout(), |x| x as f64);
+                // `to_vec` copies into a cached buffer without zeroing it: leave NaN-filled ones.
+                for _ in 0..4 {
+                    drop(Array::from_vec(vec![f32::NAN; r * c], &[r * c]));
+                }
+                assert_eq!(v.to_vec::<f32>(), want, "to_vec f32 {r}x{c} view {k}");
+                let mut conv = Vec::<f64>::with_capacity(r * c);
+                copy_2d_map(
+                    &mut conv.spare_capacity_mut()[..r * c],
+                    v.storage_slice::<f32>(),
+                    v.layout(),
+                    |x| x as f64,
+                );
+                // SAFETY: the copy wrote all `r * c` elements.
+                unsafe { conv.set_len(r * c) };
                 assert_eq!(
                     conv,
                     want.iter().map(|&x| x as f64).collect::<Vec<_>>(),
