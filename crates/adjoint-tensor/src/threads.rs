@@ -69,3 +69,58 @@ pub fn init(threads: usize) -> Result<usize, InitError> {
     builder.build_global().map_err(InitError)?;
     Ok(n)
 }
+
+/// How long, by default, a pool thread keeps looking for work after a parallel kernel before it
+/// may sleep: see [`keep_warm`].
+pub const DEFAULT_WARM_US: u64 = 200;
+
+/// Set while a [`keep_warm`] task is queued or running (at most one at a time).
+static WARM_TASK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called by the parallel kernels when they finish: lets one pool thread other than the caller
+/// keep looking for work (rayon's `yield_now`, which runs any job it finds) until
+/// `ADJOINT_WARM_US` microseconds ([`DEFAULT_WARM_US`]; `0` turns it off) pass without one.
+///
+/// Rayon's own idle loop puts a thread to sleep after about 32 yields — a few microseconds on
+/// an idle core — and the next kernel's split then waits for a futex wake-up of that thread
+/// (on a VM, an inter-processor interrupt to a halted vCPU). A training step runs some twenty
+/// parallel kernels with serial work between them, so that wait recurs: the W2 step used 1.64–1.79
+/// cores of 2 and spent 6–8% of its samples in the scheduler. OpenMP's threads, which PyTorch
+/// runs on, spin for a while after each parallel region for the same reason. Measured on the
+/// W2 step (`train_bench --only mlp`, 2 threads, two sets of six interleaved pairs): medians
+/// 2.67 → 2.23 ms and 3.02 → 2.78 ms with 200 µs. The cost is at most that long of one core
+/// after each parallel kernel; the caller's thread never spins.
+///
+/// ```
+/// adjoint_tensor::threads::keep_warm(); // a no-op on a one-thread pool or while one is running
+/// ```
+pub fn keep_warm() {
+    use std::sync::atomic::Ordering;
+    static WARM_US: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let us = *WARM_US.get_or_init(|| crate::env::knob("ADJOINT_WARM_US", DEFAULT_WARM_US));
+    if us == 0 || rayon::current_num_threads() < 2 || WARM_TASK.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    rayon::spawn(move || {
+        // Not on the pool's thread 0, which is the caller's after `init`: it would stall the
+        // program (the task may reach it when the caller waits inside a join).
+        if rayon::current_thread_index() != Some(0) {
+            let budget = std::time::Duration::from_micros(us);
+            let mut last = std::time::Instant::now();
+            loop {
+                match rayon::yield_now() {
+                    Some(rayon::Yield::Executed) => last = std::time::Instant::now(),
+                    _ if last.elapsed() > budget => break,
+                    _ => std::hint::spin_loop(),
+                }
+            }
+        }
+        WARM_TASK.store(false, Ordering::Release);
+    });
+}
+
+/// Whether a [`keep_warm`] task is queued or running (for tests: it ends by itself).
+#[doc(hidden)]
+pub fn warm_task_pending() -> bool {
+    WARM_TASK.load(std::sync::atomic::Ordering::Acquire)
+}

@@ -52,5 +52,14 @@ fn main() {
     }
     let theirs = rx.recv_timeout(Duration::from_secs(60)).expect("another thread's kernels finished");
     assert!(theirs == reference);
+
+    // The parallel kernels above left the pool's other thread polling for work for a while
+    // (`keep_warm`); that task ends by itself once no work comes.
+    threads::keep_warm();
+    let waited = std::time::Instant::now();
+    while threads::warm_task_pending() {
+        assert!(waited.elapsed() < Duration::from_secs(30), "the keep-warm task never ended");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     println!("threads: ok (2 threads, the caller one of them; same results as one thread)");
 }

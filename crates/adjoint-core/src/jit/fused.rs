@@ -425,6 +425,7 @@ impl Kernel {
                 let (lo, hi) = (t * CHUNK, ((t + 1) * CHUNK).min(n));
                 self.run_range(&ins, registers, &out_ptrs, lo, hi, code);
             });
+            adjoint_tensor::threads::keep_warm();
         } else {
             self.run_range(&ins, registers, &out_ptrs, 0, n, code);
         }

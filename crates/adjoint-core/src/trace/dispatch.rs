@@ -188,7 +188,12 @@ fn eval_concrete<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor>
             Repr::Tracer(t) => dead_tracer(t),
         }
     }
-    p.eval(&arrs).into_iter().map(Tensor::from_array).collect()
+    let outs: Outs<Tensor> = p.eval(&arrs).into_iter().map(Tensor::from_array).collect();
+    if outs.iter().any(|o| o.numel() >= adjoint_tensor::ops::PAR_THRESHOLD) {
+        // Large enough that its kernel ran on the pool (see `threads::keep_warm`).
+        adjoint_tensor::threads::keep_warm();
+    }
+    outs
 }
 
 /// A rule's results live one level down: a tracer of this level or above means the

@@ -136,6 +136,7 @@ fn update_typed<T: FloatElement, R: ElementRule>(
                 off += len;
             }
             jobs.into_par_iter().for_each(|(p, g, o, mut st)| run(p, g, o, &mut st, f));
+            adjoint_tensor::threads::keep_warm();
         } else {
             run(&ps, &gs, out, &mut slices, f);
         }

@@ -367,6 +367,7 @@ impl<T: FloatElement> RawProduct<T> {
         };
         if parallel {
             ranges.par_iter().enumerate().for_each(piece);
+            crate::threads::keep_warm();
         } else {
             ranges.iter().enumerate().for_each(piece);
         }
@@ -405,6 +406,7 @@ impl<T: FloatElement> RawProduct<T> {
                 }
             }
         });
+        crate::threads::keep_warm();
     }
 }
 
