@@ -191,7 +191,7 @@ fn matmul_large_and_many_small_agree_in_f32_and_f64() {
 #[test]
 fn matrix_vector_products_in_every_layout() {
     // Sizes on both sides of the thresholds at which a matrix-vector product is cut into pieces
-    // (2^18 matrix elements; along k when the matrix is laid out along the output, up to 8
+    // (2^18 matrix elements; along k when the matrix is laid out along the output, up to 4
     // pieces whose partial sums are added in order), each with the output buffer NaN-filled
     // first: `A·x` and `x·Aᵀ` (rows are dot products), `g·A` and `Aᵀ·g` (columns summed).
     for (rows, cols) in [(600, 400), (700, 800), (2000, 1000), (37, 9000)] {

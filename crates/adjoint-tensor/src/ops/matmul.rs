@@ -79,7 +79,7 @@ const GEMV_PAR_WORK: usize = 1 << 18;
 /// The number of pieces of `k` a matrix-vector product (`m = 1` or `n = 1`) is cut into when its
 /// matrix is laid out along the output (`Aᵀ·g` or `g·A` of a row-major `A`: each output element
 /// sums a strided column), or `None` to leave it to the usual paths: one piece per
-/// [`GEMV_PAR_WORK`] matrix elements, at most 8.
+/// [`GEMV_PAR_WORK`] matrix elements, at most 4.
 ///
 /// Cutting such a product's output, as [`RawProduct::split`] does for the other layout (`A·x`:
 /// each output element a dot product of one contiguous row), makes each thread read a strip of
@@ -87,16 +87,16 @@ const GEMV_PAR_WORK: usize = 1 << 18;
 /// (`examples/gemv_bench.rs`). Cut along `k`, each piece reads contiguous rows into its own
 /// partial output, and the partials are added in order. The count depends on the shape alone,
 /// never on the thread count (this path is taken on one thread as well), so the result is the
-/// same on any pool. It is more pieces than two threads need on purpose: with two, W6's `g·A`
-/// took 230–270 µs on two threads, with four or eight 175–220 (the faster thread takes over
-/// queued pieces).
+/// same on any pool. The cap is measured: W6's `g·A` on two threads ran at 34–39 GB/s in two
+/// pieces, 47–58 in four and 39–43 in eight (three interleaved rounds, with
+/// [`keep_warm`](crate::threads::keep_warm)).
 fn gemv_inner_parts(
     (m, n, k): (usize, usize, usize),
     lhs: (usize, usize),
     rhs: (usize, usize),
 ) -> Option<usize> {
     let along_output = (n == 1 && m >= 32 && lhs.0 == 1) || (m == 1 && n >= 32 && rhs.1 == 1);
-    let parts = (m * n * k / GEMV_PAR_WORK).min(8).min(k / 16);
+    let parts = (m * n * k / GEMV_PAR_WORK).min(4).min(k / 16);
     (along_output && parts > 1).then_some(parts)
 }
 
