@@ -260,7 +260,6 @@ fn split_phases(
     phases: &mut [f32],
 ) {
     let (tp, len, m) = (p.tp(), p.phase_len(), p.m);
-    let stride = len;
     phases[..m * m * len].fill(0.0);
     // Padded columns q = x + pad_c below m·tp land in phase q % m at slot q / m: a few
     // columns one by one up to the first multiple of m, then whole groups of m.
@@ -273,13 +272,13 @@ fn split_phases(
         if i * tp >= len {
             break;
         }
-        let base = ra * m * stride + i * tp;
-        let mut put = |q: usize| phases[base + (q % m) * stride + q / m] = row[q - pad_c];
+        let base = ra * m * len + i * tp;
+        let mut put = |q: usize| phases[base + (q % m) * len + q / m] = row[q - pad_c];
         (pad_c..q0).for_each(&mut put);
         (q0 + groups * m..width).for_each(&mut put);
         let src = &row[q0 - pad_c..][..groups * m];
         let dst = &mut phases[base + q0 / m..];
-        deinterleave::<2>(src, dst, stride);
+        deinterleave::<2>(src, dst, len);
     }
 }
 
