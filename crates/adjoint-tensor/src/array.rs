@@ -10,6 +10,9 @@ use crate::error::{OrFail, Result, TensorError};
 use crate::layout::{numel, Layout, Shape};
 use crate::storage::{filled, Storage};
 
+/// Entries of the per-thread table of recent scalar constants (see [`Array::scalar_of`]).
+pub const SCALAR_SLOTS: usize = 16;
+
 /// An n-dimensional array: a shared [`Storage`] plus a [`Layout`].
 ///
 /// Cloning is cheap (an `Arc` increment and a small inline layout). Views (`reshape`,
@@ -68,8 +71,43 @@ impl Array {
     }
 
     /// A rank-0 array of `dtype` holding `x` converted.
+    ///
+    /// Scalar constants are what `x * 2.0` and most derivative rules create on every call, so
+    /// each thread keeps the last few it made (a direct-mapped table of [`SCALAR_SLOTS`]
+    /// entries keyed by the value's bits and the dtype) and hands out shared handles to them:
+    /// a reference-count increment instead of two allocations and two frees. Sharing is safe
+    /// because arrays are immutable values; the in-place paths (`try_unique_slice_mut`) only
+    /// write into a buffer nothing else holds, which a cached scalar never is.
+    ///
+    /// ```
+    /// use adjoint_tensor::{Array, DType};
+    /// let a = Array::scalar_of(2.5, DType::F32);
+    /// assert_eq!(a.to_vec::<f32>(), vec![2.5]);
+    /// assert_eq!(Array::scalar_of(2.5, DType::F64).dtype(), DType::F64);
+    /// ```
     pub fn scalar_of(x: f64, dtype: DType) -> Array {
-        Self::full(&[], x, dtype)
+        type Slot = Option<(u64, DType, Array)>;
+        thread_local! {
+            static SCALARS: std::cell::RefCell<[Slot; SCALAR_SLOTS]> =
+                const { std::cell::RefCell::new([const { None }; SCALAR_SLOTS]) };
+        }
+        let bits = x.to_bits();
+        let h = (bits ^ (bits >> 29) ^ (bits >> 47) ^ dtype as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let i = (h >> 60) as usize % SCALAR_SLOTS;
+        SCALARS
+            .try_with(|t| {
+                let mut t = t.borrow_mut();
+                match &t[i] {
+                    Some((b, d, a)) if *b == bits && *d == dtype => a.clone(),
+                    _ => {
+                        let a = Self::full(&[], x, dtype);
+                        t[i] = Some((bits, dtype, a.clone()));
+                        a
+                    }
+                }
+            })
+            // During thread teardown the table is gone: build a fresh one.
+            .unwrap_or_else(|_| Self::full(&[], x, dtype))
     }
 
     /// Every element equal to `value` (converted to `dtype`).
@@ -498,6 +536,27 @@ mod tests {
             assert_eq!(c.to_vec::<f64>(), expect, "case {i}");
             crate::cache::give(w);
         }
+    }
+
+    #[test]
+    fn cached_scalars_hold_their_values_and_are_never_written_in_place() {
+        // More distinct values than slots, twice, in every dtype: each call gives its own value
+        // whether it hit the table or replaced an entry.
+        let values: Vec<f64> = (0..3 * SCALAR_SLOTS).map(|i| i as f64 * 0.37 - 2.0).collect();
+        for _ in 0..2 {
+            for &x in values.iter().chain(&[0.0, -0.0, f64::INFINITY]) {
+                assert_eq!(Array::scalar_of(x, DType::F64).to_vec::<f64>()[0].to_bits(), x.to_bits());
+                assert_eq!(Array::scalar_of(x, DType::F32).to_vec::<f32>(), vec![x as f32]);
+                assert_eq!(Array::scalar_of(x, DType::I64).to_vec::<i64>(), vec![x as i64]);
+                assert_eq!(Array::scalar_of(x, DType::Bool).dtype(), DType::Bool);
+            }
+        }
+        assert!(Array::scalar_of(f64::NAN, DType::F32).to_vec::<f32>()[0].is_nan());
+        // The table holds a handle, so the buffer is shared: no in-place write can reach it.
+        let mut a = Array::scalar_of(7.25, DType::F32);
+        let b = Array::scalar_of(7.25, DType::F32);
+        assert!(a.try_unique_slice_mut::<f32>().is_none());
+        assert_eq!(b.to_vec::<f32>(), vec![7.25]);
     }
 
     #[test]

@@ -37,6 +37,13 @@ pub fn contiguous_strides(shape: &[usize]) -> Strides {
 
 /// NumPy broadcasting of two shapes, or `None` when they are incompatible.
 pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Shape> {
+    // Most pairs are equal or one is a scalar constant.
+    if a == b || b.is_empty() {
+        return Some(SmallVec::from_slice(a));
+    }
+    if a.is_empty() {
+        return Some(SmallVec::from_slice(b));
+    }
     let n = a.len().max(b.len());
     let mut out: Shape = SmallVec::from_elem(0, n);
     for i in 0..n {

@@ -23,7 +23,7 @@ pub fn bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
     let mut outs = if profile::requested() {
         profile::record(p, args, || bind_multi_unprofiled(p, args))
     } else {
-        if let Some(out) = eval_fast(p, args) {
+        if let Some(out) = eval_fast(p, args, true) {
             return out;
         }
         bind_multi_unprofiled(p, args)
@@ -37,9 +37,12 @@ pub fn bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Tensor {
 /// The eager fast path of a one-output primitive: no traced argument (at any depth) and no
 /// anomaly checks — the shape rule, then the kernel, with no output list. `None` when it does
 /// not apply.
+///
+/// `checked: false` skips the shape rule: for [`bind_below`], whose callers have already run
+/// it on abstract values equal to these. Debug builds still compare the result with the rule.
 #[track_caller]
 #[inline]
-fn eval_fast<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Option<Tensor> {
+fn eval_fast<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], checked: bool) -> Option<Tensor> {
     if debug::requested() {
         return None;
     }
@@ -50,21 +53,35 @@ fn eval_fast<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Option<Tensor> {
             Repr::Tracer(_) => return None,
         }
     }
-    let avals: SmallVec<[Aval; 4]> = arrs.iter().map(|a| Aval::of_array(a)).collect();
-    let out_avals = p.shape(&avals);
+    // Not a closure: the rule's panic must point at the caller (`#[track_caller]`).
+    let out_avals = if checked || cfg!(debug_assertions) {
+        let mut avals: SmallVec<[Aval; 4]> = SmallVec::new();
+        for a in &arrs {
+            avals.push(Aval::of_array(a));
+        }
+        Some(p.shape(&avals))
+    } else {
+        None
+    };
     let out = Tensor::from_array(p.eval_one(&arrs)?);
-    debug_assert_rule(p, &out_avals, std::slice::from_ref(&out));
+    if let Some(out_avals) = out_avals {
+        debug_assert_rule(p, &out_avals, std::slice::from_ref(&out));
+    }
     Some(out)
 }
 
 /// [`bind_multi`] one level down from an interpreter, through the fast path when it applies.
+/// Only for arguments whose shape rule has already run: the primals of a differentiation rule
+/// (same shapes and dtypes as the tracers just checked one level up) and the equations of a
+/// `jit` program (checked when it was staged, replayed on inputs of the cached signature).
+/// Concrete arguments skip the rule (see [`eval_fast`]).
 #[track_caller]
 #[inline]
 pub(crate) fn bind_below<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
     if profile::requested() {
         return profile::record(p, args, || bind_multi_unprofiled(p, args));
     }
-    match eval_fast(p, args) {
+    match eval_fast(p, args, false) {
         Some(out) => smallvec::smallvec![out],
         None => bind_multi_unprofiled(p, args),
     }
@@ -103,7 +120,10 @@ pub fn bind_multi<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor
 #[track_caller]
 #[inline]
 fn bind_multi_unprofiled<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor> {
-    let avals: SmallVec<[Aval; 4]> = args.iter().map(|a| Aval::of(a)).collect();
+    let mut avals: SmallVec<[Aval; 4]> = SmallVec::new();
+    for a in args {
+        avals.push(Aval::of(a));
+    }
     let out_avals = p.shape(&avals);
     if debug::requested() {
         return bind_checked(p, args, std::panic::Location::caller());
@@ -222,22 +242,21 @@ fn any_float(outs: &[Tensor]) -> bool {
 }
 
 fn jvp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Outs<Tensor> {
-    let mut primals: SmallVec<[Tensor; 4]> = SmallVec::new();
-    let mut tangents: SmallVec<[Option<Tensor>; 4]> = SmallVec::new();
+    // Primals and tangents are borrowed from the arguments' payloads (no handle cloned).
+    let mut prefs: SmallVec<[&Tensor; 4]> = SmallVec::new();
+    let mut trefs: SmallVec<[Option<&Tensor>; 4]> = SmallVec::new();
     for a in args {
         match own_payload(a, level, id) {
             Some(Payload::Jvp { primal, tangent }) => {
-                primals.push(primal.clone());
-                tangents.push(Some(tangent.clone()));
+                prefs.push(primal);
+                trefs.push(Some(tangent));
             }
             _ => {
-                primals.push((*a).clone());
-                tangents.push(None);
+                prefs.push(a);
+                trefs.push(None);
             }
         }
     }
-    let prefs: SmallVec<[&Tensor; 4]> = primals.iter().collect();
-    let trefs: SmallVec<[Option<&Tensor>; 4]> = tangents.iter().map(|t| t.as_ref()).collect();
     let rule = anomaly_origin(p).map(|o| debug::RuleGuard::enter(debug::RuleKind::Jvp, o));
     let (outs, touts) = match p.jvp_with_forward(&prefs, &trefs) {
         Some(both) => both,
@@ -265,21 +284,21 @@ fn jvp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u6
 }
 
 fn vjp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u64) -> Outs<Tensor> {
-    let mut primals: SmallVec<[Tensor; 4]> = SmallVec::new();
+    // The primals are borrowed from the arguments' payloads: no handle is cloned per operand.
+    let mut prefs: SmallVec<[&Tensor; 4]> = SmallVec::new();
     let mut parents: SmallVec<[Option<usize>; 3]> = SmallVec::new();
     for a in args {
         match own_payload(a, level, id) {
             Some(Payload::Vjp { primal, value }) => {
-                primals.push(primal.clone());
+                prefs.push(primal);
                 parents.push(Some(*value));
             }
             _ => {
-                primals.push((*a).clone());
+                prefs.push(a);
                 parents.push(None);
             }
         }
     }
-    let prefs: SmallVec<[&Tensor; 4]> = primals.iter().collect();
     let wants: SmallVec<[bool; 4]> = parents.iter().map(|p| p.is_some()).collect();
     let (outs, pb) = match p.vjp_with_forward(&prefs, &wants) {
         Some(both) => both,

@@ -116,15 +116,16 @@ impl Tape {
             };
             let rule = node.origin.map(|o| debug::RuleGuard::enter(debug::RuleKind::Vjp, o));
             let backward = node.profiled.map(profile::BackwardGuard::enter);
-            let grads: Grads = (pb.f)(&out_cts);
+            let mut grads: Grads = (pb.f)(&out_cts);
             drop(backward);
             drop(rule);
             drop(out_cts);
             if consume {
                 node.pullback = None;
             }
-            for (parent, g) in node.parents.iter().zip(grads) {
-                if let (Some(p), Some(g)) = (parent, g) {
+            // Taken in place: moving the inline list into an iterator would copy it whole.
+            for (parent, g) in node.parents.iter().zip(grads.iter_mut()) {
+                if let (Some(p), Some(g)) = (parent, g.take()) {
                     accumulate(&mut cts[*p], g);
                 }
             }
