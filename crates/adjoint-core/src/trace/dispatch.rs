@@ -317,6 +317,13 @@ fn vjp_bind<P: Primitive + ?Sized>(p: &P, args: &[&Tensor], level: usize, id: u6
     }
     let origin = anomaly_origin(p);
     let first = with_tape(level, |t| t.push(parents, outs.len(), Some(pb), origin));
+    if outs.len() == 1 {
+        // One float output (checked above): wrapped where it lies, without an iterator's copies.
+        let mut outs = outs;
+        let out = outs.pop().expect("one output");
+        outs.push(Tensor::tracer(level, id, Payload::Vjp { primal: out, value: first }));
+        return outs;
+    }
     outs.into_iter()
         .enumerate()
         .map(|(i, out)| {

@@ -109,11 +109,10 @@ impl Tape {
                 }
                 continue;
             }
-            let out_cts: SmallVec<[Option<Tensor>; 2]> = if consume {
-                cts[range].iter_mut().map(|c| c.take()).collect()
-            } else {
-                cts[range].iter().cloned().collect()
-            };
+            let mut out_cts: SmallVec<[Option<Tensor>; 2]> = SmallVec::new();
+            for c in &mut cts[range] {
+                out_cts.push(if consume { c.take() } else { c.clone() });
+            }
             let rule = node.origin.map(|o| debug::RuleGuard::enter(debug::RuleKind::Vjp, o));
             let backward = node.profiled.map(profile::BackwardGuard::enter);
             let mut grads: Grads = (pb.f)(&out_cts);
@@ -150,16 +149,15 @@ impl Tape {
 /// buffer, other dtypes — and every step under anomaly mode or the profiler (so they see the
 /// op) takes the ordinary `add`.
 fn accumulate(slot: &mut Option<Tensor>, g: Tensor) {
-    *slot = Some(match slot.take() {
-        None => g,
-        Some(mut prev) => {
-            if add_in_place(&mut prev, &g) {
-                prev
-            } else {
-                &prev + &g
+    // Updated in place: a tensor handle is 128 bytes, and each move of one is a copy.
+    match slot {
+        None => *slot = Some(g),
+        Some(prev) => {
+            if !add_in_place(prev, &g) {
+                *prev = &*prev + &g;
             }
         }
-    });
+    }
 }
 
 /// `prev += g` in `prev`'s buffer when that is allowed (see [`accumulate`]); false otherwise,
