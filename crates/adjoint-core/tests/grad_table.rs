@@ -172,3 +172,37 @@ fn special_points_have_documented_derivatives() {
     let big = Tensor::from_vec(vec![-50.0f64, 50.0], &[2]);
     check_grads(|x: &Tensor| x.softplus().sum() + x.logsumexp(&[0], false), &big, 2, BOTH);
 }
+
+/// `add` and `sub` with one operand a constant (only the other differentiated), in every
+/// placement: same shapes (the rules' capture-free pullbacks) and broadcast either way.
+#[test]
+fn add_sub_with_a_constant_operand() {
+    use adjoint_core::grad;
+    use std::rc::Rc;
+    let c = rand(&[2, 3], 5, -1.0, 1.0);
+    let row = rand(&[3], 6, -1.0, 1.0);
+    let x = rand(&[2, 3], 7, -1.0, 1.0);
+    let xr = rand(&[3], 8, -1.0, 1.0);
+    type F = Rc<dyn Fn(&Tensor) -> Tensor>;
+    let with = |c: &Tensor, f: fn(&Tensor, &Tensor) -> Tensor| -> F {
+        let c = c.clone();
+        Rc::new(move |x: &Tensor| f(x, &c).sum())
+    };
+    let cases: Vec<(&str, F, &Tensor, Vec<f64>)> = vec![
+        ("x + c", with(&c, |x, c| x + c), &x, vec![1.0; 6]),
+        ("c + x", with(&c, |x, c| c + x), &x, vec![1.0; 6]),
+        ("x - c", with(&c, |x, c| x - c), &x, vec![1.0; 6]),
+        ("c - x", with(&c, |x, c| c - x), &x, vec![-1.0; 6]),
+        ("x + 2", Rc::new(|x: &Tensor| (x + 2.0).sum()), &x, vec![1.0; 6]),
+        ("2 - x", Rc::new(|x: &Tensor| (2.0 - x).sum()), &x, vec![-1.0; 6]),
+        ("x[2,3] + c[3]", with(&row, |x, c| x + c), &x, vec![1.0; 6]),
+        ("c[2,3] - x[3]", with(&c, |x, c| c - x), &xr, vec![-2.0; 3]),
+        ("x[3] - c[2,3]", with(&c, |x, c| x - c), &xr, vec![2.0; 3]),
+        ("x - x", Rc::new(|x: &Tensor| (x - x).sum()), &x, vec![0.0; 6]),
+    ];
+    for (what, f, at, want) in cases {
+        let g = grad(|x: &Tensor| f(x))(at);
+        assert_eq!(g.to_vec::<f64>(), want, "{what}");
+        check_grads(move |x: &Tensor| f(x) * f(x), at, 2, BOTH);
+    }
+}

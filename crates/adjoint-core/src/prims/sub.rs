@@ -27,11 +27,20 @@ impl SimplePrimitive for Sub {
             (None, None) => None,
         }
     }
-    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
+        let (wa, wb) = (wants[0], wants[1]);
+        // No broadcasting to undo (see `add`): a closure capturing nothing, boxed for free.
+        if (!wa || a.shape() == out.shape()) && (!wb || b.shape() == out.shape()) {
+            return match (wa, wb) {
+                (true, true) => Pullback::new((), |_, c| grads![Some(c.clone()), Some(-c)]),
+                (true, false) => Pullback::new((), |_, c| grads![Some(c.clone()), None]),
+                (false, true) => Pullback::new((), |_, c| grads![None, Some(-c)]),
+                (false, false) => Pullback::new((), |_, _| grads![None, None]),
+            };
+        }
         let (sa, sb) =
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
-        let (wa, wb) = (wants[0], wants[1]);
         Pullback::new((), move |_, c| {
             // Negate after summing: `-Σc` touches the operand's elements, not the result's.
             grads![wa.then(|| unbroadcast(c.clone(), &sa)), wb.then(|| -unbroadcast(c.clone(), &sb))]
