@@ -16,6 +16,9 @@ from collections import defaultdict
 
 # Below this 1 -> 2-thread speedup of the 2048² product the report warns that the second core was shared.
 SCALING_OK = 1.7
+# Below this share of the 1M copy's bandwidth the large copy's is taken as contended (see
+# `tensor_target`), and the bandwidth targets measured against it are not judged.
+CONTENDED_COPY = 0.75
 
 PEERS = ["numpy", "torch", "jax"]
 NAMES = {"adjoint": "adjoint", "numpy": "NumPy", "torch": "PyTorch", "jax": "JAX", "jax_jit": "JAX (jit)"}
@@ -135,6 +138,16 @@ def tensor_target(res, name, size, t, adj):
         bw = copy_bandwidth(res, size, t)
         if bw is None:
             return "≥ 80% of copy bandwidth (no copy measured)", None
+        small = copy_bandwidth(res, "1M", t)
+        if small is not None and bw[1] < CONTENDED_COPY * small[1]:
+            # On a quiet machine the large copy runs within ~10% of the 1M one (29.2 against
+            # 31.3 GB/s on one thread); far below it, other machines share the memory bus and the
+            # reference is depressed, which would flatter this row.
+            return (
+                f"≥ 80% of copy bandwidth: not judged, the {size} copy ran at {bw[1]:.1f} GB/s against "
+                f"{small[1]:.1f} for 1M (memory bandwidth shared during the run)",
+                None,
+            )
         frac = adj["value"] / bw[1]
         return f"≥ 80% of copy bandwidth ({bw[1]:.1f} GB/s, {NAMES[bw[0]]}): {frac * 100:.0f}%", frac >= 0.8
     if name in ("add_f32", "exp_f32") and size == "1M":
@@ -259,7 +272,7 @@ def train_table(res, summary):
         cells = [lab, str(t), cell(adj), cell(pt), ratio, "; ".join(j[0] for j in judged) or "—",
                  ", ".join(met(j[1]) for j in judged) or "—", util, peak, trans]
         for tgt, ok in judged:
-            if ok is not None:
+            if ok is not None or "not judged" in tgt:
                 summary.append((lab, t, tgt, ok))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -311,7 +324,7 @@ def table(res, suite, judge, jit_col, per_op, summary):
             judged = [judged]
         cells += ["; ".join(j[0] for j in judged), ", ".join(met(j[1]) for j in judged)]
         for tgt, ok in judged:
-            if ok is not None:
+            if ok is not None or "not judged" in tgt:
                 summary.append((label(name, size), t, tgt, ok))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -507,10 +520,15 @@ def main():
         )
         L.append(train_table(res, summary) + "\n")
     L.append("## Targets at a glance\n")
+    # Targets whose measurement was not fair this run are listed, not counted.
     n_met = sum(1 for s in summary if s[3])
-    L.append(f"{n_met} of {len(summary)} judged targets met.\n")
+    n_judged = sum(1 for s in summary if s[3] is not None)
+    n_skipped = len(summary) - n_judged
+    skipped = f" ({n_skipped} not judged this run, listed below)" if n_skipped else ""
+    L.append(f"{n_met} of {n_judged} judged targets met{skipped}.\n")
     for lab, t, tgt, ok in summary:
-        L.append(f"- {'met' if ok else '**MISSED**'}: {lab} ({t} thread{'s' if t > 1 else ''}) — {tgt}")
+        verdict = "not judged" if ok is None else ("met" if ok else "**MISSED**")
+        L.append(f"- {verdict}: {lab} ({t} thread{'s' if t > 1 else ''}) — {tgt}")
     L.append("")
     L.append(
         "Dated investigations (A/B comparisons of single changes, profiles, the MPI runs of `benches/dist.sh`) "
@@ -523,7 +541,7 @@ def main():
     if kept:
         L.append(kept + "\n")
     write_atomic(a.out, "\n".join(L))
-    print(f"wrote {a.out}: {len(rows)} results, {n_met}/{len(summary)} targets met", file=sys.stderr)
+    print(f"wrote {a.out}: {len(rows)} results, {n_met}/{n_judged} targets met", file=sys.stderr)
 
 
 if __name__ == "__main__":
