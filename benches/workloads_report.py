@@ -153,7 +153,8 @@ def render(results, runs, machine, bad, results_path):
           + "; ".join(f"{when}: pair/alone {p['ratio']:.2f}, core imbalance {p['imbalance']:.2f}" for when, p in probes))
         busy = [when for when, p in probes if p.get("busy")]
         if busy:
-            w(f"- **Warning: the second core was not free {' and '.join(busy)} the runs** (a ratio above 1.25): "
+            limit = max(p.get("threshold", 1.35) for _, p in probes)
+            w(f"- **Warning: the second core was not free {' and '.join(busy)} the runs** (a ratio above {limit}): "
               "2-thread times are inflated by the machine; rerun before reading the ratios.")
     vers = m.get("versions") or {}
     vs = ", ".join(f"{k} {v}" for k, v in vers.items())
