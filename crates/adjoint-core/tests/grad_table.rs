@@ -173,36 +173,74 @@ fn special_points_have_documented_derivatives() {
     check_grads(|x: &Tensor| x.softplus().sum() + x.logsumexp(&[0], false), &big, 2, BOTH);
 }
 
+/// `Σ f(x, c)` as a function of `x` alone, with `c` held as a constant.
+type ScalarFn = std::rc::Rc<dyn Fn(&Tensor) -> Tensor>;
+
+fn with_const(c: &Tensor, f: fn(&Tensor, &Tensor) -> Tensor) -> ScalarFn {
+    let c = c.clone();
+    std::rc::Rc::new(move |x: &Tensor| f(x, &c).sum())
+}
+
+/// A constant `[2, 3]`, a constant row `[3]`, and points `[2, 3]` and `[3]`.
+fn const_fixtures() -> (Tensor, Tensor, Tensor, Tensor) {
+    (
+        rand(&[2, 3], 5, -1.0, 1.0),
+        rand(&[3], 6, -1.0, 1.0),
+        rand(&[2, 3], 7, -1.0, 1.0),
+        rand(&[3], 8, -1.0, 1.0),
+    )
+}
+
+/// Each case's gradient against its expected values, then `check_grads` (order 2, both modes)
+/// of its square.
+fn check_const_cases(cases: Vec<(&str, ScalarFn, &Tensor, Vec<f64>)>) {
+    use adjoint_core::grad;
+    for (what, f, at, want) in cases {
+        let g = grad(|x: &Tensor| f(x))(at).to_vec::<f64>();
+        assert_eq!(g.len(), want.len(), "{what}");
+        for (g, w) in g.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12, "{what}: {g} vs {w}");
+        }
+        check_grads(move |x: &Tensor| f(x) * f(x), at, 2, BOTH);
+    }
+}
+
 /// `add` and `sub` with one operand a constant (only the other differentiated), in every
 /// placement: same shapes (the rules' capture-free pullbacks) and broadcast either way.
 #[test]
 fn add_sub_with_a_constant_operand() {
+    let (c, row, x, xr) = const_fixtures();
+    check_const_cases(vec![
+        ("x + c", with_const(&c, |x, c| x + c), &x, vec![1.0; 6]),
+        ("c + x", with_const(&c, |x, c| c + x), &x, vec![1.0; 6]),
+        ("x - c", with_const(&c, |x, c| x - c), &x, vec![1.0; 6]),
+        ("c - x", with_const(&c, |x, c| c - x), &x, vec![-1.0; 6]),
+        ("x + 2", std::rc::Rc::new(|x: &Tensor| (x + 2.0).sum()), &x, vec![1.0; 6]),
+        ("2 - x", std::rc::Rc::new(|x: &Tensor| (2.0 - x).sum()), &x, vec![-1.0; 6]),
+        ("x[2,3] + c[3]", with_const(&row, |x, c| x + c), &x, vec![1.0; 6]),
+        ("c[2,3] - x[3]", with_const(&c, |x, c| c - x), &xr, vec![-2.0; 3]),
+        ("x[3] - c[2,3]", with_const(&c, |x, c| x - c), &xr, vec![2.0; 3]),
+        ("x - x", std::rc::Rc::new(|x: &Tensor| (x - x).sum()), &x, vec![0.0; 6]),
+    ]);
+}
+
+/// `mul` with one operand a constant, or both differentiated, in every placement: same shapes
+/// (the rule's shape-free pullbacks), broadcast either way, and `x * x`.
+#[test]
+fn mul_with_a_constant_operand() {
     use adjoint_core::grad;
-    use std::rc::Rc;
-    let c = rand(&[2, 3], 5, -1.0, 1.0);
-    let row = rand(&[3], 6, -1.0, 1.0);
-    let x = rand(&[2, 3], 7, -1.0, 1.0);
-    let xr = rand(&[3], 8, -1.0, 1.0);
-    type F = Rc<dyn Fn(&Tensor) -> Tensor>;
-    let with = |c: &Tensor, f: fn(&Tensor, &Tensor) -> Tensor| -> F {
-        let c = c.clone();
-        Rc::new(move |x: &Tensor| f(x, &c).sum())
-    };
-    let cases: Vec<(&str, F, &Tensor, Vec<f64>)> = vec![
-        ("x + c", with(&c, |x, c| x + c), &x, vec![1.0; 6]),
-        ("c + x", with(&c, |x, c| c + x), &x, vec![1.0; 6]),
-        ("x - c", with(&c, |x, c| x - c), &x, vec![1.0; 6]),
-        ("c - x", with(&c, |x, c| c - x), &x, vec![-1.0; 6]),
-        ("x + 2", Rc::new(|x: &Tensor| (x + 2.0).sum()), &x, vec![1.0; 6]),
-        ("2 - x", Rc::new(|x: &Tensor| (2.0 - x).sum()), &x, vec![-1.0; 6]),
-        ("x[2,3] + c[3]", with(&row, |x, c| x + c), &x, vec![1.0; 6]),
-        ("c[2,3] - x[3]", with(&c, |x, c| c - x), &xr, vec![-2.0; 3]),
-        ("x[3] - c[2,3]", with(&c, |x, c| x - c), &xr, vec![2.0; 3]),
-        ("x - x", Rc::new(|x: &Tensor| (x - x).sum()), &x, vec![0.0; 6]),
-    ];
-    for (what, f, at, want) in cases {
-        let g = grad(|x: &Tensor| f(x))(at);
-        assert_eq!(g.to_vec::<f64>(), want, "{what}");
-        check_grads(move |x: &Tensor| f(x) * f(x), at, 2, BOTH);
-    }
+    let (c, row, x, xr) = const_fixtures();
+    let (cv, rv, xv) = (c.to_vec::<f64>(), row.to_vec::<f64>(), x.to_vec::<f64>());
+    let col_sums: Vec<f64> = (0..3).map(|j| cv[j] + cv[3 + j]).collect();
+    check_const_cases(vec![
+        ("x * c", with_const(&c, |x, c| x * c), &x, cv.clone()),
+        ("c * x", with_const(&c, |x, c| c * x), &x, cv.clone()),
+        ("x * 2", std::rc::Rc::new(|x: &Tensor| (x * 2.0).sum()), &x, vec![2.0; 6]),
+        ("x[2,3] * c[3]", with_const(&row, |x, c| x * c), &x, [rv.clone(), rv].concat()),
+        ("c[2,3] * x[3]", with_const(&c, |x, c| c * x), &xr, col_sums),
+        ("x * x", std::rc::Rc::new(|x: &Tensor| (x * x).sum()), &x, xv.iter().map(|v| 2.0 * v).collect()),
+    ]);
+    // Both operands differentiated, same shapes: d(Σ a·b) = (b, a).
+    let g = grad(|p: &(Tensor, Tensor)| (&p.0 * &p.1).sum())(&(x.clone(), c.clone()));
+    assert_eq!((g.0.to_vec::<f64>(), g.1.to_vec::<f64>()), (cv, xv));
 }

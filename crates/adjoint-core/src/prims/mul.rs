@@ -25,11 +25,26 @@ impl SimplePrimitive for Mul {
         let tb = t[1].map(|y| a * y);
         sum_tangents(ta, tb, s)
     }
-    fn vjp(&self, p: &[&Tensor], _out: &Tensor, wants: &[bool]) -> Pullback {
+    fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
+        let (wa, wb) = (wants[0], wants[1]);
+        // Every wanted operand has the output's shape (no sum over broadcast dims to undo): keep
+        // only the other operand, not the shapes (a smaller closure, copied once into its box).
+        if (!wa || a.shape() == out.shape())
+            && (!wb || b.shape() == out.shape())
+            && !(wa && wb && a.is_same(b))
+        {
+            return match (wa, wb) {
+                (true, true) => {
+                    Pullback::new((a.clone(), b.clone()), |(a, b), c| grads![Some(c * b), Some(c * a)])
+                }
+                (true, false) => Pullback::new(b.clone(), |b, c| grads![Some(c * b), None]),
+                (false, true) => Pullback::new(a.clone(), |a, c| grads![None, Some(c * a)]),
+                (false, false) => Pullback::new((), |_, _| grads![None, None]),
+            };
+        }
         let (sa, sb) =
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
-        let (wa, wb) = (wants[0], wants[1]);
         if wa && wb && a.is_same(b) {
             // `x * x`: both cotangents are `c * x`; one product, handed to both operands.
             return Pullback::new(a.clone(), move |x, c| {
