@@ -450,6 +450,23 @@ def main():
             break
     if scal:
         L.append("- Thread scaling check: " + " ".join(scal))
+    # `benches/core_probe.py`'s lines in the machine file (run.sh writes one before and one after).
+    busy = []
+    for line in machine.splitlines():
+        if line.startswith("second core ") and ": {" in line:
+            when, _, js = line.partition(": ")
+            try:
+                p = json.loads(js)
+            except ValueError:
+                continue
+            if "ratio" in p:
+                L.append(f"- {when[0].upper()}{when[1:]} (`benches/core_probe.py`): pair/alone {p['ratio']:.2f}, "
+                         f"core imbalance {p['imbalance']:.2f}")
+                if p.get("busy"):
+                    busy.append((when.split()[2], p.get("threshold", 1.35)))
+    if busy:
+        L.append(f"- **Warning: the second core was not free {' and '.join(w for w, _ in busy)} the run** (a ratio above "
+                 f"{max(t for _, t in busy)}): 2-thread times are inflated by the machine; rerun before reading them.")
     if weak:
         # A large product scales ~2× on two free cores (1.96-2.06× in the quiet runs so far).
         L.append(

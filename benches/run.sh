@@ -133,6 +133,8 @@ echo "== waiting (bounded) for other processes to leave the machine quiet" >&2
     echo "python: $("$PY" --version 2>&1)"
     echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     wait_quiet
+    # Is the second core free (not shared with another guest, not kept busy)? report.py warns if not.
+    echo "second core before the run: $("$PY" benches/core_probe.py 2>/dev/null || echo '{}')"
 } >"$MACHINE"
 
 PIN1=()
@@ -204,6 +206,7 @@ for w in mlp cnn lstm; do
     for lib in adjoint torch; do run_side "$lib" 2 train --only "$w"; done
 done
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$MACHINE"
+echo "second core after the run: $("$PY" benches/core_probe.py 2>/dev/null || echo '{}')" >>"$MACHINE"
 echo "suite wall time: $(( $(date +%s) - START )) s" >>"$MACHINE"
 
 # ---- 5. Report ---------------------------------------------------------------------------------
