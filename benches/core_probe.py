@@ -52,6 +52,21 @@ def run(cpus):
     return [got[c] for c in cpus]
 
 
+def report_lines(probes, what):
+    """Markdown bullets for the probes `[(when, result), ...]` of one run (`what`: "the run",
+    "the runs"): one line each, then a warning when any found the second core busy. Both
+    `report.py` and `workloads_report.py` print these."""
+    probes = [(when, p) for when, p in probes if "ratio" in p]
+    lines = [f"- Second core {when} {what} (`benches/core_probe.py`): pair/alone {p['ratio']:.2f}, "
+             f"core imbalance {p['imbalance']:.2f}" for when, p in probes]
+    busy = [(when, p.get("threshold", SHARED)) for when, p in probes if p.get("busy")]
+    if busy:
+        lines.append(f"- **Warning: the second core was not free {' and '.join(w for w, _ in busy)} {what}** (a ratio "
+                     f"above {max(t for _, t in busy)}): 2-thread times are inflated by the machine; rerun before "
+                     "reading them.")
+    return lines
+
+
 def main():
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:

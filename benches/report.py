@@ -14,6 +14,8 @@ import sys
 import tempfile
 from collections import defaultdict
 
+import core_probe  # benches/, next to this script
+
 # Below this 1 -> 2-thread speedup of the 2048² product the report warns that the second core was shared.
 SCALING_OK = 1.7
 # Below this share of the 1M copy's bandwidth the large copy's is taken as contended (see
@@ -451,30 +453,15 @@ def main():
     if scal:
         L.append("- Thread scaling check: " + " ".join(scal))
     # `benches/core_probe.py`'s lines in the machine file (run.sh writes one before and one after).
-    busy = []
+    probes = []
     for line in machine.splitlines():
         if line.startswith("second core ") and ": {" in line:
             when, _, js = line.partition(": ")
             try:
-                p = json.loads(js)
-            except ValueError:
+                probes.append((when.split()[2], json.loads(js)))
+            except (ValueError, IndexError):
                 continue
-            if "ratio" in p:
-                L.append(f"- {when[0].upper()}{when[1:]} (`benches/core_probe.py`): pair/alone {p['ratio']:.2f}, "
-                         f"core imbalance {p['imbalance']:.2f}")
-                if p.get("busy"):
-                    busy.append((when.split()[2], p.get("threshold", 1.35)))
-    if busy:
-        L.append(f"- **Warning: the second core was not free {' and '.join(w for w, _ in busy)} the run** (a ratio above "
-                 f"{max(t for _, t in busy)}): 2-thread times are inflated by the machine; rerun before reading them.")
-    if weak:
-        # A large product scales ~2× on two free cores (1.96-2.06× in the quiet runs so far).
-        L.append(
-            f"- **Warning: weak 2-thread scaling in this run** (2048² matmul on 2 threads: "
-            f"{', '.join(weak)} the 1-thread speed, below {SCALING_OK}×). Either the second core was "
-            "shared (on a VM possibly outside it, with no steal in /proc/stat) or the threading "
-            "regressed: compare the other library's figure and rerun before reading the 2-thread rows."
-        )
+    L.extend(core_probe.report_lines(probes, "the run"))
     noise = meta.get("noise", [])
     if noise:
         L.append("\n### Machine noise during each side\n")

@@ -17,6 +17,8 @@ import os
 import sys
 import tempfile
 
+import core_probe  # benches/, next to this script
+
 BEGIN = "<!-- workloads:begin -->"
 END = "<!-- workloads:end -->"
 FRAMEWORKS = ["adjoint", "pytorch", "jax"]
@@ -146,16 +148,9 @@ def render(results, runs, machine, bad, results_path):
       "`OMP_PROC_BIND=true OMP_PLACES=cores`)")
     w(f"- Load average before: {m.get('load_before', '—')}; after: {m.get('load_after', '—')}"
       + (f"; {m['quiet']}" if m.get("quiet") else ""))
-    probes = [(when, m.get(f"core_probe_{when}") or {}) for when in ("before", "after")]
-    probes = [(when, p) for when, p in probes if "ratio" in p]
-    if probes:
-        w("- Second core (`benches/core_probe.py`: a spin on each core alone, then on both at once): "
-          + "; ".join(f"{when}: pair/alone {p['ratio']:.2f}, core imbalance {p['imbalance']:.2f}" for when, p in probes))
-        busy = [when for when, p in probes if p.get("busy")]
-        if busy:
-            limit = max(p.get("threshold", 1.35) for _, p in probes)
-            w(f"- **Warning: the second core was not free {' and '.join(busy)} the runs** (a ratio above {limit}): "
-              "2-thread times are inflated by the machine; rerun before reading the ratios.")
+    for line in core_probe.report_lines([(when, m.get(f"core_probe_{when}") or {}) for when in ("before", "after")],
+                                        "the runs"):
+        w(line)
     vers = m.get("versions") or {}
     vs = ", ".join(f"{k} {v}" for k, v in vers.items())
     w(f"- Versions: adjoint {m.get('commit', '—')}, {m.get('rustc', 'rustc —')}" + (f", {vs}" if vs else ""))

@@ -9,6 +9,7 @@
 pub(crate) mod prelude {
     pub use adjoint_tensor::{Array, DType};
 
+    pub(crate) use super::pass_through;
     pub use super::rules;
     pub use super::{bcast, expand_reduced, sum_tangents, unbroadcast};
     pub use crate::batching::{elementwise, move_axis, reduce_axes, to_front, value_axis};
@@ -138,6 +139,30 @@ pub fn bcast(t: &Tensor, shape: &[usize]) -> Tensor {
     } else {
         t.broadcast_to(shape)
     }
+}
+
+/// The pullback of `a + b` (`NEG_B = false`) or `a - b` (`true`) when no broadcast has to be
+/// undone — every wanted operand has the output's shape (a bias or residual add, a scalar
+/// constant): the cotangent flows through as it is. Each closure captures nothing (the sign is a
+/// const parameter), so boxing it allocates nothing; `None` when some wanted operand was
+/// broadcast.
+#[inline]
+pub(crate) fn pass_through<const NEG_B: bool>(
+    p: &[&Tensor],
+    out: &Tensor,
+    wants: &[bool],
+) -> Option<Pullback> {
+    let (wa, wb) = (wants[0], wants[1]);
+    if (wa && p[0].shape() != out.shape()) || (wb && p[1].shape() != out.shape()) {
+        return None;
+    }
+    let b_of = |c: &Tensor| if NEG_B { -c } else { c.clone() };
+    Some(match (wa, wb) {
+        (true, true) => Pullback::new((), move |_, c| crate::grads![Some(c.clone()), Some(b_of(c))]),
+        (true, false) => Pullback::new((), |_, c| crate::grads![Some(c.clone()), None]),
+        (false, true) => Pullback::new((), move |_, c| crate::grads![None, Some(b_of(c))]),
+        (false, false) => Pullback::new((), |_, _| crate::grads![None, None]),
+    })
 }
 
 /// Sum a cotangent of a broadcast result back to the operand's `shape`.

@@ -29,16 +29,10 @@ impl SimplePrimitive for Sub {
     }
     fn vjp(&self, p: &[&Tensor], out: &Tensor, wants: &[bool]) -> Pullback {
         let (a, b) = (p[0], p[1]);
-        let (wa, wb) = (wants[0], wants[1]);
-        // No broadcasting to undo (see `add`): a closure capturing nothing, boxed for free.
-        if (!wa || a.shape() == out.shape()) && (!wb || b.shape() == out.shape()) {
-            return match (wa, wb) {
-                (true, true) => Pullback::new((), |_, c| grads![Some(c.clone()), Some(-c)]),
-                (true, false) => Pullback::new((), |_, c| grads![Some(c.clone()), None]),
-                (false, true) => Pullback::new((), |_, c| grads![None, Some(-c)]),
-                (false, false) => Pullback::new((), |_, _| grads![None, None]),
-            };
+        if let Some(pb) = pass_through::<true>(p, out, wants) {
+            return pb;
         }
+        let (wa, wb) = (wants[0], wants[1]);
         let (sa, sb) =
             (adjoint_tensor::Shape::from_slice(a.shape()), adjoint_tensor::Shape::from_slice(b.shape()));
         Pullback::new((), move |_, c| {
