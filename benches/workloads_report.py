@@ -32,6 +32,11 @@ CHECK_TOL = 1e-9  # "the same numbers to ~1e-10 relative"
 CHECK_TOL_BY = {"W9_ode_lv_grad": 1e-4}
 
 
+# Issue 17: the 2-thread step at least this much faster than the 1-thread one, on these workloads.
+SPEEDUP_TARGET = 1.6
+SPEEDUP_JUDGED = ("W2_mlp_step", "W3_cnn_step")
+
+
 def load(path):
     rounds, runs, machine, bad = {}, {}, None, 0
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -131,6 +136,32 @@ def best(results, workload, fw):
     return min(rows, key=lambda d: d["median_s"]) if rows else None
 
 
+def scaling(results, workloads, w):
+    """The 1 -> 2-thread table: every adjoint variant also run on one thread (framework `adjoint1t`,
+    `benches/run` runs W2-W4 so), against the same variant on the suite's threads."""
+    rows = []
+    for wl in workloads:
+        for (x, f, var), one in sorted(results.items()):
+            two = results.get((wl, "adjoint", var))
+            if x == wl and f == "adjoint1t" and two is not None and two["median_s"] > 0:
+                rows.append((wl, var, one, two, one["median_s"] / two["median_s"]))
+    if not rows:
+        return
+    w("### adjoint on 1 and 2 threads")
+    w("")
+    w("The same binary with `RAYON_NUM_THREADS=1`, run in every round beside the 2-thread one (issue 17's target: "
+      f"≥ {SPEEDUP_TARGET}× on W2 and W3, judged on their training-step variants, not on the debugging mode).")
+    w("")
+    w("| workload | variant | 1 thread | 2 threads | speedup | target | met? |")
+    w("|---|---|---|---|---|---|---|")
+    for wl, var, one, two, sp in rows:
+        judged = wl in SPEEDUP_JUDGED and "anomaly" not in var  # not the debugging mode's row
+        target = f"≥ {SPEEDUP_TARGET}×" if judged else "(no target)"
+        verdict = ("**met**" if sp >= SPEEDUP_TARGET else "**MISSED**") if judged else "—"
+        w(f"| `{wl}` | {md_escape(var)} | {fmt_rounds(one)} | {fmt_rounds(two)} | {sp:.2f}× | {target} | {verdict} |")
+    w("")
+
+
 def render(results, runs, machine, bad, results_path):
     out = []
     w = out.append
@@ -211,6 +242,8 @@ def render(results, runs, machine, bad, results_path):
                 ratios.append(fmt_ratio(b["adjoint"]["median_s"] / b[peer]["median_s"], peer))
         w(f"| `{wl}` | " + " | ".join(cells + ratios) + " |")
     w("")
+
+    scaling(results, workloads, w)
 
     for wl in workloads:
         w(f"### {wl}")
