@@ -33,6 +33,10 @@
 //! - `step_peak_mb`: after warm-up the peak is reset (`echo 5 > /proc/self/clear_refs`); the
 //!   peak RSS during the timed steps minus the RSS at that moment: a step's transient memory
 //!   beyond what the process already holds.
+//! - `file_mb`: how much of the RSS growth since the baseline is file-backed (`RssFile`): pages
+//!   of the binary and its libraries read in on first use — for `--jit`, about 3 MB of
+//!   Cranelift's own machine code the first time it compiles (measured on 2026-12-06: the first
+//!   compile grew `RssFile` by 2.9–3.0 MB and `RssAnon` by 64 KB). `peak_mb` includes them.
 //!
 //! RSS over a long run (`--rss-steps N`): instead of timing, each selected step runs `N` times
 //! and one line after steps 1, 10, 100 and each tenth of the run reports the RSS and the mean
@@ -91,8 +95,9 @@ fn mb(kb: Option<f64>) -> String {
     kb.map_or("null".into(), |v| format!("{:.1}", v / 1024.0))
 }
 
-/// Time `step` and print one result line. `base_kb` is the RSS before the model was built.
-fn run(cfg: &Cfg, name: &str, size: &str, base_kb: Option<f64>, mut step: impl FnMut() -> f64) {
+/// Time `step` and print one result line. `base_kb` is the RSS before the model was built,
+/// `base_file_kb` the file-backed part of it.
+fn run(cfg: &Cfg, name: &str, size: &str, (base_kb, base_file_kb): (Option<f64>, Option<f64>), mut step: impl FnMut() -> f64) {
     let plan = if cfg.quick {
         timing::Plan { warmups: 3, samples: 3, min_sample: Duration::from_millis(30) }
     } else {
@@ -122,16 +127,21 @@ fn run(cfg: &Cfg, name: &str, size: &str, base_kb: Option<f64>, mut step: impl F
         (Some(h), Some(s), true) => Some(h - s),
         _ => None,
     };
+    let file = match (status_kb("RssFile:"), base_file_kb) {
+        (Some(f), Some(b)) => Some(f - b),
+        _ => None,
+    };
     println!(
         "{{\"lib\":\"adjoint\",\"suite\":\"train\",\"name\":\"{name}\",\"size\":\"{size}\",\"threads\":{},\
          \"pool_threads\":{},\"sec\":{:.9e},\"reps\":{},\"metric\":null,\"value\":null,\"cpu_util\":{util},\
-         \"peak_mb\":{},\"step_peak_mb\":{},\"rss_mb\":{},\"loss\":{loss:.6}}}",
+         \"peak_mb\":{},\"step_peak_mb\":{},\"file_mb\":{},\"rss_mb\":{},\"loss\":{loss:.6}}}",
         std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0),
         rayon::current_num_threads(),
         stats.median_s,
         stats.batch * stats.samples,
         mb(peak),
         mb(step_peak),
+        mb(file),
         mb(hwm),
     );
 }
@@ -148,7 +158,7 @@ mod steps;
 
 /// Build one step (after reading the baseline RSS) and time it, or follow its RSS.
 fn bench<S: FnMut() -> f64>(cfg: &Cfg, name: &str, size: &str, build: impl FnOnce() -> S) {
-    let base = status_kb("VmRSS:");
+    let base = (status_kb("VmRSS:"), status_kb("RssFile:"));
     match cfg.rss_steps {
         Some(n) => rss_run(name, n, build()),
         None => run(cfg, name, size, base, build()),
