@@ -97,7 +97,13 @@ fn mb(kb: Option<f64>) -> String {
 
 /// Time `step` and print one result line. `base_kb` is the RSS before the model was built,
 /// `base_file_kb` the file-backed part of it.
-fn run(cfg: &Cfg, name: &str, size: &str, (base_kb, base_file_kb): (Option<f64>, Option<f64>), mut step: impl FnMut() -> f64) {
+fn run(
+    cfg: &Cfg,
+    name: &str,
+    size: &str,
+    (base_kb, base_file_kb): (Option<f64>, Option<f64>),
+    mut step: impl FnMut() -> f64,
+) {
     let plan = if cfg.quick {
         timing::Plan { warmups: 3, samples: 3, min_sample: Duration::from_millis(30) }
     } else {
