@@ -58,6 +58,18 @@ pub trait Chain: Copy {
         };
         terms.fold(x.chain(v, d), |acc, (x, d)| acc.chain2(x, v, Self::S::one(), d))
     }
+    /// `Σᵣ (Σⱼ mᵣⱼ·wⱼ)²` over `rows` packed rows of `first + step·r` entries (the shape checked
+    /// by the caller, [`rules::sum_sq_matvec_lit`]). The default applies the chain rule with a
+    /// term per entry; `Var` records a dense block node when `m` is consecutive on its tape.
+    #[inline]
+    fn sum_sq_matvec_(m: &[Self], w: &[f64], first: usize, step: usize, rows: usize) -> Self {
+        rules::sum_sq_matvec_terms(m, w, first, step, rows)
+    }
+    /// Copies of `xs` (see [`Real::pack`]); `Var` records them consecutively.
+    #[inline]
+    fn pack(xs: &[Self]) -> Vec<Self> {
+        xs.to_vec()
+    }
 }
 
 /// Derivative rules for the binary elementary functions, shared by the operators and `Float`.
@@ -172,6 +184,67 @@ pub(crate) mod rules {
     pub fn sum_sq<X: Chain>(xs: &[X]) -> X {
         let v = xs.iter().fold(X::S::zero(), |acc, x| acc + x.re() * x.re());
         X::chain_n(v, xs.iter().map(|&x| (x, x.re() + x.re())))
+    }
+
+    /// The number of rows of a packed matrix of `len` entries whose row `r` holds
+    /// `first + step·r` of them, checking that they fill it exactly and that `w` (`wlen`
+    /// entries) is long enough for the longest row. Panics naming `op` otherwise.
+    #[track_caller]
+    pub fn trapezoid_rows(op: &str, len: usize, wlen: usize, first: usize, step: usize) -> usize {
+        if len == 0 {
+            return 0;
+        }
+        if first == 0 && step == 0 {
+            panic!("{op}: rows of no entries (first = step = 0) cannot hold {len} entries");
+        }
+        let (mut rows, mut total) = (0, 0);
+        while total < len {
+            total += first + step * rows;
+            rows += 1;
+        }
+        if total != len {
+            panic!(
+                "{op}: {len} entries do not fill whole rows of first + step·r = {first} + {step}·r entries"
+            );
+        }
+        let longest = first + step * (rows - 1);
+        if longest > wlen {
+            panic!("{op}: the longest row has {longest} entries but w has {wlen}");
+        }
+        rows
+    }
+
+    /// `Σᵣ (Σⱼ mᵣⱼ·wⱼ)²` over the packed rows of `m` (row `r`: `first + step·r` entries, times
+    /// the first that many `w`s); `∂/∂mᵣⱼ = 2·lᵣ·wⱼ` with `lᵣ` the row's product.
+    #[track_caller]
+    #[inline]
+    pub fn sum_sq_matvec_lit<X: Chain>(m: &[X], w: &[f64], first: usize, step: usize) -> X {
+        let rows = trapezoid_rows("Real::sum_sq_matvec_lit", m.len(), w.len(), first, step);
+        if rows == 0 {
+            return X::cst(X::S::zero());
+        }
+        X::sum_sq_matvec_(m, w, first, step, rows)
+    }
+
+    /// [`sum_sq_matvec_lit`] through [`Chain::chain_n`], one term per entry (the shape already
+    /// checked, `rows ≥ 1`).
+    pub fn sum_sq_matvec_terms<X: Chain>(m: &[X], w: &[f64], first: usize, step: usize, rows: usize) -> X {
+        let mut twice_l = Vec::with_capacity(rows);
+        let (mut v, mut o) = (X::S::zero(), 0);
+        for r in 0..rows {
+            let len = first + step * r;
+            let l =
+                m[o..o + len].iter().zip(w).fold(X::S::zero(), |acc, (x, &c)| acc + x.re() * X::S::lit(c));
+            v += l * l;
+            twice_l.push(l + l);
+            o += len;
+        }
+        let terms = (0..rows).flat_map(|r| {
+            let o = r * first + step * r * r.saturating_sub(1) / 2;
+            let c = twice_l[r];
+            m[o..o + first + step * r].iter().zip(w).map(move |(&x, &wj)| (x, c * X::S::lit(wj)))
+        });
+        X::chain_n(v, terms)
     }
 
     /// `ln Σ exp(xᵢ)`, shifted by the largest `xᵢ`; `∂/∂xᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m)`
@@ -505,6 +578,13 @@ macro_rules! impl_real {
             fn sum_sq(xs: &[Self]) -> Self { $crate::chain::rules::sum_sq(xs) }
             #[inline]
             fn log_sum_exp(xs: &[Self]) -> Self { $crate::chain::rules::log_sum_exp(xs) }
+            #[inline]
+            #[track_caller]
+            fn sum_sq_matvec_lit(m: &[Self], w: &[f64], first: usize, step: usize) -> Self {
+                $crate::chain::rules::sum_sq_matvec_lit(m, w, first, step)
+            }
+            #[inline]
+            fn pack(xs: &[Self]) -> Vec<Self> { <Self as $crate::chain::Chain>::pack(xs) }
         }
     };
     (@consts $($c:ident)*) => {

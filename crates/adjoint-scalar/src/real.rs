@@ -127,6 +127,65 @@ pub trait Real:
         let s = xs.iter().fold(Self::zero(), |acc, &x| acc + (x - m).exp());
         s.ln() + m
     }
+
+    /// `Σᵣ (Σⱼ mᵣⱼ·wⱼ)²`: the squared norm of a matrix of variables times a constant vector —
+    /// the quadratic form `‖L(x − μ)‖²` of a Gaussian log-density — with the matrix packed row
+    /// by row: row `r` holds `first + step·r` entries and takes the first that many `w`s
+    /// (`step = 0`: a dense `rows × first` matrix; `step = 1`: a lower-trapezoidal one, such as
+    /// a triangular factor with a column in front). Fused: each row's product `lᵣ` is summed
+    /// left to right from zero, then `Σ lᵣ²` likewise, so `f64` gives the same bits as
+    /// `dot_lit` per row followed by `sum_sq`.
+    ///
+    /// [`Var`](crate::Var) records it as one *dense block node* when `m`'s variables are
+    /// consecutive on the tape ([`pack`](Real::pack) makes them so, once, for a matrix used
+    /// many times): `rows + J` numbers instead of a term per entry, and a sweep that adds an
+    /// outer product into a contiguous stretch of adjoints (see [the tape's
+    /// docs](crate::tape#dense-block-nodes)). Otherwise it records one n-ary node.
+    ///
+    /// Panics if `m` does not fill whole rows or `w` is shorter than the longest row.
+    ///
+    /// ```
+    /// use adjoint_scalar::prelude::*;
+    /// // Rows [m0, m1] and [m2, m3, m4] (first = 2, step = 1) times w = [1, 2, 3].
+    /// let w = [1.0, 2.0, 3.0];
+    /// let f = |m: &[Var]| Var::sum_sq_matvec_lit(&Var::pack(m), &w, 2, 1);
+    /// let (v, g) = value_and_gradient(f, &[1.0, 1.0, 1.0, 0.0, 1.0]);
+    /// // l = [1 + 2, 1 + 0 + 3] = [3, 4]: v = 25, ∂v/∂mᵣⱼ = 2·lᵣ·wⱼ.
+    /// assert_eq!(v, 25.0);
+    /// assert_eq!(g, vec![6.0, 12.0, 8.0, 16.0, 24.0]);
+    /// assert_eq!(f64::sum_sq_matvec_lit(&[1.0, 1.0, 1.0, 0.0, 1.0], &w, 2, 1), 25.0);
+    /// ```
+    #[track_caller]
+    fn sum_sq_matvec_lit(m: &[Self], w: &[f64], first: usize, step: usize) -> Self {
+        let (mut acc, mut o, mut r) = (Self::zero(), 0, 0);
+        while o < m.len() {
+            let len = first + step * r;
+            if len == 0 || o + len > m.len() || len > w.len() {
+                // Not whole rows or `w` too short: panics with the reason (an empty first row
+                // of a valid shape passes).
+                crate::chain::rules::trapezoid_rows("Real::sum_sq_matvec_lit", m.len(), w.len(), first, step);
+            }
+            let l = m[o..o + len].iter().zip(w).fold(Self::zero(), |a, (&x, &c)| a + x * Self::lit(c));
+            acc += l * l;
+            o += len;
+            r += 1;
+        }
+        acc
+    }
+
+    /// Copies of `xs` for fused operations that read a matrix of variables many times
+    /// ([`sum_sq_matvec_lit`](Real::sum_sq_matvec_lit)): [`Var`](crate::Var) records them as
+    /// consecutive tape nodes (one identity node each, none when they already are), which is
+    /// what lets those operations record a dense block node; every other type copies.
+    ///
+    /// ```
+    /// use adjoint_scalar::prelude::*;
+    /// let g = gradient(|x: &[Var]| { let p = Var::pack(&[x[1], x[0]]); p[0] * 3.0 + p[1] }, &[1.0, 2.0]);
+    /// assert_eq!(g, vec![1.0, 3.0]);
+    /// ```
+    fn pack(xs: &[Self]) -> Vec<Self> {
+        xs.to_vec()
+    }
 }
 
 impl Real for f64 {

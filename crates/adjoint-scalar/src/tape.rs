@@ -25,6 +25,19 @@
 //! load-and-test of `ȳ` happens once. The header test is one predictable branch per node with a
 //! nonzero adjoint. Keeping one node layout means no second array and no second sweep.
 //!
+//! ## Dense block nodes
+//!
+//! [`sum_sq_matvec_lit`](Real::sum_sq_matvec_lit) — `Σᵣ (Σⱼ mᵣⱼ·wⱼ)²` over a packed matrix of
+//! variables and a constant vector, the quadratic form of a Gaussian log-density — has a
+//! partial for every entry of `m`, `2·lᵣ·wⱼ` with `lᵣ` the row's product: an outer product.
+//! When `m`'s variables are consecutive on the tape (made so by [`pack`](Real::pack)), the
+//! operation records no per-entry terms: a header `{a: BLOCK, b: offset}` points into a side
+//! buffer of `f64`s holding the block's first id, its shape, the `2·lᵣ` and the `w`s (about
+//! `R + J` values instead of `R·J` terms, as Stan Math's matrix `vari`s keep their operands
+//! rather than per-entry partials). The sweep adds `(ȳ·2lᵣ)·wⱼ` into a contiguous stretch of
+//! adjoints, row by row — a loop the compiler vectorises, with no gather or scatter. The side
+//! buffer is truncated with the scope like the nodes.
+//!
 //! ## The sweep
 //!
 //! Adjoints live in a separate, reused `Vec<f64>` indexed by `id - mark`, where `mark` is the
@@ -70,11 +83,14 @@ struct TapeData {
     nodes: Vec<Node>,
     marks: Vec<usize>,
     adj: Vec<f64>,
+    /// The side buffer of the dense block nodes (see the module docs).
+    vals: Vec<f64>,
 }
 
 thread_local! {
-    static TAPE: RefCell<TapeData> =
-        const { RefCell::new(TapeData { nodes: Vec::new(), marks: Vec::new(), adj: Vec::new() }) };
+    static TAPE: RefCell<TapeData> = const {
+        RefCell::new(TapeData { nodes: Vec::new(), marks: Vec::new(), adj: Vec::new(), vals: Vec::new() })
+    };
 }
 
 #[inline]
@@ -83,16 +99,20 @@ fn push(node: Node) -> u32 {
         let mut t = t.borrow_mut();
         let id = t.nodes.len() + 1;
         debug_assert!(node.a < id as u32 && node.b < id as u32, "Var used after its Tape scope ended");
-        if id >= u32::MAX as usize {
-            panic!("Var tape full: more than {} nodes on this thread", u32::MAX - 1);
+        if id >= MAX_ID {
+            panic!("Var tape full: more than {} nodes on this thread", MAX_ID - 1);
         }
         t.nodes.push(node);
         id as u32
     })
 }
 
-/// Parent id marking an n-ary node's header (never a real id: ids stay below `u32::MAX`).
+/// Parent id marking an n-ary node's header (never a real id: ids stay below [`BLOCK`]).
 const NARY: u32 = u32::MAX;
+/// Parent id marking a dense block node's header (see the module docs).
+const BLOCK: u32 = u32::MAX - 1;
+/// Ids stay below this (the two header markers above are never ids).
+const MAX_ID: usize = BLOCK as usize;
 
 /// Record one linear combination `Σ dᵢ·xᵢ` (constants skipped) and return its id, `0` when
 /// every term is constant. The terms are packed two per payload node; more than one payload
@@ -116,9 +136,9 @@ fn push_terms(terms: impl Iterator<Item = (Var, f64)>) -> u32 {
             t.nodes.push(Node { a: NARY, b: payload as u32, da: 0.0, db: 0.0 });
         }
         let top = t.nodes.len();
-        if top >= u32::MAX as usize {
+        if top >= MAX_ID {
             t.nodes.truncate(start);
-            panic!("Var tape full: more than {} nodes on this thread", u32::MAX - 1);
+            panic!("Var tape full: more than {} nodes on this thread", MAX_ID - 1);
         }
         if payload == 0 {
             0
@@ -207,6 +227,111 @@ impl Chain for Var {
     #[inline]
     fn chain_n<I: Iterator<Item = (Var, f64)>>(v: f64, terms: I) -> Var {
         Var::node(v, push_terms(terms))
+    }
+    fn sum_sq_matvec_(m: &[Var], w: &[f64], first: usize, step: usize, rows: usize) -> Var {
+        push_block(m, w, first, step, rows)
+            .unwrap_or_else(|| crate::chain::rules::sum_sq_matvec_terms(m, w, first, step, rows))
+    }
+    fn pack(xs: &[Var]) -> Vec<Var> {
+        if consecutive(xs).is_some() {
+            return xs.to_vec();
+        }
+        TAPE.with(|t| {
+            let mut t = t.borrow_mut();
+            let start = t.nodes.len();
+            if start + xs.len() >= MAX_ID {
+                panic!("Var tape full: more than {} nodes on this thread", MAX_ID - 1);
+            }
+            t.nodes.extend(xs.iter().map(|x| Node { a: x.id, b: 0, da: 1.0, db: 0.0 }));
+            xs.iter().enumerate().map(|(k, x)| Var::node(x.val, (start + 1 + k) as u32)).collect()
+        })
+    }
+}
+
+/// The first id of `xs` when their ids are consecutive (`k`-th = first + `k`) and none is a
+/// constant; `None` otherwise (and for the empty slice).
+#[inline]
+fn consecutive(xs: &[Var]) -> Option<u32> {
+    let first = xs.first()?.id;
+    (first != 0 && xs.iter().zip(first..).all(|(x, id)| x.id == id)).then_some(first)
+}
+
+/// Record `Σᵣ (Σⱼ mᵣⱼ·wⱼ)²` as one dense block node (the shape checked by the caller, `rows ≥
+/// 1`): the header `[first id, rows, first, step]`, then `2·lᵣ` per row, then the `w`s the
+/// rows use, in the side buffer (see the module docs). `None`, recording nothing, when `m`'s
+/// ids are not consecutive (or one is a constant) — checked in the same pass that computes
+/// the rows' products, which reads every entry anyway.
+fn push_block(m: &[Var], w: &[f64], first: usize, step: usize, rows: usize) -> Option<Var> {
+    let base = m[0].id;
+    if base == 0 {
+        return None;
+    }
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        let off = t.vals.len();
+        let id = t.nodes.len() + 1;
+        debug_assert!((base as usize) < id, "Var used after its Tape scope ended");
+        if id >= MAX_ID || off >= u32::MAX as usize {
+            panic!("Var tape full: more than {} nodes on this thread", MAX_ID - 1);
+        }
+        let wlen = first + step * (rows - 1);
+        t.vals.resize(off + 4 + rows + wlen, 0.0);
+        let (head, rest) = t.vals[off..].split_at_mut(4 + rows);
+        let (head, twice_l) = head.split_at_mut(4);
+        head.copy_from_slice(&[base as f64, rows as f64, first as f64, step as f64]);
+        rest.copy_from_slice(&w[..wlen]);
+        // `mismatch` collects the bits by which any id differs from `base + k`.
+        let (mut v, mut o, mut mismatch, mut want) = (0.0, 0, 0u32, base);
+        for (r, tl) in twice_l.iter_mut().enumerate() {
+            let len = first + step * r;
+            let mut l = 0.0;
+            for (x, &c) in m[o..o + len].iter().zip(&w[..len]) {
+                l += x.val * c;
+                mismatch |= x.id ^ want;
+                want = want.wrapping_add(1);
+            }
+            v += l * l;
+            *tl = l + l;
+            o += len;
+        }
+        if mismatch != 0 {
+            t.vals.truncate(off);
+            return None;
+        }
+        t.nodes.push(Node { a: BLOCK, b: off as u32, da: 0.0, db: 0.0 });
+        Some(Var::node(v, id as u32))
+    })
+}
+
+/// The sweep of one dense block node: `adj[mᵣⱼ] += (ȳ·2lᵣ)·wⱼ` (see [`push_block`]). `mark`
+/// is the scope's first id minus one; entries at or below it belong to an enclosing scope.
+fn sweep_block(vals: &[f64], off: usize, g: f64, adj: &mut [f64], mark: usize) {
+    let h = &vals[off..];
+    let (base, rows, first, step) = (h[0] as usize, h[1] as usize, h[2] as usize, h[3] as usize);
+    let (c, w) = h[4..].split_at(rows);
+    let len = rows * first + step * rows * (rows - 1) / 2;
+    let mut o = 0;
+    if base > mark {
+        let a = &mut adj[base - mark..base - mark + len];
+        for (r, &cr) in c.iter().enumerate() {
+            let n = first + step * r;
+            let gr = g * cr;
+            for (x, &wj) in a[o..o + n].iter_mut().zip(w) {
+                *x += gr * wj;
+            }
+            o += n;
+        }
+    } else {
+        // Straddling an enclosing scope (or wholly in one): entries at or below the mark go to
+        // the sink, slot 0.
+        for (r, &cr) in c.iter().enumerate() {
+            let n = first + step * r;
+            let gr = g * cr;
+            for (j, &wj) in w[..n].iter().enumerate() {
+                adj[(base + o + j).saturating_sub(mark)] += gr * wj;
+            }
+            o += n;
+        }
     }
 }
 
@@ -319,6 +444,8 @@ pub fn preaccumulate(xs: &[Var], f: impl FnOnce(&[Var]) -> Var) -> Var {
 /// ```
 pub struct Tape {
     mark: usize,
+    /// Length of the block nodes' side buffer when the scope opened.
+    vals_mark: usize,
     depth: usize,
     _not_send: PhantomData<*const ()>,
 }
@@ -336,7 +463,7 @@ impl Tape {
             let mut t = t.borrow_mut();
             let mark = t.nodes.len();
             t.marks.push(mark);
-            Tape { mark, depth: t.marks.len(), _not_send: PhantomData }
+            Tape { mark, vals_mark: t.vals.len(), depth: t.marks.len(), _not_send: PhantomData }
         })
     }
 
@@ -408,6 +535,10 @@ impl Tape {
                     continue;
                 }
                 let n = nodes[k];
+                if n.a == BLOCK {
+                    sweep_block(&t.vals, n.b as usize, g, adj, m);
+                    continue;
+                }
                 if n.a == NARY {
                     // An n-ary node: its payload nodes (never named as parents, so their own
                     // adjoints stay zero) take this adjoint; skip over them.
@@ -438,6 +569,8 @@ impl Drop for Tape {
             }
             let mark = self.mark.min(t.nodes.len());
             t.nodes.truncate(mark);
+            let vals_mark = self.vals_mark.min(t.vals.len());
+            t.vals.truncate(vals_mark);
         })
     }
 }

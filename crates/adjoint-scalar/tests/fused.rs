@@ -1,5 +1,5 @@
 //! The fused n-ary operations of `Real` (`sum_slice`, `dot`, `dot_lit`, `sum_sq`,
-//! `log_sum_exp`) against the same function written with binary operations: values and
+//! `log_sum_exp`, `sum_sq_matvec_lit` — as a dense block node and as an n-ary node) against the same function written with binary operations: values and
 //! gradients (reverse), forward tangents (`Dual`, `DualVec`), Hessians (`Dual<Var>`), and
 //! central finite differences; plus their edge cases and what they record on the tape.
 
@@ -14,9 +14,35 @@ enum Op {
     DotLit,
     SumSq,
     Lse,
+    /// `sum_sq_matvec_lit` on the triangular prefix of `x` (rows of 1, 2, 3, … entries),
+    /// packed: a dense block node on the `Var` tape.
+    MatvecTri,
+    /// The same on a reversed copy (ids not consecutive): the n-ary fallback.
+    MatvecTriRev,
+    /// Dense rows of two entries (`step = 0`), packed.
+    MatvecDense,
 }
 
-const ALL: [Op; 5] = [Op::Sum, Op::Dot, Op::DotLit, Op::SumSq, Op::Lse];
+const ALL: [Op; 8] =
+    [Op::Sum, Op::Dot, Op::DotLit, Op::SumSq, Op::Lse, Op::MatvecTri, Op::MatvecTriRev, Op::MatvecDense];
+
+/// The entries and (first, step) of the matrix the `Matvec` ops take from `x`.
+fn matrix<T: Real>(op: Op, x: &[T]) -> (Vec<T>, usize, usize) {
+    match op {
+        Op::MatvecDense => (x[..x.len() / 2 * 2].to_vec(), 2, 0),
+        _ => {
+            let mut rows = 0;
+            while (rows + 1) * (rows + 2) / 2 <= x.len() {
+                rows += 1;
+            }
+            let mut m = x[..rows * (rows + 1) / 2].to_vec();
+            if matches!(op, Op::MatvecTriRev) {
+                m.reverse();
+            }
+            (m, 1, 1)
+        }
+    }
+}
 
 fn weights(n: usize) -> Vec<f64> {
     (0..n).map(|i| 0.5 - 0.3 * i as f64).collect()
@@ -30,6 +56,11 @@ fn fused<T: Real>(op: Op, x: &[T]) -> T {
         Op::DotLit => T::dot_lit(x, &weights(x.len())),
         Op::SumSq => T::sum_sq(x),
         Op::Lse => T::log_sum_exp(x),
+        Op::MatvecTri | Op::MatvecTriRev | Op::MatvecDense => {
+            let (m, first, step) = matrix(op, x);
+            let m = if matches!(op, Op::MatvecTriRev) { m } else { T::pack(&m) };
+            T::sum_sq_matvec_lit(&m, &weights(x.len()), first, step)
+        }
     }
 }
 
@@ -49,6 +80,21 @@ fn unfused<T: Real>(op: Op, x: &[T]) -> T {
             let m = T::lit(m.value());
             x.iter().for_each(|&v| acc += (v - m).exp());
             acc = acc.ln() + m;
+        }
+        Op::MatvecTri | Op::MatvecTriRev | Op::MatvecDense => {
+            let (m, first, step) = matrix(op, x);
+            let w = weights(x.len());
+            let mut o = 0;
+            for r in 0.. {
+                let len = first + step * r;
+                if o + len > m.len() || len == 0 {
+                    break;
+                }
+                let mut l = T::zero();
+                m[o..o + len].iter().zip(&w).for_each(|(&u, &c)| l += u * T::lit(c));
+                acc += l * l;
+                o += len;
+            }
         }
     }
     acc
@@ -123,7 +169,7 @@ proptest! {
     ) {
         for op in ALL {
             let mut x = x.clone();
-            if matches!(op, Op::Dot) {
+            if matches!(op, Op::Dot | Op::MatvecDense) {
                 x.extend(x.clone().iter().map(|v| v * 0.7 + extra));
             }
             check(op, &x);
@@ -210,4 +256,74 @@ fn dot_lit_of_unequal_lengths_panics_for_var() {
     let t = Tape::new();
     let x = t.vars(&[1.0, 2.0]);
     let _ = Var::dot_lit(&x, &[1.0]);
+}
+
+#[test]
+fn sum_sq_matvec_lit_records_one_block_node_when_packed() {
+    let t = Tape::new();
+    let x = t.vars(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let w = [0.5, -1.0, 2.0];
+    let slots = |f: &dyn Fn() -> Var| {
+        let before = t.len();
+        f();
+        t.len() - before
+    };
+    // Consecutive inputs: one header slot, whatever the size; pack adds nothing.
+    assert_eq!(slots(&|| Var::sum_sq_matvec_lit(&x, &w, 1, 1)), 1);
+    assert_eq!(slots(&|| Var::pack(&x)[0]), 0);
+    // Not consecutive: pack records one identity node per entry, after which one slot again;
+    // unpacked, the n-ary fallback (6 terms: 3 payload slots and a header).
+    let shuffled = [x[1], x[0], x[2], x[3], x[4], x[5]];
+    assert_eq!(slots(&|| Var::pack(&shuffled)[0]), 6);
+    assert_eq!(slots(&|| Var::sum_sq_matvec_lit(&shuffled, &w, 1, 1)), 4);
+    let p = Var::pack(&shuffled);
+    assert_eq!(slots(&|| Var::sum_sq_matvec_lit(&p, &w, 1, 1)), 1);
+    // l = [0.5·2, 0.5·1 − 1·3, 0.5·4 − 5 + 2·6] = [1, −2.5, 9]; ∂y/∂mᵣⱼ = 2·lᵣ·wⱼ.
+    let y = Var::sum_sq_matvec_lit(&p, &w, 1, 1);
+    assert_eq!(y.value(), 1.0 + 6.25 + 81.0);
+    let g = t.gradient(y);
+    let got: Vec<f64> = x.iter().map(|&v| g.wrt(v)).collect();
+    assert_eq!(got, vec![2.0 * -2.5 * 0.5, 2.0 * 1.0 * 0.5, 5.0, 9.0, -18.0, 36.0]);
+    // A constant entry keeps the n-ary path (and no derivative flows into it).
+    let with_const = [x[0], Var::constant(2.0), x[2]];
+    assert_eq!(slots(&|| Var::sum_sq_matvec_lit(&with_const, &w, 1, 1)), 1);
+}
+
+#[test]
+fn block_nodes_in_nested_scopes_and_preaccumulate() {
+    let outer_tape = Tape::new();
+    let m = outer_tape.vars(&[1.0, 2.0, 3.0]);
+    let w = [1.0, 1.0];
+    {
+        // The block's variables belong to the enclosing scope: constants here.
+        let t = Tape::new();
+        let s = t.var(2.0);
+        let y = Var::sum_sq_matvec_lit(&m, &w, 1, 1) * s;
+        let g = t.gradient(y);
+        assert_eq!([g.wrt(s), g.wrt(m[0]), g.wrt(m[2])], [1.0 + 25.0, 0.0, 0.0]);
+    }
+    // The inner scope's side buffer is gone; the outer block records and sweeps as usual.
+    let y = Var::sum_sq_matvec_lit(&m, &w, 1, 1);
+    let g = outer_tape.gradient(y);
+    assert_eq!([g.wrt(m[0]), g.wrt(m[1]), g.wrt(m[2])], [2.0, 10.0, 10.0]);
+    // Inside preaccumulate (a nested scope of its own): one n-ary node outside.
+    let p = preaccumulate(&m, |v| Var::sum_sq_matvec_lit(&Var::pack(&v[..2]), &w, 2, 0) + v[2]);
+    let g = outer_tape.gradient(p);
+    assert_eq!([g.wrt(m[0]), g.wrt(m[1]), g.wrt(m[2])], [6.0, 6.0, 1.0]);
+}
+
+#[test]
+#[should_panic(
+    expected = "Real::sum_sq_matvec_lit: 4 entries do not fill whole rows of first + step·r = 1 + 1·r entries"
+)]
+fn sum_sq_matvec_lit_of_a_ragged_matrix_panics() {
+    let t = Tape::new();
+    let x = t.vars(&[1.0, 2.0, 3.0, 4.0]);
+    let _ = Var::sum_sq_matvec_lit(&x, &[1.0, 1.0, 1.0], 1, 1);
+}
+
+#[test]
+#[should_panic(expected = "Real::sum_sq_matvec_lit: the longest row has 3 entries but w has 2")]
+fn sum_sq_matvec_lit_with_a_short_w_panics() {
+    let _ = f64::sum_sq_matvec_lit(&[1.0, 2.0, 3.0], &[1.0, 1.0], 3, 0);
 }

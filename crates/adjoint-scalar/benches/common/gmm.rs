@@ -112,7 +112,7 @@ const PI_ADBENCH: f64 = 3.14159265359;
 
 /// The objective of `gmm_objective` in ADBench's gmm.h, at parameters `p = [α, μ, icf]`.
 ///
-/// Written with the fused operations of [`Real`] (`dot`, `sum_sq`, `sum_slice`,
+/// Written with the fused operations of [`Real`] (`dot`, `sum_sq_matvec_lit`, `sum_slice`,
 /// `log_sum_exp`): each records one n-ary node on the `Var` tape instead of one node per
 /// binary operation, and folds the same binary operations for `f64` and `Dual`.
 pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
@@ -156,21 +156,20 @@ pub fn gmm_objective<T: Real>(inp: &GmmInput, p: &[T]) -> T {
             arows.extend_from_slice(row);
         }
     }
+    // Row r of component c is [(Q_c μ_c)_r, Q_c[r, 0..=r]]: r + 2 entries, a lower-trapezoidal
+    // matrix with first row 2 and step 1, so ‖Q_c (x_i − μ_c)‖² is one `sum_sq_matvec_lit` of it
+    // with [−1, x_i]. Packed once (consecutive on a `Var` tape), each (point, component) then
+    // records one dense block node instead of a term per entry.
+    let arows = T::pack(&arows);
     let base: Vec<T> = (0..k).map(|c| alphas[c] + sum_qs[c]).collect();
     let mut xa = vec![-1.0; d + 1];
-    let mut lx = vec![T::zero(); d];
     let mut main = vec![T::zero(); k];
     let mut lses = Vec::with_capacity(n);
     for i in 0..n {
         xa[1..].copy_from_slice(&inp.x[i * d..(i + 1) * d]);
         for (c, m) in main.iter_mut().enumerate() {
-            // ‖Q_c (x_i − μ_c)‖².
             let rows = &arows[c * (icf_len + d)..(c + 1) * (icf_len + d)];
-            for (r, out) in lx.iter_mut().enumerate() {
-                let start = r * (r + 1) / 2 + r;
-                *out = T::dot_lit(&rows[start..start + r + 2], &xa[..r + 2]);
-            }
-            *m = T::dot_lit(&[base[c], T::sum_sq(&lx)], &[1.0, -0.5]);
+            *m = T::dot_lit(&[base[c], T::sum_sq_matvec_lit(rows, &xa, 2, 1)], &[1.0, -0.5]);
         }
         lses.push(T::log_sum_exp(&main));
     }
