@@ -23,7 +23,8 @@
 //! So `m` terms cost `⌈m/2⌉ + 1` slots and one thread-local access to record, against `2m − 1`
 //! binary nodes and as many accesses for the folded `Σ aᵢ·bᵢ` — and the sweep's per-node
 //! load-and-test of `ȳ` happens once. The header test is one predictable branch per node with a
-//! nonzero adjoint. Keeping one node layout means no second array and no second sweep.
+//! nonzero adjoint. Keeping one node layout means no second node array and no second sweep (the
+//! dense block nodes below keep their numbers in a side buffer, but are swept in the same pass).
 //!
 //! ## Dense block nodes
 //!
