@@ -536,11 +536,12 @@ impl Tape {
                     continue;
                 }
                 let n = nodes[k];
-                if n.a == BLOCK {
-                    sweep_block(&t.vals, n.b as usize, g, adj, m);
-                    continue;
-                }
-                if n.a == NARY {
+                if n.a >= BLOCK {
+                    // A header (one test on the common path for both kinds).
+                    if n.a == BLOCK {
+                        sweep_block(&t.vals, n.b as usize, g, adj, m);
+                        continue;
+                    }
                     // An n-ary node: its payload nodes (never named as parents, so their own
                     // adjoints stay zero) take this adjoint; skip over them.
                     let p = n.b as usize;
