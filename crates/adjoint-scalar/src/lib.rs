@@ -25,7 +25,10 @@
 //! - [`DualVec<T, N>`]: `N` tangents per pass — Jacobian columns in chunks.
 //! - [`Var`]: reverse mode on a thread-local arena tape (Stan Math's design): nodes are 24-byte
 //!   plain structs bump-allocated into a reused `Vec`, one backward sweep gives the gradient,
-//!   and [`Tape`] scopes reclaim memory and nest (see [`tape`](crate::tape)).
+//!   and [`Tape`] scopes reclaim memory and nest (see [`tape`](crate::tape)). Fused operations
+//!   of [`Real`] (`dot`, `sum_sq`, `log_sum_exp`, …) record one n-ary node per call, and
+//!   [`Real::sum_sq_matvec_lit`] on a matrix made consecutive by [`Real::pack`] one dense block
+//!   node whose outer-product partials are never written out term by term.
 //! - Second order: `Dual<Var>` — a forward tangent whose arithmetic is recorded — so one sweep
 //!   from the tangent output gives a Hessian-vector product.
 //!
