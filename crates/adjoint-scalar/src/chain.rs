@@ -59,7 +59,7 @@ pub trait Chain: Copy {
         terms.fold(x.chain(v, d), |acc, (x, d)| acc.chain2(x, v, Self::S::one(), d))
     }
     /// `Σᵣ (Σⱼ mᵣⱼ·wⱼ)²` over `rows` packed rows of `first + step·r` entries (the shape checked
-    /// by the caller, [`rules::sum_sq_matvec_lit`]). The default applies the chain rule with a
+    /// by the caller, `rules::sum_sq_matvec_lit`). The default applies the chain rule with a
     /// term per entry; `Var` records a dense block node when `m` is consecutive on its tape.
     #[inline]
     fn sum_sq_matvec_(m: &[Self], w: &[f64], first: usize, step: usize, rows: usize) -> Self {
