@@ -327,3 +327,49 @@ fn sum_sq_matvec_lit_of_a_ragged_matrix_panics() {
 fn sum_sq_matvec_lit_with_a_short_w_panics() {
     let _ = f64::sum_sq_matvec_lit(&[1.0, 2.0, 3.0], &[1.0, 1.0], 3, 0);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Any trapezoid (an empty first row, dense rows, growing rows): the dense block node, the
+    /// n-ary fallback and `f64` agree on the value, and the block node's gradient matches the
+    /// fallback's and central finite differences.
+    #[test]
+    fn sum_sq_matvec_lit_on_any_trapezoid(
+        first in 0usize..4,
+        step in 0usize..3,
+        rows in 1usize..5,
+        seed in prop::collection::vec(-2.0f64..2.0, 40),
+    ) {
+        prop_assume!(first + step * (rows - 1) > 0);
+        let len: usize = (0..rows).map(|r| first + step * r).sum();
+        let x = &seed[..len];
+        let w = &weights(first + step * (rows - 1) + 1);
+        let v64 = f64::sum_sq_matvec_lit(x, w, first, step);
+        let (vb, gb) = value_and_gradient(|v: &[Var]| Var::sum_sq_matvec_lit(&Var::pack(v), w, first, step), x);
+        // The fallback: the same entries as nodes two ids apart (not consecutive).
+        let (vf, gf) = value_and_gradient(
+            |v: &[Var]| {
+                let spaced: Vec<Var> = v
+                    .iter()
+                    .map(|&x| {
+                        let _gap = x + 1.0;
+                        x * 1.0
+                    })
+                    .collect();
+                Var::sum_sq_matvec_lit(&spaced, w, first, step)
+            },
+            x,
+        );
+        prop_assert_eq!(vb, v64);
+        prop_assert_eq!(vf, v64);
+        for i in 0..len {
+            prop_assert!(close(gb[i], gf[i], 1e-13), "entry {}: {} vs {}", i, gb[i], gf[i]);
+            let h = 1e-6;
+            let (mut a, mut b) = (x.to_vec(), x.to_vec());
+            a[i] += h;
+            b[i] -= h;
+            let fd = (f64::sum_sq_matvec_lit(&a, w, first, step) - f64::sum_sq_matvec_lit(&b, w, first, step)) / (2.0 * h);
+            prop_assert!(close(gb[i], fd, 1e-6), "entry {}: {} vs fd {}", i, gb[i], fd);
+        }
+    }
+}
