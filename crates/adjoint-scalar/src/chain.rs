@@ -226,23 +226,27 @@ pub(crate) mod rules {
         X::sum_sq_matvec_(m, w, first, step, rows)
     }
 
+    /// `(offset, length)` of each of the `rows` rows of a packed trapezoid whose row `r` holds
+    /// `first + step·r` entries. The tape's block node and its sweep walk the same layout with
+    /// explicit loops: through this adapter the GMM gradient took 5–10% longer.
+    #[inline]
+    pub fn trapezoid(first: usize, step: usize, rows: usize) -> impl Iterator<Item = (usize, usize)> {
+        (0..rows).map(move |r| (r * first + step * (r * r.saturating_sub(1) / 2), first + step * r))
+    }
+
     /// [`sum_sq_matvec_lit`] through [`Chain::chain_n`], one term per entry (the shape already
     /// checked, `rows ≥ 1`).
     pub fn sum_sq_matvec_terms<X: Chain>(m: &[X], w: &[f64], first: usize, step: usize, rows: usize) -> X {
         let mut twice_l = Vec::with_capacity(rows);
-        let (mut v, mut o) = (X::S::zero(), 0);
-        for r in 0..rows {
-            let len = first + step * r;
+        let mut v = X::S::zero();
+        for (o, len) in trapezoid(first, step, rows) {
             let l =
                 m[o..o + len].iter().zip(w).fold(X::S::zero(), |acc, (x, &c)| acc + x.re() * X::S::lit(c));
             v += l * l;
             twice_l.push(l + l);
-            o += len;
         }
-        let terms = (0..rows).flat_map(|r| {
-            let o = r * first + step * r * r.saturating_sub(1) / 2;
-            let c = twice_l[r];
-            m[o..o + first + step * r].iter().zip(w).map(move |(&x, &wj)| (x, c * X::S::lit(wj)))
+        let terms = trapezoid(first, step, rows).zip(twice_l).flat_map(|((o, len), c)| {
+            m[o..o + len].iter().zip(w).map(move |(&x, &wj)| (x, c * X::S::lit(wj)))
         });
         X::chain_n(v, terms)
     }

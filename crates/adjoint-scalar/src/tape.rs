@@ -281,7 +281,8 @@ fn push_block(m: &[Var], w: &[f64], first: usize, step: usize, rows: usize) -> O
         let (head, twice_l) = head.split_at_mut(4);
         head.copy_from_slice(&[base as f64, rows as f64, first as f64, step as f64]);
         rest.copy_from_slice(&w[..wlen]);
-        // `mismatch` collects the bits by which any id differs from `base + k`.
+        // The rows of `rules::trapezoid`, walked by hand (hot: see there). `mismatch` collects
+        // the bits by which any id differs from `base + k`.
         let (mut v, mut o, mut mismatch, mut want) = (0.0, 0, 0u32, base);
         for (r, tl) in twice_l.iter_mut().enumerate() {
             let len = first + step * r;
