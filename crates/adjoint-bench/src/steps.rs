@@ -64,8 +64,12 @@ fn adam_jit<M: Params + Clone + 'static>(
         let [p, m, v] = adam_update(&s.0.leaves(), &g.leaves(), &s.1, &s.2, &s.3, &cfg);
         (s.0.with_leaves(&p), m, v, l)
     });
-    let zeros: Vec<Tensor> = model.leaves().iter().map(|l| l.zeros_like()).collect();
-    let mut state = Some((model, zeros.clone(), zeros));
+    // Two sets of zero buffers, as the JAX peer's two `tree_map(jnp.zeros_like, params)`: one
+    // set shared by both moments could not be donated at step 1 (it has two owners), so that
+    // step would allocate both moments afresh beside it.
+    let zeros = || -> Vec<Tensor> { model.leaves().iter().map(|l| l.zeros_like()).collect() };
+    let (m0, v0) = (zeros(), zeros());
+    let mut state = Some((model, m0, v0));
     let mut t = 0i32;
     move || {
         t += 1;

@@ -4,7 +4,7 @@
 //! replay and of eager code, on one block, several blocks and the parallel path.
 
 use adjoint_core::jit::exec::{replay_ir, run_ir};
-use adjoint_core::jit::fused::{Arg, Fused};
+use adjoint_core::jit::fused::{Arg, Fused, Op, Slot};
 use adjoint_core::jit::passes::{fuse, optimize};
 use adjoint_core::{jit, make_ir, DType, Tensor};
 use adjoint_tensor::random::{uniform, Key};
@@ -34,12 +34,36 @@ fn reuse_pairs_need_every_read_before_the_write() {
     // `x·2 + 1`: x is read by the first instruction, the output written by the second.
     let k = fused_of(|x| x * 2.0 + 1.0, &rand(&[64], 1, DType::F32)).kernel;
     assert_eq!(k.reuse, [(0, 0)]);
-    // `(x·2 + 1)·x`: x is read again by the instruction writing the output.
+    // `(x·2 + 1)·x`: x is read again by the instruction writing the output, so that
+    // instruction writes a spare register and a copy to the output follows it.
     let k = fused_of(|x| (x * 2.0 + 1.0) * x, &rand(&[64], 1, DType::F32)).kernel;
-    assert!(k.reuse.is_empty(), "{:?}", k.reuse);
+    assert_eq!(k.reuse, [(0, 0)]);
+    let last = k.instrs.last().expect("instructions");
+    assert!(matches!(last.op, Op::Copy) && k.slots[last.dst as usize] == Slot::Output(0), "{:?}", k.instrs);
+    // Without the copy: `x·2 + 1` has its output written by an instruction that reads no input.
+    let k = fused_of(|x| x * 2.0 + 1.0, &rand(&[64], 1, DType::F32)).kernel;
+    assert!(k.instrs.iter().all(|i| !matches!(i.op, Op::Copy)), "{:?}", k.instrs);
     // A mask output (bool) never shares a float buffer.
     let k = fused_of(|x| (x * 2.0).gt_scalar(0.0), &rand(&[64], 1, DType::F32)).kernel;
     assert!(k.reuse.is_empty(), "{:?}", k.reuse);
+}
+
+#[test]
+fn a_single_large_elementwise_op_is_a_kernel_that_writes_in_place() {
+    // One `exp` of a 64 KiB+ array: a kernel of its own (memplan), staged through a register.
+    let n = 20_000;
+    let x = rand(&[n], 3, DType::F32);
+    let k = fused_of(|x| x.exp(), &x).kernel;
+    assert_eq!((k.instrs.len(), k.reuse.as_slice()), (2, &[(0, 0)][..]));
+    let want = x.exp().to_vec::<f32>();
+    let a = Array::from_vec(x.to_vec::<f32>(), &[n]);
+    let p = data_ptr(&a);
+    let out = k.run_args(vec![Arg::Owned(a)]);
+    assert_eq!(data_ptr(&out[0]), p);
+    assert_eq!(out[0].to_vec::<f32>(), want);
+    // A small one stays the op it was.
+    let ir = fuse(optimize(make_ir(|x: &Tensor| x.exp())(&rand(&[100], 3, DType::F32))));
+    assert_eq!(ir.eqns[0].prim.name(), "exp");
 }
 
 #[test]

@@ -193,9 +193,12 @@ fn rss_run(name: &str, n: usize, mut step: impl FnMut() -> f64) {
         let c = adjoint_tensor::cache::stats();
         println!(
             "{{\"lib\":\"adjoint\",\"suite\":\"rss\",\"name\":\"{name}\",\"step\":{done},\"rss_mb\":{},\
-             \"sec_per_step\":{sec:.6e},\"cache\":{},\"cache_hits\":{},\"cache_misses\":{},\"cache_released\":{},\
+             \"anon_mb\":{},\"live_mb\":{:.1},\"peak_live_mb\":{:.1},\"sec_per_step\":{sec:.6e},\"cache\":{},\"cache_hits\":{},\"cache_misses\":{},\"cache_released\":{},\
              \"cache_foreign\":{},\"cached_mb\":{:.1},\"loss\":{loss:.6}}}",
             mb(status_kb("VmRSS:")),
+            mb(status_kb("RssAnon:")),
+            adjoint_tensor::storage::live_bytes() as f64 / (1 << 20) as f64,
+            adjoint_tensor::storage::peak_live_bytes() as f64 / (1 << 20) as f64,
             adjoint_tensor::cache::enabled(),
             c.hits,
             c.misses,

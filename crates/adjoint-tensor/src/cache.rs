@@ -28,6 +28,14 @@
 //! every free goes to the system), for debugging with tools that track allocations and for
 //! before/after measurements. [`stats`] counts hits and misses.
 //!
+//! **Planned capacities.** A caller that knows the whole sequence of allocations ahead — a
+//! jitted program's memory plan (`adjoint_core::jit`) — can let differently sized arrays whose
+//! lifetimes do not overlap share one buffer: [`with_hints`] makes this thread's requests for
+//! exactly `len` elements of a type ask for `cap` elements instead, so the buffer comes from,
+//! and goes back to, the class of `cap`. Per class, the cache then holds as many buffers as the
+//! plan has simultaneously live arrays in it, rather than one class per distinct size. A hint
+//! changes capacities only, never contents or lengths.
+//!
 //! **Safety of reuse.** A cached buffer is handed out with length 0: its old contents are only
 //! reachable through the spare capacity, which every allocation site in this crate fully
 //! writes before setting the length (the same contract as a fresh `Vec::with_capacity`).
@@ -46,10 +54,12 @@
 //! ```
 
 use std::any::{Any, TypeId};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use crate::dtype::DType;
 use crate::storage::advise_huge_pages;
 
 /// Buffers smaller than this are not cached (the system allocator reuses them well).
@@ -163,16 +173,84 @@ fn pop<T: Send + 'static>(class: usize) -> Option<Vec<T>> {
     Some(*b.downcast::<Vec<T>>().expect("the cache keys buffers by their element type"))
 }
 
+/// A planned capacity ([`with_hints`]): a request for exactly `len` elements of one element type
+/// asks for `cap` instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hint {
+    ty: TypeId,
+    len: usize,
+    cap: usize,
+}
+
+impl Hint {
+    /// Requests for `len` elements of `dtype`'s element type take `cap` (`≥ len`) elements.
+    pub fn new(dtype: DType, len: usize, cap: usize) -> Hint {
+        let ty = match dtype {
+            DType::F32 => TypeId::of::<f32>(),
+            DType::F64 => TypeId::of::<f64>(),
+            DType::I64 => TypeId::of::<i64>(),
+            DType::Bool => TypeId::of::<bool>(),
+        };
+        Hint { ty, len, cap: cap.max(len) }
+    }
+}
+
+/// The most hints in force at once ([`with_hints`] ignores the rest).
+pub const MAX_HINTS: usize = 4;
+
+thread_local! {
+    static HINTS: Cell<[Option<Hint>; MAX_HINTS]> = const { Cell::new([None; MAX_HINTS]) };
+}
+
+/// Run `f` with `hints` in force on this thread: inside it, a [`take`] or [`take_filled`] of
+/// exactly a hint's length and element type allocates (or reuses) a buffer of the hint's
+/// capacity. Requests from other threads (a kernel's workers) are not affected. Nests; the
+/// previous hints are back when `f` returns or unwinds.
+///
+/// ```
+/// use adjoint_tensor::{cache, DType};
+/// let v: Vec<f32> = cache::with_hints(&[cache::Hint::new(DType::F32, 100_000, 300_000)], || cache::take(100_000));
+/// assert!(v.capacity() >= 300_000 || !cache::enabled());
+/// ```
+pub fn with_hints<R>(hints: &[Hint], f: impl FnOnce() -> R) -> R {
+    struct Restore([Option<Hint>; MAX_HINTS]);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            HINTS.with(|h| h.set(self.0));
+        }
+    }
+    let mut now = [None; MAX_HINTS];
+    for (slot, h) in now.iter_mut().zip(hints) {
+        *slot = Some(*h);
+    }
+    let _restore = Restore(HINTS.with(|h| h.replace(now)));
+    f()
+}
+
+/// The capacity to request for `n` elements of `T` under this thread's hints.
+#[inline]
+fn hinted<T: 'static>(n: usize) -> usize {
+    HINTS.with(|h| {
+        let hints = h.get();
+        if hints[0].is_none() {
+            return n;
+        }
+        let ty = TypeId::of::<T>();
+        hints.iter().flatten().find(|h| h.len == n && h.ty == ty).map_or(n, |h| h.cap)
+    })
+}
+
 /// An empty vector with room for at least `n` elements: a cached buffer when one of the right
 /// class is free, otherwise a fresh allocation (advised as huge pages when large). Every
 /// element the caller will read must be written first (the contract of `Vec::with_capacity`).
 pub fn take<T: Send + 'static>(n: usize) -> Vec<T> {
-    if !cacheable::<T>(n) {
+    let want = hinted::<T>(n);
+    if !cacheable::<T>(want) {
         let v = Vec::with_capacity(n);
         advise_huge_pages(&v);
         return v;
     }
-    let class = class_up(n);
+    let class = class_up(want);
     if let Some(v) = pop(class) {
         return v;
     }
@@ -186,8 +264,9 @@ pub fn take<T: Send + 'static>(n: usize) -> Vec<T> {
 /// buffers they free are the sizes the cache hands out). A fresh zero-filled buffer comes from the zeroed allocator
 /// (`calloc`: its fresh pages are not touched until written).
 pub fn take_filled<T: Clone + PartialEq + Default + Send + 'static>(n: usize, x: T) -> Vec<T> {
-    if cacheable::<T>(n) {
-        let class = class_up(n);
+    let want = hinted::<T>(n);
+    if cacheable::<T>(want) {
+        let class = class_up(want);
         if let Some(mut v) = pop(class) {
             v.resize(n, x);
             return v;
@@ -248,6 +327,37 @@ mod tests {
             assert!(c >= n && (c - n) * 8 <= n.max(8), "{n} -> {c}");
             assert_eq!(class_up(c), c, "{n} -> {c}: a class is its own class");
         }
+    }
+
+    #[test]
+    fn hints_round_only_their_length_and_type_and_are_restored() {
+        if !enabled() {
+            return;
+        }
+        let (n, cap) = (20_000, 300_000);
+        let h = [Hint::new(DType::F64, n, cap)];
+        with_hints(&h, || {
+            let v: Vec<f64> = take(n);
+            assert!(v.capacity() >= cap && v.is_empty());
+            let w: Vec<f64> = take_filled(n, 0.0);
+            assert!(w.capacity() >= cap && w.len() == n);
+            // Another length or another element type is not hinted.
+            assert!(take::<f64>(n + 1).capacity() < cap);
+            assert!(take::<f32>(n).capacity() < cap);
+            // Nested hints replace, then give back, the outer ones.
+            with_hints(&[], || assert!(take::<f64>(n).capacity() < cap));
+            assert!(take::<f64>(n).capacity() >= cap);
+        });
+        assert!(take::<f64>(n).capacity() < cap);
+        // Restored after a panic inside, too.
+        let r = std::panic::catch_unwind(|| with_hints(&h, || panic!("inside")));
+        assert!(r.is_err());
+        assert!(take::<f64>(n).capacity() < cap);
+        // Other threads never see this thread's hints.
+        with_hints(&h, || {
+            let other = std::thread::spawn(move || take::<f64>(n).capacity()).join().unwrap();
+            assert!(other < cap);
+        });
     }
 
     #[test]

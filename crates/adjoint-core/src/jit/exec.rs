@@ -12,7 +12,10 @@
 //!   back to the buffer cache (`adjoint_tensor::cache`) and the next kernel of that size
 //!   takes them: buffer reuse by liveness, without a separate arena. A fused kernel is
 //!   handed the inputs it is the last to read, and may write an output into one of their
-//!   buffers ([`Kernel::reuse`](super::fused::Kernel::reuse)).
+//!   buffers ([`Kernel::reuse`](super::fused::Kernel::reuse)). Intermediates of different
+//!   sizes whose lifetimes do not overlap share buffers through the memory plan
+//!   ([`memplan`](super::memplan)): each is allocated at the capacity of the object it was
+//!   assigned, so that the cache keeps one buffer per object rather than one per size.
 
 use smallvec::SmallVec;
 
@@ -50,6 +53,8 @@ struct Plan {
     ir: Ir,
     consts: Vec<(Var, Array)>,
     frees: Vec<SmallVec<[Var; 2]>>,
+    /// Per equation, the capacities its outputs are allocated at ([`memplan`](super::memplan)).
+    hints: super::memplan::Hints,
 }
 
 impl Plan {
@@ -68,7 +73,8 @@ impl Plan {
             ir.assert_valid("fuse");
         }
         let frees = last_reads(&ir);
-        Some(Plan { ir, consts, frees })
+        let hints = super::memplan::plan(&ir);
+        Some(Plan { ir, consts, frees, hints })
     }
 
     /// Run on concrete inputs, taken by value so that a buffer nobody else holds can be
@@ -90,15 +96,21 @@ impl Plan {
         for (v, a) in &self.consts {
             env[*v] = Some(a.clone());
         }
-        for (e, frees) in ir.eqns.iter().zip(&self.frees) {
+        for ((e, frees), hints) in ir.eqns.iter().zip(&self.frees).zip(&self.hints) {
             let fused = e.prim.as_any().downcast_ref::<Fused>().filter(|f| !f.kernel.reuse.is_empty());
-            let outs = if let Some(f) = fused {
-                run_fused(f, e, frees, &mut env)
-            } else {
-                let args: SmallVec<[&Array; 4]> =
-                    e.ins.iter().map(|&v| env[v].as_ref().expect("defined before use (checked)")).collect();
-                e.prim.eval(&args)
+            let mut eval = || {
+                if let Some(f) = fused {
+                    run_fused(f, e, frees, &mut env)
+                } else {
+                    let args: SmallVec<[&Array; 4]> = e
+                        .ins
+                        .iter()
+                        .map(|&v| env[v].as_ref().expect("defined before use (checked)"))
+                        .collect();
+                    e.prim.eval(&args)
+                }
             };
+            let outs = if hints.is_empty() { eval() } else { adjoint_tensor::cache::with_hints(hints, eval) };
             if cfg!(debug_assertions) {
                 for (&v, a) in e.outs.iter().zip(&outs) {
                     let want = &ir.avals[v];

@@ -33,7 +33,7 @@
 //!   is off by default ([`prefetch_blocks`], `ADJOINT_JIT_PREFETCH`).
 //! - **Outputs in dead inputs' buffers.** The fast plan hands a kernel the inputs it is the
 //!   last to read ([`Arg::Owned`]); when no other handle shares such a buffer and every
-//!   instruction reading it precedes the one writing an output ([`Kernel::reuse_pairs`]),
+//!   instruction reading it precedes the one writing an output ([`Kernel::plan_reuse`]),
 //!   that output is computed into it instead of a buffer from the cache: memory that is hot
 //!   (a gradient the matmul just wrote) instead of one that must be fetched to be written,
 //!   and a smaller working set. Inputs of a [`jit`](super::jit)ted function are never reused
@@ -195,7 +195,7 @@ pub struct Kernel {
     /// The program.
     pub instrs: Vec<Instr>,
     /// `(input, output)` pairs where the output may be written into the input's buffer when
-    /// the caller hands that buffer over ([`Arg::Owned`]): see [`Kernel::reuse_pairs`].
+    /// the caller hands that buffer over ([`Arg::Owned`]): see [`Kernel::plan_reuse`].
     pub reuse: Vec<(usize, usize)>,
     /// The kernel's native code, once hot.
     pub native: NativeState,
@@ -259,35 +259,53 @@ impl Kernel {
         self.shape.iter().product()
     }
 
-    /// The `(input, output)` pairs whose buffers may be shared: the input is read in place
-    /// (a [`Load::Full`] input of the program's dtype), the output has the program's dtype, and
-    /// every instruction reading the input comes strictly before the one writing the output —
-    /// so within a block every element of the input is read before the output overwrites it,
-    /// and blocks are disjoint. Each input and each output appears at most once.
-    pub fn reuse_pairs(&self) -> Vec<(usize, usize)> {
+    /// Decide the `(input, output)` pairs whose buffers may be shared ([`reuse`](Self::reuse)):
+    /// the input is read in place (a [`Load::Full`] input of the program's dtype), the output
+    /// has the program's dtype, and every instruction reading the input comes strictly before
+    /// the one writing the output — so within a block every element of the input is read before
+    /// the output overwrites it, and blocks are disjoint. Each input and each output appears at
+    /// most once.
+    ///
+    /// When the only late read is by the writing instruction itself (`m + (g − m)·c` writing
+    /// `m`'s successor, or a single `x + b`), that instruction is redirected into a spare
+    /// register and a [`Op::Copy`] to the output follows it, so the pair qualifies: the
+    /// interpreter never hands one instruction a source and a destination that overlap, and
+    /// native code keeps the value in a vector register anyway (the copy is one store). A
+    /// kernel whose outputs all have partners then allocates nothing.
+    pub fn plan_reuse(&mut self) {
         let mut pairs: Vec<(usize, usize)> = Vec::new();
-        for (j, &dt) in self.outputs.iter().enumerate() {
-            if dt != self.dtype {
+        for j in 0..self.outputs.len() {
+            if self.outputs[j] != self.dtype {
                 continue;
             }
-            let slot = self.slots.iter().position(|s| *s == Slot::Output(j));
-            let Some(w) = self.instrs.iter().position(|i| Some(i.dst as usize) == slot) else { continue };
-            let reads_after = |k: usize| {
-                self.instrs[w..]
-                    .iter()
-                    .any(|i| i.src[..i.op.arity()].iter().any(|&s| self.slots[s as usize] == Slot::Input(k)))
+            let Some(slot) = self.slots.iter().position(|s| *s == Slot::Output(j)) else { continue };
+            let Some(w) = self.instrs.iter().position(|i| i.dst as usize == slot) else { continue };
+            let slots = &self.slots;
+            let reads = |i: &Instr, k: usize| {
+                i.src[..i.op.arity()].iter().any(|&s| slots[s as usize] == Slot::Input(k))
             };
-            let k = (0..self.inputs.len()).find(|&k| {
+            let candidate = |k: usize| {
                 self.loads[k] == (Load::Full, None)
                     && self.inputs[k].dtype == self.dtype
                     && !pairs.iter().any(|p| p.0 == k)
-                    && !reads_after(k)
-            });
-            if let Some(k) = k {
+            };
+            let n = self.inputs.len();
+            if let Some(k) = (0..n).find(|&k| candidate(k) && !self.instrs[w..].iter().any(|i| reads(i, k))) {
                 pairs.push((k, j));
+                continue;
             }
+            let Some(k) = (0..n).find(|&k| candidate(k) && !self.instrs[w + 1..].iter().any(|i| reads(i, k)))
+            else {
+                continue;
+            };
+            self.slots.push(Slot::Reg(self.registers));
+            self.registers += 1;
+            let staged = (self.slots.len() - 1) as u32;
+            self.instrs[w].dst = staged;
+            self.instrs.insert(w + 1, Instr { op: Op::Copy, dst: slot as u32, src: [staged; 3] });
+            pairs.push((k, j));
         }
-        pairs
+        self.reuse = pairs;
     }
 
     /// Compile the kernel to native code now, whatever the policy; whether native code runs

@@ -6,7 +6,8 @@
 //! it reads one of its values, and at the end. Since every member's inputs are defined before
 //! the member, and every outside reader comes after the close, the result stays in SSA order.
 //! A group's outputs are its values read outside it or returned by the program; everything
-//! else lives only in the kernel's registers. A group of one equation is left as it is.
+//! else lives only in the kernel's registers. A group of one equation is left as it is, unless
+//! its result could be written in place of a dying operand ([`alone_in_place`]).
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -115,6 +116,21 @@ struct Group {
     members: Vec<usize>,
 }
 
+/// Whether a group of one equation becomes a kernel anyway: when its result is large enough
+/// for the buffer cache and an operand of the same shape and dtype could hold it
+/// ([`Kernel::plan_reuse`](crate::jit::fused::Kernel::plan_reuse)) — a bias added to a product,
+/// ReLU's gradient applied to a cotangent — so that, when that operand dies there, the result
+/// is written in place instead of into one more buffer of its size (the memory plan,
+/// [`crate::jit::memplan`]). Copies (`broadcast_to` alone is a view) and masks stay as they are.
+fn alone_in_place(ir: &Ir, e: &Eqn, key: &Option<(Op, Vec<usize>, DType)>) -> bool {
+    let Some((op, shape, dt)) = key else { return false };
+    let out = &ir.avals[e.outs[0]];
+    *op != Op::Copy
+        && out.dtype == *dt
+        && shape.iter().product::<usize>() * dt.size_in_bytes() >= adjoint_tensor::cache::MIN_CACHED_BYTES
+        && e.ins.iter().any(|&v| ir.avals[v] == *out)
+}
+
 /// Replace every group of two or more fusible equations by one [`Fused`] equation (see the
 /// [module docs](self)). The result computes the same values, bit for bit: the kernel calls
 /// the same per-element functions as the op-by-op kernels.
@@ -161,7 +177,7 @@ pub fn fuse(mut ir: Ir) -> Ir {
             open.remove(&k);
         }
         let members = std::mem::take(&mut groups[g].members);
-        if members.len() == 1 {
+        if members.len() == 1 && !alone_in_place(&ir, &eqns[members[0]], &keys[members[0]]) {
             out.push(eqns[members[0]].clone());
         } else {
             out.push(build(&ir, &eqns, &keys, &members, g, group_of, &readers, &is_output));
@@ -322,7 +338,7 @@ fn build(
         instrs,
         native: Default::default(),
     };
-    kernel.reuse = kernel.reuse_pairs();
+    kernel.plan_reuse();
     let prim = Fused { kernel: Rc::new(kernel), ops: Rc::new(ops) };
     Eqn { prim: Rc::new(prim), ins: inputs.into_iter().collect(), outs: outputs.into_iter().collect() }
 }
