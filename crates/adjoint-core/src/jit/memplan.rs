@@ -104,6 +104,14 @@ pub(crate) fn plan(ir: &Ir) -> Hints {
     hints
 }
 
+/// A shared object of the plan: element type, capacity (elements), and the lifetimes of the
+/// buffers assigned to it so far.
+struct Object {
+    dtype: DType,
+    cap: usize,
+    lives: Vec<(usize, usize)>,
+}
+
 /// Greedy-by-size assignment of the plannable buffers to objects: `(buffer, object capacity)`
 /// for each.
 fn assign(bufs: &[Buffer]) -> Vec<(usize, usize)> {
@@ -111,23 +119,24 @@ fn assign(bufs: &[Buffer]) -> Vec<(usize, usize)> {
         |b: &Buffer| !b.escapes && b.def != usize::MAX && b.len * b.dtype.size_in_bytes() >= MIN_CACHED_BYTES;
     let mut order: Vec<usize> = (0..bufs.len()).filter(|&b| plannable(&bufs[b])).collect();
     order.sort_by_key(|&b| (std::cmp::Reverse(bufs[b].len * bufs[b].dtype.size_in_bytes()), bufs[b].def));
-    // Objects: element type, capacity, the lifetimes assigned so far.
-    let mut objects: Vec<(DType, usize, Vec<(usize, usize)>)> = Vec::new();
+    let mut objects: Vec<Object> = Vec::new();
     let mut out = Vec::with_capacity(order.len());
     for b in order {
         let buf = &bufs[b];
-        let free = |o: &(DType, usize, Vec<(usize, usize)>)| {
-            o.0 == buf.dtype && o.1 >= buf.len && o.2.iter().all(|&(d, l)| l < buf.def || buf.last < d)
+        let free = |o: &Object| {
+            o.dtype == buf.dtype
+                && o.cap >= buf.len
+                && o.lives.iter().all(|&(d, l)| l < buf.def || buf.last < d)
         };
         // Every existing object is at least as large (buffers come largest first): the
         // smallest free one fits best.
-        let best = (0..objects.len()).filter(|&k| free(&objects[k])).min_by_key(|&k| objects[k].1);
+        let best = (0..objects.len()).filter(|&k| free(&objects[k])).min_by_key(|&k| objects[k].cap);
         let k = best.unwrap_or_else(|| {
-            objects.push((buf.dtype, buf.len, Vec::new()));
+            objects.push(Object { dtype: buf.dtype, cap: buf.len, lives: Vec::new() });
             objects.len() - 1
         });
-        objects[k].2.push((buf.def, buf.last));
-        out.push((b, objects[k].1));
+        objects[k].lives.push((buf.def, buf.last));
+        out.push((b, objects[k].cap));
     }
     out
 }
