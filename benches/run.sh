@@ -202,8 +202,10 @@ else
 fi
 # Training steps (adjoint-nn vs PyTorch eager), 2 threads, one process per workload so that the
 # peak-RSS figures do not mix; the two sides alternate per workload.
+# Then adjoint's jitted step (`--jit`, its own process too): issue 16's peak memory ≤ eager's.
 for w in mlp cnn lstm; do
     for lib in adjoint torch; do run_side "$lib" 2 train --only "$w"; done
+    run_side adjoint 2 train --only "$w" --jit
 done
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$MACHINE"
 echo "second core after the run: $("$PY" benches/core_probe.py 2>/dev/null || echo '{}')" >>"$MACHINE"
