@@ -19,7 +19,9 @@
 //! object's capacity ([`cache::with_hints`](adjoint_tensor::cache::with_hints)), so that it
 //! comes from and returns to the object's size class, and the cache holds one buffer per object
 //! instead of one per distinct size and overlap. The program's outputs are never hinted (the
-//! caller keeps them), nor are its inputs and constants (the plan does not allocate them).
+//! caller keeps them), nor are its inputs and constants (the plan does not allocate them). The
+//! assignment is quadratic in the buffers, so a program with more than [`MAX_PLANNED`] large
+//! intermediates (a long unrolled loop) is not planned and keeps the cache's behaviour.
 //!
 //! The model is static, so it can be wrong about a run: a fused kernel may write its output in
 //! place of a dead input instead of allocating, or a `reshape` of a strided array copies. Either
@@ -33,6 +35,9 @@ use smallvec::SmallVec;
 
 use super::ir::Ir;
 use crate::prims;
+
+/// The most buffers [`plan`] assigns (see [`assign`]).
+const MAX_PLANNED: usize = 2048;
 
 /// Per equation, the capacity hints its outputs are allocated under (empty for most).
 pub(crate) type Hints = Vec<SmallVec<[Hint; 2]>>;
@@ -118,6 +123,11 @@ fn assign(bufs: &[Buffer]) -> Vec<(usize, usize)> {
     let plannable =
         |b: &Buffer| !b.escapes && b.def != usize::MAX && b.len * b.dtype.size_in_bytes() >= MIN_CACHED_BYTES;
     let mut order: Vec<usize> = (0..bufs.len()).filter(|&b| plannable(&bufs[b])).collect();
+    // The assignment is quadratic in the buffers; a program with more large intermediates
+    // than this (a long unrolled loop) is left to the cache rather than slowing its compile.
+    if order.len() > MAX_PLANNED {
+        return Vec::new();
+    }
     order.sort_by_key(|&b| (std::cmp::Reverse(bufs[b].len * bufs[b].dtype.size_in_bytes()), bufs[b].def));
     let mut objects: Vec<Object> = Vec::new();
     let mut out = Vec::with_capacity(order.len());
@@ -167,6 +177,13 @@ mod tests {
         // The overlapping 1 MB buffer keeps its own size; the tiny and the escaping ones are
         // not planned at all.
         assert_eq!(got, vec![(0, 1 << 20), (1, 1 << 18)]);
+    }
+
+    #[test]
+    fn too_many_buffers_are_not_planned() {
+        let bufs: Vec<Buffer> = (0..=MAX_PLANNED).map(|i| buf(1 << 18, 2 * i, 2 * i + 1)).collect();
+        assert!(assign(&bufs).is_empty());
+        assert_eq!(assign(&bufs[..MAX_PLANNED]).len(), MAX_PLANNED);
     }
 
     #[test]
