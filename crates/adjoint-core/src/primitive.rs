@@ -127,6 +127,14 @@ pub trait Primitive: Debug + PrimitiveValue {
         Some(format!("{self:?}"))
     }
 
+    /// Whether the outputs are views of the first input's storage (`reshape`, `permute`,
+    /// `slice`…: no buffer of their own when the input's layout allows). `jit`'s memory plan
+    /// ([`crate::jit`]) then keeps that storage alive as long as any view is read. The default
+    /// is `false`: the outputs are new buffers.
+    fn is_view(&self) -> bool {
+        false
+    }
+
     /// The shape rule: one [`Aval`] per output.
     #[track_caller]
     fn shape(&self, args: &[Aval]) -> Outs<Aval>;
@@ -192,6 +200,11 @@ pub trait SimplePrimitive: Debug + Clone + 'static {
     /// Name shown in errors and traces, e.g. `"exp"`.
     fn name(&self) -> &'static str;
 
+    /// Whether the output is a view of the first input (see [`Primitive::is_view`]).
+    fn is_view(&self) -> bool {
+        false
+    }
+
     /// The shape rule (see [`Primitive::shape`]).
     #[track_caller]
     fn shape(&self, args: &[Aval]) -> Aval;
@@ -216,6 +229,10 @@ impl<T: SimplePrimitive> Primitive for T {
     #[inline]
     fn name(&self) -> &'static str {
         SimplePrimitive::name(self)
+    }
+    #[inline]
+    fn is_view(&self) -> bool {
+        SimplePrimitive::is_view(self)
     }
     #[inline]
     #[track_caller]

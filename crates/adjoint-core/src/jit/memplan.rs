@@ -10,9 +10,9 @@
 //!
 //! **How.** [`plan`] reads the program once, when its plan is built: each equation output of
 //! at least [`MIN_CACHED_BYTES`](adjoint_tensor::cache::MIN_CACHED_BYTES) is a buffer live from
-//! its equation to the last reader of it or of any view of it (`reshape`, `broadcast_to`,
-//! `permute`, `slice`, `split` and `stop_gradient` outputs are taken as views of their first
-//! input). The buffers are assigned to shared *objects* greedily by size — largest first, each
+//! its equation to the last reader of it or of any view of it (the outputs of a primitive whose
+//! [`is_view`](crate::primitive::Primitive::is_view) holds — `reshape`, `broadcast_to`,
+//! `permute`, `slice`, `split`, `stop_gradient` — are views of its first input). The buffers are assigned to shared *objects* greedily by size — largest first, each
 //! into the smallest existing object of its element type whose buffers' lifetimes it does not
 //! overlap, else a new object (TensorFlow Lite's "greedy by size" arena planner, with objects in
 //! place of arena offsets). Each buffer smaller than its object is then allocated at the
@@ -34,7 +34,6 @@ use adjoint_tensor::DType;
 use smallvec::SmallVec;
 
 use super::ir::Ir;
-use crate::prims;
 
 /// The most buffers [`plan`] assigns (see [`assign`]).
 const MAX_PLANNED: usize = 2048;
@@ -54,18 +53,14 @@ struct Buffer {
     escapes: bool,
 }
 
-fn is_view(e: &super::ir::Eqn) -> bool {
-    let a = e.prim.as_any();
-    a.is::<prims::reshape::Reshape>()
-        || a.is::<prims::broadcast::BroadcastTo>()
-        || a.is::<prims::permute::Permute>()
-        || a.is::<prims::slice::Slice>()
-        || a.is::<prims::split::Split>()
-        || a.is::<prims::stop_gradient::StopGradient>()
-}
-
 /// The capacity hints of `ir` (see the [module docs](self)).
 pub(crate) fn plan(ir: &Ir) -> Hints {
+    let bufs = model(ir);
+    hints_for(ir, &bufs)
+}
+
+/// The buffers of `ir` and their lifetimes.
+fn model(ir: &Ir) -> Vec<Buffer> {
     let mut buf_of: Vec<Option<usize>> = vec![None; ir.avals.len()];
     let mut bufs: Vec<Buffer> = Vec::new();
     let outside = |v: usize, bufs: &mut Vec<Buffer>| {
@@ -81,7 +76,7 @@ pub(crate) fn plan(ir: &Ir) -> Hints {
                 bufs[b].last = bufs[b].last.max(i);
             }
         }
-        let view_of = if is_view(e) { e.ins.first().and_then(|&v| buf_of[v]) } else { None };
+        let view_of = if e.prim.is_view() { e.ins.first().and_then(|&v| buf_of[v]) } else { None };
         for &o in &e.outs {
             buf_of[o] = Some(match view_of {
                 Some(b) => b,
@@ -99,10 +94,23 @@ pub(crate) fn plan(ir: &Ir) -> Hints {
             bufs[b].escapes = true;
         }
     }
+    bufs
+}
+
+/// Per equation, the hints that allocate each buffer of `bufs` at its object's capacity.
+fn hints_for(ir: &Ir, bufs: &[Buffer]) -> Hints {
     let mut hints: Hints = vec![SmallVec::new(); ir.eqns.len()];
-    for (b, cap) in assign(&bufs) {
+    // A hint names a length and a type, not an output: two outputs of one equation that share
+    // both would both take the first one's capacity, so such equations get none.
+    let ambiguous = |buf: &Buffer| {
+        let twins = ir.eqns[buf.def].outs.iter().filter(|&&o| {
+            ir.avals[o].dtype == buf.dtype && ir.avals[o].shape.iter().product::<usize>() == buf.len
+        });
+        twins.count() > 1
+    };
+    for (b, cap) in assign(bufs) {
         let buf = &bufs[b];
-        if cap > buf.len && hints[buf.def].len() < adjoint_tensor::cache::MAX_HINTS {
+        if cap > buf.len && hints[buf.def].len() < adjoint_tensor::cache::MAX_HINTS && !ambiguous(buf) {
             hints[buf.def].push(Hint::new(buf.dtype, buf.len, cap));
         }
     }
@@ -184,6 +192,32 @@ mod tests {
         let bufs: Vec<Buffer> = (0..=MAX_PLANNED).map(|i| buf(1 << 18, 2 * i, 2 * i + 1)).collect();
         assert!(assign(&bufs).is_empty());
         assert_eq!(assign(&bufs[..MAX_PLANNED]).len(), MAX_PLANNED);
+    }
+
+    #[test]
+    fn a_view_keeps_its_source_live_and_outputs_escape() {
+        use crate::jit::make_ir;
+        use crate::Tensor;
+        // exp(x) is read again, through a reshape, by the last add: its buffer lives until then.
+        let f = |x: &Tensor| {
+            let v = x.exp().reshape(&[64, 4]);
+            let c = x.sin() * 2.0;
+            (c.reshape(&[64, 4]) + v, x.cos())
+        };
+        let ir = make_ir(f)(&Tensor::zeros(&[256]));
+        let names: Vec<&str> = ir.eqns.iter().map(|e| e.prim.name()).collect();
+        let bufs = model(&ir);
+        let of = |name: &str| {
+            let i = names.iter().position(|n| *n == name).unwrap_or_else(|| panic!("{name} in {names:?}"));
+            bufs.iter().find(|b| b.def == i).expect("a buffer defined there")
+        };
+        let add = names.iter().position(|n| *n == "add").expect("add");
+        assert_eq!(of("exp").last, add, "{names:?}");
+        assert!(!of("exp").escapes && !of("sin").escapes);
+        assert!(of("add").escapes && of("cos").escapes);
+        // A view is no buffer of its own: one buffer per non-view equation, input and constant.
+        let views = ir.eqns.iter().filter(|e| e.prim.is_view()).count();
+        assert_eq!(bufs.len(), ir.inputs.len() + ir.consts.len() + ir.eqns.len() - views);
     }
 
     #[test]

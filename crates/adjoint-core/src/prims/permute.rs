@@ -10,6 +10,9 @@ impl SimplePrimitive for Permute {
     fn name(&self) -> &'static str {
         "permute"
     }
+    fn is_view(&self) -> bool {
+        true // a view with permuted strides
+    }
     fn shape(&self, a: &[Aval]) -> Aval {
         let r = a[0].rank();
         let mut seen = vec![false; r];

@@ -10,6 +10,9 @@ impl SimplePrimitive for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
     }
+    fn is_view(&self) -> bool {
+        true // a view when the input is contiguous
+    }
     fn shape(&self, a: &[Aval]) -> Aval {
         let (from, to) = (adjoint_tensor::layout::numel(&a[0].shape), adjoint_tensor::layout::numel(&self.0));
         if from != to {

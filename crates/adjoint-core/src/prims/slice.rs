@@ -43,6 +43,9 @@ impl SimplePrimitive for Slice {
     fn name(&self) -> &'static str {
         "slice"
     }
+    fn is_view(&self) -> bool {
+        true // a view with an offset and strides
+    }
     fn shape(&self, a: &[Aval]) -> Aval {
         rules::axis("slice", self.axis, &a[0]);
         let d = a[0].shape[self.axis];

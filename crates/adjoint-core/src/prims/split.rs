@@ -22,6 +22,9 @@ impl Primitive for Split {
     fn name(&self) -> &'static str {
         "split"
     }
+    fn is_view(&self) -> bool {
+        true // views of the input, one per part
+    }
     fn shape(&self, a: &[Aval]) -> Outs<Aval> {
         rules::axis("split", self.axis, &a[0]);
         let d = a[0].shape[self.axis];

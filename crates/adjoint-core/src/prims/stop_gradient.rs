@@ -13,6 +13,9 @@ impl SimplePrimitive for StopGradient {
     fn name(&self) -> &'static str {
         "stop_gradient"
     }
+    fn is_view(&self) -> bool {
+        true // the input itself
+    }
     fn shape(&self, a: &[Aval]) -> Aval {
         rules::unary(SimplePrimitive::name(self), &a[0], false)
     }
