@@ -77,6 +77,13 @@ impl<T: Copy> Apply<T> for Block1<'_, T> {
     fn apply<F: Fn(T) -> T + Sync>(self, f: F) {
         map_slice(uninit(self.1), self.0, &f)
     }
+    fn apply_runs<F, R>(self, _f: F, runs: R)
+    where
+        F: Fn(T) -> T + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync,
+    {
+        runs(uninit(self.1), self.0)
+    }
 }
 
 struct Block2<'a, T>(&'a [T], &'a [T], &'a mut [T]);
@@ -95,6 +102,14 @@ impl<T: Copy> Apply<T> for One<T> {
     type Out = T;
     #[inline(always)]
     fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> T {
+        f(self.0)
+    }
+    #[inline(always)]
+    fn apply_runs<F, R>(self, f: F, _runs: R) -> T
+    where
+        F: Fn(T) -> T + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync,
+    {
         f(self.0)
     }
 }

@@ -302,22 +302,57 @@ fn map_inplace<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
     dispatch_simd!(map_inplace_generic, map_inplace_avx2, map_inplace_avx512, (xs, f))
 }
 
+#[inline(always)]
+fn exp_runs_generic<T: FastFloat>(out: &mut [MaybeUninit<T>], src: &[T]) {
+    T::exp_run(out, src)
+}
+
+simd_builds!(exp_runs_generic => exp_runs_avx2, exp_runs_avx512, [T: FastFloat], (out: &mut [MaybeUninit<T>], src: &[T]));
+
+/// [`FastFloat::exp_run`] in the SIMD builds.
+pub(crate) fn exp_runs<T: FastFloat>(out: &mut [MaybeUninit<T>], src: &[T]) {
+    dispatch_simd!(exp_runs_generic, exp_runs_avx2, exp_runs_avx512, (out, src))
+}
+
 /// `f` applied to every element of `a`, as a fresh contiguous array of `a`'s shape.
 pub(crate) fn map1<T: Element, U: Element>(a: &Array, f: impl Fn(T) -> U + Sync) -> Array {
+    map1_runs(a, &f, |o, s| map_slice(o, s, &f))
+}
+
+/// [`map1`] with `runs(out, src)` computing `f` over each contiguous run (a whole-slice
+/// kernel with the same results as mapping `f`, such as [`FastFloat::exp_run`]).
+fn map1_runs<T: Element, U: Element>(
+    a: &Array,
+    f: &(impl Fn(T) -> U + Sync),
+    runs: impl Fn(&mut [MaybeUninit<U>], &[T]) + Sync,
+) -> Array {
     let n = a.numel();
     let out = if let Some(src) = a.as_slice::<T>() {
-        build(n, |start, o| map_slice(o, &src[start..start + o.len()], &f))
+        build(n, |start, o| runs(o, &src[start..start + o.len()]))
     } else {
         let src = a.storage_slice::<T>();
         let walk = Walk::new([a.layout()]);
         let [s] = walk.inner_strides();
         walk.build_with(|o: &mut [MaybeUninit<U>], [b]| match s {
-            1 => map_slice(o, &src[b as usize..b as usize + o.len()], &f),
+            1 => runs(o, &src[b as usize..b as usize + o.len()]),
             0 => o.fill(MaybeUninit::new(f(src[b as usize]))),
-            _ => map_strided(o, src, b, s, &f),
+            _ => map_strided(o, src, b, s, f),
         })
     };
     Array::from_vec(out, a.shape())
+}
+
+/// `xs[i] = f(xs[i])` through a whole-slice kernel `runs(out, src)`, whose output may not
+/// alias its input: each stretch is copied to a stack buffer first (it stays in L1).
+fn inplace_runs<T: Copy + Default>(xs: &mut [T], runs: &impl Fn(&mut [MaybeUninit<T>], &[T])) {
+    const STRETCH: usize = 512;
+    let mut buf = [T::default(); STRETCH];
+    for c in xs.chunks_mut(STRETCH) {
+        let src = &mut buf[..c.len()];
+        src.copy_from_slice(c);
+        // SAFETY: `MaybeUninit<T>` has `T`'s layout; `runs` writes initialised values only.
+        runs(unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }, src);
+    }
 }
 
 /// Where a unary function sends its results: a fresh array, the input's own buffer, or a
@@ -325,6 +360,12 @@ pub(crate) fn map1<T: Element, U: Element>(a: &Array, f: impl Fn(T) -> U + Sync)
 pub(crate) trait Apply<T> {
     type Out;
     fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> Self::Out;
+    /// [`apply`](Apply::apply), with `runs(out, src)` doing contiguous stretches: a
+    /// whole-slice kernel with exactly `f`'s results, faster than mapping it.
+    fn apply_runs<F, R>(self, f: F, runs: R) -> Self::Out
+    where
+        F: Fn(T) -> T + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync;
 }
 
 struct Fresh<'a>(&'a Array);
@@ -334,21 +375,49 @@ impl<T: Element> Apply<T> for Fresh<'_> {
     fn apply<F: Fn(T) -> T + Sync>(self, f: F) -> Array {
         map1(self.0, f)
     }
+    fn apply_runs<F, R>(self, f: F, runs: R) -> Array
+    where
+        F: Fn(T) -> T + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync,
+    {
+        map1_runs(self.0, &f, runs)
+    }
 }
 
 struct InPlace(Array);
 
+impl InPlace {
+    /// `each(chunk)` over the buffer (in parallel chunks when large) when this handle is its
+    /// only owner; false, with nothing done, otherwise.
+    fn each<T: Element>(&mut self, each: impl Fn(&mut [T]) + Sync + Send) -> bool {
+        match self.0.try_unique_slice_mut::<T>() {
+            Some(xs) if xs.len() >= PAR_THRESHOLD => xs.par_chunks_mut(CHUNK).for_each(each),
+            Some(xs) => each(xs),
+            None => return false,
+        }
+        true
+    }
+}
+
 impl<T: Element> Apply<T> for InPlace {
     type Out = Array;
     fn apply<F: Fn(T) -> T + Sync>(mut self, f: F) -> Array {
-        match self.0.try_unique_slice_mut::<T>() {
-            Some(xs) if xs.len() >= PAR_THRESHOLD => {
-                xs.par_chunks_mut(CHUNK).for_each(|c| map_inplace(c, &f));
-            }
-            Some(xs) => map_inplace(xs, &f),
-            None => return map1(&self.0, f),
+        if self.each(|c| map_inplace(c, &f)) {
+            self.0
+        } else {
+            map1(&self.0, f)
         }
-        self.0
+    }
+    fn apply_runs<F, R>(mut self, f: F, runs: R) -> Array
+    where
+        F: Fn(T) -> T + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync,
+    {
+        if self.each(|c| inplace_runs(c, &runs)) {
+            self.0
+        } else {
+            map1_runs(&self.0, &f, runs)
+        }
     }
 }
 
@@ -490,7 +559,7 @@ pub(crate) fn float_unary<T: FastFloat, A: Apply<T>>(op: UnaryOp, a: A) -> A::Ou
                 x
             }
         }),
-        Exp => a.apply(T::exp_fast),
+        Exp => a.apply_runs(T::exp_fast, exp_runs::<T>),
         Exp2 => a.apply(T::exp2_fast),
         Log => a.apply(|x: T| x.ln()),
         Log1p => a.apply(|x: T| x.ln_1p()),
