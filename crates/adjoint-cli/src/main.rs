@@ -361,11 +361,11 @@ fn main() -> ExitCode {
         }
         Command::Keys(cmd) => store_cli::run_keys(cmd, &cli.store, &mut stdout).map_err(|e| e.to_string()),
     };
-    if let Command::Demo(a) = &cli.command {
-        if let Some(msg) = distributed_usage_error(a) {
-            eprintln!("error: {msg}");
-            return ExitCode::from(2);
-        }
+    if let Command::Demo(a) = &cli.command
+        && let Some(msg) = distributed_usage_error(a)
+    {
+        eprintln!("error: {msg}");
+        return ExitCode::from(2);
     }
     let res = match cli.command {
         Command::Demo(a) => run_demo(a, &cli.store).map(|_| 0),

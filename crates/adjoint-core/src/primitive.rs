@@ -358,5 +358,5 @@ impl Drop for Pullback {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! grads {
-    ($($e:expr),* $(,)?) => { { let mut g: $crate::primitive::Grads = ::smallvec::SmallVec::new(); $(g.push($e);)* g } };
+    ($($e:expr_2021),* $(,)?) => { { let mut g: $crate::primitive::Grads = ::smallvec::SmallVec::new(); $(g.push($e);)* g } };
 }

@@ -246,7 +246,10 @@ pub fn value_and_grad_with_hook<P: Params, F: FnOnce(&P) -> Tensor>(
 /// assert_eq!((y.to_vec::<f64>(), g.to_vec::<f64>()), (vec![1.0, 4.0], vec![2.0, 40.0]));
 /// ```
 #[track_caller]
-pub fn vjp<P: Params, O: Params, F: FnOnce(&P) -> O>(f: F, primals: &P) -> (O, impl Fn(&O) -> P) {
+pub fn vjp<P: Params, O: Params, F: FnOnce(&P) -> O>(
+    f: F,
+    primals: &P,
+) -> (O, impl Fn(&O) -> P + use<P, O, F>) {
     vjp_at(f, primals, "vjp", Location::caller())
 }
 
@@ -255,7 +258,7 @@ fn vjp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(
     primals: &P,
     what: &'static str,
     loc: Loc,
-) -> (O, impl Fn(&O) -> P) {
+) -> (O, impl Fn(&O) -> P + use<P, O, F>) {
     let (out, out_ids, leaf_ids, tape) = trace_vjp(f, primals, what, loc);
     let template = primals.map_tensors(&mut |t| t.zeros_like());
     let shapes = shapes_of(primals);

@@ -34,7 +34,7 @@ fn cfg() -> ProptestConfig {
 }
 
 macro_rules! unary_row {
-    ($name:ident, $lo:expr, $hi:expr, $f:expr) => {
+    ($name:ident, $lo:expr_2021, $hi:expr_2021, $f:expr_2021) => {
         proptest! {
             #![proptest_config(cfg())]
             #[test]
@@ -49,7 +49,7 @@ macro_rules! unary_row {
 }
 
 macro_rules! binary_row {
-    ($name:ident, $lo:expr, $hi:expr, $lo2:expr, $hi2:expr, $f:expr) => {
+    ($name:ident, $lo:expr_2021, $hi:expr_2021, $lo2:expr_2021, $hi2:expr_2021, $f:expr_2021) => {
         proptest! {
             #![proptest_config(cfg())]
             #[test]

@@ -108,7 +108,7 @@ fn check_binary(name: &str, lo: f64, hi: f64, lo2: f64, hi2: f64, f: impl Fn(&Te
 }
 
 macro_rules! unary_row {
-    ($name:ident, $lo:expr, $hi:expr, $f:expr) => {
+    ($name:ident, $lo:expr_2021, $hi:expr_2021, $f:expr_2021) => {
         #[test]
         fn $name() {
             check_unary(stringify!($name), $lo, $hi, $f);
@@ -117,7 +117,7 @@ macro_rules! unary_row {
 }
 
 macro_rules! binary_row {
-    ($name:ident, $lo:expr, $hi:expr, $lo2:expr, $hi2:expr, $f:expr) => {
+    ($name:ident, $lo:expr_2021, $hi:expr_2021, $lo2:expr_2021, $hi2:expr_2021, $f:expr_2021) => {
         #[test]
         fn $name() {
             check_binary(stringify!($name), $lo, $hi, $lo2, $hi2, $f);
@@ -135,7 +135,7 @@ mod vmap_rows {
     // The batching table's rows assume non-empty dims (as its own shapes have).
     const NONEMPTY: [&[usize]; 5] = [&[], &[1], &[3], &[2, 3], &[3, 1, 2]];
     macro_rules! unary {
-        ($name:ident, $lo:expr, $hi:expr, $f:expr) => {
+        ($name:ident, $lo:expr_2021, $hi:expr_2021, $f:expr_2021) => {
             #[test]
             fn $name() {
                 check_unary_on(&NONEMPTY, stringify!($name), $lo, $hi, $f);

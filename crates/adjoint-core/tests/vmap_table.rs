@@ -44,7 +44,7 @@ fn as_f64(t: &Tensor) -> Vec<f64> {
 fn check_row(
     name: &str,
     cases: u64,
-    gen: impl Fn(u64, u64) -> Vec<Tensor>,
+    make: impl Fn(u64, u64) -> Vec<Tensor>,
     f: impl Fn(&[Tensor]) -> Tensor,
     tol: f64,
 ) {
@@ -52,7 +52,7 @@ fn check_row(
         let seed = 0x5eed_0000 + case * 7919 + name.len() as u64;
         let mut rng = Rng(seed | 1);
         let size = 1 + rng.below(4);
-        let examples: Vec<Vec<Tensor>> = (0..size).map(|e| gen(seed, seed * 31 + e as u64 + 1)).collect();
+        let examples: Vec<Vec<Tensor>> = (0..size).map(|e| make(seed, seed * 31 + e as u64 + 1)).collect();
         let nargs = examples[0].len();
         // Which args are batched (at least one) and on which axis.
         let mut axes: Vec<Option<usize>> =
@@ -126,7 +126,7 @@ fn check_row(
 
         // Nested: an outer vmap (2 examples, its own random axes; shared args stay shared)
         // over the inner one, against stacking the inner vmap's results.
-        let second: Vec<Vec<Tensor>> = (0..size).map(|e| gen(seed, seed * 31 + e as u64 + 1001)).collect();
+        let second: Vec<Vec<Tensor>> = (0..size).map(|e| make(seed, seed * 31 + e as u64 + 1001)).collect();
         let inputs2 = stack_inputs(&second);
         let outer_axes: Vec<Option<usize>> = (0..nargs)
             .map(|j| {
@@ -203,7 +203,7 @@ fn broadcast_partner(s: &[usize], seed: u64) -> Vec<usize> {
 const CASES: u64 = 10;
 
 macro_rules! unary {
-    ($name:ident, $lo:expr, $hi:expr, $f:expr) => {
+    ($name:ident, $lo:expr_2021, $hi:expr_2021, $f:expr_2021) => {
         #[test]
         fn $name() {
             check_row(
@@ -218,7 +218,7 @@ macro_rules! unary {
 }
 
 macro_rules! binary {
-    ($name:ident, $lo:expr, $hi:expr, $lo2:expr, $hi2:expr, $f:expr) => {
+    ($name:ident, $lo:expr_2021, $hi:expr_2021, $lo2:expr_2021, $hi2:expr_2021, $f:expr_2021) => {
         #[test]
         fn $name() {
             check_row(

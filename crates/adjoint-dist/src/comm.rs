@@ -156,13 +156,15 @@ struct Ring {
 ///
 /// `dst` and `src` point to `n` valid, non-overlapping, aligned elements of `T`.
 unsafe fn add_scaled<T: Float>(dst: *mut u8, src: *const u8, n: usize, scale: f64) {
-    let dst = std::slice::from_raw_parts_mut(dst.cast::<T>(), n);
-    let src = std::slice::from_raw_parts(src.cast::<T>(), n);
-    if scale == 1.0 {
-        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = *d + s);
-    } else {
-        let k = T::from_f64(scale);
-        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = (*d + s) * k);
+    unsafe {
+        let dst = std::slice::from_raw_parts_mut(dst.cast::<T>(), n);
+        let src = std::slice::from_raw_parts(src.cast::<T>(), n);
+        if scale == 1.0 {
+            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = *d + s);
+        } else {
+            let k = T::from_f64(scale);
+            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = (*d + s) * k);
+        }
     }
 }
 
@@ -340,19 +342,21 @@ impl Dist {
         recv: &mut [T],
         what: &str,
     ) -> Result<Pending, DistError> {
-        assert_eq!(send.len(), recv.len(), "adjoint-dist: allreduce: buffers of different lengths");
-        let mut request = ffi::RSMPI_REQUEST_NULL;
-        let rc = ffi::MPI_Iallreduce(
-            send.as_ptr().cast(),
-            recv.as_mut_ptr().cast(),
-            count(send.len())?,
-            T::datatype(),
-            ffi::RSMPI_SUM,
-            self.world.as_raw(),
-            &mut request,
-        );
-        check(rc, what)?;
-        Ok(Pending::new(request, what))
+        unsafe {
+            assert_eq!(send.len(), recv.len(), "adjoint-dist: allreduce: buffers of different lengths");
+            let mut request = ffi::RSMPI_REQUEST_NULL;
+            let rc = ffi::MPI_Iallreduce(
+                send.as_ptr().cast(),
+                recv.as_mut_ptr().cast(),
+                count(send.len())?,
+                T::datatype(),
+                ffi::RSMPI_SUM,
+                self.world.as_raw(),
+                &mut request,
+            );
+            check(rc, what)?;
+            Ok(Pending::new(request, what))
+        }
     }
 
     /// Start broadcasting `buf` from rank 0.
@@ -365,17 +369,19 @@ impl Dist {
         buf: &mut [T],
         what: &str,
     ) -> Result<Pending, DistError> {
-        let mut request = ffi::RSMPI_REQUEST_NULL;
-        let rc = ffi::MPI_Ibcast(
-            buf.as_mut_ptr().cast(),
-            count(buf.len())?,
-            T::datatype(),
-            0,
-            self.world.as_raw(),
-            &mut request,
-        );
-        check(rc, what)?;
-        Ok(Pending::new(request, what))
+        unsafe {
+            let mut request = ffi::RSMPI_REQUEST_NULL;
+            let rc = ffi::MPI_Ibcast(
+                buf.as_mut_ptr().cast(),
+                count(buf.len())?,
+                T::datatype(),
+                0,
+                self.world.as_raw(),
+                &mut request,
+            );
+            check(rc, what)?;
+            Ok(Pending::new(request, what))
+        }
     }
 
     /// Start summing `buf` over all ranks, in place, and multiplying the sum by `scale`, with
@@ -486,40 +492,42 @@ impl Dist {
         shift: usize,
         what: &str,
     ) -> Result<Pending, DistError> {
-        count(buf.len())?;
-        // Every rank starts rings in the same order, so the sequence numbers agree; tags stay
-        // below 2^15 (the least MPI_TAG_UB the standard allows).
-        let tag = (self.ring_seq.fetch_add(1, Ordering::Relaxed) % (1 << 15)) as c_int;
-        let p = self.size;
-        if p == 1 {
-            if scale != 1.0 {
-                let k = T::from_f64(scale);
-                buf.iter_mut().for_each(|x| *x = *x * k);
+        unsafe {
+            count(buf.len())?;
+            // Every rank starts rings in the same order, so the sequence numbers agree; tags stay
+            // below 2^15 (the least MPI_TAG_UB the standard allows).
+            let tag = (self.ring_seq.fetch_add(1, Ordering::Relaxed) % (1 << 15)) as c_int;
+            let p = self.size;
+            if p == 1 {
+                if scale != 1.0 {
+                    let k = T::from_f64(scale);
+                    buf.iter_mut().for_each(|x| *x = *x * k);
+                }
+                return Ok(Pending::new(ffi::RSMPI_REQUEST_NULL, what));
             }
-            return Ok(Pending::new(ffi::RSMPI_REQUEST_NULL, what));
+            // Only the reduce-scatter steps receive into `tmp`.
+            let largest = bounds.windows(2).map(|b| b[1] - b[0]).max().unwrap_or(0);
+            let most = if steps.start < p - 1 { largest * std::mem::size_of::<T>() } else { 0 };
+            let mut ring = Box::new(Ring {
+                buf: buf.as_mut_ptr().cast(),
+                bounds,
+                elem: std::mem::size_of::<T>(),
+                datatype: T::datatype(),
+                add: add_scaled::<T>,
+                scale,
+                tmp: vec![0.0; most.div_ceil(8)],
+                rank: self.rank,
+                size: p,
+                comm: self.ring_comm.as_raw(),
+                tag,
+                shift,
+                step: steps.start,
+                end: steps.end,
+                reqs: [ffi::RSMPI_REQUEST_NULL; 2],
+            });
+            check(ring.post(), what)?;
+            Ok(Pending { request: ffi::RSMPI_REQUEST_NULL, ring: Some(ring), what: what.to_string() })
         }
-        // Only the reduce-scatter steps receive into `tmp`.
-        let largest = bounds.windows(2).map(|b| b[1] - b[0]).max().unwrap_or(0);
-        let most = if steps.start < p - 1 { largest * std::mem::size_of::<T>() } else { 0 };
-        let mut ring = Box::new(Ring {
-            buf: buf.as_mut_ptr().cast(),
-            bounds,
-            elem: std::mem::size_of::<T>(),
-            datatype: T::datatype(),
-            add: add_scaled::<T>,
-            scale,
-            tmp: vec![0.0; most.div_ceil(8)],
-            rank: self.rank,
-            size: p,
-            comm: self.ring_comm.as_raw(),
-            tag,
-            shift,
-            step: steps.start,
-            end: steps.end,
-            reqs: [ffi::RSMPI_REQUEST_NULL; 2],
-        });
-        check(ring.post(), what)?;
-        Ok(Pending { request: ffi::RSMPI_REQUEST_NULL, ring: Some(ring), what: what.to_string() })
     }
 
     /// Move `pending` forward: `Ok(true)` once it has completed.

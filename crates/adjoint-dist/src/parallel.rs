@@ -733,16 +733,16 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         // Shared memory: every rank's gradients are in place after the barrier; this rank sums
         // its rows of them.
         let mut own = vec![None; leaves.len()];
-        if let Some(sh) = self.sharding.as_ref() {
-            if let Some((seg, _)) = &sh.shm {
-                shm_barrier(self.dist, &mut self.poisoned, seg)?;
-                for &i in &sh.order {
-                    let l = sh.slot[i].as_ref().expect("a sharded leaf");
-                    own[i] = Some(match l.dtype {
-                        DType::F32 => reduce_rows::<f32>(seg, l, scale),
-                        _ => reduce_rows::<f64>(seg, l, scale),
-                    });
-                }
+        if let Some(sh) = self.sharding.as_ref()
+            && let Some((seg, _)) = &sh.shm
+        {
+            shm_barrier(self.dist, &mut self.poisoned, seg)?;
+            for &i in &sh.order {
+                let l = sh.slot[i].as_ref().expect("a sharded leaf");
+                own[i] = Some(match l.dtype {
+                    DType::F32 => reduce_rows::<f32>(seg, l, scale),
+                    _ => reduce_rows::<f64>(seg, l, scale),
+                });
             }
         }
         let out: Vec<Tensor> = leaves
@@ -784,10 +784,10 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         let mut status = Vec::new();
         // With a sharded update the whole optimizer state is gathered first (on every rank).
         let opt = if self.sharding.is_some() { self.full_optimizer()? } else { self.opt.clone() };
-        if self.dist.is_root() {
-            if let Err(e) = checkpoint::save(path, &(self.params.clone(), opt), metadata) {
-                status = e.to_string().into_bytes();
-            }
+        if self.dist.is_root()
+            && let Err(e) = checkpoint::save(path, &(self.params.clone(), opt), metadata)
+        {
+            status = e.to_string().into_bytes();
         }
         let status = self.dist.broadcast_bytes(&status)?;
         if !status.is_empty() {

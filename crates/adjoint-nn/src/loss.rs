@@ -162,10 +162,10 @@ fn check_logits(op: &str, logits: &Tensor, weight: Option<&Tensor>) {
         );
     }
     let c = logits.shape()[class_axis(logits)];
-    if let Some(w) = weight {
-        if w.shape() != [c] {
-            panic!("adjoint-nn: {op}: class weight must have shape [{c}], got {:?}", w.shape());
-        }
+    if let Some(w) = weight
+        && w.shape() != [c]
+    {
+        panic!("adjoint-nn: {op}: class weight must have shape [{c}], got {:?}", w.shape());
     }
 }
 

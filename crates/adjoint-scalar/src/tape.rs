@@ -423,7 +423,7 @@ pub fn preaccumulate(xs: &[Var], f: impl FnOnce(&[Var]) -> Var) -> Var {
         y.val
     };
     // One n-ary node over the nonzero terms.
-    Var::node(value, push_terms(xs.iter().zip(&partials).filter(|(_, &d)| d != 0.0).map(|(&x, &d)| (x, d))))
+    Var::node(value, push_terms(xs.iter().zip(&partials).filter(|&(_, &d)| d != 0.0).map(|(&x, &d)| (x, d))))
 }
 
 /// A tape scope: variables made in it, and everything computed from them, are recorded until

@@ -84,7 +84,7 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 
 /// First and second derivative of a generic scalar program in every mode.
 macro_rules! all_modes {
-    ($f:ident, $x:expr) => {{
+    ($f:ident, $x:expr_2021) => {{
         let x: f64 = $x;
         let dual = derivative(|v| $f(v), x);
         let dv = $f(DualVec::<f64, 2>::variable(x, 1)).eps[1];

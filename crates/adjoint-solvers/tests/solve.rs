@@ -58,7 +58,7 @@ fn linear_solvers_match_unrolled_gradients() {
     let (p, b) = (v(&[0.1, -0.3, 0.2]), v(&[1.0, -2.0, 0.5]));
     let o = tight();
     let loss_u =
-        |p: &Tensor, gen: fn(&Tensor) -> Tensor| (unrolled_linear(&gen(p), &b) * v(&[1.0, 2.0, 3.0])).sum();
+        |p: &Tensor, make: fn(&Tensor) -> Tensor| (unrolled_linear(&make(p), &b) * v(&[1.0, 2.0, 3.0])).sum();
     let gu_spd = grad(|p: &Tensor| loss_u(p, spd))(&p);
     let gu_gen = grad(|p: &Tensor| loss_u(p, general))(&p);
     let w = v(&[1.0, 2.0, 3.0]);

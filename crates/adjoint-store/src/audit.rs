@@ -289,23 +289,22 @@ impl Registry {
     /// The checkpoint an audit target names: a run id (its last checkpoint with an
     /// evaluation), a model name (its newest version), or any checkpoint spec.
     fn audit_checkpoint(&self, target: &str) -> Result<String> {
-        if let Ok(vs) = self.model_versions(target) {
-            if let Some(v) = vs.last() {
-                return Ok(v.sha256.clone());
-            }
+        if let Ok(vs) = self.model_versions(target)
+            && let Some(v) = vs.last()
+        {
+            return Ok(v.sha256.clone());
         }
-        if !target.contains(['@', ':', '/']) {
-            if let Ok(run) = self.resolve_run_id(target) {
-                let hashes: Vec<String> = self.query("run checkpoints", |c| {
-                    let mut st =
-                        c.prepare("SELECT sha256 FROM checkpoints WHERE run_id=?1 ORDER BY seq DESC")?;
-                    let rows = st.query_map([&run], |r| r.get(0))?;
-                    rows.collect()
-                })?;
-                for h in &hashes {
-                    if self.latest_record("evaluation", h)?.is_some() {
-                        return Ok(h.clone());
-                    }
+        if !target.contains(['@', ':', '/'])
+            && let Ok(run) = self.resolve_run_id(target)
+        {
+            let hashes: Vec<String> = self.query("run checkpoints", |c| {
+                let mut st = c.prepare("SELECT sha256 FROM checkpoints WHERE run_id=?1 ORDER BY seq DESC")?;
+                let rows = st.query_map([&run], |r| r.get(0))?;
+                rows.collect()
+            })?;
+            for h in &hashes {
+                if self.latest_record("evaluation", h)?.is_some() {
+                    return Ok(h.clone());
                 }
             }
         }

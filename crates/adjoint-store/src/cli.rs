@@ -270,7 +270,7 @@ fn out_err(e: std::io::Error) -> StoreError {
 }
 
 macro_rules! say {
-    ($out:expr, $($arg:tt)*) => { writeln!($out, $($arg)*).map_err(out_err)? };
+    ($out:expr_2021, $($arg:tt)*) => { writeln!($out, $($arg)*).map_err(out_err)? };
 }
 
 fn fmt_metrics(m: &Metrics) -> String {

@@ -178,10 +178,10 @@ impl Registry {
         override_reason: Option<&str>,
     ) -> Result<(u32, Option<GateDecision>)> {
         self.require_writer(&by.key_id(), &format!("move alias {target}"))?;
-        if let Some(r) = override_reason {
-            if r.trim().is_empty() {
-                return Err(StoreError::invalid("override", "the reason must not be empty"));
-            }
+        if let Some(r) = override_reason
+            && r.trim().is_empty()
+        {
+            return Err(StoreError::invalid("override", "the reason must not be empty"));
         }
         let Some(mut d) = self.evaluate_gate(checkpoint, target)? else {
             return Ok((self.promote_unchecked(checkpoint, target, by)?, None));

@@ -83,15 +83,13 @@ impl Registry {
             let al = if aliases.is_empty() { String::new() } else { format!(" [{}]", aliases.join(", ")) };
             return Ok(LineageNode { label: format!("model {target}{al}"), children });
         }
-        if !target.contains('/') {
-            if let Ok(run_id) = self.resolve_run_id(target) {
-                if !(target.len() >= 6
-                    && target.chars().all(|c| c.is_ascii_hexdigit())
-                    && self.resolve(target).is_ok())
-                {
-                    return self.run_node(&run_id, &mut seen);
-                }
-            }
+        if !target.contains('/')
+            && let Ok(run_id) = self.resolve_run_id(target)
+            && !(target.len() >= 6
+                && target.chars().all(|c| c.is_ascii_hexdigit())
+                && self.resolve(target).is_ok())
+        {
+            return self.run_node(&run_id, &mut seen);
         }
         let hash = self.resolve(target)?;
         self.checkpoint_node(&hash, &mut seen, true)

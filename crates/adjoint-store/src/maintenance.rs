@@ -162,10 +162,10 @@ impl Registry {
         rep.signed_records_checked = n;
         rep.problems.extend(problems);
         // The readable policy.json copy must agree with the signed row.
-        if let Err(e @ StoreError::BadSignature { .. }) = self.policy() {
-            if !rep.problems.contains(&e.to_string()) {
-                rep.problems.push(e.to_string());
-            }
+        if let Err(e @ StoreError::BadSignature { .. }) = self.policy()
+            && !rep.problems.contains(&e.to_string())
+        {
+            rep.problems.push(e.to_string());
         }
         let mut files = Vec::new();
         walk(&self.dir.join("blobs"), &mut files)?;

@@ -35,7 +35,8 @@ fn ab(samples: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
 
 fn with_fast<R>(on: bool, f: impl FnOnce() -> R) -> R {
     // Edition 2021: set_var is safe; the benchmark is single-threaded at this point.
-    std::env::set_var("ADJOINT_CONV_WINOGRAD", if on { "1" } else { "0" });
+    // TODO: Audit that the environment access only happens in single-threaded code.
+    unsafe { std::env::set_var("ADJOINT_CONV_WINOGRAD", if on { "1" } else { "0" }) };
     f()
 }
 

@@ -54,7 +54,7 @@ impl<T> OrFail<T> for Result<T> {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! ensure {
-    ($cond:expr, $op:expr, $($fmt:tt)+) => {
+    ($cond:expr_2021, $op:expr_2021, $($fmt:tt)+) => {
         if !$cond {
             return Err($crate::TensorError::new($op, format!($($fmt)+)));
         }

@@ -132,7 +132,7 @@ impl Layout {
         // General case (as NumPy's `_attempt_nocopy_reshape`): match groups of old dims whose
         // element counts agree; each old group must itself be contiguous-in-place.
         let old: Vec<(usize, isize)> =
-            self.shape.iter().zip(&self.strides).filter(|(&d, _)| d != 1).map(|(&d, &s)| (d, s)).collect();
+            self.shape.iter().zip(&self.strides).filter(|&(&d, _)| d != 1).map(|(&d, &s)| (d, s)).collect();
         let mut new_strides: Strides = SmallVec::from_elem(0, shape.len());
         let (mut oi, mut ni) = (0usize, 0usize);
         let new_nz: Vec<usize> = (0..shape.len()).collect();

@@ -244,13 +244,12 @@ mod tests {
         let mut in_range = false;
         let mut advised = None;
         for line in smaps.lines() {
-            if let Some((range, _)) = line.split_once(' ') {
-                if let Some((a, b)) = range.split_once('-') {
-                    if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
-                        in_range = a <= addr && addr < b;
-                        continue;
-                    }
-                }
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((a, b)) = range.split_once('-')
+                && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                in_range = a <= addr && addr < b;
+                continue;
             }
             if in_range && line.starts_with("VmFlags:") {
                 advised = Some(line.split_whitespace().any(|f| f == "hg"));

@@ -67,13 +67,13 @@ fn random_layout<T: Element>(
     rng: &mut Rng,
     shape: &[usize],
     junk: T,
-    mut gen: impl FnMut(&mut Rng) -> T,
+    mut make: impl FnMut(&mut Rng) -> T,
 ) -> Array {
     let r = shape.len();
     let kind = if r == 0 { 0 } else { rng.below(5) };
     match kind {
         1 => {
-            let data: Vec<T> = (0..numel(shape)).map(|_| gen(rng)).collect();
+            let data: Vec<T> = (0..numel(shape)).map(|_| make(rng)).collect();
             let rev: Vec<usize> = (0..r).rev().collect();
             Array::from_vec(data, shape).permute(&rev).contiguous().permute(&rev)
         }
@@ -82,21 +82,21 @@ fn random_layout<T: Element>(
             let mut big = shape.to_vec();
             big[0] = 2 * shape[0] + 1;
             let data: Vec<T> = (0..big[0] * inner)
-                .map(|f| if (f / inner.max(1)) % 2 == 1 { gen(rng) } else { junk })
+                .map(|f| if (f / inner.max(1)) % 2 == 1 { make(rng) } else { junk })
                 .collect();
             Array::from_vec(data, &big).slice(0, 1, big[0], 2)
         }
         3 => {
-            let data: Vec<T> = (0..numel(shape)).map(|_| gen(rng)).collect();
+            let data: Vec<T> = (0..numel(shape)).map(|_| make(rng)).collect();
             Array::from_vec(data, shape).flip(r - 1).contiguous().flip(r - 1)
         }
         4 => {
             let mut one = shape.to_vec();
             one[0] = 1;
-            let data: Vec<T> = (0..numel(&one)).map(|_| gen(rng)).collect();
+            let data: Vec<T> = (0..numel(&one)).map(|_| make(rng)).collect();
             Array::from_vec(data, &one).broadcast_to(shape)
         }
-        _ => Array::from_vec((0..numel(shape)).map(|_| gen(rng)).collect(), shape),
+        _ => Array::from_vec((0..numel(shape)).map(|_| make(rng)).collect(), shape),
     }
 }
 

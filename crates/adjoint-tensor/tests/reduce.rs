@@ -91,7 +91,7 @@ fn ravel(idx: &[usize], shape: &[usize]) -> usize {
 /// `(keepdim shape, squeezed shape)` of reducing `red` axes of `shape`.
 fn out_shapes(shape: &[usize], red: &[bool]) -> (Vec<usize>, Vec<usize>) {
     let keep = shape.iter().zip(red).map(|(&d, &r)| if r { 1 } else { d }).collect();
-    let squeezed = shape.iter().zip(red).filter(|(_, &r)| !r).map(|(&d, _)| d).collect();
+    let squeezed = shape.iter().zip(red).filter(|&(_, &r)| !r).map(|(&d, _)| d).collect();
     (keep, squeezed)
 }
 

@@ -110,10 +110,10 @@ impl Parallel {
     /// Stop every rank after an error on this one (distributed), or do nothing.
     pub fn fail(&self, message: &str) {
         #[cfg(feature = "distributed")]
-        if let Some(d) = &self.dist {
-            if d.world_size() > 1 {
-                d.abort(&message);
-            }
+        if let Some(d) = &self.dist
+            && d.world_size() > 1
+        {
+            d.abort(&message);
         }
         let _ = message;
     }

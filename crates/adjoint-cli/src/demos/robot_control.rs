@@ -462,14 +462,14 @@ pub fn train_cem(
         label,
         budget,
         quiet,
-        |gen, progress| {
-            let eps =
-                random::normal(&key.fold_in(gen as u64), &[s.population, dim], DType::F64).to_vec::<f64>();
+        |generation, progress| {
+            let eps = random::normal(&key.fold_in(generation as u64), &[s.population, dim], DType::F64)
+                .to_vec::<f64>();
             let m = mean.borrow().clone();
             let rows: Vec<Vec<f64>> = (0..s.population)
                 .map(|i| (0..dim).map(|j| m[j] + std[j] * eps[i * dim + j]).collect())
                 .collect();
-            let ts = tasks(gen);
+            let ts = tasks(generation);
             let losses: Vec<f64> = rows
                 .iter()
                 .map(|r| {
@@ -489,7 +489,7 @@ pub fn train_cem(
             }
             *mean.borrow_mut() = next;
             let best = losses[order[0]];
-            common::check_finite(&format!("robot {label}"), gen, best)?;
+            common::check_finite(&format!("robot {label}"), generation, best)?;
             Ok(best)
         },
         || eval(&mean.borrow()),

@@ -101,7 +101,7 @@ pub(crate) fn floats(avals: &[Aval]) -> Vec<bool> {
 
 /// The entries of `xs` where `mask` holds.
 pub(crate) fn pick<T: Clone>(xs: &[T], mask: &[bool]) -> Vec<T> {
-    xs.iter().zip(mask).filter(|(_, &m)| m).map(|(x, _)| x.clone()).collect()
+    xs.iter().zip(mask).filter(|&(_, &m)| m).map(|(x, _)| x.clone()).collect()
 }
 
 /// `all` with its masked entries replaced by `new`, in order.
@@ -342,6 +342,6 @@ pub(crate) fn split_residuals(fir: &Ir, bir: &Ir, known: &[(usize, usize)]) -> O
         bwd.inputs.extend(res.iter().copied());
     }
     // The backward body, without the moved equations.
-    bwd.eqns.extend(bir.eqns.iter().zip(&keq).filter(|(_, &k)| !k).map(|(e, _)| e.clone()));
+    bwd.eqns.extend(bir.eqns.iter().zip(&keq).filter(|&(_, &k)| !k).map(|(e, _)| e.clone()));
     Some((fwd, bwd, if packable { 1 } else { res.len() }))
 }

@@ -119,7 +119,7 @@ impl Primitive for Cond {
             .iter()
             .zip(&tangents[1..])
             .zip(&fin)
-            .filter(|(_, &f)| f)
+            .filter(|&(_, &f)| f)
             .map(|((p, t), _)| t.cloned().unwrap_or_else(|| p.zeros_like()))
             .collect();
         let mut ops: Vec<&Tensor> = primals.to_vec();

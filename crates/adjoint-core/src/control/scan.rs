@@ -174,7 +174,7 @@ impl Scan {
         let xmap: Vec<(Vec<(u32, usize)>, usize)> = (0..xs.len())
             .map(|k| {
                 let regs = sp.input(nk + nc + k);
-                let read = regs.iter().enumerate().filter(|(_, &r)| sp.is_read(r)).map(|(j, &r)| (r, j));
+                let read = regs.iter().enumerate().filter(|&(_, &r)| sp.is_read(r)).map(|(j, &r)| (r, j));
                 (read.collect(), regs.len())
             })
             .collect();
@@ -484,7 +484,7 @@ impl Primitive for Scan {
             .iter()
             .zip(tangents)
             .zip(&fin)
-            .filter(|(_, &f)| f)
+            .filter(|&(_, &f)| f)
             .map(|((p, t), _)| t.cloned().unwrap_or_else(|| p.zeros_like()))
             .collect();
         let (tk, rest) = tan.split_at(fk);

@@ -162,7 +162,7 @@ impl Primitive for While {
             .iter()
             .zip(&tangents[nk..])
             .zip(&fin)
-            .filter(|(_, &f)| f)
+            .filter(|&(_, &f)| f)
             .map(|((p, t), _)| t.cloned().unwrap_or_else(|| p.zeros_like()))
             .collect();
         let (tb, tc) = tan.split_at(fb);

@@ -367,13 +367,13 @@ impl Kernel {
         let mut donated: Vec<Option<usize>> = vec![None; self.outputs.len()];
         let mut raw: Vec<Option<Ptr<T>>> = vec![None; args.len()];
         for &(k, j) in &self.reuse {
-            if let Some(Arg::Owned(a)) = args.get_mut(k) {
-                if a.dtype() == self.dtype && a.shape() == self.shape.as_slice() {
-                    if let Some(s) = a.try_unique_slice_mut::<T>() {
-                        raw[k] = Some(Ptr(s.as_mut_ptr()));
-                        donated[j] = Some(k);
-                    }
-                }
+            if let Some(Arg::Owned(a)) = args.get_mut(k)
+                && a.dtype() == self.dtype
+                && a.shape() == self.shape.as_slice()
+                && let Some(s) = a.try_unique_slice_mut::<T>()
+            {
+                raw[k] = Some(Ptr(s.as_mut_ptr()));
+                donated[j] = Some(k);
             }
         }
         assert_eq!(

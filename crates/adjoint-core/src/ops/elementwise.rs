@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 use crate::trace::bind;
 
 macro_rules! unary_methods {
-    ($($(#[$doc:meta])* $name:ident => $prim:expr;)*) => {
+    ($($(#[$doc:meta])* $name:ident => $prim:expr_2021;)*) => {
         impl Tensor {
             $(
                 $(#[$doc])*

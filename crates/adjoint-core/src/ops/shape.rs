@@ -244,10 +244,10 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn concat(tensors: &[&Tensor], axis: usize) -> Tensor {
-        if let [only] = tensors {
-            if axis < only.rank() {
-                return (*only).clone();
-            }
+        if let [only] = tensors
+            && axis < only.rank()
+        {
+            return (*only).clone();
         }
         bind(&Concat(axis), tensors)
     }

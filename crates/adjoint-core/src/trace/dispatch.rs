@@ -222,10 +222,10 @@ fn eval_concrete<P: Primitive + ?Sized>(p: &P, args: &[&Tensor]) -> Outs<Tensor>
 #[inline]
 fn below(op: &str, outs: &[Tensor], level: usize) {
     for o in outs {
-        if let Repr::Tracer(t) = &o.0 {
-            if t.level >= level {
-                closes_over(op);
-            }
+        if let Repr::Tracer(t) = &o.0
+            && t.level >= level
+        {
+            closes_over(op);
         }
     }
 }

@@ -248,10 +248,10 @@ impl<T: Send + 'static> Iterator for Batches<T> {
                 Some(b) => Some(b),
                 None => {
                     // Channel closed: the worker finished or panicked. Re-raise a panic here.
-                    if let Some(h) = handle.take() {
-                        if let Err(payload) = h.join() {
-                            std::panic::resume_unwind(payload);
-                        }
+                    if let Some(h) = handle.take()
+                        && let Err(payload) = h.join()
+                    {
+                        std::panic::resume_unwind(payload);
                     }
                     None
                 }

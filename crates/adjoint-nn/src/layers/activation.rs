@@ -8,7 +8,7 @@ use adjoint_core::{Params, Tensor};
 use super::{Ctx, Module};
 
 macro_rules! unit_activation {
-    ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
+    ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr_2021) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, Params)]
         #[params(crate = adjoint_core)]

@@ -211,7 +211,7 @@ fn adam_step<P: Params>(
 }
 
 macro_rules! adam_type {
-    ($(#[$doc:meta])* $name:ident, $config:ident, $decoupled:expr) => {
+    ($(#[$doc:meta])* $name:ident, $config:ident, $decoupled:expr_2021) => {
         $(#[$doc])*
         #[derive(Clone, Debug, Params)]
         #[params(crate = adjoint_core)]

@@ -261,23 +261,23 @@ where
     }
 
     for p in &params {
-        if let Some(t) = config.vanishing_threshold {
-            if p.grad_norm < t {
-                stats.warnings.push(GradWarning::Vanishing {
-                    param: p.name.clone(),
-                    norm: p.grad_norm,
-                    threshold: t,
-                });
-            }
+        if let Some(t) = config.vanishing_threshold
+            && p.grad_norm < t
+        {
+            stats.warnings.push(GradWarning::Vanishing {
+                param: p.name.clone(),
+                norm: p.grad_norm,
+                threshold: t,
+            });
         }
-        if let Some(t) = config.exploding_threshold {
-            if p.grad_norm > t {
-                stats.warnings.push(GradWarning::Exploding {
-                    param: p.name.clone(),
-                    norm: p.grad_norm,
-                    threshold: t,
-                });
-            }
+        if let Some(t) = config.exploding_threshold
+            && p.grad_norm > t
+        {
+            stats.warnings.push(GradWarning::Exploding {
+                param: p.name.clone(),
+                norm: p.grad_norm,
+                threshold: t,
+            });
         }
     }
 

@@ -355,10 +355,10 @@ impl<M: Params> Trainer<M> {
     }
 
     fn log(&mut self, record: &serde_json::Value) -> Result<()> {
-        if self.logger.is_none() {
-            if let Some(p) = &self.config.jsonl {
-                self.logger = Some(JsonlLogger::create(p)?);
-            }
+        if self.logger.is_none()
+            && let Some(p) = &self.config.jsonl
+        {
+            self.logger = Some(JsonlLogger::create(p)?);
         }
         match &mut self.logger {
             Some(l) => l.write(record),

@@ -20,10 +20,10 @@ pub(crate) fn dims(a: &Array) -> (usize, usize, usize) {
 
 /// The elements of `a` as `f64` in row-major order (borrowed when they already are).
 pub(crate) fn data(a: &Array) -> Cow<'_, [f64]> {
-    if a.dtype() == DType::F64 {
-        if let Some(s) = a.as_slice::<f64>() {
-            return Cow::Borrowed(s);
-        }
+    if a.dtype() == DType::F64
+        && let Some(s) = a.as_slice::<f64>()
+    {
+        return Cow::Borrowed(s);
     }
     Cow::Owned(a.to_vec::<f64>())
 }

@@ -410,54 +410,48 @@ fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
 fn plan(a: &Array, kept: &[usize], red: &[usize], m: usize, k: usize) -> (Array, Plan) {
     let perm: SmallVec<[usize; 6]> = kept.iter().chain(red).copied().collect();
     let moved_last = a.layout().permute(&perm);
-    if let Some(l) = moved_last.reshape(&[m, k]) {
-        if k == 1 || l.strides[1] == 1 {
-            return (a.clone(), Plan::Rows { off: l.offset as isize, m, rs: l.strides[0], k });
-        }
+    if let Some(l) = moved_last.reshape(&[m, k])
+        && (k == 1 || l.strides[1] == 1)
+    {
+        return (a.clone(), Plan::Rows { off: l.offset as isize, m, rs: l.strides[0], k });
     }
     if m > 1 {
         let perm: SmallVec<[usize; 6]> = red.iter().chain(kept).copied().collect();
-        if let Some(l) = a.layout().permute(&perm).reshape(&[k, m]) {
-            if l.strides[1] == 1 {
-                let plan = Plan::Cols { off: l.offset as isize, p: 1, sp: 0, k, sk: l.strides[0], q: m };
-                return (a.clone(), plan);
-            }
+        if let Some(l) = a.layout().permute(&perm).reshape(&[k, m])
+            && l.strides[1] == 1
+        {
+            let plan = Plan::Cols { off: l.offset as isize, p: 1, sp: 0, k, sk: l.strides[0], q: m };
+            return (a.clone(), plan);
         }
         let (first, last) = (red[0], red[red.len() - 1]);
         if last - first + 1 == red.len() {
             let shape = a.shape();
             let (p, q) =
                 (shape[..first].iter().product::<usize>(), shape[last + 1..].iter().product::<usize>());
-            if let Some(l) = a.layout().reshape(&[p, k, q]) {
-                if q > 1 && l.strides[2] == 1 {
-                    let plan =
-                        Plan::Cols { off: l.offset as isize, p, sp: l.strides[0], k, sk: l.strides[1], q };
-                    return (a.clone(), plan);
-                }
+            if let Some(l) = a.layout().reshape(&[p, k, q])
+                && q > 1
+                && l.strides[2] == 1
+            {
+                let plan = Plan::Cols { off: l.offset as isize, p, sp: l.strides[0], k, sk: l.strides[1], q };
+                return (a.clone(), plan);
             }
         }
     }
     // One block of kept axes between reduced ones, the last of them long enough for a
     // contiguous fold to pay: `[p, m, k]`, rows of `k` contiguous.
-    if let (Some(&kf), Some(&kl)) = (kept.first(), kept.last()) {
-        if kl - kf + 1 == kept.len() && kf > 0 && kl + 1 < a.rank() {
-            let shape = a.shape();
-            let (p, kk) = (shape[..kf].iter().product::<usize>(), shape[kl + 1..].iter().product::<usize>());
-            if kk >= LANES {
-                if let Some(l) = a.layout().reshape(&[p, m, kk]) {
-                    if l.strides[2] == 1 {
-                        let plan = Plan::Mid {
-                            off: l.offset as isize,
-                            p,
-                            sp: l.strides[0],
-                            m,
-                            sm: l.strides[1],
-                            k: kk,
-                        };
-                        return (a.clone(), plan);
-                    }
-                }
-            }
+    if let (Some(&kf), Some(&kl)) = (kept.first(), kept.last())
+        && kl - kf + 1 == kept.len()
+        && kf > 0
+        && kl + 1 < a.rank()
+    {
+        let shape = a.shape();
+        let (p, kk) = (shape[..kf].iter().product::<usize>(), shape[kl + 1..].iter().product::<usize>());
+        if kk >= LANES
+            && let Some(l) = a.layout().reshape(&[p, m, kk])
+            && l.strides[2] == 1
+        {
+            let plan = Plan::Mid { off: l.offset as isize, p, sp: l.strides[0], m, sm: l.strides[1], k: kk };
+            return (a.clone(), plan);
         }
     }
     let c = Array::from_parts(a.storage().clone(), moved_last).contiguous();
@@ -612,16 +606,16 @@ impl Array {
             self.dtype(),
             self.shape()
         );
-        if matches!(op, ReduceOp::Max | ReduceOp::Min) {
-            if let Some(&d) = red.iter().find(|&&d| self.shape()[d] == 0) {
-                return Err(TensorError::new(
-                    name,
-                    format!(
-                        "cannot reduce axis {d} of size 0 (shape {:?}, axes {axes:?}): there is no identity",
-                        self.shape()
-                    ),
-                ));
-            }
+        if matches!(op, ReduceOp::Max | ReduceOp::Min)
+            && let Some(&d) = red.iter().find(|&&d| self.shape()[d] == 0)
+        {
+            return Err(TensorError::new(
+                name,
+                format!(
+                    "cannot reduce axis {d} of size 0 (shape {:?}, axes {axes:?}): there is no identity",
+                    self.shape()
+                ),
+            ));
         }
         let counts = matches!(op, ReduceOp::Sum | ReduceOp::Prod) && self.dtype() == DType::Bool;
         let a = if counts { self.cast(DType::I64) } else { self.clone() };

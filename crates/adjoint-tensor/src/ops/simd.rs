@@ -11,7 +11,7 @@
 
 /// Call the AVX2 build of a kernel when the CPU has it, else the baseline build.
 macro_rules! dispatch_avx2 {
-    ($generic:expr, $avx2:expr, ($($arg:expr),*)) => {{
+    ($generic:expr_2021, $avx2:expr_2021, ($($arg:expr_2021),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
@@ -50,7 +50,7 @@ pub(crate) use crate::avx512_build;
 #[doc(hidden)]
 #[macro_export]
 macro_rules! dispatch_simd {
-    ($generic:expr, $avx2:expr, $avx512:expr, ($($arg:expr),*)) => {{
+    ($generic:expr_2021, $avx2:expr_2021, $avx512:expr_2021, ($($arg:expr_2021),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
             if $crate::ops::simd::has_avx512() {

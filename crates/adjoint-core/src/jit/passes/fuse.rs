@@ -27,7 +27,7 @@ use crate::prims;
 pub fn classify(p: &dyn Primitive) -> Option<Op> {
     let a = p.as_any();
     macro_rules! table {
-        ($($ty:ty => $op:expr),* $(,)?) => {
+        ($($ty:ty => $op:expr_2021),* $(,)?) => {
             $(if a.is::<$ty>() { return Some($op); })*
         };
     }
@@ -189,10 +189,11 @@ pub fn fuse(mut ir: Ir) -> Ir {
         let joins = key.as_ref().and_then(|k| open.get(k).copied());
         // Close every open group (other than the one this equation joins) it reads from.
         for &v in &e.ins {
-            if let Some(g) = producer[v].and_then(|p| group_of[p]) {
-                if Some(g) != joins && open_key[g].is_some() {
-                    close(g, &mut groups, &mut open, &mut open_key, &mut out, &group_of);
-                }
+            if let Some(g) = producer[v].and_then(|p| group_of[p])
+                && Some(g) != joins
+                && open_key[g].is_some()
+            {
+                close(g, &mut groups, &mut open, &mut open_key, &mut out, &group_of);
             }
         }
         match key {
@@ -311,19 +312,20 @@ fn build(
         ops.push(e.prim.name());
         // Free the registers of values (produced in the group) read for the last time here.
         for &u in &e.ins {
-            if last_read.get(&u) == Some(&j) && produced.contains_key(&u) {
-                if let Slot::Reg(r) = slots[slot_of[&u] as usize] {
-                    if !free.contains(&r) {
-                        free.push(r);
-                    }
-                }
+            if last_read.get(&u) == Some(&j)
+                && produced.contains_key(&u)
+                && let Slot::Reg(r) = slots[slot_of[&u] as usize]
+                && !free.contains(&r)
+            {
+                free.push(r);
             }
         }
         // A value never read again in the group (and not an output) frees its register too.
-        if !escapes && !last_read.contains_key(&v) {
-            if let Slot::Reg(r) = slots[dst as usize] {
-                free.push(r);
-            }
+        if !escapes
+            && !last_read.contains_key(&v)
+            && let Slot::Reg(r) = slots[dst as usize]
+        {
+            free.push(r);
         }
     }
     let mut kernel = Kernel {

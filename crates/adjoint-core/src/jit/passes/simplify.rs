@@ -124,12 +124,12 @@ fn rewrite(ir: &mut Ir, e: &Eqn, producer: &[Option<usize>], readers: &[usize]) 
             return Some(Rewrite::Alias(y));
         }
     }
-    if a.is::<prims::neg::Neg>() {
-        if let Some(p) = producer[e.ins[0]] {
-            let inner = &ir.eqns[p];
-            if inner.prim.as_any().is::<prims::neg::Neg>() {
-                return Some(Rewrite::Alias(inner.ins[0]));
-            }
+    if a.is::<prims::neg::Neg>()
+        && let Some(p) = producer[e.ins[0]]
+    {
+        let inner = &ir.eqns[p];
+        if inner.prim.as_any().is::<prims::neg::Neg>() {
+            return Some(Rewrite::Alias(inner.ins[0]));
         }
     }
     if a.is::<prims::matmul::Matmul>() {

@@ -85,7 +85,7 @@ fn slices<'a, T: Element>(a: &'a [&'a Array]) -> Vec<&'a [T]> {
 }
 
 macro_rules! by_dtype {
-    ($d:expr, $f:ident($($a:expr),*)) => {
+    ($d:expr_2021, $f:ident($($a:expr_2021),*)) => {
         match $d {
             DType::F32 => $f::<f32>($($a),*),
             _ => $f::<f64>($($a),*),

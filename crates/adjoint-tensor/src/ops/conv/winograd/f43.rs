@@ -131,7 +131,7 @@ fn at6<const W: usize>([x0, x1, x2, x3, x4, x5]: [Lanes<W>; 6]) -> [Lanes<W>; 4]
 /// an input; 20 slots cost 24, not 32); one slot at a time only below 8 slots. A macro, not a
 /// function taking a closure: a closure is not inlined into the SIMD build that calls it.
 macro_rules! for_blocks {
-    ($l:expr, $block:ident($($arg:expr),*)) => {{
+    ($l:expr_2021, $block:ident($($arg:expr_2021),*)) => {{
         let l = $l;
         if l < 8 {
             for k in 0..l {
