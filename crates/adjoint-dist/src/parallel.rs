@@ -838,9 +838,21 @@ fn reduce_rows<T: Float + Element>(seg: &Segment, l: &ShardLeaf, scale: f64) -> 
     // exists only for 2 ranks or more, so there is a last sum.
     let (w, k) = (l.parts.len(), <T as Float>::from_f64(scale));
     debug_assert!(w >= 2);
+    // The first two ranks' rows are summed into the fresh buffer in one pass (no copy first).
     unsafe {
-        out.extend_from_slice(seg.slice::<T>(0, at, n));
-        for q in 1..w {
+        let (a, b) = (seg.slice::<T>(0, at, n), seg.slice::<T>(1, at, n));
+        let spare = &mut out.spare_capacity_mut()[..n];
+        if w == 2 {
+            spare.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| {
+                o.write((x + y) * k);
+            });
+        } else {
+            spare.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| {
+                o.write(x + y);
+            });
+        }
+        out.set_len(n);
+        for q in 2..w {
             let last = q + 1 == w;
             out.iter_mut().zip(seg.slice::<T>(q, at, n)).for_each(|(o, &x)| {
                 *o = if last { (*o + x) * k } else { *o + x };
