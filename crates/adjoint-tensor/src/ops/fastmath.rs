@@ -96,6 +96,24 @@ fn exp_poly_f64(r: f64) -> f64 {
 const ROUND_F32: f32 = 12_582_912.0;
 const ROUND_F64: f64 = 6_755_399_441_055_744.0;
 
+/// `exp`'s range reduction, shared by `exp_fast` and [`exp_run`]'s quick path (so both give
+/// the same bits): `t = x·log2(e) + ROUND`, whose low mantissa bits hold `n = round(x·log2 e)`,
+/// and `r = x − n·ln 2` with ln 2 split in a short head (exact products) and a tail
+/// (Cody–Waite).
+#[inline(always)]
+fn reduce_f32(x: f32) -> (f32, f32) {
+    let t = x.mul_add(std::f32::consts::LOG2_E, ROUND_F32);
+    let n = t - ROUND_F32;
+    (t, n.mul_add(2.121_944_4e-4, n.mul_add(-0.693_359_4, x)))
+}
+
+#[inline(always)]
+fn reduce_f64(x: f64) -> (f64, f64) {
+    let t = x.mul_add(std::f64::consts::LOG2_E, ROUND_F64);
+    let n = t - ROUND_F64;
+    (t, n.mul_add(-1.428_606_820_309_417_2e-6, n.mul_add(-6.931_457_519_531_25e-1, x)))
+}
+
 /// How many lanes [`exp_run`] checks together: two AVX2 vectors, one AVX-512 vector.
 const EXP_GROUP: usize = 16;
 
@@ -147,9 +165,7 @@ impl FastFloat for f32 {
             out,
             src,
             |x: f32| {
-                let t = x.mul_add(std::f32::consts::LOG2_E, ROUND_F32);
-                let n = t - ROUND_F32;
-                let r = n.mul_add(2.121_944_4e-4, n.mul_add(-0.693_359_4, x));
+                let (t, r) = reduce_f32(x);
                 // `t`'s low mantissa bits hold n (ROUND_F32's own bits vanish in the shift).
                 f32::from_bits(exp_poly_f32(r).to_bits().wrapping_add(t.to_bits().wrapping_shl(23)))
             },
@@ -160,12 +176,8 @@ impl FastFloat for f32 {
     #[inline(always)]
     fn exp_fast(self) -> f32 {
         // Outside [-104, 89] the result is 0 or inf anyway; clamping keeps n in range.
-        let x = self.clamp(-104.0, 89.0);
-        let t = x.mul_add(std::f32::consts::LOG2_E, ROUND_F32);
-        let n = t - ROUND_F32;
+        let (t, r) = reduce_f32(self.clamp(-104.0, 89.0));
         let ni = (t.to_bits() as i32).wrapping_sub(ROUND_F32.to_bits() as i32);
-        // ln 2 split in a short head (exact products) and a tail (Cody–Waite).
-        let r = n.mul_add(2.121_944_4e-4, n.mul_add(-0.693_359_4, x));
         scale_f32(exp_poly_f32(r), ni)
     }
 
@@ -210,9 +222,7 @@ impl FastFloat for f64 {
             out,
             src,
             |x: f64| {
-                let t = x.mul_add(std::f64::consts::LOG2_E, ROUND_F64);
-                let n = t - ROUND_F64;
-                let r = n.mul_add(-1.428_606_820_309_417_2e-6, n.mul_add(-6.931_457_519_531_25e-1, x));
+                let (t, r) = reduce_f64(x);
                 f64::from_bits(exp_poly_f64(r).to_bits().wrapping_add(t.to_bits().wrapping_shl(52)))
             },
             |x: f64| x.abs() <= 707.0,
@@ -221,11 +231,8 @@ impl FastFloat for f64 {
 
     #[inline(always)]
     fn exp_fast(self) -> f64 {
-        let x = self.clamp(-746.0, 710.0);
-        let t = x.mul_add(std::f64::consts::LOG2_E, ROUND_F64);
-        let n = t - ROUND_F64;
+        let (t, r) = reduce_f64(self.clamp(-746.0, 710.0));
         let ni = (t.to_bits() as i64).wrapping_sub(ROUND_F64.to_bits() as i64);
-        let r = n.mul_add(-1.428_606_820_309_417_2e-6, n.mul_add(-6.931_457_519_531_25e-1, x));
         scale_f64(exp_poly_f64(r), ni)
     }
 
