@@ -2,7 +2,8 @@
 //! elements into fresh outputs, with the bytes moved per second. Medians of interleaved
 //! samples; the pool size is `RAYON_NUM_THREADS`.
 //!
-//! `cargo run --release -p adjoint-tensor --example unary_bench [-- SAMPLES]`
+//! `cargo run --release -p adjoint-tensor --example unary_bench [-- SAMPLES [N...]]` (sizes
+//! default to 1M and 16M; a small `N` times the kernels in cache, without the memory system).
 
 use std::time::Instant;
 
@@ -19,8 +20,10 @@ type Case<'a> = (&'static str, usize, Box<dyn Fn() -> Array + 'a>);
 
 fn main() {
     let samples: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);
+    let sizes: Vec<usize> = std::env::args().skip(2).filter_map(|s| s.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![1usize << 20, 1 << 24] } else { sizes };
     println!("threads {}", rayon::current_num_threads());
-    for n in [1usize << 20, 1 << 24] {
+    for n in sizes {
         let x = data_scaled(1, &[n], 20.0);
         let y = data_scaled(2, &[n], 20.0);
         let cases: [Case; 4] = [
@@ -41,11 +44,15 @@ fn main() {
         );
         let cases: Vec<Case> = cases.into_iter().chain([copy]).collect();
         let mut times = vec![Vec::new(); cases.len()];
+        // Small sizes: enough calls per sample to last about as long as a 4M-element one.
+        let reps = ((1usize << 22) / n).max(1);
         for _ in 0..samples {
             for (c, t) in cases.iter().zip(&mut times) {
                 let t0 = Instant::now();
-                std::hint::black_box((c.2)());
-                t.push(t0.elapsed().as_secs_f64());
+                for _ in 0..reps {
+                    std::hint::black_box((c.2)());
+                }
+                t.push(t0.elapsed().as_secs_f64() / reps as f64);
             }
         }
         for (c, t) in cases.iter().zip(times) {

@@ -415,13 +415,13 @@ fn exp_is_accurate_over_its_whole_range() {
 
 #[test]
 fn exp_groups_with_lanes_outside_the_quick_range_match_the_per_element_path() {
-    // The contiguous exp kernel takes a quick path for groups of 16 in-range inputs and redoes a
+    // The contiguous exp kernel takes a quick path for groups of 32 in-range inputs and redoes a
     // group with any huge, tiny or NaN input element by element: both must give the same bits
     // as the per-element function, fresh or in place, wherever the odd lane sits (and for a
     // length that leaves a remainder).
     use adjoint_tensor::ops::block::BlockFloat;
     fn check<T: BlockFloat + Into<f64>>(dtype: DType, odd: &[f64]) {
-        let n = 16 * 37 + 5;
+        let n = 32 * 37 + 5;
         let mut xs: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 10.0 - 50.0).collect();
         for (k, &v) in odd.iter().enumerate() {
             xs[(k * 131 + 3) % n] = v;
@@ -453,6 +453,38 @@ fn exp_groups_with_lanes_outside_the_quick_range_match_the_per_element_path() {
     ];
     check::<f32>(DType::F32, &odd);
     check::<f64>(DType::F64, &odd);
+}
+
+#[test]
+fn exp_of_an_array_larger_than_the_caches_matches_the_per_element_path() {
+    // Outputs of 32 MiB and more are written with non-temporal stores after a head that
+    // aligns the output to a cache line: every element (head, groups with odd lanes, the
+    // remainder) must still be the per-element function's, for a source that starts anywhere.
+    use adjoint_tensor::ops::block::BlockFloat;
+    fn check<T: BlockFloat + Into<f64>>(dtype: DType, n: usize) {
+        let mut xs: Vec<f64> = (0..n).map(|i| ((i * 7919) % 2000) as f64 / 20.0 - 50.0).collect();
+        for (k, v) in [f64::NAN, f64::INFINITY, -1e3, 709.0, -720.0, 88.5, -104.0].into_iter().enumerate() {
+            xs[(k * 1_000_003 + 5) % n] = v;
+        }
+        let a = Array::from_vec(xs, &[n]).cast(dtype);
+        for start in [0, 3] {
+            let v = a.narrow(0, start, n - start);
+            let want: Vec<u64> = v
+                .to_vec::<T>()
+                .iter()
+                .map(|&x| Into::<f64>::into(T::unary_one(UnaryOp::Exp, x)).to_bits())
+                .collect();
+            let got: Vec<u64> = v
+                .unary(UnaryOp::Exp)
+                .to_vec::<T>()
+                .into_iter()
+                .map(|x| Into::<f64>::into(x).to_bits())
+                .collect();
+            assert!(got == want, "{dtype:?} from {start}: streamed exp differs from the per-element path");
+        }
+    }
+    check::<f32>(DType::F32, (9 << 20) + 29);
+    check::<f64>(DType::F64, (5 << 20) + 13);
 }
 
 #[test]

@@ -80,9 +80,9 @@ impl<T: Copy> Apply<T> for Block1<'_, T> {
     fn apply_runs<F, R>(self, _f: F, runs: R)
     where
         F: Fn(T) -> T + Sync,
-        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T], bool) + Sync,
     {
-        runs(uninit(self.1), self.0)
+        runs(uninit(self.1), self.0, false)
     }
 }
 
@@ -108,7 +108,7 @@ impl<T: Copy> Apply<T> for One<T> {
     fn apply_runs<F, R>(self, f: F, _runs: R) -> T
     where
         F: Fn(T) -> T + Sync,
-        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T], bool) + Sync,
     {
         f(self.0)
     }

@@ -23,7 +23,15 @@ pub(crate) trait FastFloat: FloatElement {
     fn exp2_fast(self) -> Self;
     /// `out[i] = src[i].exp_fast()`, bit for bit, over a contiguous run (`out` and `src` of
     /// equal length), faster than mapping [`exp_fast`](FastFloat::exp_fast): see [`exp_run`].
-    fn exp_run(out: &mut [MaybeUninit<Self>], src: &[Self]);
+    /// With `stream`, the results bypass the cache ([`stream_group`]): only where the CPU has
+    /// AVX (the SIMD builds).
+    fn exp_run(out: &mut [MaybeUninit<Self>], src: &[Self], stream: bool);
+    /// Write a group of [`EXP_GROUP`] results to `dst` with non-temporal stores (see
+    /// [`exp_run`]).
+    ///
+    /// # Safety
+    /// `dst` is valid for `EXP_GROUP` writes and 32-byte aligned, and the CPU has AVX.
+    unsafe fn stream_group(dst: *mut Self, y: &[Self; EXP_GROUP]);
     /// Round half to even.
     fn round_even(self) -> Self;
     /// Hyperbolic tangent within a few ulp, written to vectorize (Cephes: an odd polynomial
@@ -63,20 +71,24 @@ fn scale_f64(y: f64, n: i64) -> f64 {
     y * p1 * p2
 }
 
-/// `e^r` for `|r| <= ln2/2`: `1 + r + c2·r² + … + c6·r⁶` in Horner form, six fused
-/// multiply-adds. The coefficients minimise the largest relative error over the interval
-/// (3.8e-9 with the coefficients rounded to f32, a twentieth of an ulp); they were fitted by
-/// `benches/python/fit_exp_poly.py`. Cephes' degree-7 form took two more operations for
-/// accuracy that rounding the result throws away.
+/// `e^r` for `|r| <= ln2/2`: `1 + r + c2·r² + … + c6·r⁶`. The coefficients minimise the
+/// largest relative error over the interval (3.8e-9 with the coefficients rounded to f32, a
+/// twentieth of an ulp); they were fitted by `benches/python/fit_exp_poly.py`. Cephes'
+/// degree-7 form took two more operations for accuracy that rounding the result throws away.
+///
+/// Evaluated in Estrin's form, `(1 + r) + r²·((c2 + c3·r) + r²·((c4 + c5·r) + c6·r²))`: seven
+/// operations where Horner's form takes six, but a dependency chain four deep instead of six.
+/// The kernel is bound by that chain's latency, not by arithmetic, on Zen 1 (whose 256-bit
+/// operations are two micro-ops each, so few groups fit in flight): `exp` on 16k `f32` in
+/// cache went from 16.1 to 14.7 µs with this form and groups of 32 (`unary_bench`).
 #[inline(always)]
 fn exp_poly_f32(r: f32) -> f32 {
-    let mut p = 1.381_459_3e-3f32;
-    p = p.mul_add(r, 8.368_708e-3);
-    p = p.mul_add(r, 4.166_839e-2);
-    p = p.mul_add(r, 1.666_652_1e-1);
-    p = p.mul_add(r, 0.499_999_94);
-    p = p.mul_add(r, 1.0);
-    p.mul_add(r, 1.0)
+    let r2 = r * r;
+    let a = r + 1.0;
+    let b = 1.666_652_1e-1f32.mul_add(r, 0.499_999_94);
+    let c = 8.368_708e-3f32.mul_add(r, 4.166_839e-2);
+    let c = 1.381_459_3e-3f32.mul_add(r2, c);
+    c.mul_add(r2, b).mul_add(r2, a)
 }
 
 /// `e^r` for `|r| <= ln2/2` (Cephes `exp` Padé form).
@@ -114,8 +126,10 @@ fn reduce_f64(x: f64) -> (f64, f64) {
     (t, n.mul_add(-1.428_606_820_309_417_2e-6, n.mul_add(-6.931_457_519_531_25e-1, x)))
 }
 
-/// How many lanes [`exp_run`] checks together: two AVX2 vectors, one AVX-512 vector.
-const EXP_GROUP: usize = 16;
+/// How many lanes [`exp_run`] checks together: four AVX2 vectors, two AVX-512 vectors; in
+/// `f32` two 64-byte cache lines, in `f64` four. Independent chains for the out-of-order core
+/// to overlap; 8 was three times slower than 16 (LLVM's code), 32 is faster than 16 on Zen 1.
+pub(crate) const EXP_GROUP: usize = 32;
 
 /// `out[i] = src[i].exp_fast()` over a contiguous run, bit for bit, in groups of
 /// [`EXP_GROUP`] lanes. Where every input of a group lies in `in_range`, the result is
@@ -123,16 +137,34 @@ const EXP_GROUP: usize = 16;
 /// `n` to the exponent field (one integer add, exact while the result stays normal) instead of
 /// `exp_fast`'s clamp and two multiplications, which must also be right for results that
 /// overflow or are subnormal. A group with any input outside the range (huge, tiny, NaN) is
-/// redone by `exp_fast`. On `f32` this is 17 vector operations per vector instead of 25: the
+/// redone by `exp_fast`. On `f32` this is 18 vector operations per vector instead of 26: the
 /// difference between compute-bound and memory-bound for `exp` on large arrays.
+///
+/// **Streaming** (`stream`, for outputs far larger than the cache): a plain store first reads
+/// the destination line into the cache (12 bytes of memory traffic per `f32` element where a
+/// copy moves 8), and the output evicts what the cache held. After a head that brings `out` to
+/// a 64-byte boundary, each group is whole cache lines, written by [`FastFloat::stream_group`]
+/// with non-temporal stores straight from the registers; an `sfence` at the end orders them
+/// before the caller publishes the result. (Computing into an L1 buffer and streaming that
+/// out in bursts was slower than plain stores on a Zen 1 host: `benches/LOG.md`.)
 #[inline(always)]
 fn exp_run<T: FastFloat>(
     out: &mut [MaybeUninit<T>],
     src: &[T],
+    stream: bool,
     quick: impl Fn(T) -> T,
     in_range: impl Fn(T) -> bool,
 ) {
     debug_assert_eq!(out.len(), src.len());
+    let (out, src) = if stream {
+        let head = ((64 - out.as_ptr() as usize % 64) % 64 / std::mem::size_of::<T>()).min(out.len());
+        for (o, &x) in out[..head].iter_mut().zip(&src[..head]) {
+            o.write(x.exp_fast());
+        }
+        (&mut out[head..], &src[head..])
+    } else {
+        (out, src)
+    };
     let mut outs = out.chunks_exact_mut(EXP_GROUP);
     let mut srcs = src.chunks_exact(EXP_GROUP);
     for (o, s) in (&mut outs).zip(&mut srcs) {
@@ -147,23 +179,35 @@ fn exp_run<T: FastFloat>(
                 y[i] = s[i].exp_fast();
             }
         }
-        for i in 0..EXP_GROUP {
-            o[i].write(y[i]);
+        if stream {
+            // SAFETY: a whole group of `out`, 64-byte aligned after the head; `stream` is only
+            // set where the CPU has AVX (`exp_run`'s contract).
+            unsafe { T::stream_group(o.as_mut_ptr().cast(), &y) };
+        } else {
+            for i in 0..EXP_GROUP {
+                o[i].write(y[i]);
+            }
         }
     }
     for (o, &x) in outs.into_remainder().iter_mut().zip(srcs.remainder()) {
         o.write(x.exp_fast());
     }
+    #[cfg(target_arch = "x86_64")]
+    if stream {
+        // SAFETY: `sfence` has no preconditions (SSE, part of x86-64).
+        unsafe { std::arch::x86_64::_mm_sfence() };
+    }
 }
 
 impl FastFloat for f32 {
     #[inline(always)]
-    fn exp_run(out: &mut [MaybeUninit<f32>], src: &[f32]) {
+    fn exp_run(out: &mut [MaybeUninit<f32>], src: &[f32], stream: bool) {
         // |x| <= 86.5 keeps n within [-125, 125]: with the polynomial in [0.70, 1.42] the
         // result's biased exponent stays within [1, 254].
         exp_run(
             out,
             src,
+            stream,
             |x: f32| {
                 let (t, r) = reduce_f32(x);
                 // `t`'s low mantissa bits hold n (ROUND_F32's own bits vanish in the shift).
@@ -171,6 +215,23 @@ impl FastFloat for f32 {
             },
             |x: f32| x.abs() <= 86.5,
         )
+    }
+
+    #[inline(always)]
+    unsafe fn stream_group(dst: *mut f32, y: &[f32; EXP_GROUP]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller's contract (AVX, `dst` aligned and valid for the group).
+        unsafe {
+            use std::arch::x86_64::{_mm256_loadu_ps, _mm256_stream_ps};
+            for k in (0..EXP_GROUP).step_by(8) {
+                _mm256_stream_ps(dst.add(k), _mm256_loadu_ps(y.as_ptr().add(k)));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: the caller's contract (`dst` valid for the group).
+        unsafe {
+            std::ptr::copy_nonoverlapping(y.as_ptr(), dst, EXP_GROUP)
+        }
     }
 
     #[inline(always)]
@@ -216,17 +277,35 @@ impl FastFloat for f32 {
 
 impl FastFloat for f64 {
     #[inline(always)]
-    fn exp_run(out: &mut [MaybeUninit<f64>], src: &[f64]) {
+    fn exp_run(out: &mut [MaybeUninit<f64>], src: &[f64], stream: bool) {
         // |x| <= 707 keeps n within [-1020, 1020] (biased exponents within [1, 2046]).
         exp_run(
             out,
             src,
+            stream,
             |x: f64| {
                 let (t, r) = reduce_f64(x);
                 f64::from_bits(exp_poly_f64(r).to_bits().wrapping_add(t.to_bits().wrapping_shl(52)))
             },
             |x: f64| x.abs() <= 707.0,
         )
+    }
+
+    #[inline(always)]
+    unsafe fn stream_group(dst: *mut f64, y: &[f64; EXP_GROUP]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller's contract (AVX, `dst` aligned and valid for the group).
+        unsafe {
+            use std::arch::x86_64::{_mm256_loadu_pd, _mm256_stream_pd};
+            for k in (0..EXP_GROUP).step_by(4) {
+                _mm256_stream_pd(dst.add(k), _mm256_loadu_pd(y.as_ptr().add(k)));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: the caller's contract (`dst` valid for the group).
+        unsafe {
+            std::ptr::copy_nonoverlapping(y.as_ptr(), dst, EXP_GROUP)
+        }
     }
 
     #[inline(always)]

@@ -303,38 +303,53 @@ fn map_inplace<T: Copy, F: Fn(T) -> T>(xs: &mut [T], f: &F) {
 }
 
 #[inline(always)]
-fn exp_runs_generic<T: FastFloat>(out: &mut [MaybeUninit<T>], src: &[T]) {
-    T::exp_run(out, src)
+fn exp_runs_generic<T: FastFloat>(out: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
+    T::exp_run(out, src, stream)
 }
 
-simd_builds!(exp_runs_generic => exp_runs_avx2, exp_runs_avx512, [T: FastFloat], (out: &mut [MaybeUninit<T>], src: &[T]));
+simd_builds!(exp_runs_generic => exp_runs_avx2, exp_runs_avx512, [T: FastFloat], (out: &mut [MaybeUninit<T>], src: &[T], stream: bool));
 
 /// [`FastFloat::exp_run`] in the SIMD builds.
-pub(crate) fn exp_runs<T: FastFloat>(out: &mut [MaybeUninit<T>], src: &[T]) {
-    dispatch_simd!(exp_runs_generic, exp_runs_avx2, exp_runs_avx512, (out, src))
+/// `stream` ([`map1_runs`]) takes effect on x86-64 CPUs with AVX2 (the non-temporal stores
+/// are AVX instructions; the builds that run there all have it).
+pub(crate) fn exp_runs<T: FastFloat>(out: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
+    #[cfg(target_arch = "x86_64")]
+    let stream = stream && crate::ops::simd::has_avx2_fma();
+    #[cfg(not(target_arch = "x86_64"))]
+    let stream = {
+        let _ = stream;
+        false
+    };
+    dispatch_simd!(exp_runs_generic, exp_runs_avx2, exp_runs_avx512, (out, src, stream))
 }
 
 /// `f` applied to every element of `a`, as a fresh contiguous array of `a`'s shape.
 pub(crate) fn map1<T: Element, U: Element>(a: &Array, f: impl Fn(T) -> U + Sync) -> Array {
-    map1_runs(a, &f, |o, s| map_slice(o, s, &f))
+    map1_runs(a, &f, |o, s, _| map_slice(o, s, &f))
 }
 
-/// [`map1`] with `runs(out, src)` computing `f` over each contiguous run (a whole-slice
-/// kernel with the same results as mapping `f`, such as [`FastFloat::exp_run`]).
+/// Outputs from this size on are far larger than the caches (8–32 MiB of L3 on the machines
+/// measured): whole-run kernels may write them with non-temporal stores (`runs`' `stream`).
+pub(crate) const STREAM_BYTES: usize = 32 << 20;
+
+/// [`map1`] with `runs(out, src, stream)` computing `f` over each contiguous run (a
+/// whole-slice kernel with the same results as mapping `f`, such as [`FastFloat::exp_run`]);
+/// `stream` says the output has at least [`STREAM_BYTES`].
 fn map1_runs<T: Element, U: Element>(
     a: &Array,
     f: &(impl Fn(T) -> U + Sync),
-    runs: impl Fn(&mut [MaybeUninit<U>], &[T]) + Sync,
+    runs: impl Fn(&mut [MaybeUninit<U>], &[T], bool) + Sync,
 ) -> Array {
     let n = a.numel();
+    let stream = n * std::mem::size_of::<U>() >= STREAM_BYTES;
     let out = if let Some(src) = a.as_slice::<T>() {
-        build(n, |start, o| runs(o, &src[start..start + o.len()]))
+        build(n, |start, o| runs(o, &src[start..start + o.len()], stream))
     } else {
         let src = a.storage_slice::<T>();
         let walk = Walk::new([a.layout()]);
         let [s] = walk.inner_strides();
         walk.build_with(|o: &mut [MaybeUninit<U>], [b]| match s {
-            1 => runs(o, &src[b as usize..b as usize + o.len()]),
+            1 => runs(o, &src[b as usize..b as usize + o.len()], stream),
             0 => o.fill(MaybeUninit::new(f(src[b as usize]))),
             _ => map_strided(o, src, b, s, f),
         })
@@ -344,14 +359,15 @@ fn map1_runs<T: Element, U: Element>(
 
 /// `xs[i] = f(xs[i])` through a whole-slice kernel `runs(out, src)`, whose output may not
 /// alias its input: each stretch is copied to a stack buffer first (it stays in L1).
-fn inplace_runs<T: Copy + Default>(xs: &mut [T], runs: &impl Fn(&mut [MaybeUninit<T>], &[T])) {
+fn inplace_runs<T: Copy + Default>(xs: &mut [T], runs: &impl Fn(&mut [MaybeUninit<T>], &[T], bool)) {
     const STRETCH: usize = 512;
     let mut buf = [T::default(); STRETCH];
     for c in xs.chunks_mut(STRETCH) {
         let src = &mut buf[..c.len()];
         src.copy_from_slice(c);
         // SAFETY: `MaybeUninit<T>` has `T`'s layout; `runs` writes initialised values only.
-        runs(unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }, src);
+        // In place the destination line is in the cache already (just read): nothing to stream.
+        runs(unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }, src, false);
     }
 }
 
@@ -365,7 +381,7 @@ pub(crate) trait Apply<T> {
     fn apply_runs<F, R>(self, f: F, runs: R) -> Self::Out
     where
         F: Fn(T) -> T + Sync,
-        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync;
+        R: Fn(&mut [MaybeUninit<T>], &[T], bool) + Sync;
 }
 
 struct Fresh<'a>(&'a Array);
@@ -378,7 +394,7 @@ impl<T: Element> Apply<T> for Fresh<'_> {
     fn apply_runs<F, R>(self, f: F, runs: R) -> Array
     where
         F: Fn(T) -> T + Sync,
-        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T], bool) + Sync,
     {
         map1_runs(self.0, &f, runs)
     }
@@ -411,7 +427,7 @@ impl<T: Element> Apply<T> for InPlace {
     fn apply_runs<F, R>(mut self, f: F, runs: R) -> Array
     where
         F: Fn(T) -> T + Sync,
-        R: Fn(&mut [MaybeUninit<T>], &[T]) + Sync,
+        R: Fn(&mut [MaybeUninit<T>], &[T], bool) + Sync,
     {
         if self.each(|c| inplace_runs(c, &runs)) {
             self.0
