@@ -488,6 +488,41 @@ fn exp_of_an_array_larger_than_the_caches_matches_the_per_element_path() {
 }
 
 #[test]
+fn binary_ops_on_arrays_larger_than_the_caches_match_the_per_element_result() {
+    // Outputs of 32 MiB and more are written with non-temporal stores (a head to a cache-line
+    // boundary, whole groups, a remainder): same shapes, a scalar on either side, a broadcast
+    // row and a misaligned source must all give exactly the per-element results.
+    let n = (9 << 20) + 29;
+    let xs: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2000) as f32 / 20.0 - 50.0).collect();
+    let ys: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 3000) as f32 / 30.0 + 0.5).collect();
+    let (a, b) = (Array::from_vec(xs.clone(), &[n]), Array::from_vec(ys.clone(), &[n]));
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<u32>>();
+    let want = |f: &dyn Fn(usize) -> f32, len: usize| (0..len).map(|i| f(i).to_bits()).collect::<Vec<u32>>();
+    assert!(bits(a.binary(&b, BinaryOp::Add).to_vec()) == want(&|i| xs[i] + ys[i], n), "a + b");
+    assert!(bits(a.binary(&b, BinaryOp::Div).to_vec()) == want(&|i| xs[i] / ys[i], n), "a / b");
+    let two = Array::scalar(2.0f32);
+    assert!(bits(a.binary(&two, BinaryOp::Sub).to_vec()) == want(&|i| xs[i] - 2.0, n), "a - 2");
+    assert!(bits(two.binary(&b, BinaryOp::Mul).to_vec()) == want(&|i| 2.0 * ys[i], n), "2 · b");
+    let (a3, b3) = (a.narrow(0, 3, n - 3), b.narrow(0, 0, n - 3));
+    assert!(bits(a3.binary(&b3, BinaryOp::Add).to_vec()) == want(&|i| xs[i + 3] + ys[i], n - 3), "from 3");
+    let rows = Array::from_vec(xs[..(9 << 20)].to_vec(), &[9 << 11, 1 << 9]);
+    let row = Array::from_vec(ys[..1 << 9].to_vec(), &[1 << 9]);
+    assert!(
+        bits(rows.binary(&row, BinaryOp::Add).to_vec()) == want(&|i| xs[i] + ys[i % (1 << 9)], 9 << 20),
+        "rows + row"
+    );
+    let xd: Vec<f64> = xs[..(5 << 20) + 7].iter().map(|&x| x as f64).collect();
+    let yd: Vec<f64> = ys[..(5 << 20) + 7].iter().map(|&y| y as f64).collect();
+    let got = Array::from_vec(xd.clone(), &[xd.len()])
+        .binary(&Array::from_vec(yd.clone(), &[yd.len()]), BinaryOp::Max)
+        .to_vec::<f64>();
+    assert!(
+        got.iter().zip(xd.iter().zip(&yd)).all(|(g, (x, y))| g.to_bits() == x.max(*y).to_bits()),
+        "f64 max"
+    );
+}
+
+#[test]
 fn tanh_and_sigmoid_are_accurate_and_finite_at_extremes() {
     let xs: Vec<f64> = (0..20_001).map(|i| -20.0 + i as f64 * 0.002).collect();
     let a = Array::from_vec(xs.clone(), &[xs.len()]);

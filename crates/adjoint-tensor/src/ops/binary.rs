@@ -21,67 +21,118 @@ use crate::dtype::{DType, Element};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::broadcast_shapes;
 use crate::ops::simd::{dispatch_simd, simd_builds};
+use crate::ops::stream;
 use crate::ops::unary::{build, FastFloat, Walk};
 
+/// Elements per streamed group ([`stream::fill`]): whole cache lines for every element size up
+/// to 8 bytes.
+const STREAM_GROUP: usize = 64;
+
 #[inline(always)]
-fn zip_generic<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], a: &[A], b: &[B], f: &F) {
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        o.write(f(x, y));
-    }
-}
-
-simd_builds!(zip_generic => zip_avx2, zip_avx512, [A: Copy, B: Copy, U, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], a: &[A], b: &[B], f: &F));
-
-/// `out[i] = f(a[i], b[i])`, vectorized. All three have equal lengths.
-#[inline]
-pub(crate) fn zip<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
+fn zip_generic<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     out: &mut [MaybeUninit<U>],
     a: &[A],
     b: &[B],
     f: &F,
+    stream: bool,
+) {
+    stream::fill::<U, STREAM_GROUP>(
+        out,
+        stream,
+        #[inline(always)]
+        |part, s| {
+            let (a, b) = (&a[s..s + part.len()], &b[s..s + part.len()]);
+            for ((o, &x), &y) in part.iter_mut().zip(a).zip(b) {
+                o.write(f(x, y));
+            }
+        },
+    )
+}
+
+simd_builds!(zip_generic => zip_avx2, zip_avx512, [A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], a: &[A], b: &[B], f: &F, stream: bool));
+
+/// `out[i] = f(a[i], b[i])`, vectorized. All three have equal lengths. `stream`: write `out`
+/// around the cache ([`stream::enabled`]).
+#[inline]
+pub(crate) fn zip<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
+    out: &mut [MaybeUninit<U>],
+    a: &[A],
+    b: &[B],
+    f: &F,
+    stream: bool,
 ) {
     debug_assert!(out.len() == a.len() && out.len() == b.len());
-    dispatch_simd!(zip_generic, zip_avx2, zip_avx512, (out, a, b, f))
+    dispatch_simd!(zip_generic, zip_avx2, zip_avx512, (out, a, b, f, stream))
 }
 
 #[inline(always)]
-fn scalar_rhs_generic<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
+fn scalar_rhs_generic<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     out: &mut [MaybeUninit<U>],
     a: &[A],
     y: B,
     f: &F,
+    stream: bool,
 ) {
-    for (o, &x) in out.iter_mut().zip(a) {
-        o.write(f(x, y));
-    }
+    stream::fill::<U, STREAM_GROUP>(
+        out,
+        stream,
+        #[inline(always)]
+        |part, s| {
+            let a = &a[s..s + part.len()];
+            for (o, &x) in part.iter_mut().zip(a) {
+                o.write(f(x, y));
+            }
+        },
+    )
 }
 
-simd_builds!(scalar_rhs_generic => scalar_rhs_avx2, scalar_rhs_avx512, [A: Copy, B: Copy, U, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], a: &[A], y: B, f: &F));
+simd_builds!(scalar_rhs_generic => scalar_rhs_avx2, scalar_rhs_avx512, [A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], a: &[A], y: B, f: &F, stream: bool));
 
 /// `out[i] = f(a[i], y)`, vectorized.
 #[inline]
-fn scalar_rhs<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], a: &[A], y: B, f: &F) {
-    dispatch_simd!(scalar_rhs_generic, scalar_rhs_avx2, scalar_rhs_avx512, (out, a, y, f))
+fn scalar_rhs<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
+    out: &mut [MaybeUninit<U>],
+    a: &[A],
+    y: B,
+    f: &F,
+    stream: bool,
+) {
+    dispatch_simd!(scalar_rhs_generic, scalar_rhs_avx2, scalar_rhs_avx512, (out, a, y, f, stream))
 }
 
 #[inline(always)]
-fn scalar_lhs_generic<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
+fn scalar_lhs_generic<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     out: &mut [MaybeUninit<U>],
     x: A,
     b: &[B],
     f: &F,
+    stream: bool,
 ) {
-    for (o, &y) in out.iter_mut().zip(b) {
-        o.write(f(x, y));
-    }
+    stream::fill::<U, STREAM_GROUP>(
+        out,
+        stream,
+        #[inline(always)]
+        |part, s| {
+            let b = &b[s..s + part.len()];
+            for (o, &y) in part.iter_mut().zip(b) {
+                o.write(f(x, y));
+            }
+        },
+    )
 }
 
-simd_builds!(scalar_lhs_generic => scalar_lhs_avx2, scalar_lhs_avx512, [A: Copy, B: Copy, U, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], x: A, b: &[B], f: &F));
+simd_builds!(scalar_lhs_generic => scalar_lhs_avx2, scalar_lhs_avx512, [A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], x: A, b: &[B], f: &F, stream: bool));
 
 /// `out[i] = f(x, b[i])`, vectorized.
 #[inline]
-fn scalar_lhs<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], x: A, b: &[B], f: &F) {
-    dispatch_simd!(scalar_lhs_generic, scalar_lhs_avx2, scalar_lhs_avx512, (out, x, b, f))
+fn scalar_lhs<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
+    out: &mut [MaybeUninit<U>],
+    x: A,
+    b: &[B],
+    f: &F,
+    stream: bool,
+) {
+    dispatch_simd!(scalar_lhs_generic, scalar_lhs_avx2, scalar_lhs_avx512, (out, x, b, f, stream))
 }
 
 /// The broadcast shape of two operands, or an error naming `op` and both shapes.
@@ -102,17 +153,18 @@ pub(crate) fn map2<A: Element, B: Element, U: Element>(
     let shape = broadcast_pair(op, a, b)?;
     let n = crate::layout::numel(&shape);
     let (sa, sb) = (a.storage_slice::<A>(), b.storage_slice::<B>());
+    let stream = stream::enabled(n * std::mem::size_of::<U>());
     let out = match (a.as_slice::<A>(), b.as_slice::<B>()) {
         (Some(x), Some(y)) if a.shape() == b.shape() => {
-            build(n, |s, o| zip(o, &x[s..s + o.len()], &y[s..s + o.len()], &f))
+            build(n, |s, o| zip(o, &x[s..s + o.len()], &y[s..s + o.len()], &f, stream))
         }
         (Some(x), _) if b.numel() == 1 && a.numel() == n => {
             let y = sb[b.layout().offset];
-            build(n, |s, o| scalar_rhs(o, &x[s..s + o.len()], y, &f))
+            build(n, |s, o| scalar_rhs(o, &x[s..s + o.len()], y, &f, stream))
         }
         (_, Some(y)) if a.numel() == 1 && b.numel() == n => {
             let x = sa[a.layout().offset];
-            build(n, |s, o| scalar_lhs(o, x, &y[s..s + o.len()], &f))
+            build(n, |s, o| scalar_lhs(o, x, &y[s..s + o.len()], &f, stream))
         }
         _ => {
             let la = a.layout().broadcast_to(&shape).expect("shapes broadcast");
@@ -123,9 +175,9 @@ pub(crate) fn map2<A: Element, B: Element, U: Element>(
                 let len = o.len();
                 let (ua, ub) = (oa as usize, ob as usize);
                 match (ia, ib) {
-                    (1, 1) => zip(o, &sa[ua..ua + len], &sb[ub..ub + len], &f),
-                    (1, 0) => scalar_rhs(o, &sa[ua..ua + len], sb[ub], &f),
-                    (0, 1) => scalar_lhs(o, sa[ua], &sb[ub..ub + len], &f),
+                    (1, 1) => zip(o, &sa[ua..ua + len], &sb[ub..ub + len], &f, stream),
+                    (1, 0) => scalar_rhs(o, &sa[ua..ua + len], sb[ub], &f, stream),
+                    (0, 1) => scalar_lhs(o, sa[ua], &sb[ub..ub + len], &f, stream),
                     _ => {
                         for (i, y) in o.iter_mut().enumerate() {
                             let i = i as isize;

@@ -91,7 +91,7 @@ struct Block2<'a, T>(&'a [T], &'a [T], &'a mut [T]);
 impl<T: Copy> Apply2<T> for Block2<'_, T> {
     type Out = ();
     fn apply2<F: Fn(T, T) -> T + Sync>(self, _name: &'static str, f: F) {
-        zip(uninit(self.2), self.0, self.1, &f)
+        zip(uninit(self.2), self.0, self.1, &f, false)
     }
 }
 

@@ -14,6 +14,7 @@
 use std::mem::MaybeUninit;
 
 use crate::dtype::FloatElement;
+use crate::ops::stream;
 
 /// Float operations with a vectorizable implementation of our own.
 pub(crate) trait FastFloat: FloatElement {
@@ -23,15 +24,8 @@ pub(crate) trait FastFloat: FloatElement {
     fn exp2_fast(self) -> Self;
     /// `out[i] = src[i].exp_fast()`, bit for bit, over a contiguous run (`out` and `src` of
     /// equal length), faster than mapping [`exp_fast`](FastFloat::exp_fast): see [`exp_run`].
-    /// With `stream`, the results bypass the cache ([`stream_group`]): only where the CPU has
-    /// AVX (the SIMD builds).
+    /// With `stream` ([`stream::enabled`]), the results are written around the cache.
     fn exp_run(out: &mut [MaybeUninit<Self>], src: &[Self], stream: bool);
-    /// Write a group of [`EXP_GROUP`] results to `dst` with non-temporal stores (see
-    /// [`exp_run`]).
-    ///
-    /// # Safety
-    /// `dst` is valid for `EXP_GROUP` writes and 32-byte aligned, and the CPU has AVX.
-    unsafe fn stream_group(dst: *mut Self, y: &[Self; EXP_GROUP]);
     /// Round half to even.
     fn round_even(self) -> Self;
     /// Hyperbolic tangent within a few ulp, written to vectorize (Cephes: an odd polynomial
@@ -129,7 +123,7 @@ fn reduce_f64(x: f64) -> (f64, f64) {
 /// How many lanes [`exp_run`] checks together: four AVX2 vectors, two AVX-512 vectors; in
 /// `f32` two 64-byte cache lines, in `f64` four. Independent chains for the out-of-order core
 /// to overlap; 8 was three times slower than 16 (LLVM's code), 32 is faster than 16 on Zen 1.
-pub(crate) const EXP_GROUP: usize = 32;
+const EXP_GROUP: usize = 32;
 
 /// `out[i] = src[i].exp_fast()` over a contiguous run, bit for bit, in groups of
 /// [`EXP_GROUP`] lanes. Where every input of a group lies in `in_range`, the result is
@@ -140,13 +134,8 @@ pub(crate) const EXP_GROUP: usize = 32;
 /// redone by `exp_fast`. On `f32` this is 18 vector operations per vector instead of 26: the
 /// difference between compute-bound and memory-bound for `exp` on large arrays.
 ///
-/// **Streaming** (`stream`, for outputs far larger than the cache): a plain store first reads
-/// the destination line into the cache (12 bytes of memory traffic per `f32` element where a
-/// copy moves 8), and the output evicts what the cache held. After a head that brings `out` to
-/// a 64-byte boundary, each group is whole cache lines, written by [`FastFloat::stream_group`]
-/// with non-temporal stores straight from the registers; an `sfence` at the end orders them
-/// before the caller publishes the result. (Computing into an L1 buffer and streaming that
-/// out in bursts was slower than plain stores on a Zen 1 host: `benches/LOG.md`.)
+/// With `stream` the run goes through [`stream::fill`], one group of [`EXP_GROUP`] at a time
+/// (two cache lines of `f32`, four of `f64`) written with non-temporal stores.
 #[inline(always)]
 fn exp_run<T: FastFloat>(
     out: &mut [MaybeUninit<T>],
@@ -156,15 +145,25 @@ fn exp_run<T: FastFloat>(
     in_range: impl Fn(T) -> bool,
 ) {
     debug_assert_eq!(out.len(), src.len());
-    let (out, src) = if stream {
-        let head = ((64 - out.as_ptr() as usize % 64) % 64 / std::mem::size_of::<T>()).min(out.len());
-        for (o, &x) in out[..head].iter_mut().zip(&src[..head]) {
-            o.write(x.exp_fast());
-        }
-        (&mut out[head..], &src[head..])
-    } else {
-        (out, src)
-    };
+    // `inline(always)`: the closure must be compiled inside the caller's SIMD build (it is called
+    // from four places in `fill`, and a closure LLVM leaves out of line has the baseline target
+    // features: `mul_add` as a libm call, 26× slower).
+    stream::fill::<T, EXP_GROUP>(
+        out,
+        stream,
+        #[inline(always)]
+        |part, start| exp_groups(part, &src[start..start + part.len()], &quick, &in_range),
+    )
+}
+
+/// [`exp_run`]'s kernel on one part: whole groups of [`EXP_GROUP`], then `exp_fast` on the rest.
+#[inline(always)]
+fn exp_groups<T: FastFloat>(
+    out: &mut [MaybeUninit<T>],
+    src: &[T],
+    quick: &impl Fn(T) -> T,
+    in_range: &impl Fn(T) -> bool,
+) {
     let mut outs = out.chunks_exact_mut(EXP_GROUP);
     let mut srcs = src.chunks_exact(EXP_GROUP);
     for (o, s) in (&mut outs).zip(&mut srcs) {
@@ -179,23 +178,12 @@ fn exp_run<T: FastFloat>(
                 y[i] = s[i].exp_fast();
             }
         }
-        if stream {
-            // SAFETY: a whole group of `out`, 64-byte aligned after the head; `stream` is only
-            // set where the CPU has AVX (`exp_run`'s contract).
-            unsafe { T::stream_group(o.as_mut_ptr().cast(), &y) };
-        } else {
-            for i in 0..EXP_GROUP {
-                o[i].write(y[i]);
-            }
+        for i in 0..EXP_GROUP {
+            o[i].write(y[i]);
         }
     }
     for (o, &x) in outs.into_remainder().iter_mut().zip(srcs.remainder()) {
         o.write(x.exp_fast());
-    }
-    #[cfg(target_arch = "x86_64")]
-    if stream {
-        // SAFETY: `sfence` has no preconditions (SSE, part of x86-64).
-        unsafe { std::arch::x86_64::_mm_sfence() };
     }
 }
 
@@ -215,23 +203,6 @@ impl FastFloat for f32 {
             },
             |x: f32| x.abs() <= 86.5,
         )
-    }
-
-    #[inline(always)]
-    unsafe fn stream_group(dst: *mut f32, y: &[f32; EXP_GROUP]) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller's contract (AVX, `dst` aligned and valid for the group).
-        unsafe {
-            use std::arch::x86_64::{_mm256_loadu_ps, _mm256_stream_ps};
-            for k in (0..EXP_GROUP).step_by(8) {
-                _mm256_stream_ps(dst.add(k), _mm256_loadu_ps(y.as_ptr().add(k)));
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        // SAFETY: the caller's contract (`dst` valid for the group).
-        unsafe {
-            std::ptr::copy_nonoverlapping(y.as_ptr(), dst, EXP_GROUP)
-        }
     }
 
     #[inline(always)]
@@ -289,23 +260,6 @@ impl FastFloat for f64 {
             },
             |x: f64| x.abs() <= 707.0,
         )
-    }
-
-    #[inline(always)]
-    unsafe fn stream_group(dst: *mut f64, y: &[f64; EXP_GROUP]) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller's contract (AVX, `dst` aligned and valid for the group).
-        unsafe {
-            use std::arch::x86_64::{_mm256_loadu_pd, _mm256_stream_pd};
-            for k in (0..EXP_GROUP).step_by(4) {
-                _mm256_stream_pd(dst.add(k), _mm256_loadu_pd(y.as_ptr().add(k)));
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        // SAFETY: the caller's contract (`dst` valid for the group).
-        unsafe {
-            std::ptr::copy_nonoverlapping(y.as_ptr(), dst, EXP_GROUP)
-        }
     }
 
     #[inline(always)]

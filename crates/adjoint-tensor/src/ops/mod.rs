@@ -22,6 +22,7 @@ pub mod rnn;
 pub mod select;
 pub mod simd;
 pub mod sort;
+mod stream;
 pub mod transpose;
 pub mod unary;
 

@@ -33,7 +33,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::Layout;
 use crate::ops::simd::{dispatch_simd, simd_builds};
-use crate::ops::PAR_THRESHOLD;
+use crate::ops::{stream, PAR_THRESHOLD};
 
 /// Elements per parallel task. Fixed (never derived from the thread count) so that every
 /// result is identical whatever the size of the thread pool.
@@ -310,16 +310,8 @@ fn exp_runs_generic<T: FastFloat>(out: &mut [MaybeUninit<T>], src: &[T], stream:
 simd_builds!(exp_runs_generic => exp_runs_avx2, exp_runs_avx512, [T: FastFloat], (out: &mut [MaybeUninit<T>], src: &[T], stream: bool));
 
 /// [`FastFloat::exp_run`] in the SIMD builds.
-/// `stream` ([`map1_runs`]) takes effect on x86-64 CPUs with AVX2 (the non-temporal stores
-/// are AVX instructions; the builds that run there all have it).
+/// `stream`: see [`map1_runs`].
 pub(crate) fn exp_runs<T: FastFloat>(out: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
-    #[cfg(target_arch = "x86_64")]
-    let stream = stream && crate::ops::simd::has_avx2_fma();
-    #[cfg(not(target_arch = "x86_64"))]
-    let stream = {
-        let _ = stream;
-        false
-    };
     dispatch_simd!(exp_runs_generic, exp_runs_avx2, exp_runs_avx512, (out, src, stream))
 }
 
@@ -328,20 +320,17 @@ pub(crate) fn map1<T: Element, U: Element>(a: &Array, f: impl Fn(T) -> U + Sync)
     map1_runs(a, &f, |o, s, _| map_slice(o, s, &f))
 }
 
-/// Outputs from this size on are far larger than the caches (8–32 MiB of L3 on the machines
-/// measured): whole-run kernels may write them with non-temporal stores (`runs`' `stream`).
-pub(crate) const STREAM_BYTES: usize = 32 << 20;
-
 /// [`map1`] with `runs(out, src, stream)` computing `f` over each contiguous run (a
 /// whole-slice kernel with the same results as mapping `f`, such as [`FastFloat::exp_run`]);
-/// `stream` says the output has at least [`STREAM_BYTES`].
+/// `stream` says to write the output around the cache ([`stream::enabled`]: it is large, and
+/// the CPU can).
 fn map1_runs<T: Element, U: Element>(
     a: &Array,
     f: &(impl Fn(T) -> U + Sync),
     runs: impl Fn(&mut [MaybeUninit<U>], &[T], bool) + Sync,
 ) -> Array {
     let n = a.numel();
-    let stream = n * std::mem::size_of::<U>() >= STREAM_BYTES;
+    let stream = stream::enabled(n * std::mem::size_of::<U>());
     let out = if let Some(src) = a.as_slice::<T>() {
         build(n, |start, o| runs(o, &src[start..start + o.len()], stream))
     } else {
