@@ -18,8 +18,8 @@
 //! know the output's total size, and a run of a small output must stay cached for the next op.
 //! Outputs of [`STREAM_BYTES`] and more stream; the non-temporal stores are AVX instructions, so
 //! [`enabled`] also requires the CPU's AVX2 build. Measured on a Zen 1 host (`benches/LOG.md`,
-//! 2026-12-06): `exp` on 16M `f32` from 65–69% to 80–81% of copy bandwidth on two threads, `add`
-//! 11.6 → 8.3 ms. Staging the groups in a buffer in L1 instead of registers cost `exp` 8% on one
+//! 2026-12-06): `exp` on 16M `f32` on two threads 10.7–11.6 → 9.1–9.5 ms (75–81% of copy
+//! bandwidth across runs, from 65–69%), `add` 11.6 → 8.3 ms. Staging the groups in a buffer in L1 instead of registers cost `exp` 8% on one
 //! thread, and an earlier attempt that computed a whole 4 KiB stretch and then streamed it out in
 //! one burst was slower than plain stores.
 
@@ -28,6 +28,9 @@ use std::mem::MaybeUninit;
 /// Fresh outputs from this size on are far larger than the caches (8–32 MiB of L3 on the
 /// machines measured): kernels write them with non-temporal stores.
 pub(crate) const STREAM_BYTES: usize = 32 << 20;
+
+/// Runs shorter than this many groups are not streamed (see [`fill`]).
+const MIN_GROUPS: usize = 4;
 
 /// Whether an output of `bytes` should be streamed on this machine: large enough, and the CPU
 /// runs the AVX2 build (whose `vmovntdq` [`fill`] uses).
@@ -47,7 +50,8 @@ pub(crate) fn enabled(bytes: usize) -> bool {
 /// `stream` (from [`enabled`]: only where the CPU has AVX), `out` is filled in groups of `G`
 /// elements, each computed into a local array (which LLVM keeps in registers when the kernel
 /// inlines) and written with non-temporal stores; otherwise `kernel(out, 0)`. `G` elements must
-/// be whole cache lines (`G · size_of::<U>()` a multiple of 64) for the group to stream. The
+/// be whole cache lines (`G · size_of::<U>()` a multiple of 64) for the group to stream, and
+/// runs shorter than [`MIN_GROUPS`] groups are written plainly. The
 /// kernel must initialise every element of its part, and be an `#[inline(always)]` closure: it
 /// is called from four places, and out of line it would lose the caller's SIMD build.
 #[inline(always)]
@@ -57,7 +61,9 @@ pub(crate) fn fill<U: Copy, const G: usize>(
     kernel: impl Fn(&mut [MaybeUninit<U>], usize),
 ) {
     let size = std::mem::size_of::<U>();
-    if !stream || size == 0 || !(G * size).is_multiple_of(64) {
+    // A short run (a broadcast operand's row) is written plainly: its `sfence` would cost more
+    // than streaming saves.
+    if !stream || size == 0 || !(G * size).is_multiple_of(64) || out.len() < MIN_GROUPS * G {
         return kernel(out, 0);
     }
     let head = ((64 - out.as_ptr() as usize % 64) % 64 / size).min(out.len());
