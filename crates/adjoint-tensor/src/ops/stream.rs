@@ -9,19 +9,19 @@
 //!
 //! [`fill`] takes a kernel written as "fill this slice starting at element `start`" and, when
 //! asked to stream, runs it group by group into a local array that stays in registers, writes
-//! that out with non-temporal stores, and finishes with an `sfence`,
-//! which orders the stores before the caller hands the output to another thread. A short head
-//! brings the output to a cache-line boundary and a remainder finishes it, both written
-//! directly. Unstreamed, it is the kernel over the whole slice.
+//! that out with non-temporal stores, and finishes with an `sfence`, which orders the stores
+//! before the caller hands the output to another thread. A short head brings the output to a
+//! cache-line boundary and a remainder finishes it, both written directly. Unstreamed, it is
+//! the kernel over the whole slice.
 //!
 //! Streaming is chosen per output, not per run: only [`build`](crate::ops::unary)'s callers
 //! know the output's total size, and a run of a small output must stay cached for the next op.
 //! Outputs of [`STREAM_BYTES`] and more stream; the non-temporal stores are AVX instructions, so
 //! [`enabled`] also requires the CPU's AVX2 build. Measured on a Zen 1 host (`benches/LOG.md`,
 //! 2026-12-06): `exp` on 16M `f32` on two threads 10.7–11.6 → 9.1–9.5 ms (75–81% of copy
-//! bandwidth across runs, from 65–69%), `add` 11.6 → 8.3 ms. Staging the groups in a buffer in L1 instead of registers cost `exp` 8% on one
-//! thread, and an earlier attempt that computed a whole 4 KiB stretch and then streamed it out in
-//! one burst was slower than plain stores.
+//! bandwidth across runs, from 65–69%), `add` 11.6 → 8.3 ms. Staging the groups in a buffer in
+//! L1 instead of registers cost `exp` 8% on one thread, and an earlier attempt that computed a
+//! whole 4 KiB stretch and then streamed it out in one burst was slower than plain stores.
 
 use std::mem::MaybeUninit;
 
@@ -51,9 +51,9 @@ pub(crate) fn enabled(bytes: usize) -> bool {
 /// elements, each computed into a local array (which LLVM keeps in registers when the kernel
 /// inlines) and written with non-temporal stores; otherwise `kernel(out, 0)`. `G` elements must
 /// be whole cache lines (`G · size_of::<U>()` a multiple of 64) for the group to stream, and
-/// runs shorter than [`MIN_GROUPS`] groups are written plainly. The
-/// kernel must initialise every element of its part, and be an `#[inline(always)]` closure: it
-/// is called from four places, and out of line it would lose the caller's SIMD build.
+/// runs shorter than [`MIN_GROUPS`] groups are written plainly. The kernel must initialise
+/// every element of its part, and be an `#[inline(always)]` closure: it is called from four
+/// places, and out of line it would lose the caller's SIMD build.
 #[inline(always)]
 pub(crate) fn fill<U: Copy, const G: usize>(
     out: &mut [MaybeUninit<U>],
