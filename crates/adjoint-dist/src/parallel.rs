@@ -842,15 +842,11 @@ fn reduce_rows<T: Float + Element>(seg: &Segment, l: &ShardLeaf, scale: f64) -> 
     unsafe {
         let (a, b) = (seg.slice::<T>(0, at, n), seg.slice::<T>(1, at, n));
         let spare = &mut out.spare_capacity_mut()[..n];
-        if w == 2 {
-            spare.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| {
-                o.write((x + y) * k);
-            });
-        } else {
-            spare.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| {
-                o.write(x + y);
-            });
-        }
+        // Scaled here when they are the only two (`· 1` is exact: the same bits otherwise).
+        let first = if w == 2 { k } else { T::one() };
+        spare.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| {
+            o.write((x + y) * first);
+        });
         out.set_len(n);
         for q in 2..w {
             let last = q + 1 == w;

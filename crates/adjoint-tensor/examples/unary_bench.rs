@@ -1,4 +1,5 @@
-//! Elementwise kernels timed alone: `exp`, `tanh`, `sigmoid` and `add` on 1M and 16M `f32`
+//! Elementwise kernels timed alone: `exp`, `tanh`, `sigmoid`, `add` and a scalar subtracted on
+//! either side, on 1M and 16M `f32`
 //! elements into fresh outputs, with the bytes moved per second. Medians of interleaved
 //! samples; the pool size is `RAYON_NUM_THREADS`.
 //!
@@ -26,11 +27,14 @@ fn main() {
     for n in sizes {
         let x = data_scaled(1, &[n], 20.0);
         let y = data_scaled(2, &[n], 20.0);
-        let cases: [Case; 4] = [
+        let two = Array::scalar(2f32);
+        let cases: [Case; 6] = [
             ("exp", 8 * n, Box::new(|| x.unary(UnaryOp::Exp))),
             ("tanh", 8 * n, Box::new(|| x.unary(UnaryOp::Tanh))),
             ("sigmoid", 8 * n, Box::new(|| x.unary(UnaryOp::Sigmoid))),
             ("add", 12 * n, Box::new(|| x.binary(&y, BinaryOp::Add))),
+            ("x-2", 8 * n, Box::new(|| x.binary(&two, BinaryOp::Sub))),
+            ("2-x", 8 * n, Box::new(|| two.binary(&x, BinaryOp::Sub))),
         ];
         // The machine's copy bandwidth: memcpy into a buffer that exists (streams when large).
         let (src, dst) = (x.to_vec::<f32>(), std::cell::RefCell::new(vec![0f32; n]));

@@ -100,30 +100,8 @@ fn scalar_rhs<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     dispatch_simd!(scalar_rhs_generic, scalar_rhs_avx2, scalar_rhs_avx512, (out, a, y, f, stream))
 }
 
-#[inline(always)]
-fn scalar_lhs_generic<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
-    out: &mut [MaybeUninit<U>],
-    x: A,
-    b: &[B],
-    f: &F,
-    stream: bool,
-) {
-    stream::fill::<U, STREAM_GROUP>(
-        out,
-        stream,
-        #[inline(always)]
-        |part, s| {
-            let b = &b[s..s + part.len()];
-            for (o, &y) in part.iter_mut().zip(b) {
-                o.write(f(x, y));
-            }
-        },
-    )
-}
-
-simd_builds!(scalar_lhs_generic => scalar_lhs_avx2, scalar_lhs_avx512, [A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U], (out: &mut [MaybeUninit<U>], x: A, b: &[B], f: &F, stream: bool));
-
-/// `out[i] = f(x, b[i])`, vectorized.
+/// `out[i] = f(x, b[i])`: [`scalar_rhs`] with the operands' roles swapped (one kernel for a
+/// scalar on either side).
 #[inline]
 fn scalar_lhs<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     out: &mut [MaybeUninit<U>],
@@ -132,7 +110,7 @@ fn scalar_lhs<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     f: &F,
     stream: bool,
 ) {
-    dispatch_simd!(scalar_lhs_generic, scalar_lhs_avx2, scalar_lhs_avx512, (out, x, b, f, stream))
+    scalar_rhs(out, b, x, &|y: B, x: A| f(x, y), stream)
 }
 
 /// The broadcast shape of two operands, or an error naming `op` and both shapes.
