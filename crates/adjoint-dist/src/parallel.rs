@@ -843,7 +843,7 @@ fn reduce_rows<T: Float + Element>(seg: &Segment, l: &ShardLeaf, scale: f64) -> 
         let (a, b) = (seg.slice::<T>(0, at, n), seg.slice::<T>(1, at, n));
         let spare = &mut out.spare_capacity_mut()[..n];
         // Scaled here when they are the only two (`· 1` is exact: the same bits otherwise).
-        let first = if w == 2 { k } else { T::one() };
+        let first = if w == 2 { k } else { <T as Float>::from_f64(1.0) };
         spare.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| {
             o.write((x + y) * first);
         });
