@@ -423,8 +423,11 @@ fn exp_groups_with_lanes_outside_the_quick_range_match_the_per_element_path() {
     fn check<T: BlockFloat + Into<f64>>(dtype: DType, odd: &[f64]) {
         let n = 32 * 37 + 5;
         let mut xs: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 10.0 - 50.0).collect();
+        // One odd lane per group of 32 (a group with two would hide the second), at a varying
+        // position within it.
+        assert!(odd.len() * 32 < n);
         for (k, &v) in odd.iter().enumerate() {
-            xs[(k * 131 + 3) % n] = v;
+            xs[k * 32 + (k * 7 + 3) % 32] = v;
         }
         let a = Array::from_vec(xs, &[n]).cast(dtype);
         let per: Vec<u64> = a
@@ -450,6 +453,19 @@ fn exp_groups_with_lanes_outside_the_quick_range_match_the_per_element_path() {
         -1e3,
         709.0,
         -720.0,
+        // About the f32 check's edges (n = ±125 against ±126; n = 128 with a result above
+        // f32::MAX), and inputs whose reduction
+        // leaves [2^23, 2^24) on either side (the f32 key is then negative or huge).
+        86.98,
+        -86.98,
+        87.0,
+        -87.0,
+        88.75,
+        -87.5,
+        5e6,
+        -5e6,
+        -9e6,
+        3e38,
     ];
     check::<f32>(DType::F32, &odd);
     check::<f64>(DType::F64, &odd);
