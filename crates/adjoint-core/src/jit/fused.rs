@@ -96,23 +96,11 @@ pub const PREFETCH_BLOCKS: usize = 2;
 pub fn prefetch_blocks() -> usize {
     static BLOCKS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BLOCKS.get_or_init(|| {
-        adjoint_tensor::env::knob("ADJOINT_JIT_PREFETCH", if is_amd() { PREFETCH_BLOCKS } else { 0 })
+        adjoint_tensor::env::knob(
+            "ADJOINT_JIT_PREFETCH",
+            if adjoint_tensor::ops::simd::is_amd() { PREFETCH_BLOCKS } else { 0 },
+        )
     })
-}
-
-/// Whether this processor's CPUID vendor string is AMD's.
-fn is_amd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let r = std::arch::x86_64::__cpuid(0);
-        let mut v = [0u8; 12];
-        v[..4].copy_from_slice(&r.ebx.to_le_bytes());
-        v[4..8].copy_from_slice(&r.edx.to_le_bytes());
-        v[8..].copy_from_slice(&r.ecx.to_le_bytes());
-        &v == b"AuthenticAMD"
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 /// One elementwise operation of a fused program.

@@ -42,14 +42,18 @@ pub(crate) fn gemm_par_work() -> usize {
 const COPY_RHS_MIN_ROWS: usize = 32;
 
 /// True for a column-major right operand (`Wᵀ` of a row-major weight, as `Linear` multiplies)
-/// whose columns lie a multiple of 256 elements apart. `gemm` packs such an operand by reading
-/// down those columns, and with a power-of-two distance every line it reads maps to the same
-/// few L1 sets: W2's `[128, 512]·[512, 512]ᵀ` ran at 60 GFLOP/s against 98–106 for the same
-/// product with a row-major operand (one thread; `examples/mlp_gemm_bench.rs`). A row-major
-/// copy first (`ops::transpose`, 50 µs for 512 × 512) brings it to 98 GFLOP/s including the
-/// copy. Other distances (W2's 784) lose nothing measurable and are not copied.
+/// whose columns lie a multiple of 256 elements apart, on a CPU where `gemm` packs such an
+/// operand slowly. `gemm` packs it by reading down those columns, and with a power-of-two
+/// distance every line it reads maps to the same few L1 sets. On the Intel Xeon measured, W2's
+/// `[128, 512]·[512, 512]ᵀ` ran at 60 GFLOP/s against 98–106 for the same product with a
+/// row-major operand (one thread; `examples/mlp_gemm_bench.rs`), and a row-major copy first
+/// (`ops::transpose`, 50 µs for 512 × 512) brought it to 98 GFLOP/s including the copy. On the
+/// AMD EPYC (Zen 1) measured, the uncopied operand loses nothing (2 threads: 989–997 µs
+/// against 980–984 with `Wᵀ` already row-major) and the copy only adds its own time (1063–1099
+/// µs; the W2 step 7.8–7.9 ms against 8.0–8.2), so AMD processors multiply it as it is. Other
+/// distances (W2's 784) lose nothing measurable on either and are not copied.
 fn aliasing_columns((rs, cs): (usize, usize)) -> bool {
-    rs == 1 && cs > 1 && cs % 256 == 0
+    rs == 1 && cs > 1 && cs % 256 == 0 && !crate::ops::simd::is_amd()
 }
 
 /// A read-only matrix inside a slice: element `(i, j)` is `data[offset + i*rs + j*cs]`.

@@ -97,6 +97,30 @@ pub fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
+/// Whether this processor's CPUID vendor string is AMD's (cached). Some kernel choices were
+/// measured to go opposite ways on the AMD (Zen 1) and Intel hosts: `jit`'s fused-kernel
+/// prefetch and [`matmul`](crate::Array::matmul)'s copy of an aliasing column-major operand.
+///
+/// ```
+/// println!("AMD: {}", adjoint_tensor::ops::simd::is_amd());
+/// ```
+pub fn is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AMD.get_or_init(|| {
+            let r = std::arch::x86_64::__cpuid(0);
+            let mut v = [0u8; 12];
+            v[..4].copy_from_slice(&r.ebx.to_le_bytes());
+            v[4..8].copy_from_slice(&r.edx.to_le_bytes());
+            v[8..].copy_from_slice(&r.ecx.to_le_bytes());
+            &v == b"AuthenticAMD"
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether the CPU has every AVX-512 subset [`avx512_build`] enables (cached by `std`).
 /// Public for the macros, which other crates' kernels (adjoint-nn's optimizer) use too.
 #[cfg(target_arch = "x86_64")]
