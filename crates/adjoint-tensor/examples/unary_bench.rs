@@ -1,6 +1,5 @@
-//! Elementwise kernels timed alone: `exp`, `tanh`, `sigmoid`, `add` and a scalar subtracted on
-//! either side, on 1M and 16M `f32`
-//! elements into fresh outputs, with the bytes moved per second. Medians of interleaved
+//! Elementwise kernels timed alone: `exp` (also in `f64`), `tanh`, `sigmoid`, `add` and a scalar
+//! subtracted on either side, on 1M and 16M `f32` elements into fresh outputs, with the bytes moved per second. Medians of interleaved
 //! samples; the pool size is `RAYON_NUM_THREADS`.
 //!
 //! `cargo run --release -p adjoint-tensor --example unary_bench [-- SAMPLES [N...]]` (sizes
@@ -28,8 +27,10 @@ fn main() {
         let x = data_scaled(1, &[n], 20.0);
         let y = data_scaled(2, &[n], 20.0);
         let two = Array::scalar(2f32);
-        let cases: [Case; 6] = [
+        let x64 = x.cast(adjoint_tensor::DType::F64);
+        let cases: [Case; 7] = [
             ("exp", 8 * n, Box::new(|| x.unary(UnaryOp::Exp))),
+            ("exp f64", 16 * n, Box::new(|| x64.unary(UnaryOp::Exp))),
             ("tanh", 8 * n, Box::new(|| x.unary(UnaryOp::Tanh))),
             ("sigmoid", 8 * n, Box::new(|| x.unary(UnaryOp::Sigmoid))),
             ("add", 12 * n, Box::new(|| x.binary(&y, BinaryOp::Add))),
