@@ -1,6 +1,6 @@
 //! Elementwise kernels timed alone: `exp` (also in `f64`), `tanh`, `sigmoid`, `add` and a scalar
-//! subtracted on either side, on 1M and 16M `f32` elements into fresh outputs, with the bytes moved per second. Medians of interleaved
-//! samples; the pool size is `RAYON_NUM_THREADS`.
+//! subtracted on either side, on 1M and 16M `f32` elements into fresh outputs, with the bytes
+//! moved per second. Medians of interleaved samples; the pool size is `RAYON_NUM_THREADS`.
 //!
 //! `cargo run --release -p adjoint-tensor --example unary_bench [-- SAMPLES [N...]]` (sizes
 //! default to 1M and 16M; a small `N` times the kernels in cache, without the memory system).

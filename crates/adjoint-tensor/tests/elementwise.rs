@@ -454,8 +454,8 @@ fn exp_groups_with_lanes_outside_the_quick_range_match_the_per_element_path() {
         709.0,
         -720.0,
         // About the f32 check's edges (n = ±125 against ±126; n = 128 with a result above
-        // f32::MAX), and inputs whose reduction
-        // leaves [2^23, 2^24) on either side (the f32 key is then negative or huge).
+        // f32::MAX), and inputs whose reduction leaves [2^23, 2^24) on either side (the f32
+        // key is then negative or huge).
         86.98,
         -86.98,
         87.0,

@@ -159,7 +159,6 @@ fn exp_run<T: FastFloat, K: Copy + Ord>(
     ok: impl Fn(K) -> bool,
 ) {
     debug_assert_eq!(out.len(), src.len());
-    let check = |acc: K| ok(acc);
     // `inline(always)`: the closure must be compiled inside the caller's SIMD build (it is called
     // from four places in `fill`, and a closure LLVM leaves out of line has the baseline target
     // features: `mul_add` as a libm call, 26× slower).
@@ -167,7 +166,7 @@ fn exp_run<T: FastFloat, K: Copy + Ord>(
         out,
         stream,
         #[inline(always)]
-        |part, start| exp_groups(part, &src[start..start + part.len()], stream, &quick, floor, &check),
+        |part, start| exp_groups(part, &src[start..start + part.len()], stream, &quick, floor, &ok),
     )
 }
 
