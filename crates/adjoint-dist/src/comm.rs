@@ -652,3 +652,25 @@ fn count(len: usize) -> Result<c_int, DistError> {
     c_int::try_from(len)
         .map_err(|_| DistError::Mpi(format!("a message of {len} elements is too long for MPI")))
 }
+
+/// Wait for every started collective while `result` is `Ok`; after a failure, leak the rest
+/// (their buffers may still be in MPI's hands), set `poisoned` and return the error.
+pub(crate) fn settle(
+    dist: &Dist,
+    poisoned: &mut bool,
+    pending: Vec<Pending>,
+    mut result: Result<(), DistError>,
+    deadline: Instant,
+) -> Result<(), DistError> {
+    for p in pending {
+        if result.is_ok() {
+            result = dist.wait_until(p, deadline);
+        } else {
+            std::mem::forget(p);
+        }
+    }
+    if result.is_err() {
+        *poisoned = true;
+    }
+    result
+}

@@ -56,6 +56,8 @@ mod comm;
 mod parallel;
 mod sampler;
 #[cfg(feature = "mpi")]
+mod shard;
+#[cfg(feature = "mpi")]
 mod shm;
 
 pub use bucket::{gather_into, Bucket, BucketPlan, DEFAULT_BUCKET_BYTES};
