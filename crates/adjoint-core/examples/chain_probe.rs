@@ -2,7 +2,9 @@
 //! 1-element f32 tensor): eager, forward under `vjp` (tape kept), and the whole `grad` call.
 //! Prints the fastest of 40 samples of 20 calls each — the dispatch overhead is CPU-bound, and
 //! on a shared machine the minimum moves far less than the median between A/B builds.
-//! `chain_probe count` instead runs 2,000 `grad` calls, for `perf record`.
+//! `chain_probe count` instead runs 2,000 `grad` calls, and `chain_probe count-eager` 2,000 eager
+//! chains, for `perf record` or `valgrind --tool=callgrind` (whose instruction counts compare
+//! builds without the noise of timings).
 //!
 //! `cargo run --release -p adjoint-core --example chain_probe`
 use adjoint_core::{grad, vjp, Tensor};
@@ -40,6 +42,12 @@ fn main() {
         // 2000 gradient calls of 1000 ops: for `perf stat -e instructions`.
         for _ in 0..2000 {
             std::hint::black_box(g(&x));
+        }
+        return;
+    }
+    if mode == "count-eager" {
+        for _ in 0..2000 {
+            std::hint::black_box(chain(&x));
         }
         return;
     }

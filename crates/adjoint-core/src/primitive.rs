@@ -25,7 +25,7 @@ pub type Outs<T> = SmallVec<[T; 1]>;
 /// let a = Aval::of(&Tensor::zeros(&[2, 3]));
 /// assert_eq!((a.shape.as_slice(), a.dtype), (&[2usize, 3][..], DType::F32));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Aval {
     /// Dimensions.
     pub shape: Shape,
@@ -33,10 +33,19 @@ pub struct Aval {
     pub dtype: DType,
 }
 
+// By hand: the shape through `copy_dims` (every bind builds and copies these; see it).
+impl Clone for Aval {
+    #[inline]
+    fn clone(&self) -> Aval {
+        Aval::new(&self.shape, self.dtype)
+    }
+}
+
 impl Aval {
     /// An abstract value of `shape` and `dtype`.
+    #[inline]
     pub fn new(shape: &[usize], dtype: DType) -> Aval {
-        Aval { shape: Shape::from_slice(shape), dtype }
+        Aval { shape: adjoint_tensor::layout::copy_dims(shape), dtype }
     }
     /// The abstract value of a tensor (for a `vmap` tracer: of one example).
     pub fn of(t: &Tensor) -> Aval {

@@ -234,11 +234,17 @@ impl Array {
     /// The elements as a slice when the array is contiguous and of type `T`.
     #[inline]
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
-        if self.numel() == 0 {
-            return T::slice(&self.storage).map(|_| &[][..]);
+        // The element count once (every op asks this of each operand).
+        let s = T::slice(&self.storage)?;
+        let n = self.numel();
+        if n == 0 {
+            return Some(&[]);
         }
-        let r = self.layout.contiguous_range()?;
-        T::slice(&self.storage).map(|s| &s[r])
+        if !self.layout.is_contiguous() {
+            return None;
+        }
+        let o = self.layout.offset;
+        Some(&s[o..o + n])
     }
 
     /// The whole storage as a slice of `T` (offsets from the layout index into it).

@@ -231,12 +231,13 @@ pub fn with_hints<R>(hints: &[Hint], f: impl FnOnce() -> R) -> R {
 #[inline]
 fn hinted<T: 'static>(n: usize) -> usize {
     HINTS.with(|h| {
-        let hints = h.get();
-        if hints[0].is_none() {
+        // One slot read when no hints are in force (every allocation asks), not a copy of all.
+        let hints = (h as &Cell<[Option<Hint>]>).as_slice_of_cells();
+        if hints[0].get().is_none() {
             return n;
         }
         let ty = TypeId::of::<T>();
-        hints.iter().flatten().find(|h| h.len == n && h.ty == ty).map_or(n, |h| h.cap)
+        hints.iter().filter_map(Cell::get).find(|h| h.len == n && h.ty == ty).map_or(n, |h| h.cap)
     })
 }
 

@@ -30,10 +30,16 @@ pub mod rules {
     /// A unary elementwise op: same shape and dtype; `float` ops reject integer and bool input.
     #[track_caller]
     pub fn unary(op: &str, a: &Aval, float: bool) -> Aval {
+        float_if(op, a, float);
+        a.clone()
+    }
+
+    /// `a` is a float tensor when `float` says so.
+    #[track_caller]
+    fn float_if(op: &str, a: &Aval, float: bool) {
         if float && !a.dtype.is_float() {
             misuse(op, format!("needs a float tensor, got {} of shape {:?}", a.dtype, a.shape.as_slice()));
         }
-        a.clone()
     }
 
     /// The broadcast shape of two operands (NumPy rules).
@@ -62,7 +68,7 @@ pub mod rules {
     pub fn binary(op: &str, a: &Aval, b: &Aval, float: bool) -> Aval {
         let shape = broadcast(op, a, b);
         same_dtype(op, a, b);
-        unary(op, a, float);
+        float_if(op, a, float);
         Aval { shape, dtype: a.dtype }
     }
 
