@@ -49,20 +49,15 @@ pub fn copy_dims<T: Copy + Default>(v: &[T]) -> SmallVec<[T; 6]> {
 
 /// Row-major (C order) strides of a shape.
 pub fn contiguous_strides(shape: &[usize]) -> Strides {
-    if shape.len() <= 6 {
-        // In place (see `copy_dims`).
-        let mut buf = [0isize; 6];
-        let mut acc = 1isize;
-        for i in (0..shape.len()).rev() {
-            buf[i] = acc;
-            acc = acc.saturating_mul(shape[i].max(1).min(isize::MAX as usize) as isize);
-        }
-        return SmallVec::from_buf_and_len(buf, shape.len());
-    }
-    let mut s: Strides = SmallVec::from_elem(0, shape.len());
-    let mut acc = 1isize;
+    // Up to 6 dims the vector starts inline from a buffer (see `copy_dims`).
+    let mut s: Strides = if shape.len() <= 6 {
+        SmallVec::from_buf_and_len([0; 6], shape.len())
+    } else {
+        SmallVec::from_elem(0, shape.len())
+    };
+    let (dst, mut acc) = (s.as_mut_slice(), 1isize);
     for i in (0..shape.len()).rev() {
-        s[i] = acc;
+        dst[i] = acc;
         // Saturating: only an empty array's shape can overflow here (its strides are never
         // used to address data), and a reader must not panic on one.
         acc = acc.saturating_mul(shape[i].max(1).min(isize::MAX as usize) as isize);
