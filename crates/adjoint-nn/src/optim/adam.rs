@@ -6,8 +6,10 @@ use adjoint_core::{Params, Tensor};
 
 use adjoint_tensor::FloatElement;
 
-use super::kernel::{lerp, update_leaf_rule, ElementRule, MAX_STATE};
-use super::{check_state, count_tensor, read_count, step_leaves, zeros_per_leaf, Optimizer, ParamGroups};
+use super::kernel::{lerp, update_flat, update_leaf_rule, ElementRule, MAX_STATE};
+use super::{
+    check_state, count_tensor, read_count, step_leaves, zeros_per_leaf, Flat, Optimizer, ParamGroups,
+};
 
 /// Hyperparameters of [`Adam`] (PyTorch's names and defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -172,17 +174,110 @@ fn adam_step<P: Params>(
     if c.amsgrad {
         check_state(name, "max_exp_avg_sq", st.max_exp_avg_sq, &ps);
     }
+    let mut leaves = TensorLeaves { ps: &ps, gs: &gs, out: Vec::with_capacity(ps.len()) };
+    adam_update(st, c, decoupled, groups, &mut leaves);
+    params.with_leaves(&leaves.out)
+}
+
+/// [`Optimizer::step_flat`] for Adam/AdamW.
+#[track_caller]
+fn adam_step_flat(
+    name: &str,
+    st: AdamState<'_>,
+    c: &AdamConfig,
+    decoupled: bool,
+    groups: &ParamGroups,
+    leaves: &mut [Flat<'_>],
+) {
+    assert!(
+        leaves.len() == st.exp_avg.len(),
+        "adjoint-nn: {name}::step_flat: {} leaves for an optimizer built for {}",
+        leaves.len(),
+        st.exp_avg.len()
+    );
+    let states: &[(&str, &[Tensor])] = &[
+        ("exp_avg", st.exp_avg),
+        ("exp_avg_sq", st.exp_avg_sq),
+        ("max_exp_avg_sq", if c.amsgrad { st.max_exp_avg_sq } else { &[] }),
+    ];
+    for (what, state) in states {
+        for (i, (s, l)) in state.iter().zip(leaves.iter()).enumerate() {
+            assert!(
+                s.numel() == l.len(),
+                "adjoint-nn: {name}::step_flat: state `{what}.{i}` has {} elements but the parameter {}",
+                s.numel(),
+                l.len()
+            );
+        }
+    }
+    adam_update(st, c, decoupled, groups, &mut FlatLeaves(leaves));
+}
+
+/// The leaves of one step and where their new values go: tensors ([`Optimizer::step`]) or raw
+/// buffers updated in place ([`Optimizer::step_flat`]).
+trait StepLeaves {
+    fn len(&self) -> usize;
+    /// Leaf `i`'s new value by `rule`, with its state buffers.
+    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R);
+    /// Leaf `i` stays as it is (frozen).
+    fn keep(&mut self, i: usize);
+}
+
+struct TensorLeaves<'a> {
+    ps: &'a [Tensor],
+    gs: &'a [Tensor],
+    out: Vec<Tensor>,
+}
+
+impl StepLeaves for TensorLeaves<'_> {
+    fn len(&self) -> usize {
+        self.ps.len()
+    }
+
+    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R) {
+        self.out.push(update_leaf_rule(&self.ps[i], &self.gs[i], states, rule));
+    }
+
+    fn keep(&mut self, i: usize) {
+        self.out.push(self.ps[i].clone());
+    }
+}
+
+struct FlatLeaves<'a, 'b>(&'a mut [Flat<'b>]);
+
+impl StepLeaves for FlatLeaves<'_, '_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R) {
+        match &mut self.0[i] {
+            Flat::F32(l) => update_flat(l.param, l.grads, l.scale, states, rule),
+            Flat::F64(l) => update_flat(l.param, l.grads, l.scale, states, rule),
+        }
+    }
+
+    fn keep(&mut self, _: usize) {}
+}
+
+/// Adam's update of every leaf of `leaves`, and the step counter.
+fn adam_update(
+    st: AdamState<'_>,
+    c: &AdamConfig,
+    decoupled: bool,
+    groups: &ParamGroups,
+    leaves: &mut impl StepLeaves,
+) {
     let t = read_count(st.step) + 1;
     let (b1, b2) = c.betas;
     let bias_correction1 = 1.0 - b1.powf(t as f64);
     let bias_correction2_sqrt = (1.0 - b2.powf(t as f64)).sqrt();
     let sign = if c.maximize { -1.0 } else { 1.0 };
     let (eps, amsgrad) = (c.eps, c.amsgrad);
-    let mut out = Vec::with_capacity(ps.len());
-    for (i, (p, g)) in ps.iter().zip(&gs).enumerate() {
+    for i in 0..leaves.len() {
         let o = groups.get(i);
         if o.frozen {
-            out.push(p.clone());
+            leaves.keep(i);
             continue;
         }
         let lr = c.lr * o.lr_scale;
@@ -198,16 +293,14 @@ fn adam_step<P: Params>(
             bias_correction2_sqrt,
             eps,
         };
-        let new = if amsgrad {
+        if amsgrad {
             let states = &mut [&mut st.exp_avg[i], &mut st.exp_avg_sq[i], &mut st.max_exp_avg_sq[i]];
-            update_leaf_rule(p, g, states, &AmsGrad(rule))
+            leaves.update(i, states, &AmsGrad(rule));
         } else {
-            update_leaf_rule(p, g, &mut [&mut st.exp_avg[i], &mut st.exp_avg_sq[i]], &rule)
-        };
-        out.push(new);
+            leaves.update(i, &mut [&mut st.exp_avg[i], &mut st.exp_avg_sq[i]], &rule);
+        }
     }
     *st.step = count_tensor(t);
-    params.with_leaves(&out)
 }
 
 macro_rules! adam_type {
@@ -284,6 +377,19 @@ macro_rules! adam_type {
                     step: &mut self.step,
                 };
                 adam_step(stringify!($name), st, &c, $decoupled, &self.groups, self.n_leaves, params, grads)
+            }
+
+            #[track_caller]
+            fn step_flat(&mut self, leaves: &mut [Flat<'_>]) -> bool {
+                let c: AdamConfig = self.config.into();
+                let st = AdamState {
+                    exp_avg: &mut self.exp_avg,
+                    exp_avg_sq: &mut self.exp_avg_sq,
+                    max_exp_avg_sq: &mut self.max_exp_avg_sq,
+                    step: &mut self.step,
+                };
+                adam_step_flat(stringify!($name), st, &c, $decoupled, &self.groups, leaves);
+                true
             }
 
             fn lr(&self) -> f64 {

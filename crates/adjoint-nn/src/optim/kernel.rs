@@ -119,23 +119,11 @@ fn update_typed<T: FloatElement, R: ElementRule>(
         let mut slices: Vec<&mut [T]> =
             arrays.iter_mut().map(|a| a.try_unique_slice_mut::<T>().expect("made unique")).collect();
         if n >= 2 * PAR_CHUNK && rayon::current_num_threads() > 1 {
-            let mut jobs = Vec::with_capacity(n.div_ceil(PAR_CHUNK));
-            let mut out_rest: &mut [MaybeUninit<T>] = out;
-            let mut off = 0;
-            while off < n {
-                let len = PAR_CHUNK.min(n - off);
-                let (o, r) = std::mem::take(&mut out_rest).split_at_mut(len);
-                out_rest = r;
-                let mut st = Vec::with_capacity(slices.len());
-                for s in slices.iter_mut() {
-                    let (a, b) = std::mem::take(s).split_at_mut(len);
-                    *s = b;
-                    st.push(a);
-                }
-                jobs.push((&ps[off..off + len], &gs[off..off + len], o, st));
-                off += len;
-            }
-            jobs.into_par_iter().for_each(|(p, g, o, mut st)| run(p, g, o, &mut st, f));
+            let jobs: Vec<_> = out.chunks_mut(PAR_CHUNK).zip(split_chunks(slices, n)).collect();
+            jobs.into_par_iter().for_each(|(o, (off, mut st))| {
+                let len = o.len();
+                run(&ps[off..off + len], &gs[off..off + len], o, &mut st, f)
+            });
             adjoint_tensor::threads::keep_warm();
         } else {
             run(&ps, &gs, out, &mut slices, f);
@@ -204,6 +192,139 @@ fn run_k_body<T: FloatElement, F: ElementRule, const K: usize>(
             s[j] = st[j][i];
         }
         out[i].write(f.apply(ps[i], gs[i], &mut s));
+        for j in 0..K {
+            st[j][i] = s[j];
+        }
+    }
+}
+
+/// Run `rule` over one leaf given as raw buffers ([`Flat`](super::Flat)): the gradient is
+/// `scale · (grads[0] + grads[1] + …)` (summed left to right, then scaled), `param` is
+/// overwritten with the new parameter, and `states[k]` appears as `state[k]` in the rule, as
+/// in [`update_leaf_rule`] (whose bits it gives for the same gradient).
+pub(crate) fn update_flat<T: FloatElement, R: ElementRule>(
+    param: &mut [T],
+    grads: &[&[T]],
+    scale: T,
+    states: &mut [&mut Tensor],
+    rule: &R,
+) {
+    let n = param.len();
+    assert!(states.len() <= MAX_STATE, "adjoint-nn: update_flat: too many state buffers");
+    assert!(!grads.is_empty(), "adjoint-nn: Optimizer::step_flat: a leaf with no gradient part");
+    for (k, g) in grads.iter().enumerate() {
+        assert!(
+            g.len() == n,
+            "adjoint-nn: Optimizer::step_flat: gradient part {k} has {} elements, the parameter {n}",
+            g.len()
+        );
+    }
+    let mut arrays: Vec<Array> = states.iter_mut().map(|t| take_unique::<T>(t)).collect();
+    {
+        // The parameter rides last among the state slices, so one split serves all.
+        let mut slices: Vec<&mut [T]> =
+            arrays.iter_mut().map(|a| a.try_unique_slice_mut::<T>().expect("made unique")).collect();
+        slices.push(param);
+        let run = |off: usize, st: &mut [&mut [T]]| {
+            let len = st[0].len();
+            match grads {
+                [a] => run_flat(&[&a[off..off + len]], scale, st, rule),
+                [a, b] => run_flat(&[&a[off..off + len], &b[off..off + len]], scale, st, rule),
+                [a, b, rest @ ..] => {
+                    // Three parts or more: summed into a scratch buffer first, in the same order.
+                    let mut sum: Vec<T> =
+                        a[off..off + len].iter().zip(&b[off..off + len]).map(|(&x, &y)| x + y).collect();
+                    for c in rest {
+                        sum.iter_mut().zip(&c[off..off + len]).for_each(|(s, &x)| *s = *s + x);
+                    }
+                    run_flat(&[&sum[..]], scale, st, rule)
+                }
+                [] => unreachable!("checked above"),
+            }
+        };
+        if n >= 2 * PAR_CHUNK && rayon::current_num_threads() > 1 {
+            split_chunks(slices, n).into_par_iter().for_each(|(off, mut st)| run(off, &mut st));
+            adjoint_tensor::threads::keep_warm();
+        } else {
+            run(0, &mut slices);
+        }
+    }
+    for (t, a) in states.iter_mut().zip(arrays) {
+        **t = Tensor::from_array(a);
+    }
+}
+
+/// `slices` (each `n` long) cut into chunks of [`PAR_CHUNK`]: each chunk's offset and its part
+/// of every slice.
+fn split_chunks<T>(mut slices: Vec<&mut [T]>, n: usize) -> Vec<(usize, Vec<&mut [T]>)> {
+    let mut jobs = Vec::with_capacity(n.div_ceil(PAR_CHUNK));
+    let mut off = 0;
+    while off < n {
+        let len = PAR_CHUNK.min(n - off);
+        let mut st = Vec::with_capacity(slices.len());
+        for s in slices.iter_mut() {
+            let (a, b) = std::mem::take(s).split_at_mut(len);
+            *s = b;
+            st.push(a);
+        }
+        jobs.push((off, st));
+        off += len;
+    }
+    jobs
+}
+
+/// [`update_flat`]'s loop over one chunk: `st` is the state slices, then the parameter.
+fn run_flat<T: FloatElement, F: ElementRule>(grads: &[&[T]], scale: T, st: &mut [&mut [T]], f: &F) {
+    match (grads, st) {
+        ([a], [p]) => run_flat_k::<T, F, 0, 1>([a], scale, [], p, f),
+        ([a], [s0, p]) => run_flat_k::<T, F, 1, 1>([a], scale, [s0], p, f),
+        ([a], [s0, s1, p]) => run_flat_k::<T, F, 2, 1>([a], scale, [s0, s1], p, f),
+        ([a], [s0, s1, s2, p]) => run_flat_k::<T, F, 3, 1>([a], scale, [s0, s1, s2], p, f),
+        ([a], [s0, s1, s2, s3, p]) => run_flat_k::<T, F, 4, 1>([a], scale, [s0, s1, s2, s3], p, f),
+        ([a, b], [p]) => run_flat_k::<T, F, 0, 2>([a, b], scale, [], p, f),
+        ([a, b], [s0, p]) => run_flat_k::<T, F, 1, 2>([a, b], scale, [s0], p, f),
+        ([a, b], [s0, s1, p]) => run_flat_k::<T, F, 2, 2>([a, b], scale, [s0, s1], p, f),
+        ([a, b], [s0, s1, s2, p]) => run_flat_k::<T, F, 3, 2>([a, b], scale, [s0, s1, s2], p, f),
+        ([a, b], [s0, s1, s2, s3, p]) => run_flat_k::<T, F, 4, 2>([a, b], scale, [s0, s1, s2, s3], p, f),
+        _ => unreachable!("one or two gradient parts, at most MAX_STATE state buffers"),
+    }
+}
+
+fn run_flat_k<T: FloatElement, F: ElementRule, const K: usize, const G: usize>(
+    gs: [&&[T]; G],
+    scale: T,
+    st: [&mut &mut [T]; K],
+    param: &mut [T],
+    f: &F,
+) {
+    adjoint_tensor::dispatch_simd!(run_flat_body, run_flat_avx2, run_flat_avx512, (gs, scale, st, param, f))
+}
+
+adjoint_tensor::simd_builds!(run_flat_body => run_flat_avx2, run_flat_avx512,
+    [T: FloatElement, F: ElementRule, const K: usize, const G: usize],
+    (gs: [&&[T]; G], scale: T, st: [&mut &mut [T]; K], param: &mut [T], f: &F));
+
+#[inline(always)]
+fn run_flat_body<T: FloatElement, F: ElementRule, const K: usize, const G: usize>(
+    gs: [&&[T]; G],
+    scale: T,
+    st: [&mut &mut [T]; K],
+    param: &mut [T],
+    f: &F,
+) {
+    let n = param.len();
+    let gs: [&[T]; G] = gs.map(|g| &g[..n]);
+    let st: [&mut [T]; K] = st.map(|s| &mut s[..n]);
+    for i in 0..n {
+        let mut g = gs[0][i];
+        for part in &gs[1..] {
+            g = g + part[i];
+        }
+        let mut s = [T::zero(); MAX_STATE];
+        for j in 0..K {
+            s[j] = st[j][i];
+        }
+        param[i] = f.apply(param[i], g * scale, &mut s);
         for j in 0..K {
             st[j][i] = s[j];
         }

@@ -68,6 +68,73 @@ pub trait Optimizer: Params {
     fn set_momentum(&mut self, momentum: f64) {
         let _ = momentum;
     }
+    /// One update of every leaf given as raw buffers ([`Flat`], one per leaf, in leaf order):
+    /// each parameter is overwritten in place with its new value, from a gradient given as a
+    /// scaled sum of parts. The same arithmetic as [`step`](Self::step) on tensors holding the
+    /// same values (the same bits), without the tensors: a data-parallel update reads the
+    /// ranks' gradients where they lie and writes the new parameters where the other ranks
+    /// read them (`adjoint-dist`'s sharded update), PyTorch's fused multi-tensor optimizers'
+    /// role.
+    ///
+    /// Returns `false`, changing nothing, when the algorithm has no such path (the default;
+    /// Adam and AdamW have one). Panics, changing nothing, when the leaves do not match the
+    /// optimizer's state.
+    ///
+    /// ```
+    /// use adjoint_core::Tensor;
+    /// use adjoint_nn::optim::{Adam, AdamConfig, Flat, FlatLeaf, Optimizer};
+    ///
+    /// let w = Tensor::from_vec(vec![1.0f32, 2.0], &[2]);
+    /// let mut opt = Adam::new(&w, AdamConfig::default());
+    /// let mut flat_opt = opt.clone();
+    /// // The gradient (0.5, -1) as the mean of two ranks' parts.
+    /// let g = Tensor::from_vec(vec![0.5f32, -1.0], &[2]);
+    /// let (a, b) = ([0.25f32, -3.0], [0.75f32, 1.0]);
+    /// let mut p = [1.0f32, 2.0];
+    /// let done = flat_opt.step_flat(&mut [Flat::F32(FlatLeaf { param: &mut p, grads: &[&a, &b], scale: 0.5 })]);
+    /// assert!(done);
+    /// assert_eq!(opt.step(&w, &g).to_vec::<f32>(), p.to_vec());
+    /// ```
+    fn step_flat(&mut self, leaves: &mut [Flat<'_>]) -> bool {
+        let _ = leaves;
+        false
+    }
+}
+
+/// One leaf of [`Optimizer::step_flat`] with elements `T`.
+#[derive(Debug)]
+pub struct FlatLeaf<'a, T> {
+    /// The parameter (row-major, as the leaf's storage), overwritten with its new value.
+    pub param: &'a mut [T],
+    /// The gradient is `scale · (grads[0] + grads[1] + …)`, summed left to right and then
+    /// scaled; each part has the parameter's length.
+    pub grads: &'a [&'a [T]],
+    /// Multiplies the sum of the parts (`1 / world size` for a mean over ranks).
+    pub scale: T,
+}
+
+/// One leaf of [`Optimizer::step_flat`], by element type.
+#[derive(Debug)]
+pub enum Flat<'a> {
+    /// An `f32` leaf.
+    F32(FlatLeaf<'a, f32>),
+    /// An `f64` leaf.
+    F64(FlatLeaf<'a, f64>),
+}
+
+impl Flat<'_> {
+    /// The parameter's number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Flat::F32(l) => l.param.len(),
+            Flat::F64(l) => l.param.len(),
+        }
+    }
+
+    /// Whether the parameter has no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Options for one leaf (see [`ParamGroups`]).
