@@ -5,9 +5,10 @@
 //! rank's parameter area), or through `Dist`'s ring across nodes.
 
 use adjoint_core::Tensor;
+use adjoint_nn::optim::{Flat, FlatLeaf, Optimizer};
 use adjoint_tensor::{DType, Element, Storage};
 
-use crate::bucket::SharedBuf;
+use crate::bucket::{gather_into, SharedBuf};
 use crate::comm::{Dist, Float, Pending};
 use crate::shm::Segment;
 use crate::DistError;
@@ -68,6 +69,9 @@ pub(crate) struct Sharding {
     pub(crate) opt_full: Vec<Option<Vec<usize>>>,
     /// Which of the two parameter buffers the next all-gather fills.
     pub(crate) turn: usize,
+    /// The sharded entries of `leaves` are out of date: [`flat_update`] updated them in the
+    /// shared segment's parameter area only.
+    pub(crate) stale: bool,
     /// When every rank is on this node: the shared segment that replaces the rings, and the
     /// bytes of one area in it (each rank's segment is its gradient area, then its parameter
     /// area; see [`crate::shm`]).
@@ -86,31 +90,109 @@ pub(crate) fn shm_barrier(dist: &Dist, poisoned: &mut bool, seg: &Segment) -> Re
     r
 }
 
-/// This rank's rows of leaf `l`'s mean gradient: the sum over the ranks' gradient areas, in
-/// rank order, times `scale`.
-pub(crate) fn reduce_rows<T: Float + Element>(seg: &Segment, l: &ShardLeaf, scale: f64) -> Tensor {
+/// Leaf `l`'s gradient `g` into rank `rank`'s gradient area of `seg`. When this rank's own rows
+/// of `g` are contiguous, only the other ranks' rows are copied, and the returned view of `g`'s
+/// own rows is what the sums read ([`grad_parts`]); otherwise all of `g` is copied and `None`
+/// returned.
+///
+/// # Safety
+///
+/// As [`Segment::slice_mut`]: this rank's gradient area, which no rank reads before the
+/// barrier that ends the backward pass.
+pub(crate) unsafe fn put_gradient<T: Element>(
+    seg: &Segment,
+    rank: usize,
+    l: &ShardLeaf,
+    g: &Tensor,
+) -> Option<Tensor> {
+    let (n, rows) = (g.numel(), g.shape()[0]);
+    let own_n: usize = l.own_shape.iter().product();
+    let size = std::mem::size_of::<T>();
+    if n > 0 {
+        let row = n / rows;
+        let (lo, hi) = (l.start / row, (l.start + own_n) / row);
+        let own = g.narrow(0, lo, hi - lo);
+        if own.value().as_slice::<T>().is_some() {
+            // SAFETY: passed on from the caller; the ranges lie in the leaf's part of the area.
+            unsafe {
+                if lo > 0 {
+                    gather_into(seg.slice_mut::<T>(rank, l.at, l.start), &g.narrow(0, 0, lo));
+                }
+                if hi < rows {
+                    let at = l.at + (l.start + own_n) * size;
+                    gather_into(
+                        seg.slice_mut::<T>(rank, at, n - l.start - own_n),
+                        &g.narrow(0, hi, rows - hi),
+                    );
+                }
+            }
+            return Some(own);
+        }
+    }
+    // SAFETY: as above.
+    unsafe { gather_into(seg.slice_mut::<T>(rank, l.at, n), g) };
+    None
+}
+
+/// The parts of this rank's rows of leaf `l`'s gradient summed over the ranks, in rank order:
+/// each rank's gradient area, and for this rank `own` (from [`put_gradient`]) when it kept them.
+///
+/// # Safety
+///
+/// Every rank wrote its gradient area before the barrier, and none writes it again while the
+/// slices live (before the next step's second barrier).
+pub(crate) unsafe fn grad_parts<'a, T: Element>(
+    seg: &'a Segment,
+    rank: usize,
+    l: &ShardLeaf,
+    own: Option<&'a Tensor>,
+) -> Vec<&'a [T]> {
     let n: usize = l.own_shape.iter().product();
     let at = l.at + l.start * std::mem::size_of::<T>();
+    (0..l.parts.len())
+        .map(|q| match own.filter(|_| q == rank) {
+            Some(t) => t.value().as_slice::<T>().expect("own rows kept only when contiguous"),
+            // SAFETY: passed on from the caller.
+            None => unsafe { seg.slice::<T>(q, at, n) },
+        })
+        .collect()
+}
+
+/// This rank's rows of leaf `l`'s mean gradient: the sum of its [`grad_parts`], in rank order,
+/// times `scale`.
+///
+/// # Safety
+///
+/// As [`grad_parts`].
+pub(crate) unsafe fn reduce_rows<T: Float + Element>(
+    seg: &Segment,
+    rank: usize,
+    l: &ShardLeaf,
+    own: Option<&Tensor>,
+    scale: f64,
+) -> Tensor {
+    let n: usize = l.own_shape.iter().product();
     let mut out: Vec<T> = adjoint_tensor::cache::take(n);
-    // SAFETY: every rank wrote its gradient area before the barrier, and none writes it again
-    // before the next step's second barrier, which this rank reaches after this read.
+    // SAFETY: passed on from the caller.
+    let parts = unsafe { grad_parts::<T>(seg, rank, l, own) };
     // The mean's scale is folded into the last rank's sum (no pass of its own); a segment
     // exists only for 2 ranks or more, so there is a last sum.
     let (w, k) = (l.parts.len(), <T as Float>::from_f64(scale));
     debug_assert!(w >= 2);
     // The first two ranks' rows are summed into the fresh buffer in one pass (no copy first).
-    unsafe {
-        let (a, b) = (seg.slice::<T>(0, at, n), seg.slice::<T>(1, at, n));
+    {
+        let (a, b) = (parts[0], parts[1]);
         let spare = &mut out.spare_capacity_mut()[..n];
         // Scaled here when they are the only two (`· 1` is exact: the same bits otherwise).
         let first = if w == 2 { k } else { <T as Float>::from_f64(1.0) };
         spare.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| {
             o.write((x + y) * first);
         });
-        out.set_len(n);
-        for q in 2..w {
+        // SAFETY: the loop above wrote all `n` elements, and `take` gave at least `n`.
+        unsafe { out.set_len(n) };
+        for (q, part) in parts.iter().enumerate().skip(2) {
             let last = q + 1 == w;
-            out.iter_mut().zip(seg.slice::<T>(q, at, n)).for_each(|(o, &x)| {
+            out.iter_mut().zip(*part).for_each(|(o, &x)| {
                 *o = if last { (*o + x) * k } else { *o + x };
             });
         }
@@ -171,4 +253,120 @@ pub(crate) unsafe fn start_ring(
             _ => unreachable!("sharded leaves are f32 or f64"),
         }
     }
+}
+
+/// A leaf's buffers for [`flat_update`]: the parameter to update in place and its gradient's
+/// parts.
+enum LeafBufs<'a> {
+    F32(&'a mut [f32], Vec<&'a [f32]>),
+    F64(&'a mut [f64], Vec<&'a [f64]>),
+}
+
+/// A fresh copy of a leaf that is not sharded, updated in place by [`flat_update`].
+enum Fresh {
+    None,
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// The sharded update on shared memory in one pass per leaf ([`Optimizer::step_flat`]): each
+/// sharded leaf's rows are updated in place in this rank's parameter area, from its gradient's
+/// [`grad_parts`] read where they lie (no mean gradient, no new parameter tensor, no copy into
+/// the area); leaves that are not sharded are updated in a fresh copy from their bucket's mean
+/// (`means[i]`). Then, after the barrier, the new parameters (`params`' shapes) are gathered
+/// from every rank's area. `None`, with nothing changed, when the optimizer has no flat path
+/// or a leaf is not `f32`/`f64`.
+///
+/// The same bits as the mean gradient then [`Optimizer::step`]: the parts are summed in rank
+/// order and then scaled, as [`reduce_rows`] does.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn flat_update<O: Optimizer>(
+    opt: &mut O,
+    dist: &Dist,
+    poisoned: &mut bool,
+    sh: &mut Sharding,
+    params: &[Tensor],
+    means: &[Tensor],
+    own: &[Option<Tensor>],
+) -> Result<Option<Vec<Tensor>>, DistError> {
+    let Some((seg, area)) = &sh.shm else { return Ok(None) };
+    let (rank, area) = (dist.rank(), *area);
+    let scale = 1.0 / dist.world_size() as f64;
+    let mut fresh: Vec<Fresh> = Vec::with_capacity(params.len());
+    for (i, p) in params.iter().enumerate() {
+        fresh.push(match (&sh.slot[i], p.dtype()) {
+            (Some(_), _) => Fresh::None,
+            (None, DType::F32) if means[i].value().as_slice::<f32>().is_some() => Fresh::F32(p.to_vec()),
+            (None, DType::F64) if means[i].value().as_slice::<f64>().is_some() => Fresh::F64(p.to_vec()),
+            _ => return Ok(None),
+        });
+    }
+    let mut bufs: Vec<LeafBufs<'_>> = Vec::with_capacity(params.len());
+    for (i, f) in fresh.iter_mut().enumerate() {
+        bufs.push(match (&sh.slot[i], f) {
+            (Some(l), _) => {
+                let (at, n) = (area + l.at + l.start * l.dtype.size_in_bytes(), l.own_shape.iter().product());
+                // SAFETY: this rank's parameter area, rows it owns: no other rank reads them
+                // before the barrier below (they finished reading the last ones before the
+                // barrier that ended this step's backward pass); every rank's gradient area
+                // was written before that barrier and is not written before the next one.
+                unsafe {
+                    match l.dtype {
+                        DType::F32 => LeafBufs::F32(
+                            seg.slice_mut(rank, at, n),
+                            grad_parts(seg, rank, l, own[i].as_ref()),
+                        ),
+                        _ => LeafBufs::F64(
+                            seg.slice_mut(rank, at, n),
+                            grad_parts(seg, rank, l, own[i].as_ref()),
+                        ),
+                    }
+                }
+            }
+            (None, Fresh::F32(v)) => LeafBufs::F32(v, vec![means[i].value().as_slice().expect("checked")]),
+            (None, Fresh::F64(v)) => LeafBufs::F64(v, vec![means[i].value().as_slice().expect("checked")]),
+            (None, Fresh::None) => unreachable!("a fresh copy for every leaf not sharded"),
+        });
+    }
+    // The buckets' means are divided by the world size already.
+    let mut leaves: Vec<Flat<'_>> = bufs
+        .iter_mut()
+        .zip(&sh.slot)
+        .map(|(b, slot)| {
+            let k = if slot.is_some() { scale } else { 1.0 };
+            match b {
+                LeafBufs::F32(param, grads) => Flat::F32(FlatLeaf { param, grads, scale: k as f32 }),
+                LeafBufs::F64(param, grads) => Flat::F64(FlatLeaf { param, grads, scale: k }),
+            }
+        })
+        .collect();
+    if !opt.step_flat(&mut leaves) {
+        return Ok(None);
+    }
+    drop(leaves);
+    drop(bufs);
+    shm_barrier(dist, poisoned, seg)?;
+    let full = params
+        .iter()
+        .zip(fresh)
+        .enumerate()
+        .map(|(i, (p, f))| match (&sh.slot[i], f) {
+            (Some(l), _) => match l.dtype {
+                DType::F32 => gather_rows::<f32>(seg, area + l.at, l, p.shape()),
+                _ => gather_rows::<f64>(seg, area + l.at, l, p.shape()),
+            },
+            (None, Fresh::F32(v)) => Tensor::from_vec(v, p.shape()),
+            (None, Fresh::F64(v)) => Tensor::from_vec(v, p.shape()),
+            (None, Fresh::None) => unreachable!("a fresh copy for every leaf not sharded"),
+        })
+        .collect::<Vec<_>>();
+    // The sharded entries of `leaves` (this rank's rows as tensors, for `Optimizer::step`)
+    // are now behind the parameter area; the others are the new leaves.
+    for (i, t) in full.iter().enumerate() {
+        if sh.slot[i].is_none() {
+            sh.leaves[i] = t.clone();
+        }
+    }
+    sh.stale = true;
+    Ok(Some(full))
 }

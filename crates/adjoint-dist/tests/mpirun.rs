@@ -304,6 +304,28 @@ fn a_sharded_update_gives_the_same_steps() {
 }
 
 #[test]
+fn the_fused_sharded_update_gives_the_bits_of_the_mean_then_the_update() {
+    // On one node `step` updates each rank's rows in place from every rank's gradient where it
+    // lies (`Optimizer::step_flat`); `step_with` (`--unfused`) forms the mean gradient first.
+    // The same bits, also alternating the two (`--mix`: the fused step leaves the rank's row
+    // tensors out of date, which the other path rebuilds). On 5 ranks the `[4]` biases have
+    // fewer rows than ranks and stay unsharded: updated from their bucket in the same call.
+    let dir = tempfile::tempdir().unwrap();
+    for (model, ranks) in [("mlp", 2), ("cnn", 2), ("mlp", 5)] {
+        let run = |name: &str, extra: &[&str]| {
+            let out = dir.path().join(format!("{model}-{ranks}-{name}"));
+            let args = ["train", "--model", model, "--steps", "6", "--batch", "4", "--shard"];
+            must(mpirun(ranks, &[&args[..], &["--out", out.to_str().unwrap()], extra].concat()), name);
+            result(&out)
+        };
+        let fused = run("fused", &[]);
+        assert!(fused.0[5] < fused.0[0], "{model} on {ranks}: the loss did not decrease: {:?}", fused.0);
+        assert_eq!(fused, run("unfused", &["--unfused"]), "{model} on {ranks} ranks: fused against unfused");
+        assert_eq!(fused, run("mixed", &["--mix"]), "{model} on {ranks} ranks: fused against alternating");
+    }
+}
+
+#[test]
 fn a_sharded_update_over_the_ring_gives_the_same_steps() {
     // `--ring`: the point-to-point reduce-scatter and all-gather of worlds that span nodes, in
     // place of the shared segment one node uses.

@@ -176,6 +176,7 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     let mut dp = DataParallel::new(&dist, model, opt, config).map_err(|e| e.to_string())?;
     let mut phases: Vec<[f64; 4]> = Vec::new();
     let split = o.flag("split");
+    let unfused = o.flag("unfused");
     for i in 0..steps + 3 {
         dist.barrier().map_err(|e| e.to_string())?;
         let t = Instant::now();
@@ -194,10 +195,17 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
             }
             let t1 = Instant::now();
             let mut t2 = t1;
-            let r = dp.step_with(&grads, |g| {
-                t2 = Instant::now();
-                g
-            });
+            // `--unfused`: `step_with`, whose `f` sees the mean gradient (so the mean and the
+            // update time apart); else `step`, which with `--shard` on one node fuses the two
+            // (`Optimizer::step_flat`).
+            let r = if unfused {
+                dp.step_with(&grads, |g| {
+                    t2 = Instant::now();
+                    g
+                })
+            } else {
+                dp.step(&grads)
+            };
             if i >= 3 {
                 let d = |a: Instant, b: Instant| (b - a).as_secs_f64();
                 phases.push([d(t, t0), d(t0, t1), d(t1, t2), t2.elapsed().as_secs_f64()]);
@@ -217,7 +225,13 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
     let parts = if phases.is_empty() { vec![0.0; 4] } else { (0..4).map(phase).collect() };
     let parts = dist.mean(&parts).map_err(|e| e.to_string())?;
     if dist.is_root() {
-        let how = if o.flag("overlap") { "train_step" } else { "step" };
+        let how = if o.flag("overlap") {
+            "train_step"
+        } else if unfused {
+            "step_with"
+        } else {
+            "step"
+        };
         let how = if o.flag("shard") { format!("{how} sharded") } else { how.to_string() };
         print!("ranks={w} batch={g} threads={} {how} step_ms {:.3}", rayon::current_num_threads(), t * 1e3);
         if !phases.is_empty() {
@@ -226,7 +240,11 @@ fn step_of<M: Module + Params + Clone, O: Optimizer + Clone>(
             } else {
                 print!(" (gradient {:.3}", parts[0] * 1e3);
             }
-            print!(", mean over ranks {:.3}, update {:.3})", parts[2] * 1e3, parts[3] * 1e3);
+            if unfused {
+                print!(", mean over ranks {:.3}, update {:.3})", parts[2] * 1e3, parts[3] * 1e3);
+            } else {
+                print!(", mean over ranks and update {:.3})", (parts[2] + parts[3]) * 1e3);
+            }
         }
         println!(" p10 {:.3}", p10 * 1e3);
     }

@@ -3,13 +3,13 @@
 //!
 //! ```text
 //! adjoint-dist-worker train  --model mlp|cnn --batch B --steps S [--reference] [--out FILE]
-//!                            [--accum K] [--overlap] [--bucket-bytes N] [--shard [--ring]]
+//!                            [--accum K] [--overlap] [--unfused|--mix] [--bucket-bytes N] [--shard [--ring]]
 //!                            [--ckpt FILE --save-every K] [--resume FILE]
 //!                            [--fail-rank R --fail-step K --fail kill|raise|stall] [--timeout SECS]
 //! adjoint-dist-worker shards --len N --epochs E [--drop-last]
 //! adjoint-dist-worker bench-allreduce [--reps N]
 //! adjoint-dist-worker bench-step [--model w2|w3] [--global-batch G] [--steps N] [--plain] [--overlap]
-//!                                 [--split] [--shard [--ring]]
+//!                                 [--split] [--unfused] [--shard [--ring]]
 //! adjoint-dist-worker bench-pack [--reps N] [--fresh]
 //! ```
 //!
@@ -17,7 +17,9 @@
 //! per rank per step (`--reference`: no MPI at all, a plain one-process `DataLoader` loop with
 //! batch `B`, the baseline of the equivalence tests). `--accum K` splits each rank's batch into
 //! K micro-batches accumulated with `no_sync`; `--overlap` uses `DataParallel::train_step`
-//! (allreduce during the backward sweep) instead of `value_and_grad` + `step`; `--shard` shards
+//! (allreduce during the backward sweep) instead of `value_and_grad` + `step`; `--unfused` calls
+//! `step_with(g, |g| g)` instead of `step` (the mean gradient formed before the update), `--mix`
+//! on odd steps only; `--shard` shards
 //! the optimizer update (`DataParallelConfig::shard_update`), through shared memory on one node
 //! unless `--ring` (`DataParallelConfig::shared_memory = false`). Rank 0 writes the losses and final
 //! parameters as JSON to `--out`. Every line a rank prints starts with `rank R:`.

@@ -137,6 +137,7 @@ fn distributed<M: Module + Params + Clone>(
     let save_every: usize = o.num("save-every", 0);
     let accum: usize = o.num("accum", 1);
     let overlap = o.flag("overlap");
+    let (unfused, mix) = (o.flag("unfused"), o.flag("mix"));
     assert!(accum > 0 && batch.is_multiple_of(accum), "--accum must divide --batch");
     let mut losses = Vec::new();
     let mut epoch_batches: (usize, Vec<(Tensor, Tensor)>) = (usize::MAX, Vec::new());
@@ -167,6 +168,10 @@ fn distributed<M: Module + Params + Clone>(
             loss += l.item();
             if k + 1 < accum {
                 dp.no_sync(&g);
+            } else if unfused || (mix && step % 2 == 1) {
+                // `step_with` forms the mean gradient (for its `f`); `step` may fuse the mean
+                // into the update (the sharded update on one node): the same bits.
+                dp.step_with(&g, |g| g).map_err(e)?;
             } else {
                 dp.step(&g).map_err(e)?;
             }

@@ -2,22 +2,25 @@
 //! allreduce, rank 0's parameters and optimizer state broadcast at the start.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use adjoint_core::{Params, Tensor};
-use adjoint_nn::checkpoint::{self, LoadOptions};
+use adjoint_nn::checkpoint;
 use adjoint_nn::optim::Optimizer;
 use adjoint_tensor::{DType, Storage};
 
 use crate::bucket::{gather_into, BucketPlan, SharedBuf, DEFAULT_BUCKET_BYTES};
 use crate::comm::{settle, Dist, Pending};
 use crate::shard::{
-    gather_rows, reduce_rows, row_range, rows_of, shardable, shm_barrier, start_ring, Half, ShardLeaf,
-    Sharding,
+    flat_update, gather_rows, put_gradient, reduce_rows, row_range, rows_of, shardable, shm_barrier,
+    start_ring, Half, ShardLeaf, Sharding,
 };
 use crate::shm::Segment;
 use crate::DistError;
+
+mod saving;
+use saving::decode;
 
 /// Options of [`DataParallel`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +183,8 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
                 let (lo, len) = row_range(t.shape()[0], w, r);
                 rows_of(t, lo, len)
             };
-            let shard_leaves = leaves.iter().map(|t| if sharded(t) { mine(t) } else { t.clone() }).collect();
+            let shard_leaves: Vec<Tensor> =
+                leaves.iter().map(|t| if sharded(t) { mine(t) } else { t.clone() }).collect();
             // The optimizer's state tensors shaped like a sharded leaf keep this rank's rows.
             let shapes: Vec<&[usize]> = leaves.iter().filter(|t| sharded(t)).map(|t| t.shape()).collect();
             let mut opt_full = Vec::new();
@@ -193,7 +197,23 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
                     t.clone()
                 }
             });
-            Sharding { slot, order, leaves: shard_leaves, opt_full, turn: 0, shm }
+            // With shared memory, this rank's rows of the parameters start in its parameter area:
+            // the fused update (`step`) reads and updates them there.
+            if let Some((seg, area)) = &shm {
+                for (i, l) in slot.iter().enumerate() {
+                    let Some(l) = l else { continue };
+                    let (at, n) = (area + l.at + l.start * l.dtype.size_in_bytes(), shard_leaves[i].numel());
+                    // SAFETY: this rank's parameter area, which no rank reads before the first
+                    // step's barriers.
+                    unsafe {
+                        match l.dtype {
+                            DType::F32 => gather_into(seg.slice_mut::<f32>(r, at, n), &shard_leaves[i]),
+                            _ => gather_into(seg.slice_mut::<f64>(r, at, n), &shard_leaves[i]),
+                        }
+                    }
+                }
+            }
+            Sharding { slot, order, leaves: shard_leaves, opt_full, turn: 0, stale: false, shm }
         });
         Ok(DataParallel {
             dist,
@@ -207,56 +227,6 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
             sharding,
         })
     }
-
-    /// Resume from the checkpoint at `path` (written by [`save_checkpoint`](Self::save_checkpoint)
-    /// on any number of ranks): rank 0 reads it and broadcasts it; `params` and `opt` are
-    /// templates. Returns the checkpoint's metadata too.
-    pub fn resume(
-        dist: &'d Dist,
-        path: &Path,
-        params: P,
-        opt: O,
-        config: DataParallelConfig,
-    ) -> Result<(Self, BTreeMap<String, String>), DistError> {
-        // Rank 0 reads; its outcome (bytes or the error) reaches every rank.
-        let mut packet = Vec::new();
-        if dist.is_root() {
-            match std::fs::read(path).map_err(|e| format!("{}: {e}", path.display())).and_then(|b| {
-                let meta = checkpoint::read_metadata(path).map_err(|e| e.to_string())?;
-                Ok((b, meta))
-            }) {
-                Ok((b, meta)) => {
-                    packet.push(0u8);
-                    let meta_text: String = meta.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
-                    packet.extend((meta_text.len() as u64).to_le_bytes());
-                    packet.extend(meta_text.as_bytes());
-                    packet.extend(b);
-                }
-                Err(e) => {
-                    packet.push(1u8);
-                    packet.extend(e.as_bytes());
-                }
-            }
-        }
-        let packet = dist.broadcast_bytes(&packet)?;
-        if packet.first() != Some(&0) {
-            let msg = String::from_utf8_lossy(packet.get(1..).unwrap_or_default()).into_owned();
-            return Err(DistError::Resume(format!("rank 0 could not read the checkpoint: {msg}")));
-        }
-        let bad = || DistError::Resume(format!("{}: broadcast checkpoint is truncated", path.display()));
-        let n = u64::from_le_bytes(packet.get(1..9).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
-        let meta_text = std::str::from_utf8(packet.get(9..9 + n).ok_or_else(bad)?).map_err(|_| bad())?;
-        let meta =
-            meta_text.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.into(), v.into())).collect();
-        let (params, opt) = decode(path, &packet[9 + n..], &(params, opt))?;
-        // Every rank now holds the same values; `new` broadcasts them once more (cheap, and the
-        // one code path that guarantees equal replicas).
-        Ok((DataParallel::new(dist, params, opt, config)?, meta))
-    }
-}
-
-fn decode<T: Params>(path: &Path, bytes: &[u8], template: &T) -> Result<T, DistError> {
-    Ok(checkpoint::from_bytes_with(path, bytes, template, LoadOptions::default())?.0)
 }
 
 impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
@@ -275,48 +245,6 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// Whether the optimizer update is sharded ([`DataParallelConfig::shard_update`]).
     pub fn is_sharded(&self) -> bool {
         self.sharding.is_some()
-    }
-
-    /// The whole optimizer: [`optimizer`](Self::optimizer) when the update is not sharded
-    /// (a copy); with a sharded update, every rank's part gathered (collective: every rank
-    /// calls it, and every rank gets the whole).
-    pub fn full_optimizer(&self) -> Result<O, DistError> {
-        let Some(sh) = &self.sharding else {
-            return Ok(self.opt.with_leaves(&self.opt.leaves()));
-        };
-        if self.poisoned {
-            return Err(DistError::Poisoned);
-        }
-        let (w, r) = (self.dist.world_size(), self.dist.rank());
-        let mut full = Vec::new();
-        for (t, shape) in self.opt.leaves().iter().zip(&sh.opt_full) {
-            let Some(shape) = shape else {
-                full.push(t.clone());
-                continue;
-            };
-            // Each rank's rows in place in a zero tensor, summed over the ranks (a checkpoint's
-            // worth of traffic, not a step's: simplicity over speed).
-            let row = shape[1..].iter().product::<usize>();
-            let (lo, _) = row_range(shape[0], w, r);
-            let n = shape[0] * row;
-            full.push(match t.dtype() {
-                DType::F32 => {
-                    let mut v = vec![0.0f32; n];
-                    let mine = t.to_vec::<f32>();
-                    v[lo * row..lo * row + mine.len()].copy_from_slice(&mine);
-                    self.dist.allreduce_sum(&mut v)?;
-                    Tensor::from_vec(v, shape)
-                }
-                _ => {
-                    let mut v = vec![0.0f64; n];
-                    let mine = t.to_vec::<f64>();
-                    v[lo * row..lo * row + mine.len()].copy_from_slice(&mine);
-                    self.dist.allreduce_sum(&mut v)?;
-                    Tensor::from_vec(v, shape)
-                }
-            });
-        }
-        Ok(self.opt.with_leaves(&full))
     }
 
     /// The optimizer, e.g. to set its learning rate from a schedule (do the same on every rank).
@@ -378,9 +306,36 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// Average `grads` (plus any [`no_sync`](Self::no_sync) sum) over all ranks and apply the
     /// optimizer (collective). On an error (a peer died: a timeout) this replica is unusable;
     /// stop the job with [`Dist::abort`].
+    ///
+    /// With a sharded update on one node ([`DataParallelConfig::shard_update`] and
+    /// [`shared_memory`](DataParallelConfig::shared_memory)) and an optimizer that has
+    /// [`Optimizer::step_flat`] (Adam, AdamW), the mean gradient is never formed: each rank
+    /// updates its rows in place in the shared segment, reading every rank's gradient where
+    /// it lies (the same bits as forming the mean; `step_with` and `train_step` form it, for
+    /// their `f`).
     #[track_caller]
     pub fn step(&mut self, grads: &P) -> Result<(), DistError> {
-        self.step_with(grads, |g| g)
+        if self.sharding.as_ref().is_none_or(|sh| sh.shm.is_none()) {
+            return self.step_with(grads, |g| g);
+        }
+        let leaves = grads.leaves();
+        self.check_leaves(leaves.len());
+        let mut round = self.begin_round()?;
+        for i in (0..leaves.len()).rev() {
+            self.leaf_ready(&mut round, i, &leaves[i]);
+        }
+        let (mut out, own) = self.finish_round(round, &leaves, false)?;
+        let sh = self.sharding.as_mut().expect("sharded");
+        let params = self.params.leaves();
+        if let Some(full) =
+            flat_update(&mut self.opt, self.dist, &mut self.poisoned, sh, &params, &out, &own)?
+        {
+            self.params = self.params.with_leaves(&full);
+            return Ok(());
+        }
+        // No flat path: the mean gradient's rows, then the optimizer on tensors.
+        self.shm_means(&own, &mut out);
+        self.apply(&grads.with_leaves(&out))
     }
 
     /// [`step`](Self::step) with `f` applied to the averaged gradient before the optimizer
@@ -441,7 +396,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         for i in (0..leaves.len()).rev() {
             self.leaf_ready(&mut round, i, &leaves[i]);
         }
-        let out = self.finish_round(round, &leaves)?;
+        let (out, _) = self.finish_round(round, &leaves, true)?;
         Ok(grads.with_leaves(&out))
     }
 
@@ -467,7 +422,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         let (value, grads) = adjoint_core::value_and_grad_with_hook(loss, &params, &mut |i, g| {
             self.leaf_ready(&mut round, i, g)
         });
-        let out = self.finish_round(round, &grads.leaves())?;
+        let (out, _) = self.finish_round(round, &grads.leaves(), true)?;
         let avg = f(grads.with_leaves(&out));
         self.apply(&avg)?;
         Ok(value)
@@ -480,6 +435,17 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             self.params = self.opt.step(&self.params, avg);
             return Ok(());
         };
+        if sh.stale {
+            // After `flat_update`: this rank's rows, from the parameters.
+            let w = self.dist.world_size();
+            for (i, p) in self.params.leaves().iter().enumerate() {
+                if sh.slot[i].is_some() {
+                    let (lo, len) = row_range(p.shape()[0], w, self.dist.rank());
+                    sh.leaves[i] = rows_of(p, lo, len);
+                }
+            }
+            sh.stale = false;
+        }
         let new = self.opt.step(&self.params.with_leaves(&sh.leaves), avg).leaves();
         let turn = sh.turn;
         sh.turn ^= 1;
@@ -559,6 +525,7 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             pending: Vec::with_capacity(self.plan.buckets.len()),
             accum: self.accum.take().map(|a| a.leaves()),
             left: self.plan.slot.iter().filter(|s| s.is_some()).count(),
+            own: vec![None; self.plan.slot.len()],
             early: 0,
             error: None,
             deadline: Instant::now() + self.dist.timeout(),
@@ -586,10 +553,10 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
                 // in `finish_round`.
                 Some((seg, _)) => unsafe {
                     let rank = self.dist.rank();
-                    match l.dtype {
-                        DType::F32 => gather_into(seg.slice_mut::<f32>(rank, l.at, g.numel()), g),
-                        _ => gather_into(seg.slice_mut::<f64>(rank, l.at, g.numel()), g),
-                    }
+                    round.own[i] = match l.dtype {
+                        DType::F32 => put_gradient::<f32>(seg, rank, l, g),
+                        _ => put_gradient::<f64>(seg, rank, l, g),
+                    };
                 },
                 None => l.grad.pack(0, g),
             }
@@ -641,7 +608,15 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     }
 
     /// Wait for every bucket and unpack the means (leaves not reduced keep `leaves`' value).
-    fn finish_round(&mut self, round: Round, leaves: &[Tensor]) -> Result<Vec<Tensor>, DistError> {
+    /// With a sharded update on shared memory, the sharded leaves' means are formed only with
+    /// `means` (else their entries are `leaves`' and [`flat_update`] reads the parts); the
+    /// second result is this rank's own rows of their gradients, when kept ([`put_gradient`]).
+    fn finish_round(
+        &mut self,
+        round: Round,
+        leaves: &[Tensor],
+        means: bool,
+    ) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>), DistError> {
         self.overlap = (round.early, self.plan.buckets.len());
         let mut result = match round.error {
             Some(e) => Err(e),
@@ -672,22 +647,13 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             }
         }
         settle(self.dist, &mut self.poisoned, pending, result, round.deadline)?;
-        // Shared memory: every rank's gradients are in place after the barrier; this rank sums
-        // its rows of them.
-        let mut own = vec![None; leaves.len()];
+        // Shared memory: every rank's gradients are in place after the barrier.
         if let Some(sh) = self.sharding.as_ref()
             && let Some((seg, _)) = &sh.shm
         {
             shm_barrier(self.dist, &mut self.poisoned, seg)?;
-            for &i in &sh.order {
-                let l = sh.slot[i].as_ref().expect("a sharded leaf");
-                own[i] = Some(match l.dtype {
-                    DType::F32 => reduce_rows::<f32>(seg, l, scale),
-                    _ => reduce_rows::<f64>(seg, l, scale),
-                });
-            }
         }
-        let out: Vec<Tensor> = leaves
+        let mut out: Vec<Tensor> = leaves
             .iter()
             .enumerate()
             .map(|(i, g)| {
@@ -696,11 +662,10 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
                         // Already divided by the world size (in the ring's last sum).
                         self.bufs[k].view(self.plan.buckets[k].offsets[pos], g.shape())
                     }
-                    (None, Some(l)) => match own[i].take() {
-                        Some(mean) => mean,
-                        // Already divided by the world size (in the ring's last sum).
-                        None => l.grad.view(l.start, &l.own_shape),
-                    },
+                    // Shared memory: see `shm_means` below.
+                    (None, Some(_)) if self.sharding.as_ref().is_some_and(|sh| sh.shm.is_some()) => g.clone(),
+                    // Already divided by the world size (in the ring's last sum).
+                    (None, Some(l)) => l.grad.view(l.start, &l.own_shape),
                     (None, None) => match round.accum.as_ref() {
                         Some(acc) => g + &acc[i],
                         None => g.clone(),
@@ -708,34 +673,32 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
                 }
             })
             .collect();
-        Ok(out)
+        if means {
+            self.shm_means(&round.own, &mut out);
+        }
+        Ok((out, round.own))
     }
 
-    /// Save `(params, optimizer)` with `metadata` to `path` on rank 0 only, then wait for every
-    /// rank (collective). Returns the path on rank 0, `None` elsewhere. Rank 0's write error
-    /// reaches every rank.
-    pub fn save_checkpoint(
-        &self,
-        path: &Path,
-        metadata: &BTreeMap<String, String>,
-    ) -> Result<Option<PathBuf>, DistError>
-    where
-        P: Clone,
-        O: Clone,
-    {
-        let mut status = Vec::new();
-        // With a sharded update the whole optimizer state is gathered first (on every rank).
-        let opt = if self.sharding.is_some() { self.full_optimizer()? } else { self.opt.clone() };
-        if self.dist.is_root()
-            && let Err(e) = checkpoint::save(path, &(self.params.clone(), opt), metadata)
-        {
-            status = e.to_string().into_bytes();
+    /// With a sharded update on shared memory (else nothing): this rank's rows of each sharded
+    /// leaf's mean gradient into `out`, summed from every rank's gradient area (and `own`, the
+    /// rows this rank kept). Between the barrier that ends the backward pass and the next.
+    fn shm_means(&self, own: &[Option<Tensor>], out: &mut [Tensor]) {
+        let Some((sh, (seg, _))) = self.sharding.as_ref().and_then(|sh| sh.shm.as_ref().map(|s| (sh, s)))
+        else {
+            return;
+        };
+        let (rank, scale) = (self.dist.rank(), 1.0 / self.dist.world_size() as f64);
+        for &i in &sh.order {
+            let l = sh.slot[i].as_ref().expect("a sharded leaf");
+            // SAFETY: every rank wrote its gradient area before the barrier, and none writes it
+            // again before the next step's barrier, which this rank reaches after this read.
+            out[i] = unsafe {
+                match l.dtype {
+                    DType::F32 => reduce_rows::<f32>(seg, rank, l, own[i].as_ref(), scale),
+                    _ => reduce_rows::<f64>(seg, rank, l, own[i].as_ref(), scale),
+                }
+            };
         }
-        let status = self.dist.broadcast_bytes(&status)?;
-        if !status.is_empty() {
-            return Err(DistError::Checkpoint(String::from_utf8_lossy(&status).into_owned()));
-        }
-        Ok(self.dist.is_root().then(|| path.to_path_buf()))
     }
 
     /// Leave empty buffers behind; after a timed-out collective, MPI may still write into the
@@ -777,4 +740,7 @@ struct Round {
     early: usize,
     error: Option<DistError>,
     deadline: Instant,
+    /// Shared memory: this rank's own rows of each sharded leaf's gradient, when they stay in
+    /// the gradient ([`put_gradient`]) instead of its gradient area.
+    own: Vec<Option<Tensor>>,
 }
