@@ -6,7 +6,7 @@
 
 use adjoint_core::Tensor;
 use adjoint_nn::optim::{Flat, FlatLeaf, Optimizer};
-use adjoint_tensor::{DType, Element, Storage};
+use adjoint_tensor::{Array, DType, Element, Storage};
 
 use crate::bucket::{gather_into, SharedBuf};
 use crate::comm::{Dist, Float, Pending};
@@ -72,6 +72,9 @@ pub(crate) struct Sharding {
     /// The sharded entries of `leaves` are out of date: [`flat_update`] updated them in the
     /// shared segment's parameter area only.
     pub(crate) stale: bool,
+    /// The optimizer may have a flat path ([`Optimizer::step_flat`]): true until a step finds
+    /// it has none.
+    pub(crate) flat: bool,
     /// When every rank is on this node: the shared segment that replaces the rings, and the
     /// bytes of one area in it (each rank's segment is its gradient area, then its parameter
     /// area; see [`crate::shm`]).
@@ -255,57 +258,65 @@ pub(crate) unsafe fn start_ring(
     }
 }
 
-/// A leaf's buffers for [`flat_update`]: the parameter to update in place and its gradient's
-/// parts.
+/// A leaf's buffers for [`flat_update`]: the parameter to update in place, its gradient's
+/// parts, and where the other ranks read the new values (the sharded leaves' rows).
 enum LeafBufs<'a> {
-    F32(&'a mut [f32], Vec<&'a [f32]>),
-    F64(&'a mut [f64], Vec<&'a [f64]>),
+    F32(&'a mut [f32], Vec<&'a [f32]>, Option<&'a mut [f32]>),
+    F64(&'a mut [f64], Vec<&'a [f64]>, Option<&'a mut [f64]>),
 }
 
-/// A fresh copy of a leaf that is not sharded, updated in place by [`flat_update`].
-enum Fresh {
-    None,
-    F32(Vec<f32>),
-    F64(Vec<f64>),
+/// `t`'s value as an array that nothing else holds, contiguous, to update in place: its own
+/// buffer when it is the only holder (the usual case once a step's gradient is computed: the
+/// backward pass has dropped its references), else a copy.
+pub(crate) fn unique_array(t: Tensor) -> Array {
+    let mut a = t.value().clone();
+    drop(t);
+    let shape = a.shape().to_vec();
+    match a.dtype() {
+        DType::F32 if a.try_unique_slice_mut::<f32>().is_none() => Array::from_vec(a.to_vec::<f32>(), &shape),
+        DType::F64 if a.try_unique_slice_mut::<f64>().is_none() => Array::from_vec(a.to_vec::<f64>(), &shape),
+        _ => a,
+    }
 }
 
-/// The sharded update on shared memory in one pass per leaf ([`Optimizer::step_flat`]): each
-/// sharded leaf's rows are updated in place in this rank's parameter area, from its gradient's
-/// [`grad_parts`] read where they lie (no mean gradient, no new parameter tensor, no copy into
-/// the area); leaves that are not sharded are updated in a fresh copy from their bucket's mean
-/// (`means[i]`). Then, after the barrier, the new parameters (`params`' shapes) are gathered
-/// from every rank's area. `None`, with nothing changed, when the optimizer has no flat path
-/// or a leaf is not `f32`/`f64`.
+/// The sharded update on shared memory in one pass per leaf ([`Optimizer::step_flat`]), on
+/// `params` (the parameters' arrays from [`unique_array`], updated in place): each sharded
+/// leaf's rows that this rank owns are updated from its gradient's [`grad_parts`], read where
+/// they lie (no mean gradient is formed), and mirrored into this rank's parameter area in the
+/// same pass; leaves that are not sharded are updated whole from their bucket's mean
+/// (`means[i]`). Then, after the barrier, the other ranks' rows are copied in from their
+/// parameter areas. `false`, with nothing changed, when the optimizer has no flat path or a
+/// leaf is not `f32`/`f64`.
 ///
 /// The same bits as the mean gradient then [`Optimizer::step`]: the parts are summed in rank
 /// order and then scaled, as [`reduce_rows`] does.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn flat_update<O: Optimizer>(
     opt: &mut O,
     dist: &Dist,
     poisoned: &mut bool,
     sh: &mut Sharding,
-    params: &[Tensor],
+    params: &mut [Array],
     means: &[Tensor],
     own: &[Option<Tensor>],
-) -> Result<Option<Vec<Tensor>>, DistError> {
-    let Some((seg, area)) = &sh.shm else { return Ok(None) };
+) -> Result<bool, DistError> {
+    let Some((seg, area)) = &sh.shm else { return Ok(false) };
     let (rank, area) = (dist.rank(), *area);
     let scale = 1.0 / dist.world_size() as f64;
-    let mut fresh: Vec<Fresh> = Vec::with_capacity(params.len());
-    for (i, p) in params.iter().enumerate() {
-        fresh.push(match (&sh.slot[i], p.dtype()) {
-            (Some(_), _) => Fresh::None,
-            (None, DType::F32) if means[i].value().as_slice::<f32>().is_some() => Fresh::F32(p.to_vec()),
-            (None, DType::F64) if means[i].value().as_slice::<f64>().is_some() => Fresh::F64(p.to_vec()),
-            _ => return Ok(None),
-        });
+    let float = |i: usize, a: &Array| match a.dtype() {
+        DType::F32 => sh.slot[i].is_some() || means[i].value().as_slice::<f32>().is_some(),
+        DType::F64 => sh.slot[i].is_some() || means[i].value().as_slice::<f64>().is_some(),
+        _ => false,
+    };
+    if !params.iter().enumerate().all(|(i, a)| float(i, a)) {
+        return Ok(false);
     }
     let mut bufs: Vec<LeafBufs<'_>> = Vec::with_capacity(params.len());
-    for (i, f) in fresh.iter_mut().enumerate() {
-        bufs.push(match (&sh.slot[i], f) {
-            (Some(l), _) => {
-                let (at, n) = (area + l.at + l.start * l.dtype.size_in_bytes(), l.own_shape.iter().product());
+    for (i, a) in params.iter_mut().enumerate() {
+        bufs.push(match &sh.slot[i] {
+            Some(l) => {
+                let (at, n) =
+                    (area + l.at + l.start * l.dtype.size_in_bytes(), l.own_shape.iter().product::<usize>());
+                let rows = l.start..l.start + n;
                 // SAFETY: this rank's parameter area, rows it owns: no other rank reads them
                 // before the barrier below (they finished reading the last ones before the
                 // barrier that ended this step's backward pass); every rank's gradient area
@@ -313,19 +324,30 @@ pub(crate) fn flat_update<O: Optimizer>(
                 unsafe {
                     match l.dtype {
                         DType::F32 => LeafBufs::F32(
-                            seg.slice_mut(rank, at, n),
+                            &mut a.try_unique_slice_mut().expect("unique_array")[rows],
                             grad_parts(seg, rank, l, own[i].as_ref()),
+                            Some(seg.slice_mut(rank, at, n)),
                         ),
                         _ => LeafBufs::F64(
-                            seg.slice_mut(rank, at, n),
+                            &mut a.try_unique_slice_mut().expect("unique_array")[rows],
                             grad_parts(seg, rank, l, own[i].as_ref()),
+                            Some(seg.slice_mut(rank, at, n)),
                         ),
                     }
                 }
             }
-            (None, Fresh::F32(v)) => LeafBufs::F32(v, vec![means[i].value().as_slice().expect("checked")]),
-            (None, Fresh::F64(v)) => LeafBufs::F64(v, vec![means[i].value().as_slice().expect("checked")]),
-            (None, Fresh::None) => unreachable!("a fresh copy for every leaf not sharded"),
+            None => match a.dtype() {
+                DType::F32 => LeafBufs::F32(
+                    a.try_unique_slice_mut().expect("unique_array"),
+                    vec![means[i].value().as_slice().expect("checked")],
+                    None,
+                ),
+                _ => LeafBufs::F64(
+                    a.try_unique_slice_mut().expect("unique_array"),
+                    vec![means[i].value().as_slice().expect("checked")],
+                    None,
+                ),
+            },
         });
     }
     // The buckets' means are divided by the world size already.
@@ -335,38 +357,49 @@ pub(crate) fn flat_update<O: Optimizer>(
         .map(|(b, slot)| {
             let k = if slot.is_some() { scale } else { 1.0 };
             match b {
-                LeafBufs::F32(param, grads) => Flat::F32(FlatLeaf { param, grads, scale: k as f32 }),
-                LeafBufs::F64(param, grads) => Flat::F64(FlatLeaf { param, grads, scale: k }),
+                LeafBufs::F32(param, grads, mirror) => {
+                    Flat::F32(FlatLeaf { param, grads, scale: k as f32, mirror: mirror.as_deref_mut() })
+                }
+                LeafBufs::F64(param, grads, mirror) => {
+                    Flat::F64(FlatLeaf { param, grads, scale: k, mirror: mirror.as_deref_mut() })
+                }
             }
         })
         .collect();
     if !opt.step_flat(&mut leaves) {
-        return Ok(None);
+        return Ok(false);
     }
     drop(leaves);
     drop(bufs);
+    // `leaves` (this rank's rows as tensors, for `Optimizer::step`) is out of date now.
+    sh.stale = true;
     shm_barrier(dist, poisoned, seg)?;
-    let full = params
-        .iter()
-        .zip(fresh)
-        .enumerate()
-        .map(|(i, (p, f))| match (&sh.slot[i], f) {
-            (Some(l), _) => match l.dtype {
-                DType::F32 => gather_rows::<f32>(seg, area + l.at, l, p.shape()),
-                _ => gather_rows::<f64>(seg, area + l.at, l, p.shape()),
-            },
-            (None, Fresh::F32(v)) => Tensor::from_vec(v, p.shape()),
-            (None, Fresh::F64(v)) => Tensor::from_vec(v, p.shape()),
-            (None, Fresh::None) => unreachable!("a fresh copy for every leaf not sharded"),
-        })
-        .collect::<Vec<_>>();
-    // The sharded entries of `leaves` (this rank's rows as tensors, for `Optimizer::step`)
-    // are now behind the parameter area; the others are the new leaves.
-    for (i, t) in full.iter().enumerate() {
-        if sh.slot[i].is_none() {
-            sh.leaves[i] = t.clone();
+    // The other ranks' new rows.
+    for (i, a) in params.iter_mut().enumerate() {
+        let Some(l) = &sh.slot[i] else { continue };
+        match l.dtype {
+            DType::F32 => {
+                copy_others::<f32>(seg, area + l.at, l, rank, a.try_unique_slice_mut().expect("unique_array"))
+            }
+            _ => {
+                copy_others::<f64>(seg, area + l.at, l, rank, a.try_unique_slice_mut().expect("unique_array"))
+            }
         }
     }
-    sh.stale = true;
-    Ok(Some(full))
+    Ok(true)
+}
+
+/// Into `dst` (a whole leaf), the rows of every rank but `rank` from their parameter areas
+/// (the leaf at byte `at`).
+fn copy_others<T: Element>(seg: &Segment, at: usize, l: &ShardLeaf, rank: usize, dst: &mut [T]) {
+    let mut start = 0;
+    for (q, &len) in l.parts.iter().enumerate() {
+        if q != rank {
+            // SAFETY: rank q wrote these rows before the barrier and writes them again only
+            // after the next step's first barrier, which this rank reaches after this read.
+            dst[start..start + len]
+                .copy_from_slice(unsafe { seg.slice::<T>(q, at + start * std::mem::size_of::<T>(), len) });
+        }
+        start += len;
+    }
 }

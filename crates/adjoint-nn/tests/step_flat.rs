@@ -1,12 +1,14 @@
 //! `Optimizer::step_flat` (raw buffers updated in place, the gradient a scaled sum of parts)
 //! against `Optimizer::step` on tensors holding the same values: the same bits, over several
-//! steps, for Adam and AdamW (weight decay, AMSGrad, maximize, per-leaf groups with a frozen
-//! leaf), in `f32` and `f64`, with one, two and three gradient parts, and leaves large enough
-//! for the parallel path.
+//! steps, for Adam, AdamW and SGD (weight decay, AMSGrad, momentum, Nesterov, maximize,
+//! per-leaf groups with a frozen leaf), in `f32` and `f64`, with one, two and three gradient
+//! parts, with mirrors (a copy of the new parameter written in the same pass), and leaves large
+//! enough for the parallel path.
 
 use adjoint_core::Tensor;
 use adjoint_nn::optim::{
-    Adam, AdamConfig, AdamW, AdamWConfig, Flat, FlatLeaf, LeafOptions, Optimizer, ParamGroups, Sgd, SgdConfig,
+    Adam, AdamConfig, AdamW, AdamWConfig, Flat, FlatLeaf, LeafOptions, Optimizer, ParamGroups, RmsProp,
+    RmsPropConfig, Sgd, SgdConfig,
 };
 use adjoint_tensor::FloatElement;
 
@@ -67,6 +69,8 @@ fn check<T: Elem, O: Optimizer + Clone>(make: impl Fn(&Vec<Tensor>) -> O, parts:
     let mut p = params.clone();
     let mut flat: Vec<Vec<T>> = params.iter().map(|t| t.to_vec::<T>()).collect();
     let scale = T::from_f64(1.0 / parts as f64);
+    let mut mirrors: Vec<Option<Vec<T>>> =
+        SIZES.iter().map(|&n| (parts == 2).then(|| vec![T::zero(); n])).collect();
     for step in 0..3u64 {
         // Each leaf's parts, and the tensor path's gradient summed the same way.
         let split: Vec<Vec<Vec<T>>> = SIZES
@@ -90,9 +94,20 @@ fn check<T: Elem, O: Optimizer + Clone>(make: impl Fn(&Vec<Tensor>) -> O, parts:
         let mut leaves: Vec<Flat<'_>> = flat
             .iter_mut()
             .zip(&refs)
-            .map(|(param, grads)| T::wrap(FlatLeaf { param, grads, scale }))
+            .zip(&mut mirrors)
+            .map(|((param, grads), m)| T::wrap(FlatLeaf { param, grads, scale, mirror: m.as_deref_mut() }))
             .collect();
         assert!(flat_opt.step_flat(&mut leaves));
+        drop(leaves);
+        // The mirrors (given with two parts) hold the new parameters, the frozen leaf's too.
+        for (i, m) in mirrors.iter().enumerate() {
+            if let Some(m) = m {
+                assert!(
+                    m.iter().zip(&flat[i]).all(|(a, b)| a.bits() == b.bits()),
+                    "step {step}, leaf {i}: mirror"
+                );
+            }
+        }
         for (i, (t, f)) in p.iter().zip(&flat).enumerate() {
             let want = t.to_vec::<T>();
             assert!(
@@ -143,6 +158,44 @@ fn all_adams<T: Elem>() {
     }
 }
 
+fn all_sgds<T: Elem>() {
+    for parts in 1..=3 {
+        check::<T, _>(|p| Sgd::new(p, SgdConfig { lr: 0.1, ..Default::default() }), parts);
+        check::<T, _>(
+            |p| {
+                let c = SgdConfig {
+                    lr: 0.1,
+                    momentum: 0.9,
+                    weight_decay: 0.01,
+                    nesterov: true,
+                    ..Default::default()
+                };
+                Sgd::new(p, c).with_groups(groups(p))
+            },
+            parts,
+        );
+        check::<T, _>(
+            |p| {
+                let c = SgdConfig {
+                    lr: 0.1,
+                    momentum: 0.9,
+                    dampening: 0.1,
+                    maximize: true,
+                    ..Default::default()
+                };
+                Sgd::new(p, c)
+            },
+            parts,
+        );
+    }
+}
+
+#[test]
+fn sgd_step_flat_gives_steps_bits() {
+    all_sgds::<f32>();
+    all_sgds::<f64>();
+}
+
 #[test]
 fn adam_step_flat_gives_steps_bits_in_f32() {
     all_adams::<f32>();
@@ -162,10 +215,15 @@ fn adam_step_flat_gives_steps_bits_on_two_threads() {
 #[test]
 fn optimizers_without_a_flat_path_change_nothing() {
     let w = Tensor::from_vec(vec![1.0f32, 2.0], &[2]);
-    let mut opt = Sgd::new(&w, SgdConfig { lr: 0.1, ..Default::default() });
+    let mut opt = RmsProp::new(&w, RmsPropConfig::default());
     let mut p = [1.0f32, 2.0];
     let g = [1.0f32, 1.0];
-    assert!(!opt.step_flat(&mut [Flat::F32(FlatLeaf { param: &mut p, grads: &[&g], scale: 1.0 })]));
+    assert!(!opt.step_flat(&mut [Flat::F32(FlatLeaf {
+        param: &mut p,
+        grads: &[&g],
+        scale: 1.0,
+        mirror: None
+    })]));
     assert_eq!(p, [1.0, 2.0]);
 }
 
@@ -176,5 +234,5 @@ fn a_leaf_of_the_wrong_size_is_a_caller_bug() {
     let mut opt = Adam::new(&w, AdamConfig::default());
     let mut p = [1.0f32, 2.0, 3.0];
     let g = [1.0f32; 3];
-    opt.step_flat(&mut [Flat::F32(FlatLeaf { param: &mut p, grads: &[&g], scale: 1.0 })]);
+    opt.step_flat(&mut [Flat::F32(FlatLeaf { param: &mut p, grads: &[&g], scale: 1.0, mirror: None })]);
 }

@@ -8,13 +8,13 @@ use std::time::Instant;
 use adjoint_core::{Params, Tensor};
 use adjoint_nn::checkpoint;
 use adjoint_nn::optim::Optimizer;
-use adjoint_tensor::{DType, Storage};
+use adjoint_tensor::{Array, DType, Storage};
 
 use crate::bucket::{gather_into, BucketPlan, SharedBuf, DEFAULT_BUCKET_BYTES};
 use crate::comm::{settle, Dist, Pending};
 use crate::shard::{
     flat_update, gather_rows, put_gradient, reduce_rows, row_range, rows_of, shardable, shm_barrier,
-    start_ring, Half, ShardLeaf, Sharding,
+    start_ring, unique_array, Half, ShardLeaf, Sharding,
 };
 use crate::shm::Segment;
 use crate::DistError;
@@ -213,7 +213,7 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
                     }
                 }
             }
-            Sharding { slot, order, leaves: shard_leaves, opt_full, turn: 0, stale: false, shm }
+            Sharding { slot, order, leaves: shard_leaves, opt_full, turn: 0, stale: false, flat: true, shm }
         });
         Ok(DataParallel {
             dist,
@@ -326,14 +326,29 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         }
         let (mut out, own) = self.finish_round(round, &leaves, false)?;
         let sh = self.sharding.as_mut().expect("sharded");
-        let params = self.params.leaves();
-        if let Some(full) =
-            flat_update(&mut self.opt, self.dist, &mut self.poisoned, sh, &params, &out, &own)?
-        {
-            self.params = self.params.with_leaves(&full);
+        if !sh.flat {
+            // The optimizer has no flat path (found on the first step).
+            self.shm_means(&own, &mut out);
+            return self.apply(&grads.with_leaves(&out));
+        }
+        // The parameters' buffers, each held here only, to be updated in place: nothing else
+        // may hold them, so `leaves` lets go of its whole leaves (it is rebuilt if needed).
+        for t in sh.leaves.iter_mut() {
+            *t = Tensor::scalar(0f32);
+        }
+        sh.stale = true;
+        let placeholder = self.params.map_tensors(&mut |_| Tensor::scalar(0f32));
+        let old = std::mem::replace(&mut self.params, placeholder).leaves();
+        let mut arrays: Vec<Array> = old.into_iter().map(unique_array).collect();
+        let done = flat_update(&mut self.opt, self.dist, &mut self.poisoned, sh, &mut arrays, &out, &own);
+        let params: Vec<Tensor> = arrays.into_iter().map(Tensor::from_array).collect();
+        self.params = self.params.with_leaves(&params);
+        if done? {
             return Ok(());
         }
-        // No flat path: the mean gradient's rows, then the optimizer on tensors.
+        // No flat path: the mean gradient's rows, then the optimizer on tensors (and so on
+        // the next steps).
+        self.sharding.as_mut().expect("sharded").flat = false;
         self.shm_means(&own, &mut out);
         self.apply(&grads.with_leaves(&out))
     }
@@ -436,13 +451,15 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             return Ok(());
         };
         if sh.stale {
-            // After `flat_update`: this rank's rows, from the parameters.
+            // After `flat_update`: this rank's rows of the sharded leaves, the others whole.
             let w = self.dist.world_size();
-            for (i, p) in self.params.leaves().iter().enumerate() {
-                if sh.slot[i].is_some() {
+            for (i, p) in self.params.leaves().into_iter().enumerate() {
+                sh.leaves[i] = if sh.slot[i].is_some() {
                     let (lo, len) = row_range(p.shape()[0], w, self.dist.rank());
-                    sh.leaves[i] = rows_of(p, lo, len);
-                }
+                    rows_of(&p, lo, len)
+                } else {
+                    p
+                };
             }
             sh.stale = false;
         }

@@ -6,7 +6,9 @@ use adjoint_core::{Params, Tensor};
 
 use adjoint_tensor::FloatElement;
 
-use super::kernel::{lerp, update_flat, update_leaf_rule, ElementRule, MAX_STATE};
+use super::kernel::{
+    check_flat, check_flat_state, lerp, ElementRule, FlatLeaves, StepLeaves, TensorLeaves, MAX_STATE,
+};
 use super::{
     check_state, count_tensor, read_count, step_leaves, zeros_per_leaf, Flat, Optimizer, ParamGroups,
 };
@@ -189,75 +191,13 @@ fn adam_step_flat(
     groups: &ParamGroups,
     leaves: &mut [Flat<'_>],
 ) {
-    assert!(
-        leaves.len() == st.exp_avg.len(),
-        "adjoint-nn: {name}::step_flat: {} leaves for an optimizer built for {}",
-        leaves.len(),
-        st.exp_avg.len()
-    );
-    let states: &[(&str, &[Tensor])] = &[
-        ("exp_avg", st.exp_avg),
-        ("exp_avg_sq", st.exp_avg_sq),
-        ("max_exp_avg_sq", if c.amsgrad { st.max_exp_avg_sq } else { &[] }),
-    ];
-    for (what, state) in states {
-        for (i, (s, l)) in state.iter().zip(leaves.iter()).enumerate() {
-            assert!(
-                s.numel() == l.len(),
-                "adjoint-nn: {name}::step_flat: state `{what}.{i}` has {} elements but the parameter {}",
-                s.numel(),
-                l.len()
-            );
-        }
+    check_flat(name, st.exp_avg.len(), leaves);
+    check_flat_state(name, "exp_avg", st.exp_avg, leaves);
+    check_flat_state(name, "exp_avg_sq", st.exp_avg_sq, leaves);
+    if c.amsgrad {
+        check_flat_state(name, "max_exp_avg_sq", st.max_exp_avg_sq, leaves);
     }
     adam_update(st, c, decoupled, groups, &mut FlatLeaves(leaves));
-}
-
-/// The leaves of one step and where their new values go: tensors ([`Optimizer::step`]) or raw
-/// buffers updated in place ([`Optimizer::step_flat`]).
-trait StepLeaves {
-    fn len(&self) -> usize;
-    /// Leaf `i`'s new value by `rule`, with its state buffers.
-    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R);
-    /// Leaf `i` stays as it is (frozen).
-    fn keep(&mut self, i: usize);
-}
-
-struct TensorLeaves<'a> {
-    ps: &'a [Tensor],
-    gs: &'a [Tensor],
-    out: Vec<Tensor>,
-}
-
-impl StepLeaves for TensorLeaves<'_> {
-    fn len(&self) -> usize {
-        self.ps.len()
-    }
-
-    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R) {
-        self.out.push(update_leaf_rule(&self.ps[i], &self.gs[i], states, rule));
-    }
-
-    fn keep(&mut self, i: usize) {
-        self.out.push(self.ps[i].clone());
-    }
-}
-
-struct FlatLeaves<'a, 'b>(&'a mut [Flat<'b>]);
-
-impl StepLeaves for FlatLeaves<'_, '_> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R) {
-        match &mut self.0[i] {
-            Flat::F32(l) => update_flat(l.param, l.grads, l.scale, states, rule),
-            Flat::F64(l) => update_flat(l.param, l.grads, l.scale, states, rule),
-        }
-    }
-
-    fn keep(&mut self, _: usize) {}
 }
 
 /// Adam's update of every leaf of `leaves`, and the step counter.

@@ -21,6 +21,8 @@
 use std::mem::MaybeUninit;
 
 use adjoint_core::Tensor;
+
+use super::{Flat, FlatLeaf};
 use adjoint_tensor::{Array, DType, Element, FloatElement};
 use rayon::prelude::*;
 
@@ -39,7 +41,7 @@ pub(crate) trait ElementRule: Sync {
 }
 
 /// A rule written over `f64`: evaluated in `f64` for either leaf type and rounded back.
-struct InF64<F>(F);
+pub(crate) struct InF64<F>(pub(crate) F);
 
 impl<F: Fn(f64, f64, &mut [f64; MAX_STATE]) -> f64 + Sync> ElementRule for InF64<F> {
     #[inline(always)]
@@ -200,12 +202,14 @@ fn run_k_body<T: FloatElement, F: ElementRule, const K: usize>(
 
 /// Run `rule` over one leaf given as raw buffers ([`Flat`](super::Flat)): the gradient is
 /// `scale · (grads[0] + grads[1] + …)` (summed left to right, then scaled), `param` is
-/// overwritten with the new parameter, and `states[k]` appears as `state[k]` in the rule, as
-/// in [`update_leaf_rule`] (whose bits it gives for the same gradient).
+/// overwritten with the new parameter (and `mirror`, when given, receives a copy of it in the
+/// same pass), and `states[k]` appears as `state[k]` in the rule, as in [`update_leaf_rule`]
+/// (whose bits it gives for the same gradient).
 pub(crate) fn update_flat<T: FloatElement, R: ElementRule>(
     param: &mut [T],
     grads: &[&[T]],
     scale: T,
+    mirror: Option<&mut [T]>,
     states: &mut [&mut Tensor],
     rule: &R,
 ) {
@@ -219,17 +223,27 @@ pub(crate) fn update_flat<T: FloatElement, R: ElementRule>(
             g.len()
         );
     }
+    if let Some(m) = &mirror {
+        assert!(
+            m.len() == n,
+            "adjoint-nn: Optimizer::step_flat: a mirror of {} elements, the parameter {n}",
+            m.len()
+        );
+    }
+    let mirrored = mirror.is_some();
     let mut arrays: Vec<Array> = states.iter_mut().map(|t| take_unique::<T>(t)).collect();
     {
-        // The parameter rides last among the state slices, so one split serves all.
+        // The parameter (and its mirror) ride last among the state slices, so one split
+        // serves all.
         let mut slices: Vec<&mut [T]> =
             arrays.iter_mut().map(|a| a.try_unique_slice_mut::<T>().expect("made unique")).collect();
         slices.push(param);
+        slices.extend(mirror);
         let run = |off: usize, st: &mut [&mut [T]]| {
             let len = st[0].len();
             match grads {
-                [a] => run_flat(&[&a[off..off + len]], scale, st, rule),
-                [a, b] => run_flat(&[&a[off..off + len], &b[off..off + len]], scale, st, rule),
+                [a] => run_flat(&[&a[off..off + len]], scale, st, mirrored, rule),
+                [a, b] => run_flat(&[&a[off..off + len], &b[off..off + len]], scale, st, mirrored, rule),
                 [a, b, rest @ ..] => {
                     // Three parts or more: summed into a scratch buffer first, in the same order.
                     let mut sum: Vec<T> =
@@ -237,7 +251,7 @@ pub(crate) fn update_flat<T: FloatElement, R: ElementRule>(
                     for c in rest {
                         sum.iter_mut().zip(&c[off..off + len]).for_each(|(s, &x)| *s = *s + x);
                     }
-                    run_flat(&[&sum[..]], scale, st, rule)
+                    run_flat(&[&sum[..]], scale, st, mirrored, rule)
                 }
                 [] => unreachable!("checked above"),
             }
@@ -273,48 +287,91 @@ fn split_chunks<T>(mut slices: Vec<&mut [T]>, n: usize) -> Vec<(usize, Vec<&mut 
     jobs
 }
 
-/// [`update_flat`]'s loop over one chunk: `st` is the state slices, then the parameter.
-fn run_flat<T: FloatElement, F: ElementRule>(grads: &[&[T]], scale: T, st: &mut [&mut [T]], f: &F) {
-    match (grads, st) {
-        ([a], [p]) => run_flat_k::<T, F, 0, 1>([a], scale, [], p, f),
-        ([a], [s0, p]) => run_flat_k::<T, F, 1, 1>([a], scale, [s0], p, f),
-        ([a], [s0, s1, p]) => run_flat_k::<T, F, 2, 1>([a], scale, [s0, s1], p, f),
-        ([a], [s0, s1, s2, p]) => run_flat_k::<T, F, 3, 1>([a], scale, [s0, s1, s2], p, f),
-        ([a], [s0, s1, s2, s3, p]) => run_flat_k::<T, F, 4, 1>([a], scale, [s0, s1, s2, s3], p, f),
-        ([a, b], [p]) => run_flat_k::<T, F, 0, 2>([a, b], scale, [], p, f),
-        ([a, b], [s0, p]) => run_flat_k::<T, F, 1, 2>([a, b], scale, [s0], p, f),
-        ([a, b], [s0, s1, p]) => run_flat_k::<T, F, 2, 2>([a, b], scale, [s0, s1], p, f),
-        ([a, b], [s0, s1, s2, p]) => run_flat_k::<T, F, 3, 2>([a, b], scale, [s0, s1, s2], p, f),
-        ([a, b], [s0, s1, s2, s3, p]) => run_flat_k::<T, F, 4, 2>([a, b], scale, [s0, s1, s2, s3], p, f),
-        _ => unreachable!("one or two gradient parts, at most MAX_STATE state buffers"),
+/// [`update_flat`]'s loop over one chunk: `st` is the state slices, then the parameter, then
+/// (with `mirrored`) its mirror. One monomorphic loop per gradient-part count, state count and
+/// mirror, as [`run`].
+fn run_flat<T: FloatElement, F: ElementRule>(
+    grads: &[&[T]],
+    scale: T,
+    st: &mut [&mut [T]],
+    mirrored: bool,
+    f: &F,
+) {
+    macro_rules! arms {
+        ($(($g:tt, $k:tt, $m:tt)),* $(,)?) => {
+            match (grads.len(), st.len() - 1 - usize::from(mirrored), usize::from(mirrored)) {
+                $(($g, $k, $m) => {
+                    let gs: [&&[T]; $g] = std::array::from_fn(|j| &grads[j]);
+                    let (states, rest) = st.split_at_mut($k);
+                    let (param, mirror) = rest.split_first_mut().expect("the parameter");
+                    let states: [&mut &mut [T]; $k] =
+                        states.iter_mut().collect::<Vec<_>>().try_into().ok().expect("K states");
+                    let mirror: [&mut [T]; $m] =
+                        mirror.iter_mut().map(|m| &mut **m).collect::<Vec<_>>().try_into().ok().expect("mirrors");
+                    run_flat_k::<T, F, $k, $g, $m>(gs, scale, states, param, mirror, f)
+                })*
+                _ => unreachable!("one or two gradient parts, at most MAX_STATE state buffers"),
+            }
+        };
     }
+    arms!(
+        (1, 0, 0),
+        (1, 1, 0),
+        (1, 2, 0),
+        (1, 3, 0),
+        (1, 4, 0),
+        (2, 0, 0),
+        (2, 1, 0),
+        (2, 2, 0),
+        (2, 3, 0),
+        (2, 4, 0),
+        (1, 0, 1),
+        (1, 1, 1),
+        (1, 2, 1),
+        (1, 3, 1),
+        (1, 4, 1),
+        (2, 0, 1),
+        (2, 1, 1),
+        (2, 2, 1),
+        (2, 3, 1),
+        (2, 4, 1),
+    )
 }
 
-fn run_flat_k<T: FloatElement, F: ElementRule, const K: usize, const G: usize>(
+fn run_flat_k<T: FloatElement, F: ElementRule, const K: usize, const G: usize, const M: usize>(
     gs: [&&[T]; G],
     scale: T,
     st: [&mut &mut [T]; K],
     param: &mut [T],
+    mirror: [&mut [T]; M],
     f: &F,
 ) {
-    adjoint_tensor::dispatch_simd!(run_flat_body, run_flat_avx2, run_flat_avx512, (gs, scale, st, param, f))
+    adjoint_tensor::dispatch_simd!(
+        run_flat_body,
+        run_flat_avx2,
+        run_flat_avx512,
+        (gs, scale, st, param, mirror, f)
+    )
 }
 
 adjoint_tensor::simd_builds!(run_flat_body => run_flat_avx2, run_flat_avx512,
-    [T: FloatElement, F: ElementRule, const K: usize, const G: usize],
-    (gs: [&&[T]; G], scale: T, st: [&mut &mut [T]; K], param: &mut [T], f: &F));
+    [T: FloatElement, F: ElementRule, const K: usize, const G: usize, const M: usize],
+    (gs: [&&[T]; G], scale: T, st: [&mut &mut [T]; K], param: &mut [T], mirror: [&mut [T]; M], f: &F));
 
 #[inline(always)]
-fn run_flat_body<T: FloatElement, F: ElementRule, const K: usize, const G: usize>(
+fn run_flat_body<T: FloatElement, F: ElementRule, const K: usize, const G: usize, const M: usize>(
     gs: [&&[T]; G],
     scale: T,
     st: [&mut &mut [T]; K],
     param: &mut [T],
+    mirror: [&mut [T]; M],
     f: &F,
 ) {
     let n = param.len();
     let gs: [&[T]; G] = gs.map(|g| &g[..n]);
     let st: [&mut [T]; K] = st.map(|s| &mut s[..n]);
+    // `M` (0 or 1) mirrors: a constant, so the loop has no branch on it.
+    let mut mirror: [&mut [T]; M] = mirror.map(|m| &mut m[..n]);
     for i in 0..n {
         let mut g = gs[0][i];
         for part in &gs[1..] {
@@ -324,10 +381,90 @@ fn run_flat_body<T: FloatElement, F: ElementRule, const K: usize, const G: usize
         for j in 0..K {
             s[j] = st[j][i];
         }
-        param[i] = f.apply(param[i], g * scale, &mut s);
+        let y = f.apply(param[i], g * scale, &mut s);
+        param[i] = y;
+        for m in mirror.iter_mut() {
+            m[i] = y;
+        }
         for j in 0..K {
             st[j][i] = s[j];
         }
+    }
+}
+
+/// The leaves of one step and where their new values go: tensors ([`Optimizer::step`]) or raw
+/// buffers updated in place ([`Optimizer::step_flat`]).
+pub(crate) trait StepLeaves {
+    fn len(&self) -> usize;
+    /// Leaf `i`'s new value by `rule`, with its state buffers.
+    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R);
+    /// Leaf `i` stays as it is (frozen).
+    fn keep(&mut self, i: usize);
+}
+
+pub(crate) struct TensorLeaves<'a> {
+    pub(crate) ps: &'a [Tensor],
+    pub(crate) gs: &'a [Tensor],
+    pub(crate) out: Vec<Tensor>,
+}
+
+impl StepLeaves for TensorLeaves<'_> {
+    fn len(&self) -> usize {
+        self.ps.len()
+    }
+
+    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R) {
+        self.out.push(update_leaf_rule(&self.ps[i], &self.gs[i], states, rule));
+    }
+
+    fn keep(&mut self, i: usize) {
+        self.out.push(self.ps[i].clone());
+    }
+}
+
+pub(crate) struct FlatLeaves<'a, 'b>(pub(crate) &'a mut [Flat<'b>]);
+
+impl StepLeaves for FlatLeaves<'_, '_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn update<R: ElementRule>(&mut self, i: usize, states: &mut [&mut Tensor], rule: &R) {
+        match &mut self.0[i] {
+            Flat::F32(l) => update_flat(l.param, l.grads, l.scale, l.mirror.as_deref_mut(), states, rule),
+            Flat::F64(l) => update_flat(l.param, l.grads, l.scale, l.mirror.as_deref_mut(), states, rule),
+        }
+    }
+
+    fn keep(&mut self, i: usize) {
+        match &mut self.0[i] {
+            Flat::F32(FlatLeaf { param, mirror: Some(m), .. }) => m.copy_from_slice(param),
+            Flat::F64(FlatLeaf { param, mirror: Some(m), .. }) => m.copy_from_slice(param),
+            _ => {}
+        }
+    }
+}
+
+/// [`Optimizer::step_flat`](super::Optimizer::step_flat)'s check of the leaf count.
+#[track_caller]
+pub(crate) fn check_flat(name: &str, n_leaves: usize, leaves: &[Flat<'_>]) {
+    assert!(
+        leaves.len() == n_leaves,
+        "adjoint-nn: {name}::step_flat: {} leaves for an optimizer built for {n_leaves}",
+        leaves.len()
+    );
+}
+
+/// [`Optimizer::step_flat`](super::Optimizer::step_flat)'s check of one state buffer per leaf.
+#[track_caller]
+pub(crate) fn check_flat_state(name: &str, what: &str, state: &[Tensor], leaves: &[Flat<'_>]) {
+    for (i, (s, l)) in state.iter().zip(leaves).enumerate() {
+        assert!(
+            s.numel() == l.len(),
+            "adjoint-nn: {name}::step_flat: state `{what}.{i}` has {} elements but the parameter {}",
+            s.numel(),
+            l.len()
+        );
     }
 }
 

@@ -70,15 +70,15 @@ pub trait Optimizer: Params {
     }
     /// One update of every leaf given as raw buffers ([`Flat`], one per leaf, in leaf order):
     /// each parameter is overwritten in place with its new value, from a gradient given as a
-    /// scaled sum of parts. The same arithmetic as [`step`](Self::step) on tensors holding the
-    /// same values (the same bits), without the tensors: a data-parallel update reads the
-    /// ranks' gradients where they lie and writes the new parameters where the other ranks
-    /// read them (`adjoint-dist`'s sharded update), PyTorch's fused multi-tensor optimizers'
-    /// role.
+    /// scaled sum of parts, and optionally copied to a mirror in the same pass. The same
+    /// arithmetic as [`step`](Self::step) on tensors holding the same values (the same bits),
+    /// without the tensors: a data-parallel update reads the ranks' gradients where they lie
+    /// and writes the new parameters where the other ranks read them (`adjoint-dist`'s sharded
+    /// update), the role of PyTorch's fused multi-tensor optimizers.
     ///
     /// Returns `false`, changing nothing, when the algorithm has no such path (the default;
-    /// Adam and AdamW have one). Panics, changing nothing, when the leaves do not match the
-    /// optimizer's state.
+    /// Adam, AdamW and SGD have one). Panics, changing nothing, when the leaves do not match
+    /// the optimizer's state.
     ///
     /// ```
     /// use adjoint_core::Tensor;
@@ -91,9 +91,11 @@ pub trait Optimizer: Params {
     /// let g = Tensor::from_vec(vec![0.5f32, -1.0], &[2]);
     /// let (a, b) = ([0.25f32, -3.0], [0.75f32, 1.0]);
     /// let mut p = [1.0f32, 2.0];
-    /// let done = flat_opt.step_flat(&mut [Flat::F32(FlatLeaf { param: &mut p, grads: &[&a, &b], scale: 0.5 })]);
-    /// assert!(done);
+    /// let mut copy = [0.0f32; 2];
+    /// let leaf = FlatLeaf { param: &mut p, grads: &[&a, &b], scale: 0.5, mirror: Some(&mut copy) };
+    /// assert!(flat_opt.step_flat(&mut [Flat::F32(leaf)]));
     /// assert_eq!(opt.step(&w, &g).to_vec::<f32>(), p.to_vec());
+    /// assert_eq!(copy, p);
     /// ```
     fn step_flat(&mut self, leaves: &mut [Flat<'_>]) -> bool {
         let _ = leaves;
@@ -111,6 +113,9 @@ pub struct FlatLeaf<'a, T> {
     pub grads: &'a [&'a [T]],
     /// Multiplies the sum of the parts (`1 / world size` for a mean over ranks).
     pub scale: T,
+    /// When given (the parameter's length), also receives the new parameter, written in the
+    /// same pass: where other processes read it, while `param` stays private.
+    pub mirror: Option<&'a mut [T]>,
 }
 
 /// One leaf of [`Optimizer::step_flat`], by element type.

@@ -3,8 +3,10 @@
 
 use adjoint_core::{Params, Tensor};
 
-use super::kernel::update_leaf;
-use super::{check_state, count_tensor, read_count, step_leaves, zeros_per_leaf, Optimizer, ParamGroups};
+use super::kernel::{check_flat, check_flat_state, FlatLeaves, InF64, StepLeaves, TensorLeaves, MAX_STATE};
+use super::{
+    check_state, count_tensor, read_count, step_leaves, zeros_per_leaf, Flat, Optimizer, ParamGroups,
+};
 
 /// Hyperparameters of [`Sgd`] (PyTorch's names and defaults; `lr` defaults to 1e-3).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -98,40 +100,59 @@ impl Sgd {
     }
 }
 
-impl Optimizer for Sgd {
-    #[track_caller]
-    fn step<P: Params>(&mut self, params: &P, grads: &P) -> P {
-        let (ps, gs) = step_leaves("Sgd", params, grads, self.n_leaves);
+impl Sgd {
+    /// One update of every leaf of `leaves` (PyTorch's order of operations, in `f64`), and the
+    /// step counter.
+    fn update(&mut self, leaves: &mut impl StepLeaves) {
         let c = self.config;
         let first = read_count(&self.step) == 0;
         let sign = if c.maximize { -1.0 } else { 1.0 };
-        if c.momentum != 0.0 {
-            check_state("Sgd", "momentum_buffer", &self.momentum_buffer, &ps);
-        }
-        let mut out = Vec::with_capacity(ps.len());
-        for (i, (p, g)) in ps.iter().zip(&gs).enumerate() {
+        for i in 0..leaves.len() {
             let o = self.groups.get(i);
             if o.frozen {
-                out.push(p.clone());
+                leaves.keep(i);
                 continue;
             }
             let lr = c.lr * o.lr_scale;
             let wd = o.weight_decay.unwrap_or(c.weight_decay);
             let (mu, damp, nesterov) = (c.momentum, c.dampening, c.nesterov);
-            let new = if mu != 0.0 {
-                update_leaf(p, g, &mut [&mut self.momentum_buffer[i]], |x, g, s| {
+            if mu != 0.0 {
+                let rule = InF64(|x: f64, g: f64, s: &mut [f64; MAX_STATE]| {
                     let d = sign * g + wd * x;
                     s[0] = if first { d } else { s[0] * mu + d * (1.0 - damp) };
                     let d = if nesterov { d + s[0] * mu } else { s[0] };
                     x + d * -lr
-                })
+                });
+                leaves.update(i, &mut [&mut self.momentum_buffer[i]], &rule);
             } else {
-                update_leaf(p, g, &mut [], |x, g, _| x + (sign * g + wd * x) * -lr)
-            };
-            out.push(new);
+                let rule = InF64(|x: f64, g: f64, _: &mut [f64; MAX_STATE]| x + (sign * g + wd * x) * -lr);
+                leaves.update(i, &mut [], &rule);
+            }
         }
         self.step = count_tensor(read_count(&self.step) + 1);
-        params.with_leaves(&out)
+    }
+}
+
+impl Optimizer for Sgd {
+    #[track_caller]
+    fn step<P: Params>(&mut self, params: &P, grads: &P) -> P {
+        let (ps, gs) = step_leaves("Sgd", params, grads, self.n_leaves);
+        if self.config.momentum != 0.0 {
+            check_state("Sgd", "momentum_buffer", &self.momentum_buffer, &ps);
+        }
+        let mut leaves = TensorLeaves { ps: &ps, gs: &gs, out: Vec::with_capacity(ps.len()) };
+        self.update(&mut leaves);
+        params.with_leaves(&leaves.out)
+    }
+
+    #[track_caller]
+    fn step_flat(&mut self, leaves: &mut [Flat<'_>]) -> bool {
+        check_flat("Sgd", self.n_leaves, leaves);
+        if self.config.momentum != 0.0 {
+            check_flat_state("Sgd", "momentum_buffer", &self.momentum_buffer, leaves);
+        }
+        self.update(&mut FlatLeaves(leaves));
+        true
     }
 
     fn lr(&self) -> f64 {
