@@ -10,7 +10,8 @@
 #      (benches/python/.venv) when torch is installed there;
 #   3. the compute of one W2 / W3 step on 1 thread by per-rank batch (benches/dist/model.py).
 #
-#   benches/dist.sh            # prints the raw lines; results also in runs/dist-<stamp>/
+#   benches/dist.sh            # prints the raw lines; results also in runs/dist-<stamp>/, and
+#                              # the data-parallel section of BENCHMARKS.md (benches/dist_report.py)
 #   PY=../other-checkout/benches/python/.venv/bin/python benches/dist.sh   # torch from another venv
 #
 # Needs Open MPI (apt-get install openmpi-bin libopenmpi-dev libclang-dev). Reports the load
@@ -53,4 +54,6 @@ echo "== compute of one step on 1 thread by per-rank batch (inputs of benches/di
 for b in 128 64 16 2; do "$W" bench-step --plain --model w2 --global-batch $b --steps 40; done | tee "$OUT/compute.txt"
 for b in 64 8 1; do "$W" bench-step --plain --model w3 --global-batch $b --steps 20; done | tee -a "$OUT/compute.txt"
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/load.txt"
+# The data-parallel section of BENCHMARKS.md (between its markers; the rest is left alone).
+python3 benches/dist_report.py "$OUT" --md BENCHMARKS.md --command "benches/dist.sh"
 echo "== results in $OUT (edit MEASURED in benches/dist/model.py from them, then run it)"

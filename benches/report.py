@@ -351,18 +351,22 @@ def table(res, suite, judge, jit_col, per_op, summary):
 
 WORKLOADS_BEGIN = "<!-- workloads:begin -->"
 WORKLOADS_END = "<!-- workloads:end -->"
+DIST_BEGIN = "<!-- dist:begin -->"
+DIST_END = "<!-- dist:end -->"
 
 
-def workloads_block(path):
-    """The workload suite's section of the existing file at `path`, markers included, or None."""
+def kept_block(path, begin=WORKLOADS_BEGIN, end=WORKLOADS_END):
+    """The section between `begin` and `end` of the existing file at `path`, markers included, or
+    None: the workload suite's (written by `benches/run`) or the data-parallel one (written by
+    `benches/dist.sh`)."""
     try:
         text = open(path, encoding="utf-8").read()
     except FileNotFoundError:
         return None
-    b, e = text.find(WORKLOADS_BEGIN), text.find(WORKLOADS_END)
+    b, e = text.find(begin), text.find(end)
     if b < 0 or e < b:
         return None
-    return text[b : e + len(WORKLOADS_END)]
+    return text[b : e + len(end)]
 
 
 def write_atomic(path, text):
@@ -555,15 +559,17 @@ def main():
         L.append(f"- {verdict}: {lab} ({t} thread{'s' if t > 1 else ''}) — {tgt}")
     L.append("")
     L.append(
-        "Dated investigations (A/B comparisons of single changes, profiles, the MPI runs of `benches/dist.sh`) "
-        "are kept in [`benches/LOG.md`](benches/LOG.md), each with its date, load and command; this file holds "
-        "only what `benches/run.sh` and `benches/run` regenerate.\n"
+        "Dated investigations (A/B comparisons of single changes, profiles) are kept in "
+        "[`benches/LOG.md`](benches/LOG.md), each with its date, load and command; this file holds only what "
+        "`benches/run.sh`, `benches/run` and `benches/dist.sh` regenerate.\n"
     )
-    # The workload suite's section is written by `benches/run` (workloads_report.py) between its
-    # markers: carried over from the file being replaced, so either script can run first.
-    kept = workloads_block(a.out)
-    if kept:
-        L.append(kept + "\n")
+    # The workload suite's section is written by `benches/run` (workloads_report.py) and the
+    # data-parallel one by `benches/dist.sh` (dist_report.py), each between its markers: carried
+    # over from the file being replaced, so the scripts can run in any order.
+    for begin, end in ((WORKLOADS_BEGIN, WORKLOADS_END), (DIST_BEGIN, DIST_END)):
+        kept = kept_block(a.out, begin, end)
+        if kept:
+            L.append(kept + "\n")
     write_atomic(a.out, "\n".join(L))
     print(f"wrote {a.out}: {len(rows)} results, {n_met}/{n_judged} targets met", file=sys.stderr)
 
