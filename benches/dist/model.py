@@ -21,13 +21,14 @@ Strong scaling: a fixed global batch G split over p ranks; efficiency relative t
 """
 
 MEASURED = {
-    "alpha_sw": 0.59e-6 / 2,  # 8-byte allreduce on 2 local ranks (a 2-rank ring: 2 latency steps)
-    "beta_mem": 4.99e9,  # best 2-rank bus bandwidth (1 MiB)
-    "beta_pack": 2.8e9,  # DataParallel::allreduce_mean minus the raw allreduce, 2 MiB: 2 MiB / 0.76 ms
-    # Compute of one step on 1 thread (s) by per-rank batch: forward, backward, optimizer update;
-    # the smallest of the repetitions (the least disturbed by the load).
-    "W2": {128: 11.0e-3, 16: 5.7e-3, 2: 5.3e-3},
-    "W3": {64: 82.6e-3, 8: 12.5e-3, 1: 4.7e-3},
+    # benches/dist.sh, runs/dist-20261207T073629Z (AMD EPYC host, load 0.25-0.47 before the parts).
+    "alpha_sw": 1.42e-6 / 2,  # 16-byte allreduce on 2 local ranks (a 2-rank ring: 2 latency steps)
+    "beta_mem": 3.42e9,  # best 2-rank bus bandwidth (1 MiB)
+    "beta_pack": 11.7e9,  # DataParallel::allreduce_mean minus the raw allreduce, 2 MiB: 2 MiB / 0.18 ms
+    # Compute of one step on 1 thread (s) by per-rank batch: forward, backward, optimizer update
+    # (median of 40 / 20 steps).
+    "W2": {128: 14.2e-3, 16: 3.6e-3, 2: 2.9e-3},
+    "W3": {64: 65.6e-3, 8: 10.8e-3, 1: 3.4e-3},
 }
 NETWORK = {"alpha_wire": 2e-6, "beta": 100e9 / 8}  # 100 Gb/s line rate; ~2 us per hop (RDMA-class)
 MODEL_BYTES = {"W2": 669_706 * 4, "W3": 421_642 * 4}  # f32 gradients
