@@ -44,7 +44,7 @@ for rep in 1 2 3; do
     "${MPIRUN[@]}" -np 2 "$W" bench-step --shard --global-batch 128 --steps 100
     "${MPIRUN[@]}" -np 2 "$W" bench-step --shard --overlap --global-batch 128 --steps 100
     if [[ $HAVE_TORCH == 1 ]]; then
-        "$PY" benches/dist/ddp_w2.py --ranks 1 --threads 2 --steps 100
+        OMP_PROC_BIND=true OMP_PLACES=cores "$PY" benches/dist/ddp_w2.py --ranks 1 --threads 2 --steps 100
         "$PY" benches/dist/ddp_w2.py --ranks 2 --threads 1 --steps 100
     fi
 done 2>&1 | grep -v -i warning | tee "$OUT/w2.txt"

@@ -28,8 +28,8 @@ CONFIGS = [
     ("ranks=2 batch=128 threads=1 train_step", "adjoint, 2 ranks × 1 thread, `train_step` (allreduce overlapping the backward pass)"),
     ("ranks=2 batch=128 threads=1 step sharded", "adjoint, 2 ranks × 1 thread, sharded update (`shard_update`), `step`: fused through shared memory"),
     ("ranks=2 batch=128 threads=1 train_step sharded", "adjoint, 2 ranks × 1 thread, sharded update, `train_step`"),
-    ("pytorch ranks=1 threads=2", "PyTorch, 1 process × 2 threads"),
-    ("pytorch ranks=2 threads=1", "PyTorch DDP (gloo), 2 ranks × 1 thread"),
+    ("pytorch ranks=1 threads=2", "PyTorch, 1 process × 2 threads (`Adam(fused=True)`, OpenMP threads pinned)"),
+    ("pytorch ranks=2 threads=1", "PyTorch DDP (gloo), 2 ranks × 1 thread (`Adam(fused=True)`, each rank pinned to a core)"),
 ]
 BASE, TORCH2 = CONFIGS[0][0], CONFIGS[6][0]
 ADJ2 = [c for c, _ in CONFIGS[1:5]]

@@ -3,10 +3,12 @@
     python benches/dist/ddp_w2.py [--ranks 2] [--global-batch 128] [--steps 50]
 
 Each rank: MLP 784-512-512-10 (ReLU), its rows of a global batch of N(0,1) inputs with labels
-(7 i) mod 10, cross-entropy, Adam lr 1e-3, one thread per rank; DDP averages the gradients
-(gloo allreduce, 25 MB buckets, overlapped with backward). Prints rank 0's median step time
-(forward, backward with allreduce, update), with a barrier before each step as adjoint's bench.
-With --ranks 1 and --threads 2: the one-process, two-thread baseline without DDP.
+(7 i) mod 10, cross-entropy, Adam lr 1e-3 (`fused=True`, PyTorch's fast CPU path, as the
+workload suite's W2 peer), one thread per rank, each rank pinned to its own core; DDP averages
+the gradients (gloo allreduce, 25 MB buckets, overlapped with backward). Prints rank 0's median
+step time (forward, backward with allreduce, update), with a barrier before each step as
+adjoint's bench. With --ranks 1 and --threads 2: the one-process, two-thread baseline without
+DDP (run it with OMP_PROC_BIND=true OMP_PLACES=cores, as benches/dist.sh does).
 """
 import argparse
 import os
@@ -32,6 +34,10 @@ def batch(rows):
 
 
 def run(rank, args):
+    if args.ranks > 1:
+        # One core per rank (adjoint's ranks are not pinned: this only helps the peer).
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[rank % len(cores)]})
     torch.set_num_threads(args.threads)
     world = args.ranks
     per = args.global_batch // world
@@ -42,7 +48,7 @@ def run(rank, args):
         os.environ.setdefault("MASTER_PORT", "29533")
         dist.init_process_group("gloo", rank=rank, world_size=world)
         m = nn.parallel.DistributedDataParallel(m)
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)
     ce = nn.CrossEntropyLoss()
     times = []
     for i in range(args.steps + 3):

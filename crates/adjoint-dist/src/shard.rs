@@ -279,14 +279,40 @@ pub(crate) fn unique_array(t: Tensor) -> Array {
     }
 }
 
+/// Whether [`flat_update`] can take these leaves: every parameter `f32`/`f64`, and every
+/// gradient it would read as one tensor contiguous, of that type and length — `means[i]` for
+/// the leaves that are not sharded, and for the sharded ones too when `own` is `None` (their
+/// rows of the mean, as `step_with`'s `f` returned them).
+pub(crate) fn flat_applicable(
+    sh: &Sharding,
+    params: &[Tensor],
+    means: &[Tensor],
+    own: Option<&[Option<Tensor>]>,
+) -> bool {
+    params.iter().enumerate().all(|(i, p)| {
+        let n = match &sh.slot[i] {
+            Some(_) if own.is_some() => return matches!(p.dtype(), DType::F32 | DType::F64),
+            Some(l) => l.own_shape.iter().product(),
+            None => p.numel(),
+        };
+        let g = means[i].value();
+        match p.dtype() {
+            DType::F32 => g.as_slice::<f32>().is_some_and(|s| s.len() == n),
+            DType::F64 => g.as_slice::<f64>().is_some_and(|s| s.len() == n),
+            _ => false,
+        }
+    })
+}
+
 /// The sharded update on shared memory in one pass per leaf ([`Optimizer::step_flat`]), on
 /// `params` (the parameters' arrays from [`unique_array`], updated in place): each sharded
-/// leaf's rows that this rank owns are updated from its gradient's [`grad_parts`], read where
-/// they lie (no mean gradient is formed), and mirrored into this rank's parameter area in the
-/// same pass; leaves that are not sharded are updated whole from their bucket's mean
-/// (`means[i]`). Then, after the barrier, the other ranks' rows are copied in from their
-/// parameter areas. `false`, with nothing changed, when the optimizer has no flat path or a
-/// leaf is not `f32`/`f64`.
+/// leaf's rows that this rank owns are updated and mirrored into this rank's parameter area in
+/// the same pass, from its gradient's [`grad_parts`] read where they lie when `own` is given
+/// (`step`: no mean gradient is formed), else from `means[i]`, this rank's rows of the mean
+/// (`step_with`, after its `f`); leaves that are not sharded are updated whole from their
+/// bucket's mean (`means[i]`). Then, after the barrier, the other ranks' rows are copied in
+/// from their parameter areas. `false`, with nothing changed, when the optimizer has no flat
+/// path. The leaves must pass [`flat_applicable`].
 ///
 /// The same bits as the mean gradient then [`Optimizer::step`]: the parts are summed in rank
 /// order and then scaled, as [`reduce_rows`] does.
@@ -297,19 +323,11 @@ pub(crate) fn flat_update<O: Optimizer>(
     sh: &mut Sharding,
     params: &mut [Array],
     means: &[Tensor],
-    own: &[Option<Tensor>],
+    own: Option<&[Option<Tensor>]>,
 ) -> Result<bool, DistError> {
     let Some((seg, area)) = &sh.shm else { return Ok(false) };
     let (rank, area) = (dist.rank(), *area);
-    let scale = 1.0 / dist.world_size() as f64;
-    let float = |i: usize, a: &Array| match a.dtype() {
-        DType::F32 => sh.slot[i].is_some() || means[i].value().as_slice::<f32>().is_some(),
-        DType::F64 => sh.slot[i].is_some() || means[i].value().as_slice::<f64>().is_some(),
-        _ => false,
-    };
-    if !params.iter().enumerate().all(|(i, a)| float(i, a)) {
-        return Ok(false);
-    }
+    let scale = if own.is_some() { 1.0 / dist.world_size() as f64 } else { 1.0 };
     let mut bufs: Vec<LeafBufs<'_>> = Vec::with_capacity(params.len());
     for (i, a) in params.iter_mut().enumerate() {
         bufs.push(match &sh.slot[i] {
@@ -322,15 +340,25 @@ pub(crate) fn flat_update<O: Optimizer>(
                 // barrier that ended this step's backward pass); every rank's gradient area
                 // was written before that barrier and is not written before the next one.
                 unsafe {
-                    match l.dtype {
-                        DType::F32 => LeafBufs::F32(
+                    match (l.dtype, own) {
+                        (DType::F32, Some(own)) => LeafBufs::F32(
                             &mut a.try_unique_slice_mut().expect("unique_array")[rows],
                             grad_parts(seg, rank, l, own[i].as_ref()),
                             Some(seg.slice_mut(rank, at, n)),
                         ),
-                        _ => LeafBufs::F64(
+                        (DType::F32, None) => LeafBufs::F32(
+                            &mut a.try_unique_slice_mut().expect("unique_array")[rows],
+                            vec![means[i].value().as_slice().expect("flat_applicable")],
+                            Some(seg.slice_mut(rank, at, n)),
+                        ),
+                        (_, Some(own)) => LeafBufs::F64(
                             &mut a.try_unique_slice_mut().expect("unique_array")[rows],
                             grad_parts(seg, rank, l, own[i].as_ref()),
+                            Some(seg.slice_mut(rank, at, n)),
+                        ),
+                        (_, None) => LeafBufs::F64(
+                            &mut a.try_unique_slice_mut().expect("unique_array")[rows],
+                            vec![means[i].value().as_slice().expect("flat_applicable")],
                             Some(seg.slice_mut(rank, at, n)),
                         ),
                     }
@@ -339,22 +367,22 @@ pub(crate) fn flat_update<O: Optimizer>(
             None => match a.dtype() {
                 DType::F32 => LeafBufs::F32(
                     a.try_unique_slice_mut().expect("unique_array"),
-                    vec![means[i].value().as_slice().expect("checked")],
+                    vec![means[i].value().as_slice().expect("flat_applicable")],
                     None,
                 ),
                 _ => LeafBufs::F64(
                     a.try_unique_slice_mut().expect("unique_array"),
-                    vec![means[i].value().as_slice().expect("checked")],
+                    vec![means[i].value().as_slice().expect("flat_applicable")],
                     None,
                 ),
             },
         });
     }
-    // The buckets' means are divided by the world size already.
     let mut leaves: Vec<Flat<'_>> = bufs
         .iter_mut()
         .zip(&sh.slot)
         .map(|(b, slot)| {
+            // The buckets' means (and `f`'s) are divided by the world size already.
             let k = if slot.is_some() { scale } else { 1.0 };
             match b {
                 LeafBufs::F32(param, grads, mirror) => {

@@ -13,8 +13,8 @@ use adjoint_tensor::{Array, DType, Storage};
 use crate::bucket::{gather_into, BucketPlan, SharedBuf, DEFAULT_BUCKET_BYTES};
 use crate::comm::{settle, Dist, Pending};
 use crate::shard::{
-    flat_update, gather_rows, put_gradient, reduce_rows, row_range, rows_of, shardable, shm_barrier,
-    start_ring, unique_array, Half, ShardLeaf, Sharding,
+    flat_applicable, flat_update, gather_rows, put_gradient, reduce_rows, row_range, rows_of, shardable,
+    shm_barrier, start_ring, unique_array, Half, ShardLeaf, Sharding,
 };
 use crate::shm::Segment;
 use crate::DistError;
@@ -309,10 +309,11 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     ///
     /// With a sharded update on one node ([`DataParallelConfig::shard_update`] and
     /// [`shared_memory`](DataParallelConfig::shared_memory)) and an optimizer that has
-    /// [`Optimizer::step_flat`] (Adam, AdamW), the mean gradient is never formed: each rank
-    /// updates its rows in place in the shared segment, reading every rank's gradient where
-    /// it lies (the same bits as forming the mean; `step_with` and `train_step` form it, for
-    /// their `f`).
+    /// [`Optimizer::step_flat`] (Adam, AdamW, SGD), the mean gradient is never formed: each
+    /// rank updates its rows of the parameters in place, reading every rank's gradient where
+    /// it lies, and mirrors them into the shared segment for the others (the same bits as
+    /// forming the mean; `step_with` and `train_step` form it, for their `f`, then update in
+    /// place the same way).
     #[track_caller]
     pub fn step(&mut self, grads: &P) -> Result<(), DistError> {
         if self.sharding.as_ref().is_none_or(|sh| sh.shm.is_none()) {
@@ -325,11 +326,25 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
             self.leaf_ready(&mut round, i, &leaves[i]);
         }
         let (mut out, own) = self.finish_round(round, &leaves, false)?;
-        let sh = self.sharding.as_mut().expect("sharded");
-        if !sh.flat {
-            // The optimizer has no flat path (found on the first step).
-            self.shm_means(&own, &mut out);
-            return self.apply(&grads.with_leaves(&out));
+        if self.apply_flat(&out, Some(&own))? {
+            return Ok(());
+        }
+        // No flat path: the mean gradient's rows, then the optimizer on tensors.
+        self.shm_means(&own, &mut out);
+        self.apply(&grads.with_leaves(&out))
+    }
+
+    /// With a sharded update on shared memory and an optimizer with a flat path: the update
+    /// through [`flat_update`], in place in the parameters' own buffers (see `step`), from the
+    /// gradients' parts (`own`: `step`) or from the mean gradient `means` (`step_with` and
+    /// `train_step`, after their `f`). `false`, with nothing changed, where that path does not
+    /// apply; an optimizer found without one is not asked again.
+    fn apply_flat(&mut self, means: &[Tensor], own: Option<&[Option<Tensor>]>) -> Result<bool, DistError> {
+        let Some(sh) = self.sharding.as_mut().filter(|sh| sh.shm.is_some() && sh.flat) else {
+            return Ok(false);
+        };
+        if !flat_applicable(sh, &self.params.leaves(), means, own) {
+            return Ok(false);
         }
         // The parameters' buffers, each held here only, to be updated in place: nothing else
         // may hold them, so `leaves` lets go of its whole leaves (it is rebuilt if needed).
@@ -340,17 +355,14 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         let placeholder = self.params.map_tensors(&mut |_| Tensor::scalar(0f32));
         let old = std::mem::replace(&mut self.params, placeholder).leaves();
         let mut arrays: Vec<Array> = old.into_iter().map(unique_array).collect();
-        let done = flat_update(&mut self.opt, self.dist, &mut self.poisoned, sh, &mut arrays, &out, &own);
+        let done = flat_update(&mut self.opt, self.dist, &mut self.poisoned, sh, &mut arrays, means, own);
         let params: Vec<Tensor> = arrays.into_iter().map(Tensor::from_array).collect();
         self.params = self.params.with_leaves(&params);
-        if done? {
-            return Ok(());
+        if !done? {
+            sh.flat = false;
+            return Ok(false);
         }
-        // No flat path: the mean gradient's rows, then the optimizer on tensors (and so on
-        // the next steps).
-        self.sharding.as_mut().expect("sharded").flat = false;
-        self.shm_means(&own, &mut out);
-        self.apply(&grads.with_leaves(&out))
+        Ok(true)
     }
 
     /// [`step`](Self::step) with `f` applied to the averaged gradient before the optimizer
@@ -437,6 +449,8 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
         let (value, grads) = adjoint_core::value_and_grad_with_hook(loss, &params, &mut |i, g| {
             self.leaf_ready(&mut round, i, g)
         });
+        // The parameters' only other holder goes, so the update can reuse their buffers.
+        drop(params);
         let (out, _) = self.finish_round(round, &grads.leaves(), true)?;
         let avg = f(grads.with_leaves(&out));
         self.apply(&avg)?;
@@ -446,6 +460,9 @@ impl<P: Params, O: Optimizer> DataParallel<'_, P, O> {
     /// Apply the optimizer to the mean gradient `avg` (from [`reduce`](Self::reduce)); with a
     /// sharded update, to this rank's rows, then all-gather the updated rows.
     fn apply(&mut self, avg: &P) -> Result<(), DistError> {
+        if self.apply_flat(&avg.leaves(), None)? {
+            return Ok(());
+        }
         let Some(sh) = self.sharding.as_mut() else {
             self.params = self.opt.step(&self.params, avg);
             return Ok(());

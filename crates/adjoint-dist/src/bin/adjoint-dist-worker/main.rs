@@ -2,7 +2,8 @@
 //! `mpirun` (a test cannot run itself as N MPI processes, so it launches this binary).
 //!
 //! ```text
-//! adjoint-dist-worker train  --model mlp|cnn --batch B --steps S [--reference] [--out FILE]
+//! adjoint-dist-worker train  --model mlp|cnn [--optim adam|rmsprop] --batch B --steps S
+//!                            [--reference] [--out FILE]
 //!                            [--accum K] [--overlap] [--unfused|--mix] [--bucket-bytes N] [--shard [--ring]]
 //!                            [--ckpt FILE --save-every K] [--resume FILE]
 //!                            [--fail-rank R --fail-step K --fail kill|raise|stall] [--timeout SECS]

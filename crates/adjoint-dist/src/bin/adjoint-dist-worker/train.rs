@@ -1,5 +1,5 @@
-//! `train`: Adam on a small f64 MLP or CNN, data-parallel (or `--reference`: one process, no
-//! MPI), with checkpoints, resume and injected failures.
+//! `train`: Adam (or `--optim rmsprop`) on a small f64 MLP or CNN, data-parallel (or
+//! `--reference`: one process, no MPI), with checkpoints, resume and injected failures.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,7 +11,7 @@ use adjoint_dist::{DataParallel, DataParallelConfig, Dist, DistError, Distribute
 use adjoint_nn::data::{DataLoader, Dataset, TensorDataset};
 use adjoint_nn::layers::{Conv2d, Flatten, Linear, MaxPool2d, Module, Relu};
 use adjoint_nn::loss::{cross_entropy, CrossEntropy};
-use adjoint_nn::optim::{Adam, AdamConfig, Optimizer};
+use adjoint_nn::optim::{Adam, AdamConfig, Optimizer, RmsProp, RmsPropConfig};
 use adjoint_tensor::random::{normal, Key};
 
 use crate::Opts;
@@ -54,8 +54,8 @@ fn cnn() -> impl Module + Params + Clone {
 
 pub fn run(o: &Opts) -> Result<(), String> {
     match o.get("model").unwrap_or("mlp") {
-        "mlp" => run_with(o, mlp(), false),
-        "cnn" => run_with(o, cnn(), true),
+        "mlp" => with_optim(o, mlp(), false),
+        "cnn" => with_optim(o, cnn(), true),
         m => Err(format!("--model: unknown model {m}")),
     }
 }
@@ -74,16 +74,36 @@ fn write_result(path: Option<&str>, losses: &[f64], params: &impl Params) -> Res
         .map_err(|e| format!("{path}: {e}"))
 }
 
-fn run_with<M: Module + Params + Clone>(o: &Opts, model: M, cnn: bool) -> Result<(), String> {
+/// `--optim adam` (the default) or `rmsprop` (an optimizer without `Optimizer::step_flat`, so
+/// that the sharded update's tensor path runs too).
+fn with_optim<M: Module + Params + Clone>(o: &Opts, model: M, cnn: bool) -> Result<(), String> {
+    match o.get("optim").unwrap_or("adam") {
+        "adam" => {
+            let opt = Adam::new(&model, AdamConfig { lr: 1e-2, ..Default::default() });
+            run_with(o, model, opt, cnn)
+        }
+        "rmsprop" => {
+            let opt = RmsProp::new(&model, RmsPropConfig { lr: 1e-2, ..Default::default() });
+            run_with(o, model, opt, cnn)
+        }
+        other => Err(format!("--optim: unknown optimizer {other}")),
+    }
+}
+
+fn run_with<M: Module + Params + Clone, O: Optimizer + Clone>(
+    o: &Opts,
+    model: M,
+    opt: O,
+    cnn: bool,
+) -> Result<(), String> {
     let ds = Arc::new(data(cnn));
     let batch: usize = o.num("batch", 8);
     let steps: usize = o.num("steps", 20);
-    let adam = AdamConfig { lr: 1e-2, ..Default::default() };
     if o.flag("reference") {
         // One process, no MPI: the plain loop every distributed run must reproduce.
         let loader = DataLoader::from_arc(ds.clone(), batch).shuffle(SEED);
         let per_epoch = loader.num_batches();
-        let (mut model, mut opt) = (model.clone(), Adam::new(&model, adam));
+        let (mut model, mut opt) = (model, opt);
         let mut losses = Vec::new();
         for step in 0..steps {
             let b = loader.epoch(step / per_epoch).nth(step % per_epoch).expect("a batch");
@@ -95,18 +115,18 @@ fn run_with<M: Module + Params + Clone>(o: &Opts, model: M, cnn: bool) -> Result
     }
     let mut dist = Dist::init().map_err(|e| e.to_string())?;
     dist.set_timeout(Duration::from_secs_f64(o.num("timeout", 120.0)));
-    if let Err(e) = distributed(o, &dist, ds, model, adam, batch, steps) {
+    if let Err(e) = distributed(o, &dist, ds, model, opt, batch, steps) {
         dist.abort(&e);
     }
     Ok(())
 }
 
-fn distributed<M: Module + Params + Clone>(
+fn distributed<M: Module + Params + Clone, O: Optimizer + Clone>(
     o: &Opts,
     dist: &Dist,
     ds: Arc<Data>,
     model: M,
-    adam: AdamConfig,
+    opt: O,
     batch: usize,
     steps: usize,
 ) -> Result<(), String> {
@@ -119,7 +139,6 @@ fn distributed<M: Module + Params + Clone>(
         shard_update: o.flag("shard"),
         shared_memory: !o.flag("ring"),
     };
-    let opt = Adam::new(&model, adam);
     let (mut dp, start) = match o.get("resume") {
         Some(path) => {
             let (dp, meta) = DataParallel::resume(dist, Path::new(path), model, opt, config).map_err(e)?;
