@@ -69,8 +69,8 @@ pub(crate) struct Sharding {
     pub(crate) opt_full: Vec<Option<Vec<usize>>>,
     /// Which of the two parameter buffers the next all-gather fills.
     pub(crate) turn: usize,
-    /// The sharded entries of `leaves` are out of date: [`flat_update`] updated them in the
-    /// shared segment's parameter area only.
+    /// `leaves` is out of date (placeholders): the update through [`flat_update`] works on the
+    /// parameters themselves, and `leaves` is rebuilt from them when the tensor path needs it.
     pub(crate) stale: bool,
     /// The optimizer may have a flat path ([`Optimizer::step_flat`]): true until a step finds
     /// it has none.

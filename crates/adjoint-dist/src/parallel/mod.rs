@@ -197,22 +197,6 @@ impl<'d, P: Params + Clone, O: Optimizer + Clone> DataParallel<'d, P, O> {
                     t.clone()
                 }
             });
-            // With shared memory, this rank's rows of the parameters start in its parameter area:
-            // the fused update (`step`) reads and updates them there.
-            if let Some((seg, area)) = &shm {
-                for (i, l) in slot.iter().enumerate() {
-                    let Some(l) = l else { continue };
-                    let (at, n) = (area + l.at + l.start * l.dtype.size_in_bytes(), shard_leaves[i].numel());
-                    // SAFETY: this rank's parameter area, which no rank reads before the first
-                    // step's barriers.
-                    unsafe {
-                        match l.dtype {
-                            DType::F32 => gather_into(seg.slice_mut::<f32>(r, at, n), &shard_leaves[i]),
-                            _ => gather_into(seg.slice_mut::<f64>(r, at, n), &shard_leaves[i]),
-                        }
-                    }
-                }
-            }
             Sharding { slot, order, leaves: shard_leaves, opt_full, turn: 0, stale: false, flat: true, shm }
         });
         Ok(DataParallel {

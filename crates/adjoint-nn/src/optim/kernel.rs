@@ -14,6 +14,12 @@
 //! instead of 4 (W2's Adam update over 670 k `f32` parameters on one thread, quiet machine,
 //! `adjoint-dist-worker bench-step --plain`: see benches/LOG.md, issue 17).
 //!
+//! An optimizer states its step once over [`StepLeaves`]: [`TensorLeaves`] for
+//! `Optimizer::step` (tensors in, new tensors out) and [`FlatLeaves`] for `Optimizer::step_flat`
+//! (raw buffers updated in place by [`update_flat`], the gradient a scaled sum of parts read
+//! where they lie, the new values optionally mirrored in the same pass: adjoint-dist's sharded
+//! update). Both run the same rule in the same order of operations, so they give the same bits.
+//!
 //! The workspace builds for baseline x86-64 (SSE2), where square roots and divisions run one
 //! element at a time; the same loop is also compiled for AVX2 + FMA and for AVX-512 and chosen
 //! at run time (no rule uses `mul_add`, so every build gives the same bits).
@@ -21,10 +27,10 @@
 use std::mem::MaybeUninit;
 
 use adjoint_core::Tensor;
-
-use super::{Flat, FlatLeaf};
 use adjoint_tensor::{Array, DType, Element, FloatElement};
 use rayon::prelude::*;
+
+use super::{Flat, FlatLeaf};
 
 /// Elements per rayon task; below two of these the loop runs on the calling thread.
 const PAR_CHUNK: usize = 1 << 15;
