@@ -8,7 +8,8 @@ Reads `w2.txt` (the W2 step lines of `adjoint-dist-worker bench-step` and `bench
 three repetitions), `allreduce-openmpi.txt`, `allreduce-adjoint.txt` and `load.txt`. Without --md
 the section is printed; with --md it replaces the text between `<!-- dist:begin -->` and
 `<!-- dist:end -->` in that file (appending markers and section at the end when they are missing)
-and leaves everything else alone, written atomically. Standard library only.
+and leaves everything else alone, written atomically (`workloads_report.write_md`). Standard
+library only.
 """
 
 import argparse
@@ -16,7 +17,8 @@ import os
 import re
 import statistics
 import sys
-import tempfile
+
+from workloads_report import write_md  # benches/, next to this script
 
 BEGIN = "<!-- dist:begin -->"
 END = "<!-- dist:end -->"
@@ -166,32 +168,6 @@ def section(folder, command):
     return "\n".join(L)
 
 
-def splice(path, block):
-    try:
-        text = open(path, encoding="utf-8").read()
-    except FileNotFoundError:
-        text = ""
-    b, e = text.find(BEGIN), text.find(END)
-    if b >= 0 and e > b:
-        if text.find(BEGIN, b + 1) >= 0 or text.find(END, e + 1) >= 0:
-            raise SystemExit(f"dist_report: {path} has its markers twice; not touching it")
-        new = text[:b] + block + text[e + len(END):]
-    elif b < 0 and e < 0:
-        new = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        raise SystemExit(f"dist_report: {path} has only one of {BEGIN} / {END} (or in the wrong order); not touching it")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".dist-report-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(new)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder", help="a runs/dist-<stamp> folder written by benches/dist.sh")
@@ -201,12 +177,12 @@ def main():
     if not os.path.isdir(a.folder):
         print(f"dist_report: {a.folder}: not a folder", file=sys.stderr)
         return 2
-    block = f"{BEGIN}\n{section(a.folder, a.command)}\n{END}"
+    text = section(a.folder, a.command)
     if a.md:
-        splice(a.md, block)
+        write_md(a.md, text, BEGIN, END, "dist_report")
         print(f"dist_report: wrote the data-parallel section of {a.md}", file=sys.stderr)
     else:
-        print(block)
+        print(f"{BEGIN}\n{text}\n{END}")
     return 0
 
 

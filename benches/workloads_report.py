@@ -326,7 +326,11 @@ def render(results, runs, machine, bad, results_path):
     return "\n".join(out).rstrip("\n")
 
 
-def write_md(path, section):
+def write_md(path, section, begin=BEGIN, end=END, who="workloads_report"):
+    """Replace the text between `begin` and `end` in the markdown file at `path` with `section`
+    (appending markers and section when both are missing), leaving the rest alone; written
+    atomically. `benches/dist_report.py` uses it with its own markers."""
+    BEGIN, END = begin, end
     text = ""
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
@@ -335,15 +339,15 @@ def write_md(path, section):
     b, e = text.find(BEGIN), text.find(END)
     if b >= 0 and e > b:
         if text.find(BEGIN, b + 1) >= 0 or text.find(END, e + 1) >= 0:
-            raise SystemExit(f"workloads_report: {path} has the markers more than once; not touching it")
+            raise SystemExit(f"{who}: {path} has the markers more than once; not touching it")
         new = text[:b] + block + text[e + len(END):]
     elif b < 0 and e < 0:
         sep = "" if not text else ("\n" if text.endswith("\n") else "\n\n")
         new = text + sep + block + "\n"
     else:
-        raise SystemExit(f"workloads_report: {path} has only one of {BEGIN} / {END} (or in the wrong order); not touching it")
+        raise SystemExit(f"{who}: {path} has only one of {BEGIN} / {END} (or in the wrong order); not touching it")
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".workloads-report-", suffix=".md", dir=d)
+    fd, tmp = tempfile.mkstemp(prefix=f".{who}-", suffix=".md", dir=d)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(new)

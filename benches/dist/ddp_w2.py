@@ -5,9 +5,9 @@
 Each rank: MLP 784-512-512-10 (ReLU), its rows of a global batch of N(0,1) inputs with labels
 (7 i) mod 10, cross-entropy, Adam lr 1e-3 (`fused=True`, PyTorch's fast CPU path, as the
 workload suite's W2 peer), one thread per rank, each rank pinned to its own core; DDP averages
-the gradients (gloo allreduce, 25 MB buckets, overlapped with backward). Prints rank 0's median
-step time (forward, backward with allreduce, update), with a barrier before each step as
-adjoint's bench. With --ranks 1 and --threads 2: the one-process, two-thread baseline without
+the gradients (gloo allreduce, 25 MB buckets, overlapped with backward; gradients as views of
+the buckets, DDP's copy-free option). Prints rank 0's median step time (forward, backward with
+allreduce, update), with a barrier before each step as adjoint's bench. With --ranks 1 and --threads 2: the one-process, two-thread baseline without
 DDP (run it with OMP_PROC_BIND=true OMP_PLACES=cores, as benches/dist.sh does).
 """
 import argparse
@@ -47,7 +47,7 @@ def run(rank, args):
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29533")
         dist.init_process_group("gloo", rank=rank, world_size=world)
-        m = nn.parallel.DistributedDataParallel(m)
+        m = nn.parallel.DistributedDataParallel(m, gradient_as_bucket_view=True)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)
     ce = nn.CrossEntropyLoss()
     times = []

@@ -261,8 +261,44 @@ pub(crate) unsafe fn start_ring(
 /// A leaf's buffers for [`flat_update`]: the parameter to update in place, its gradient's
 /// parts, and where the other ranks read the new values (the sharded leaves' rows).
 enum LeafBufs<'a> {
-    F32(&'a mut [f32], Vec<&'a [f32]>, Option<&'a mut [f32]>),
-    F64(&'a mut [f64], Vec<&'a [f64]>, Option<&'a mut [f64]>),
+    F32(Bufs<'a, f32>),
+    F64(Bufs<'a, f64>),
+}
+
+/// The parameter, its gradient's parts and its mirror (see [`LeafBufs`]).
+type Bufs<'a, T> = (&'a mut [T], Vec<&'a [T]>, Option<&'a mut [T]>);
+
+/// One leaf's [`Bufs`] for [`flat_update`]: with `l` (a sharded leaf), this rank's rows of
+/// `a`, their gradient's [`grad_parts`] when `own` is given (else `mean`, this rank's rows of
+/// the mean), and its rows of the parameter area as the mirror; otherwise all of `a` and
+/// `mean`, no mirror.
+///
+/// # Safety
+///
+/// With `l`: no other rank reads this rank's rows of the parameter area, nor writes any
+/// gradient area, while the buffers live.
+unsafe fn leaf_bufs<'a, T: Element>(
+    a: &'a mut Array,
+    seg: &'a Segment,
+    rank: usize,
+    area: usize,
+    l: Option<&ShardLeaf>,
+    mean: &'a Tensor,
+    own: Option<Option<&'a Tensor>>,
+) -> Bufs<'a, T> {
+    let whole = a.try_unique_slice_mut::<T>().expect("unique_array");
+    let mean = || vec![mean.value().as_slice::<T>().expect("flat_applicable")];
+    let Some(l) = l else { return (whole, mean(), None) };
+    let n: usize = l.own_shape.iter().product();
+    let at = area + l.at + l.start * std::mem::size_of::<T>();
+    // SAFETY: passed on from the caller.
+    unsafe {
+        let grads = match own {
+            Some(own) => grad_parts(seg, rank, l, own),
+            None => mean(),
+        };
+        (&mut whole[l.start..l.start + n], grads, Some(seg.slice_mut(rank, at, n)))
+    }
 }
 
 /// `t`'s value as an array that nothing else holds, contiguous, to update in place: its own
@@ -330,52 +366,16 @@ pub(crate) fn flat_update<O: Optimizer>(
     let scale = if own.is_some() { 1.0 / dist.world_size() as f64 } else { 1.0 };
     let mut bufs: Vec<LeafBufs<'_>> = Vec::with_capacity(params.len());
     for (i, a) in params.iter_mut().enumerate() {
-        bufs.push(match &sh.slot[i] {
-            Some(l) => {
-                let (at, n) =
-                    (area + l.at + l.start * l.dtype.size_in_bytes(), l.own_shape.iter().product::<usize>());
-                let rows = l.start..l.start + n;
-                // SAFETY: this rank's parameter area, rows it owns: no other rank reads them
-                // before the barrier below (they finished reading the last ones before the
-                // barrier that ended this step's backward pass); every rank's gradient area
-                // was written before that barrier and is not written before the next one.
-                unsafe {
-                    match (l.dtype, own) {
-                        (DType::F32, Some(own)) => LeafBufs::F32(
-                            &mut a.try_unique_slice_mut().expect("unique_array")[rows],
-                            grad_parts(seg, rank, l, own[i].as_ref()),
-                            Some(seg.slice_mut(rank, at, n)),
-                        ),
-                        (DType::F32, None) => LeafBufs::F32(
-                            &mut a.try_unique_slice_mut().expect("unique_array")[rows],
-                            vec![means[i].value().as_slice().expect("flat_applicable")],
-                            Some(seg.slice_mut(rank, at, n)),
-                        ),
-                        (_, Some(own)) => LeafBufs::F64(
-                            &mut a.try_unique_slice_mut().expect("unique_array")[rows],
-                            grad_parts(seg, rank, l, own[i].as_ref()),
-                            Some(seg.slice_mut(rank, at, n)),
-                        ),
-                        (_, None) => LeafBufs::F64(
-                            &mut a.try_unique_slice_mut().expect("unique_array")[rows],
-                            vec![means[i].value().as_slice().expect("flat_applicable")],
-                            Some(seg.slice_mut(rank, at, n)),
-                        ),
-                    }
-                }
+        let (l, own) = (sh.slot[i].as_ref(), own.map(|o| o[i].as_ref()));
+        // SAFETY: as `leaf_bufs` asks: this rank's parameter area, rows it owns, which no
+        // other rank reads before the barrier below (they finished reading the last ones
+        // before the barrier that ended this step's backward pass); every rank's gradient
+        // area was written before that barrier and is not written before the next one.
+        bufs.push(unsafe {
+            match a.dtype() {
+                DType::F32 => LeafBufs::F32(leaf_bufs(a, seg, rank, area, l, &means[i], own)),
+                _ => LeafBufs::F64(leaf_bufs(a, seg, rank, area, l, &means[i], own)),
             }
-            None => match a.dtype() {
-                DType::F32 => LeafBufs::F32(
-                    a.try_unique_slice_mut().expect("unique_array"),
-                    vec![means[i].value().as_slice().expect("flat_applicable")],
-                    None,
-                ),
-                _ => LeafBufs::F64(
-                    a.try_unique_slice_mut().expect("unique_array"),
-                    vec![means[i].value().as_slice().expect("flat_applicable")],
-                    None,
-                ),
-            },
         });
     }
     let mut leaves: Vec<Flat<'_>> = bufs
@@ -385,10 +385,10 @@ pub(crate) fn flat_update<O: Optimizer>(
             // The buckets' means (and `f`'s) are divided by the world size already.
             let k = if slot.is_some() { scale } else { 1.0 };
             match b {
-                LeafBufs::F32(param, grads, mirror) => {
+                LeafBufs::F32((param, grads, mirror)) => {
                     Flat::F32(FlatLeaf { param, grads, scale: k as f32, mirror: mirror.as_deref_mut() })
                 }
-                LeafBufs::F64(param, grads, mirror) => {
+                LeafBufs::F64((param, grads, mirror)) => {
                     Flat::F64(FlatLeaf { param, grads, scale: k, mirror: mirror.as_deref_mut() })
                 }
             }

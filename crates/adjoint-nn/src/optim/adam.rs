@@ -304,31 +304,31 @@ macro_rules! adam_type {
             pub fn steps_taken(&self) -> u64 {
                 read_count(&self.step)
             }
+
+            /// The hyperparameters as [`AdamConfig`], the state to update and the groups.
+            fn parts(&mut self) -> (AdamConfig, AdamState<'_>, &ParamGroups) {
+                let st = AdamState {
+                    exp_avg: &mut self.exp_avg,
+                    exp_avg_sq: &mut self.exp_avg_sq,
+                    max_exp_avg_sq: &mut self.max_exp_avg_sq,
+                    step: &mut self.step,
+                };
+                (self.config.into(), st, &self.groups)
+            }
         }
 
         impl Optimizer for $name {
             #[track_caller]
             fn step<P: Params>(&mut self, params: &P, grads: &P) -> P {
-                let c: AdamConfig = self.config.into();
-                let st = AdamState {
-                    exp_avg: &mut self.exp_avg,
-                    exp_avg_sq: &mut self.exp_avg_sq,
-                    max_exp_avg_sq: &mut self.max_exp_avg_sq,
-                    step: &mut self.step,
-                };
-                adam_step(stringify!($name), st, &c, $decoupled, &self.groups, self.n_leaves, params, grads)
+                let n_leaves = self.n_leaves;
+                let (c, st, groups) = self.parts();
+                adam_step(stringify!($name), st, &c, $decoupled, groups, n_leaves, params, grads)
             }
 
             #[track_caller]
             fn step_flat(&mut self, leaves: &mut [Flat<'_>]) -> bool {
-                let c: AdamConfig = self.config.into();
-                let st = AdamState {
-                    exp_avg: &mut self.exp_avg,
-                    exp_avg_sq: &mut self.exp_avg_sq,
-                    max_exp_avg_sq: &mut self.max_exp_avg_sq,
-                    step: &mut self.step,
-                };
-                adam_step_flat(stringify!($name), st, &c, $decoupled, &self.groups, leaves);
+                let (c, st, groups) = self.parts();
+                adam_step_flat(stringify!($name), st, &c, $decoupled, groups, leaves);
                 true
             }
 
