@@ -311,10 +311,12 @@ fn a_sharded_update_gives_the_same_steps() {
 #[test]
 fn the_fused_sharded_update_gives_the_bits_of_the_mean_then_the_update() {
     // On one node `step` updates each rank's rows in place from every rank's gradient where it
-    // lies (`Optimizer::step_flat`); `step_with` (`--unfused`) forms the mean gradient first.
-    // The same bits, also alternating the two (`--mix`: the fused step leaves the rank's row
-    // tensors out of date, which the other path rebuilds). On 5 ranks the `[4]` biases have
-    // fewer rows than ranks and stay unsharded: updated from their bucket in the same call.
+    // lies (`Optimizer::step_flat`, the ranks' parts summed in the kernel); `step_with`
+    // (`--unfused`) forms this rank's rows of the mean first and updates from them. The same
+    // bits, also alternating the two (`--mix`). On 5 ranks the `[4]` biases have fewer rows
+    // than ranks and stay unsharded: updated from their bucket in the same call. (The tensor
+    // path, `Optimizer::step`, is the RMSprop test's; `tests/step_flat.rs` in adjoint-nn
+    // checks `step_flat` against it bit for bit.)
     let dir = tempfile::tempdir().unwrap();
     for (model, ranks) in [("mlp", 2), ("cnn", 2), ("mlp", 5)] {
         let run = |name: &str, extra: &[&str]| {
