@@ -221,6 +221,24 @@ fn matrix_vector_products_in_every_layout() {
 }
 
 #[test]
+fn products_computed_column_major_match_the_naive_product() {
+    // Lone products whose result gemm computes column-major and the output receives transposed
+    // (`column_major_result` in ops/matmul.rs). A weight's `Wᵀ` on the right with fewer rows than
+    // columns: one thread, split across threads (≥ 2²² multiply-adds), and the 512-element
+    // column distance that the aliasing copy would otherwise take. A narrow output with a
+    // column-major left operand (a classifier head's weight gradient `xᵀ·g`), down to one column.
+    let wt = |m: usize, k: usize, n: usize| (rand_arr(31, &[m, k]), rand_arr(32, &[n, k]).transpose(0, 1));
+    for (a, b) in [wt(40, 33, 70), wt(128, 96, 300), wt(64, 512, 512), wt(128, 200, 600)] {
+        check_matmul(&a, &b);
+    }
+    let narrow =
+        |k: usize, m: usize, n: usize| (rand_arr(33, &[k, m]).transpose(0, 1), rand_arr(34, &[k, n]));
+    for (a, b) in [narrow(128, 512, 10), narrow(300, 100, 15), narrow(20, 64, 1)] {
+        check_matmul(&a, &b);
+    }
+}
+
+#[test]
 fn matmul_writes_every_element_of_an_unzeroed_output() {
     // The output buffer is not zeroed before gemm writes it: free NaN-filled arrays of each
     // output's size first (the buffer cache hands such buffers out again), then compare with the

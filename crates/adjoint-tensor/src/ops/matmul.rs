@@ -10,6 +10,9 @@
 //! - **Parallelism goes where the work is.** One large product (`m·n·k ≥ 2²²`) lets `gemm` split
 //!   it across the rayon pool; many small products run one per rayon task with a single-threaded
 //!   `gemm`, which avoids `gemm`'s per-call threading overhead.
+//! - **The result's layout is chosen per product.** `gemm` works on column-major results; a
+//!   lone product with a narrow output or a transposed weight on the right is computed
+//!   column-major and transposed into the row-major output (see [`column_major_result`]).
 //! - **`i64` uses a plain loop** with wrapping arithmetic (as NumPy): integer products are for
 //!   indices and counting, not for speed.
 
@@ -54,6 +57,45 @@ const COPY_RHS_MIN_ROWS: usize = 32;
 /// distances (W2's 784) lose nothing measurable on either and are not copied.
 fn aliasing_columns((rs, cs): (usize, usize)) -> bool {
     rs == 1 && cs > 1 && cs % 256 == 0 && !crate::ops::simd::is_amd()
+}
+
+/// Which layout a lone 2-D product's result is computed in before it lands, row-major, in
+/// the output: `true` for column-major, then transposed by [`copy_2d_into_uninit`] (`m·n`
+/// elements, a few µs for W2's `[128, 512]`).
+///
+/// `gemm` computes column-major results (a row-major one is the transposed product) and packs
+/// its left operand in column panels. A row-major result therefore costs two things a
+/// column-major one does not, on the shapes `Linear` multiplies:
+/// - **a narrow output** (`n < 16`, a classifier head's 10 columns): the transposed product has
+///   `n` rows, fewer than one 16-lane register, so every tile of the kernel is mostly empty;
+/// - **a column-major right operand** (`Wᵀ` of a row-major weight) with fewer result rows than
+///   columns (`m < n`, a batch smaller than the layer): the transposed product packs `Wᵀ`'s
+///   `n × k` elements across their storage order, where the column-major one packs the
+///   smaller `m × k` left operand that way and reads `Wᵀ` as it lies. It also makes the
+///   row-major copy of `Wᵀ` that [`aliasing_columns`] takes unnecessary.
+///
+/// A narrow output whose left operand is row-major (the head's forward `x·Wᵀ`) stays
+/// row-major: packing all of `x` across its storage order cost more (47 µs against 25 for
+/// `[128, 512]·[512, 10]`) than the empty tiles.
+///
+/// Measured on the Intel Xeon (AVX-512) of benches/LOG.md, 2 threads, `examples/mlp_gemm_bench.rs`
+/// against `ADJOINT_GEMM_ORIENT=0` (every result row-major, as before): W2's forward
+/// `[128, 784]·[512, 784]ᵀ` 306–311 µs against 336, `[128, 512]·[512, 512]ᵀ` 237–240 against
+/// 243–250 (with the aliasing copy), the head's weight gradient `[512, 128]·[128, 10]` 10 µs
+/// against 22; the whole W2 training step 1.88–1.92 ms against 1.94–2.00 (three interleaved
+/// pairs). Not measured on AMD processors.
+fn column_major_result(
+    (m, n, k): (usize, usize, usize),
+    (lr, lc): (usize, usize),
+    (rr, rc): (usize, usize),
+) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ON.get_or_init(|| crate::env::switch("ADJOINT_GEMM_ORIENT", true)) || k < 16 {
+        return false;
+    }
+    let narrow = n < 16 && m >= 64 && !(lc == 1 && lr > 1);
+    let wt = rr == 1 && rc > 1 && lc == 1 && lr > 1 && m >= 32 && m < n;
+    narrow || wt
 }
 
 /// A read-only matrix inside a slice: element `(i, j)` is `data[offset + i*rs + j*cs]`.
@@ -443,6 +485,8 @@ struct Plan {
     offsets: Vec<(usize, usize)>,
     lhs_strides: (usize, usize),
     rhs_strides: (usize, usize),
+    /// A lone product computed column-major, then transposed ([`column_major_result`]).
+    col_result: bool,
 }
 
 impl Array {
@@ -526,7 +570,14 @@ impl Array {
         if matrix_strides(b.layout()).is_none() {
             b = b.contiguous();
         }
-        if b.rank() == 2 && m >= COPY_RHS_MIN_ROWS && matrix_strides(b.layout()).is_some_and(aliasing_columns)
+        let lone = a.rank() == 2 && b.rank() == 2;
+        let col_result = lone
+            && matches!((matrix_strides(a.layout()), matrix_strides(b.layout())),
+                (Some(ls), Some(rs)) if column_major_result((m, n, k), ls, rs));
+        if !col_result
+            && b.rank() == 2
+            && m >= COPY_RHS_MIN_ROWS
+            && matrix_strides(b.layout()).is_some_and(aliasing_columns)
         {
             b = b.contiguous();
         }
@@ -552,6 +603,7 @@ impl Array {
             offsets,
             lhs_strides: matrix_strides(&la).expect("checked"),
             rhs_strides: matrix_strides(&lb).expect("checked"),
+            col_result,
         };
         let out = match self.dtype() {
             DType::F32 => Array::from_vec(matmul_float::<f32>(&a, &b, &plan), &out_shape),
@@ -586,7 +638,27 @@ fn matmul_float<T: FloatElement>(a: &Array, b: &Array, p: &Plan) -> Vec<T> {
     };
     let work = mn * k;
     let threads = rayon::current_num_threads();
-    if work >= gemm_par_work() || p.offsets.len() == 1 {
+    if p.col_result {
+        let mut scratch: Vec<T> = crate::cache::take(mn);
+        let (oa, ob) = p.offsets[0];
+        gemm_into_uninit(
+            (m, n, k),
+            &mut scratch.spare_capacity_mut()[..mn],
+            (1, m),
+            MatRef { data: ad, offset: oa, rs: p.lhs_strides.0, cs: p.lhs_strides.1 },
+            MatRef { data: bd, offset: ob, rs: p.rhs_strides.0, cs: p.rhs_strides.1 },
+            gemm_parallelism(m, n, k),
+        );
+        // SAFETY: `gemm_into_uninit` wrote all `m·n` elements under strides `(1, m)`.
+        unsafe { scratch.set_len(mn) };
+        let col_major = Layout {
+            shape: SmallVec::from_slice(&[m, n]),
+            strides: SmallVec::from_slice(&[1, m as isize]),
+            offset: 0,
+        };
+        crate::ops::transpose::copy_2d_into_uninit(out, &scratch, &col_major);
+        crate::cache::give(scratch);
+    } else if work >= gemm_par_work() || p.offsets.len() == 1 {
         let par = gemm_parallelism(m, n, k);
         for (dst, &o) in out.chunks_mut(mn).zip(&p.offsets) {
             one(dst, o, par);
