@@ -224,11 +224,12 @@ fn matrix_vector_products_in_every_layout() {
 fn products_computed_column_major_match_the_naive_product() {
     // Lone products whose result gemm computes column-major and the output receives transposed
     // (`column_major_result` in ops/matmul.rs). A weight's `Wᵀ` on the right with fewer rows than
-    // columns: one thread, split across threads (≥ 2²² multiply-adds), and the 512-element
-    // column distance that the aliasing copy would otherwise take. A narrow output with a
-    // column-major left operand (a classifier head's weight gradient `xᵀ·g`), down to one column.
+    // columns: one thread, split across threads (≥ 2²² multiply-adds: W2's first layer), and
+    // the 512-element column distance that the aliasing copy would otherwise take; a square one
+    // stays row-major. A narrow output with a column-major left operand (a classifier head's
+    // weight gradient `xᵀ·g`), down to one column.
     let wt = |m: usize, k: usize, n: usize| (rand_arr(31, &[m, k]), rand_arr(32, &[n, k]).transpose(0, 1));
-    for (a, b) in [wt(40, 33, 70), wt(128, 96, 300), wt(64, 512, 512), wt(128, 200, 600)] {
+    for (a, b) in [wt(40, 300, 200), wt(128, 784, 512), wt(64, 512, 512), wt(96, 600, 400), wt(70, 50, 70)] {
         check_matmul(&a, &b);
     }
     let narrow =

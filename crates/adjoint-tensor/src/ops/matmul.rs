@@ -69,10 +69,12 @@ fn aliasing_columns((rs, cs): (usize, usize)) -> bool {
 /// - **a narrow output** (`n < 16`, a classifier head's 10 columns): the transposed product has
 ///   `n` rows, fewer than one 16-lane register, so every tile of the kernel is mostly empty;
 /// - **a column-major right operand** (`Wᵀ` of a row-major weight) with fewer result rows than
-///   columns (`m < n`, a batch smaller than the layer): the transposed product packs `Wᵀ`'s
-///   `n × k` elements across their storage order, where the column-major one packs the
-///   smaller `m × k` left operand that way and reads `Wᵀ` as it lies. It also makes the
-///   row-major copy of `Wᵀ` that [`aliasing_columns`] takes unnecessary.
+///   columns (a batch smaller than the layer): the transposed product packs `Wᵀ`'s `n × k`
+///   elements across their storage order, where the column-major one packs the smaller `m × k`
+///   left operand that way and reads `Wᵀ` as it lies — worth the transpose of the result when
+///   the packing saved, `(n − m)·k`, is at least twice its `m·n` (W2's `[128, 784]·[784, 512]`:
+///   301 k against 131 k; a square product never). It also makes the row-major copy of `Wᵀ`
+///   that [`aliasing_columns`] takes unnecessary.
 ///
 /// A narrow output whose left operand is row-major (the head's forward `x·Wᵀ`) stays
 /// row-major: packing all of `x` across its storage order cost more (47 µs against 25 for
@@ -94,7 +96,9 @@ fn column_major_result(
         return false;
     }
     let narrow = n < 16 && m >= 64 && !(lc == 1 && lr > 1);
-    let wt = rr == 1 && rc > 1 && lc == 1 && lr > 1 && m >= 32 && m < n;
+    // The packing saved, `(n - m)·k` elements, against the result's transpose, `m·n` (counted
+    // twice: a read and a write at a stride): a square product has nothing to gain.
+    let wt = rr == 1 && rc > 1 && lc == 1 && lr > 1 && m >= 32 && n.saturating_sub(m) * k >= 2 * m * n;
     narrow || wt
 }
 
