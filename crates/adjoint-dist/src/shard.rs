@@ -301,18 +301,13 @@ unsafe fn leaf_bufs<'a, T: Element>(
     }
 }
 
-/// `t`'s value as an array that nothing else holds, contiguous, to update in place: its own
-/// buffer when it is the only holder (the usual case once a step's gradient is computed: the
-/// backward pass has dropped its references), else a copy.
+/// `t`'s value as an array that nothing else holds, to update in place: its own buffer when
+/// `t` was the only holder (the usual case once a step's gradient is computed: the backward
+/// pass has dropped its references), else a copy ([`Array::into_unique`]).
 pub(crate) fn unique_array(t: Tensor) -> Array {
-    let mut a = t.value().clone();
+    let a = t.value().clone();
     drop(t);
-    let shape = a.shape().to_vec();
-    match a.dtype() {
-        DType::F32 if a.try_unique_slice_mut::<f32>().is_none() => Array::from_vec(a.to_vec::<f32>(), &shape),
-        DType::F64 if a.try_unique_slice_mut::<f64>().is_none() => Array::from_vec(a.to_vec::<f64>(), &shape),
-        _ => a,
-    }
+    a.into_unique()
 }
 
 /// Whether [`flat_update`] can take these leaves: every parameter `f32`/`f64`, and every

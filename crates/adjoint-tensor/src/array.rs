@@ -349,6 +349,32 @@ impl Array {
         if self.is_contiguous() {
             return self.clone();
         }
+        self.copied()
+    }
+
+    /// This array as the only owner of a contiguous storage it covers whole, so that
+    /// [`try_unique_slice_mut`](Self::try_unique_slice_mut) succeeds: itself when it already is
+    /// (nothing copied), else a contiguous copy. For updating in place a value that nobody else
+    /// should see change: an optimizer's state, a parameter once its gradient is computed.
+    ///
+    /// ```
+    /// use adjoint_tensor::Array;
+    /// let a = Array::from_vec(vec![1.0f32, 2.0], &[2]);
+    /// let held = a.clone();
+    /// let mut u = a.into_unique(); // `held` shares the storage: `u` is a copy
+    /// u.try_unique_slice_mut::<f32>().expect("unique")[0] = 5.0;
+    /// assert_eq!((u.to_vec::<f32>(), held.to_vec::<f32>()), (vec![5.0, 2.0], vec![1.0, 2.0]));
+    /// ```
+    pub fn into_unique(mut self) -> Array {
+        let whole = self.layout.offset == 0 && self.is_contiguous() && self.numel() == self.storage.len();
+        if whole && Arc::get_mut(&mut self.storage).is_some() {
+            return self;
+        }
+        self.copied()
+    }
+
+    /// The elements in a new contiguous storage.
+    fn copied(&self) -> Array {
         let storage = match &*self.storage {
             Storage::F32(_) => Storage::F32(self.to_vec()),
             Storage::F64(_) => Storage::F64(self.to_vec()),

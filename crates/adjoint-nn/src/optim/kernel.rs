@@ -91,15 +91,14 @@ pub(crate) fn map_leaf(t: &Tensor, f: impl Fn(f64) -> f64 + Sync) -> Tensor {
 }
 
 /// Take the array out of `t`, leaving a placeholder, so that the returned array is the
-/// storage's only owner when nobody else holds the tensor; copy it otherwise (or when it has
-/// another type or layout).
+/// storage's only owner when nobody else holds the tensor ([`Array::into_unique`]: a copy
+/// otherwise); converted to `T` when it has another type.
 fn take_unique<T: Element>(t: &mut Tensor) -> Array {
-    let shape = t.shape().to_vec();
-    let mut a = std::mem::replace(t, Tensor::scalar(0.0f32)).value().clone();
-    if a.dtype() != T::DTYPE || a.try_unique_slice_mut::<T>().is_none() {
-        a = Array::from_vec(a.to_vec::<T>(), &shape);
+    let a = std::mem::replace(t, Tensor::scalar(0.0f32)).value().clone();
+    if a.dtype() != T::DTYPE {
+        return Array::from_vec(a.to_vec::<T>(), a.shape());
     }
-    a
+    a.into_unique()
 }
 
 fn contiguous_vec<T: Element>(a: &Array) -> std::borrow::Cow<'_, [T]> {
