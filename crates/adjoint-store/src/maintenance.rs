@@ -43,7 +43,9 @@ impl VerifyReport {
 pub struct GcReport {
     /// Blob hashes no checkpoint or model version referenced (row and file removed).
     pub removed_blobs: Vec<String>,
-    /// Other files removed from the blob store (interrupted writes, blobs never registered).
+    /// Other files removed: from the blob store (interrupted writes, blobs never registered) and
+    /// from `manifests/` (a manifest file whose run never finished: a writer killed between
+    /// writing it and committing the run, or an interrupted write's temp file).
     pub removed_files: Vec<PathBuf>,
     /// Bytes freed.
     pub freed_bytes: u64,
@@ -183,15 +185,21 @@ impl Registry {
         for f in mfiles {
             let n = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if !with_manifest.contains(&n) {
-                rep.warnings.push(format!("manifest file {} belongs to no finished run", f.display()));
+                rep.warnings.push(format!(
+                    "manifest file {} belongs to no finished run (left by an interrupted finish; gc removes it)",
+                    f.display()
+                ));
             }
         }
         Ok(rep)
     }
 
-    /// Removes blobs that no checkpoint, model version or signed record references, and stray files in the blob
-    /// store. Files modified within `grace` are kept, so a `gc` running beside a writer cannot
-    /// delete a blob that is about to be registered.
+    /// Removes blobs that no checkpoint, model version or signed record references, stray files in the blob
+    /// store, and manifest files that belong to no finished run (a run's manifest file is written
+    /// before the database commit that finishes it, so a writer killed in between leaves one; the
+    /// database row is the record). Files modified within `grace` are kept, so a `gc` running
+    /// beside a writer cannot delete a blob that is about to be registered or the manifest file of
+    /// a run that is about to finish.
     pub fn gc(&self, grace: Duration) -> Result<GcReport> {
         let mut rep = GcReport::default();
         let fresh = |p: &Path| {
@@ -236,6 +244,21 @@ impl Registry {
         for f in files {
             let registered = blob_name_of(&self.dir, &f).is_some_and(|n| known.contains(&n));
             if !registered && !fresh(&f) {
+                rep.freed_bytes += std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+                std::fs::remove_file(&f).map_err(|e| StoreError::io("remove", &f, e))?;
+                rep.removed_files.push(f);
+            }
+        }
+        let finished: BTreeSet<String> = self
+            .column_strings("list finished runs", "SELECT run_id FROM runs WHERE status != 'running'")?
+            .into_iter()
+            .map(|id| format!("{id}.json"))
+            .collect();
+        let mut mfiles = Vec::new();
+        walk(&self.dir.join("manifests"), &mut mfiles)?;
+        for f in mfiles {
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if !finished.contains(&name) && !fresh(&f) {
                 rep.freed_bytes += std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
                 std::fs::remove_file(&f).map_err(|e| StoreError::io("remove", &f, e))?;
                 rep.removed_files.push(f);

@@ -177,7 +177,7 @@ fn verify_gc_delete_and_crash_leftovers() {
     assert_eq!(out.trim(), "checked 2 blobs, 2 checkpoints, 2 manifests, 0 model records: all intact");
 
     // What a crash can leave: a half-written temp file, a blob whose row never committed, and a
-    // run that never finished.
+    // run that never finished (killed after writing its manifest file, before committing).
     let reg = e.reg();
     let stray_dir = e.dir.join("blobs/sha256/ab");
     std::fs::create_dir_all(&stray_dir).unwrap();
@@ -188,11 +188,15 @@ fn verify_gc_delete_and_crash_leftovers() {
     let crashed = reg.start_run(&e.owner, "crashed", serde_json::json!({}), 0).unwrap();
     let crashed_id = crashed.run_id().to_string();
     drop(crashed);
+    let stray_manifest = reg.manifest_path(&crashed_id);
+    std::fs::write(&stray_manifest, b"{}").unwrap();
 
     let (code, out) = cli(&e, None, &["runs", "verify"]).unwrap();
     assert_eq!(code, 0, "leftovers are warnings, not integrity problems:\n{out}");
     assert!(out.contains(&format!("warning: run {crashed_id} never finished")), "{out}");
     assert!(out.contains(&format!("warning: unregistered file {}", orphan.display())), "{out}");
+    let stray = format!("warning: manifest file {} belongs to no finished run", stray_manifest.display());
+    assert!(out.contains(&stray), "{out}");
     let (_, list) = cli(&e, None, &["runs", "list"]).unwrap();
     assert!(list.lines().any(|l| l.starts_with(&crashed_id) && l.contains("running")), "{list}");
     let (_, show) = cli(&e, None, &["runs", "show", &crashed_id]).unwrap();
@@ -204,8 +208,12 @@ fn verify_gc_delete_and_crash_leftovers() {
     let (_, out) = cli(&e, None, &["runs", "gc", "--grace-secs", "0"]).unwrap();
     assert!(out.contains(&format!("removed file {}", orphan.display())), "{out}");
     assert!(out.contains(".tmp-cdef-123"), "{out}");
-    assert!(out.contains("freed 10 bytes"), "{out}");
-    assert!(!orphan.exists());
+    assert!(out.contains(&format!("removed file {}", stray_manifest.display())), "{out}");
+    assert!(out.contains("freed 12 bytes"), "{out}");
+    assert!(!orphan.exists() && !stray_manifest.exists());
+    let (code, out) = cli(&e, None, &["runs", "verify"]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.lines().filter(|l| l.starts_with("warning")).all(|l| l.contains("never finished")), "{out}");
 
     // Deleting needs a writer key; then gc frees the run's blob.
     let err = cli(&e, None, &["runs", "delete", &b.run_id]).unwrap_err();
