@@ -21,7 +21,9 @@ fn main() {
     for &n in &ns {
         let x: Vec<f64> = (0..n).map(|_| rand()).collect();
         for &s in &ss {
-            let p = time(|| ode::primal(&x, s));
+            // `ODE_ONLY=gradient` skips the primal (a profile of the gradient alone).
+            let only_grad = std::env::var("ODE_ONLY").is_ok_and(|v| v == "gradient");
+            let p = if only_grad { 0.0 } else { time(|| ode::primal(&x, s)) };
             let g = time(|| ode::gradient(&x, s));
             println!("n={n:6} s={s:3}  primal {:10.3} ms  gradient {:10.3} ms", p * 1e3, g * 1e3);
             tp += p;

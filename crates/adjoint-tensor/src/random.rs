@@ -29,7 +29,7 @@ use crate::array::Array;
 use crate::dtype::{DType, FloatElement};
 use crate::ensure;
 use crate::error::{OrFail, Result};
-use crate::ops::PAR_THRESHOLD;
+use crate::ops::parallel;
 
 const ROTATIONS: [[u32; 4]; 2] = [[13, 15, 26, 6], [17, 29, 16, 24]];
 
@@ -144,7 +144,7 @@ impl Key {
 /// `(0..n).map(f)`, in parallel above the threshold; `f(i)` depends only on `i`, so the result
 /// does not depend on the thread count.
 fn fill<T: Send>(n: usize, f: impl Fn(u64) -> T + Sync + Send) -> Vec<T> {
-    if n > PAR_THRESHOLD {
+    if parallel(n) {
         (0..n as u64).into_par_iter().map(f).collect()
     } else {
         (0..n as u64).map(f).collect()
@@ -296,7 +296,7 @@ pub fn try_bernoulli(key: &Key, p: f64, shape: &[usize]) -> Result<Array> {
 /// ```
 pub fn permutation(key: &Key, n: usize) -> Array {
     let mut pairs: Vec<(u64, i64)> = fill(n, |i| (key.bits64(i), i as i64));
-    if n > PAR_THRESHOLD {
+    if parallel(n) {
         pairs.par_sort_unstable();
     } else {
         pairs.sort_unstable();

@@ -73,8 +73,8 @@ use crate::tensor::Tensor;
 pub const BLOCK: usize = 512;
 /// Elements per parallel task.
 pub const CHUNK: usize = 1 << 14;
-/// Fewer elements than this run on the calling thread.
-pub const PAR_THRESHOLD: usize = 1 << 16;
+/// Fewer elements than this (or a one-thread pool: [`adjoint_tensor::ops::parallel`]) run on the calling thread.
+pub const PAR_THRESHOLD: usize = adjoint_tensor::ops::PAR_THRESHOLD;
 /// How many blocks ahead the inputs and outputs in memory are prefetched (into L2) on AMD
 /// processors, where it was measured to help; see [`prefetch_blocks`].
 pub const PREFETCH_BLOCKS: usize = 2;
@@ -425,7 +425,7 @@ impl Kernel {
         let code = self.native_for(n);
         #[cfg(not(feature = "native"))]
         let code = None;
-        if n >= PAR_THRESHOLD {
+        if adjoint_tensor::ops::parallel(n) {
             let tasks = n.div_ceil(CHUNK);
             (0..tasks).into_par_iter().for_each(|t| {
                 let (lo, hi) = (t * CHUNK, ((t + 1) * CHUNK).min(n));

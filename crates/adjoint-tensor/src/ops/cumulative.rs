@@ -5,7 +5,7 @@
 //!   around the scanned axis. With `q > 1` each output row is the previous output row combined
 //!   with an input row — a zipped slice loop that vectorizes; with `q == 1` it is a plain
 //!   running scan per row.
-//! - The `p` independent blocks go to `rayon` above [`PAR_THRESHOLD`]; each scan runs in
+//! - The `p` independent blocks go to `rayon` above [`PAR_THRESHOLD`](crate::ops::PAR_THRESHOLD) (with a second thread in the pool); each scan runs in
 //!   order, so results never depend on the thread count.
 //! - `bool` input scans as `int64` (as PyTorch does); `int64` arithmetic wraps.
 
@@ -14,8 +14,8 @@ use rayon::prelude::*;
 use crate::array::Array;
 use crate::dtype::DType;
 use crate::error::{OrFail, Result};
+use crate::ops::parallel;
 use crate::ops::reduce::{Combine, Num, ProdC, SumC};
-use crate::ops::PAR_THRESHOLD;
 use crate::storage::filled;
 
 fn scan_block<T: Num, C: Combine>(out: &mut [T], src: &[T], k: usize, q: usize) {
@@ -46,7 +46,7 @@ fn scan_typed<T: Num, C: Combine>(a: &Array, axis: usize) -> Array {
     let block = k * q;
     let mut out = filled(n, C::identity::<T>());
     if n > 0 {
-        if n >= PAR_THRESHOLD {
+        if parallel(n) {
             out.par_chunks_mut(block)
                 .zip(src.par_chunks(block))
                 .for_each(|(o, s)| scan_block::<T, C>(o, s, k, q));

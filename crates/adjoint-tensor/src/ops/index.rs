@@ -142,7 +142,7 @@ fn scatter_add_kernel<T: Element + AddAssign>(
                         o[j as usize] += x;
                     }
                 };
-                if sv.len() >= crate::ops::PAR_THRESHOLD {
+                if crate::ops::parallel(sv.len()) {
                     use rayon::prelude::*;
                     out.par_chunks_mut(w_out * per)
                         .zip(ix.par_chunks(w_in * per).zip(sv.par_chunks(w_in * per)))

@@ -24,7 +24,7 @@ use crate::array::Array;
 use crate::dtype::{DType, FloatElement};
 use crate::ensure;
 use crate::error::{OrFail, Result, TensorError};
-use crate::ops::PAR_THRESHOLD;
+use crate::ops::parallel;
 use crate::storage::filled;
 
 /// Window of a 2-D pooling (`[height, width]` order), as PyTorch's `max_pool2d`/`avg_pool2d`.
@@ -114,7 +114,7 @@ impl Geom {
         self.oh * self.ow
     }
     fn parallel(&self) -> bool {
-        self.n * self.c * self.out_plane() * self.p.kernel[0] * self.p.kernel[1] >= PAR_THRESHOLD
+        parallel(self.n * self.c * self.out_plane() * self.p.kernel[0] * self.p.kernel[1])
     }
     /// The window of output `(oh, ow)` clipped to the image: input rows `h0..h1`, columns
     /// `w0..w1`, and the window's area clipped to the padded image instead.
@@ -313,7 +313,7 @@ fn avg_backward_kernel<T: FloatElement>(g: &Geom, gout: &[T], include_pad: bool)
 fn max_backward_kernel<T: FloatElement>(gout: &[T], idx: &[i64], planes_n: usize, ip: usize) -> Vec<T> {
     let mut dx = filled(planes_n * ip, T::zero());
     let op = gout.len().checked_div(planes_n).unwrap_or(0);
-    planes(&mut dx, ip, gout.len() >= PAR_THRESHOLD, |i, d| {
+    planes(&mut dx, ip, parallel(gout.len()), |i, d| {
         for (&gv, &j) in gout[i * op..(i + 1) * op].iter().zip(&idx[i * op..(i + 1) * op]) {
             d[j as usize] = d[j as usize] + gv;
         }

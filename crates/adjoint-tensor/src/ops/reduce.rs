@@ -30,7 +30,7 @@ use crate::error::{OrFail, Result, TensorError};
 use crate::layout::Layout;
 use crate::ops::simd::dispatch_avx2;
 use crate::ops::unary::map1;
-use crate::ops::PAR_THRESHOLD;
+use crate::ops::{parallel, PAR_THRESHOLD};
 use crate::storage::filled;
 
 /// Columns accumulated by one task of a column reduction (a multiple of the SIMD width).
@@ -100,7 +100,7 @@ pub(crate) fn fold<T: Num, C: Combine>(x: &[T]) -> T {
         return fold_block::<T, C>(x);
     }
     let (a, b) = x.split_at(x.len() / 2);
-    let (ra, rb) = if x.len() >= PAR_THRESHOLD {
+    let (ra, rb) = if parallel(x.len()) {
         rayon::join(|| fold::<T, C>(a), || fold::<T, C>(b))
     } else {
         (fold::<T, C>(a), fold::<T, C>(b))
@@ -184,7 +184,7 @@ fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
         // cost 4× those at k = 25); large inputs are split into fixed groups of rows.
         Plan::Rows { off, m, rs, k } if k < LANES => {
             let mut out = filled(m, C::identity::<T>());
-            if m * k < PAR_THRESHOLD {
+            if !parallel(m * k) {
                 fold_short_rows::<T, C>(&mut out, src, off, rs, k);
             } else {
                 let rows = PAR_THRESHOLD / k.max(1);
@@ -199,7 +199,7 @@ fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
                 let s = (off + i as isize * rs) as usize;
                 fold::<T, C>(&src[s..s + k])
             };
-            if m > 1 && m * k >= PAR_THRESHOLD {
+            if m > 1 && parallel(m * k) {
                 (0..m).into_par_iter().with_min_len((PAR_THRESHOLD / k.max(1)).max(1)).map(row).collect()
             } else {
                 (0..m).map(row).collect()
@@ -212,7 +212,7 @@ fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
                     C::combine(acc, fold::<T, C>(&src[s..s + k]))
                 })
             };
-            if m > 1 && m * p * k >= PAR_THRESHOLD {
+            if m > 1 && parallel(m * p * k) {
                 (0..m).into_par_iter().map(out).collect()
             } else {
                 (0..m).map(out).collect()
@@ -226,7 +226,7 @@ fn run_plan<T: Num, C: Combine>(src: &[T], plan: Plan) -> Vec<T> {
             let task = |i: usize, jb: usize, acc: &mut [T]| {
                 accumulate::<T, C>(acc, src, off + i as isize * sp + (jb * COL_BLOCK) as isize, k, sk)
             };
-            if p * q * k >= PAR_THRESHOLD {
+            if parallel(p * q * k) {
                 out.par_chunks_mut(q).enumerate().for_each(|(i, orow)| {
                     orow.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(jb, acc)| task(i, jb, acc))
                 });
@@ -647,7 +647,7 @@ fn arg_rows<T: Element>(v: &Array, max: bool) -> Vec<i64> {
         }
         bi as i64
     };
-    if m > 1 && m * k >= PAR_THRESHOLD {
+    if m > 1 && parallel(m * k) {
         (0..m).into_par_iter().with_min_len((PAR_THRESHOLD / k).max(1)).map(row).collect()
     } else {
         (0..m).map(row).collect()

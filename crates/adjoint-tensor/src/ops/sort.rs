@@ -24,7 +24,7 @@ use crate::dtype::{DType, Element};
 use crate::ensure;
 use crate::error::{OrFail, Result};
 use crate::layout::{Layout, Shape};
-use crate::ops::PAR_THRESHOLD;
+use crate::ops::parallel;
 
 /// Compare with NaN (any value unequal to itself) greater than every other value.
 #[inline]
@@ -85,7 +85,7 @@ fn lanes_kernel<T: Element>(
         }
     };
 
-    let par = lanes > 1 && lanes * n > PAR_THRESHOLD;
+    let par = lanes > 1 && parallel(lanes * n);
     if want_values {
         if par {
             vals.par_chunks_mut(k)

@@ -33,7 +33,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{OrFail, Result, TensorError};
 use crate::layout::Layout;
 use crate::ops::simd::{dispatch_simd, simd_builds};
-use crate::ops::{stream, PAR_THRESHOLD};
+use crate::ops::{parallel, stream};
 
 /// Elements per parallel task. Fixed (never derived from the thread count) so that every
 /// result is identical whatever the size of the thread pool.
@@ -45,11 +45,11 @@ pub(crate) const CHUNK: usize = 1 << 15;
 
 /// A fresh vector of `n` elements, each written by `fill(start, chunk)`, which must write every
 /// element of `chunk` (the elements `start..start + chunk.len()` of the output). Chunks go to
-/// `rayon` above [`PAR_THRESHOLD`].
+/// `rayon` when [`parallel`](crate::ops::parallel) says so.
 pub(crate) fn build<U: Element>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
     let mut v: Vec<U> = crate::cache::take(n);
     let spare = &mut v.spare_capacity_mut()[..n];
-    if n >= PAR_THRESHOLD {
+    if parallel(n) {
         spare.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| fill(i * CHUNK, c));
     } else {
         fill(0, spare);
@@ -217,7 +217,7 @@ impl<const K: usize> Walk<K> {
                 }
             }
         };
-        if n >= PAR_THRESHOLD {
+        if parallel(n) {
             spare.par_chunks_mut(rows * width).enumerate().for_each(|(mi, m)| {
                 m.par_chunks_mut(TILE * width).enumerate().for_each(|(rb, out)| block(mi, rb, out))
             });
@@ -396,7 +396,7 @@ impl InPlace {
     /// only owner; false, with nothing done, otherwise.
     fn each<T: Element>(&mut self, each: impl Fn(&mut [T]) + Sync + Send) -> bool {
         match self.0.try_unique_slice_mut::<T>() {
-            Some(xs) if xs.len() >= PAR_THRESHOLD => xs.par_chunks_mut(CHUNK).for_each(each),
+            Some(xs) if parallel(xs.len()) => xs.par_chunks_mut(CHUNK).for_each(each),
             Some(xs) => each(xs),
             None => return false,
         }
