@@ -382,13 +382,21 @@ type CacheEntry<O> = (Vec<Aval>, Outs<Aval>, Rc<O>);
 
 /// Output shapes and an output template per input signature, shared by every call of one
 /// custom function.
+///
+/// Finding the shapes runs the function once on the inputs' stand-ins, which under `grad` and
+/// `jvp` are the primal inputs themselves. That output is kept (`first`) until the call that
+/// found it returns, so that the rule's own forward pass — a custom VJP's `fwd` that calls the
+/// function, as every solver's does — takes it instead of computing the same value again: a
+/// custom function called once (an `odeint` closure built per gradient, as GradBench's `ode`
+/// does) otherwise ran its whole forward solve twice.
 struct Cache<O> {
     entries: RefCell<Vec<CacheEntry<O>>>,
+    first: RefCell<Option<(Vec<Tensor>, O)>>,
 }
 
 impl<O: Params> Cache<O> {
     fn new() -> Rc<Self> {
-        Rc::new(Cache { entries: RefCell::new(Vec::new()) })
+        Rc::new(Cache { entries: RefCell::new(Vec::new()), first: RefCell::new(None) })
     }
 
     fn get(&self, ins: &[Aval], leaves: &[Tensor], f: &dyn Fn(&[Tensor]) -> O) -> (Outs<Aval>, Rc<O>) {
@@ -401,7 +409,18 @@ impl<O: Params> Cache<O> {
         out.for_each_tensor(&mut |t| avals.push(Aval::of(t)));
         let template = Rc::new(out.map_tensors(&mut |_| Tensor::scalar(0.0f32)));
         self.entries.borrow_mut().push((ins.to_vec(), avals.clone(), template.clone()));
+        *self.first.borrow_mut() = Some((examples, out));
         (avals, template)
+    }
+
+    /// The output the shape search computed, if it was computed on exactly these inputs (the
+    /// same storage, layout and dtype: arrays are immutable while shared, so the same value).
+    fn take_first(&self, leaves: &[Tensor]) -> Option<O> {
+        let mut first = self.first.borrow_mut();
+        let hit = first.as_ref().is_some_and(|(ins, _)| {
+            ins.len() == leaves.len() && ins.iter().zip(leaves).all(|(a, b)| a.is_same(b))
+        });
+        hit.then(|| first.take().expect("checked").1)
     }
 }
 
@@ -417,12 +436,14 @@ fn call<P: Params, O: Params>(
     let leaves = p.leaves();
     let refs: Vec<&Tensor> = leaves.iter().collect();
     if depth() == 0 || top_of(&refs).is_none() {
-        return f(&leaves);
+        return cache.take_first(&leaves).unwrap_or_else(|| f(&leaves));
     }
     let ins: Vec<Aval> = leaves.iter().map(Aval::of).collect();
     let (outs, template) = cache.get(&ins, &leaves, f);
     let c = CustomCall { what, f: flat, rule, ins, outs };
     let out: SmallVec<[Tensor; 1]> = bind_multi(&c, &refs);
+    // Not taken by the rule (or found on stand-ins that are not the inputs): free it now.
+    cache.first.borrow_mut().take();
     template.with_leaves(&out)
 }
 

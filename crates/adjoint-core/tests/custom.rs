@@ -29,7 +29,12 @@ fn reverse_mode_runs_fwd_once_and_never_f() {
         |x: &Tensor, c: &Tensor| c * x.cos(),
     );
     let df = grad(|x: &Tensor| g(x).sum());
-    df(&x3()); // the first call per input signature also finds the output shapes
+    let x = x3();
+    df(&x); // the first call per input signature also finds the output shapes
+            // That search's output is not kept past the call: an eager call on the same input runs f.
+    let before = nf.get();
+    g(&x);
+    assert_eq!(nf.get() - before, 1);
     let (f0, fwd0) = (nf.get(), nfwd.get());
     let d = df(&x3());
     assert_eq!((nf.get() - f0, nfwd.get() - fwd0), (0, 1), "one fwd per gradient, no f");
@@ -38,6 +43,44 @@ fn reverse_mode_runs_fwd_once_and_never_f() {
     let f1 = nf.get();
     g(&x3());
     assert_eq!(nf.get() - f1, 1);
+}
+
+/// A custom VJP whose `fwd` calls the function itself (every solver's pattern): the output the
+/// first call computed to find the shapes is the forward value, not computed again; and it is
+/// freed once that call returns (an eager call afterwards runs the function).
+#[test]
+fn the_shape_search_output_serves_the_forward_pass_once() {
+    type Handle = Rc<std::cell::OnceCell<Rc<dyn Fn(&Tensor) -> Tensor>>>;
+    let nf = Rc::new(Cell::new(0));
+    let cf = nf.clone();
+    let me: Handle = Rc::new(std::cell::OnceCell::new());
+    let me2 = me.clone();
+    let g: Rc<dyn Fn(&Tensor) -> Tensor> = Rc::new(custom_vjp(
+        move |x: &Tensor| {
+            cf.set(cf.get() + 1);
+            x.sin()
+        },
+        move |x: &Tensor| {
+            let y = me2.get().expect("set below")(x);
+            (y, x.clone())
+        },
+        |x: &Tensor, c: &Tensor| c * x.cos(),
+    ));
+    me.set(g.clone()).ok().expect("set once");
+    let df = {
+        let g = g.clone();
+        grad(move |x: &Tensor| g(x).sum())
+    };
+    let x = x3();
+    let d = df(&x);
+    assert_eq!(nf.get(), 1, "the shape search's output is the forward value");
+    assert!((d.to_vec::<f64>()[1] - (-1.2f64).cos()).abs() < 1e-15);
+    g(&x);
+    assert_eq!(nf.get(), 2, "an eager call after the gradient runs the function");
+    // Same signature, new values: the function runs for them (once, through fwd).
+    let d2 = df(&(x3() * 2.0));
+    assert_eq!(nf.get(), 3);
+    assert!((d2.to_vec::<f64>()[1] - (-2.4f64).cos()).abs() < 1e-15);
 }
 
 #[test]
