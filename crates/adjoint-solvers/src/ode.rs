@@ -196,7 +196,7 @@ fn solve<P>(
 ) -> Run {
     let (scheme, ctl) = opts.scheme();
     let rhs = |y: &[Tensor], t: f64| vec![f(&y[0], t, p)];
-    integrate(&rhs, std::slice::from_ref(y0), ts, scheme, ctl, opts.max_steps, false)
+    integrate(&rhs, usize::MAX, std::slice::from_ref(y0), ts, scheme, ctl, opts.max_steps, false)
 }
 
 /// The forward solve with tensor ops, stacked.

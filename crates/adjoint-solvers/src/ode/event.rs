@@ -98,7 +98,17 @@ where
     let (scheme, ctl) = opts.scheme();
     let rhs = |y: &[Tensor], t: f64| vec![f(&y[0], t, &pd)];
     let stop = |y: &[Tensor], t: f64| scalar(event(&y[0], t, &pd));
-    let run = integrate_until(&rhs, &[yd], &[t0, t_max], scheme, ctl, opts.max_steps, false, Some(&stop));
+    let run = integrate_until(
+        &rhs,
+        usize::MAX,
+        &[yd],
+        &[t0, t_max],
+        scheme,
+        ctl,
+        opts.max_steps,
+        false,
+        Some(&stop),
+    );
     // Nothing to differentiate: the located state is the answer (no second solve).
     let traced = y0.is_tracer() || params.leaves().iter().any(Tensor::is_tracer);
     if !traced {

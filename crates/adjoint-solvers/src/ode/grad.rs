@@ -68,7 +68,8 @@ where
                     [fy, ga].into_iter().chain(gp).collect()
                 };
                 let start: State = std::iter::once(row(ys, i)).chain(state).collect();
-                let mut end = integrate(&rhs, &start, &back, scheme, ctl, o.max_steps, false).outs.pop();
+                // The right-hand side reads `y` and `a`; `p̄` is a quadrature.
+                let mut end = integrate(&rhs, 2, &start, &back, scheme, ctl, o.max_steps, false).outs.pop();
                 let mut end = end.take().expect("the end state");
                 end.remove(0);
                 end
@@ -76,14 +77,17 @@ where
             _ => {
                 let fwd = |s: &[Tensor], t: f64| vec![f(&s[0], t, p)];
                 let y0 = [row(ys, i - 1)];
-                let steps = integrate(&fwd, &y0, &[ts[i - 1], ts[i]], scheme, ctl, o.max_steps, true).steps;
+                let steps =
+                    integrate(&fwd, usize::MAX, &y0, &[ts[i - 1], ts[i]], scheme, ctl, o.max_steps, true)
+                        .steps;
                 let rhs = |s: &[Tensor], t: f64| {
                     let y =
                         if steps.is_empty() { y0[0].clone() } else { interp(&steps, scheme, t).remove(0) };
                     let (_, ga, gp) = adj(&y, &s[0], t);
                     std::iter::once(ga).chain(gp).collect()
                 };
-                integrate(&rhs, &state, &back, scheme, ctl, o.max_steps, false)
+                // The right-hand side reads `a`; `p̄` is a quadrature.
+                integrate(&rhs, 1, &state, &back, scheme, ctl, o.max_steps, false)
                     .outs
                     .pop()
                     .expect("the end state")

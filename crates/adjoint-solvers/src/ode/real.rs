@@ -51,6 +51,6 @@ where
         d.into_iter().map(Sc).collect()
     };
     let y0: Vec<Sc<T>> = y0.iter().map(|&v| Sc(v)).collect();
-    let run = integrate(&rhs, &y0, ts, scheme, ctl, opts.max_steps, false);
+    let run = integrate(&rhs, usize::MAX, &y0, ts, scheme, ctl, opts.max_steps, false);
     run.outs.into_iter().map(|s| s.into_iter().map(|x| x.0).collect()).collect()
 }
