@@ -260,7 +260,9 @@ fn vjp_at<P: Params, O: Params, F: FnOnce(&P) -> O>(
     loc: Loc,
 ) -> (O, impl Fn(&O) -> P + use<P, O, F>) {
     let (out, out_ids, leaf_ids, tape) = trace_vjp(f, primals, what, loc);
-    let template = primals.map_tensors(&mut |t| t.zeros_like());
+    // The inputs' structure for the cotangents (its leaves are replaced: no need to fill zeros
+    // of every input's size, as this did once per `vjp`).
+    let template = primals.map_tensors(&mut |_| Tensor::scalar(0.0f32));
     let shapes = shapes_of(primals);
     let out_shapes = shapes_of(&out);
     let tape = Rc::new(RefCell::new(tape));

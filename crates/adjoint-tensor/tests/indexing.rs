@@ -458,6 +458,21 @@ proptest! {
     }
 }
 
+/// Views (a narrowed last dim: adjacent elements at an offset, rows apart; a transposed one:
+/// strided rows) pad to what their contiguous copies pad to, in every mode.
+#[test]
+fn padded_views_match_their_contiguous_copies() {
+    let base = Array::from_vec((0..60).map(|i| i as f64 * 0.5 - 7.0).collect::<Vec<_>>(), &[3, 4, 5]);
+    let views = [base.narrow(2, 1, 3), base.narrow(1, 1, 2).narrow(2, 2, 3), base.permute(&[0, 2, 1])];
+    for v in &views {
+        for mode in [PadMode::Constant(9.5), PadMode::Reflect, PadMode::Replicate] {
+            let pads = [(1, 0), (0, 1), (2, 1)];
+            let got = v.pad(&pads, mode);
+            assert_eq!(got.vals::<f64>(), v.contiguous().pad(&pads, mode).vals::<f64>(), "{mode:?}");
+        }
+    }
+}
+
 #[test]
 fn pad_other_dtypes_and_edges() {
     let x = Array::from_vec(vec![1i64, 2, 3, 4], &[2, 2]);

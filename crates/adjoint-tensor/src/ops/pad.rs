@@ -76,6 +76,10 @@ fn pad_kernel<T: Element>(x: &Array, pads: &[(usize, usize)], mode: PadMode) -> 
         let tables: Vec<Vec<Option<isize>>> =
             (0..nd).map(|k| dim_table(mode, pads[k].0, l.shape[k], pads[k].1, l.strides[k])).collect();
         let inner = &tables[nd - 1];
+        // A constant pad of a row whose elements are adjacent: fill, one copy, fill (the
+        // table walk was a gather per element; `narrow`'s gradient is this pad).
+        let (before, size) = (pads[nd - 1].0, l.shape[nd - 1]);
+        let copy_rows = matches!(mode, PadMode::Constant(_)) && (l.strides[nd - 1] == 1 || size <= 1);
         let mut idx = vec![0usize; nd - 1];
         loop {
             // Offset of the outer dims, or None when any of them is in a constant pad.
@@ -87,6 +91,11 @@ fn pad_kernel<T: Element>(x: &Array, pads: &[(usize, usize)], mode: PadMode) -> 
                 };
             }
             match base {
+                Some(b) if copy_rows => {
+                    out.resize(out.len() + before, fill);
+                    out.extend_from_slice(&src[b as usize..b as usize + size]);
+                    out.resize(out.len() + inner.len() - before - size, fill);
+                }
                 Some(b) => out.extend(inner.iter().map(|t| match t {
                     Some(t) => src[(b + t) as usize],
                     None => fill,
