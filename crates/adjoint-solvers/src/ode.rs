@@ -28,6 +28,10 @@
 //!   when the backward `y` dynamics are unstable — always the case for stiff problems, whose
 //!   fast decaying modes grow backward in time: use `Adjoint` or `Direct` with `Rosenbrock23`.
 //!
+//! The backward solves of both adjoint methods leave the parameter cotangent `p̄` — a pure
+//! quadrature — out of their error control by default ([`AdjointNorm::Seminorm`]) and never form
+//! its stage values: at GradBench's `ode` (`n = 10⁵`) that is 10% of the gradient's time.
+//!
 //! The adjoint methods approximate the exact gradient to the solver's tolerances; Direct gives
 //! the exact gradient of the approximate solution. At tight tolerances they agree.
 //!
@@ -46,7 +50,7 @@ use std::rc::Rc;
 use adjoint_core::{Params, Tensor};
 
 pub use event::{odeint_event, Event};
-use integrate::{integrate, Control, Run, Scheme};
+use integrate::{integrate, Control, Leaves, Run, Scheme};
 pub use real::odeint_real;
 use tableau::{DOPRI5, RK4, TSIT5};
 
@@ -99,6 +103,23 @@ pub struct OdeOptions {
     pub max_steps: usize,
     /// How gradients are computed.
     pub grad: GradMethod,
+    /// What the backward solves of the adjoint methods measure for step control.
+    pub adjoint_norm: AdjointNorm,
+}
+
+/// Which part of the adjoint state the backward solves' error control measures
+/// ([`GradMethod::Adjoint`] and [`GradMethod::Backsolve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdjointNorm {
+    /// The state `y` (backsolve) and the adjoint `a` only. The parameter cotangent
+    /// `p̄ = -∫ aᵀ∂f/∂p dt` is a quadrature: nothing in the system depends on it, so its error
+    /// cannot grow through the dynamics, and measuring it only makes the steps smaller (Kidger,
+    /// Chen & Lyons, "Hey, that's not an ODE: Faster ODE Adjoints via Seminorms", ICML 2021:
+    /// the same accuracy with fewer steps; CVODES leaves quadratures out of error control by
+    /// default too). Also skips forming `p̄`'s error estimate on every step.
+    Seminorm,
+    /// Every component, `p̄` included (torchdiffeq's default).
+    Full,
 }
 
 impl Default for OdeOptions {
@@ -109,6 +130,7 @@ impl Default for OdeOptions {
             atol: 1e-9,
             max_steps: 100_000,
             grad: GradMethod::Adjoint,
+            adjoint_norm: AdjointNorm::Seminorm,
         }
     }
 }
@@ -196,7 +218,7 @@ fn solve<P>(
 ) -> Run {
     let (scheme, ctl) = opts.scheme();
     let rhs = |y: &[Tensor], t: f64| vec![f(&y[0], t, p)];
-    integrate(&rhs, usize::MAX, std::slice::from_ref(y0), ts, scheme, ctl, opts.max_steps, false)
+    integrate(&rhs, Leaves::ALL, std::slice::from_ref(y0), ts, scheme, ctl, opts.max_steps, false)
 }
 
 /// The forward solve with tensor ops, stacked.

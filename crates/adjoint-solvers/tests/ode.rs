@@ -3,7 +3,7 @@
 //! finite differences on Lotka–Volterra and a damped pendulum, and the adjoint's memory.
 
 use adjoint_core::{grad, memory, Tensor};
-use adjoint_solvers::ode::{odeint, odeint_stats, GradMethod, Method, OdeOptions};
+use adjoint_solvers::ode::{odeint, odeint_stats, AdjointNorm, GradMethod, Method, OdeOptions};
 
 mod common;
 use common::{lotka_volterra, lotka_volterra_real, v};
@@ -114,11 +114,47 @@ fn three_methods_agree(f: Rhs, y0: &Tensor, p: &Tensor, ts: &[f64]) {
         }
         assert_close(&grads[1], &grads[0], 1e-6, &format!("{method:?} adjoint vs direct"));
         assert_close(&grads[2], &grads[0], 1e-6, &format!("{method:?} backsolve vs direct"));
+        // The adjoints with p̄ in the error norm too (the default leaves it out, a seminorm).
+        for g in [GradMethod::Adjoint, GradMethod::Backsolve] {
+            let full = AdjointNorm::Full;
+            let o = OdeOptions {
+                method,
+                rtol: 1e-11,
+                atol: 1e-11,
+                grad: g,
+                adjoint_norm: full,
+                ..OdeOptions::default()
+            };
+            assert_close(&gradient(f, y0, p, ts, o), &fd, 1e-6, &format!("{method:?} {g:?} full norm"));
+        }
     }
 }
 
 fn yearly(n: usize) -> Vec<f64> {
     (0..n).map(|i| i as f64).collect()
+}
+
+/// At a loose tolerance the two norms take different backward steps (so the option reaches the
+/// step control), and both stay as accurate as the tolerance asks.
+#[test]
+fn seminorm_and_full_norm_adjoints_step_differently_and_both_hold_the_tolerance() {
+    let (y0, p) = (v(&[33.0, 6.2]), v(&[0.55, 0.028, 0.80, 0.024]));
+    let ts = yearly(21);
+    let fd = finite_differences(lotka_volterra, &y0, &p, &ts);
+    for g in [GradMethod::Adjoint, GradMethod::Backsolve] {
+        let o = |adjoint_norm| OdeOptions {
+            rtol: 1e-6,
+            atol: 1e-6,
+            grad: g,
+            adjoint_norm,
+            ..OdeOptions::default()
+        };
+        let semi = gradient(lotka_volterra, &y0, &p, &ts, o(AdjointNorm::Seminorm));
+        let full = gradient(lotka_volterra, &y0, &p, &ts, o(AdjointNorm::Full));
+        assert_ne!(semi, full, "{g:?}: the norm changed nothing");
+        assert_close(&semi, &fd, 1e-3, &format!("{g:?} seminorm"));
+        assert_close(&full, &fd, 1e-3, &format!("{g:?} full norm"));
+    }
 }
 
 #[test]

@@ -32,7 +32,7 @@
 //! `s = 100`).
 
 use adjoint_core::{grad, Tensor};
-use adjoint_solvers::ode::{odeint, GradMethod, Method, OdeOptions};
+use adjoint_solvers::ode::{odeint, AdjointNorm, GradMethod, Method, OdeOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -132,7 +132,7 @@ fn block_body(x: &[f64], h: f64, before: &[f64], after: &mut [f64], y: &mut [f64
     y.copy_from_slice(&u0[1..=m]);
 }
 
-/// The options [`gradient`] solves with: SciPy's default tolerances, which keep the gradient
+/// The options [`gradient`] solves with: odeint's default tolerances, which keep the gradient
 /// ~10⁻⁵ relative (≲ 10⁻⁷ in GradBench's measure) from the closed form, a thousandfold inside
 /// GradBench's 10⁻⁴; `Backsolve` skips the forward re-integration and dense interpolation that
 /// `Adjoint` does per interval.
@@ -142,6 +142,7 @@ pub const OPTS: OdeOptions = OdeOptions {
     atol: 1e-9,
     max_steps: 10_000,
     grad: GradMethod::Backsolve,
+    adjoint_norm: AdjointNorm::Seminorm,
 };
 
 /// `∂yₙ₋₁(2)/∂x` of the continuous solution, by odeint's gradient with `opts` (see the module

@@ -24,7 +24,7 @@ use std::rc::Rc;
 
 use adjoint_core::{stop_gradient, vjp, Params, Tensor};
 
-use super::integrate::integrate_until;
+use super::integrate::{integrate_until, Leaves};
 use super::{check_times, odeint, OdeOptions};
 
 /// Where [`odeint_event`] stopped.
@@ -100,7 +100,7 @@ where
     let stop = |y: &[Tensor], t: f64| scalar(event(&y[0], t, &pd));
     let run = integrate_until(
         &rhs,
-        usize::MAX,
+        Leaves::ALL,
         &[yd],
         &[t0, t_max],
         scheme,

@@ -16,8 +16,8 @@ use std::rc::Rc;
 
 use adjoint_core::{vjp, Params, Tensor};
 
-use super::integrate::{integrate, interp, State};
-use super::{forward, GradMethod, OdeOptions};
+use super::integrate::{integrate, interp, Leaves, State};
+use super::{forward, AdjointNorm, GradMethod, OdeOptions};
 use crate::solve::{implicit_solver, Solver};
 
 fn clone_params<P: Params>(p: &P) -> P {
@@ -48,6 +48,12 @@ where
 {
     let n = ts.len();
     let (scheme, ctl) = o.scheme();
+    // The right-hand sides read `reads` leaves (`y` and `a`, or `a`); `p̄` is a quadrature,
+    // measured by the step control only with `AdjointNorm::Full`.
+    let leaves = |reads: usize| Leaves {
+        reads,
+        controlled: if o.adjoint_norm == AdjointNorm::Full { usize::MAX } else { reads },
+    };
     // (f(y), -aᵀ∂f/∂y, -aᵀ∂f/∂p) at (y, a, t).
     let adj = |y: &Tensor, a: &Tensor, t: f64| -> (Tensor, Tensor, Vec<Tensor>) {
         let (fy, pb) = vjp(|q: &(Tensor, P)| f(&q.0, t, &q.1), &(y.clone(), clone_params(p)));
@@ -68,8 +74,8 @@ where
                     [fy, ga].into_iter().chain(gp).collect()
                 };
                 let start: State = std::iter::once(row(ys, i)).chain(state).collect();
-                // The right-hand side reads `y` and `a`; `p̄` is a quadrature.
-                let mut end = integrate(&rhs, 2, &start, &back, scheme, ctl, o.max_steps, false).outs.pop();
+                let mut end =
+                    integrate(&rhs, leaves(2), &start, &back, scheme, ctl, o.max_steps, false).outs.pop();
                 let mut end = end.take().expect("the end state");
                 end.remove(0);
                 end
@@ -78,7 +84,7 @@ where
                 let fwd = |s: &[Tensor], t: f64| vec![f(&s[0], t, p)];
                 let y0 = [row(ys, i - 1)];
                 let steps =
-                    integrate(&fwd, usize::MAX, &y0, &[ts[i - 1], ts[i]], scheme, ctl, o.max_steps, true)
+                    integrate(&fwd, Leaves::ALL, &y0, &[ts[i - 1], ts[i]], scheme, ctl, o.max_steps, true)
                         .steps;
                 let rhs = |s: &[Tensor], t: f64| {
                     let y =
@@ -86,8 +92,7 @@ where
                     let (_, ga, gp) = adj(&y, &s[0], t);
                     std::iter::once(ga).chain(gp).collect()
                 };
-                // The right-hand side reads `a`; `p̄` is a quadrature.
-                integrate(&rhs, 1, &state, &back, scheme, ctl, o.max_steps, false)
+                integrate(&rhs, leaves(1), &state, &back, scheme, ctl, o.max_steps, false)
                     .outs
                     .pop()
                     .expect("the end state")

@@ -285,11 +285,28 @@ fn rms(x: impl Iterator<Item = f64>, n: usize) -> f64 {
     (x.map(|v| v * v).sum::<f64>() / n as f64).sqrt()
 }
 
+/// Which leaves of a state the right-hand side reads and the step control measures. The
+/// leaves from `reads` on are quadratures (the adjoint's parameter cotangent `p̄`): nothing
+/// reads them, so their stage values are never formed ([`stage_input`]); and only the first
+/// `controlled` leaves enter the error norm — with `controlled = reads`, the "seminorm" of
+/// Kidger, Chen & Lyons (2021), which is also CVODES's default for quadratures.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Leaves {
+    pub reads: usize,
+    pub controlled: usize,
+}
+
+impl Leaves {
+    /// Every leaf read and controlled.
+    pub const ALL: Leaves = Leaves { reads: usize::MAX, controlled: usize::MAX };
+}
+
 /// The state a stage evaluates the right-hand side at: `y + h Σ wᵢ kᵢ` for the first `reads`
 /// leaves, and the other leaves as they are in `y` — they are quadratures (the adjoint's
 /// parameter cotangent `p̄`), which the right-hand side never reads, so forming their stage
 /// values would only cost passes over them (a fifth of the backsolve adjoint's stage work).
-fn stage_input<L: Leaf>(y: &[L], ks: &[Vec<L>], w: &[f64], h: f64, reads: usize) -> Vec<L> {
+fn stage_input<L: Leaf>(y: &[L], ks: &[Vec<L>], w: &[f64], h: f64, leaves: Leaves) -> Vec<L> {
+    let reads = leaves.reads;
     if reads >= y.len() {
         return lincomb(y, ks, w, h);
     }
@@ -299,7 +316,7 @@ fn stage_input<L: Leaf>(y: &[L], ks: &[Vec<L>], w: &[f64], h: f64, reads: usize)
 }
 
 /// The stages of one step from `(t, y)` of size `h` (`k0`: the known first stage); the
-/// right-hand side reads only the first `reads` leaves of its state ([`stage_input`]).
+/// right-hand side reads only `leaves.reads` leaves of its state ([`stage_input`]).
 fn stages<L: Leaf>(
     rhs: &Rhs<L>,
     tab: &Tableau,
@@ -307,12 +324,12 @@ fn stages<L: Leaf>(
     y: &[L],
     h: f64,
     k0: Option<Vec<L>>,
-    reads: usize,
+    leaves: Leaves,
 ) -> Vec<Vec<L>> {
     let mut k = Vec::with_capacity(tab.c.len() + 1);
     k.push(k0.unwrap_or_else(|| rhs(y, t)));
     for s in 1..tab.c.len() {
-        let yi = stage_input(y, &k[..s], tab.a[s], h, reads);
+        let yi = stage_input(y, &k[..s], tab.a[s], h, leaves);
         k.push(rhs(&yi, t + tab.c[s] * h));
     }
     k
@@ -326,13 +343,14 @@ fn explicit<L: Leaf>(
     y: &[L],
     f: &[L],
     h: f64,
-    reads: usize,
+    leaves: Leaves,
 ) -> Attempt<L> {
-    let mut k = stages(rhs, tab, t, y, h, Some(f.to_vec()), reads);
+    let mut k = stages(rhs, tab, t, y, h, Some(f.to_vec()), leaves);
     let y_new = lincomb(y, &k, tab.b, h);
     k.push(rhs(&y_new, t + h));
     let mut err = Vec::with_capacity(y.iter().map(Leaf::len).sum());
-    for l in 0..y.len() {
+    // The error of the controlled leaves only (see `Leaves`).
+    for l in 0..y.len().min(leaves.controlled) {
         let (terms, cs): (Vec<&L>, Vec<f64>) =
             k.iter().zip(tab.e).filter(|(_, w)| **w != 0.0).map(|(ks, w)| (&ks[l], h * w)).unzip();
         L::push_sum(&terms, &cs, y[l].len(), &mut err);
@@ -346,13 +364,13 @@ fn explicit<L: Leaf>(
 /// output to rounding.
 pub(crate) type Stop<'a, L = Tensor> = dyn Fn(&[L], f64) -> f64 + 'a;
 
-/// Integrate from `ts[0]` through the output times `ts` (monotonic, either direction). The
-/// right-hand side reads only the first `reads` leaves of its state (`usize::MAX`: all); the
-/// others are quadratures, passed to it unchanged within a step.
+/// Integrate from `ts[0]` through the output times `ts` (monotonic, either direction), with
+/// `leaves` saying which leaves of the state the right-hand side reads and the step control
+/// measures ([`Leaves::ALL`]: every one).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn integrate<L: Leaf>(
     rhs: &Rhs<L>,
-    reads: usize,
+    leaves: Leaves,
     y0: &[L],
     ts: &[f64],
     scheme: Scheme,
@@ -360,7 +378,7 @@ pub(crate) fn integrate<L: Leaf>(
     max_steps: usize,
     record: bool,
 ) -> Run<L> {
-    integrate_until(rhs, reads, y0, ts, scheme, ctl, max_steps, record, None)
+    integrate_until(rhs, leaves, y0, ts, scheme, ctl, max_steps, record, None)
 }
 
 /// [`integrate`], stopping at the event `stop` when it fires: then `event` holds its time
@@ -368,7 +386,7 @@ pub(crate) fn integrate<L: Leaf>(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn integrate_until<L: Leaf>(
     rhs: &Rhs<L>,
-    reads: usize,
+    leaves: Leaves,
     y0: &[L],
     ts: &[f64],
     scheme: Scheme,
@@ -381,13 +399,13 @@ pub(crate) fn integrate_until<L: Leaf>(
         Run { outs: vec![y0.to_vec()], accepted: 0, rejected: 0, nfev: 0, steps: Vec::new(), event: None };
     match (ctl, scheme) {
         (Control::Fixed { dt }, Scheme::Explicit(tab)) => {
-            fixed(rhs, reads, y0, ts, tab, dt, max_steps, record, stop, &mut run)
+            fixed(rhs, leaves, y0, ts, tab, dt, max_steps, record, stop, &mut run)
         }
         (Control::Fixed { .. }, Scheme::Rosenbrock23) => {
             unreachable!("the Rosenbrock method is adaptive only")
         }
         (Control::Adaptive { rtol, atol }, _) => {
-            adaptive(rhs, reads, y0, ts, scheme, (rtol, atol), max_steps, record, stop, &mut run)
+            adaptive(rhs, leaves, y0, ts, scheme, (rtol, atol), max_steps, record, stop, &mut run)
         }
     }
     run
@@ -464,7 +482,7 @@ fn locate<L: Leaf>(
 #[allow(clippy::too_many_arguments)]
 fn fixed<L: Leaf>(
     rhs: &Rhs<L>,
-    reads: usize,
+    leaves: Leaves,
     y0: &[L],
     ts: &[f64],
     tab: &'static Tableau,
@@ -484,7 +502,7 @@ fn fixed<L: Leaf>(
         for j in 0..n {
             too_many(run.accepted, max);
             let t = w[0] + j as f64 * h;
-            let k = stages(rhs, tab, t, &y, h, None, reads);
+            let k = stages(rhs, tab, t, &y, h, None, leaves);
             run.nfev += k.len();
             let y_new = lincomb(&y, &k, tab.b, h);
             run.accepted += 1;
@@ -505,7 +523,7 @@ fn fixed<L: Leaf>(
 #[allow(clippy::too_many_arguments)]
 fn initial_step<L: Leaf>(
     rhs: &Rhs<L>,
-    reads: usize,
+    leaves: Leaves,
     t0: f64,
     y0: &[L],
     f0: &[L],
@@ -515,15 +533,16 @@ fn initial_step<L: Leaf>(
     order: f64,
 ) -> f64 {
     let (rtol, atol) = tol;
-    let (yv, fv) = (values(y0), values(f0));
+    let c = y0.len().min(leaves.controlled);
+    let (yv, fv) = (values(&y0[..c]), values(&f0[..c]));
     let n = yv.len();
     let scale: Vec<f64> = yv.iter().map(|y| atol + y.abs() * rtol).collect();
     let d0 = rms(yv.iter().zip(&scale).map(|(y, s)| y / s), n);
     let d1 = rms(fv.iter().zip(&scale).map(|(f, s)| f / s), n);
     let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
     let h0 = h0.min(span);
-    let y1 = stage_input(y0, &[f0.to_vec()], &[1.0], h0 * dir, reads);
-    let f1 = values(&rhs(&y1, t0 + h0 * dir));
+    let y1 = stage_input(y0, &[f0.to_vec()], &[1.0], h0 * dir, leaves);
+    let f1 = values(&rhs(&y1, t0 + h0 * dir)[..c]);
     let d2 = rms(f1.iter().zip(&fv).zip(&scale).map(|((a, b), s)| (a - b) / s), n) / h0;
     let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
         (h0 * 1e-3).max(1e-6)
@@ -536,7 +555,7 @@ fn initial_step<L: Leaf>(
 #[allow(clippy::too_many_arguments)]
 fn adaptive<L: Leaf>(
     rhs: &Rhs<L>,
-    reads: usize,
+    leaves: Leaves,
     y0: &[L],
     ts: &[f64],
     scheme: Scheme,
@@ -562,7 +581,7 @@ fn adaptive<L: Leaf>(
     let (mut t, mut y) = (t0, y0.to_vec());
     let mut g = stop.map(|s| s(&y, t));
     let mut f = rhs(&y, t);
-    let mut h_abs = initial_step(rhs, reads, t, &y, &f, dir, (tend - t0).abs(), tol, scheme.error_order());
+    let mut h_abs = initial_step(rhs, leaves, t, &y, &f, dir, (tend - t0).abs(), tol, scheme.error_order());
     run.nfev += 2;
     let mut linear = L::Lin::default();
     while next < ts.len() {
@@ -581,11 +600,12 @@ fn adaptive<L: Leaf>(
             let h = t_new - t;
             h_abs = h.abs();
             let att = match scheme {
-                Scheme::Explicit(tab) => explicit(rhs, tab, t, &y, &f, h, reads),
+                Scheme::Explicit(tab) => explicit(rhs, tab, t, &y, &f, h, leaves),
                 Scheme::Rosenbrock23 => L::rosenbrock(rhs, t, &y, &f, h, &mut linear),
             };
             run.nfev += att.nfev;
-            let en = error_norm(&att.err, &y, &att.y_new, (rtol, atol));
+            let c = y.len().min(leaves.controlled);
+            let en = error_norm(&att.err, &y[..c], &att.y_new[..c], (rtol, atol));
             if en < 1.0 {
                 let mut factor =
                     if en == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * en.powf(exponent)) };

@@ -10,7 +10,7 @@
 
 use adjoint_scalar::Real;
 
-use super::integrate::{integrate, Sc};
+use super::integrate::{integrate, Leaves, Sc};
 use super::{check_times, Method, OdeOptions};
 
 /// Solve `dy/dt = f(y, t, p)`, `y(ts[0]) = y0`, over scalars of any [`Real`] type; the states at
@@ -51,6 +51,6 @@ where
         d.into_iter().map(Sc).collect()
     };
     let y0: Vec<Sc<T>> = y0.iter().map(|&v| Sc(v)).collect();
-    let run = integrate(&rhs, usize::MAX, &y0, ts, scheme, ctl, opts.max_steps, false);
+    let run = integrate(&rhs, Leaves::ALL, &y0, ts, scheme, ctl, opts.max_steps, false);
     run.outs.into_iter().map(|s| s.into_iter().map(|x| x.0).collect()).collect()
 }
