@@ -464,13 +464,16 @@ proptest! {
 fn padded_views_match_their_contiguous_copies() {
     let base = Array::from_vec((0..60).map(|i| i as f64 * 0.5 - 7.0).collect::<Vec<_>>(), &[3, 4, 5]);
     let views = [base.narrow(2, 1, 3), base.narrow(1, 1, 2).narrow(2, 2, 3), base.permute(&[0, 2, 1])];
+    let pads = [(1, 0), (0, 1), (2, 1)];
     for v in &views {
         for mode in [PadMode::Constant(9.5), PadMode::Reflect, PadMode::Replicate] {
-            let pads = [(1, 0), (0, 1), (2, 1)];
             let got = v.pad(&pads, mode);
             assert_eq!(got.vals::<f64>(), v.contiguous().pad(&pads, mode).vals::<f64>(), "{mode:?}");
         }
     }
+    // An empty last dim at an offset past the end of its storage: only the constant.
+    let empty = base.narrow(0, 2, 1).narrow(2, 5, 0);
+    assert_eq!(empty.pad(&pads, PadMode::Constant(9.5)).vals::<f64>(), vec![9.5; 2 * 5 * 3]);
 }
 
 #[test]

@@ -93,7 +93,9 @@ fn pad_kernel<T: Element>(x: &Array, pads: &[(usize, usize)], mode: PadMode) -> 
             match base {
                 Some(b) if copy_rows => {
                     out.resize(out.len() + before, fill);
-                    out.extend_from_slice(&src[b as usize..b as usize + size]);
+                    if size > 0 {
+                        out.extend_from_slice(&src[b as usize..b as usize + size]);
+                    }
                     out.resize(out.len() + inner.len() - before - size, fill);
                 }
                 Some(b) => out.extend(inner.iter().map(|t| match t {
