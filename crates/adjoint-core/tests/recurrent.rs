@@ -33,6 +33,11 @@ fn fused_lstm_seq(p: &[Tensor]) -> Vec<Tensor> {
     vec![hs, cs, a]
 }
 
+fn fused_lstm_seq_bias(p: &[Tensor]) -> Vec<Tensor> {
+    let (hs, cs, a) = Tensor::lstm_seq_bias(&p[0], &p[1], &p[2], &p[3], &p[4]);
+    vec![hs, cs, a]
+}
+
 fn fused_gru(p: &[Tensor]) -> Vec<Tensor> {
     vec![Tensor::gru_cell(&p[0], &p[1], &p[2])]
 }
@@ -75,7 +80,10 @@ proptest! {
         let t = (seed % 4) as usize;
         let w = rand(&[4 * h, h], seed ^ 3, dtype) * 0.5;
         let seq = vec![rand(&[t, b, 4 * h], seed, dtype), w, rand(&[b, h], seed ^ 4, dtype), rand(&[b, h], seed ^ 5, dtype)];
-        compare(fused_lstm_seq, lstm_seq_composite, seq, seed, tol, "lstm_seq");
+        compare(fused_lstm_seq, lstm_seq_composite, seq.clone(), seed, tol, "lstm_seq");
+        let mut biased = seq;
+        biased.push(rand(&[4 * h], seed ^ 6, dtype));
+        compare(fused_lstm_seq_bias, lstm_seq_composite, biased, seed, tol, "lstm_seq with a bias");
         let gru = vec![rand(&[b, 3 * h], seed, dtype), rand(&[b, 3 * h], seed ^ 1, dtype), rand(&[b, h], seed ^ 2, dtype)];
         compare(fused_gru, gru_composite, gru, seed, tol, "gru_cell");
     }

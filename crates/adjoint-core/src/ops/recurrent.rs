@@ -47,6 +47,33 @@ impl Tensor {
         (o.next().expect("hs"), o.next().expect("cs"), o.next().expect("a"))
     }
 
+    /// [`lstm_seq`](Self::lstm_seq) with the gate bias `[4H]` (`b_ih + b_hh` in PyTorch's
+    /// terms) added to every step's pre-activations inside the kernel: `gx` then holds only the
+    /// input products, and no pass over all `T·B·4H` values adds the bias. Same outputs as
+    /// `lstm_seq(&(gx + bias), …)` (to rounding: the bias is added after the step's product).
+    ///
+    /// ```
+    /// use adjoint_core::Tensor;
+    /// let (gx, w) = (Tensor::zeros(&[3, 2, 8]), Tensor::zeros(&[8, 2]));
+    /// let (h0, c0) = (Tensor::zeros(&[2, 2]), Tensor::ones(&[2, 2]));
+    /// let bias = Tensor::from_vec(vec![0.5f32, -1.0, 0.25, 2.0, 1.0, 0.0, -0.5, 0.75], &[8]);
+    /// let (hs, cs, _) = Tensor::lstm_seq_bias(&gx, &w, &h0, &c0, &bias);
+    /// let (hs2, cs2, _) = Tensor::lstm_seq(&(&gx + &bias), &w, &h0, &c0);
+    /// let close = |a: &Tensor, b: &Tensor| a.to_vec::<f32>().iter().zip(b.to_vec::<f32>()).all(|(x, y)| (x - y).abs() < 1e-6);
+    /// assert!(close(&hs, &hs2) && close(&cs, &cs2));
+    /// ```
+    #[track_caller]
+    pub fn lstm_seq_bias(
+        gx: &Tensor,
+        w_hh: &Tensor,
+        h0: &Tensor,
+        c0: &Tensor,
+        bias: &Tensor,
+    ) -> (Tensor, Tensor, Tensor) {
+        let mut o = bind_multi(&LstmSeq, &[gx, w_hh, h0, c0, bias]).into_iter();
+        (o.next().expect("hs"), o.next().expect("cs"), o.next().expect("a"))
+    }
+
     /// One GRU step with PyTorch's equations from the gates' input projection `gx` and hidden
     /// projection `gh` (`[B, 3H]` each, gates `(r, z, n)`, `b_hn` inside `gh`) and the hidden
     /// state `h` (`[B, H]`): `n = tanh(gx_n + r·gh_n)`, `h' = n + z·(h - n)`. One fused kernel

@@ -2,9 +2,11 @@
 //! kernel (`adjoint_tensor::ops::rnn::lstm_seq`) — and `lstm_seq_grad`, backpropagation
 //! through time in one kernel.
 //!
-//! Inputs: the input projections `gx` of every step (`[T, B, 4H]`, time-major, biases
-//! included; the product `x·W_ihᵀ` of all steps stays one `matmul` outside), the hidden
-//! weights `w_hh` (`[4H, H]`, PyTorch's layout) and the initial states `h0`, `c0` (`[B, H]`).
+//! Inputs: the input projections `gx` of every step (`[T, B, 4H]`, time-major; the product
+//! `x·W_ihᵀ` of all steps stays one `matmul` outside), the hidden weights `w_hh` (`[4H, H]`,
+//! PyTorch's layout), the initial states `h0`, `c0` (`[B, H]`) and optionally the gate bias
+//! `[4H]`, added to every step's pre-activations inside the kernel's cell pass (a separate
+//! `gx + bias` was a pass over all `T·B·4H` values; its cotangent is the sum of `d_gx`).
 //! Outputs `(hs, cs, a)`: every hidden state and cell state (`[T, B, H]`) and every gate
 //! activation `a_t = (σ(i), σ(f), tanh(g), σ(o))` of the pre-activations
 //! `gx_t + h_{t-1}·w_hhᵀ` (`[T, B, 4H]`). `a` is what the reverse pass needs besides the states
@@ -35,7 +37,7 @@ use crate::batching::by_loop;
 use crate::primitive::{Outs, Primitive};
 use crate::trace::bind_multi;
 
-/// The `lstm_seq` primitive: `(gx, w_hh, h0, c0) → (hs, cs, a)`.
+/// The `lstm_seq` primitive: `(gx, w_hh, h0, c0[, bias]) → (hs, cs, a)`.
 #[derive(Debug, Clone, Copy)]
 pub struct LstmSeq;
 
@@ -117,6 +119,10 @@ pub fn lstm_seq_composite(a: &[Tensor]) -> Vec<Tensor> {
     let (mut hp, mut cp) = (a[2].clone(), a[3].clone());
     let (mut hs, mut cs, mut acts) = (Vec::new(), Vec::new(), Vec::new());
     for x in steps(&a[0]) {
+        let x = match a.get(4) {
+            Some(bias) => x + bias,
+            None => x,
+        };
         let gh = hp.matmul(&wt);
         let p = (&x + &gh).split(1, &[h, h, h, h]);
         acts.push(Tensor::concat(&[&p[0].sigmoid(), &p[1].sigmoid(), &p[2].tanh(), &p[3].sigmoid()], 1));
@@ -178,19 +184,30 @@ impl Primitive for LstmSeq {
         "lstm_seq"
     }
     fn shape(&self, a: &[Aval]) -> Outs<Aval> {
-        let (t, b, h) = check("lstm_seq", &a[0], &a[1], &a[2..], &[]);
+        if a.len() != 4 && a.len() != 5 {
+            misuse("lstm_seq", format!("needs 4 operands and an optional bias, got {}", a.len()));
+        }
+        let (t, b, h) = check("lstm_seq", &a[0], &a[1], &a[2..4], &[]);
         let d = a[0].dtype;
+        if let Some(bias) = a.get(4)
+            && (bias.shape.as_slice() != [4 * h] || bias.dtype != d)
+        {
+            misuse("lstm_seq", format!("the bias must be [4·H] = [{}] of {d}, got {bias}", 4 * h));
+        }
         smallvec![Aval::new(&[t, b, h], d), Aval::new(&[t, b, h], d), a[0].clone()]
     }
     fn eval(&self, a: &[&Array]) -> Outs<Array> {
-        let (hs, cs, g) = rnn::lstm_seq(a[0], a[1], a[2], a[3]);
+        let (hs, cs, g) = rnn::lstm_seq_bias(a[0], a[1], a[2], a[3], a.get(4).copied());
         smallvec![hs, cs, g]
     }
     fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _outs: &[Tensor]) -> Outs<Option<Tensor>> {
         composite_jvp(lstm_seq_composite, p, t)
     }
     fn vjp(&self, p: &[&Tensor], outs: &[Tensor], wants: &[bool]) -> Pullback {
-        let wants = [wants[0], wants[1], wants[2], wants[3]];
+        let has_bias = p.len() == 5;
+        let want_bias = has_bias && wants[4];
+        let want_gx = wants[0];
+        let wants = [wants[0] || want_bias, wants[1], wants[2], wants[3]];
         let res =
             vec![p[1].clone(), p[2].clone(), p[3].clone(), outs[0].clone(), outs[1].clone(), outs[2].clone()];
         Pullback::multi(res, move |r, cts| {
@@ -203,7 +220,15 @@ impl Primitive for LstmSeq {
             ops.extend(cts[2].as_ref());
             let g = bind_multi(&LstmSeqGrad { gates: cts[2].is_some() }, &ops);
             let mut g = g.into_iter().zip(wants).map(|(g, w)| w.then_some(g));
-            grads![g.next().flatten(), g.next().flatten(), g.next().flatten(), g.next().flatten()]
+            let d_gx = g.next().flatten();
+            // The bias is added to every step and row: its cotangent is `d_gx` summed over both.
+            let d_bias = if want_bias { d_gx.as_ref().map(|d| d.sum_axes(&[0, 1], false)) } else { None };
+            let mut out =
+                grads![d_gx.filter(|_| want_gx), g.next().flatten(), g.next().flatten(), g.next().flatten()];
+            if has_bias {
+                out.push(d_bias);
+            }
+            out
         })
     }
     fn batch(
@@ -212,7 +237,7 @@ impl Primitive for LstmSeq {
         axes: &[Option<usize>],
         size: usize,
     ) -> (Outs<Tensor>, Outs<Option<usize>>) {
-        if axes[1].is_some() || size == 0 {
+        if axes[1].is_some() || axes.get(4).is_some_and(Option::is_some) || size == 0 {
             return by_loop(self, a, axes, size);
         }
         // Shared weights: the examples are more rows of one batch, [T, S·B, ·].
@@ -225,7 +250,9 @@ impl Primitive for LstmSeq {
             s.reshape(&[size * b, h])
         };
         let (h0, c0) = (state(2), state(3));
-        bind_multi(self, &[&gx, a[1], &h0, &c0])
+        let mut ops = vec![&gx, a[1], &h0, &c0];
+        ops.extend(a.get(4).copied());
+        bind_multi(self, &ops)
             .into_iter()
             .map(|o| {
                 let f = o.shape()[2];

@@ -9,9 +9,9 @@
 //!
 //! ## Evaluation
 //! The input projection of **all** time steps is one matrix product `[T·B, in]·W_ihᵀ` over
-//! time-major rows (biases added once). An LSTM layer's recurrence is then one primitive,
-//! [`Tensor::lstm_seq`]: all steps forward in one kernel (per step one `h·W_hhᵀ` product and
-//! the fused cell), backpropagation through time in one kernel whose `W_hh` gradient is a single
+//! time-major rows. An LSTM layer's recurrence is then one primitive,
+//! [`Tensor::lstm_seq_bias`]: all steps forward in one kernel (per step one `h·W_hhᵀ` product and
+//! the fused cell, which adds the biases — no pass of its own over the projection), backpropagation through time in one kernel whose `W_hh` gradient is a single
 //! product over all `T·B` rows; one tape node per layer. A GRU step is one fused primitive,
 //! [`Tensor::gru_cell`], with the projected sequence cut into its `T` steps by one
 //! multi-output `split` (time-major rows, so each step is a contiguous `[B, G·H]` view): under
@@ -270,10 +270,14 @@ impl Lstm {
             if l > 0 && self.dropout > 0.0 && ctx.is_training() {
                 rows = Dropout { p: self.dropout }.forward_with(&rows, ctx);
             }
-            let gx = project_rows(&rows, &w.weight_ih, sum_biases(w).as_ref()).reshape(&[t, b, 4 * h]);
+            // The biases go into the recurrence's kernel, not a pass over the projection.
+            let gx = project_rows(&rows, &w.weight_ih, None).reshape(&[t, b, 4 * h]);
             let h0l = h0.narrow(0, l, 1).reshape(&[b, h]);
             let c0l = c0.narrow(0, l, 1).reshape(&[b, h]);
-            let (hs, cs, _) = Tensor::lstm_seq(&gx, &w.weight_hh, &h0l, &c0l);
+            let (hs, cs, _) = match sum_biases(w) {
+                Some(bias) => Tensor::lstm_seq_bias(&gx, &w.weight_hh, &h0l, &c0l, &bias),
+                None => Tensor::lstm_seq(&gx, &w.weight_hh, &h0l, &c0l),
+            };
             let last =
                 |s: &Tensor, init: Tensor| if t == 0 { init } else { s.narrow(0, t - 1, 1).reshape(&[b, h]) };
             hn.push(last(&hs, h0l));

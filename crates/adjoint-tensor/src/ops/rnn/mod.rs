@@ -122,8 +122,45 @@ pub use cell::{gru_cell, gru_cell_grad, lstm_cell, lstm_cell_grad};
 /// ```
 #[track_caller]
 pub fn lstm_seq(gx: &Array, w_hh: &Array, h0: &Array, c0: &Array) -> (Array, Array, Array) {
+    lstm_seq_bias(gx, w_hh, h0, c0, None)
+}
+
+/// [`lstm_seq`] with a gate bias `[4H]` added to every step's pre-activations inside the cell
+/// pass (`gx_t + h_{t-1}·w_hhᵀ + bias`), where they are in cache anyway: a layer's input
+/// projection then needs no separate pass adding the bias to all `T·B` rows.
+///
+/// ```
+/// use adjoint_tensor::{ops::rnn, Array};
+/// let gx = Array::from_vec(vec![0.0f64; 4], &[1, 1, 4]);
+/// let w = Array::from_vec(vec![0.0f64; 4], &[4, 1]);
+/// let (zero, one) = (Array::from_vec(vec![0.0f64], &[1, 1]), Array::from_vec(vec![1.0f64], &[1, 1]));
+/// // A large forget-gate bias keeps the cell: σ(40)·1 + σ(0)·tanh(0).
+/// let bias = Array::from_vec(vec![0.0, 40.0, 0.0, 0.0], &[4]);
+/// let (_, cs, _) = rnn::lstm_seq_bias(&gx, &w, &zero, &one, Some(&bias));
+/// assert!((cs.to_vec::<f64>()[0] - 1.0).abs() < 1e-15);
+/// ```
+#[track_caller]
+pub fn lstm_seq_bias(
+    gx: &Array,
+    w_hh: &Array,
+    h0: &Array,
+    c0: &Array,
+    bias: Option<&Array>,
+) -> (Array, Array, Array) {
     let (t, b, h) = check_seq("lstm_seq", gx, w_hh, h0, &[c0], &[]);
-    let ins = [gx.contiguous(), w_hh.contiguous(), h0.contiguous(), c0.contiguous()];
+    if let Some(bias) = bias
+        && (bias.shape() != [4 * h] || bias.dtype() != gx.dtype())
+    {
+        panic!(
+            "adjoint-tensor: lstm_seq: the bias must be [4·H] = [{}] of {:?}, got {:?} of {:?}",
+            4 * h,
+            gx.dtype(),
+            bias.shape(),
+            bias.dtype()
+        );
+    }
+    let mut ins = vec![gx.contiguous(), w_hh.contiguous(), h0.contiguous(), c0.contiguous()];
+    ins.extend(bias.map(Array::contiguous));
     let refs: Vec<&Array> = ins.iter().collect();
     by_dtype!(gx.dtype(), lstm_seq_fwd(&refs, t, b, h))
 }
@@ -183,6 +220,7 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
 ) -> (Array, Array, Array) {
     let s = slices::<T>(ins);
     let (gx, w, h0, c0) = (s[0], s[1], s[2], s[3]);
+    let bias = s.get(4).copied();
     // `W_hhᵀ` packed once for the T products, one segment per half and gate: element `(p, j)`
     // of `W_hhᵀ` is `w[j·h + p]`. Segment `4·k + q` holds gate `q`'s columns of half `k`.
     let (bh, bg) = (b * h, b * 4 * h);
@@ -225,13 +263,18 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
             }
             for r in 0..b {
                 let row = a_s.add(r * 4 * h + u.start);
-                let x = std::array::from_fn(|q| std::slice::from_raw_parts_mut(row.add(q * h), n));
+                let x: [&mut [T]; 4] =
+                    std::array::from_fn(|q| std::slice::from_raw_parts_mut(row.add(q * h), n));
                 let at = r * h + u.start;
                 let (ho, co) = (
                     std::slice::from_raw_parts_mut(ho.add(at), n),
                     std::slice::from_raw_parts_mut(co.add(at), n),
                 );
-                cell_row(x, &cp[at..at + n], ho, co);
+                // The bias joins the pre-activations inside the cell's (vectorised) loop, so
+                // it costs no pass of its own and no time on the step's critical path.
+                let bias =
+                    bias.map(|bias| std::array::from_fn(|q| &bias[q * h + u.start..q * h + u.start + n]));
+                cell_row(x, bias, &cp[at..at + n], ho, co);
             }
         }
     };
@@ -244,30 +287,49 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
 /// [`lstm_seq_cell_row`] in the widest SIMD build the CPU runs (the cell's exponentials then
 /// run 16 or 8 lanes wide on fused multiply-adds; the baseline build is SSE2). Every build
 /// gives the same bits (see `simd::dispatch_simd`).
-fn cell_row<T: FastFloat>(x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
-    dispatch_simd!(lstm_seq_cell_row, cell_row_avx2, cell_row_avx512, (x, cp, ho, co))
+fn cell_row<T: FastFloat>(x: [&mut [T]; 4], bias: Option<[&[T]; 4]>, cp: &[T], ho: &mut [T], co: &mut [T]) {
+    dispatch_simd!(lstm_seq_cell_row, cell_row_avx2, cell_row_avx512, (x, bias, cp, ho, co))
 }
 
 simd_builds!(lstm_seq_cell_row => cell_row_avx2, cell_row_avx512, [T: FastFloat],
-    (x: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]));
+    (x: [&mut [T]; 4], bias: Option<[&[T]; 4]>, cp: &[T], ho: &mut [T], co: &mut [T]));
 
 /// One row of [`lstm_seq`]'s cell: the gate pre-activations (overwritten with the
 /// activations), the previous cell state, and the new hidden and cell states. The mutable
 /// slices are distinct arguments, so LLVM knows they do not alias and vectorizes the loop.
 #[inline(always)]
-fn lstm_seq_cell_row<T: FastFloat>([xi, xf, xg, xo]: [&mut [T]; 4], cp: &[T], ho: &mut [T], co: &mut [T]) {
+fn lstm_seq_cell_row<T: FastFloat>(
+    [xi, xf, xg, xo]: [&mut [T]; 4],
+    bias: Option<[&[T]; 4]>,
+    cp: &[T],
+    ho: &mut [T],
+    co: &mut [T],
+) {
     let h = cp.len();
     let (xi, xf, xg, xo) = (&mut xi[..h], &mut xf[..h], &mut xg[..h], &mut xo[..h]);
     let (ho, co) = (&mut ho[..h], &mut co[..h]);
-    for j in 0..h {
-        let i = xi[j].sigmoid_fast();
-        let f = xf[j].sigmoid_fast();
-        let g = xg[j].tanh_fast();
-        let o = xo[j].sigmoid_fast();
-        let c = f * cp[j] + i * g;
-        (xi[j], xf[j], xg[j], xo[j]) = (i, f, g, o);
-        co[j] = c;
-        ho[j] = o * c.tanh_fast();
+    // One loop per case (not `+ 0` without a bias: that would turn a `-0` pre-activation into
+    // `+0` and change the bits of `tanh`).
+    macro_rules! cell {
+        ($j:ident => $pi:expr_2021, $pf:expr_2021, $pg:expr_2021, $po:expr_2021) => {
+            for $j in 0..h {
+                let i = ($pi).sigmoid_fast();
+                let f = ($pf).sigmoid_fast();
+                let g = ($pg).tanh_fast();
+                let o = ($po).sigmoid_fast();
+                let c = f * cp[$j] + i * g;
+                (xi[$j], xf[$j], xg[$j], xo[$j]) = (i, f, g, o);
+                co[$j] = c;
+                ho[$j] = o * c.tanh_fast();
+            }
+        };
+    }
+    match bias {
+        None => cell!(j => xi[j], xf[j], xg[j], xo[j]),
+        Some([bi, bf, bg, bo]) => {
+            let (bi, bf, bg, bo) = (&bi[..h], &bf[..h], &bg[..h], &bo[..h]);
+            cell!(j => xi[j] + bi[j], xf[j] + bf[j], xg[j] + bg[j], xo[j] + bo[j])
+        }
     }
 }
 
