@@ -46,9 +46,9 @@ pub fn copy_2d_into<T: Element>(dst: &mut [T], src: &[T], l: &Layout) {
 /// `dst` is written.
 #[track_caller]
 pub(crate) fn copy_2d_into_uninit<T: Element>(dst: &mut [MaybeUninit<T>], src: &[T], l: &Layout) {
-    let threads = rayon::current_num_threads();
-    if l.rank() == 2 && l.shape[0] >= 32 && l.shape[0] * l.shape[1] >= super::PAR_THRESHOLD && threads > 1 {
+    if l.rank() == 2 && l.shape[0] >= 32 && super::parallel(l.shape[0] * l.shape[1]) {
         use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
         let (c, s0) = (l.shape[1], l.strides[0]);
         let band = l.shape[0].div_ceil(threads).next_multiple_of(16);
         assert_eq!(dst.len(), l.shape[0] * c, "copy_2d_into: {} elements into {}", l.shape[0] * c, dst.len());

@@ -28,14 +28,13 @@ use super::fastmath::FastFloat;
 use super::matmul::{gemm_into, gemm_parallelism, MatMut, MatRef, SendPtr};
 use super::packed::PackedRhs;
 use super::simd::{dispatch_simd, simd_builds};
-use super::PAR_THRESHOLD;
 
 mod steps;
 use crate::{cache, Array, DType, Element};
 use steps::{halves, run_steps, split_step, Deps, Lined};
 
 /// Run `f(first_row, outs)` over blocks of rows; output `k` has `widths[k]` elements per row.
-/// Blocks go to `rayon` when `work` (elements touched) reaches [`PAR_THRESHOLD`].
+/// Blocks go to `rayon` when [`parallel`](super::parallel) says so for `work` (elements touched).
 fn for_rows<T: Send, const N: usize>(
     rows: usize,
     outs: [(&mut [T], usize); N],
@@ -45,11 +44,11 @@ fn for_rows<T: Send, const N: usize>(
     if rows == 0 || outs.iter().any(|(_, w)| *w == 0) {
         return;
     }
-    let threads = rayon::current_num_threads();
-    if work < PAR_THRESHOLD || threads == 1 {
+    if !super::parallel(work) {
         f(0, outs.map(|(o, _)| o));
         return;
     }
+    let threads = rayon::current_num_threads();
     let per = rows.div_ceil(threads * 4).max(1);
     let mut chunks = outs.map(|(o, w)| o.chunks_mut(w * per));
     let blocks: Vec<[&mut [T]; N]> = (0..rows.div_ceil(per))
