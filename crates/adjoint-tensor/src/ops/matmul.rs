@@ -316,7 +316,7 @@ fn split_products() -> bool {
 }
 
 /// A raw pointer that may cross to another rayon thread: for kernels whose threads write
-/// disjoint parts of one buffer (the blocks of a split product, `ops::rnn`'s column halves).
+/// disjoint parts of one buffer (the blocks of a split product, `ops::rnn`'s row parts).
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 // SAFETY: only used for disjoint parts of one bounds-checked buffer (see each use).

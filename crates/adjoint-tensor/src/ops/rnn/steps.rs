@@ -1,42 +1,62 @@
 //! The schedule of [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad):
-//! when a step is cut in two halves of hidden units, how two workers share the steps, and the
-//! line-aligned outputs that keep the halves from writing one cache line.
+//! when a sequence's batch rows are shared among the pool's threads, and the line-aligned
+//! outputs that keep the parts from writing one cache line.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use rayon::prelude::*;
 
 use super::output;
 use crate::{cache, Array, Element, Layout};
 
-/// Work (`B·4H·H` multiply-adds) of one step from which [`lstm_seq`](super::lstm_seq) and
-/// [`lstm_seq_grad`](super::lstm_seq_grad) split each step's hidden units across two threads:
-/// W4's steps (2.1 M) are split.
-pub(super) const SPLIT_STEP_WORK: usize = 1 << 20;
+/// Work (`T·B·4H·H` multiply-adds of the recurrence's products) from which
+/// [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad) share a
+/// sequence's batch rows among the pool's threads: W4's sequence (T 64, B 32, H 128: 134 M)
+/// is shared.
+pub(super) const SPLIT_WORK: usize = 1 << 20;
 
-/// Whether [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad) cut each
-/// step's hidden units in two halves (from the size alone, never the thread count, so that 1
-/// and 2 threads compute the same bits).
-pub(super) fn split_step(b: usize, h: usize) -> bool {
-    b * 4 * h * h >= SPLIT_STEP_WORK && h >= 32
+/// Batch rows per part are a multiple of this (the packed product's register tile is 8 rows)
+/// when there are enough rows.
+const ROW_TILE: usize = 8;
+
+/// Whether [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad) share the
+/// batch rows of a `T`-step sequence among the pool's threads ([`row_parts`]).
+pub(super) fn split_step(t: usize, b: usize, h: usize) -> bool {
+    b >= 2 && t.saturating_mul(b).saturating_mul(4 * h * h) >= SPLIT_WORK
 }
 
-/// The ranges of hidden units that [`run_steps`] hands out: all `0..h`, or when `split` two
-/// halves cut at a multiple of 16 (`0..mid`, `mid..h`).
-pub(super) fn halves(h: usize, split: bool) -> Vec<std::ops::Range<usize>> {
-    let all = 0..h;
-    if !split {
-        return vec![all];
+/// The batch rows each worker runs through the whole sequence: all `0..b`, or when `split`
+/// one part per pool thread (at most one per row), cut at multiples of [`ROW_TILE`] rows when
+/// every part gets at least that many.
+///
+/// Why rows and not hidden units: a batch row's recurrence reads only its own row of the
+/// previous state, so the parts never wait for each other — one `rayon` region per sequence
+/// and no barrier per step. The previous schedule cut each step's hidden units in two halves
+/// (every product reads the whole previous state), and the two workers met at a barrier 2·T
+/// times per training step: 12% of W4's profile was the two spinning there, and each half ran
+/// ~40% slower beside the other (the state crossed between the cores every step). Each row's
+/// arithmetic does not depend on the cut or on which thread runs it, so the results are
+/// bitwise those of one thread.
+pub(super) fn row_parts(b: usize, split: bool) -> Vec<std::ops::Range<usize>> {
+    let n = if split { rayon::current_num_threads().clamp(1, b.max(1)) } else { 1 };
+    let per = b.div_ceil(n);
+    let per = if b >= n * ROW_TILE { per.next_multiple_of(ROW_TILE) } else { per };
+    (0..b.div_ceil(per.max(1)).max(1)).map(|k| (k * per).min(b)..((k + 1) * per).min(b)).collect()
+}
+
+/// Runs `f(rows)` for each part, on the pool when there are several (one task each).
+pub(super) fn run_parts(parts: &[std::ops::Range<usize>], f: impl Fn(std::ops::Range<usize>) + Sync) {
+    match parts {
+        [one] => f(one.clone()),
+        _ => parts.par_iter().for_each(|p| f(p.clone())),
     }
-    let mid = (h / 2).next_multiple_of(16).min(h);
-    vec![0..mid, mid..h]
 }
 
 /// An output of `n` elements that starts on a 64-byte line, inside a buffer one line longer,
 /// returned as an array whose layout starts at that element.
 ///
-/// Why: the allocator's large buffers start 16 bytes past a line, so the two workers of a
-/// step, writing the two halves of each row, shared the line that straddles the cut in
-/// every row and gate (false sharing): on W4's forward (Intel Xeon, 2 threads) the cells and
-/// products ran 10–15% slower than with the outputs aligned.
+/// Why: the allocator's large buffers start 16 bytes past a line, so two workers writing
+/// neighbouring parts shared the line that straddles each cut (false sharing): on W4's
+/// forward (Intel Xeon, 2 threads) the cells and products ran 10–15% slower than with the
+/// outputs aligned, when the cut was between hidden units of every row.
 pub(super) struct Lined<T> {
     buf: Vec<T>,
     at: usize,
@@ -109,75 +129,5 @@ impl<T: Element> Lined<T> {
         let mut layout = Layout::contiguous(shape);
         layout.offset = self.at;
         Array::from_parts(std::sync::Arc::new(T::into_storage(self.buf)), layout)
-    }
-}
-
-/// Which tasks of the step before a task of step `s` waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Deps {
-    /// Both halves (the forward: a step's products read the whole previous state).
-    Both,
-    /// Both halves, except that a task of an even step waits only for its own half of the odd
-    /// step before (the backward: a half's cells read only the `dh` columns its half of the
-    /// product wrote, while a product reads every cell of the step before).
-    OwnHalfAfterOdd,
-}
-
-/// Runs `f(s, k, units)` for the steps `s` in `0..steps` in order, each on all `0..h` units
-/// (`k = 0`) or, when `split`, on its two halves `k` (`0..mid`, `mid..h`; either may be
-/// empty); a task of step `s` starts once the tasks of step `s − 1` that `deps` names are
-/// finished (a step's cells are independent across units, and so are the gate products once
-/// cut by columns).
-///
-/// With more than one `rayon` thread the halves run in ONE two-worker region per sequence
-/// (not a `rayon::join` per step, whose wake-ups cost more than W4's steps): the tasks
-/// `(s, k)` (index `2s + k`) are claimed in order through an atomic counter, and each task
-/// sets its own done flag. A worker waits only for tasks claimed before its own, by a worker
-/// that is running them, so the protocol cannot deadlock: when the partner never starts (its
-/// thread busy elsewhere, nested parallelism), the first worker claims and runs every task
-/// alone. The partition and each task's arithmetic do not depend on who runs it, so the
-/// results are bitwise those of one thread.
-pub(super) fn run_steps(
-    steps: usize,
-    halves: &[std::ops::Range<usize>],
-    deps: Deps,
-    f: impl Fn(usize, usize, std::ops::Range<usize>) + Sync,
-) {
-    if let [all] = halves {
-        return (0..steps).for_each(|s| f(s, 0, all.clone()));
-    }
-    let total = 2 * steps;
-    let next = AtomicUsize::new(0);
-    let done: Vec<AtomicBool> = (0..total).map(|_| AtomicBool::new(false)).collect();
-    let finished = |i: usize| done[i].load(Ordering::Acquire);
-    let worker = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= total {
-            return;
-        }
-        let (s, k) = (i / 2, i % 2);
-        let ready = || {
-            s == 0
-                || match deps {
-                    Deps::OwnHalfAfterOdd if s % 2 == 0 => finished(2 * (s - 1) + k),
-                    _ => finished(2 * (s - 1)) && finished(2 * (s - 1) + 1),
-                }
-        };
-        let mut spins = 0u32;
-        while !ready() {
-            if spins < 1 << 14 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        f(s, k, halves[k].clone());
-        done[i].store(true, Ordering::Release);
-    };
-    if rayon::current_num_threads() > 1 {
-        rayon::join(worker, worker);
-    } else {
-        worker();
     }
 }
