@@ -243,19 +243,21 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
             // state (`h0`/`c0` or step `s − 1` of `hs`/`cs`, written by this part just before)
             // and writes only those rows of `a_s`, `hs_s`, `cs_s`: no other part touches them.
             unsafe {
+                // The previous state of these rows only (the other parts may be writing theirs).
                 let (hp, cp): (*const T, &[T]) = if s == 0 {
-                    (h0.as_ptr(), &c0[..bh])
+                    (h0.as_ptr().add(rows.start * h), &c0[rows.start * h..rows.end * h])
                 } else {
+                    let at = (s - 1) * bh + rows.start * h;
                     (
-                        hs_all.get().add((s - 1) * bh).cast_const(),
-                        std::slice::from_raw_parts(cs_all.get().add((s - 1) * bh), bh),
+                        hs_all.get().add(at).cast_const(),
+                        std::slice::from_raw_parts(cs_all.get().add(at), m * h),
                     )
                 };
                 let a_s = a_all.get().add(s * bg + rows.start * 4 * h);
                 let (ho, co) = (hs_all.get().add(s * bh), cs_all.get().add(s * bh));
                 for q in 0..4 {
                     let init = Some((gx.as_ptr().add(s * bg + rows.start * 4 * h + q * h), 4 * h));
-                    wt.product(q, m, a_s.add(q * h), 4 * h, init, false, hp.add(rows.start * h), h);
+                    wt.product(q, m, a_s.add(q * h), 4 * h, init, false, hp, h);
                 }
                 for r in rows.clone() {
                     let row = a_s.add((r - rows.start) * 4 * h);
@@ -269,7 +271,8 @@ fn lstm_seq_fwd_generic<T: FastFloat + Element>(
                     // The bias joins the pre-activations inside the cell's (vectorised) loop, so
                     // it costs no pass of its own and no time on the step's critical path.
                     let bias = bias.map(|bias| std::array::from_fn(|q| &bias[q * h..(q + 1) * h]));
-                    cell_row(x, bias, &cp[at..at + h], ho, co);
+                    let own = (r - rows.start) * h;
+                    cell_row(x, bias, &cp[own..own + h], ho, co);
                 }
             }
         }
