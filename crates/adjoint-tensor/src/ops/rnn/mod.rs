@@ -586,6 +586,28 @@ mod tests {
         })
     }
 
+    /// The parts cover the batch rows once, in order, one per thread (at most one per row),
+    /// sizes within one row of each other; unsplit is one part.
+    #[test]
+    fn row_parts_cover_the_batch_evenly() {
+        for threads in 1..=3 {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                for b in 0..50 {
+                    assert_eq!(row_parts(b, false), vec![0..b]);
+                    let parts = row_parts(b, true);
+                    assert!(!parts.is_empty() && parts.len() <= threads.max(1), "{threads} {b}: {parts:?}");
+                    assert_eq!(parts[0].start, 0);
+                    assert_eq!(parts.last().unwrap().end, b);
+                    assert!(parts.windows(2).all(|w| w[0].end == w[1].start), "{parts:?}");
+                    let (lo, hi) = (parts.iter().map(|p| p.len()).min(), parts.iter().map(|p| p.len()).max());
+                    assert_eq!(parts.len(), threads.min(b.max(1)), "{threads} {b}: {parts:?}");
+                    assert!(hi.unwrap() - lo.unwrap() <= 1 && (b == 0 || lo.unwrap() > 0), "{parts:?}");
+                }
+            });
+        }
+    }
+
     #[test]
     fn row_parts_on_two_threads_match_one_thread_bitwise() {
         let sizes = [
@@ -605,6 +627,7 @@ mod tests {
                 assert_eq!(run::<f32>(1, size), run::<f32>(2, size), "f32 {size:?}");
                 assert_eq!(run::<f64>(1, size), run::<f64>(2, size), "f64 {size:?}");
             }
+            assert_eq!(run::<f32>(1, size), run::<f32>(3, size), "f32 {size:?}, 3 threads");
             // Each row's arithmetic does not depend on the cut either.
             assert_eq!(run_split::<f32>(1, size, false), run::<f32>(2, size), "f32 {size:?}, unsplit");
             assert_eq!(run_split::<f64>(1, size, false), run::<f64>(2, size), "f64 {size:?}, unsplit");

@@ -13,10 +13,6 @@ use crate::{cache, Array, Element, Layout};
 /// is shared.
 pub(super) const SPLIT_WORK: usize = 1 << 20;
 
-/// Batch rows per part are a multiple of this (the packed product's register tile is 8 rows)
-/// when there are enough rows.
-const ROW_TILE: usize = 8;
-
 /// Whether [`lstm_seq`](super::lstm_seq) and [`lstm_seq_grad`](super::lstm_seq_grad) share the
 /// batch rows of a `T`-step sequence among the pool's threads ([`row_parts`]).
 pub(super) fn split_step(t: usize, b: usize, h: usize) -> bool {
@@ -24,8 +20,9 @@ pub(super) fn split_step(t: usize, b: usize, h: usize) -> bool {
 }
 
 /// The batch rows each worker runs through the whole sequence: all `0..b`, or when `split`
-/// one part per pool thread (at most one per row), cut at multiples of [`ROW_TILE`] rows when
-/// every part gets at least that many.
+/// one part per pool thread (at most one per row), their sizes within one row of each other
+/// (W4's 32 rows on two threads: two parts of 16, two register tiles of the packed product
+/// each).
 ///
 /// Why rows and not hidden units: a batch row's recurrence reads only its own row of the
 /// previous state, so the parts never wait for each other — one `rayon` region per sequence
@@ -37,9 +34,7 @@ pub(super) fn split_step(t: usize, b: usize, h: usize) -> bool {
 /// bitwise those of one thread.
 pub(super) fn row_parts(b: usize, split: bool) -> Vec<std::ops::Range<usize>> {
     let n = if split { rayon::current_num_threads().clamp(1, b.max(1)) } else { 1 };
-    let per = b.div_ceil(n);
-    let per = if b >= n * ROW_TILE { per.next_multiple_of(ROW_TILE) } else { per };
-    (0..b.div_ceil(per.max(1)).max(1)).map(|k| (k * per).min(b)..((k + 1) * per).min(b)).collect()
+    (0..n).map(|k| b * k / n..b * (k + 1) / n).collect()
 }
 
 /// Runs `f(rows)` for each part, on the pool when there are several (one task each).
