@@ -11,7 +11,8 @@
 //! Adaptive stepping follows SciPy's `RK45` (Hairer, Nørsett & Wanner II.4): the error norm
 //! is the RMS of `err / (atol + rtol·max(|y|, |y_new|))`, a step is accepted when it is below
 //! 1, the next step is scaled by `0.9·err^(-1/5)` within `[0.2, 10]` (at most 1 right after a
-//! rejection), and the first step comes from SciPy's `select_initial_step`. Output times
+//! rejection), and the first step comes from SciPy's `select_initial_step` (or, with
+//! `FirstStep::Refined`, that estimate iterated while its cap binds). Output times
 //! between steps are filled by the method's dense output, so they do not change the steps.
 
 use adjoint_core::Tensor;
@@ -193,8 +194,8 @@ const MAX_FACTOR: f64 = 10.0;
 pub(crate) enum Control {
     /// Equal steps of at most `dt` on each interval between output times.
     Fixed { dt: f64 },
-    /// Error-controlled steps.
-    Adaptive { rtol: f64, atol: f64 },
+    /// Error-controlled steps; `refine`: the first step by `FirstStep::Refined`.
+    Adaptive { rtol: f64, atol: f64, refine: bool },
 }
 
 /// One accepted step, kept for dense interpolation: start time, signed size, start state and
@@ -404,8 +405,9 @@ pub(crate) fn integrate_until<L: Leaf>(
         (Control::Fixed { .. }, Scheme::Rosenbrock23) => {
             unreachable!("the Rosenbrock method is adaptive only")
         }
-        (Control::Adaptive { rtol, atol }, _) => {
-            adaptive(rhs, leaves, y0, ts, scheme, (rtol, atol), max_steps, record, stop, &mut run)
+        (Control::Adaptive { rtol, atol, refine }, _) => {
+            let tol = (rtol, atol);
+            adaptive(rhs, leaves, y0, ts, scheme, tol, refine, max_steps, record, stop, &mut run)
         }
     }
     run
@@ -519,7 +521,8 @@ fn fixed<L: Leaf>(
     }
 }
 
-/// SciPy's `select_initial_step` for a method whose error estimator has order `order`.
+/// SciPy's `select_initial_step` for a method whose error estimator has order `order`, refined
+/// while its cap binds (see the body), and the number of right-hand side evaluations it took.
 #[allow(clippy::too_many_arguments)]
 fn initial_step<L: Leaf>(
     rhs: &Rhs<L>,
@@ -531,7 +534,8 @@ fn initial_step<L: Leaf>(
     span: f64,
     tol: (f64, f64),
     order: f64,
-) -> f64 {
+    rounds: usize,
+) -> (f64, usize) {
     let (rtol, atol) = tol;
     let c = y0.len().min(leaves.controlled);
     let (yv, fv) = (values(&y0[..c]), values(&f0[..c]));
@@ -539,18 +543,34 @@ fn initial_step<L: Leaf>(
     let scale: Vec<f64> = yv.iter().map(|y| atol + y.abs() * rtol).collect();
     let d0 = rms(yv.iter().zip(&scale).map(|(y, s)| y / s), n);
     let d1 = rms(fv.iter().zip(&scale).map(|(f, s)| f / s), n);
-    let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
-    let h0 = h0.min(span);
-    let y1 = stage_input(y0, &[f0.to_vec()], &[1.0], h0 * dir, leaves);
-    let f1 = values(&rhs(&y1, t0 + h0 * dir)[..c]);
-    let d2 = rms(f1.iter().zip(&fv).zip(&scale).map(|((a, b), s)| (a - b) / s), n) / h0;
-    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
-        (h0 * 1e-3).max(1e-6)
-    } else {
-        (0.01 / d1.max(d2)).powf(1.0 / (order + 1.0))
-    };
-    (100.0 * h0).min(h1).min(span)
+    let mut h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
+    h0 = h0.min(span);
+    // SciPy's estimate, then (`FirstStep::Refined`, not SciPy) up to `rounds` more while its
+    // cap `100·h0` binds: the second derivative measured again over the larger trial step, as
+    // CVODE's iterated initial step does. From `y0 = 0` SciPy's `h0` is an arbitrary 10⁻⁶, and
+    // the cap then made the first four steps a ×10-per-step ramp from 10⁻⁴ (half the steps of
+    // the `ode` eval's forward solve); a round costs one evaluation of the right-hand side.
+    let mut round = 0;
+    loop {
+        let y1 = stage_input(y0, &[f0.to_vec()], &[1.0], h0 * dir, leaves);
+        let f1 = values(&rhs(&y1, t0 + h0 * dir)[..c]);
+        let d2 = rms(f1.iter().zip(&fv).zip(&scale).map(|((a, b), s)| (a - b) / s), n) / h0;
+        let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
+            (h0 * 1e-3).max(1e-6)
+        } else {
+            (0.01 / d1.max(d2)).powf(1.0 / (order + 1.0))
+        };
+        let h = (100.0 * h0).min(h1).min(span);
+        if round == rounds || h < 100.0 * h0 || h >= span {
+            return (h, round + 1);
+        }
+        (h0, round) = (h, round + 1);
+    }
 }
+
+/// Extra rounds of [`initial_step`]'s estimate while its `100·h0` cap binds
+/// (`FirstStep::Refined`).
+const REFINE: usize = 3;
 
 #[allow(clippy::too_many_arguments)]
 fn adaptive<L: Leaf>(
@@ -560,6 +580,7 @@ fn adaptive<L: Leaf>(
     ts: &[f64],
     scheme: Scheme,
     tol: (f64, f64),
+    refine: bool,
     max: usize,
     record: bool,
     stop: Option<&Stop<L>>,
@@ -581,8 +602,10 @@ fn adaptive<L: Leaf>(
     let (mut t, mut y) = (t0, y0.to_vec());
     let mut g = stop.map(|s| s(&y, t));
     let mut f = rhs(&y, t);
-    let mut h_abs = initial_step(rhs, leaves, t, &y, &f, dir, (tend - t0).abs(), tol, scheme.error_order());
-    run.nfev += 2;
+    let rounds = if refine { REFINE } else { 0 };
+    let (mut h_abs, evals) =
+        initial_step(rhs, leaves, t, &y, &f, dir, (tend - t0).abs(), tol, scheme.error_order(), rounds);
+    run.nfev += 1 + evals;
     let mut linear = L::Lin::default();
     while next < ts.len() {
         too_many(run.accepted, max);
