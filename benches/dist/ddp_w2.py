@@ -65,6 +65,12 @@ def run(rank, args):
     if rank == 0:
         print(f"pytorch ranks={world} threads={args.threads} step_ms {med * 1e3:.3f}", flush=True)
     if world > 1:
+        # Tear down in order: every rank done, the DDP reducer (which owns the process group's
+        # communication hooks) dropped, then the group. Destroying the group under a live DDP
+        # model aborted a rank at exit now and then ("terminate called without an active
+        # exception", twice on 2026-12-07).
+        dist.barrier()
+        del opt, m
         dist.destroy_process_group()
 
 
