@@ -115,59 +115,12 @@ unary_row!(lstm_cell, -1.5, 1.5, |x: &Tensor| {
     (h + &c * &c).reshape(x.shape())
 });
 
-// The LSTM sequence (two steps) on `[rows, d]` views of x: weights made from x, all three
-// outputs used; then shared constant weights with only the states used (no cotangent of the
-// gates; under vmap the examples fold into the batch rows).
-unary_row!(lstm_seq, -1.5, 1.5, |x: &Tensor| {
-    let d = x.shape().last().copied().unwrap_or(1);
-    let r: usize = x.shape().iter().rev().skip(1).product();
-    let x2 = x.reshape(&[r, d]);
-    let g0 = Tensor::concat(&[&x2, &x2.sin(), &(&x2 * &x2), &x2.cos()], 1);
-    let g1 = Tensor::concat(&[&(&x2 * 0.25), &(&x2 * 0.5), &x2.tanh(), &-&x2], 1);
-    let gx = Tensor::stack(&[&g0, &g1], 0);
-    let m = x2.t().matmul(&(x2.exp() * 0.1));
-    let w = Tensor::concat(&[&m, &(&m * 0.3), &m.cos(), &-&m], 0);
-    let (hs, cs, a) = Tensor::lstm_seq(&gx, &w, &(&x2 * 0.7).sin(), &(&x2 * 1.5));
-    let y = hs.sum_axes(&[0], false) + (&cs * &cs).sum_axes(&[0], false) + a.narrow(2, 3 * d, d).sin().sum_axes(&[0], false);
-    y.reshape(x.shape())
-});
-unary_row!(lstm_seq_shared_weights, -1.5, 1.5, |x: &Tensor| {
-    let d = x.shape().last().copied().unwrap_or(1);
-    let r: usize = x.shape().iter().rev().skip(1).product();
-    let x2 = x.reshape(&[r, d]);
-    let g0 = Tensor::concat(&[&x2, &x2.sin(), &(&x2 * &x2), &x2.cos()], 1);
-    let gx = Tensor::stack(&[&g0, &(&g0 * 0.5)], 0);
-    let w = Tensor::full_of(&[4 * d, d], 0.3, x.dtype());
-    let (hs, _, _) = Tensor::lstm_seq(&gx, &w, &(&x2 * 0.7).sin(), &(&x2 * 1.5));
-    hs.narrow(0, 1, 1).reshape(x.shape())
-});
-unary_row!(lstm_seq_bias, -1.5, 1.5, |x: &Tensor| {
-    let d = x.shape().last().copied().unwrap_or(1);
-    let r: usize = x.shape().iter().rev().skip(1).product();
-    let x2 = x.reshape(&[r, d]);
-    let g0 = Tensor::concat(&[&x2, &x2.sin(), &(&x2 * &x2), &x2.cos()], 1);
-    let gx = Tensor::stack(&[&g0, &(&g0 * -0.5)], 0);
-    let m = x2.t().matmul(&(x2.exp() * 0.1));
-    let w = Tensor::concat(&[&m, &(&m * 0.3), &m.cos(), &-&m], 0);
-    // A bias that depends on x (batched under vmap: one call per example).
-    let s = (&x2 * 0.3).sum_axes(&[0], false);
-    let bias = Tensor::concat(&[&s, &s.sin(), &-&s, &(&s * &s)], 0);
-    let (hs, cs, a) = Tensor::lstm_seq_bias(&gx, &w, &(&x2 * 0.7).sin(), &(&x2 * 1.5), &bias);
-    let y = hs.sum_axes(&[0], false) + (&cs * &cs).sum_axes(&[0], false) + a.narrow(2, d, d).sin().sum_axes(&[0], false);
-    y.reshape(x.shape())
-});
-unary_row!(lstm_seq_bias_shared, -1.5, 1.5, |x: &Tensor| {
-    let d = x.shape().last().copied().unwrap_or(1);
-    let r: usize = x.shape().iter().rev().skip(1).product();
-    let x2 = x.reshape(&[r, d]);
-    let g0 = Tensor::concat(&[&x2, &x2.sin(), &(&x2 * &x2), &x2.cos()], 1);
-    let gx = Tensor::stack(&[&g0, &(&g0 * 0.5)], 0);
-    let w = Tensor::full_of(&[4 * d, d], 0.3, x.dtype());
-    // Shared weights and bias: under vmap the examples fold into the batch rows.
-    let bias = Tensor::full_of(&[4 * d], -0.2, x.dtype());
-    let (hs, _, _) = Tensor::lstm_seq_bias(&gx, &w, &(&x2 * 0.7).sin(), &(&x2 * 1.5), &bias);
-    hs.narrow(0, 1, 1).reshape(x.shape())
-});
+// The LSTM sequence: the functions are shared with the other table (`lstm_seq_rows.rs`).
+include!("lstm_seq_rows.rs");
+unary_row!(lstm_seq, -1.5, 1.5, lstm_seq_row);
+unary_row!(lstm_seq_shared_weights, -1.5, 1.5, lstm_seq_shared_weights_row);
+unary_row!(lstm_seq_bias, -1.5, 1.5, lstm_seq_bias_row);
+unary_row!(lstm_seq_bias_shared, -1.5, 1.5, lstm_seq_bias_shared_row);
 unary_row!(gru_cell, -1.5, 1.5, |x: &Tensor| {
     let d = x.shape().last().copied().unwrap_or(1);
     let r: usize = x.shape().iter().rev().skip(1).product();

@@ -10,9 +10,10 @@
 //! ## Evaluation
 //! The input projection of **all** time steps is one matrix product `[T·B, in]·W_ihᵀ` over
 //! time-major rows. An LSTM layer's recurrence is then one primitive,
-//! [`Tensor::lstm_seq_bias`]: all steps forward in one kernel (per step one `h·W_hhᵀ` product and
-//! the fused cell, which adds the biases — no pass of its own over the projection), backpropagation through time in one kernel whose `W_hh` gradient is a single
-//! product over all `T·B` rows; one tape node per layer. A GRU step is one fused primitive,
+//! [`Tensor::lstm_seq_bias`]: all steps forward in one kernel (per step one `h·W_hhᵀ` product
+//! and the fused cell, which adds the biases — no pass of its own over the projection),
+//! backpropagation through time in one kernel whose `W_hh` gradient is a single product over
+//! all `T·B` rows; one tape node per layer. A GRU step is one fused primitive,
 //! [`Tensor::gru_cell`], with the projected sequence cut into its `T` steps by one
 //! multi-output `split` (time-major rows, so each step is a contiguous `[B, G·H]` view): under
 //! reverse mode the derivative of a slice is a zero-padded tensor of the full size, and
