@@ -148,7 +148,12 @@ def tensor_target(res, name, size, t, adj):
             # On a quiet machine the large copy runs within ~10% of the 1M one (29.2 against
             # 31.3 GB/s on one thread on an Intel Xeon; 19.7 against 17.7 on the AMD EPYC);
             # far below it, other machines share the memory bus and the reference is depressed,
-            # which would flatter this row.
+            # which would flatter this row. adjoint's copy row writes large buffers with
+            # non-temporal stores (`adjoint_tensor::ops::copy_slice`): the peers' `memcpy`
+            # does so only past glibc's threshold (3/4 of the reported L3), and on the Intel VM
+            # of 2026-12-07, which reports 480 MiB of L3, it copied 64 MB at 15 GB/s against
+            # 27.5 with non-temporal stores; that, not a shared bus, is why the 1-thread rows
+            # were "not judged" on that host before.
             return (
                 f"≥ 80% of copy bandwidth: not judged, the {size} copy ran at {bw[1]:.1f} GB/s against "
                 f"{small[1]:.1f} for 1M on one thread (memory bandwidth shared during the run)",

@@ -774,3 +774,27 @@ fn every_path_gives_the_same_bits() {
     check::<f32>(DType::F32);
     check::<f64>(DType::F64);
 }
+
+#[test]
+fn copy_slice_copies_every_element_streamed_or_not_on_any_pool() {
+    // Below 32 MiB a plain copy; from there non-temporal stores after a head to a cache-line
+    // boundary, whole groups and a remainder; past 64 Ki elements split over the pool. A
+    // misaligned destination and source (offsets 1 and 3) exercise the head and remainder.
+    let n = (9 << 20) + 37;
+    let src: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 7.0).collect();
+    for (len, d0, s0) in [(17, 0, 0), (100_003, 1, 3), (n - 3, 1, 3), (n, 0, 0)] {
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut dst = vec![f32::NAN; len + d0];
+            pool.install(|| adjoint_tensor::ops::copy_slice(&mut dst[d0..], &src[s0..s0 + len]));
+            assert!(dst[..d0].iter().all(|v| v.is_nan()), "{len} on {threads}: wrote before the destination");
+            assert!(dst[d0..] == src[s0..s0 + len], "{len} elements from {s0} on {threads} threads");
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "lengths differ")]
+fn copy_slice_refuses_slices_of_different_lengths() {
+    adjoint_tensor::ops::copy_slice(&mut [0.0f32; 3], &[1.0f32; 4]);
+}

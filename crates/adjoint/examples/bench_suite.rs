@@ -112,11 +112,13 @@ fn tensor_suite(cfg: &Cfg) {
         let b = uniform(&Key::new(4), &[n], -3.0, 3.0, DType::F32);
         let bytes = 4.0 * n as f64;
         if cfg.want("copy") {
-            // Machine copy bandwidth: memcpy into a buffer that already exists (no page faults)...
+            // Machine copy bandwidth: a copy into a buffer that already exists (no page faults),
+            // with non-temporal stores when it is large (`memcpy` may not use them: see
+            // `adjoint::tensor::ops::copy_slice`)...
             let src = a.to_vec::<f32>();
             let mut dst = vec![0f32; n];
             let (s, r) = measure(cfg, || {
-                dst.copy_from_slice(black_box(&src));
+                adjoint::tensor::ops::copy_slice(&mut dst, black_box(&src));
                 dst[n / 2]
             });
             emit(cfg, "tensor", "copy_prealloc_f32", label, s, r, Some(("GB/s", 2.0 * bytes)), "");

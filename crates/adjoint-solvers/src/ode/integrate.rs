@@ -9,7 +9,8 @@
 //! plain values and are constants to every transform.
 //!
 //! Adaptive stepping follows SciPy's `RK45` (Hairer, Nørsett & Wanner II.4): the error norm
-//! is the RMS of `err / (atol + rtol·max(|y|, |y_new|))`, a step is accepted when it is below
+//! is the RMS of `err / (atol + rtol·max(|y|, |y_new|))` (for tensors formed and measured in
+//! one pass, [`Leaf::err_sumsq`], never stored), a step is accepted when it is below
 //! 1, the next step is scaled by `0.9·err^(-1/5)` within `[0.2, 10]` (at most 1 right after a
 //! rejection), and the first step comes from SciPy's `select_initial_step` (or, with
 //! `FirstStep::Refined`, that estimate iterated while its cap binds). Output times
@@ -52,11 +53,19 @@ pub(crate) struct Attempt<L = Tensor> {
     pub y_new: Vec<L>,
     /// The stages kept for dense output.
     pub k: Vec<Vec<L>>,
-    /// The local error estimate, flattened (plain values).
-    pub err: Vec<f64>,
+    /// The local error estimate.
+    pub err: ErrorEstimate,
     /// `f(t + h, y_new)`.
     pub f_new: Vec<L>,
     pub nfev: usize,
+}
+
+/// A step attempt's local error estimate: its plain values (flattened over the controlled
+/// leaves), or, where the driver measured it as it formed it, its norm already.
+pub(crate) enum ErrorEstimate {
+    Values(Vec<f64>),
+    /// The RMS norm of [`error_norm`].
+    Norm(f64),
 }
 
 /// The tensor state: a list of tensors integrated together.
@@ -77,10 +86,12 @@ pub(crate) trait Leaf: Clone {
     fn combine(y: &Self, ks: &[&Self], cs: &[f64]) -> Self {
         combine_by_ops(y, ks, cs)
     }
-    /// Append the plain values of `Σ cᵢ·ksᵢ` (`len` of them; `0` with no terms) to `out`,
-    /// accumulated in `f64` in the order of the terms (a step's error estimate).
-    fn push_sum(ks: &[&Self], cs: &[f64], len: usize, out: &mut Vec<f64>) {
-        push_sum_by_values(ks, cs, len, out)
+    /// `Σⱼ (eⱼ / (atol + rtol·max(|yⱼ|, |zⱼ|)))²` over the plain values of `e = Σ cᵢ·ksᵢ`
+    /// (accumulated in `f64` in the order of the terms; `0` with no terms): a step's error
+    /// estimate for this leaf, measured against its start `y` and end `z`. `tol` is
+    /// `(rtol, atol)`.
+    fn err_sumsq(ks: &[&Self], cs: &[f64], y: &Self, z: &Self, tol: (f64, f64)) -> f64 {
+        err_sumsq_by_values(ks, cs, y, z, tol)
     }
     /// Call `f` with the plain values (borrowed where they are contiguous `f64`).
     fn with_values(&self, f: &mut dyn FnMut(&[f64]));
@@ -122,17 +133,18 @@ impl Leaf for Tensor {
         let arrays: Vec<&adjoint_tensor::Array> = ks.iter().map(|k| k.value()).collect();
         Tensor::from_array(adjoint_tensor::Array::lincomb(Some(y.value()), &arrays, cs))
     }
-    /// `f64` values (traced or not: only the values are read) in one pass by
-    /// [`Array::lincomb`](adjoint_tensor::Array::lincomb), with the bits of the element-by-element
-    /// sum (but for the sign of a zero); other dtypes accumulate their values in `f64`.
-    fn push_sum(ks: &[&Self], cs: &[f64], len: usize, out: &mut Vec<f64>) {
-        let f64s = ks.iter().all(|k| k.dtype() == adjoint_tensor::DType::F64 && k.shape() == ks[0].shape());
-        if ks.is_empty() || !f64s {
-            return push_sum_by_values(ks, cs, len, out);
+    /// Float values of one dtype and shape (traced or not: only the values are read) in one
+    /// pass by [`Array::lincomb_weighted_sumsq`](adjoint_tensor::Array::lincomb_weighted_sumsq),
+    /// without forming the estimate (before, it was formed, copied into a flat vector and read
+    /// again: four passes over the leaf and a fresh allocation per attempt); other values
+    /// element by element.
+    fn err_sumsq(ks: &[&Self], cs: &[f64], y: &Self, z: &Self, tol: (f64, f64)) -> f64 {
+        let same = |k: &Tensor| k.shape() == y.shape() && k.dtype() == y.dtype();
+        if ks.is_empty() || !y.dtype().is_float() || !same(z) || !ks.iter().all(|k| same(k)) {
+            return err_sumsq_by_values(ks, cs, y, z, tol);
         }
         let arrays: Vec<&adjoint_tensor::Array> = ks.iter().map(|k| k.value()).collect();
-        let sum = adjoint_tensor::Array::lincomb(None, &arrays, cs);
-        out.extend_from_slice(sum.as_slice::<f64>().expect("a fresh contiguous array"));
+        adjoint_tensor::Array::lincomb_weighted_sumsq(&arrays, cs, y.value(), z.value(), tol)
     }
     fn with_values(&self, f: &mut dyn FnMut(&[f64])) {
         let a = self.value();
@@ -244,46 +256,59 @@ pub(crate) fn values<L: Leaf>(s: &[L]) -> Vec<f64> {
     out
 }
 
-/// [`Leaf::push_sum`] element by element on the plain values, in `f64`.
-fn push_sum_by_values<L: Leaf>(ks: &[&L], cs: &[f64], len: usize, out: &mut Vec<f64>) {
-    let start = out.len();
-    out.resize(start + len, 0.0);
+/// [`Leaf::err_sumsq`] element by element on the plain values, in `f64`.
+fn err_sumsq_by_values<L: Leaf>(ks: &[&L], cs: &[f64], y: &L, z: &L, tol: (f64, f64)) -> f64 {
+    // A scalar leaf (`odeint_real`: one leaf per component) without allocating.
+    let mut one = [0.0];
+    let mut many = Vec::new();
+    let e: &mut [f64] = if y.len() == 1 {
+        &mut one
+    } else {
+        many.resize(y.len(), 0.0);
+        &mut many
+    };
     for (k, &c) in ks.iter().zip(cs) {
         k.with_values(&mut |v| {
-            for (o, x) in out[start..].iter_mut().zip(v) {
+            for (o, x) in e.iter_mut().zip(v) {
                 *o += c * x;
             }
         });
     }
+    let mut sum = 0.0;
+    y.with_values(&mut |yv| z.with_values(&mut |zv| sum = scaled_sumsq(e, yv, zv, tol)));
+    sum
+}
+
+/// `Σ (eⱼ / (atol + rtol·max(|yⱼ|, |zⱼ|)))²`, `tol = (rtol, atol)`.
+fn scaled_sumsq(e: &[f64], y: &[f64], z: &[f64], (rtol, atol): (f64, f64)) -> f64 {
+    let mut sum = 0.0;
+    for ((e, y0), y1) in e.iter().zip(y).zip(z) {
+        let r = e / (atol + y0.abs().max(y1.abs()) * rtol);
+        sum += r * r;
+    }
+    sum
 }
 
 /// The RMS over the flattened state of `err / (atol + rtol·max(|y|, |y_new|))`, on borrowed
-/// values (this runs once per step attempt over the whole state).
-fn error_norm<L: Leaf>(err: &[f64], y: &[L], y_new: &[L], (rtol, atol): (f64, f64)) -> f64 {
+/// values (the Rosenbrock step's estimate; the explicit pairs measure theirs as they form it).
+fn error_norm<L: Leaf>(err: &[f64], y: &[L], y_new: &[L], tol: (f64, f64)) -> f64 {
     let (mut sum, mut at) = (0.0, 0);
     for (a, b) in y.iter().zip(y_new) {
         a.with_values(&mut |yv| {
-            b.with_values(&mut |ynv| {
-                for ((e, y0), y1) in err[at..at + yv.len()].iter().zip(yv).zip(ynv) {
-                    let r = e / (atol + y0.abs().max(y1.abs()) * rtol);
-                    sum += r * r;
-                }
-            });
+            b.with_values(&mut |ynv| sum += scaled_sumsq(&err[at..at + yv.len()], yv, ynv, tol));
             at += yv.len();
         });
     }
-    if at == 0 {
-        0.0
-    } else {
-        (sum / at as f64).sqrt()
-    }
+    rms_of_sum(sum, at)
 }
 
-fn rms(x: impl Iterator<Item = f64>, n: usize) -> f64 {
+/// `sqrt(sum / n)`, `0` for no values.
+fn rms_of_sum(sum: f64, n: usize) -> f64 {
     if n == 0 {
-        return 0.0;
+        0.0
+    } else {
+        (sum / n as f64).sqrt()
     }
-    (x.map(|v| v * v).sum::<f64>() / n as f64).sqrt()
 }
 
 /// Which leaves of a state the right-hand side reads and the step control measures. The
@@ -336,7 +361,9 @@ fn stages<L: Leaf>(
     k
 }
 
-/// The explicit step of `tab` from `(t, y)` with known `f(t, y)`, its FSAL stage and error.
+/// The explicit step of `tab` from `(t, y)` with known `f(t, y)`, its FSAL stage and the norm
+/// of its error estimate under `tol = (rtol, atol)`.
+#[allow(clippy::too_many_arguments)]
 fn explicit<L: Leaf>(
     rhs: &Rhs<L>,
     tab: &Tableau,
@@ -345,19 +372,21 @@ fn explicit<L: Leaf>(
     f: &[L],
     h: f64,
     leaves: Leaves,
+    tol: (f64, f64),
 ) -> Attempt<L> {
     let mut k = stages(rhs, tab, t, y, h, Some(f.to_vec()), leaves);
     let y_new = lincomb(y, &k, tab.b, h);
     k.push(rhs(&y_new, t + h));
-    let mut err = Vec::with_capacity(y.iter().map(Leaf::len).sum());
     // The error of the controlled leaves only (see `Leaves`).
+    let (mut sum, mut count) = (0.0, 0);
     for l in 0..y.len().min(leaves.controlled) {
         let (terms, cs): (Vec<&L>, Vec<f64>) =
             k.iter().zip(tab.e).filter(|(_, w)| **w != 0.0).map(|(ks, w)| (&ks[l], h * w)).unzip();
-        L::push_sum(&terms, &cs, y[l].len(), &mut err);
+        sum += L::err_sumsq(&terms, &cs, &y[l], &y_new[l], tol);
+        count += y[l].len();
     }
     let f_new = k.last().expect("FSAL stage").clone();
-    Attempt { y_new, nfev: k.len() - 1, k, err, f_new }
+    Attempt { y_new, nfev: k.len() - 1, k, err: ErrorEstimate::Norm(rms_of_sum(sum, count)), f_new }
 }
 
 /// A terminal event: integration stops at the first time the function of `(state, t)`
@@ -538,11 +567,32 @@ fn initial_step<L: Leaf>(
 ) -> (f64, usize) {
     let (rtol, atol) = tol;
     let c = y0.len().min(leaves.controlled);
-    let (yv, fv) = (values(&y0[..c]), values(&f0[..c]));
-    let n = yv.len();
-    let scale: Vec<f64> = yv.iter().map(|y| atol + y.abs() * rtol).collect();
-    let d0 = rms(yv.iter().zip(&scale).map(|(y, s)| y / s), n);
-    let d1 = rms(fv.iter().zip(&scale).map(|(f, s)| f / s), n);
+    // RMS norms over the controlled leaves, read in place (collecting them was a fresh
+    // allocation per solve, page-faulted in: 2–3% of the `ode` eval's gradient).
+    let n: usize = y0[..c].iter().map(Leaf::len).sum();
+    // `rms((a − b) / (atol + rtol·|y0|))` (`b = 0` when absent) over the controlled leaves.
+    let scaled_rms = |a: &[L], b: Option<&[L]>| {
+        let mut sum = 0.0;
+        for (l, y) in y0[..c].iter().enumerate() {
+            y.with_values(&mut |yv| {
+                a[l].with_values(&mut |av| {
+                    let mut add = |bv: Option<&[f64]>| {
+                        for (j, (y, v)) in yv.iter().zip(av).enumerate() {
+                            let r = (v - bv.map_or(0.0, |b| b[j])) / (atol + y.abs() * rtol);
+                            sum += r * r;
+                        }
+                    };
+                    match b {
+                        None => add(None),
+                        Some(b) => b[l].with_values(&mut |bv| add(Some(bv))),
+                    }
+                })
+            });
+        }
+        rms_of_sum(sum, n)
+    };
+    let d0 = scaled_rms(y0, None);
+    let d1 = scaled_rms(f0, None);
     let mut h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
     h0 = h0.min(span);
     // SciPy's estimate, then (`FirstStep::Refined`, not SciPy) up to `rounds` more while its
@@ -553,8 +603,8 @@ fn initial_step<L: Leaf>(
     let mut round = 0;
     loop {
         let y1 = stage_input(y0, &[f0.to_vec()], &[1.0], h0 * dir, leaves);
-        let f1 = values(&rhs(&y1, t0 + h0 * dir)[..c]);
-        let d2 = rms(f1.iter().zip(&fv).zip(&scale).map(|((a, b), s)| (a - b) / s), n) / h0;
+        let f1 = rhs(&y1, t0 + h0 * dir);
+        let d2 = scaled_rms(&f1, Some(f0)) / h0;
         let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
             (h0 * 1e-3).max(1e-6)
         } else {
@@ -623,12 +673,15 @@ fn adaptive<L: Leaf>(
             let h = t_new - t;
             h_abs = h.abs();
             let att = match scheme {
-                Scheme::Explicit(tab) => explicit(rhs, tab, t, &y, &f, h, leaves),
+                Scheme::Explicit(tab) => explicit(rhs, tab, t, &y, &f, h, leaves, tol),
                 Scheme::Rosenbrock23 => L::rosenbrock(rhs, t, &y, &f, h, &mut linear),
             };
             run.nfev += att.nfev;
             let c = y.len().min(leaves.controlled);
-            let en = error_norm(&att.err, &y[..c], &att.y_new[..c], (rtol, atol));
+            let en = match &att.err {
+                ErrorEstimate::Norm(en) => *en,
+                ErrorEstimate::Values(err) => error_norm(err, &y[..c], &att.y_new[..c], tol),
+            };
             if en < 1.0 {
                 let mut factor =
                     if en == 0.0 { MAX_FACTOR } else { MAX_FACTOR.min(SAFETY * en.powf(exponent)) };

@@ -25,7 +25,7 @@
 
 use adjoint_core::{jacfwd, Tensor};
 
-use super::integrate::{lincomb, values, Attempt, Rhs, State};
+use super::integrate::{lincomb, values, Attempt, ErrorEstimate, Rhs, State};
 use crate::linalg::{lu_factor, lu_solve};
 
 /// `d = 1 / (2 + √2)`.
@@ -102,7 +102,7 @@ pub(crate) fn attempt(
     let k3 = solve(&(f2 - (&k2 - &f1) * E32 - (&k1 - &f0f) * 2.0 + hdt));
     nfev += 2;
     let err = values(&[(k1 - k2 * 2.0 + k3) * (h / 6.0)]);
-    Attempt { y_new, k: vec![k1s, k2s], err, f_new, nfev }
+    Attempt { y_new, k: vec![k1s, k2s], err: ErrorEstimate::Values(err), f_new, nfev }
 }
 
 #[cfg(test)]

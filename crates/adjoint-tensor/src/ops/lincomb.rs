@@ -76,6 +76,86 @@ fn lincomb_typed<T: FloatElement>(y: Option<&Array>, ks: &[&Array], cs: &[f64]) 
     Array::from_vec(out, &shape)
 }
 
+/// Partial sums of [`Array::lincomb_weighted_sumsq`] per element slot of a group of 8 (summed
+/// in a fixed order at the end, so the result does not depend on the SIMD build).
+const LANES: usize = 8;
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn sumsq_generic<T: FloatElement>(
+    at: usize,
+    n: usize,
+    ks: &[&[T]],
+    cs: &[f64],
+    y: &[T],
+    z: &[T],
+    tol: (f64, f64),
+    lanes: &mut [f64; LANES],
+) {
+    let (rtol, atol) = tol;
+    let mut e = [0f64; BLOCK];
+    let e = &mut e[..n];
+    let k0 = &ks[0][at..at + n];
+    for i in 0..n {
+        e[i] = k0[i].to_f64() * cs[0];
+    }
+    for (k, &c) in ks.iter().zip(cs).skip(1) {
+        let k = &k[at..at + n];
+        for i in 0..n {
+            e[i] += k[i].to_f64() * c;
+        }
+    }
+    let (y, z) = (&y[at..at + n], &z[at..at + n]);
+    // The scaled estimate in place (an elementwise loop, vectorised), then its squares summed
+    // in `LANES` running sums. `max` is a comparison, not `f64::max`, whose NaN rule keeps LLVM
+    // from vectorising it: a NaN in `y` or `z` makes the term NaN, as a NaN estimate does.
+    for i in 0..n {
+        let (a, b) = (y[i].to_f64().abs(), z[i].to_f64().abs());
+        e[i] /= atol + if a > b { a } else { b } * rtol;
+    }
+    let whole = n - n % LANES;
+    for c in e[..whole].chunks_exact(LANES) {
+        for l in 0..LANES {
+            lanes[l] += c[l] * c[l];
+        }
+    }
+    for (l, r) in e[whole..].iter().enumerate() {
+        lanes[l] += r * r;
+    }
+}
+
+simd_builds!(sumsq_generic => sumsq_avx2, sumsq_avx512, [T: FloatElement], (at: usize, n: usize, ks: &[&[T]], cs: &[f64], y: &[T], z: &[T], tol: (f64, f64), lanes: &mut [f64; LANES]));
+
+fn sumsq_typed<T: FloatElement>(ks: &[&Array], cs: &[f64], y: &Array, z: &Array, tol: (f64, f64)) -> f64 {
+    use rayon::prelude::*;
+    let owned: Vec<Array> = [y, z].into_iter().chain(ks.iter().copied()).map(Array::contiguous).collect();
+    let slices: Vec<&[T]> = owned.iter().map(|a| a.as_slice::<T>().expect("contiguous")).collect();
+    let (y, z, ks) = (slices[0], slices[1], &slices[2..]);
+    let n = y.len();
+    // Fixed chunks and blocks, partial sums added in index order: the same result on any pool.
+    let chunk = |start: usize, len: usize| -> f64 {
+        let mut total = 0.0;
+        for at in (start..start + len).step_by(BLOCK) {
+            let m = BLOCK.min(start + len - at);
+            let mut lanes = [0f64; LANES];
+            let mut run = || {
+                let lanes = &mut lanes;
+                dispatch_simd!(sumsq_generic, sumsq_avx2, sumsq_avx512, (at, m, ks, cs, y, z, tol, lanes))
+            };
+            run();
+            total += lanes.iter().sum::<f64>();
+        }
+        total
+    };
+    let size = crate::ops::unary::CHUNK;
+    if crate::ops::parallel(n) {
+        let parts: Vec<f64> = (0..n.div_ceil(size)).into_par_iter().map(|c| chunk(c * size, size.min(n - c * size))).collect();
+        parts.iter().sum()
+    } else {
+        (0..n.div_ceil(size)).map(|c| chunk(c * size, size.min(n - c * size))).sum()
+    }
+}
+
 impl Array {
     /// `y + Σ cᵢ·ksᵢ` (just the sum when `y` is `None`) in one pass, with the bits of the
     /// op-by-op form `y + ((c₀·k₀ + c₁·k₁) + …)` (see the module docs). Panics on misuse; see
@@ -91,6 +171,47 @@ impl Array {
     #[track_caller]
     pub fn lincomb(y: Option<&Array>, ks: &[&Array], cs: &[f64]) -> Array {
         Array::try_lincomb(y, ks, cs).or_fail()
+    }
+
+    /// `Σⱼ (eⱼ / (atol + rtol·max(|yⱼ|, |zⱼ|)))²` with `e = Σᵢ cᵢ·ksᵢ`, in one pass without
+    /// forming `e`: the squared weighted norm of a Runge–Kutta step's error estimate (`y` the
+    /// step's start, `z` its end), as SciPy's and Hairer's step control measure it. `e` is
+    /// accumulated in `f64` in the order of the terms; the squares are summed in fixed groups
+    /// (the same result on any thread pool). `tol` is `(rtol, atol)`. Panics on misuse (at
+    /// least one term, as many coefficients as terms, float arrays of one dtype and shape).
+    ///
+    /// ```
+    /// use adjoint_tensor::Array;
+    /// let k = Array::from_vec(vec![2.0f64, -4.0], &[2]);
+    /// let (y, z) = (Array::from_vec(vec![1.0f64, 0.0], &[2]), Array::from_vec(vec![0.0f64, 3.0], &[2]));
+    /// // e = 0.5·k = (1, -2); scales 0 + 1·max(1, 0) = 1 and 0 + 1·max(0, 3) = 3.
+    /// let s = Array::lincomb_weighted_sumsq(&[&k], &[0.5], &y, &z, (1.0, 0.0));
+    /// assert!((s - (1.0 + 4.0 / 9.0)).abs() < 1e-15);
+    /// ```
+    #[track_caller]
+    pub fn lincomb_weighted_sumsq(ks: &[&Array], cs: &[f64], y: &Array, z: &Array, tol: (f64, f64)) -> f64 {
+        let check = || -> Result<()> {
+            crate::ensure!(!ks.is_empty() && ks.len() == cs.len(), "lincomb_weighted_sumsq", "got {} terms and {} coefficients", ks.len(), cs.len());
+            let first = ks[0];
+            for a in [y, z].into_iter().chain(ks.iter().copied()) {
+                crate::ensure!(
+                    a.dtype() == first.dtype() && a.shape() == first.shape() && a.dtype().is_float(),
+                    "lincomb_weighted_sumsq",
+                    "needs float arrays of one dtype and shape, got {} {:?} and {} {:?}",
+                    first.dtype(),
+                    first.shape(),
+                    a.dtype(),
+                    a.shape()
+                );
+            }
+            Ok(())
+        };
+        check().or_fail();
+        match ks[0].dtype() {
+            DType::F32 => sumsq_typed::<f32>(ks, cs, y, z, tol),
+            DType::F64 => sumsq_typed::<f64>(ks, cs, y, z, tol),
+            _ => unreachable!("checked: float"),
+        }
     }
 
     /// Fallible [`lincomb`](Self::lincomb): at least one term, as many coefficients as terms,
@@ -172,6 +293,42 @@ mod tests {
         assert_eq!(got.to_vec::<f64>(), want.to_vec::<f64>());
     }
 
+    /// The fused weighted sum of squares against the formula evaluated element by element in
+    /// `f64` (terms accumulated in order), for both float types, sizes across the block, lane
+    /// and parallel boundaries, one strided term, and the same bits on 1, 2 and 3 threads.
+    #[test]
+    fn weighted_sumsq_matches_the_formula_on_any_pool() {
+        for (n, dtype) in [(0, DType::F64), (7, DType::F64), (1029, DType::F32), (200_003, DType::F64), (70_001, DType::F32)] {
+            let arr = |s: f64| Array::from_vec((0..n).map(|i| ((i as f64 + 1.0) * s).sin() * 3.0).collect::<Vec<_>>(), &[n]).cast(dtype);
+            let (y, z) = (arr(0.11), arr(0.29));
+            let strided = Array::from_vec((0..2 * n).map(|i| (i as f64 * 0.37).cos()).collect::<Vec<_>>(), &[n, 2])
+                .cast(dtype)
+                .narrow(1, 1, 1)
+                .reshape(&[n]);
+            let ks = [arr(0.7), strided, arr(1.9)];
+            let cs = [0.25, -1.5, 3.0];
+            let (rtol, atol) = (1e-3, 1e-6);
+            let vals = |a: &Array| a.cast(DType::F64).to_vec::<f64>();
+            let (yv, zv, kv): (Vec<f64>, Vec<f64>, Vec<Vec<f64>>) = (vals(&y), vals(&z), ks.iter().map(vals).collect());
+            let want: f64 = (0..n)
+                .map(|j| {
+                    let e = kv[0][j] * cs[0] + kv[1][j] * cs[1] + kv[2][j] * cs[2];
+                    let r = e / (atol + yv[j].abs().max(zv[j].abs()) * rtol);
+                    r * r
+                })
+                .sum();
+            let refs: Vec<&Array> = ks.iter().collect();
+            let mut bits = Vec::new();
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool.install(|| Array::lincomb_weighted_sumsq(&refs, &cs, &y, &z, (rtol, atol)));
+                assert!((got - want).abs() <= 1e-12 * want.abs(), "n = {n} {dtype:?}: {got} against {want}");
+                bits.push(got.to_bits());
+            }
+            assert!(bits.iter().all(|b| *b == bits[0]), "n = {n}: the sum depends on the pool");
+        }
+    }
+
     #[test]
     fn misuse_is_an_error() {
         let a = Array::from_vec(vec![1.0f64, 2.0], &[2]);
@@ -182,5 +339,9 @@ mod tests {
         assert!(Array::try_lincomb(None, &[&a, &a.reshape(&[2, 1])], &[1.0, 1.0]).is_err());
         let i = Array::from_vec(vec![1i64, 2], &[2]);
         assert!(Array::try_lincomb(None, &[&i], &[1.0]).is_err());
+        let bad = |f: &dyn Fn() -> f64| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+        assert!(bad(&|| Array::lincomb_weighted_sumsq(&[&a], &[1.0], &a, &b, (1.0, 0.0))), "mixed dtypes");
+        assert!(bad(&|| Array::lincomb_weighted_sumsq(&[], &[], &a, &a, (1.0, 0.0))), "no terms");
+        assert!(bad(&|| Array::lincomb_weighted_sumsq(&[&a, &a], &[1.0], &a, &a, (1.0, 0.0))), "terms without coefficients");
     }
 }

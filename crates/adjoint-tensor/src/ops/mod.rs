@@ -23,6 +23,7 @@ pub mod select;
 pub mod simd;
 pub mod sort;
 mod stream;
+pub use stream::copy_slice;
 pub mod transpose;
 pub mod unary;
 

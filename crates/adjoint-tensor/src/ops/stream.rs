@@ -109,3 +109,64 @@ unsafe fn stream_bytes(dst: *mut u8, src: *const u8, bytes: usize) {
         std::ptr::copy_nonoverlapping(src, dst, bytes)
     }
 }
+
+#[inline(always)]
+fn copy_generic<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
+    fill::<T, COPY_GROUP>(
+        dst,
+        stream,
+        #[inline(always)]
+        |part, s| {
+            let src = &src[s..s + part.len()];
+            for (o, &x) in part.iter_mut().zip(src) {
+                o.write(x);
+            }
+        },
+    )
+}
+
+crate::ops::simd::simd_builds!(copy_generic => copy_avx2, copy_avx512, [T: Copy],
+    (dst: &mut [MaybeUninit<T>], src: &[T], stream: bool));
+
+/// Elements per streamed group of [`copy_slice`]: whole cache lines for every element size up
+/// to 8 bytes.
+const COPY_GROUP: usize = 64;
+
+/// `dst.copy_from_slice(src)`, writing a `dst` of [`STREAM_BYTES`] or more around the cache
+/// with non-temporal stores (as the elementwise kernels write their large outputs), split over
+/// the pool's threads past [`PAR_THRESHOLD`](crate::ops::PAR_THRESHOLD) elements.
+///
+/// `memcpy` chooses non-temporal stores only past a threshold derived from the last-level
+/// cache's size (glibc: three quarters of it per thread). A VM that reports a large shared
+/// cache (480 MiB on the Intel host of 2026-12-07, a 190 MB threshold) thus copies 64 MB with
+/// plain stores, each line read from memory before it is written: 15 GB/s against 27.5 with
+/// non-temporal stores, on one thread (`benches/LOG.md`). The benchmark suite measures the
+/// machine's copy bandwidth with this.
+///
+/// ```
+/// let src = vec![1.5f32; 1000];
+/// let mut dst = vec![0.0f32; 1000];
+/// adjoint_tensor::ops::copy_slice(&mut dst, &src);
+/// assert_eq!(dst, src);
+/// ```
+///
+/// # Panics
+/// If the lengths differ.
+#[track_caller]
+pub fn copy_slice<T: Copy + Send + Sync>(dst: &mut [T], src: &[T]) {
+    use rayon::prelude::*;
+    assert_eq!(dst.len(), src.len(), "copy_slice: destination and source lengths differ");
+    let stream = enabled(std::mem::size_of_val(dst));
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and every element written is initialised.
+    let out: &mut [MaybeUninit<T>] = unsafe { &mut *(dst as *mut [T] as *mut [MaybeUninit<T>]) };
+    let run = |o: &mut [MaybeUninit<T>], s: usize| {
+        let src = &src[s..s + o.len()];
+        crate::ops::simd::dispatch_simd!(copy_generic, copy_avx2, copy_avx512, (o, src, stream))
+    };
+    if crate::ops::parallel(out.len()) {
+        let chunk = crate::ops::unary::CHUNK;
+        out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| run(o, i * chunk));
+    } else {
+        run(out, 0);
+    }
+}
