@@ -126,8 +126,9 @@ fn rows() -> Vec<Row> {
         let ops = vec![w, s.clone(), s.clone(), hs.clone(), hs.clone(), gs.clone(), hs.clone(), hs];
         let mut with_da = ops.clone();
         with_da.push(gs);
-        r.push(row("lstm_seq", lstm_seq::LstmSeqGrad { gates: false }, ops));
-        r.push(row("lstm_seq", lstm_seq::LstmSeqGrad { gates: true }, with_da));
+        r.push(row("lstm_seq", lstm_seq::LstmSeqGrad { gates: false, bias: false }, ops.clone()));
+        r.push(row("lstm_seq", lstm_seq::LstmSeqGrad { gates: true, bias: false }, with_da));
+        r.push(row("lstm_seq", lstm_seq::LstmSeqGrad { gates: false, bias: true }, ops));
     }
     for n in [2, 0] {
         let x = f(&[n, 4, 7, 6]);

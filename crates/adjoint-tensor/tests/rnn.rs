@@ -188,10 +188,19 @@ fn lstm_seq_split_across_threads_matches_one_thread_bitwise() {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
                 let (hs, cs, a) = rnn::lstm_seq(&gx, &w, &h0, &c0);
-                let g1 = rnn::lstm_seq_grad(&w, &h0, &c0, &hs, &cs, &a, &dhs, &dcs, Some(&da));
+                let g1 = rnn::lstm_seq_grad_bias(&w, &h0, &c0, &hs, &cs, &a, &dhs, &dcs, Some(&da));
                 let g2 = rnn::lstm_seq_grad(&w, &h0, &c0, &hs, &cs, &a, &dhs, &dcs, None);
+                // The bias cotangent is d_gx summed over steps and rows (in another order).
+                let sum = g1.0.cast(DType::F64).sum_axes(&[0, 1], false).to_vec::<f64>();
+                let tol = if dtype == DType::F32 { 1e-4 } else { 1e-12 };
+                for (got, want) in g1.4.to_vec::<f64>().iter().zip(&sum) {
+                    assert!(
+                        (got - want).abs() <= tol * (1.0 + want.abs()),
+                        "{dtype}: d_bias {got} against {want}"
+                    );
+                }
                 let bits = |x: &Array| x.to_vec::<f64>().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                [&hs, &cs, &a, &g1.0, &g1.1, &g1.2, &g1.3, &g2.0, &g2.1, &g2.2, &g2.3].map(bits)
+                [&hs, &cs, &a, &g1.0, &g1.1, &g1.2, &g1.3, &g1.4, &g2.0, &g2.1, &g2.2, &g2.3].map(bits)
             })
         };
         let (one, two) = (run(1), run(2));

@@ -42,13 +42,16 @@ use crate::trace::bind_multi;
 pub struct LstmSeq;
 
 /// The reverse pass of [`LstmSeq`]: `(w_hh, h0, c0, hs, cs, a, dhs, dcs[, da]) →
-/// (d_gx, d_w_hh, d_h0, d_c0)`. `gates` says
+/// (d_gx, d_w_hh, d_h0, d_c0[, d_bias])`. `gates` says
 /// whether the cotangent `da` of the output `a` is an operand (it is absent, i.e. zero, when
-/// only the states are used).
+/// only the states are used); `bias` whether the cotangent of a gate bias (`d_gx` summed over
+/// the steps and the batch, `[4H]`) is a fifth output, summed inside the kernel.
 #[derive(Debug, Clone, Copy)]
 pub struct LstmSeqGrad {
     /// Whether the last operand is the cotangent of `a`.
     pub gates: bool,
+    /// Whether the bias cotangent is an output.
+    pub bias: bool,
 }
 
 /// `(T, B, H)` from operands `[T, B, 4H]`, `[4H, H]`, `[B, H]`, `[B, H]`, then any of
@@ -179,6 +182,15 @@ pub fn lstm_seq_grad_composite(a: &[Tensor]) -> Vec<Tensor> {
     vec![d_a, dw, dh, dc]
 }
 
+/// [`lstm_seq_grad_composite`] and the bias cotangent `d_gx` summed over steps and batch: the
+/// composite form of [`LstmSeqGrad`] with `bias`.
+pub fn lstm_seq_grad_bias_composite(a: &[Tensor]) -> Vec<Tensor> {
+    let mut g = lstm_seq_grad_composite(a);
+    let d_bias = g[0].sum_axes(&[0, 1], false);
+    g.push(d_bias);
+    g
+}
+
 impl Primitive for LstmSeq {
     fn name(&self) -> &'static str {
         "lstm_seq"
@@ -218,11 +230,12 @@ impl Primitive for LstmSeq {
             let dcs = cts[1].clone().unwrap_or_else(|| r[4].zeros_like());
             let mut ops = vec![&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &dhs, &dcs];
             ops.extend(cts[2].as_ref());
-            let g = bind_multi(&LstmSeqGrad { gates: cts[2].is_some() }, &ops);
+            // The bias is added to every step and row: its cotangent is `d_gx` summed over
+            // both, which the kernel sums as it forms `d_gx`.
+            let mut g = bind_multi(&LstmSeqGrad { gates: cts[2].is_some(), bias: want_bias }, &ops);
+            let d_bias = if want_bias { g.pop() } else { None };
             let mut g = g.into_iter().zip(wants).map(|(g, w)| w.then_some(g));
             let d_gx = g.next().flatten();
-            // The bias is added to every step and row: its cotangent is `d_gx` summed over both.
-            let d_bias = if want_bias { d_gx.as_ref().map(|d| d.sum_axes(&[0, 1], false)) } else { None };
             let mut out =
                 grads![d_gx.filter(|_| want_gx), g.next().flatten(), g.next().flatten(), g.next().flatten()];
             if has_bias {
@@ -262,6 +275,17 @@ impl Primitive for LstmSeq {
     }
 }
 
+impl LstmSeqGrad {
+    /// The composite form with this primitive's outputs.
+    fn composite(&self) -> super::Composite {
+        if self.bias {
+            lstm_seq_grad_bias_composite
+        } else {
+            lstm_seq_grad_composite
+        }
+    }
+}
+
 impl Primitive for LstmSeqGrad {
     fn name(&self) -> &'static str {
         "lstm_seq_grad"
@@ -282,18 +306,27 @@ impl Primitive for LstmSeqGrad {
                 format!("hs, cs, dhs, dcs must be [T, B, H] and da like a, got {}", got.join(", ")),
             );
         }
-        smallvec![a[5].clone(), a[0].clone(), a[1].clone(), a[2].clone()]
+        let mut outs = smallvec![a[5].clone(), a[0].clone(), a[1].clone(), a[2].clone()];
+        if self.bias {
+            outs.push(Aval::new(&[4 * h], a[5].dtype));
+        }
+        outs
     }
     fn eval(&self, a: &[&Array]) -> Outs<Array> {
-        let (da, dw, dh0, dc0) =
-            rnn::lstm_seq_grad(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a.get(8).copied());
-        smallvec![da, dw, dh0, dc0]
+        let (w, h0, c0, hs, cs, acts, dhs, dcs, da) =
+            (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a.get(8).copied());
+        if self.bias {
+            let (d_gx, dw, dh0, dc0, db) = rnn::lstm_seq_grad_bias(w, h0, c0, hs, cs, acts, dhs, dcs, da);
+            return smallvec![d_gx, dw, dh0, dc0, db];
+        }
+        let (d_gx, dw, dh0, dc0) = rnn::lstm_seq_grad(w, h0, c0, hs, cs, acts, dhs, dcs, da);
+        smallvec![d_gx, dw, dh0, dc0]
     }
     fn jvp(&self, p: &[&Tensor], t: &[Option<&Tensor>], _outs: &[Tensor]) -> Outs<Option<Tensor>> {
-        composite_jvp(lstm_seq_grad_composite, p, t)
+        composite_jvp(self.composite(), p, t)
     }
     fn vjp(&self, p: &[&Tensor], _outs: &[Tensor], wants: &[bool]) -> Pullback {
-        composite_vjp(lstm_seq_grad_composite, p, wants)
+        composite_vjp(self.composite(), p, wants)
     }
     fn batch(
         &self,

@@ -149,7 +149,8 @@ fn sumsq_typed<T: FloatElement>(ks: &[&Array], cs: &[f64], y: &Array, z: &Array,
     };
     let size = crate::ops::unary::CHUNK;
     if crate::ops::parallel(n) {
-        let parts: Vec<f64> = (0..n.div_ceil(size)).into_par_iter().map(|c| chunk(c * size, size.min(n - c * size))).collect();
+        let parts: Vec<f64> =
+            (0..n.div_ceil(size)).into_par_iter().map(|c| chunk(c * size, size.min(n - c * size))).collect();
         parts.iter().sum()
     } else {
         (0..n.div_ceil(size)).map(|c| chunk(c * size, size.min(n - c * size))).sum()
@@ -191,7 +192,13 @@ impl Array {
     #[track_caller]
     pub fn lincomb_weighted_sumsq(ks: &[&Array], cs: &[f64], y: &Array, z: &Array, tol: (f64, f64)) -> f64 {
         let check = || -> Result<()> {
-            crate::ensure!(!ks.is_empty() && ks.len() == cs.len(), "lincomb_weighted_sumsq", "got {} terms and {} coefficients", ks.len(), cs.len());
+            crate::ensure!(
+                !ks.is_empty() && ks.len() == cs.len(),
+                "lincomb_weighted_sumsq",
+                "got {} terms and {} coefficients",
+                ks.len(),
+                cs.len()
+            );
             let first = ks[0];
             for a in [y, z].into_iter().chain(ks.iter().copied()) {
                 crate::ensure!(
@@ -298,18 +305,29 @@ mod tests {
     /// and parallel boundaries, one strided term, and the same bits on 1, 2 and 3 threads.
     #[test]
     fn weighted_sumsq_matches_the_formula_on_any_pool() {
-        for (n, dtype) in [(0, DType::F64), (7, DType::F64), (1029, DType::F32), (200_003, DType::F64), (70_001, DType::F32)] {
-            let arr = |s: f64| Array::from_vec((0..n).map(|i| ((i as f64 + 1.0) * s).sin() * 3.0).collect::<Vec<_>>(), &[n]).cast(dtype);
+        for (n, dtype) in [
+            (0, DType::F64),
+            (7, DType::F64),
+            (1029, DType::F32),
+            (200_003, DType::F64),
+            (70_001, DType::F32),
+        ] {
+            let arr = |s: f64| {
+                Array::from_vec((0..n).map(|i| ((i as f64 + 1.0) * s).sin() * 3.0).collect::<Vec<_>>(), &[n])
+                    .cast(dtype)
+            };
             let (y, z) = (arr(0.11), arr(0.29));
-            let strided = Array::from_vec((0..2 * n).map(|i| (i as f64 * 0.37).cos()).collect::<Vec<_>>(), &[n, 2])
-                .cast(dtype)
-                .narrow(1, 1, 1)
-                .reshape(&[n]);
+            let strided =
+                Array::from_vec((0..2 * n).map(|i| (i as f64 * 0.37).cos()).collect::<Vec<_>>(), &[n, 2])
+                    .cast(dtype)
+                    .narrow(1, 1, 1)
+                    .reshape(&[n]);
             let ks = [arr(0.7), strided, arr(1.9)];
             let cs = [0.25, -1.5, 3.0];
             let (rtol, atol) = (1e-3, 1e-6);
             let vals = |a: &Array| a.cast(DType::F64).to_vec::<f64>();
-            let (yv, zv, kv): (Vec<f64>, Vec<f64>, Vec<Vec<f64>>) = (vals(&y), vals(&z), ks.iter().map(vals).collect());
+            let (yv, zv, kv): (Vec<f64>, Vec<f64>, Vec<Vec<f64>>) =
+                (vals(&y), vals(&z), ks.iter().map(vals).collect());
             let want: f64 = (0..n)
                 .map(|j| {
                     let e = kv[0][j] * cs[0] + kv[1][j] * cs[1] + kv[2][j] * cs[2];
@@ -342,6 +360,9 @@ mod tests {
         let bad = |f: &dyn Fn() -> f64| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
         assert!(bad(&|| Array::lincomb_weighted_sumsq(&[&a], &[1.0], &a, &b, (1.0, 0.0))), "mixed dtypes");
         assert!(bad(&|| Array::lincomb_weighted_sumsq(&[], &[], &a, &a, (1.0, 0.0))), "no terms");
-        assert!(bad(&|| Array::lincomb_weighted_sumsq(&[&a, &a], &[1.0], &a, &a, (1.0, 0.0))), "terms without coefficients");
+        assert!(
+            bad(&|| Array::lincomb_weighted_sumsq(&[&a, &a], &[1.0], &a, &a, (1.0, 0.0))),
+            "terms without coefficients"
+        );
     }
 }
