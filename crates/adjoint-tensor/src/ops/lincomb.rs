@@ -81,10 +81,8 @@ fn lincomb_typed<T: FloatElement>(y: Option<&Array>, ks: &[&Array], cs: &[f64]) 
 const LANES: usize = 8;
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn sumsq_generic<T: FloatElement>(
-    at: usize,
-    n: usize,
+    block: std::ops::Range<usize>,
     ks: &[&[T]],
     cs: &[f64],
     y: &[T],
@@ -92,6 +90,7 @@ fn sumsq_generic<T: FloatElement>(
     tol: (f64, f64),
     lanes: &mut [f64; LANES],
 ) {
+    let (at, n) = (block.start, block.len());
     let (rtol, atol) = tol;
     let mut e = [0f64; BLOCK];
     let e = &mut e[..n];
@@ -124,7 +123,7 @@ fn sumsq_generic<T: FloatElement>(
     }
 }
 
-simd_builds!(sumsq_generic => sumsq_avx2, sumsq_avx512, [T: FloatElement], (at: usize, n: usize, ks: &[&[T]], cs: &[f64], y: &[T], z: &[T], tol: (f64, f64), lanes: &mut [f64; LANES]));
+simd_builds!(sumsq_generic => sumsq_avx2, sumsq_avx512, [T: FloatElement], (block: std::ops::Range<usize>, ks: &[&[T]], cs: &[f64], y: &[T], z: &[T], tol: (f64, f64), lanes: &mut [f64; LANES]));
 
 fn sumsq_typed<T: FloatElement>(ks: &[&Array], cs: &[f64], y: &Array, z: &Array, tol: (f64, f64)) -> f64 {
     use rayon::prelude::*;
@@ -140,7 +139,12 @@ fn sumsq_typed<T: FloatElement>(ks: &[&Array], cs: &[f64], y: &Array, z: &Array,
             let mut lanes = [0f64; LANES];
             let mut run = || {
                 let lanes = &mut lanes;
-                dispatch_simd!(sumsq_generic, sumsq_avx2, sumsq_avx512, (at, m, ks, cs, y, z, tol, lanes))
+                dispatch_simd!(
+                    sumsq_generic,
+                    sumsq_avx2,
+                    sumsq_avx512,
+                    (at..at + m, ks, cs, y, z, tol, lanes)
+                )
             };
             run();
             total += lanes.iter().sum::<f64>();
