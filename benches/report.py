@@ -433,6 +433,10 @@ def main():
         "- Bandwidth (GB/s) counts bytes read + written once (add: 12 B/element, exp and copy: 8 B/element; "
         "sum: 4 B/element read). GFLOP/s counts 2·m·n·k per matmul (grad of sum(A@B): three matmuls) and "
         "2·N·O·H·W·C·3·3 for the convolution.\n"
+        "- The copy rows are the machine's bandwidth reference (the best library's copy into an existing buffer "
+        "is the 100% of the add/exp targets): adjoint's is `adjoint_tensor::ops::copy_slice` (non-temporal "
+        "stores from 32 MiB), NumPy's `copyto` and PyTorch's `copy_` call `memcpy`, which uses non-temporal "
+        "stores only past 3/4 of the L3 the machine reports (on a VM reporting 480 MiB, not for 64 MB).\n"
         "- The machine is shared and noisy (other builds and tests run on it); the load average before and after "
         "the run is recorded below. Ratios from one run are meaningful; absolute times drift between runs.\n"
     )
