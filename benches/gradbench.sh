@@ -13,7 +13,10 @@
 #          for a quick validation pass), EVAL_ARGS_<eval> (for one eval, e.g. EVAL_ARGS_ht=
 #          "--max 11"); CPU (default 1): the core both tools run on;
 #        LOGS (default benches/gradbench-logs): where `gradbench run -o` writes EVAL/TOOL.jsonl;
-#        CARGO_TARGET_DIR (if set): where the adjoint-gradbench binary is built and taken from.
+#        CARGO_TARGET_DIR (if set): where the adjoint-gradbench binary is built and taken from;
+#        SUMMARY: where the scores go as JSON (default benches/gradbench-summary.json for a run
+#          of every eval, LOGS/summary.json for a run of some: a subset never overwrites the
+#          committed summary of a full run).
 # Nothing of GradBench is copied into this repo: the checkout is used in place. The manual tool
 # is built there by GradBench's cpp.py (needs nlohmann/json: apt-get install nlohmann-json3-dev,
 # linked as GRADBENCH/cpp/json.hpp).
@@ -26,7 +29,8 @@ PY="$VENV/bin/python"
 CLI=${GRADBENCH_CLI:-$GB/target/release/gradbench}
 CPU=${CPU:-1}
 TOOLS=${TOOLS:-"adjoint manual"}
-EVALS=${*:-"hello lse llsq det ode kmeans gmm lstm ba ht particle saddle"}
+ALL="hello lse llsq det ode kmeans gmm lstm ba ht particle saddle"
+EVALS=${*:-$ALL}
 LOGS=${LOGS:-$HERE/benches/gradbench-logs}
 export RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -63,4 +67,5 @@ for ev in $EVALS; do
     echo "$rc" > "$LOGS/$ev/$tool.rc"
   done
 done
-"$PY" "$HERE/benches/gradbench_table.py" "$LOGS" "${SUMMARY:-$HERE/benches/gradbench-summary.json}"
+if [ "$EVALS" = "$ALL" ]; then DEFAULT_SUMMARY=$HERE/benches/gradbench-summary.json; else DEFAULT_SUMMARY=$LOGS/summary.json; fi
+"$PY" "$HERE/benches/gradbench_table.py" "$LOGS" "${SUMMARY:-$DEFAULT_SUMMARY}"
