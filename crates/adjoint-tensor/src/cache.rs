@@ -55,12 +55,12 @@
 
 use std::any::{Any, TypeId};
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::dtype::DType;
-use crate::storage::advise_huge_pages;
+use crate::storage::{advise_huge_pages, HUGE_PAGE_MIN_BYTES};
 
 /// Buffers smaller than this are not cached (the system allocator reuses them well).
 pub const MIN_CACHED_BYTES: usize = 64 << 10;
@@ -77,9 +77,16 @@ struct Cache {
     free: BTreeMap<(TypeId, usize), Vec<Box<dyn Any + Send>>>,
     /// Bytes of capacity held in `free`.
     bytes: usize,
+    /// Addresses of the buffers of at least `HUGE_PAGE_MIN_BYTES` this cache allocated (and
+    /// advised as huge pages before their first write). A large buffer built elsewhere
+    /// (`Array::from_vec` of a collected vector whose capacity happens to be a class size) has
+    /// 4 KiB pages for good; caching it would hand it out as if it were one of these — a
+    /// 16M-element `add` writing into such a buffer took 15–18 ms against ~9 ms into an advised
+    /// one (`benches/LOG.md`, 2026-12-07) — so `give` frees it instead.
+    ours: BTreeSet<usize>,
 }
 
-static CACHE: Mutex<Cache> = Mutex::new(Cache { free: BTreeMap::new(), bytes: 0 });
+static CACHE: Mutex<Cache> = Mutex::new(Cache { free: BTreeMap::new(), bytes: 0, ours: BTreeSet::new() });
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
 static RELEASED: AtomicU64 = AtomicU64::new(0);
@@ -130,6 +137,9 @@ pub fn trim() {
     let free = {
         let mut c = lock();
         c.bytes = 0;
+        // The freed buffers' addresses may come back from the system for anything; buffers in
+        // use lose their mark too and are freed rather than cached when they come back.
+        c.ours.clear();
         std::mem::take(&mut c.free)
     };
     drop(free); // outside the lock
@@ -258,7 +268,15 @@ pub fn take<T: Send + 'static>(n: usize) -> Vec<T> {
     MISSES.fetch_add(1, Ordering::Relaxed);
     let v = Vec::with_capacity(class);
     advise_huge_pages(&v);
+    mark_ours(&v);
     v
+}
+
+/// Record a fresh, advised buffer of this cache (see `Cache::ours`).
+fn mark_ours<T>(v: &Vec<T>) {
+    if v.capacity().saturating_mul(std::mem::size_of::<T>()) >= HUGE_PAGE_MIN_BYTES {
+        lock().ours.insert(v.as_ptr() as usize);
+    }
 }
 
 /// `vec![x; n]` from the cache (other crates' kernels use it for their outputs, so that the
@@ -273,7 +291,9 @@ pub fn take_filled<T: Clone + PartialEq + Default + Send + 'static>(n: usize, x:
             return v;
         }
         MISSES.fetch_add(1, Ordering::Relaxed);
-        return fresh_filled(class, n, x);
+        let v = fresh_filled(class, n, x);
+        mark_ours(&v);
+        return v;
     }
     fresh_filled(n, n, x)
 }
@@ -306,9 +326,19 @@ pub fn give<T: Send + 'static>(mut v: Vec<T>) {
     }
     v.clear();
     let bytes = cap * std::mem::size_of::<T>();
+    let large = bytes >= HUGE_PAGE_MIN_BYTES;
     let mut c = lock();
+    if large && !c.ours.contains(&(v.as_ptr() as usize)) {
+        // Built elsewhere, without huge pages (see `Cache::ours`): free it.
+        drop(c);
+        FOREIGN.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let depth = c.free.get(&(TypeId::of::<T>(), cap)).map_or(0, Vec::len);
     if c.bytes + bytes > limit_bytes() || depth >= MAX_PER_CLASS {
+        if large {
+            c.ours.remove(&(v.as_ptr() as usize));
+        }
         drop(c);
         RELEASED.fetch_add(1, Ordering::Relaxed);
         return; // `v` is freed here, outside the lock
@@ -384,6 +414,36 @@ mod tests {
         let before = stats().foreign;
         give(Vec::<Probe>::with_capacity(class_up(n) + 1));
         assert_eq!(stats().foreign, before + 1);
+    }
+
+    #[test]
+    fn large_buffers_built_elsewhere_are_freed_not_cached() {
+        if !enabled() {
+            return;
+        }
+        // A type no other test caches. 4 Mi elements of 2 bytes: 8 MB, a class size, past
+        // `HUGE_PAGE_MIN_BYTES`.
+        #[derive(Clone, Copy, PartialEq, Default)]
+        struct Big(#[allow(dead_code)] u16);
+        let n = 4 << 20;
+        assert_eq!(class_up(n), n);
+        // Built outside the cache (no huge-page advice): freed, counted as foreign.
+        let before = stats().foreign;
+        give(Vec::<Big>::with_capacity(n));
+        assert_eq!(stats().foreign, before + 1, "a large vector built elsewhere is not cached");
+        // One of the cache's own: cached and handed out again.
+        let ours: Vec<Big> = take(n);
+        let ptr = ours.as_ptr();
+        give(ours);
+        let again: Vec<Big> = take(n);
+        assert_eq!(again.as_ptr(), ptr, "the cache's own large buffer was reused");
+        // A fresh zero-filled one is the cache's own too (taken while `again` is out, so it
+        // is fresh).
+        let zeroed: Vec<Big> = take_filled(n, Big::default());
+        let zp = zeroed.as_ptr();
+        give(zeroed);
+        assert_eq!(take::<Big>(n).as_ptr(), zp, "a fresh zero-filled large buffer is cached");
+        give(again);
     }
 
     #[test]
