@@ -442,7 +442,9 @@ mod tests {
         let zeroed: Vec<Big> = take_filled(n, Big::default());
         let zp = zeroed.as_ptr();
         give(zeroed);
-        assert_eq!(take::<Big>(n).as_ptr(), zp, "a fresh zero-filled large buffer is cached");
+        let reused: Vec<Big> = take(n);
+        assert_eq!(reused.as_ptr(), zp, "a fresh zero-filled large buffer is cached");
+        give(reused);
         give(again);
     }
 
