@@ -17,7 +17,10 @@
 //! wasted — and the unused tail of a fresh buffer is never touched, so it costs address space,
 //! not memory) and served from that class's free list, or allocated fresh at the class size.
 //! A freed buffer whose capacity is a class size goes back to that class; any other (a vector
-//! built outside the cache) is freed, as it would never be asked for. The cache is one mutex-protected map
+//! built outside the cache) is freed, as it would never be asked for. So is a large buffer
+//! (4 MiB and more) that the cache did not allocate itself, even at a class size: it was never
+//! advised as huge pages, and handed out again it would slow every kernel writing it (the cache
+//! records the addresses of its own large buffers). The cache is one mutex-protected map
 //! keyed by element type and class; it is touched once per array allocated or freed, never per
 //! element, so contention is negligible next to the kernels.
 //!
