@@ -1,6 +1,7 @@
 //! Times the `ode` eval's primal and gradient at GradBench's sizes (single thread:
 //! `RAYON_NUM_THREADS=1 cargo run --release -p adjoint-gradbench --example ode_timing`).
-//! With arguments `N S`, only that size (for a profiler).
+//! With arguments `N S`, only that size (for a profiler); with `ADJOINT_PROFILE=FILE`, one more
+//! gradient per size runs under adjoint's profiler (table on stderr, trace in FILE).
 use std::time::Instant;
 
 use adjoint_gradbench::evals::ode;
@@ -25,6 +26,8 @@ fn main() {
             let only_grad = std::env::var("ODE_ONLY").is_ok_and(|v| v == "gradient");
             let p = if only_grad { 0.0 } else { time(|| ode::primal(&x, s)) };
             let g = time(|| ode::gradient(&x, s));
+            // `ADJOINT_PROFILE=FILE`: one more gradient, profiled per primitive (table on stderr).
+            adjoint_core::profile::from_env(|| ode::gradient(&x, s));
             println!("n={n:6} s={s:3}  primal {:10.3} ms  gradient {:10.3} ms", p * 1e3, g * 1e3);
             tp += p;
             tg += g;

@@ -367,6 +367,24 @@ proptest! {
 }
 
 #[test]
+fn shifts_by_one_element_of_long_rows_match_naive() {
+    // `concat([c, y[..n-1]])` and a pad in front copy a row one element ahead of its source,
+    // the distance `copy_to` copies with its own loop on large page-aligned buffers.
+    for n in [300usize, 100_000] {
+        let y = Array::from_vec((0..n).map(|i| i as f64 * 0.5 + 1.0).collect::<Vec<_>>(), &[n]);
+        let y = y.mul(&y);
+        let v = y.to_vec::<f64>();
+        let one = Array::from_vec(vec![-3.0f64], &[1]);
+        let got = Array::concat(&[&one, &y.narrow(0, 0, n - 1)], 0).to_vec::<f64>();
+        let want: Vec<f64> = std::iter::once(-3.0).chain(v[..n - 1].iter().copied()).collect();
+        assert!(got == want, "concat, n = {n}");
+        let got = y.narrow(0, 0, n - 1).pad(&[(1, 0)], PadMode::Constant(2.0)).to_vec::<f64>();
+        let want: Vec<f64> = std::iter::once(2.0).chain(v[..n - 1].iter().copied()).collect();
+        assert!(got == want, "pad, n = {n}");
+    }
+}
+
+#[test]
 fn concat_keeps_dtype() {
     let a = Array::from_vec(vec![true], &[1]);
     let b = Array::from_vec(vec![false, true], &[2]);

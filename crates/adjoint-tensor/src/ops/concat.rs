@@ -42,7 +42,7 @@ fn concat_kernel<T: Element>(arrays: &[&Array], axis: usize, out_shape: &[usize]
             .collect();
         for o in 0..outer {
             for &(s, chunk) in &parts {
-                out.extend_from_slice(&s[o * chunk..(o + 1) * chunk]);
+                crate::ops::stream::extend(&mut out, &s[o * chunk..(o + 1) * chunk]);
             }
         }
         out

@@ -96,7 +96,7 @@ fn pad_kernel<T: Element>(x: &Array, pads: &[(usize, usize)], mode: PadMode) -> 
                 Some(b) if copy_rows => {
                     out.resize(out.len() + before, fill);
                     if size > 0 {
-                        out.extend_from_slice(&src[b as usize..b as usize + size]);
+                        crate::ops::stream::extend(&mut out, &src[b as usize..b as usize + size]);
                     }
                     out.resize(out.len() + width - before - size, fill);
                 }

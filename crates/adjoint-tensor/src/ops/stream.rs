@@ -112,6 +112,11 @@ unsafe fn stream_bytes(dst: *mut u8, src: *const u8, bytes: usize) {
 
 #[inline(always)]
 fn copy_generic<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
+    if !stream {
+        // LLVM turns the loop below into a `memcpy` call anyway; [`copy_to`] picks the one that
+        // is fast for this pair of addresses.
+        return copy_to(dst, src);
+    }
     fill::<T, COPY_GROUP>(
         dst,
         stream,
@@ -123,6 +128,81 @@ fn copy_generic<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
             }
         },
     )
+}
+
+/// `dst ← src` (equal lengths): `memcpy`, except where `dst` lies 1–63 bytes after `src`
+/// modulo 4 KiB, where it is an explicit vector loop.
+///
+/// glibc's `memcpy` copies mid-sized blocks (from ~2 KiB up to its non-temporal threshold) with
+/// `rep movsb`, and on AMD Zen 4 `rep movsb` runs ~12× slower when the destination sits just
+/// after the source in the page (the 4 KiB aliasing of every load with the store before it):
+/// 0.8 MB of `f64` in 234–243 µs against 16–20 µs at every other offset measured, when
+/// `(dst − src) mod 4096` was 1–15 bytes (`benches/LOG.md`, 2026-12-07). That is exactly the
+/// relation of a shift by one element between page-aligned buffers — `concat([c, y[..n-1]])`
+/// and `narrow`'s gradient (a pad in front), a third of the `ode` eval's gradient. A plain
+/// 32-byte load/store loop copies those in 18–25 µs. The loop is used for the whole aliasing
+/// window of a 64-byte line (glibc's own 4 KiB-aliasing check in its vector loops uses the
+/// same window) and only from [`ALIAS_MIN_BYTES`] up, where `rep movsb` starts.
+#[inline]
+pub(crate) fn copy_to<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
+    assert_eq!(dst.len(), src.len(), "copy_to: lengths differ");
+    let bytes = std::mem::size_of_val(src);
+    let gap = (dst.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize) % 4096;
+    #[cfg(target_arch = "x86_64")]
+    if bytes >= ALIAS_MIN_BYTES && (1..64).contains(&gap) && crate::ops::simd::has_avx2_fma() {
+        // SAFETY: the lengths are equal, `&mut` and `&` never overlap, and the CPU has AVX2.
+        return unsafe { copy_vectors(dst.as_mut_ptr().cast(), src.as_ptr().cast(), bytes) };
+    }
+    let _ = gap;
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout; the lengths are equal; `&mut` and `&` never
+    // overlap.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<T>(), src.len()) };
+}
+
+/// [`copy_to`] uses its vector loop from this size: below it `memcpy` does not use `rep movsb`.
+const ALIAS_MIN_BYTES: usize = 2048;
+
+/// Copy `bytes` from `src` to `dst` with 32-byte unaligned loads and stores (four per
+/// iteration, the loads first), the tail byte by byte.
+///
+/// # Safety
+/// Both ranges are valid for `bytes` and do not overlap; the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn copy_vectors(dst: *mut u8, src: *const u8, bytes: usize) {
+    use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_storeu_si256};
+    let mut k = 0;
+    // SAFETY: every access is within `bytes` of its base (the caller's contract).
+    unsafe {
+        while k + 128 <= bytes {
+            let (s, d) = (src.add(k).cast::<__m256i>(), dst.add(k).cast::<__m256i>());
+            let (a, b) = (_mm256_loadu_si256(s), _mm256_loadu_si256(s.add(1)));
+            let (c, e) = (_mm256_loadu_si256(s.add(2)), _mm256_loadu_si256(s.add(3)));
+            _mm256_storeu_si256(d, a);
+            _mm256_storeu_si256(d.add(1), b);
+            _mm256_storeu_si256(d.add(2), c);
+            _mm256_storeu_si256(d.add(3), e);
+            k += 128;
+        }
+        while k + 32 <= bytes {
+            _mm256_storeu_si256(dst.add(k).cast(), _mm256_loadu_si256(src.add(k).cast()));
+            k += 32;
+        }
+        while k < bytes {
+            *dst.add(k) = *src.add(k);
+            k += 1;
+        }
+    }
+}
+
+/// `out.extend_from_slice(src)` through [`copy_to`].
+#[inline]
+pub(crate) fn extend<T: Copy>(out: &mut Vec<T>, src: &[T]) {
+    out.reserve(src.len());
+    let len = out.len();
+    copy_to(&mut out.spare_capacity_mut()[..src.len()], src);
+    // SAFETY: `copy_to` initialised the `src.len()` elements after `len`, within capacity.
+    unsafe { out.set_len(len + src.len()) };
 }
 
 crate::ops::simd::simd_builds!(copy_generic => copy_avx2, copy_avx512, [T: Copy],
