@@ -135,14 +135,14 @@ fn copy_generic<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
 ///
 /// glibc's `memcpy` copies mid-sized blocks (from ~2 KiB up to its non-temporal threshold) with
 /// `rep movsb`, and on AMD Zen 4 `rep movsb` runs ~12× slower when the destination sits just
-/// after the source in the page (the 4 KiB aliasing of every load with the store before it):
+/// after the source in the page (presumably 4 KiB aliasing of each load with an earlier store):
 /// 0.8 MB of `f64` in 234–243 µs against 16–20 µs at every other offset measured, when
 /// `(dst − src) mod 4096` was 1–15 bytes (`benches/LOG.md`, 2026-12-07). That is exactly the
 /// relation of a shift by one element between page-aligned buffers — `concat([c, y[..n-1]])`
 /// and `narrow`'s gradient (a pad in front), a third of the `ode` eval's gradient. A plain
-/// 32-byte load/store loop copies those in 18–25 µs. The loop is used for the whole aliasing
-/// window of a 64-byte line (glibc's own 4 KiB-aliasing check in its vector loops uses the
-/// same window) and only from [`ALIAS_MIN_BYTES`] up, where `rep movsb` starts.
+/// 32-byte load/store loop copies those in 18–25 µs. The loop is used for distances up to a
+/// cache line (1–63 bytes, a margin over the 1–15 measured slow) and only from
+/// [`ALIAS_MIN_BYTES`] up (glibc's `rep movsb` threshold is 2–8 KiB depending on the CPU).
 #[inline]
 pub(crate) fn copy_to<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
     assert_eq!(dst.len(), src.len(), "copy_to: lengths differ");
@@ -159,7 +159,8 @@ pub(crate) fn copy_to<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
     unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<T>(), src.len()) };
 }
 
-/// [`copy_to`] uses its vector loop from this size: below it `memcpy` does not use `rep movsb`.
+/// [`copy_to`] uses its vector loop from this size: at or below glibc's smallest `rep movsb`
+/// threshold.
 const ALIAS_MIN_BYTES: usize = 2048;
 
 /// Copy `bytes` from `src` to `dst` with 32-byte unaligned loads and stores (four per
