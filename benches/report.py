@@ -19,7 +19,9 @@ import core_probe  # benches/, next to this script
 # Below this 1 -> 2-thread speedup of the 2048² product the report warns that the second core was shared.
 SCALING_OK = 1.7
 # Below this share of the 1M copy's bandwidth (one thread) the large copy's is taken as contended (see
-# `tensor_target`), and the bandwidth targets measured against it are not judged.
+# `tensor_target`), and the bandwidth targets measured against it are not judged — on machines whose
+# L3 is too small to hold the 1M copy; where it holds it, the 1M figure is a cache's, and the targets
+# are judged against the large copy alone.
 CONTENDED_COPY = 0.75
 
 PEERS = ["numpy", "torch", "jax"]
@@ -116,6 +118,24 @@ def met(ok):
     return "—" if ok is None else ("**met**" if ok else "**MISSED**")
 
 
+# Bytes the 1M copy moves through the caches (4 MB read, 4 MB written).
+COPY_1M_BYTES = 8 << 20
+
+
+def l3_bytes():
+    """The last-level cache this machine reports (sysfs, cpu0's level-3 cache), or None."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except ValueError:
+        return None
+
+
 def copy_bandwidth(res, size, t):
     """Machine copy bandwidth for `size` at `t` threads: best of the no-allocation copies."""
     best = None
@@ -144,6 +164,17 @@ def tensor_target(res, name, size, t, adj):
         # 8 MB can sit in the two cores' caches (82.6 GB/s on an AMD EPYC with 8 MiB of L3,
         # 2026-12-06), which says nothing about the bus.
         small = copy_bandwidth(res, "1M", 1)
+        l3 = l3_bytes()
+        if l3 is not None and l3 >= 2 * COPY_1M_BYTES:
+            # The 1M copy's 8 MB sit in this machine's L3 (32 MiB on the AMD EPYC Zen 4 of
+            # 2026-12-07: 94 GB/s against 33 for the 16M copy on a quiet machine), so it is no
+            # measure of the memory bus: the target is judged against the large copy itself.
+            frac = adj["value"] / bw[1]
+            return (
+                f"≥ 80% of copy bandwidth ({bw[1]:.1f} GB/s, {NAMES[bw[0]]}; no contention check: the "
+                f"1M copy fits the {l3 >> 20} MiB L3): {frac * 100:.0f}%",
+                frac >= 0.8,
+            )
         if small is not None and bw[1] < CONTENDED_COPY * small[1]:
             # On a quiet machine the large copy runs within ~10% of the 1M one (29.2 against
             # 31.3 GB/s on one thread on an Intel Xeon; 19.7 against 17.7 on the AMD EPYC);
