@@ -24,10 +24,6 @@ use crate::ops::simd::{dispatch_simd, simd_builds};
 use crate::ops::stream;
 use crate::ops::unary::{build, FastFloat, Walk};
 
-/// Elements per streamed group ([`stream::fill`]): whole cache lines for every element size up
-/// to 8 bytes.
-const STREAM_GROUP: usize = 64;
-
 #[inline(always)]
 fn zip_generic<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     out: &mut [MaybeUninit<U>],
@@ -36,7 +32,7 @@ fn zip_generic<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     f: &F,
     stream: bool,
 ) {
-    stream::fill::<U, STREAM_GROUP>(
+    stream::fill::<U, { stream::GROUP }>(
         out,
         stream,
         #[inline(always)]
@@ -73,7 +69,7 @@ fn scalar_rhs_generic<A: Copy, B: Copy, U: Copy, F: Fn(A, B) -> U>(
     f: &F,
     stream: bool,
 ) {
-    stream::fill::<U, STREAM_GROUP>(
+    stream::fill::<U, { stream::GROUP }>(
         out,
         stream,
         #[inline(always)]

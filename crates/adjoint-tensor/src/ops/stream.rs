@@ -29,6 +29,10 @@ use std::mem::MaybeUninit;
 /// machines measured): kernels write them with non-temporal stores.
 pub(crate) const STREAM_BYTES: usize = 32 << 20;
 
+/// Elements per streamed group of the binary ops and [`copy_slice`]: whole cache lines for
+/// every element size up to 8 bytes.
+pub(crate) const GROUP: usize = 64;
+
 /// Runs shorter than this many groups are not streamed (see [`fill`]).
 const MIN_GROUPS: usize = 4;
 
@@ -117,7 +121,7 @@ fn copy_generic<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
         // is fast for this pair of addresses.
         return copy_to(dst, src);
     }
-    fill::<T, COPY_GROUP>(
+    fill::<T, GROUP>(
         dst,
         stream,
         #[inline(always)]
@@ -208,10 +212,6 @@ pub(crate) fn extend<T: Copy>(out: &mut Vec<T>, src: &[T]) {
 
 crate::ops::simd::simd_builds!(copy_generic => copy_avx2, copy_avx512, [T: Copy],
     (dst: &mut [MaybeUninit<T>], src: &[T], stream: bool));
-
-/// Elements per streamed group of [`copy_slice`]: whole cache lines for every element size up
-/// to 8 bytes.
-const COPY_GROUP: usize = 64;
 
 /// `dst.copy_from_slice(src)`, writing a `dst` of [`STREAM_BYTES`] or more around the cache
 /// with non-temporal stores (as the elementwise kernels write their large outputs), split over
