@@ -150,14 +150,15 @@ fn copy_generic<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T], stream: bool) {
 #[inline]
 pub(crate) fn copy_to<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
     assert_eq!(dst.len(), src.len(), "copy_to: lengths differ");
-    let bytes = std::mem::size_of_val(src);
-    let gap = (dst.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize) % 4096;
     #[cfg(target_arch = "x86_64")]
-    if bytes >= ALIAS_MIN_BYTES && (1..64).contains(&gap) && crate::ops::simd::has_avx2_fma() {
-        // SAFETY: the lengths are equal, `&mut` and `&` never overlap, and the CPU has AVX2.
-        return unsafe { copy_vectors(dst.as_mut_ptr().cast(), src.as_ptr().cast(), bytes) };
+    {
+        let bytes = std::mem::size_of_val(src);
+        let gap = (dst.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize) % 4096;
+        if bytes >= ALIAS_MIN_BYTES && (1..64).contains(&gap) && crate::ops::simd::has_avx2_fma() {
+            // SAFETY: the lengths are equal, `&mut` and `&` never overlap, the CPU has AVX2.
+            return unsafe { copy_vectors(dst.as_mut_ptr().cast(), src.as_ptr().cast(), bytes) };
+        }
     }
-    let _ = gap;
     // SAFETY: `MaybeUninit<T>` has `T`'s layout; the lengths are equal; `&mut` and `&` never
     // overlap.
     unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<T>(), src.len()) };
@@ -165,6 +166,7 @@ pub(crate) fn copy_to<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
 
 /// [`copy_to`] uses its vector loop from this size: at or below glibc's smallest `rep movsb`
 /// threshold.
+#[cfg(target_arch = "x86_64")]
 const ALIAS_MIN_BYTES: usize = 2048;
 
 /// Copy `bytes` from `src` to `dst` with 32-byte unaligned loads and stores (four per
