@@ -652,16 +652,29 @@ fn scatter_add_along_the_last_axis_matches_a_loop() {
         let n = rows * w_in;
         let idx: Vec<i64> = (0..n).map(|i| ((i * 7919 + i / w_in * 31) % w_out) as i64).collect();
         let src: Vec<f64> = (0..n).map(|i| (i % 13) as f64 - 6.0).collect();
-        let mut want = vec![0.0f64; rows * w_out];
-        for i in 0..n {
-            want[i / w_in * w_out + idx[i] as usize] += src[i];
-        }
-        let (ia, sa) =
-            (Array::from_vec(idx, &[rows / 3, 3, w_in]), Array::from_vec(src, &[rows / 3, 3, w_in]));
+        let (ia, sa) = (
+            Array::from_vec(idx.clone(), &[rows / 3, 3, w_in]),
+            Array::from_vec(src.clone(), &[rows / 3, 3, w_in]),
+        );
+        let shape = [rows / 3, 3, w_out];
+        // Start values: a broadcast zero or other value (filled per row group), an owned buffer
+        // (copied per row group), and a view that is not contiguous (the general walk).
+        let owned: Vec<f64> = (0..rows * w_out).map(|i| (i % 5) as f64 * 0.5).collect();
+        let wide = Array::from_vec(
+            (0..rows * (w_out + 2)).map(|i| (i % (w_out + 2) % 5) as f64 * 0.5).collect::<Vec<f64>>(),
+            &[rows / 3, 3, w_out + 2],
+        );
         for base in [
-            Array::scalar(0.0f64).broadcast_to(&[rows / 3, 3, w_out]),
-            Array::zeros(&[rows / 3, 3, w_out], DType::F64),
+            Array::scalar(0.0f64).broadcast_to(&shape),
+            Array::scalar(2.5f64).broadcast_to(&shape),
+            Array::zeros(&shape, DType::F64),
+            Array::from_vec(owned, &shape),
+            wide.narrow(2, 0, w_out),
         ] {
+            let mut want = base.to_vec::<f64>();
+            for i in 0..n {
+                want[i / w_in * w_out + idx[i] as usize] += src[i];
+            }
             let got = base.scatter_add(2, &ia, &sa);
             assert_eq!(got.to_vec::<f64>(), want);
             let got32 = base.cast(DType::F32).scatter_add(2, &ia, &sa.cast(DType::F32));

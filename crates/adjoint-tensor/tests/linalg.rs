@@ -442,6 +442,84 @@ fn check_conv2d_finite_differences(c: &ConvCase) {
     }
 }
 
+/// Both gradients of `⟨conv2d(x, w), g⟩` by the direct loop of [`naive_conv2d`], each product
+/// added into the input and weight elements it read.
+fn naive_conv2d_grads(
+    x: &[f64],
+    xs: [usize; 4],
+    w: &[f64],
+    ws: [usize; 4],
+    g: &[f64],
+    p: &Conv2dOptions,
+) -> (Vec<f64>, Vec<f64>) {
+    let ([n, c, h, wd], [o, cg, kh, kw]) = (xs, ws);
+    let og = o / p.groups;
+    let oh = conv_len(h, kh, p.stride[0], p.padding[0], p.dilation[0]);
+    let ow = conv_len(wd, kw, p.stride[1], p.padding[1], p.dilation[1]);
+    let (mut dx, mut dw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+    for b in 0..n {
+        for oc in 0..o {
+            let gi = oc / og;
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let gv = g[((b * o + oc) * oh + y) * ow + xx];
+                    for ci in 0..cg {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let ih =
+                                    (y * p.stride[0] + ki * p.dilation[0]) as isize - p.padding[0] as isize;
+                                let iw =
+                                    (xx * p.stride[1] + kj * p.dilation[1]) as isize - p.padding[1] as isize;
+                                if ih < 0 || iw < 0 || ih as usize >= h || iw as usize >= wd {
+                                    continue;
+                                }
+                                let xi = ((b * c + gi * cg + ci) * h + ih as usize) * wd + iw as usize;
+                                let wi = ((oc * cg + ci) * kh + ki) * kw + kj;
+                                dx[xi] += gv * w[wi];
+                                dw[wi] += gv * x[xi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dx, dw)
+}
+
+/// Batches large enough (`N·O·OH·OW·C·KH·KW ≥ 2²²` multiply-adds) that the kernels give whole
+/// images to the pool's threads, each writing its images' chunk of a fresh, unzeroed output
+/// (the proptest cases above are all below that size): 3×3 padded, strided with groups, and
+/// pointwise with groups (no unroll). `f64`, whose only path is im2col, element by element
+/// against the direct loops; run twice, so the second call's outputs come from the buffer
+/// cache holding the first call's values.
+#[test]
+fn conv2d_batches_split_across_images_match_naive() {
+    let cases = [
+        ([8, 16, 24, 24], [16, 16, 3, 3], Conv2dOptions { padding: [1, 1], ..Default::default() }),
+        (
+            [9, 16, 25, 23],
+            [32, 8, 3, 3],
+            Conv2dOptions { stride: [2, 1], padding: [1, 0], groups: 2, ..Default::default() },
+        ),
+        ([8, 64, 20, 20], [64, 32, 1, 1], Conv2dOptions { groups: 2, ..Default::default() }),
+    ];
+    for (seed, (xs, ws, p)) in cases.into_iter().enumerate() {
+        let seed = seed as u64;
+        let (x, w) = (rand_arr(seed, &xs), rand_arr(seed ^ 1, &ws));
+        let (want, os) = naive_conv2d(&x.to_vec(), xs, &w.to_vec(), ws, &p);
+        let g = rand_arr(seed ^ 2, &os);
+        let (want_dx, want_dw) = naive_conv2d_grads(&x.to_vec(), xs, &w.to_vec(), ws, &g.to_vec(), &p);
+        for _ in 0..2 {
+            assert_close(&x.conv2d(&w, &p).to_vec::<f64>(), &want, 1e-12, "conv2d");
+            let dx = Array::conv2d_input_grad(&g, &w, &xs, &p);
+            assert_close(&dx.to_vec::<f64>(), &want_dx, 1e-12, "input grad");
+            let dw = Array::conv2d_weight_grad(&x, &g, &ws, &p);
+            assert_close(&dw.to_vec::<f64>(), &want_dw, 1e-12, "weight grad");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 

@@ -30,6 +30,7 @@
 //!   functions only validate in their own terms and call the 2-D kernels.
 
 use std::fmt::Debug;
+use std::mem::MaybeUninit;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -38,8 +39,7 @@ use crate::array::Array;
 use crate::dtype::{DType, FloatElement};
 use crate::ensure;
 use crate::error::{OrFail, Result};
-use crate::ops::matmul::{gemm_into, gemm_par_work, gemm_parallelism, MatMut, MatRef};
-use crate::storage::filled;
+use crate::ops::matmul::{gemm_into, gemm_into_uninit, gemm_par_work, gemm_parallelism, MatMut, MatRef};
 
 mod winograd;
 
@@ -417,12 +417,13 @@ fn col2im<T: FloatElement>(g: &Geom, col: &[T], dx: &mut [T]) {
 }
 
 /// Run `body(buffer, image, chunk)` for each image's chunk of `out`, in parallel when it pays;
-/// `body` gets the `Parallelism` its `gemm` calls should use.
+/// `body` gets the `Parallelism` its `gemm` calls should use. `out` is the fresh output's
+/// uninitialised memory: `body` must write every element of its chunk.
 fn for_each_image<T: FloatElement>(
     g: &Geom,
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
     per_image: usize,
-    body: impl Fn(&mut [T], usize, &mut [T], Parallelism) + Sync,
+    body: impl Fn(&mut [T], usize, &mut [MaybeUninit<T>], Parallelism) + Sync,
 ) {
     if out.is_empty() || per_image == 0 {
         return;
@@ -440,10 +441,33 @@ fn for_each_image<T: FloatElement>(
     }
 }
 
+/// A fresh output of `n` elements, each image's chunk written by [`for_each_image`]'s `body`
+/// (no serial zeroing pass before the parallel work: the chunks are written where they are
+/// computed).
+fn per_image_output<T: FloatElement>(
+    g: &Geom,
+    n: usize,
+    per_image: usize,
+    body: impl Fn(&mut [T], usize, &mut [MaybeUninit<T>], Parallelism) + Sync,
+) -> Vec<T> {
+    let mut out: Vec<T> = crate::cache::take(n);
+    for_each_image(g, &mut out.spare_capacity_mut()[..n], per_image, body);
+    // SAFETY: the chunks of `per_image` elements cover `0..n` (`n` is a multiple of it, or 0),
+    // and `body` writes every element of its chunk (the contract of `for_each_image`).
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// `chunk`, whose every element has just been written, as initialised values.
+fn assume_init<T>(chunk: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: the caller wrote every element; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { std::slice::from_raw_parts_mut(chunk.as_mut_ptr().cast::<T>(), chunk.len()) }
+}
+
 fn forward<T: FloatElement>(g: &Geom, x: &[T], wt: &[T]) -> Vec<T> {
     let (og, ck, l, cghw) = (g.og(), g.ck(), g.l(), g.cg() * g.hw());
-    let mut out = filled(g.n * g.o * l, T::zero());
-    for_each_image(g, &mut out, g.o * l, |col, i, out_i, par| {
+    // Each group's product writes its whole `og × l` block of the image's output.
+    per_image_output(g, g.n * g.o * l, g.o * l, |col, i, out_i, par| {
         let x_i = &x[i * g.c * g.hw()..(i + 1) * g.c * g.hw()];
         for gi in 0..g.groups {
             let x_g = &x_i[gi * cghw..(gi + 1) * cghw];
@@ -453,23 +477,26 @@ fn forward<T: FloatElement>(g: &Geom, x: &[T], wt: &[T]) -> Vec<T> {
                 im2col(g, x_g, col);
                 MatRef { data: &*col, offset: 0, rs: l, cs: 1 }
             };
-            gemm_into(
+            gemm_into_uninit(
                 (og, l, ck),
-                MatMut { data: &mut out_i[gi * og * l..(gi + 1) * og * l], rs: l, cs: 1 },
-                false,
+                &mut out_i[gi * og * l..(gi + 1) * og * l],
+                (l, 1),
                 MatRef { data: wt, offset: gi * og * ck, rs: ck, cs: 1 },
                 rhs,
                 par,
             );
         }
-    });
-    out
+    })
 }
 
 fn input_grad<T: FloatElement>(g: &Geom, gout: &[T], wt: &[T]) -> Vec<T> {
     let (og, ck, l, cghw) = (g.og(), g.ck(), g.l(), g.cg() * g.hw());
-    let mut dx = filled(g.n * g.c * g.hw(), T::zero());
-    for_each_image(g, &mut dx, g.c * g.hw(), |col, i, dx_i, par| {
+    per_image_output(g, g.n * g.c * g.hw(), g.c * g.hw(), |col, i, dx_i, par| {
+        // col2im adds into the image: zero it here, in the task that fills it.
+        dx_i.iter_mut().for_each(|e| {
+            e.write(T::zero());
+        });
+        let dx_i = assume_init(dx_i);
         for gi in 0..g.groups {
             let dx_g = &mut dx_i[gi * cghw..(gi + 1) * cghw];
             // Wᵀ of this group: element (r, o) is wt[o·ck + r].
@@ -482,8 +509,7 @@ fn input_grad<T: FloatElement>(g: &Geom, gout: &[T], wt: &[T]) -> Vec<T> {
                 col2im(g, col, dx_g);
             }
         }
-    });
-    dx
+    })
 }
 
 fn weight_grad<T: FloatElement>(g: &Geom, x: &[T], gout: &[T]) -> Vec<T> {

@@ -40,12 +40,21 @@ fn check_index_range(
 ) -> Result<()> {
     let data = index.storage_slice::<i64>();
     let mut bad: Option<i64> = None;
-    index.layout().for_each_offset(|o| {
-        let v = data[o];
-        if bad.is_none() && (v < 0 || v as u64 >= size as u64) {
-            bad = Some(v);
+    // A negative index reads as a huge `u64`, so one unsigned comparison checks both ends.
+    let out_of_range = |v: i64| v as u64 >= size as u64;
+    if let Some(run) = contiguous_run(index.layout(), data) {
+        // Branch-free blocks that vectorise; the first offender is looked up only on failure.
+        if run.chunks(4096).any(|c| c.iter().fold(false, |b, &v| b | out_of_range(v))) {
+            bad = run.iter().copied().find(|&v| out_of_range(v));
         }
-    });
+    } else {
+        index.layout().for_each_offset(|o| {
+            let v = data[o];
+            if bad.is_none() && out_of_range(v) {
+                bad = Some(v);
+            }
+        });
+    }
     match bad {
         None => Ok(()),
         Some(v) => Err(TensorError::new(
@@ -113,55 +122,98 @@ fn scatter_add_kernel<T: Element + AddAssign>(
     idx: &[i64],
     src: &Array,
 ) -> Array {
+    if let Some(out) = scatter_add_rows::<T>(base, axis, idx_layout, idx, src) {
+        return wrap(out, base.shape());
+    }
     // (An empty view may carry an offset past its empty storage: never read it.)
     let mut out: Vec<T> = if base.numel() == 0 {
         Vec::new()
-    } else if base.layout().strides.iter().all(|&s| s == 0) {
+    } else if let Some(v) = broadcast_value::<T>(base) {
         // A broadcast value (the zeros of a reverse rule): fill, no per-element walk.
-        let mut v = crate::cache::take(base.numel());
-        v.resize(base.numel(), base.storage_slice::<T>()[base.layout().offset]);
-        v
+        let mut out = crate::cache::take(base.numel());
+        out.resize(base.numel(), v);
+        out
     } else {
         base.to_vec()
     };
     let cs = contiguous_strides(base.shape());
     let step = cs[axis] as usize;
-    let rank = base.shape().len();
     let s = src.storage_slice::<T>();
-    if let (Some(ix), Some(sv)) = (contiguous_run(idx_layout, idx), src.as_slice::<T>()) {
-        let same_rows = idx_layout.shape[..rank - 1] == base.shape()[..rank - 1];
-        if axis + 1 == rank && same_rows && src.shape() == &idx_layout.shape[..] && !out.is_empty() {
-            // Along the last axis with contiguous index and source (max pooling's reverse
-            // rule): row `r` of the output takes row `r` of the source, so rows are disjoint
-            // and go to rayon in groups.
-            let (w_in, w_out) = (idx_layout.shape[rank - 1], base.shape()[rank - 1]);
-            if let Some(per) = crate::ops::PAR_THRESHOLD.checked_div(w_in) {
-                let per = per.max(1);
-                let row = |(o, (i, v)): (&mut [T], (&[i64], &[T]))| {
-                    for (&j, &x) in i.iter().zip(v) {
-                        o[j as usize] += x;
-                    }
-                };
-                if crate::ops::parallel(sv.len()) {
-                    use rayon::prelude::*;
-                    out.par_chunks_mut(w_out * per)
-                        .zip(ix.par_chunks(w_in * per).zip(sv.par_chunks(w_in * per)))
-                        .for_each(|(o, (i, v))| {
-                            o.chunks_mut(w_out).zip(i.chunks(w_in).zip(v.chunks(w_in))).for_each(row)
-                        });
-                } else {
-                    out.chunks_mut(w_out).zip(ix.chunks(w_in).zip(sv.chunks(w_in))).for_each(row);
-                }
-            }
-            return wrap(out, base.shape());
-        }
-    }
     let mut dst = Layout { shape: idx_layout.shape.clone(), strides: cs, offset: 0 };
     dst.strides[axis] = 0;
     Layout::for_each_offset3(&dst, idx_layout, src.layout(), |d, io, so| {
         out[d + idx[io] as usize * step] += s[so];
     });
     wrap(out, base.shape())
+}
+
+/// The one value of a non-empty array broadcast from a single element (all strides 0).
+fn broadcast_value<T: Element>(a: &Array) -> Option<T> {
+    let l = a.layout();
+    (a.numel() > 0 && l.strides.iter().all(|&s| s == 0)).then(|| a.storage_slice::<T>()[l.offset])
+}
+
+/// [`scatter_add_kernel`] along the last axis with contiguous index and source rows that match
+/// the output's rows (max pooling's reverse rule): row `r` of the output takes row `r` of the
+/// source, so groups of rows go to rayon, and each group writes its rows' start values (the
+/// broadcast value or `base`'s rows) and adds into them while they are in cache — one pass
+/// over the output, split across the pool (before: a serial fill or copy of the whole output,
+/// then the parallel adds, a second pass). `None` when the operands do not have that form.
+fn scatter_add_rows<T: Element + AddAssign>(
+    base: &Array,
+    axis: usize,
+    idx_layout: &Layout,
+    idx: &[i64],
+    src: &Array,
+) -> Option<Vec<T>> {
+    let rank = base.shape().len();
+    let (ix, sv) = (contiguous_run(idx_layout, idx)?, src.as_slice::<T>()?);
+    let same_rows = idx_layout.shape[..rank - 1] == base.shape()[..rank - 1];
+    if axis + 1 != rank || !same_rows || src.shape() != &idx_layout.shape[..] || base.numel() == 0 {
+        return None;
+    }
+    let (w_in, w_out) = (idx_layout.shape[rank - 1], base.shape()[rank - 1]);
+    let fill = broadcast_value::<T>(base);
+    let rows = if fill.is_some() { None } else { Some(base.as_slice::<T>()?) };
+    let n = base.numel();
+    let mut out: Vec<T> = crate::cache::take(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
+    // Rows per task: about `PAR_THRESHOLD` source elements (at least one row).
+    let per = crate::ops::PAR_THRESHOLD.checked_div(w_in).unwrap_or(usize::MAX).max(1);
+    let group = |(g, o): (usize, &mut [std::mem::MaybeUninit<T>])| {
+        let (start, len) = (g * per * w_out, o.len());
+        match (fill, rows) {
+            (Some(v), _) => o.iter_mut().for_each(|e| {
+                e.write(v);
+            }),
+            (None, Some(b)) => o.iter_mut().zip(&b[start..start + len]).for_each(|(e, &v)| {
+                e.write(v);
+            }),
+            (None, None) => unreachable!("a fill value or base rows"),
+        }
+        // SAFETY: every element of `o` was written just above; `MaybeUninit<T>` has `T`'s layout.
+        let o = unsafe { std::slice::from_raw_parts_mut(o.as_mut_ptr().cast::<T>(), o.len()) };
+        if w_in == 0 {
+            return;
+        }
+        let first = start / w_out;
+        let (i, v) = (&ix[first * w_in..], &sv[first * w_in..]);
+        for (orow, (irow, vrow)) in o.chunks_mut(w_out).zip(i.chunks(w_in).zip(v.chunks(w_in))) {
+            for (&j, &x) in irow.iter().zip(vrow) {
+                orow[j as usize] += x;
+            }
+        }
+    };
+    let chunk = per.saturating_mul(w_out).max(1);
+    if crate::ops::parallel(sv.len()) {
+        use rayon::prelude::*;
+        spare.par_chunks_mut(chunk).enumerate().for_each(group);
+    } else {
+        spare.chunks_mut(chunk).enumerate().for_each(group);
+    }
+    // SAFETY: the groups cover `0..n` and each wrote all of its elements.
+    unsafe { out.set_len(n) };
+    Some(out)
 }
 
 fn scatter_add_dispatch(
