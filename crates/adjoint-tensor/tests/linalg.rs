@@ -308,25 +308,25 @@ fn conv_len(size: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
     (size + 2 * p - d * (k - 1) - 1) / s + 1
 }
 
-/// Direct seven-loop convolution.
-fn naive_conv2d(
-    x: &[f64],
+/// Every tap of a direct seven-loop convolution: `f(o, x, w)` for each output element `o`,
+/// input element `x` and weight element `w` with `out[o] += x[x]·w[w]` (padding skipped);
+/// returns the output shape.
+fn for_each_tap(
     xs: [usize; 4],
-    w: &[f64],
     ws: [usize; 4],
     p: &Conv2dOptions,
-) -> (Vec<f64>, [usize; 4]) {
+    mut f: impl FnMut(usize, usize, usize),
+) -> [usize; 4] {
     let ([n, c, h, wd], [o, cg, kh, kw]) = (xs, ws);
     let og = o / p.groups;
     let oh = conv_len(h, kh, p.stride[0], p.padding[0], p.dilation[0]);
     let ow = conv_len(wd, kw, p.stride[1], p.padding[1], p.dilation[1]);
-    let mut out = vec![0.0; n * o * oh * ow];
     for b in 0..n {
         for oc in 0..o {
             let gi = oc / og;
             for y in 0..oh {
                 for xx in 0..ow {
-                    let mut s = 0.0;
+                    let out = ((b * o + oc) * oh + y) * ow + xx;
                     for ci in 0..cg {
                         for ki in 0..kh {
                             for kj in 0..kw {
@@ -338,19 +338,52 @@ fn naive_conv2d(
                                     continue;
                                 }
                                 let xi = ((b * c + gi * cg + ci) * h + ih as usize) * wd + iw as usize;
-                                s += x[xi] * w[((oc * cg + ci) * kh + ki) * kw + kj];
+                                f(out, xi, ((oc * cg + ci) * kh + ki) * kw + kj);
                             }
                         }
                     }
-                    out[((b * o + oc) * oh + y) * ow + xx] = s;
                 }
             }
         }
     }
-    (out, [n, o, oh, ow])
+    [n, o, oh, ow]
 }
 
-/// Random valid 2-D convolutions: the input is made large enough for the dilated kernel.
+/// Direct seven-loop convolution.
+fn naive_conv2d(
+    x: &[f64],
+    xs: [usize; 4],
+    w: &[f64],
+    ws: [usize; 4],
+    p: &Conv2dOptions,
+) -> (Vec<f64>, [usize; 4]) {
+    let (oh, ow) = (
+        conv_len(xs[2], ws[2], p.stride[0], p.padding[0], p.dilation[0]),
+        conv_len(xs[3], ws[3], p.stride[1], p.padding[1], p.dilation[1]),
+    );
+    let mut out = vec![0.0; xs[0] * ws[0] * oh * ow];
+    let os = for_each_tap(xs, ws, p, |o, xi, wi| out[o] += x[xi] * w[wi]);
+    (out, os)
+}
+
+/// Both gradients of `⟨conv2d(x, w), g⟩` by the direct loop, each product added into the input
+/// and weight elements it read.
+fn naive_conv2d_grads(
+    x: &[f64],
+    xs: [usize; 4],
+    w: &[f64],
+    ws: [usize; 4],
+    g: &[f64],
+    p: &Conv2dOptions,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut dx, mut dw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+    for_each_tap(xs, ws, p, |o, xi, wi| {
+        dx[xi] += g[o] * w[wi];
+        dw[wi] += g[o] * x[xi];
+    });
+    (dx, dw)
+}
+
 fn conv2d_case() -> impl Strategy<Value = ConvCase> {
     (
         (0usize..=2, 1usize..=3, 1usize..=3, 1usize..=3, any::<u64>()),
@@ -440,51 +473,6 @@ fn check_conv2d_finite_differences(c: &ConvCase) {
         let fd = (f(&xv, &up) - f(&xv, &down)) / (2.0 * eps);
         assert!((fd - dw[j]).abs() < 1e-6, "d/dw[{j}]: fd {fd} vs {} ({c:?})", dw[j]);
     }
-}
-
-/// Both gradients of `⟨conv2d(x, w), g⟩` by the direct loop of [`naive_conv2d`], each product
-/// added into the input and weight elements it read.
-fn naive_conv2d_grads(
-    x: &[f64],
-    xs: [usize; 4],
-    w: &[f64],
-    ws: [usize; 4],
-    g: &[f64],
-    p: &Conv2dOptions,
-) -> (Vec<f64>, Vec<f64>) {
-    let ([n, c, h, wd], [o, cg, kh, kw]) = (xs, ws);
-    let og = o / p.groups;
-    let oh = conv_len(h, kh, p.stride[0], p.padding[0], p.dilation[0]);
-    let ow = conv_len(wd, kw, p.stride[1], p.padding[1], p.dilation[1]);
-    let (mut dx, mut dw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
-    for b in 0..n {
-        for oc in 0..o {
-            let gi = oc / og;
-            for y in 0..oh {
-                for xx in 0..ow {
-                    let gv = g[((b * o + oc) * oh + y) * ow + xx];
-                    for ci in 0..cg {
-                        for ki in 0..kh {
-                            for kj in 0..kw {
-                                let ih =
-                                    (y * p.stride[0] + ki * p.dilation[0]) as isize - p.padding[0] as isize;
-                                let iw =
-                                    (xx * p.stride[1] + kj * p.dilation[1]) as isize - p.padding[1] as isize;
-                                if ih < 0 || iw < 0 || ih as usize >= h || iw as usize >= wd {
-                                    continue;
-                                }
-                                let xi = ((b * c + gi * cg + ci) * h + ih as usize) * wd + iw as usize;
-                                let wi = ((oc * cg + ci) * kh + ki) * kw + kj;
-                                dx[xi] += gv * w[wi];
-                                dw[wi] += gv * x[xi];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    (dx, dw)
 }
 
 /// Batches large enough (`N·O·OH·OW·C·KH·KW ≥ 2²²` multiply-adds) that the kernels give whole
