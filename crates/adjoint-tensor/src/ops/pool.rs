@@ -26,6 +26,7 @@ use crate::dtype::{DType, FloatElement};
 use crate::ensure;
 use crate::error::{OrFail, Result, TensorError};
 use crate::ops::parallel;
+use crate::ops::simd::{dispatch_simd, simd_builds};
 use crate::storage::filled;
 
 /// Window of a 2-D pooling (`[height, width]` order), as PyTorch's `max_pool2d`/`avg_pool2d`.
@@ -197,9 +198,65 @@ fn planes<T: Send>(out: &mut [T], plane: usize, parallel: bool, f: impl Fn(usize
 
 /// Max pooling of one plane with the common 2×2, stride-2, unpadded window: the four candidates
 /// are read directly instead of through `Geom::window`, with the same rule as the general scan
-/// (the first NaN in row-major window order wins, else the first maximum).
-#[inline]
+/// (the first NaN in row-major window order wins, else the first maximum), in the widest SIMD
+/// build the CPU runs.
 fn max_2x2_plane<T: FloatElement>(
+    g: &Geom,
+    plane: &[T],
+    o: &mut [MaybeUninit<T>],
+    ix: &mut [MaybeUninit<i64>],
+) {
+    if g.ow < VECTOR_ROW {
+        return max_2x2_scalar(g, plane, o, ix);
+    }
+    dispatch_simd!(max_2x2_body, max_2x2_avx2, max_2x2_avx512, (g, plane, o, ix))
+}
+
+/// [`max_2x2_plane`]'s body. Branch-free so that it vectorises: a candidate replaces the best so
+/// far when that is not NaN and the candidate is not `<=` it — larger, or NaN — which is the
+/// scan's rule (once a NaN is best nothing replaces it). Rows of fewer than [`VECTOR_ROW`]
+/// outputs never fill a vector; they keep the branchy scalar loop, which was faster there
+/// (`conv_bench`, `[64, 64, 14, 14]`: 0.60–0.69 against 0.82–0.84 ms on one thread; the
+/// `[64, 32, 28, 28]` planes went from 1.16–1.39 to 0.84–0.91 ms).
+#[inline(always)]
+fn max_2x2_body<T: FloatElement>(
+    g: &Geom,
+    plane: &[T],
+    o: &mut [MaybeUninit<T>],
+    ix: &mut [MaybeUninit<i64>],
+) {
+    // `best == best`: not NaN; `!(c <= best)`: larger, or NaN (the negation is the point).
+    #[allow(clippy::eq_op, clippy::neg_cmp_op_on_partial_ord)]
+    let take = |best: T, c: T| best == best && !(c <= best);
+    for oh in 0..g.oh {
+        let (r0, r1) = (2 * oh * g.w, (2 * oh + 1) * g.w);
+        let (top, bottom) = (&plane[r0..r0 + 2 * g.ow], &plane[r1..r1 + 2 * g.ow]);
+        let (orow, irow) = (&mut o[oh * g.ow..(oh + 1) * g.ow], &mut ix[oh * g.ow..(oh + 1) * g.ow]);
+        let (r0, r1) = (r0 as i64, r1 as i64);
+        for ow in 0..g.ow {
+            let (t0, t1, b0, b1) = (top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]);
+            let (mut best, mut at) = (t0, r0);
+            if take(best, t1) {
+                (best, at) = (t1, r0 + 1);
+            }
+            if take(best, b0) {
+                (best, at) = (b0, r1);
+            }
+            if take(best, b1) {
+                (best, at) = (b1, r1 + 1);
+            }
+            orow[ow].write(best);
+            irow[ow].write(at + 2 * ow as i64);
+        }
+    }
+}
+
+/// The shortest output row [`max_2x2_body`] runs branch-free.
+const VECTOR_ROW: usize = 8;
+
+/// [`max_2x2_plane`] for short rows: each window scanned with branches (the generic build; in
+/// the AVX-512 build this loop ran 2.7× slower on `[64, 64, 14, 14]`).
+fn max_2x2_scalar<T: FloatElement>(
     g: &Geom,
     plane: &[T],
     o: &mut [MaybeUninit<T>],
@@ -233,6 +290,8 @@ fn max_2x2_plane<T: FloatElement>(
         }
     }
 }
+
+simd_builds!(max_2x2_body => max_2x2_avx2, max_2x2_avx512, [T: FloatElement], (g: &Geom, plane: &[T], o: &mut [MaybeUninit<T>], ix: &mut [MaybeUninit<i64>]));
 
 /// Max pooling's values and indices. Both outputs are written once, plane by plane, into
 /// uninitialised buffers (zeroing them first was a serial pass over 1.5× the output's bytes).
