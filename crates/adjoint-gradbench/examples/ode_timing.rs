@@ -2,8 +2,9 @@
 //! `RAYON_NUM_THREADS=1 cargo run --release -p adjoint-gradbench --example ode_timing`).
 //! With arguments `N S`, only that size (for a profiler); with `ADJOINT_PROFILE=FILE`, one more
 //! gradient per size runs under adjoint's profiler (table on stderr, trace in FILE).
-use std::time::Instant;
-
+#[path = "common/mod.rs"]
+mod common;
+use common::time;
 use adjoint_gradbench::evals::ode;
 
 fn main() {
@@ -39,15 +40,4 @@ fn main() {
         tg * 1e3,
         1.0 / (tp + tg)
     );
-}
-
-/// Mean seconds per run, over at least 3 runs and 0.5 s.
-fn time<T>(f: impl Fn() -> T) -> f64 {
-    let t0 = Instant::now();
-    let mut runs = 0;
-    while runs < 3 || t0.elapsed().as_secs_f64() < 0.5 {
-        std::hint::black_box(f());
-        runs += 1;
-    }
-    t0.elapsed().as_secs_f64() / runs as f64
 }

@@ -682,3 +682,39 @@ fn scatter_add_along_the_last_axis_matches_a_loop() {
         }
     }
 }
+
+#[test]
+fn index_select_and_index_add_of_contiguous_runs_match_a_loop() {
+    // Contiguous operands take whole runs along every axis (outer and inner sizes above 1,
+    // repeated indices); broadcast, owned and strided bases for the add.
+    let shape = [3usize, 4, 5];
+    let x: Vec<f64> = (0..60).map(|i| i as f64 * 0.5 - 7.0).collect();
+    let xa = Array::from_vec(x.clone(), &shape);
+    let idx = [2i64, 0, 2, 1];
+    for axis in 0..3 {
+        let n = idx.len().min(shape[axis]);
+        let ix: Vec<i64> = idx.iter().map(|&i| i % shape[axis] as i64).take(n).collect();
+        let ia = Array::from_vec(ix.clone(), &[n]);
+        let mut os = shape;
+        os[axis] = n;
+        let at = |s: [usize; 3], i: [usize; 3]| (i[0] * s[1] + i[1]) * s[2] + i[2];
+        let sel = xa.index_select(axis, &ia).to_vec::<f64>();
+        let src: Vec<f64> = (0..os.iter().product::<usize>()).map(|i| (i % 7) as f64 - 3.0).collect();
+        let sa = Array::from_vec(src.clone(), &os);
+        let wide = Array::from_vec((0..120).map(|i| i as f64).collect::<Vec<f64>>(), &[3, 4, 10]);
+        for base in [Array::scalar(1.5f64).broadcast_to(&shape), xa.clone(), wide.slice(2, 0, 10, 2)] {
+            let mut want = base.to_vec::<f64>();
+            for i in 0..os[0] {
+                for j in 0..os[1] {
+                    for k in 0..os[2] {
+                        let mut p = [i, j, k];
+                        p[axis] = ix[p[axis]] as usize;
+                        assert_eq!(sel[at(os, [i, j, k])], x[at(shape, p)], "index_select axis {axis}");
+                        want[at(shape, p)] += src[at(os, [i, j, k])];
+                    }
+                }
+            }
+            assert_eq!(base.index_add(axis, &ia, &sa).to_vec::<f64>(), want, "index_add axis {axis}");
+        }
+    }
+}
