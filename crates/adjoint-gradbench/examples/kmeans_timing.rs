@@ -1,11 +1,12 @@
 //! Times the `kmeans` eval's `cost` and `dir` at GradBench's small-k sizes (single thread:
 //! `RAYON_NUM_THREADS=1 cargo run --release -p adjoint-gradbench --example kmeans_timing`);
 //! `cost` is the nearest-centroid search alone, so `dir − cost` is the differentiated part.
+//! With arguments `K N D`, only that size.
 #[path = "common/mod.rs"]
 mod common;
-use common::time;
 use adjoint_core::Tensor;
 use adjoint_gradbench::evals::kmeans;
+use common::time;
 
 fn main() {
     let mut state = 31337u64;
@@ -13,7 +14,12 @@ fn main() {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    for (k, n, d) in [(10, 1000, 8), (10, 10000, 8), (10, 10000, 16), (100, 10000, 16)] {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = match args[..] {
+        [k, n, d] => vec![(k, n, d)],
+        _ => vec![(10, 1000, 8), (10, 10000, 8), (10, 10000, 16), (100, 10000, 16)],
+    };
+    for (k, n, d) in sizes {
         let p: Vec<f64> = (0..n * d).map(|_| rand()).collect();
         let c: Vec<f64> = (0..k * d).map(|_| rand()).collect();
         let ps: Vec<Tensor> = p.chunks(2048 * d).map(|b| Tensor::from_slice(b, &[b.len() / d, d])).collect();

@@ -4,8 +4,8 @@
 //! gradient per size runs under adjoint's profiler (table on stderr, trace in FILE).
 #[path = "common/mod.rs"]
 mod common;
-use common::time;
 use adjoint_gradbench::evals::ode;
+use common::time;
 
 fn main() {
     // GradBench draws x uniformly from [0, 1); a fixed LCG stands in for numpy's generator.
