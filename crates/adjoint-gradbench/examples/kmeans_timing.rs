@@ -22,7 +22,8 @@ fn main() {
     for (k, n, d) in sizes {
         let p: Vec<f64> = (0..n * d).map(|_| rand()).collect();
         let c: Vec<f64> = (0..k * d).map(|_| rand()).collect();
-        let ps: Vec<Tensor> = p.chunks(2048 * d).map(|b| Tensor::from_slice(b, &[b.len() / d, d])).collect();
+        let ps: Vec<Tensor> =
+            p.chunks(kmeans::CHUNK_POINTS * d).map(|b| Tensor::from_slice(b, &[b.len() / d, d])).collect();
         let ct = Tensor::from_slice(&c, &[k, d]);
         let tc = time(|| kmeans::cost(&p, &c, d));
         let td = time(|| kmeans::dir(&p, &ps, &c, &ct));

@@ -100,7 +100,7 @@ pub fn cost(p: &[f64], c: &[f64], d: usize) -> f64 {
 }
 
 /// Points per chunk of the differentiated sum (256 KiB per `[rows, d]` temporary at `d = 16`).
-const CHUNK_POINTS: usize = 2048;
+pub const CHUNK_POINTS: usize = 2048;
 
 /// `Σᵢ ‖C[jᵢ] - Pᵢ‖²`: the cost on the piece where point `i`'s nearest centroid is `jᵢ`;
 /// equal to the cost there, and differentiable in `c` `[k, d]`. The points come in chunks `ps`
