@@ -294,7 +294,7 @@ fn max_2x2_scalar<T: FloatElement>(
 simd_builds!(max_2x2_body => max_2x2_avx2, max_2x2_avx512, [T: FloatElement], (g: &Geom, plane: &[T], o: &mut [MaybeUninit<T>], ix: &mut [MaybeUninit<i64>]));
 
 /// Max pooling's values and indices. Both outputs are written once, plane by plane, into
-/// uninitialised buffers (zeroing them first was a serial pass over 1.5× the output's bytes).
+/// uninitialised buffers (zeroing both first was a serial pass before the parallel one).
 fn max_kernel<T: FloatElement>(g: &Geom, x: &[T]) -> (Vec<T>, Vec<i64>) {
     let (ip, op) = (g.in_plane(), g.out_plane());
     let len = g.n * g.c * op;
