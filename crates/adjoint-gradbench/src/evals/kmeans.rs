@@ -56,8 +56,8 @@ fn nearest(p: &[f64], c: &[f64], d: usize, mut visit: impl FnMut(usize, usize, f
     let rows = (BLOCK_SCORES / k).max(16);
     for (b, block) in p.chunks(rows * d).enumerate() {
         // `[P, 1]` in a buffer of adjoint's cache, moved into the array (no copy) and back to
-        // the cache when it drops: a fresh `Vec` per call went through glibc, which returned
-        // the memory and faulted it in again on every call.
+        // the cache when it drops (before: one `Vec` per call from glibc, copied again by
+        // `Array::from_slice`).
         let mut lhs: Vec<f64> = adjoint_tensor::cache::take(block.len() / d * (d + 1));
         for pi in block.chunks_exact(d) {
             lhs.extend_from_slice(pi);

@@ -125,17 +125,7 @@ fn scatter_add_kernel<T: Element + AddAssign>(
     if let Some(out) = scatter_add_rows::<T>(base, axis, idx_layout, idx, src) {
         return wrap(out, base.shape());
     }
-    // (An empty view may carry an offset past its empty storage: never read it.)
-    let mut out: Vec<T> = if base.numel() == 0 {
-        Vec::new()
-    } else if let Some(v) = broadcast_value::<T>(base) {
-        // A broadcast value (the zeros of a reverse rule): fill, no per-element walk.
-        let mut out = crate::cache::take(base.numel());
-        out.resize(base.numel(), v);
-        out
-    } else {
-        base.to_vec()
-    };
+    let mut out: Vec<T> = start_values(base);
     let cs = contiguous_strides(base.shape());
     let step = cs[axis] as usize;
     let s = src.storage_slice::<T>();
@@ -145,6 +135,23 @@ fn scatter_add_kernel<T: Element + AddAssign>(
         out[d + idx[io] as usize * step] += s[so];
     });
     wrap(out, base.shape())
+}
+
+/// A contiguous copy of `base`, the start of an out-of-place add: a broadcast value (the zeros
+/// of a reverse rule) filled without a per-element walk. (An empty view may carry an offset past
+/// its empty storage: never read it.)
+fn start_values<T: Element>(base: &Array) -> Vec<T> {
+    if base.numel() == 0 {
+        return Vec::new();
+    }
+    match broadcast_value::<T>(base) {
+        Some(v) => {
+            let mut out = crate::cache::take(base.numel());
+            out.resize(base.numel(), v);
+            out
+        }
+        None => base.to_vec(),
+    }
 }
 
 /// The one value of a non-empty array broadcast from a single element (all strides 0).
@@ -246,14 +253,7 @@ fn add_runs<T: Element + AddAssign>(base: &Array, axis: usize, idx: &[i64], src:
     if base.numel() == 0 {
         return None;
     }
-    let mut out: Vec<T> = match broadcast_value::<T>(base) {
-        Some(v) => {
-            let mut out = crate::cache::take(base.numel());
-            out.resize(base.numel(), v);
-            out
-        }
-        None => base.to_vec(),
-    };
+    let mut out: Vec<T> = start_values(base);
     let (outer, inner) = around(base.shape(), axis);
     let size = base.shape()[axis];
     for o in 0..outer {
