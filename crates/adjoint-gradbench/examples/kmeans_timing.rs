@@ -6,15 +6,11 @@
 mod common;
 use adjoint_core::Tensor;
 use adjoint_gradbench::evals::kmeans;
-use common::time;
+use common::{numbers, time, uniform};
 
 fn main() {
-    let mut state = 31337u64;
-    let mut rand = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let mut rand = uniform();
+    let args = numbers();
     let sizes = match args[..] {
         [k, n, d] => vec![(k, n, d)],
         _ => vec![(10, 1000, 8), (10, 10000, 8), (10, 10000, 16), (100, 10000, 16)],

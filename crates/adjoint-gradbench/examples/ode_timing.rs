@@ -5,16 +5,11 @@
 #[path = "common/mod.rs"]
 mod common;
 use adjoint_gradbench::evals::ode;
-use common::time;
+use common::{numbers, time, uniform};
 
 fn main() {
-    // GradBench draws x uniformly from [0, 1); a fixed LCG stands in for numpy's generator.
-    let mut state = 31337u64;
-    let mut rand = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let mut rand = uniform();
+    let args = numbers();
     let (ns, ss) = match args[..] {
         [n, s] => (vec![n], vec![s]),
         _ => (vec![1000, 10000, 100000], vec![1, 10, 100]),

@@ -11,3 +11,18 @@ pub fn time<T>(f: impl Fn() -> T) -> f64 {
     }
     t0.elapsed().as_secs_f64() / runs as f64
 }
+
+/// Uniform draws from `[0, 1)` by a fixed LCG (GradBench draws its inputs with numpy's
+/// generator; this stands in for it, the same sequence on every run).
+pub fn uniform() -> impl FnMut() -> f64 {
+    let mut state = 31337u64;
+    move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The command line's numeric arguments (others skipped).
+pub fn numbers() -> Vec<usize> {
+    std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect()
+}
