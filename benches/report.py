@@ -185,6 +185,18 @@ def tensor_target(res, name, size, t, adj, l3=None):
                 f"{small[1]:.1f} for 1M on one thread (memory bandwidth shared during the run)",
                 None,
             )
+        paired = adj.get("copy_paired_gbs")
+        if paired is not None and bw[0] == "adjoint":
+            # adjoint's copy is the run's fastest; the same copy timed alternately with this op
+            # (`timing::measure_pair`) is the reference, so a drift of the host's memory speed
+            # between the copy row and this one does not decide the verdict. The unpaired ratio
+            # is shown beside it.
+            frac = adj["value"] / paired
+            return (
+                f"≥ 80% of copy bandwidth ({paired:.1f} GB/s, adjoint's copy timed alternately with it{note}): "
+                f"{frac * 100:.0f}% (against the copy row's {bw[1]:.1f} GB/s: {adj['value'] / bw[1] * 100:.0f}%)",
+                frac >= 0.8,
+            )
         frac = adj["value"] / bw[1]
         return f"≥ 80% of copy bandwidth ({bw[1]:.1f} GB/s, {NAMES[bw[0]]}{note}): {frac * 100:.0f}%", frac >= 0.8
     if name in ("add_f32", "exp_f32") and size == "1M":
@@ -462,7 +474,10 @@ def main():
         "- The copy rows are the machine's bandwidth reference (the best library's copy into an existing buffer "
         "is the 100% of the add/exp targets): adjoint's is `adjoint_tensor::ops::copy_slice` (non-temporal "
         "stores from 32 MiB), NumPy's `copyto` and PyTorch's `copy_` call `memcpy`, which uses non-temporal "
-        "stores only past 3/4 of the L3 the machine reports (on a VM reporting 480 MiB, not for 64 MB).\n"
+        "stores only past 3/4 of the L3 the machine reports (on a VM reporting 480 MiB, not for 64 MB). "
+        "adjoint's 16M add and exp are timed alternately with its copy (a sample of the op, then one of the "
+        "copy, 7 times), and when adjoint's copy is the run's fastest that paired copy is their 100%: the host's "
+        "memory speed drifts by a third within a minute, more than the target's margin.\n"
         "- The machine is shared and noisy (other builds and tests run on it); the load average before and after "
         "the run is recorded below. Ratios from one run are meaningful; absolute times drift between runs.\n"
     )

@@ -75,7 +75,7 @@ pub fn measure_with<R, T>(
     let batch = (plan.min_sample.as_secs_f64() / one.as_secs_f64().max(1e-9)).ceil().clamp(1.0, 1e7) as usize;
     let before = before_samples();
     let wall = Instant::now();
-    let mut per: Vec<f64> = (0..plan.samples)
+    let per: Vec<f64> = (0..plan.samples)
         .map(|_| {
             let t = Instant::now();
             for _ in 0..batch {
@@ -85,15 +85,57 @@ pub fn measure_with<R, T>(
         })
         .collect();
     let wall = wall.elapsed().as_secs_f64();
+    (stats(per, batch), before, wall)
+}
+
+/// Times `f` and `g` alternately — a batch of `f`, then a batch of `g`, per sample — so that
+/// both see the machine in the same state. On a shared host the memory bandwidth drifts by 30%
+/// and more within a minute (`benches/LOG.md`, 2026-12-08: a 16M copy on two threads 1.95 to
+/// 2.57 ms in one minute), so a ratio of two figures timed seconds apart says as much about the
+/// host as about the code; for a ratio to a reference (an op against a copy of the same bytes),
+/// measure the pair with this. Returns the statistics of `f` and of `g`, each per call.
+pub fn measure_pair<R, S>(plan: Plan, mut f: impl FnMut() -> R, mut g: impl FnMut() -> S) -> (Stats, Stats) {
+    let one = |h: &mut dyn FnMut()| {
+        let mut best = Duration::MAX;
+        for _ in 0..plan.warmups.max(1) {
+            let t = Instant::now();
+            h();
+            best = best.min(t.elapsed());
+        }
+        (plan.min_sample.as_secs_f64() / best.as_secs_f64().max(1e-9)).ceil().clamp(1.0, 1e7) as usize
+    };
+    let batch_f = one(&mut || {
+        black_box(f());
+    });
+    let batch_g = one(&mut || {
+        black_box(g());
+    });
+    let (mut per_f, mut per_g) = (Vec::with_capacity(plan.samples), Vec::with_capacity(plan.samples));
+    for _ in 0..plan.samples {
+        let t = Instant::now();
+        for _ in 0..batch_f {
+            black_box(f());
+        }
+        per_f.push(t.elapsed().as_secs_f64() / batch_f as f64);
+        let t = Instant::now();
+        for _ in 0..batch_g {
+            black_box(g());
+        }
+        per_g.push(t.elapsed().as_secs_f64() / batch_g as f64);
+    }
+    (stats(per_f, batch_f), stats(per_g, batch_g))
+}
+
+/// Median, percentiles and counts of per-unit sample times.
+fn stats(mut per: Vec<f64>, batch: usize) -> Stats {
     per.sort_by(f64::total_cmp);
-    let stats = Stats {
+    Stats {
         median_s: quantile(&per, 0.5),
         p10_s: quantile(&per, 0.1),
         p90_s: quantile(&per, 0.9),
         batch,
         samples: per.len(),
-    };
-    (stats, before, wall)
+    }
 }
 
 #[cfg(test)]
@@ -116,5 +158,29 @@ mod tests {
         assert!(s.median_s >= 1e-3, "{s:?}");
         assert!(s.batch >= 1 && s.batch <= 3, "{s:?}");
         assert!(s.p10_s <= s.median_s && s.median_s <= s.p90_s);
+    }
+
+    #[test]
+    fn measure_pair_alternates_and_times_each_side_alone() {
+        let plan = Plan { warmups: 1, samples: 3, min_sample: Duration::from_millis(2) };
+        let order = std::cell::RefCell::new(Vec::new());
+        let (f, g) = measure_pair(
+            plan,
+            || {
+                order.borrow_mut().push('f');
+                std::thread::sleep(Duration::from_millis(1))
+            },
+            || {
+                order.borrow_mut().push('g');
+                std::thread::sleep(Duration::from_millis(3))
+            },
+        );
+        assert!(f.median_s >= 1e-3, "{f:?}");
+        assert!(g.median_s >= 3e-3, "{g:?}");
+        assert_eq!((f.samples, g.samples), (3, 3));
+        // After the warm-ups (f's, then g's), every sample is a batch of f and then one of g.
+        let timed: String = order.borrow()[2..].iter().collect();
+        let sample = "f".repeat(f.batch) + &"g".repeat(g.batch);
+        assert_eq!(timed, sample.repeat(3));
     }
 }
