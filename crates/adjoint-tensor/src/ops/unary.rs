@@ -45,14 +45,23 @@ pub(crate) const CHUNK: usize = 1 << 15;
 
 /// A fresh vector of `n` elements, each written by `fill(start, chunk)`, which must write every
 /// element of `chunk` (the elements `start..start + chunk.len()` of the output). Chunks go to
-/// `rayon` when [`parallel`](crate::ops::parallel) says so.
+/// `rayon` when [`parallel`](crate::ops::parallel) says so. When the output is large enough to
+/// be written around the cache ([`stream::enabled`], the test every kernel's `stream` flag
+/// comes from), each chunk ends with [`stream::fence`].
 pub(crate) fn build<U: Element>(n: usize, fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
     let mut v: Vec<U> = crate::cache::take(n);
     let spare = &mut v.spare_capacity_mut()[..n];
+    let streamed = stream::enabled(n * std::mem::size_of::<U>());
+    let task = |start: usize, c: &mut [MaybeUninit<U>]| {
+        fill(start, c);
+        if streamed {
+            stream::fence();
+        }
+    };
     if parallel(n) {
-        spare.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| fill(i * CHUNK, c));
+        spare.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| task(i * CHUNK, c));
     } else {
-        fill(0, spare);
+        task(0, spare);
     }
     // SAFETY: `fill` wrote every element of every chunk (its contract, kept by every caller in
     // this crate), and the chunks cover `0..n`. `U: Copy`, so nothing needs dropping if `fill`
@@ -217,15 +226,25 @@ impl<const K: usize> Walk<K> {
                 }
             }
         };
+        // As in [`build`]: a streamed output's tasks each end with a fence.
+        let streamed = stream::enabled(n * std::mem::size_of::<U>());
         if parallel(n) {
             spare.par_chunks_mut(rows * width).enumerate().for_each(|(mi, m)| {
-                m.par_chunks_mut(TILE * width).enumerate().for_each(|(rb, out)| block(mi, rb, out))
+                m.par_chunks_mut(TILE * width).enumerate().for_each(|(rb, out)| {
+                    block(mi, rb, out);
+                    if streamed {
+                        stream::fence();
+                    }
+                })
             });
         } else {
             for (mi, m) in spare.chunks_mut(rows * width).enumerate() {
                 for (rb, out) in m.chunks_mut(TILE * width).enumerate() {
                     block(mi, rb, out);
                 }
+            }
+            if streamed {
+                stream::fence();
             }
         }
         // SAFETY: the tiles cover every element of every row of every matrix, and `run` writes
