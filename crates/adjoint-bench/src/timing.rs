@@ -94,6 +94,7 @@ pub fn measure_with<R, T>(
 /// 2.57 ms in one minute), so a ratio of two figures timed seconds apart says as much about the
 /// host as about the code; for a ratio to a reference (an op against a copy of the same bytes),
 /// measure the pair with this. Returns the statistics of `f` and of `g`, each per call.
+#[allow(dead_code)] // bench_suite includes this file and uses it; this crate's own binary does not
 pub fn measure_pair<R, S>(plan: Plan, mut f: impl FnMut() -> R, mut g: impl FnMut() -> S) -> (Stats, Stats) {
     let one = |h: &mut dyn FnMut()| {
         let mut best = Duration::MAX;
