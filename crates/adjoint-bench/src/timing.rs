@@ -66,13 +66,7 @@ pub fn measure_with<R, T>(
     mut f: impl FnMut() -> R,
     before_samples: impl FnOnce() -> T,
 ) -> (Stats, T, f64) {
-    let mut one = Duration::MAX;
-    for _ in 0..plan.warmups.max(1) {
-        let t = Instant::now();
-        black_box(f());
-        one = one.min(t.elapsed());
-    }
-    let batch = (plan.min_sample.as_secs_f64() / one.as_secs_f64().max(1e-9)).ceil().clamp(1.0, 1e7) as usize;
+    let batch = warm_up(plan, &mut f);
     let before = before_samples();
     let wall = Instant::now();
     let per: Vec<f64> = (0..plan.samples)
@@ -96,21 +90,7 @@ pub fn measure_with<R, T>(
 /// measure the pair with this. Returns the statistics of `f` and of `g`, each per call.
 #[allow(dead_code)] // bench_suite includes this file and uses it; this crate's own binary does not
 pub fn measure_pair<R, S>(plan: Plan, mut f: impl FnMut() -> R, mut g: impl FnMut() -> S) -> (Stats, Stats) {
-    let one = |h: &mut dyn FnMut()| {
-        let mut best = Duration::MAX;
-        for _ in 0..plan.warmups.max(1) {
-            let t = Instant::now();
-            h();
-            best = best.min(t.elapsed());
-        }
-        (plan.min_sample.as_secs_f64() / best.as_secs_f64().max(1e-9)).ceil().clamp(1.0, 1e7) as usize
-    };
-    let batch_f = one(&mut || {
-        black_box(f());
-    });
-    let batch_g = one(&mut || {
-        black_box(g());
-    });
+    let (batch_f, batch_g) = (warm_up(plan, &mut f), warm_up(plan, &mut g));
     let (mut per_f, mut per_g) = (Vec::with_capacity(plan.samples), Vec::with_capacity(plan.samples));
     for _ in 0..plan.samples {
         let t = Instant::now();
@@ -125,6 +105,17 @@ pub fn measure_pair<R, S>(plan: Plan, mut f: impl FnMut() -> R, mut g: impl FnMu
         per_g.push(t.elapsed().as_secs_f64() / batch_g as f64);
     }
     (stats(per_f, batch_f), stats(per_g, batch_g))
+}
+
+/// The warm-up calls of `f`; the fastest estimates one call, which sizes a sample's batch.
+fn warm_up<R>(plan: Plan, f: &mut impl FnMut() -> R) -> usize {
+    let mut one = Duration::MAX;
+    for _ in 0..plan.warmups.max(1) {
+        let t = Instant::now();
+        black_box(f());
+        one = one.min(t.elapsed());
+    }
+    (plan.min_sample.as_secs_f64() / one.as_secs_f64().max(1e-9)).ceil().clamp(1.0, 1e7) as usize
 }
 
 /// Median, percentiles and counts of per-unit sample times.

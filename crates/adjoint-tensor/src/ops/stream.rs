@@ -10,9 +10,9 @@
 //! [`fill`] takes a kernel written as "fill this slice starting at element `start`" and, when
 //! asked to stream, runs it group by group into a local array that stays in registers, writes
 //! that out with non-temporal stores; each task that streamed ends with one [`fence`] (an
-//! `sfence`), which orders the stores before the output is handed to another thread. A short head brings the output to a
-//! cache-line boundary and a remainder finishes it, both written directly. Unstreamed, it is
-//! the kernel over the whole slice.
+//! `sfence`), which orders the stores before the output is handed to another thread. A short
+//! head brings the output to a cache-line boundary and a remainder finishes it, both written
+//! directly. Unstreamed, it is the kernel over the whole slice.
 //!
 //! Streaming is chosen per output, not per run: only [`build`](crate::ops::unary)'s callers
 //! know the output's total size, and a run of a small output must stay cached for the next op.
@@ -54,9 +54,9 @@ pub(crate) fn enabled(bytes: usize) -> bool {
 /// `stream` (from [`enabled`]: only where the CPU has AVX), `out` is filled in groups of `G`
 /// elements, each computed into a local array (which LLVM keeps in registers when the kernel
 /// inlines) and written with non-temporal stores, left unfenced: the caller's task ends with
-/// [`fence`] (the engine does this for every output that [`enabled`] says streams);
-/// otherwise `kernel(out, 0)`. `G` elements must
-/// be whole cache lines (`G · size_of::<U>()` a multiple of 64) for the group to stream, and
+/// [`fence`] (the engine does this for every output that [`enabled`] says streams); otherwise
+/// `kernel(out, 0)`. `G` elements must be whole cache lines (`G · size_of::<U>()` a multiple of
+/// 64) for the group to stream, and
 /// runs shorter than [`MIN_GROUPS`] groups are written plainly. The kernel must initialise
 /// every element of its part, and be an `#[inline(always)]` closure: it is called from four
 /// places, and out of line it would lose the caller's SIMD build.
