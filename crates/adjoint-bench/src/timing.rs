@@ -1,9 +1,12 @@
 //! The one timing loop of adjoint's benchmarks: warm-ups (the fastest of them estimates one
 //! call), then timed samples, each a batch of iterations sized to last at least
 //! `min_sample`; median, 10th and 90th percentile of the per-iteration times. The workload
-//! suite (`measure.rs`) and the examples `bench_suite`, `anomaly_overhead` and `train_bench`
-//! all use it (the examples include this file with `#[path]`, as `train_bench` includes
-//! `steps.rs`), so every adjoint number is timed the same way. Standard library only.
+//! suite (`measure.rs`) and the examples `bench_suite`, `anomaly_overhead`, `train_bench` and
+//! `linalg_bench` all use it (the examples include this file with `#[path]`, as `train_bench`
+//! includes `steps.rs`), so every adjoint number is timed the same way. A figure judged as a
+//! fraction of a reference run on the same machine (the 16M add and exp against a copy) is
+//! timed alternately with that reference, [`measure_pair`], not seconds apart from it.
+//! Standard library only.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
